@@ -1,0 +1,90 @@
+"""Real-time drivers: run a World against the wall clock for interactive use.
+
+The World never reads the wall clock itself. A driver maps wall time onto virtual time
+(``virtual = start_virtual + (wall - start_wall) * speed``), sleeps until the next scheduled
+entry is due and runs it. Code at the edge (sockets, serial ptys) that injects input into the
+world calls :meth:`AsyncioDriver.sync` first, so the input lands at the right virtual instant,
+then :meth:`AsyncioDriver.wake` so the driver re-reads the schedule.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from .clock import to_micros
+from .errors import UsageError
+from .world import World
+
+# A driver never sleeps longer than this, so ``stop`` and ``wake`` stay responsive.
+_MAX_SLEEP_S = 0.25
+
+
+class _WallMapping:
+    def __init__(self, world: World, speed: float, wall: Callable[[], float]) -> None:
+        if speed <= 0:
+            raise UsageError("real-time speed must be positive")
+        self.world = world
+        self.speed = speed
+        self._wall = wall
+        self._start_wall = wall()
+        self._start_virtual_us = world.clock.now_us
+
+    def target_us(self) -> int:
+        elapsed = (self._wall() - self._start_wall) * self.speed
+        return self._start_virtual_us + to_micros(elapsed)
+
+    def sync(self) -> None:
+        """Advance virtual time to the wall-equivalent instant, running what falls due."""
+        self.world.scheduler.run_until_time(max(self.target_us(), self.world.clock.now_us))
+
+    def seconds_until_next(self) -> float:
+        nxt = self.world.scheduler.next_due_us()
+        if nxt is None:
+            return _MAX_SLEEP_S
+        wait = (nxt - self.target_us()) / 1e6 / self.speed
+        return max(0.0, min(wait, _MAX_SLEEP_S))
+
+
+class RealtimeDriver(_WallMapping):
+    """Blocking driver: ``run(seconds)`` runs the world for that many wall seconds."""
+
+    def __init__(self, world: World, speed: float = 1.0,
+                 wall: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        super().__init__(world, speed, wall)
+        self._sleep = sleep
+
+    def run(self, wall_seconds: float) -> None:
+        end = self._wall() + wall_seconds
+        while self._wall() < end:
+            self.sync()
+            self._sleep(min(self.seconds_until_next(), max(0.0, end - self._wall())))
+        self.sync()
+
+
+class AsyncioDriver(_WallMapping):
+    """Drives a World from inside an asyncio loop, alongside real sockets."""
+
+    def __init__(self, world: World, speed: float = 1.0,
+                 wall: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(world, speed, wall)
+        self._wakeup = asyncio.Event()
+        self._stopped = False
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    def stop(self) -> None:
+        self._stopped = True
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        while not self._stopped:
+            self.sync()
+            self._wakeup.clear()
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), timeout=self.seconds_until_next())
+            except TimeoutError:
+                pass
