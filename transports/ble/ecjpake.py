@@ -244,9 +244,7 @@ class _Reader:
 
     def end(self) -> None:
         if self.remaining:
-            raise EcJpakeError(
-                MbedtlsEcpError.BAD_INPUT_DATA, f"{self.remaining} trailing byte(s)"
-            )
+            raise EcJpakeError(MbedtlsEcpError.BAD_INPUT_DATA, f"{self.remaining} trailing byte(s)")
 
 
 def _check_public(point: _Point | None, what: str) -> _Point:
@@ -422,9 +420,4 @@ class EcJpake:
             if r:  # r = 0 would encode as an empty scalar, which readers reject
                 break
         r_bytes = _scalar_bytes(r)
-        return (
-            _tls_point(pair.public)
-            + _tls_point(nonce.public)
-            + bytes([len(r_bytes)])
-            + r_bytes
-        )
+        return _tls_point(pair.public) + _tls_point(nonce.public) + bytes([len(r_bytes)]) + r_bytes
