@@ -5,6 +5,9 @@
  * Usage: ecjpake_peer client|server PASSWORD_HEX
  *
  * Commands on stdin, one per line; one answer line per command on stdout:
+ *   keys <x1> <x2> -> "ok": fix our two round-one private keys (hex), as mbedTLS's own
+ *                     vector tests do; the next w1 still draws fresh ones, so use either
+ *                     this or w1 (needs the context fields, public in mbedTLS 2.x)
  *   w1          -> "ok <hex of our round one>"
  *   r1 <hex>    -> "ok" or "err <mbedTLS error code>"
  *   w2          -> "ok <hex of our round two>"
@@ -20,6 +23,12 @@
 #include "mbedtls/ctr_drbg.h"
 #include "mbedtls/ecjpake.h"
 #include "mbedtls/entropy.h"
+
+#if defined(MBEDTLS_PRIVATE)
+#define FIELD(name) MBEDTLS_PRIVATE(name)
+#else
+#define FIELD(name) name
+#endif
 
 #define MAX_MESSAGE 1024
 #define MAX_LINE (2 * MAX_MESSAGE + 64)
@@ -56,6 +65,40 @@ static long parse_hex(const char *text, unsigned char *out, size_t capacity)
         out[i] = (unsigned char) ((high << 4) | low);
     }
     return (long) (digits / 2);
+}
+
+/* Same as mbedTLS's test suites: set xm1, xm2 and derive Xm1 = xm1.G, Xm2 = xm2.G. */
+static int load_keys(mbedtls_ecjpake_context *ctx, const char *argument)
+{
+    static unsigned char key[2][MAX_MESSAGE];
+    char first[2 * MAX_MESSAGE + 1];
+    const char *space = strchr(argument, ' ');
+    long length[2];
+    int ret;
+
+    if (space == NULL || (size_t) (space - argument) >= sizeof(first)) {
+        return MBEDTLS_ERR_ECP_BAD_INPUT_DATA;
+    }
+    memcpy(first, argument, (size_t) (space - argument));
+    first[space - argument] = '\0';
+    length[0] = parse_hex(first, key[0], sizeof(key[0]));
+    length[1] = parse_hex(space + 1, key[1], sizeof(key[1]));
+    if (length[0] <= 0 || length[1] <= 0) {
+        return MBEDTLS_ERR_ECP_BAD_INPUT_DATA;
+    }
+    ret = mbedtls_mpi_read_binary(&ctx->FIELD(xm1), key[0], (size_t) length[0]);
+    if (ret == 0) {
+        ret = mbedtls_mpi_read_binary(&ctx->FIELD(xm2), key[1], (size_t) length[1]);
+    }
+    if (ret == 0) {
+        ret = mbedtls_ecp_mul(&ctx->FIELD(grp), &ctx->FIELD(Xm1), &ctx->FIELD(xm1),
+                              &ctx->FIELD(grp).G, NULL, NULL);
+    }
+    if (ret == 0) {
+        ret = mbedtls_ecp_mul(&ctx->FIELD(grp), &ctx->FIELD(Xm2), &ctx->FIELD(xm2),
+                              &ctx->FIELD(grp).G, NULL, NULL);
+    }
+    return ret;
 }
 
 static void print_ok_hex(const unsigned char *data, size_t length)
@@ -130,7 +173,9 @@ int main(int argc, char **argv)
             argument = line + strlen(line);
         }
 
-        if (strcmp(line, "w1") == 0 || strcmp(line, "w2") == 0) {
+        if (strcmp(line, "keys") == 0) {
+            print_result(load_keys(&ctx, argument));
+        } else if (strcmp(line, "w1") == 0 || strcmp(line, "w2") == 0) {
             ret = line[1] == '1'
                 ? mbedtls_ecjpake_write_round_one(&ctx, message, sizeof(message), &length,
                                                   mbedtls_ctr_drbg_random, &drbg)
