@@ -50,6 +50,8 @@ class World:
             self.trace.add_sink(sink)
         self.rng = self.rng_for("world")
         self.nodes: dict[str, Any] = {}
+        #: World-wide simulated environments (e.g. the radio environment), keyed by name.
+        self.shared: dict[str, Any] = {}
         self.trace.emit("world", "kernel", "world.created", seed=self.seed,
                         trace_format=1)
 

@@ -1,0 +1,342 @@
+"""The cloud's device-facing endpoint: handshakes, sessions, events, claim codes.
+
+How this works
+--------------
+The endpoint is sans-IO: ``datagram_received(address, data, reply)`` takes one datagram from a
+device connection (an in-process link end, or a UDP peer) together with the function that sends
+back to it. Per address it tracks a connection; per session id a :class:`CloudSession`.
+
+* DTLS stand-in: CLIENT_HELLO (device id) -> SERVER_HELLO; CLIENT_FINISHED -> SERVER_FINISHED
+  carrying a fresh 8-byte session id. The session is kept for resumption (up to
+  ``session_max_age_s``, three days by default, like Particle's automatic renegotiation).
+* Application data names its session. An unknown, expired or ended session is answered with a
+  CoAP RST (or ignored, ``unknown_session_reply="ignore"``), which makes the device discard its
+  session and fall back to a full handshake.
+* HELLO marks a full handshake; a ping as the first message on a connection marks a resume.
+  Either way the device is online and ``spark/status`` "online" is published.
+* Events are ACKed and published on the bus. ``spark/device/session/end`` makes the cloud forget
+  the session after acknowledging it (UNVERIFIED cloud behaviour, docs/claiming.md).
+  ``spark/device/claim/code`` is redeemed ``claim_confirm_delay_s`` later (2.25 s: with the link latency the
+  device clears its code ~2.4 s after sending it, as in the
+  forum log); when the claim succeeds the cloud sends ``spark/device/claim/confirm`` to the device.
+* Cloud-to-device events are confirmable and retransmitted until ACKed (or the session goes).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field, replace
+
+from firmware_sim.communication import wire
+from firmware_sim.communication.wire import CoapMessage, CoapType, HandshakeType, RecordType
+from firmware_sim.kernel.errors import PeerProtocolError
+from firmware_sim.kernel.scheduler import TimerHandle
+from firmware_sim.kernel.world import World
+
+from .claims import ClaimResult, redeem_claim_code
+from .events import CloudEvent, EventBus
+from .model import DeviceRecord
+from .store import CloudStore
+
+Reply = Callable[[bytes], None]
+CLAIM_CODE_EVENT = "spark/device/claim/code"
+SESSION_END_EVENT = "spark/device/session/end"
+
+
+@dataclass(frozen=True)
+class EndpointOptions:
+    #: "rst": answer data on an unknown session with a CoAP RST; "ignore": stay silent.
+    unknown_session_reply: str = "rst"
+    session_max_age_s: float = 3 * 24 * 3600.0
+    claim_confirm_delay_s: float = 2.25
+    confirm_event: str = "spark/device/claim/confirm"
+    #: also send the confirm event when the claim was refused (the device then clears its code)
+    confirm_on_refusal: bool = False
+    ack_timeout_s: float = 4.0
+    max_retransmit: int = 3
+    #: Unix time of virtual time 0 (2026-01-01T00:00:00Z), for time requests and timestamps.
+    epoch: int = 1_767_225_600
+
+    def __post_init__(self) -> None:
+        if self.unknown_session_reply not in ("rst", "ignore"):
+            raise ValueError("unknown_session_reply must be 'rst' or 'ignore'")
+
+
+@dataclass
+class CloudSession:
+    session_id: bytes
+    device_id: str
+    created_us: int
+    address: Hashable | None = None
+    reply: Reply | None = None
+    full_handshakes: int = 0
+    resumes: int = 0
+    next_mid: int = 0x8000
+    pending: dict[int, tuple[bytes, int, TimerHandle | None]] = field(default_factory=dict)
+    seen_mids: list[int] = field(default_factory=list)
+
+
+@dataclass
+class _Connection:
+    device_id: str | None = None
+    session_id: bytes | None = None
+    first_message_seen: bool = False
+
+
+class DeviceEndpoint:
+    def __init__(self, world: World, store: CloudStore, bus: EventBus,
+                 options: EndpointOptions | None = None, name: str = "cloud") -> None:
+        self.world = world
+        self.store = store
+        self.bus = bus
+        self.options = options or EndpointOptions()
+        self.tracer = world.trace.bind(name, "endpoint")
+        self._rng: random.Random = world.rng_for(f"{name}:sessions")
+        self.sessions: dict[bytes, CloudSession] = {}
+        self._connections: dict[Hashable, _Connection] = {}
+        self.claim_results: list[ClaimResult] = []
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    @property
+    def now_us(self) -> int:
+        return self.world.clock.now_us
+
+    def unix_time(self) -> int:
+        return self.options.epoch + self.now_us // 1_000_000
+
+    def session_for_device(self, device_id: str) -> CloudSession | None:
+        found = [s for s in self.sessions.values() if s.device_id == device_id]
+        return max(found, key=lambda s: s.created_us) if found else None
+
+    def forget_session(self, device_id: str) -> bool:
+        """Drop every session of ``device_id`` (what ``spark/device/session/end`` does)."""
+        doomed = [sid for sid, s in self.sessions.items() if s.device_id == device_id]
+        for sid in doomed:
+            self._drop_session(sid, "forgotten")
+        return bool(doomed)
+
+    def _drop_session(self, session_id: bytes, reason: str) -> None:
+        session = self.sessions.pop(session_id, None)
+        if session is None:
+            return
+        for _, _, timer in session.pending.values():
+            if timer is not None:
+                timer.cancel()
+        self.tracer.emit("session.dropped", device_id=session.device_id, reason=reason,
+                         session_id=session_id)
+
+    def _live_session(self, session_id: bytes) -> CloudSession | None:
+        session = self.sessions.get(session_id)
+        if session is None:
+            return None
+        if self.now_us - session.created_us > round(self.options.session_max_age_s * 1e6):
+            self._drop_session(session_id, "expired")
+            return None
+        return session
+
+    # -- receive -------------------------------------------------------------------------------
+
+    def datagram_received(self, address: Hashable, data: bytes, reply: Reply) -> None:
+        try:
+            record = wire.decode_record(data)
+        except PeerProtocolError as exc:
+            self.tracer.emit("datagram.malformed", error=str(exc), size=len(data))
+            return
+        connection = self._connections.setdefault(address, _Connection())
+        if record.type is RecordType.HANDSHAKE:
+            self._on_handshake(address, connection, HandshakeType(record.subtype), record.body,
+                               reply)
+        elif record.type is RecordType.APPLICATION_DATA:
+            self._on_app_data(address, connection, record.session_id, record.body, reply)
+        else:
+            self.tracer.emit("datagram.ignored", reason="alert from device")
+
+    def connection_closed(self, address: Hashable) -> None:
+        self._connections.pop(address, None)
+
+    def _on_handshake(self, address: Hashable, connection: _Connection, htype: HandshakeType,
+                      body: bytes, reply: Reply) -> None:
+        if htype is HandshakeType.CLIENT_HELLO:
+            connection.device_id = body.hex()
+            connection.session_id = None
+            self.tracer.emit("dtls.client_hello", device_id=connection.device_id)
+            reply(wire.encode_handshake(HandshakeType.SERVER_HELLO))
+        elif htype is HandshakeType.CLIENT_FINISHED and connection.device_id is not None:
+            if connection.session_id is None:
+                session_id = self._rng.randbytes(wire.SESSION_ID_SIZE)
+                connection.session_id = session_id
+                self.sessions[session_id] = CloudSession(session_id, connection.device_id,
+                                                         self.now_us, address, reply)
+                self.tracer.emit("session.created", device_id=connection.device_id,
+                                 session_id=session_id)
+            reply(wire.encode_handshake(HandshakeType.SERVER_FINISHED, connection.session_id))
+        else:
+            self.tracer.emit("dtls.unexpected", message=htype.name)
+
+    def _on_app_data(self, address: Hashable, connection: _Connection, session_id: bytes,
+                     body: bytes, reply: Reply) -> None:
+        try:
+            message = CoapMessage.decode(body)
+        except PeerProtocolError as exc:
+            self.tracer.emit("coap.malformed", error=str(exc))
+            return
+        session = self._live_session(session_id)
+        if session is None:
+            self.tracer.emit("session.unknown", session_id=session_id,
+                             reply=self.options.unknown_session_reply)
+            if self.options.unknown_session_reply == "rst" and message.mtype is CoapType.CON:
+                reply(wire.encode_app_data(session_id, CoapMessage(
+                    CoapType.RST, wire.EMPTY, message.mid).encode()))
+            return
+        session.address, session.reply = address, reply
+        connection.session_id = session_id
+        connection.device_id = session.device_id
+        first = not connection.first_message_seen
+        connection.first_message_seen = True
+        self._touch_device(session.device_id)
+        if message.mtype is CoapType.ACK:
+            self._on_ack(session, message)
+            return
+        if message.mtype is CoapType.RST:
+            self.tracer.emit("coap.rst_from_device", mid=message.mid)
+            return
+        duplicate = message.mid in session.seen_mids
+        if not duplicate:
+            session.seen_mids = ([*session.seen_mids, message.mid])[-32:]
+        if message.is_empty:
+            # A ping. As the first message of a connection it is a resumed session.
+            self._send(session, CoapMessage(CoapType.ACK, wire.EMPTY, message.mid))
+            if first and not duplicate:
+                session.resumes += 1
+                self.tracer.emit("session.resumed", device_id=session.device_id)
+                self._device_online(session.device_id)
+            return
+        self._on_request(session, message, duplicate)
+
+    def _on_request(self, session: CloudSession, message: CoapMessage, duplicate: bool) -> None:
+        path = message.uri_path
+        ack_code, ack_payload = wire.EMPTY, b""
+        handled: Callable[[], None] | None = None
+        if message.code == wire.POST and path == (wire.URI_HELLO,):
+            try:
+                hello = wire.Hello.decode(message.payload)
+            except PeerProtocolError as exc:
+                self.tracer.emit("hello.malformed", error=str(exc))
+                ack_code = wire.BAD_REQUEST
+            else:
+                handled = lambda: self._on_hello(session, hello)  # noqa: E731
+        elif message.code == wire.POST and path == (wire.URI_DESCRIBE,):
+            pass
+        elif message.code == wire.GET and path == (wire.URI_TIME,):
+            ack_code, ack_payload = wire.CONTENT, self.unix_time().to_bytes(4, "big")
+        elif message.code == wire.GET and path and path[0] == wire.URI_PUBLIC_EVENT:
+            self.tracer.emit("subscription", device_id=session.device_id,
+                             prefix="/".join(path[1:]))
+        elif message.code == wire.POST and (event := wire.parse_event_uri(path)) is not None:
+            name, private = event
+            handled = lambda: self._on_device_event(session, name, private,  # noqa: E731
+                                                    message.payload, message.max_age)
+        else:
+            ack_code = wire.NOT_FOUND
+        if message.mtype is CoapType.CON:
+            self._send(session, CoapMessage(CoapType.ACK, ack_code, message.mid, message.token,
+                                            payload=ack_payload))
+        if handled is not None and not duplicate:
+            handled()
+
+    def _on_hello(self, session: CloudSession, hello: wire.Hello) -> None:
+        if hello.device_id.hex() != session.device_id:
+            self.tracer.emit("hello.device_mismatch", device_id=session.device_id)
+            return
+        session.full_handshakes += 1
+        device = self.store.get_device(session.device_id) or DeviceRecord(session.device_id)
+        self.store.put_device(replace(device, platform_id=hello.platform_id,
+                                      system_version=hello.system_version,
+                                      last_handshake_us=self.now_us))
+        self.tracer.emit("handshake.full", device_id=session.device_id,
+                         platform_id=hello.platform_id, flags=hello.flags)
+        self._device_online(session.device_id)
+
+    def _on_device_event(self, session: CloudSession, name: str, private: bool, payload: bytes,
+                         max_age: int | None) -> None:
+        data = payload.decode("utf-8", "replace")
+        device = self.store.get_device(session.device_id)
+        self.tracer.emit("event", device_id=session.device_id, name=name, private=private,
+                         size=len(payload))
+        self.bus.publish(CloudEvent(name, data, session.device_id, self.now_us,
+                                    max_age if max_age is not None else 60, not private,
+                                    device.product_id if device else None))
+        if name == SESSION_END_EVENT:
+            self._drop_session(session.session_id, "session/end event")
+        elif name == CLAIM_CODE_EVENT:
+            self.world.scheduler.call_later(self.options.claim_confirm_delay_s,
+                                            self._redeem, session.device_id, data,
+                                            label="claim-redeem")
+
+    def _redeem(self, device_id: str, code: str) -> None:
+        result = redeem_claim_code(self.store, device_id, code, self.now_us)
+        self.claim_results.append(result)
+        self.tracer.emit("claim.redeem", device_id=device_id, outcome=result.outcome.value,
+                         previous_owner=str(result.previous_owner) if result.previous_owner
+                         else None,
+                         new_owner=str(result.new_owner) if result.new_owner else None)
+        if result.outcome.accepted or self.options.confirm_on_refusal:
+            self.send_event(device_id, self.options.confirm_event, b"")
+
+    def _device_online(self, device_id: str) -> None:
+        device = self.store.get_device(device_id) or DeviceRecord(device_id)
+        if not device.online:
+            self.store.put_device(replace(device, online=True))
+        self.bus.publish(CloudEvent("spark/status", "online", device_id, self.now_us,
+                                    product_id=device.product_id))
+
+    def _touch_device(self, device_id: str) -> None:
+        device = self.store.get_device(device_id) or DeviceRecord(device_id)
+        self.store.put_device(replace(device, last_heard_us=self.now_us))
+
+    # -- send ----------------------------------------------------------------------------------
+
+    def _send(self, session: CloudSession, message: CoapMessage) -> None:
+        if session.reply is not None:
+            session.reply(wire.encode_app_data(session.session_id, message.encode()))
+
+    def send_event(self, device_id: str, name: str, data: bytes) -> bool:
+        """Send an event to the device over its current session (confirmable)."""
+        session = self.session_for_device(device_id)
+        if session is None or session.reply is None:
+            self.tracer.emit("event.undeliverable", device_id=device_id, name=name)
+            return False
+        mid = session.next_mid
+        session.next_mid = 0x8000 + ((session.next_mid + 1) & 0x7FFF)
+        message = CoapMessage(CoapType.CON, wire.POST, mid, b"", wire.event_uri(name, True), data)
+        datagram = wire.encode_app_data(session.session_id, message.encode())
+        self.tracer.emit("event.to_device", device_id=device_id, name=name, mid=mid)
+        self.bus.publish(CloudEvent(name, data.decode("utf-8", "replace"), device_id,
+                                    self.now_us, direction="device"))
+        session.pending[mid] = (datagram, 0, None)
+        self._transmit(session, mid)
+        return True
+
+    def _transmit(self, session: CloudSession, mid: int) -> None:
+        entry = session.pending.get(mid)
+        if entry is None or self.sessions.get(session.session_id) is not session:
+            return
+        datagram, attempts, _ = entry
+        if attempts > self.options.max_retransmit:
+            del session.pending[mid]
+            self.tracer.emit("event.to_device_timeout", device_id=session.device_id, mid=mid)
+            return
+        if session.reply is not None:
+            session.reply(datagram)
+        timer = self.world.scheduler.call_later(self.options.ack_timeout_s * 2 ** attempts,
+                                                self._transmit, session, mid,
+                                                label="cloud-retransmit")
+        session.pending[mid] = (datagram, attempts + 1, timer)
+
+    def _on_ack(self, session: CloudSession, message: CoapMessage) -> None:
+        entry = session.pending.pop(message.mid, None)
+        if entry is not None and entry[2] is not None:
+            entry[2].cancel()
+        self.tracer.emit("coap.acked_by_device", mid=message.mid, known=entry is not None)

@@ -1,0 +1,473 @@
+"""Device side of the cloud protocol: establish (full handshake or resume), messages, keepalive.
+
+How this works
+--------------
+``begin(port)`` mirrors Device OS ``Protocol::begin()`` (device-os.md §2):
+
+1. log ``Establish secure connection`` and try to restore the persisted session;
+2. **resume** (restore COMPLETE): log ``restored session from persisted session data.
+   next_msg_id=N``, move the session, compare the app-state CRC; if equal log ``Skipping HELLO
+   message``, send a CoAP ping and report ``SESSION_RESUMED`` at once (the ping's ACK is awaited
+   like any other handshake message, not by ``begin``); if different fall through to HELLO on
+   the restored session;
+3. **full handshake** (NO_SESSION): a DTLS handshake of two round trips (see ``wire.py``), then
+   log ``Sending HELLO message``, send HELLO, log ``Handshake completed``, persist the session
+   and send the forced system DESCRIBE, and report ``NO_ERROR``.
+
+Phases: IDLE -> DTLS_HELLO -> DTLS_FINISHED -> ESTABLISHED (or straight to ESTABLISHED on a
+resume) -> CLOSED. Every confirmable message is tracked until its ACK; it is retransmitted with a
+doubling timeout and, after ``max_retransmit`` tries, fails the connection (``MESSAGE_TIMEOUT``,
+``PING_TIMEOUT`` for pings). A CoAP RST logs ``Received RST message; discarding session``,
+forgets the persisted session and fails the connection with ``IO_ERROR_DISCARD_SESSION``, so the
+next attempt is a full handshake. The first message received on a resumed session resets the
+session's use counter. Once established, a keepalive ping is sent after ``keepalive_s`` without
+traffic.
+
+Everything happens on the world scheduler; the protocol never blocks and never reads a clock.
+Results go to a :class:`ProtocolListener` (the system layer), always from a fresh scheduler
+entry so that listener code never runs inside ``begin``/``datagram_received``.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum, IntEnum
+from typing import Protocol
+
+from ..kernel.errors import PeerProtocolError
+from ..kernel.link import DatagramPort
+from ..kernel.scheduler import Scheduler, TimerHandle
+from ..kernel.trace import Tracer
+from ..services.log import DeviceLog
+from . import wire
+from .session import RestoreStatus, SessionData, SessionPersist
+from .wire import CoapMessage, CoapType, HandshakeType, RecordType
+
+LOG_HANDSHAKE = "comm.protocol.handshake"
+LOG_PROTOCOL = "comm.protocol"
+LOG_DTLS = "comm.dtls"
+LOG_COAP = "comm.coap"
+
+
+class ProtocolError(IntEnum):
+    """Subset of Device OS ``ProtocolError`` (``communication/inc/protocol_defs.h``).
+
+    SESSION_RESUMED (13) and IO_ERROR_DISCARD_SESSION (21) are pinned by the spec; the others
+    follow the header's order.
+    """
+
+    NO_ERROR = 0
+    PING_TIMEOUT = 1
+    INVALID_STATE = 3
+    MALFORMED_MESSAGE = 5
+    AUTHENTICATION_ERROR = 8
+    MESSAGE_TIMEOUT = 10
+    MESSAGE_RESET = 12
+    SESSION_RESUMED = 13
+    IO_ERROR_DISCARD_SESSION = 21
+
+
+class Phase(Enum):
+    IDLE = "idle"
+    DTLS_HELLO = "dtls_hello"
+    DTLS_FINISHED = "dtls_finished"
+    ESTABLISHED = "established"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True)
+class ProtocolOptions:
+    """Timing knobs. Values are UNVERIFIED approximations of Device OS defaults."""
+
+    ack_timeout_s: float = 4.0
+    max_retransmit: int = 3
+    dtls_retransmit_s: float = 1.0
+    dtls_max_retransmit: int = 4
+    keepalive_s: float = 25.0
+
+
+@dataclass(frozen=True)
+class DeviceIdentity:
+    device_id: bytes
+    platform_id: int
+    system_module_version: int
+    product_id: int = 0xFFFF
+    product_version: int = 0xFFFF
+    hello_flags: int = int(wire.DEFAULT_HELLO_FLAGS)
+    #: checksum of the device keys; a change invalidates the persisted session
+    keys_checksum: int = 0
+
+    def app_state_crc(self, describe: bytes) -> int:
+        """CRC over what Device OS compares on resume (system describe, flags, versions...)."""
+        header = struct.pack(">HHIH", self.hello_flags, self.system_module_version,
+                             0x180000, 512)
+        return zlib.crc32(header + describe)
+
+
+class ProtocolListener(Protocol):
+    def protocol_begin_result(self, code: ProtocolError) -> None: ...
+
+    def protocol_error(self, code: ProtocolError) -> None: ...
+
+    def protocol_event(self, name: str, data: bytes) -> None: ...
+
+    def protocol_time(self, unix_time: int) -> None: ...
+
+    def protocol_idle(self) -> None: ...
+
+
+@dataclass
+class _Pending:
+    mid: int
+    datagram: bytes
+    what: str
+    attempts: int
+    timer: TimerHandle | None
+    on_ack: Callable[[CoapMessage], None] | None
+
+
+class DeviceProtocol:
+    """The device's half of one cloud connection at a time."""
+
+    def __init__(self, *, scheduler: Scheduler, tracer: Tracer, log: DeviceLog,
+                 session: SessionPersist, identity: DeviceIdentity, options: ProtocolOptions,
+                 listener: ProtocolListener, system_describe: Callable[[], bytes]) -> None:
+        self._scheduler = scheduler
+        self._tracer = tracer
+        self._log = log
+        self._session = session
+        self.identity = identity
+        self.options = options
+        self._listener = listener
+        self._system_describe = system_describe
+        self.phase = Phase.IDLE
+        self._port: DatagramPort | None = None
+        self._session_id = b""
+        self._resumed = False
+        self._heard_on_resumed = False
+        self._next_mid = 1
+        self._next_token = 1
+        self._pending: dict[int, _Pending] = {}
+        self._recent_cloud_mids: deque[int] = deque(maxlen=32)
+        self._dtls_timer: TimerHandle | None = None
+        self._dtls_attempts = 0
+        self._keepalive: TimerHandle | None = None
+        self._begin_reported = False
+
+    # -- public API ----------------------------------------------------------------------------
+
+    @property
+    def established(self) -> bool:
+        return self.phase is Phase.ESTABLISHED
+
+    @property
+    def pending_count(self) -> int:
+        return len(self._pending)
+
+    @property
+    def resumed(self) -> bool:
+        return self._resumed
+
+    def begin(self, port: DatagramPort) -> None:
+        """Start establishing over ``port``; the outcome goes to ``protocol_begin_result``."""
+        if self.phase not in (Phase.IDLE, Phase.CLOSED):
+            raise RuntimeError(f"begin() in phase {self.phase.value}")
+        self._reset_connection_state()
+        self._port = port
+        self._log.info(LOG_HANDSHAKE, "Establish secure connection")
+        status, data = self._session.restore(self.identity.keys_checksum)
+        if status is RestoreStatus.NO_SESSION and data is not None:
+            self._log.warn(LOG_DTLS, f"session has expired after {data.use_counter} uses")
+        self._tracer.emit("session.restore", status=status.name,
+                          use_counter=data.use_counter if data else None)
+        if status is RestoreStatus.COMPLETE and data is not None:
+            self._resume(data)
+        else:
+            self._start_dtls_handshake()
+
+    def close(self) -> None:
+        """Tear the connection down (the socket closes; the persisted session stays)."""
+        for pending in self._pending.values():
+            if pending.timer is not None:
+                pending.timer.cancel()
+        self._pending.clear()
+        self._cancel_timer("_dtls_timer")
+        self._cancel_timer("_keepalive")
+        if self._port is not None:
+            self._port.close()
+            self._port = None
+        if self.phase is not Phase.IDLE:
+            self.phase = Phase.CLOSED
+
+    def publish(self, name: str, data: bytes, *, private: bool, ttl: int = 60,
+                on_ack: Callable[[CoapMessage], None] | None = None) -> int | None:
+        """Send an event as a confirmable POST; returns the message id, None if not possible."""
+        if self.phase is not Phase.ESTABLISHED:
+            return None
+        return self._send_con(wire.POST, wire.event_uri(name, private), data, what=f"event {name}",
+                              max_age=ttl if ttl != 60 else None, on_ack=on_ack)
+
+    def send_describe(self, payload: bytes, what: str = "describe") -> int | None:
+        if self.phase is not Phase.ESTABLISHED:
+            return None
+        return self._send_con(wire.POST, (wire.URI_DESCRIBE,), payload, what=what)
+
+    def send_time_request(self) -> int | None:
+        if self.phase is not Phase.ESTABLISHED:
+            return None
+        return self._send_con(wire.GET, (wire.URI_TIME,), b"", what="time request", token=True,
+                              on_ack=self._on_time_ack)
+
+    def send_subscription(self, prefix: str) -> int | None:
+        if self.phase is not Phase.ESTABLISHED:
+            return None
+        return self._send_con(wire.GET, (wire.URI_PUBLIC_EVENT, prefix), b"",
+                              what=f"subscribe {prefix}")
+
+    def ping(self) -> int | None:
+        if self.phase is not Phase.ESTABLISHED:
+            return None
+        return self._send_con(wire.EMPTY, (), b"", what="ping")
+
+    # -- establishing --------------------------------------------------------------------------
+
+    def _reset_connection_state(self) -> None:
+        self._pending.clear()
+        self._recent_cloud_mids.clear()
+        self._resumed = False
+        self._heard_on_resumed = False
+        self._session_id = b""
+        self._dtls_attempts = 0
+        self._begin_reported = False
+
+    def _resume(self, data: SessionData) -> None:
+        self._session_id = data.session_id
+        self._next_mid = data.next_coap_id or 1
+        self._resumed = True
+        self._log.info(LOG_DTLS, "restored session from persisted session data. "
+                       f"next_msg_id={self._next_mid}")
+        self._tracer.emit("session.move", session_id=data.session_id,
+                          use_counter=data.use_counter)
+        self.phase = Phase.ESTABLISHED
+        describe = self._system_describe()
+        if self.identity.app_state_crc(describe) == data.app_state_crc:
+            self._log.info(LOG_HANDSHAKE, "Skipping HELLO message")
+            self._send_con(wire.EMPTY, (), b"", what="resume ping")
+            self._arm_keepalive()
+            self._report_begin(ProtocolError.SESSION_RESUMED)
+        else:
+            self._tracer.emit("session.app_state_changed", cached=data.app_state_crc)
+            self._hello_and_describe()
+
+    def _start_dtls_handshake(self) -> None:
+        self.phase = Phase.DTLS_HELLO
+        self._tracer.emit("dtls.handshake_start")
+        self._send_dtls(HandshakeType.CLIENT_HELLO, self.identity.device_id)
+
+    def _send_dtls(self, htype: HandshakeType, body: bytes) -> None:
+        datagram = wire.encode_handshake(htype, body)
+        self._dtls_attempts = 0
+        self._transmit_dtls(datagram)
+
+    def _transmit_dtls(self, datagram: bytes) -> None:
+        self._cancel_timer("_dtls_timer")
+        if self._dtls_attempts > self.options.dtls_max_retransmit:
+            self._tracer.emit("dtls.handshake_timeout")
+            self._report_begin(ProtocolError.MESSAGE_TIMEOUT)
+            return
+        delay = self.options.dtls_retransmit_s * (2 ** self._dtls_attempts)
+        self._dtls_attempts += 1
+        self._send_raw(datagram)
+        self._dtls_timer = self._scheduler.call_later(delay, self._transmit_dtls, datagram,
+                                                      label="dtls-retransmit")
+
+    def _hello_and_describe(self) -> None:
+        self.phase = Phase.ESTABLISHED
+        self._log.info(LOG_HANDSHAKE, "Sending HELLO message")
+        ident = self.identity
+        hello = wire.Hello(ident.product_id, ident.product_version, ident.hello_flags,
+                           ident.platform_id, ident.device_id, ident.system_module_version)
+        self._send_con(wire.POST, (wire.URI_HELLO,), hello.encode(), what="hello")
+        self._log.info(LOG_HANDSHAKE, "Handshake completed")
+        describe = self._system_describe()
+        self._session.save(SessionData(self._session_id, ident.keys_checksum, 0, self._next_mid,
+                                       ident.app_state_crc(describe)))
+        self._tracer.emit("session.persisted", session_id=self._session_id)
+        self._send_con(wire.POST, (wire.URI_DESCRIBE,), describe, what="system describe")
+        self._arm_keepalive()
+        self._report_begin(ProtocolError.NO_ERROR)
+
+    def _report_begin(self, code: ProtocolError) -> None:
+        if self._begin_reported:
+            return
+        self._begin_reported = True
+        self._scheduler.call_soon(self._listener.protocol_begin_result, code,
+                                  label="protocol-begin-result")
+
+    def _fail(self, code: ProtocolError) -> None:
+        """A connection-level failure: before ``begin`` reported, it is the begin result."""
+        self._tracer.emit("protocol.failed", code=code.name)
+        self.close()
+        if not self._begin_reported:
+            self._report_begin(code)
+        else:
+            self._scheduler.call_soon(self._listener.protocol_error, code, label="protocol-error")
+
+    # -- sending -------------------------------------------------------------------------------
+
+    def _send_raw(self, datagram: bytes) -> None:
+        if self._port is not None:
+            self._port.send(datagram)
+
+    def _send_coap(self, message: CoapMessage) -> None:
+        self._send_raw(wire.encode_app_data(self._session_id, message.encode()))
+
+    def _send_con(self, code: int, uri_path: tuple[str, ...], payload: bytes, *, what: str,
+                  max_age: int | None = None, token: bool = False,
+                  on_ack: Callable[[CoapMessage], None] | None = None) -> int:
+        mid = self._next_mid
+        self._next_mid = (self._next_mid % 0xFFFF) + 1
+        tok = b""
+        if token:
+            tok = bytes([self._next_token & 0xFF])
+            self._next_token += 1
+        message = CoapMessage(CoapType.CON, code, mid, tok, uri_path, payload, max_age)
+        datagram = wire.encode_app_data(self._session_id, message.encode())
+        pending = _Pending(mid, datagram, what, 0, None, on_ack)
+        self._pending[mid] = pending
+        self._tracer.emit("coap.send", mid=mid, what=what, size=len(payload))
+        self._retransmit(pending)
+        self._touch()
+        return mid
+
+    def _retransmit(self, pending: _Pending) -> None:
+        if self._pending.get(pending.mid) is not pending:
+            return
+        if pending.attempts > self.options.max_retransmit:
+            self._tracer.emit("coap.timeout", mid=pending.mid, what=pending.what)
+            del self._pending[pending.mid]
+            is_ping = pending.what in ("ping", "resume ping")
+            self._fail(ProtocolError.PING_TIMEOUT if is_ping else ProtocolError.MESSAGE_TIMEOUT)
+            return
+        if pending.attempts:
+            self._tracer.emit("coap.retransmit", mid=pending.mid, what=pending.what,
+                              attempt=pending.attempts)
+        timeout = self.options.ack_timeout_s * (2 ** pending.attempts)
+        pending.attempts += 1
+        self._send_raw(pending.datagram)
+        pending.timer = self._scheduler.call_later(timeout, self._retransmit, pending,
+                                                   label="coap-retransmit")
+
+    # -- keepalive -----------------------------------------------------------------------------
+
+    def _touch(self) -> None:
+        if self.phase is Phase.ESTABLISHED:
+            self._arm_keepalive()
+
+    def _arm_keepalive(self) -> None:
+        self._cancel_timer("_keepalive")
+        self._keepalive = self._scheduler.call_later(self.options.keepalive_s,
+                                                     self._keepalive_due, label="keepalive")
+
+    def _keepalive_due(self) -> None:
+        self._keepalive = None
+        if self.phase is Phase.ESTABLISHED:
+            self.ping()
+
+    def _cancel_timer(self, attr: str) -> None:
+        timer: TimerHandle | None = getattr(self, attr)
+        if timer is not None:
+            timer.cancel()
+            setattr(self, attr, None)
+
+    # -- receiving -----------------------------------------------------------------------------
+
+    def datagram_received(self, data: bytes) -> None:
+        if self.phase in (Phase.IDLE, Phase.CLOSED):
+            return
+        try:
+            record = wire.decode_record(data)
+        except PeerProtocolError as exc:
+            self._tracer.emit("datagram.malformed", error=str(exc), size=len(data))
+            return
+        if record.type is RecordType.HANDSHAKE:
+            self._on_handshake(HandshakeType(record.subtype), record.body)
+        elif record.type is RecordType.ALERT:
+            self._tracer.emit("dtls.alert", code=record.subtype)
+            if self.phase in (Phase.DTLS_HELLO, Phase.DTLS_FINISHED):
+                self._fail(ProtocolError.AUTHENTICATION_ERROR)
+        elif record.session_id == self._session_id and self.phase is Phase.ESTABLISHED:
+            try:
+                message = CoapMessage.decode(record.body)
+            except PeerProtocolError as exc:
+                self._tracer.emit("coap.malformed", error=str(exc))
+                return
+            self._on_coap(message)
+        else:
+            self._tracer.emit("datagram.ignored", reason="unexpected session or phase")
+
+    def _on_handshake(self, htype: HandshakeType, body: bytes) -> None:
+        if self.phase is Phase.DTLS_HELLO and htype is HandshakeType.SERVER_HELLO:
+            self.phase = Phase.DTLS_FINISHED
+            self._send_dtls(HandshakeType.CLIENT_FINISHED, b"")
+        elif self.phase is Phase.DTLS_FINISHED and htype is HandshakeType.SERVER_FINISHED:
+            self._cancel_timer("_dtls_timer")
+            self._session_id = body
+            self._next_mid = 1
+            self._tracer.emit("dtls.handshake_done", session_id=body)
+            self._hello_and_describe()
+        else:
+            self._tracer.emit("dtls.unexpected", message=htype.name, phase=self.phase.value)
+
+    def _on_coap(self, message: CoapMessage) -> None:
+        if self._resumed and not self._heard_on_resumed:
+            self._heard_on_resumed = True
+            self._session.cancel_move()
+            self._tracer.emit("session.use_counter_reset")
+        self._touch()
+        if message.mtype is CoapType.RST:
+            self._log.warn(LOG_COAP, "Received RST message; discarding session")
+            self._session.discard()
+            self._fail(ProtocolError.IO_ERROR_DISCARD_SESSION)
+            return
+        if message.mtype is CoapType.ACK:
+            pending = self._pending.pop(message.mid, None)
+            if pending is None:
+                self._tracer.emit("coap.unexpected_ack", mid=message.mid)
+                return
+            if pending.timer is not None:
+                pending.timer.cancel()
+            self._tracer.emit("coap.acked", mid=message.mid, what=pending.what,
+                              code=message.code_text)
+            self._session.update_coap_id(self._next_mid)
+            if pending.on_ack is not None:
+                pending.on_ack(message)
+            if not self._pending:
+                self._scheduler.call_soon(self._listener.protocol_idle, label="protocol-idle")
+            return
+        # A request from the cloud (CON or NON).
+        duplicate = message.mid in self._recent_cloud_mids
+        if message.mtype is CoapType.CON:
+            self._send_coap(CoapMessage(CoapType.ACK, wire.EMPTY, message.mid, message.token))
+        if duplicate:
+            return
+        self._recent_cloud_mids.append(message.mid)
+        event = wire.parse_event_uri(message.uri_path)
+        if message.code == wire.POST and event is not None:
+            name, _private = event
+            self._tracer.emit("event.received", name=name, size=len(message.payload))
+            self._scheduler.call_soon(self._listener.protocol_event, name, message.payload,
+                                      label="protocol-event")
+        else:
+            self._tracer.emit("coap.unhandled_request", code=message.code_text,
+                              uri="/".join(message.uri_path))
+
+    def _on_time_ack(self, message: CoapMessage) -> None:
+        if len(message.payload) >= 4:
+            unix_time = int.from_bytes(message.payload[:4], "big")
+            self._scheduler.call_soon(self._listener.protocol_time, unix_time,
+                                      label="protocol-time")

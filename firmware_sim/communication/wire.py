@@ -1,0 +1,247 @@
+"""Wire codecs shared by the device and the emulated cloud.
+
+Two layers travel in each datagram of the device-cloud link:
+
+1. A *record* standing in for DTLS (fwsim does not encrypt the device-cloud link; the session
+   semantics are what matter). First byte is the record type:
+
+   * ``0x16`` HANDSHAKE: ``0x16 | msg_type | body`` - CLIENT_HELLO (device id, 12 bytes),
+     SERVER_HELLO (nothing), CLIENT_FINISHED (nothing), SERVER_FINISHED (session id, 8 bytes).
+     A full DTLS handshake therefore costs two round trips.
+   * ``0x17`` APPLICATION_DATA: ``0x17 | session id (8) | CoAP message``.
+   * ``0x15`` ALERT: ``0x15 | code`` (the cloud refusing a handshake).
+
+2. CoAP (RFC 7252) messages, encoded and decoded with aiocoap, carrying the Particle protocol:
+   HELLO (POST ``h``), DESCRIBE (POST ``d``), events (POST ``E/<name>`` private or ``e/<name>``
+   public), time (GET ``t``), subscriptions (GET ``e/<prefix>``), pings (empty CON) and their
+   ACK/RST answers.
+
+The HELLO payload layout (big-endian) is Device OS ``Messages::hello`` (device-os.md §2).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from enum import IntEnum, IntFlag
+
+from aiocoap import Message
+from aiocoap.error import UnparsableMessage
+from aiocoap.numbers.codes import Code
+from aiocoap.numbers.types import Type
+
+from ..kernel.errors import PeerProtocolError
+
+SESSION_ID_SIZE = 8
+DEVICE_ID_SIZE = 12
+MAX_DATAGRAM_SIZE = 1500
+
+
+class RecordType(IntEnum):
+    ALERT = 0x15
+    HANDSHAKE = 0x16
+    APPLICATION_DATA = 0x17
+
+
+class HandshakeType(IntEnum):
+    CLIENT_HELLO = 1
+    SERVER_HELLO = 2
+    CLIENT_FINISHED = 20
+    SERVER_FINISHED = 21
+
+
+class AlertCode(IntEnum):
+    HANDSHAKE_FAILURE = 40
+    UNKNOWN_DEVICE = 46
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    type: RecordType
+    #: handshake message type (HANDSHAKE), alert code (ALERT), 0 for APPLICATION_DATA
+    subtype: int
+    session_id: bytes
+    body: bytes
+
+
+def encode_handshake(msg_type: HandshakeType, body: bytes = b"") -> bytes:
+    return bytes([RecordType.HANDSHAKE, msg_type]) + body
+
+
+def encode_app_data(session_id: bytes, coap: bytes) -> bytes:
+    if len(session_id) != SESSION_ID_SIZE:
+        raise ValueError("session id must be 8 bytes")
+    return bytes([RecordType.APPLICATION_DATA]) + session_id + coap
+
+
+def encode_alert(code: AlertCode) -> bytes:
+    return bytes([RecordType.ALERT, code])
+
+
+def decode_record(data: bytes) -> Record:
+    """Parse one datagram's record layer; raises PeerProtocolError on anything malformed."""
+    if not data:
+        raise PeerProtocolError("empty datagram")
+    if len(data) > MAX_DATAGRAM_SIZE:
+        raise PeerProtocolError(f"datagram of {len(data)} bytes exceeds {MAX_DATAGRAM_SIZE}")
+    try:
+        rtype = RecordType(data[0])
+    except ValueError:
+        raise PeerProtocolError(f"unknown record type 0x{data[0]:02x}") from None
+    if rtype is RecordType.APPLICATION_DATA:
+        if len(data) < 1 + SESSION_ID_SIZE + 4:
+            raise PeerProtocolError("application record too short")
+        return Record(rtype, 0, bytes(data[1:1 + SESSION_ID_SIZE]),
+                      bytes(data[1 + SESSION_ID_SIZE:]))
+    if len(data) < 2:
+        raise PeerProtocolError("record too short")
+    if rtype is RecordType.HANDSHAKE:
+        try:
+            htype = HandshakeType(data[1])
+        except ValueError:
+            raise PeerProtocolError(f"unknown handshake message {data[1]}") from None
+        body = bytes(data[2:])
+        expected = {HandshakeType.CLIENT_HELLO: DEVICE_ID_SIZE,
+                    HandshakeType.SERVER_FINISHED: SESSION_ID_SIZE}.get(htype, 0)
+        if len(body) != expected:
+            raise PeerProtocolError(f"{htype.name} body must be {expected} bytes")
+        return Record(rtype, htype, b"", body)
+    return Record(rtype, data[1], b"", bytes(data[2:]))
+
+
+# -- CoAP ----------------------------------------------------------------------------------------
+
+
+class CoapType(IntEnum):
+    CON = 0
+    NON = 1
+    ACK = 2
+    RST = 3
+
+
+@dataclass(frozen=True, slots=True)
+class CoapMessage:
+    """A CoAP message as a plain value (encoding/decoding delegated to aiocoap)."""
+
+    mtype: CoapType
+    code: int
+    mid: int
+    token: bytes = b""
+    uri_path: tuple[str, ...] = ()
+    payload: bytes = b""
+    max_age: int | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_empty(self) -> bool:
+        return self.code == 0
+
+    @property
+    def code_text(self) -> str:
+        return f"{self.code >> 5}.{self.code & 0x1F:02d}"
+
+    def encode(self) -> bytes:
+        message = Message(code=Code(self.code), payload=self.payload)
+        if self.uri_path:
+            message.opt.uri_path = self.uri_path
+        if self.max_age is not None:
+            message.opt.max_age = self.max_age
+        message.mtype = Type(self.mtype)
+        message.mid = self.mid & 0xFFFF
+        message.token = self.token
+        return bytes(message.encode())
+
+    @classmethod
+    def decode(cls, data: bytes) -> CoapMessage:
+        try:
+            message = Message.decode(data)
+        except (UnparsableMessage, ValueError, IndexError, UnicodeDecodeError) as exc:
+            raise PeerProtocolError(f"malformed CoAP message: {exc}") from None
+        try:
+            uri_path = tuple(str(part) for part in message.opt.uri_path)
+            max_age = message.opt.max_age if message.opt.max_age is not None else None
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise PeerProtocolError(f"malformed CoAP option: {exc}") from None
+        return cls(CoapType(int(message.mtype)), int(message.code), int(message.mid),
+                   bytes(message.token), uri_path, bytes(message.payload),
+                   int(max_age) if max_age is not None else None)
+
+
+# CoAP codes used by the Particle protocol.
+EMPTY = 0
+GET = int(Code.GET)
+POST = int(Code.POST)
+PUT = int(Code.PUT)
+CHANGED = int(Code.CHANGED)
+CONTENT = int(Code.CONTENT)
+BAD_REQUEST = int(Code.BAD_REQUEST)
+NOT_FOUND = int(Code.NOT_FOUND)
+
+URI_HELLO = "h"
+URI_DESCRIBE = "d"
+URI_TIME = "t"
+URI_PRIVATE_EVENT = "E"  # 0x45
+URI_PUBLIC_EVENT = "e"  # 0x65
+MAX_EVENT_NAME_LENGTH = 64
+MAX_EVENT_DATA_LENGTH = 1024
+
+
+def event_uri(name: str, private: bool) -> tuple[str, ...]:
+    return (URI_PRIVATE_EVENT if private else URI_PUBLIC_EVENT, name)
+
+
+def parse_event_uri(uri_path: tuple[str, ...]) -> tuple[str, bool] | None:
+    """``("E", name)`` -> ``(name, True)``; ``("e", name)`` -> ``(name, False)``; else None."""
+    if len(uri_path) >= 2 and uri_path[0] in (URI_PRIVATE_EVENT, URI_PUBLIC_EVENT):
+        return "/".join(uri_path[1:]), uri_path[0] == URI_PRIVATE_EVENT
+    return None
+
+
+# -- HELLO ---------------------------------------------------------------------------------------
+
+
+class HelloFlag(IntFlag):
+    OTA_UPGRADE_SUCCESSFUL = 0x01
+    DIAGNOSTICS_SUPPORT = 0x02
+    IMMEDIATE_UPDATES_SUPPORT = 0x04
+    HANDSHAKE_COMPLETE = 0x08
+    GOODBYE_SUPPORT = 0x10
+    DEVICE_INITIATED_DESCRIBE = 0x20
+    COMPRESSED_OTA = 0x40
+    OTA_PROTOCOL_V3 = 0x80
+
+
+#: DOS always sets these (device-os.md §2).
+DEFAULT_HELLO_FLAGS = (HelloFlag.DIAGNOSTICS_SUPPORT | HelloFlag.IMMEDIATE_UPDATES_SUPPORT
+                       | HelloFlag.GOODBYE_SUPPORT | HelloFlag.DEVICE_INITIATED_DESCRIBE)
+
+_HELLO = struct.Struct(">HHHHBB12sHHIH")
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    product_id: int
+    product_version: int
+    flags: int
+    platform_id: int
+    device_id: bytes
+    system_version: int
+    max_message_size: int = 1100
+    max_binary_size: int = 0x180000
+    ota_chunk_size: int = 512
+
+    def encode(self) -> bytes:
+        return _HELLO.pack(self.product_id, self.product_version, self.flags, self.platform_id,
+                           0, len(self.device_id), self.device_id, self.system_version,
+                           self.max_message_size, self.max_binary_size, self.ota_chunk_size)
+
+    @classmethod
+    def decode(cls, data: bytes) -> Hello:
+        if len(data) != _HELLO.size:
+            raise PeerProtocolError(f"HELLO payload must be {_HELLO.size} bytes, got {len(data)}")
+        (product_id, product_version, flags, platform_id, _reserved, id_len, device_id,
+         system_version, max_msg, max_bin, chunk) = _HELLO.unpack(data)
+        if id_len != DEVICE_ID_SIZE:
+            raise PeerProtocolError(f"HELLO device id length {id_len} != 12")
+        return cls(product_id, product_version, flags, platform_id, device_id, system_version,
+                   max_msg, max_bin, chunk)

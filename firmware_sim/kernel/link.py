@@ -1,0 +1,96 @@
+"""An in-process datagram link with latency and seeded loss.
+
+How this works
+--------------
+A link joins two endpoints. ``send`` on one side appends the datagram to that direction's FIFO
+queue with its arrival time (now + latency); one scheduler entry per datagram then delivers the
+queue's head. Because every entry takes the head, datagrams arrive in the order they were sent
+even when several are due at the same instant (the scheduler's seeded tie-break cannot reorder
+them). Loss draws from a RNG stream derived from the world seed and the link name, so "which
+datagram was lost" is part of the replayable run. Either side can ``close``; datagrams in flight
+to or from a closed side are dropped (a UDP socket that went away).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import Protocol
+
+from .world import World
+
+Receiver = Callable[[bytes], None]
+
+
+class DatagramPort(Protocol):
+    """One side of a datagram link as a device or cloud sees it."""
+
+    def send(self, data: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+    @property
+    def closed(self) -> bool: ...
+
+
+class LinkEnd:
+    def __init__(self, link: DatagramLink, name: str) -> None:
+        self._link = link
+        self.name = name
+        self.receiver: Receiver | None = None
+        self._closed = False
+        self.peer: LinkEnd | None = None
+        self._queue: deque[bytes] = deque()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def send(self, data: bytes) -> None:
+        peer = self.peer
+        if self._closed or peer is None or peer._closed:
+            return
+        self._link.transmit(self, peer, bytes(data))
+
+    def close(self) -> None:
+        self._closed = True
+        self._queue.clear()
+
+
+class DatagramLink:
+    """Two connected :class:`LinkEnd` objects, ``a`` and ``b``."""
+
+    def __init__(self, world: World, name: str, *, latency_s: float = 0.09,
+                 loss: float = 0.0) -> None:
+        if not 0.0 <= loss <= 1.0:
+            raise ValueError("loss must be between 0 and 1")
+        if latency_s < 0:
+            raise ValueError("latency must not be negative")
+        self.world = world
+        self.name = name
+        self.latency_s = latency_s
+        self.loss = loss
+        self._rng = world.rng_for(f"link:{name}")
+        self.a = LinkEnd(self, f"{name}.a")
+        self.b = LinkEnd(self, f"{name}.b")
+        self.a.peer, self.b.peer = self.b, self.a
+        self.sent = 0
+        self.dropped = 0
+
+    def transmit(self, source: LinkEnd, target: LinkEnd, data: bytes) -> None:
+        self.sent += 1
+        if self.loss and self._rng.random() < self.loss:
+            self.dropped += 1
+            self.world.trace.emit(self.name, "link", "datagram.lost", direction=source.name,
+                                  size=len(data))
+            return
+        target._queue.append(data)
+        self.world.scheduler.call_later(self.latency_s, self._deliver_head, target,
+                                        label=f"{self.name}-deliver")
+
+    def _deliver_head(self, target: LinkEnd) -> None:
+        if not target._queue:
+            return
+        data = target._queue.popleft()
+        if not target.closed and target.receiver is not None:
+            target.receiver(data)

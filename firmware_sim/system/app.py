@@ -1,0 +1,124 @@
+"""User firmware in Python: the application API a simulated device runs.
+
+A firmware is a :class:`Firmware` subclass whose ``setup(particle)`` registers handlers and
+timers through the :class:`Particle` facade - the Python shape of Device OS's user API
+(``Particle.publish``, ``System.on``, ``Particle.disconnect(CloudDisconnectOptions()
+.clearSession(true))``, software timers). A new instance is created on every boot: RAM does not
+survive a reset.
+
+Example - the forum workaround::
+
+    class SessionEndWorkaround(Firmware):
+        def setup(self, particle):
+            self.new_credentials = False
+            particle.on_system_event(SystemEvent.NETWORK_CREDENTIALS, self.credentials)
+            ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ..kernel.scheduler import TimerHandle
+from ..services.log import LogLevel
+from .events import SystemEvent, SystemEventHandler
+
+if TYPE_CHECKING:
+    from .device import Device
+
+EventHandler = Callable[[str, bytes], None]
+
+
+class Firmware:
+    """Base class for simulated user firmware; override :meth:`setup`."""
+
+    def setup(self, particle: Particle) -> None:
+        """Called once per boot, like the Wiring ``setup()``."""
+
+
+class Particle:
+    """The user API of one device for one boot."""
+
+    def __init__(self, device: Device) -> None:
+        self._device = device
+        self._subscriptions: list[tuple[str, EventHandler]] = []
+        self._timers: list[TimerHandle] = []
+
+    # -- cloud ---------------------------------------------------------------------------------
+
+    def publish(self, name: str, data: str | bytes = "", *, private: bool = True,
+                ttl: int = 60) -> bool:
+        """Publish an event. Returns False, and the event is lost, unless connected."""
+        return self._device.app_publish(name, data, private=private, ttl=ttl)
+
+    def subscribe(self, prefix: str, handler: EventHandler) -> None:
+        self._subscriptions.append((prefix, handler))
+
+    def connected(self) -> bool:
+        return self._device.cloud_connected
+
+    def connect(self) -> None:
+        self._device.cloud_connect()
+
+    def disconnect(self, *, clear_session: bool = False) -> None:
+        self._device.cloud_disconnect(clear_session=clear_session)
+
+    # -- system --------------------------------------------------------------------------------
+
+    def on_system_event(self, mask: int | SystemEvent, handler: SystemEventHandler) -> None:
+        self._device.events.subscribe(int(mask), handler)
+
+    def reset(self) -> None:
+        self._device.reset("user")
+
+    def listen(self, enable: bool = True) -> None:
+        if enable:
+            self._device.listening.enter()
+        else:
+            self._device.listening.exit()
+
+    def millis(self) -> int:
+        return self._device.uptime_ms()
+
+    def log(self, message: str, level: LogLevel = LogLevel.INFO) -> None:
+        self._device.log.log(level, "app", message)
+
+    # -- timers --------------------------------------------------------------------------------
+
+    def after(self, seconds: float, callback: Callable[[], None]) -> TimerHandle:
+        handle = self._device.world.scheduler.call_later(seconds, callback, label="app-timer")
+        self._timers.append(handle)
+        return handle
+
+    def every(self, seconds: float, callback: Callable[[], None]) -> TimerHandle:
+        """Call ``callback`` every ``seconds``; cancel the returned handle to stop."""
+        scheduler = self._device.world.scheduler
+        control = TimerHandle(0, callback, (), "app-periodic")
+
+        def tick() -> None:
+            if control.cancelled:
+                return
+            callback()
+            if not control.cancelled:
+                self._timers.append(scheduler.call_later(seconds, tick, label="app-periodic"))
+
+        self._timers.append(scheduler.call_later(seconds, tick, label="app-periodic"))
+        return control
+
+    # -- internal ------------------------------------------------------------------------------
+
+    def dispatch_event(self, name: str, data: bytes) -> None:
+        for prefix, handler in list(self._subscriptions):
+            if name.startswith(prefix):
+                handler(name, data)
+
+    @property
+    def subscription_prefixes(self) -> list[str]:
+        return sorted({prefix for prefix, _ in self._subscriptions})
+
+    def stop(self) -> None:
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
+        self._subscriptions.clear()

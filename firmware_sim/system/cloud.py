@@ -1,0 +1,339 @@
+"""System-layer cloud connection: connect/disconnect, ``Spark_Handshake`` and the claim code.
+
+How this works
+--------------
+States (all transitions live in this file):
+
+    DISCONNECTED --connect() & network ready--> SOCKET_CONNECTING --socket up--> HANDSHAKING
+    HANDSHAKING --resumed / full handshake--> HANDSHAKE_PENDING --all messages acked--> CONNECTED
+    any state --disconnect(), network lost, protocol error--> DISCONNECTED (then reconnect if
+    a connection is still wanted)
+
+``cloud_status`` events: ``connecting`` (1, with log ``Cloud: connecting``) when an attempt
+starts; ``handshake`` (2) or ``session_resume`` (3) when the protocol reports how it
+established; ``connected`` (8, log ``Cloud connected``) once every handshake message is acked.
+On the way down ``disconnecting`` (9) only if it was connected, then ``disconnected`` (0).
+
+After the protocol reports (``Spark_Handshake`` in ``system_cloud_internal.cpp``):
+
+* full handshake: notify ``handshake``; publish ``spark/device/claim/code`` if the HAL returns a
+  code whose first byte is neither 0x00 nor 0xFF (log ``Send spark/device/claim/code event for
+  code <code>``); presence announcement (TCP only); time request;
+* resume: notify ``session_resume``; log ``cloud connected from existing session.``; the claim
+  code is NOT published (the Device OS 6.2 behaviour this simulator reproduces) unless the
+  firmware option ``send_claim_code_on_resume`` models the fix;
+* both: ``spark/device/last_reset`` once per boot, the firmware-update flags, then the application
+  describe and subscriptions.
+
+``disconnect(clear_session=True)`` saves a zeroed session (``Clearing session data``) during the
+disconnect if connected, or at once if not, so the next connection is a full handshake.
+
+Rule for user publishes (documented in docs/device-model.md): an application ``publish`` only
+goes out in state CONNECTED; in any other state - including the whole handshake - it returns
+False and the event is lost, which is what users observe on real devices.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+
+from ..communication.protocol import (
+    DeviceIdentity,
+    DeviceProtocol,
+    ProtocolError,
+    ProtocolOptions,
+)
+from ..communication.session import SessionPersist
+from ..hal.claim import ClaimCodeHal
+from ..kernel.link import DatagramPort, Receiver
+from ..kernel.scheduler import Scheduler, TimerHandle
+from ..kernel.trace import Tracer
+from ..services.log import DeviceLog
+from .events import CloudStatus, SystemEvent, SystemEventBus, TimeChanged
+
+LOG = "system"
+CLAIM_CODE_EVENT = "spark/device/claim/code"
+CLAIM_PREFIX = "spark/device/claim/"
+LAST_RESET_EVENT = "spark/device/last_reset"
+
+CloudConnector = Callable[[Receiver], DatagramPort]
+
+
+class CloudState(Enum):
+    DISCONNECTED = "disconnected"
+    SOCKET_CONNECTING = "socket_connecting"
+    HANDSHAKING = "handshaking"
+    HANDSHAKE_PENDING = "handshake_pending"
+    CONNECTED = "connected"
+
+
+@dataclass(frozen=True)
+class CloudTiming:
+    socket_connect_s: float = 0.08
+    reconnect_backoff_s: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
+
+
+@dataclass
+class HandshakeInputs:
+    """What the system layer publishes during a handshake (set by the device)."""
+
+    is_tcp: bool
+    publish_reset_info: bool
+    reset_reason: str | None
+    updates_enabled: bool
+    updates_forced: bool
+    send_claim_code_on_resume: bool
+    app_describe: Callable[[], bytes]
+    app_subscriptions: Callable[[], list[str]]
+
+
+class CloudConnection:
+    """The system's view of the cloud connection of one device."""
+
+    def __init__(self, *, scheduler: Scheduler, tracer: Tracer, log: DeviceLog,
+                 events: SystemEventBus, claim: ClaimCodeHal, session: SessionPersist,
+                 identity: DeviceIdentity, protocol_options: ProtocolOptions,
+                 inputs: HandshakeInputs, system_describe: Callable[[], bytes],
+                 on_cloud_event: Callable[[str, bytes], None],
+                 timing: CloudTiming | None = None) -> None:
+        self._scheduler = scheduler
+        self._tracer = tracer
+        self._log = log
+        self._events = events
+        self._claim = claim
+        self._session = session
+        self.inputs = inputs
+        self.timing = timing or CloudTiming()
+        self._on_cloud_event = on_cloud_event
+        self.protocol = DeviceProtocol(scheduler=scheduler, tracer=tracer.child("comm"),
+                                       log=log, session=session, identity=identity,
+                                       options=protocol_options, listener=self,
+                                       system_describe=system_describe)
+        self.state = CloudState.DISCONNECTED
+        self.want_connected = False
+        self.connector: CloudConnector | None = None
+        self.network_ready = False
+        self.blocked = False  # listening mode pauses the cloud connection
+        self._timer: TimerHandle | None = None
+        self._failures = 0
+        self._last_reset_sent = False
+        self._clear_session_on_disconnect = False
+        self.handshakes = {"full": 0, "resumed": 0}
+        self._app_describe_crc: int | None = None
+        self._subscriptions_crc: int | None = None
+
+    # -- control -------------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self.state is CloudState.CONNECTED
+
+    def connect(self) -> None:
+        self.want_connected = True
+        self._maybe_start()
+
+    def disconnect(self, *, clear_session: bool = False) -> None:
+        self.want_connected = False
+        self._cancel_timer()
+        if clear_session:
+            if self.state is CloudState.DISCONNECTED:
+                self._clear_session()
+            else:
+                self._clear_session_on_disconnect = True
+        self._teardown()
+
+    def set_network_ready(self, ready: bool) -> None:
+        self.network_ready = ready
+        if ready:
+            self._maybe_start()
+        else:
+            self._cancel_timer()
+            self._teardown()
+
+    def set_blocked(self, blocked: bool) -> None:
+        self.blocked = blocked
+        if blocked:
+            self._cancel_timer()
+            self._teardown()
+        else:
+            self._maybe_start()
+
+    def shutdown(self) -> None:
+        """Drop everything without events (reboot / power loss)."""
+        self._cancel_timer()
+        self.protocol.close()
+        self.state = CloudState.DISCONNECTED
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _set_state(self, state: CloudState) -> None:
+        self.state = state
+        self._tracer.emit("cloud.state", state=state.value)
+
+    def _maybe_start(self) -> None:
+        if (self.state is not CloudState.DISCONNECTED or not self.want_connected
+                or not self.network_ready or self.blocked or self._timer is not None):
+            return
+        if self.connector is None:
+            self._tracer.emit("cloud.no_connector")
+            return
+        self._set_state(CloudState.SOCKET_CONNECTING)
+        self._log.info(LOG, "Cloud: connecting")
+        self._events.notify(SystemEvent.CLOUD_STATUS, CloudStatus.CONNECTING)
+        self._timer = self._scheduler.call_later(self.timing.socket_connect_s,
+                                                 self._socket_connected, label="cloud-socket")
+
+    def _socket_connected(self) -> None:
+        self._timer = None
+        if self.state is not CloudState.SOCKET_CONNECTING or self.connector is None:
+            return
+        port = self.connector(self.protocol.datagram_received)
+        self._log.info(LOG, "Cloud socket connected")
+        self._log.info(LOG, "Starting handshake: presense_announce="
+                       f"{1 if self.inputs.is_tcp else 0}")
+        self._set_state(CloudState.HANDSHAKING)
+        self.protocol.begin(port)
+
+    def _teardown(self) -> None:
+        if self.state is CloudState.DISCONNECTED:
+            return
+        was_connected = self.state is CloudState.CONNECTED
+        if was_connected:
+            self._log.info(LOG, "Cloud: disconnecting")
+            self._events.notify(SystemEvent.CLOUD_STATUS, CloudStatus.DISCONNECTING)
+        if self._clear_session_on_disconnect:
+            self._clear_session_on_disconnect = False
+            self._clear_session()
+        self.protocol.close()
+        self._set_state(CloudState.DISCONNECTED)
+        self._log.info(LOG, "Cloud: disconnected")
+        self._events.notify(SystemEvent.CLOUD_STATUS, CloudStatus.DISCONNECTED)
+
+    def _clear_session(self) -> None:
+        self._log.info(LOG, "Clearing session data")
+        self._session.clear()
+
+    def _retry(self, delay: float) -> None:
+        self._cancel_timer()
+        if not self.want_connected:
+            return
+        self._tracer.emit("cloud.reconnect_scheduled", delay_s=delay)
+        self._timer = self._scheduler.call_later(delay, self._retry_due, label="cloud-retry")
+
+    def _retry_due(self) -> None:
+        self._timer = None
+        self._maybe_start()
+
+    def _backoff(self) -> float:
+        delays = self.timing.reconnect_backoff_s
+        delay = delays[min(self._failures, len(delays) - 1)]
+        self._failures += 1
+        return delay
+
+    # -- ProtocolListener ----------------------------------------------------------------------
+
+    def protocol_begin_result(self, code: ProtocolError) -> None:
+        if self.state is not CloudState.HANDSHAKING:
+            return
+        if code is ProtocolError.SESSION_RESUMED:
+            self.handshakes["resumed"] += 1
+            self._tracer.emit("handshake.resumed")
+            self._events.notify(SystemEvent.CLOUD_STATUS, CloudStatus.SESSION_RESUME)
+            self._log.info(LOG, "cloud connected from existing session.")
+            if self.inputs.send_claim_code_on_resume:
+                self._publish_claim_code()
+            self._after_handshake()
+        elif code is ProtocolError.NO_ERROR:
+            self.handshakes["full"] += 1
+            # A new session: the cloud knows nothing of the application describe yet.
+            self._app_describe_crc = self._subscriptions_crc = None
+            self._tracer.emit("handshake.full")
+            self._events.notify(SystemEvent.CLOUD_STATUS, CloudStatus.HANDSHAKE)
+            self._publish_claim_code()
+            if self.inputs.is_tcp:
+                self._tracer.emit("presence.announce")
+            self.protocol.send_time_request()
+            self._after_handshake()
+        else:
+            self._log.error(LOG, f"Cloud handshake failed, code={int(code)}")
+            self._teardown()
+            self._retry(0.0 if code is ProtocolError.IO_ERROR_DISCARD_SESSION
+                        else self._backoff())
+
+    def protocol_error(self, code: ProtocolError) -> None:
+        if self.state is CloudState.DISCONNECTED:
+            return
+        self._tracer.emit("cloud.connection_error", code=code.name)
+        self._teardown()
+        self._retry(0.0 if code is ProtocolError.IO_ERROR_DISCARD_SESSION else self._backoff())
+
+    def protocol_event(self, name: str, data: bytes) -> None:
+        self._on_cloud_event(name, data)
+
+    def protocol_time(self, unix_time: int) -> None:
+        self._tracer.emit("time.synced", unix_time=unix_time)
+        self._events.notify(SystemEvent.TIME_CHANGED, TimeChanged.SYNC)
+
+    def protocol_idle(self) -> None:
+        if self.state is CloudState.HANDSHAKE_PENDING:
+            self._set_connected()
+
+    # -- handshake steps -----------------------------------------------------------------------
+
+    def _publish_claim_code(self) -> None:
+        code = self._claim.pending_code()
+        if code is None:
+            return
+        self._log.info(LOG, f"Send {CLAIM_CODE_EVENT} event for code {code}")
+        self.protocol.publish(CLAIM_CODE_EVENT, code.encode("latin-1"), private=True)
+
+    def _after_handshake(self) -> None:
+        inputs = self.inputs
+        if (inputs.publish_reset_info and not self._last_reset_sent
+                and inputs.reset_reason is not None):
+            self._last_reset_sent = True
+            self._log.info(LOG, f"Send {LAST_RESET_EVENT} event")
+            self.protocol.publish(LAST_RESET_EVENT, inputs.reset_reason.encode(), private=True)
+        self.protocol.publish("particle/device/updates/enabled",
+                              b"true" if inputs.updates_enabled else b"false", private=True)
+        self.protocol.publish("particle/device/updates/forced",
+                              b"true" if inputs.updates_forced else b"false", private=True)
+        self._send_application_description()
+        self._set_state(CloudState.HANDSHAKE_PENDING)
+        if self.protocol.pending_count == 0:
+            self._set_connected()
+
+    def _send_application_description(self) -> None:
+        describe = self.inputs.app_describe()
+        crc = zlib.crc32(describe)
+        if crc == self._app_describe_crc:
+            self._log.info("comm.protocol",
+                           "Checksum has not changed; not sending application DESCRIBE")
+        else:
+            self._log.info(LOG, "Sending application DESCRIBE")
+            self.protocol.send_describe(describe, what="application describe")
+            self._app_describe_crc = crc
+        prefixes = self.inputs.app_subscriptions()
+        crc = zlib.crc32(json.dumps(prefixes).encode())
+        if crc == self._subscriptions_crc:
+            self._log.info("comm.protocol", "Checksum has not changed; not sending subscriptions")
+        else:
+            self._log.info(LOG, "Sending subscriptions")
+            for prefix in prefixes:
+                self.protocol.send_subscription(prefix)
+            self._subscriptions_crc = crc
+
+    def _set_connected(self) -> None:
+        self._failures = 0
+        self._set_state(CloudState.CONNECTED)
+        self._log.info(LOG, "Cloud connected")
+        self._events.notify(SystemEvent.CLOUD_STATUS, CloudStatus.CONNECTED)

@@ -1,0 +1,58 @@
+"""Listening mode (``system_listening_mode.cpp``).
+
+How this works
+--------------
+Two states, NORMAL and LISTENING. ``enter()`` raises ``setup_begin`` (``wifi_listen_begin``),
+pauses the cloud connection (it is torn down and not retried while listening) and enables the
+listening-mode consoles (USB serial commands, SoftAP on the Photon). ``exit()`` raises
+``setup_end`` and lets the cloud connect again. A device without Wi-Fi credentials enters
+listening mode at boot. Entering while already listening is a no-op (START_LISTENING maps
+INVALID_STATE to 0); so is exiting while not listening.
+
+UNVERIFIED choice (documented in docs/device-model.md): entering listening mode leaves the Wi-Fi
+interface as it was; only the cloud connection is paused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..kernel.trace import Tracer
+from .events import SystemEvent, SystemEventBus
+
+
+class ListeningMode:
+    def __init__(self, tracer: Tracer, events: SystemEventBus,
+                 pause_cloud: Callable[[bool], None]) -> None:
+        self._tracer = tracer
+        self._events = events
+        self._pause_cloud = pause_cloud
+        self.active = False
+        self._listeners: list[Callable[[bool], None]] = []
+
+    def on_change(self, listener: Callable[[bool], None]) -> Callable[[], None]:
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def enter(self) -> bool:
+        """Returns False when already listening."""
+        if self.active:
+            return False
+        self.active = True
+        self._tracer.emit("listening.enter")
+        self._events.notify(SystemEvent.SETUP_BEGIN, 0)
+        self._pause_cloud(True)
+        for listener in list(self._listeners):
+            listener(True)
+        return True
+
+    def exit(self) -> bool:
+        if not self.active:
+            return False
+        self.active = False
+        self._tracer.emit("listening.exit")
+        self._events.notify(SystemEvent.SETUP_END, 0)
+        for listener in list(self._listeners):
+            listener(False)
+        self._pause_cloud(False)
+        return True
