@@ -16,9 +16,9 @@ back to it. Per address it tracks a connection; per session id a :class:`CloudSe
   Either way the device is online and ``spark/status`` "online" is published.
 * Events are ACKed and published on the bus. ``spark/device/session/end`` makes the cloud forget
   the session after acknowledging it (UNVERIFIED cloud behaviour, docs/claiming.md).
-  ``spark/device/claim/code`` is redeemed ``claim_confirm_delay_s`` later (2.25 s: with the link latency the
-  device clears its code ~2.4 s after sending it, as in the
-  forum log); when the claim succeeds the cloud sends ``spark/device/claim/confirm`` to the device.
+  ``spark/device/claim/code`` is redeemed ``claim_confirm_delay_s`` later (2.25 s: with the
+  link latency the device clears its code ~2.4 s after sending it, as in the forum log); when
+  the claim succeeds the cloud sends ``spark/device/claim/confirm`` to the device.
 * Cloud-to-device events are confirmable and retransmitted until ACKed (or the session goes).
 """
 
