@@ -1,0 +1,77 @@
+"""Control requests: Device OS request types, their protobuf messages, codec and client helpers.
+
+Layers (each module has a "how this works" header):
+
+* ``types``: ``RequestType`` numbers (with their Device OS 6.2 status) and reply enums;
+* ``codec``: request/reply message classes per type and the device-side decoder that applies
+  nanopb's limits (``nanopb_rules``); the generated protobuf modules live in ``_pb``;
+* ``requests``: pure host-side builders (bytes to send + reply parser) per request;
+* ``client``: ``ControlClient``, the transport-agnostic async client over those builders.
+
+The device-side dispatcher and handlers build on this package (see the marked spot below).
+"""
+
+from __future__ import annotations
+
+from . import requests
+from .client import ControlClient
+from .codec import (
+    MessagePair,
+    decode_as,
+    decode_reply,
+    decode_request,
+    encode_reply,
+    encode_request,
+    message_pair,
+    message_pairs,
+    reply_class,
+    request_class,
+)
+from .errors import BadData, ControlRequestFailed, EncodingFailed
+from .requests import Call, ControlReply, EncodedRequest
+from .types import (
+    DOS_6_2_UNIMPLEMENTED,
+    CloudConnectionStatus,
+    DeviceMode,
+    DosStatus,
+    RequestType,
+    ResultCode,
+    WifiCredentialsType,
+    WifiSecurity,
+    dos_status,
+    parse_request_type,
+)
+
+# -- dispatcher / handlers (device side): imports and names go here --------------------------
+
+__all__ = [
+    "DOS_6_2_UNIMPLEMENTED",
+    "BadData",
+    "Call",
+    "CloudConnectionStatus",
+    "ControlClient",
+    "ControlReply",
+    "ControlRequestFailed",
+    "DeviceMode",
+    "DosStatus",
+    "EncodedRequest",
+    "EncodingFailed",
+    "MessagePair",
+    "RequestType",
+    "ResultCode",
+    "WifiCredentialsType",
+    "WifiSecurity",
+    "decode_as",
+    "decode_reply",
+    "decode_request",
+    "dos_status",
+    "encode_reply",
+    "encode_request",
+    "message_pair",
+    "message_pairs",
+    "parse_request_type",
+    "reply_class",
+    "request_class",
+    "requests",
+    # -- dispatcher / handlers names go here --
+]

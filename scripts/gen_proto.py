@@ -50,7 +50,7 @@ imports nothing by itself.
 """
 '''
 
-_ISOLATED_POOL_TEXT = '''"""A descriptor pool of its own for .proto files that cannot share the default pool.
+_ISOLATED_POOL_TEXT = '''"""A private descriptor pool for .proto files clashing with the default.
 
 ``wifi_legacy.proto`` declares the enum value ``particle.ctrl.INTERNAL``, which
 ``storage.proto`` declares too; protobuf rejects the second one in the same pool. The legacy
