@@ -1,0 +1,75 @@
+"""The ``fwsim`` command line.
+
+Each command group lives in its own module ``firmware_sim.cli.<name>_cmd`` exposing
+``register(subparsers)``; add new groups to ``COMMAND_MODULES``. Errors that fwsim expects
+(bad arguments, unknown names, unreadable files, invalid configuration) are printed as one line
+``fwsim: error: ...`` with exit status 2 - never a traceback. Set ``FWSIM_DEBUG=1`` to see the
+traceback of an unexpected error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+from ..kernel.errors import FwSimError
+
+COMMAND_MODULES = ["scenario", "trace"]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+class CliError(FwSimError):
+    """A command-line level error, printed as one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
+    parser = _Parser(prog="fwsim", description=(
+        "Deterministic simulator of a Particle device's system layer and an emulator of its "
+        "cloud."))
+    parser.add_argument("--version", action="version", version=f"fwsim {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f"{__name__}.{name}_cmd")
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        status: int = args.handler(args)
+        return status
+    except FwSimError as exc:
+        print(f"fwsim: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("fwsim: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as exc:  # noqa: BLE001 - the CLI must never print a traceback by default
+        if os.environ.get("FWSIM_DEBUG"):
+            raise
+        print(f"fwsim: internal error: {type(exc).__name__}: {exc} "
+              "(set FWSIM_DEBUG=1 for the traceback)", file=sys.stderr)
+        return EXIT_FAILED
+
+
+__all__ = ["COMMAND_MODULES", "CliError", "build_parser", "main"]

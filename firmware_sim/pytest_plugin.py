@@ -1,0 +1,125 @@
+"""pytest plugin (registered through the ``pytest11`` entry point).
+
+Fixtures: ``fwsim_seed``, ``fwsim_world``, ``fwsim_cloud``, ``fwsim_device`` (a P2 with Wi-Fi
+credentials for ``HomeNet``, attached to ``fwsim_cloud``, not yet powered on).
+
+Options: ``--fwsim-seed N`` (default: ``$FWSIM_SEED`` or 0), ``--fwsim-trace-dir DIR``
+(default ``.fwsim-traces``), ``--fwsim-trace-lines N`` (default 40).
+
+When a test that used ``fwsim_world`` fails, the report gets a section with the seed, the command
+to rerun with it, and the last trace lines, and the full trace is written as JSON lines to the
+trace directory. The simulator is imported inside the fixtures, so loading the plugin costs
+nothing for test suites that do not use it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Generator, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from cloud_sim import Cloud
+
+    from .kernel.world import World
+    from .system.device import Device
+
+_WORLD_KEY = pytest.StashKey[list[Any]]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("fwsim", "fwsim device simulator")
+    group.addoption("--fwsim-seed", action="store", default=None,
+                    help="seed of the fwsim worlds (default: $FWSIM_SEED or 0)")
+    group.addoption("--fwsim-trace-dir", action="store", default=".fwsim-traces",
+                    help="where full traces of failed fwsim tests are written")
+    group.addoption("--fwsim-trace-lines", action="store", type=int, default=40,
+                    help="trace lines shown in a failure report")
+
+
+_SEED_KEY = pytest.StashKey[int]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    raw = config.getoption("--fwsim-seed", None) or os.environ.get("FWSIM_SEED")
+    if raw is None:
+        return
+    from .kernel.errors import ConfigurationError
+    from .kernel.world import parse_seed
+
+    try:
+        config.stash[_SEED_KEY] = parse_seed(raw)
+    except ConfigurationError as exc:
+        raise pytest.UsageError(f"--fwsim-seed: {exc}") from None
+
+
+@pytest.fixture
+def fwsim_seed(request: pytest.FixtureRequest) -> int:
+    return request.config.stash.get(_SEED_KEY, 0)
+
+
+@pytest.fixture
+def fwsim_world(request: pytest.FixtureRequest, fwsim_seed: int) -> Iterator[World]:
+    from .kernel.world import World
+
+    world = World(fwsim_seed)
+    request.node.stash.setdefault(_WORLD_KEY, []).append(world)
+    yield world
+
+
+@pytest.fixture
+def fwsim_cloud(fwsim_world: World) -> Cloud:
+    from cloud_sim import Cloud
+
+    return Cloud(fwsim_world)
+
+
+@pytest.fixture
+def fwsim_device(fwsim_world: World, fwsim_cloud: Cloud) -> Device:
+    from .system.device import Device
+    from .system.network import WifiCredentials
+    from .system.radio import AccessPoint, radio_environment
+
+    radio_environment(fwsim_world).add(AccessPoint("HomeNet", "home-pass-1"))
+    device = Device(fwsim_world, "dev", wifi=[WifiCredentials("HomeNet", "home-pass-1")])
+    device.attach_cloud(fwsim_cloud.connector())
+    return device
+
+
+def _safe_name(nodeid: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid).strip("_")[:150] or "test"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Generator[None, Any, None]:
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    worlds = item.stash.get(_WORLD_KEY, [])
+    if not worlds or not report.failed:
+        return
+    config = item.config
+    lines_wanted = int(config.getoption("--fwsim-trace-lines"))
+    trace_dir = Path(config.getoption("--fwsim-trace-dir"))
+    sections = []
+    for index, world in enumerate(worlds):
+        path = trace_dir / (f"{_safe_name(item.nodeid)}"
+                            f"{'' if len(worlds) == 1 else f'-{index}'}.jsonl")
+        written = ""
+        try:
+            trace_dir.mkdir(parents=True, exist_ok=True)
+            with path.open("w", encoding="utf-8") as stream:
+                for record in world.trace.records:
+                    stream.write(record.to_json() + "\n")
+            written = f"full trace: {path}"
+        except OSError as exc:
+            written = f"full trace not written: {exc}"
+        tail = "\n".join(r.summary() for r in world.trace.tail(lines_wanted))
+        sections.append(
+            f"seed: {world.seed}  (rerun: pytest {item.nodeid} --fwsim-seed {world.seed})\n"
+            f"{written}\nlast {lines_wanted} trace records:\n{tail}")
+    report.sections.append(("fwsim", "\n\n".join(sections)))

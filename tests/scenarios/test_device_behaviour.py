@@ -1,0 +1,231 @@
+"""Device behaviour on virtual time: sessions, reboots, publishing rules, system events."""
+
+from __future__ import annotations
+
+from firmware_sim.kernel import World
+from firmware_sim.system import (
+    AccessPoint,
+    CloudStatus,
+    Device,
+    Firmware,
+    FirmwareOptions,
+    NetworkStatus,
+    Particle,
+    SystemEvent,
+    WifiCredentials,
+    radio_environment,
+)
+from firmware_sim.system.cloud import CloudState
+from cloud_sim import Cloud, EndpointOptions, Principal
+
+HOME = AccessPoint("HomeNet", "home-pass-1")
+
+
+def make(seed: int = 0, *, options: FirmwareOptions | None = None,
+         endpoint: EndpointOptions | None = None, firmware: type[Firmware] | None = None,
+         loss: float = 0.0) -> tuple[World, Device, Cloud]:
+    world = World(seed)
+    radio_environment(world).add(HOME)
+    cloud = Cloud(world, options=endpoint)
+    device = Device(world, "dev", wifi=[WifiCredentials("HomeNet", "home-pass-1")],
+                    options=options, firmware=firmware)
+    device.attach_cloud(cloud.connector(loss=loss))
+    return world, device, cloud
+
+
+def connect(world: World, device: Device, timeout: float = 60) -> None:
+    assert world.run_until(lambda: device.cloud_connected, timeout=timeout)
+
+
+def test_system_events_of_a_first_connection_in_device_os_order() -> None:
+    seen: list[tuple[str, int]] = []
+
+    class Recorder(Firmware):
+        def setup(self, particle: Particle) -> None:
+            particle.on_system_event(SystemEvent.NETWORK_STATUS | SystemEvent.CLOUD_STATUS,
+                                     lambda e, p: seen.append((e.name or "", p)))
+
+    world, device, _ = make(firmware=Recorder)
+    device.power_on()
+    connect(world, device)
+    world.run_for(1)
+    assert seen == [("NETWORK_STATUS", NetworkStatus.POWERING_ON), ("NETWORK_STATUS", 5),
+                    ("NETWORK_STATUS", 6), ("NETWORK_STATUS", 7), ("CLOUD_STATUS", 1),
+                    ("CLOUD_STATUS", 2), ("CLOUD_STATUS", 8)]
+    seen.clear()
+    device.cloud_disconnect()
+    world.run_for(1)
+    assert seen == [("CLOUD_STATUS", CloudStatus.DISCONNECTING), ("CLOUD_STATUS", 0)]
+
+
+def test_software_reset_resumes_but_power_cycle_does_a_full_handshake() -> None:
+    world, device, cloud = make()
+    device.power_on()
+    connect(world, device)
+    device.reset("user")
+    world.run_for(30)
+    assert device.cloud.handshakes == {"full": 0, "resumed": 1}  # counters are per boot
+    code = cloud.create_claim_code(Principal.user("u")).code
+    device.claim.set_claim_code(code)
+    device.reset("user")
+    world.run_for(30)
+    assert device.cloud.handshakes == {"full": 0, "resumed": 1}
+    assert device.claim.pending_code() == code  # resumed: not sent
+    # "powering up the P2 this morning sent the claim code"
+    device.power_cycle()
+    world.run_for(30)
+    assert device.cloud.handshakes == {"full": 1, "resumed": 0}
+    assert device.claim.pending_code() is None and device.claim.is_device_claimed()
+    assert cloud.owner_of(device.device_id) == Principal.user("u")
+
+
+def test_last_reset_is_published_once_per_boot_with_the_reason() -> None:
+    world, device, cloud = make()
+    device.power_on()
+    connect(world, device)
+    device.cloud_disconnect()
+    device.cloud_connect()
+    connect(world, device)
+    device.reset("user")
+    world.run_for(20)
+    events = [e.data for e in cloud.bus.find("spark/device/last_reset")]
+    assert events == ["power_down", "user"]
+    assert len(cloud.bus.find("particle/device/updates/enabled")) == 3  # every handshake
+
+
+def test_unanswered_resumes_expire_after_three_uses() -> None:
+    world, device, cloud = make(endpoint=EndpointOptions(unknown_session_reply="ignore"))
+    device.power_on()
+    connect(world, device)
+    cloud.endpoint.forget_session(device.device_id)
+    device.cloud_disconnect()
+    device.cloud_connect()
+    connect(world, device, timeout=900)
+    lines = device.log_lines()
+    resumes = [line for line in lines if "Skipping HELLO message" in line]
+    assert len(resumes) == 3
+    assert any("[comm.dtls] WARN: session has expired after 3 uses" in line for line in lines)
+    assert device.cloud.handshakes["full"] == 2
+    assert lines.index(next(x for x in lines if "expired after 3 uses" in x)) < \
+        max(i for i, x in enumerate(lines) if "Sending HELLO message" in x)
+
+
+def test_rst_discards_the_session_and_the_next_connect_is_full() -> None:
+    world, device, cloud = make()
+    device.power_on()
+    connect(world, device)
+    cloud.endpoint.forget_session(device.device_id)
+    device.cloud_disconnect()
+    device.cloud_connect()
+    connect(world, device)
+    lines = device.log_lines()
+    assert any("Received RST message; discarding session" in line for line in lines)
+    assert device.cloud.handshakes["full"] == 2
+
+
+def test_cloud_session_expiry_forces_a_full_handshake() -> None:
+    world, device, _ = make(endpoint=EndpointOptions(session_max_age_s=100))
+    device.power_on()
+    connect(world, device)
+    world.run_for(200)  # keepalive pings hit an expired session
+    assert device.cloud.handshakes["full"] >= 2
+
+
+def test_publish_rules() -> None:
+    world, device, cloud = make()
+    device.power_on()
+    world.run_for(0.1)
+    assert device.particle.publish("early", "x") is False
+    lost = world.trace.find("publish.lost", name="early")
+    assert lost and lost[0].get("reason") == "cloud not connected"
+    connect(world, device)
+    assert device.particle.publish("hello", "world", private=False) is True
+    world.run_for(1)
+    event = cloud.bus.find("hello")[0]
+    assert (event.data, event.public, event.device_id) == ("world", True, device.device_id)
+    assert device.particle.publish("x" * 65, "") is False
+    assert device.particle.publish("big", "y" * 1025) is False
+
+
+def test_codes_starting_with_nul_or_0xff_are_never_sent() -> None:
+    world, device, cloud = make()
+    device.claim.set_claim_code(b"\xff" + b"A" * 62)
+    device.power_on()
+    connect(world, device)
+    world.run_for(5)
+    assert not cloud.bus.find("spark/device/claim/code")
+    assert not any("claim/code" in line for line in device.log_lines())
+
+
+def test_any_spark_device_claim_event_clears_the_code() -> None:
+    world, device, cloud = make()
+    device.power_on()
+    connect(world, device)
+    device.claim.set_claim_code("X" * 63)
+    assert cloud.endpoint.send_event(device.device_id, "spark/device/claim/whatever", b"ignored")
+    world.run_for(2)
+    assert device.claim.pending_code() is None and device.claim.is_device_claimed()
+    assert device.log_lines()[-1].endswith(
+        "[system] TRACE: Claim code received by the cloud and cleared locally.")
+
+
+def test_a_changed_app_state_turns_a_resume_into_a_full_handshake() -> None:
+    world, device, cloud = make()
+    device.power_on()
+    connect(world, device)
+    code = cloud.create_claim_code(Principal.user("u")).code
+    device.claim.set_claim_code(code)
+    device.profile = device.profile.with_overrides(system_module_version=6300)  # "OTA update"
+    device.reset("update")
+    world.run_for(30)
+    lines = device.log_lines()
+    assert any("restored session from persisted session data" in line for line in lines)
+    assert device.cloud.handshakes == {"full": 1, "resumed": 0}
+    assert device.claim.is_device_claimed()
+
+
+def test_lossy_link_still_connects_deterministically() -> None:
+    def run(seed: int) -> list[str]:
+        world, device, _ = make(seed, loss=0.3)
+        device.power_on()
+        world.run_for(300)
+        assert device.cloud_connected
+        return [r.to_json() for r in world.trace.records]
+
+    assert run(4) == run(4)
+
+
+def test_listening_mode_pauses_the_cloud() -> None:
+    world, device, _ = make()
+    device.power_on()
+    connect(world, device)
+    device.listening.enter()
+    world.run_for(1)
+    assert device.cloud.state is CloudState.DISCONNECTED
+    assert world.trace.count("system_event", event="setup_begin") == 1
+    world.run_for(60)
+    assert not device.cloud_connected
+    device.listening.exit()
+    connect(world, device)
+    assert world.trace.count("system_event", event="setup_end") == 1
+
+
+def test_device_without_credentials_boots_into_listening_mode() -> None:
+    world = World(0)
+    device = Device(world, "bare")
+    device.power_on()
+    world.run_for(5)
+    assert device.listening.active
+
+
+def test_file_backed_device_keeps_identity_dct_and_credentials(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    world = World(0)
+    first = Device(world, "a", storage_dir=tmp_path,
+                   wifi=[WifiCredentials("HomeNet", "home-pass-1")])
+    first.claim.set_claim_code("Z" * 63)
+    identity = (first.device_id, first.mobile_secret)
+    world2 = World(1)
+    again = Device(world2, "b", storage_dir=tmp_path)
+    assert (again.device_id, again.mobile_secret) == identity
+    assert again.claim.pending_code() == "Z" * 63
+    assert [c.ssid for c in again.credentials.all()] == ["HomeNet"]
