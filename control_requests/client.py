@@ -176,9 +176,7 @@ class ControlClient(ABC):
         bssid: bytes | None = None,
     ) -> None:
         await self.call(
-            requests.set_network_credentials(
-                ssid, password, security, hidden=hidden, bssid=bssid
-            )
+            requests.set_network_credentials(ssid, password, security, hidden=hidden, bssid=bssid)
         )
 
     async def join_known_network(self, ssid: str) -> None:

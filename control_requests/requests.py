@@ -170,9 +170,7 @@ def _raw_reply(data: bytes) -> bytes:
     return data
 
 
-def _message_call(
-    request_type: RequestType, parse: Callable[[Any], T], **fields: Any
-) -> Call[T]:
+def _message_call(request_type: RequestType, parse: Callable[[Any], T], **fields: Any) -> Call[T]:
     def parse_reply(data: bytes) -> T:
         return parse(decode_reply(request_type, data))
 
