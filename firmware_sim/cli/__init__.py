@@ -64,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
-    except Exception as exc:  # noqa: BLE001 - the CLI must never print a traceback by default
+    except Exception as exc:
         if os.environ.get("FWSIM_DEBUG"):
             raise
         print(f"fwsim: internal error: {type(exc).__name__}: {exc} "

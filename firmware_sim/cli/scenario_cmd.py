@@ -19,7 +19,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                           description="Run a scenario on virtual time, print the Device OS log "
                           "timeline and a one-line verdict. Exit status 0 when the scenario "
                           "reproduces its expected behaviour.")
-    run.add_argument("name", help="scenario name (see `fwsim scenario list`)")
+    run.add_argument("name", nargs="?", help="scenario name (see `fwsim scenario list`)")
+    run.add_argument("--all", action="store_true", help="run every scenario, one after another")
     run.add_argument("--seed", type=seed_arg, default=0, help="world seed (default 0)")
     run.add_argument("--trace", metavar="FILE.jsonl", help="write the full structured trace")
     run.add_argument("--quiet", action="store_true", help="print only the verdict")
@@ -36,12 +37,29 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ..kernel.errors import UsageError
+    from ..scenarios import SCENARIOS
+
+    if args.all == (args.name is not None):
+        raise UsageError("give a scenario name or --all (see `fwsim scenario list`)")
+    if not args.all:
+        return _run_one(args.name, args.seed, args.trace, args.quiet)
+    if args.trace:
+        raise UsageError("--trace needs a single scenario")
+    failures = [name for name in SCENARIOS
+                if _run_one(name, args.seed, None, args.quiet) != 0]
+    print(f"{len(SCENARIOS) - len(failures)}/{len(SCENARIOS)} scenarios reproduced their "
+          "expected behaviour" + (f"; failed: {', '.join(failures)}" if failures else ""))
+    return 1 if failures else 0
+
+
+def _run_one(name: str, seed: int, trace: str | None, quiet: bool) -> int:
     from ..scenarios import get_scenario
 
-    scenario = get_scenario(args.name)
-    result = scenario.run(args.seed, trace_path=args.trace)
+    scenario = get_scenario(name)
+    result = scenario.run(seed, trace_path=trace)
     out = sys.stdout
-    if not args.quiet:
+    if not quiet:
         print(f"# scenario {result.name}, seed {result.seed}, device {result.device.name} "
               f"({result.device.profile.name}, id {result.device.device_id})", file=out)
         for line in result.timeline:
@@ -49,8 +67,8 @@ def _run(args: argparse.Namespace) -> int:
         print("#", file=out)
         for check in result.checks:
             print(f"# [{'ok' if check.ok else 'FAILED'}] {check.description}", file=out)
-        if args.trace:
-            print(f"# trace written to {args.trace}", file=out)
+        if trace:
+            print(f"# trace written to {trace}", file=out)
     status = "PASS" if result.passed else "FAIL"
     print(f"{status} {result.name} (seed {result.seed}): {result.verdict}", file=out)
     return 0 if result.passed else 1

@@ -23,7 +23,8 @@ from ..hal.retained import RetainedMemory
 MAXIMUM_SESSION_USES = 3
 
 _MAGIC = b"FWSS"
-_LAYOUT = struct.Struct(">4sB8sIBHI")  # magic, version, session id, keys crc, uses, coap id, app crc
+# magic, version, session id, keys crc, use counter, next coap id, app-state crc
+_LAYOUT = struct.Struct(">4sB8sIBHI")
 _VERSION = 1
 
 

@@ -10,6 +10,7 @@ then :meth:`AsyncioDriver.wake` so the driver re-reads the schedule.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 
@@ -84,7 +85,5 @@ class AsyncioDriver(_WallMapping):
         while not self._stopped:
             self.sync()
             self._wakeup.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout=self.seconds_until_next())
-            except TimeoutError:
-                pass

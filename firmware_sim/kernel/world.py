@@ -12,7 +12,7 @@ seed and the name, so adding a device does not perturb the random choices of ano
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .clock import VirtualClock, to_micros
@@ -41,7 +41,7 @@ class World:
     """Owns virtual time, the scheduler, seeded randomness and the trace."""
 
     def __init__(self, seed: int = 0, *, trace_memory_limit: int | None = None,
-                 sinks: list[TraceSink] | None = None) -> None:
+                 sinks: Sequence[TraceSink] | None = None) -> None:
         self.seed = parse_seed(seed)
         self.clock = VirtualClock()
         self.scheduler = Scheduler(self.clock, self.seed)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from enum import IntEnum
 
-from ..kernel.trace import TraceRecord, Tracer
+from ..kernel.trace import Tracer, TraceRecord
 
 
 class LogLevel(IntEnum):

@@ -44,4 +44,5 @@ __all__ = [
     "WifiCredentials",
     "WifiSecurity",
     "radio_environment",
+    "validate_device_id",
 ]

@@ -281,14 +281,15 @@ class NetworkManager:
             self._set(NetState.OFF, NetworkStatus.OFF)
 
     def _radio_changed(self) -> None:
-        if self.state is NetState.CONNECTED and self.current is not None:
-            if self._radio.find(self.current.ssid) is None:
-                self._tracer.emit("network.link_lost", ssid=self.current.ssid)
-                want = self.want_connected
-                self._drop()
-                self.want_connected = want
-                if want:
-                    self._start_connecting()
+        current = self.current
+        if (self.state is NetState.CONNECTED and current is not None
+                and self._radio.find(current.ssid) is None):
+            self._tracer.emit("network.link_lost", ssid=current.ssid)
+            want = self.want_connected
+            self._drop()
+            self.want_connected = want
+            if want:
+                self._start_connecting()
 
     # -- joinNewNetwork ------------------------------------------------------------------------
 

@@ -64,8 +64,8 @@ def test_bad_input_is_one_line_and_non_zero(capsys: pytest.CaptureFixture[str],
 
 def test_wrong_size_dct_file_is_a_one_line_error(capsys: pytest.CaptureFixture[str],
                                                  tmp_path: Path) -> None:
+    from firmware_sim.kernel import FwSimError, World
     from firmware_sim.system import Device
-    from firmware_sim.kernel import World, FwSimError
 
     (tmp_path / "dct.bin").write_bytes(b"\x00" * 42)
     with pytest.raises(FwSimError, match="has 42 bytes, expected 8391"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cloud_sim import Cloud, EndpointOptions, Principal
 from firmware_sim.kernel import World
 from firmware_sim.system import (
     AccessPoint,
@@ -16,7 +17,6 @@ from firmware_sim.system import (
     radio_environment,
 )
 from firmware_sim.system.cloud import CloudState
-from cloud_sim import Cloud, EndpointOptions, Principal
 
 HOME = AccessPoint("HomeNet", "home-pass-1")
 

@@ -50,7 +50,7 @@ def test_unreadable_or_invalid_trace_files_give_clear_errors(tmp_path: Path) -> 
         read_jsonl(tmp_path / "missing.jsonl")
     bad = tmp_path / "bad.jsonl"
     bad.write_text("{not json}\n")
-    with pytest.raises(ConfigurationError, match="bad.jsonl:1"):
+    with pytest.raises(ConfigurationError, match=r"bad\.jsonl:1"):
         read_jsonl(bad)
     with pytest.raises(ConfigurationError, match="cannot write trace file"):
         JsonlSink(tmp_path / "no" / "such" / "dir" / "t.jsonl")
