@@ -90,6 +90,9 @@ DCT_LAYOUT: tuple[DctField, ...] = (
 )
 FIELDS: dict[str, DctField] = {f.name: f for f in DCT_LAYOUT}
 
+#: ``platform_system_flags_t.StartupMode_SysFlag`` inside ``system_flags`` (1 = listening).
+STARTUP_MODE_FLAG_OFFSET = 18
+
 FaultHook = Callable[[str], None]
 
 

@@ -86,7 +86,9 @@ class Scenario:
 
 
 def default_provisioning(device: Device) -> Provisioning:
-    return DirectProvisioning(device)
+    from .control_provisioning import ControlRequestProvisioning
+
+    return ControlRequestProvisioning(device)
 
 
 # -- shared set-up -------------------------------------------------------------------------------
@@ -107,8 +109,19 @@ def _stage(world: World, *, firmware: type[Firmware] | None = None,
     return device, cloud
 
 
+@dataclass
+class Provisioned:
+    code: str
+    phone: Phone
+
+    def check(self) -> Check:
+        return Check("every provisioning request answered 0 (" + ", ".join(
+            f"{step}={result}" for step, result in self.phone.results) + ")",
+            self.phone.finished and all(result == 0 for _, result in self.phone.results))
+
+
 def _provision(world: World, device: Device, cloud: Cloud, factory: ProvisioningFactory, *,
-               at_s: float, listening: bool = False) -> str:
+               at_s: float, listening: bool = False) -> Provisioned:
     """The phone sets a new owner's claim code and joins NewNet at ``at_s``."""
     code = cloud.create_claim_code(NEW_OWNER, ttl_s=3600).code
     phone = Phone(world, factory(device))
@@ -116,7 +129,7 @@ def _provision(world: World, device: Device, cloud: Cloud, factory: Provisioning
     if listening:
         phone.stop_listening()
     phone.run(start_in_s=at_s)
-    return code
+    return Provisioned(code, phone)
 
 
 def _claim_sent(device: Device) -> bool:
@@ -127,8 +140,10 @@ def _claimed_by_new_owner(cloud: Cloud, device: Device) -> bool:
     return cloud.owner_of(device.device_id) == NEW_OWNER
 
 
-def _delivered_checks(device: Device, cloud: Cloud, code: str) -> list[Check]:
+def _delivered_checks(device: Device, cloud: Cloud, provisioned: Provisioned) -> list[Check]:
+    code = provisioned.code
     return [
+        provisioned.check(),
         Check("spark/device/claim/code was published", _claim_sent(device)),
         Check("the cloud consumed the code and made the new owner the owner",
               _claimed_by_new_owner(cloud, device)),
@@ -140,8 +155,11 @@ def _delivered_checks(device: Device, cloud: Cloud, code: str) -> list[Check]:
     ]
 
 
-def _not_delivered_checks(device: Device, cloud: Cloud, code: str) -> list[Check]:
+def _not_delivered_checks(device: Device, cloud: Cloud, provisioned: Provisioned
+                          ) -> list[Check]:
+    code = provisioned.code
     return [
+        provisioned.check(),
         Check("the reconnection resumed the session", device.cloud.handshakes["resumed"] >= 1),
         Check("only the first boot did a full handshake", device.cloud.handshakes["full"] == 1),
         Check("spark/device/claim/code was never published", not _claim_sent(device)),
@@ -157,13 +175,13 @@ def _fresh_claim(world: World, factory: ProvisioningFactory
                  ) -> tuple[Device, Cloud, list[Check], str]:
     device, cloud = _stage(world, provisioned=False)
     device.power_on()
-    code = _provision(world, device, cloud, factory, at_s=10.0, listening=True)
+    provisioned = _provision(world, device, cloud, factory, at_s=10.0, listening=True)
     world.run_for(SCENARIO_SECONDS)
     checks = [Check("the device booted into listening mode (no credentials)",
                     world.trace.count("listening.enter", node=device.name) >= 1),
               Check("the first connection was a full handshake",
                     device.cloud.handshakes["full"] == 1),
-              *_delivered_checks(device, cloud, code)]
+              *_delivered_checks(device, cloud, provisioned)]
     return device, cloud, checks, (
         "claim code delivered on the first full handshake, confirmed by the cloud, cleared "
         "locally; device claimed by the new owner")
@@ -173,9 +191,9 @@ def _resume_bug(world: World, factory: ProvisioningFactory
                 ) -> tuple[Device, Cloud, list[Check], str]:
     device, cloud = _stage(world)
     device.power_on()
-    code = _provision(world, device, cloud, factory, at_s=20.0)
+    provisioned = _provision(world, device, cloud, factory, at_s=20.0)
     world.run_for(SCENARIO_SECONDS)
-    return device, cloud, _not_delivered_checks(device, cloud, code), (
+    return device, cloud, _not_delivered_checks(device, cloud, provisioned), (
         "BUG REPRODUCED: the claim code was stored while a session was persisted; the device "
         "resumed that session and never published spark/device/claim/code")
 
@@ -184,7 +202,7 @@ def _session_end_workaround(world: World, factory: ProvisioningFactory
                             ) -> tuple[Device, Cloud, list[Check], str]:
     device, cloud = _stage(world, firmware=SessionEndWorkaround)
     device.power_on()
-    code = _provision(world, device, cloud, factory, at_s=20.0)
+    provisioned = _provision(world, device, cloud, factory, at_s=20.0)
     world.run_for(SCENARIO_SECONDS)
     app = device.firmware
     checks = [Check("the app published spark/device/session/end while connected",
@@ -194,7 +212,7 @@ def _session_end_workaround(world: World, factory: ProvisioningFactory
                         for line in device.log_lines())),
               Check("the next connection was a full handshake",
                     device.cloud.handshakes["full"] == 2),
-              *_delivered_checks(device, cloud, code)]
+              *_delivered_checks(device, cloud, provisioned)]
     return device, cloud, checks, (
         "WORKAROUND WORKS: session/end published after a reconnect; the cloud reset the "
         "session, the next connection was a full handshake and the claim code was delivered")
@@ -204,12 +222,12 @@ def _session_end_too_early(world: World, factory: ProvisioningFactory
                            ) -> tuple[Device, Cloud, list[Check], str]:
     device, cloud = _stage(world, firmware=SessionEndTooEarly)
     device.power_on()
-    code = _provision(world, device, cloud, factory, at_s=20.0)
+    provisioned = _provision(world, device, cloud, factory, at_s=20.0)
     world.run_for(SCENARIO_SECONDS)
     lost = world.trace.find("publish.lost", node=device.name, name="spark/device/session/end")
     checks = [Check("spark/device/session/end was published during the reconnection and lost",
                     bool(lost) and lost[0].get("reason") == "handshake in progress"),
-              *_not_delivered_checks(device, cloud, code)]
+              *_not_delivered_checks(device, cloud, provisioned)]
     return device, cloud, checks, (
         "BUG PERSISTS: session/end was published while the device was reconnecting and was "
         "lost; the session resumed and the claim code was never sent")
@@ -219,13 +237,13 @@ def _clear_session(world: World, factory: ProvisioningFactory
                    ) -> tuple[Device, Cloud, list[Check], str]:
     device, cloud = _stage(world, firmware=ClearSessionOnNewCredentials)
     device.power_on()
-    code = _provision(world, device, cloud, factory, at_s=20.0)
+    provisioned = _provision(world, device, cloud, factory, at_s=20.0)
     world.run_for(SCENARIO_SECONDS)
     checks = [Check("the app cleared the session on disconnect",
                     any("Clearing session data" in line for line in device.log_lines())),
               Check("the next connection was a full handshake",
                     device.cloud.handshakes["full"] == 2),
-              *_delivered_checks(device, cloud, code)]
+              *_delivered_checks(device, cloud, provisioned)]
     return device, cloud, checks, (
         "DOCUMENTED PATH WORKS: disconnect with clearSession(true), reconnect with a full "
         "handshake, claim code delivered and cleared")
@@ -235,12 +253,12 @@ def _fixed_firmware(world: World, factory: ProvisioningFactory
                     ) -> tuple[Device, Cloud, list[Check], str]:
     device, cloud = _stage(world, options=FirmwareOptions(send_claim_code_on_resume=True))
     device.power_on()
-    code = _provision(world, device, cloud, factory, at_s=20.0)
+    provisioned = _provision(world, device, cloud, factory, at_s=20.0)
     world.run_for(SCENARIO_SECONDS)
     checks = [Check("the reconnection resumed the session",
                     device.cloud.handshakes["resumed"] >= 1),
               Check("no second full handshake was needed", device.cloud.handshakes["full"] == 1),
-              *_delivered_checks(device, cloud, code)]
+              *_delivered_checks(device, cloud, provisioned)]
     return device, cloud, checks, (
         "FIXED FIRMWARE: the claim code was published on the resumed session and delivered")
 

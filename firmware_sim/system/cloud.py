@@ -89,6 +89,7 @@ class HandshakeInputs:
     send_claim_code_on_resume: bool
     app_describe: Callable[[], bytes]
     app_subscriptions: Callable[[], list[str]]
+    safe_mode: bool = False
 
 
 class CloudConnection:
@@ -298,6 +299,8 @@ class CloudConnection:
 
     def _after_handshake(self) -> None:
         inputs = self.inputs
+        if inputs.safe_mode:
+            self.protocol.publish("spark/device/safemode", b"", private=True)
         if (inputs.publish_reset_info and not self._last_reset_sent
                 and inputs.reset_reason is not None):
             self._last_reset_sent = True

@@ -28,7 +28,13 @@ from typing import Any
 from ..communication.protocol import DeviceIdentity, ProtocolOptions
 from ..communication.session import SessionPersist
 from ..hal.claim import ClaimCodeHal
-from ..hal.dct import Dct, FaultHook, FileDctBackend, MemoryDctBackend
+from ..hal.dct import (
+    STARTUP_MODE_FLAG_OFFSET,
+    Dct,
+    FaultHook,
+    FileDctBackend,
+    MemoryDctBackend,
+)
 from ..hal.device_config import SETUP_CODE_ALPHABET, DeviceConfigHal
 from ..hal.retained import RetainedMemory
 from ..kernel.errors import ConfigurationError, UsageError
@@ -79,11 +85,14 @@ class FirmwareOptions:
     network: NetworkTiming = field(default_factory=NetworkTiming)
     cloud: CloudTiming = field(default_factory=CloudTiming)
     boot_delay_s: float = 0.05
+    #: Device Protection: a protected device refuses most control requests (PROTECTED).
+    device_protected: bool = False
 
 
 class DeviceState(Enum):
     OFF = "off"
     RUNNING = "running"
+    DFU = "dfu"
 
 
 def _random_text(rng: Any, alphabet: str, length: int) -> str:
@@ -135,6 +144,8 @@ class Device:
         self._boot_us = 0
         self._connector: CloudConnector | None = None
         self._power_lost = True
+        self._safe_mode_next_boot = False
+        self.safe_mode = False
         #: Hooks run at every boot, after the system objects exist (transports attach here).
         self.boot_hooks: list[Callable[[Device], None]] = []
         #: Hooks run when the device shuts down (reset / power off).
@@ -219,6 +230,9 @@ class Device:
         self.listening = ListeningMode(self.tracer.child("listening"), self.events,
                                        self.cloud.set_blocked)
         self.firmware: Firmware | None = None
+        from .control_services import build_dispatcher
+
+        self.control = build_dispatcher(self)
 
     def _system_describe(self) -> bytes:
         describe = {"p": self.profile.platform_id, "v": self.profile.system_version,
@@ -266,22 +280,27 @@ class Device:
         self.boot_count += 1
         self._boot_us = self.world.clock.now_us
         self.state = DeviceState.RUNNING
+        self.safe_mode, self._safe_mode_next_boot = self._safe_mode_next_boot, False
         self.cloud.inputs.reset_reason = reason
+        self.cloud.inputs.safe_mode = self.safe_mode
         self.tracer.emit("device.boot", boot=self.boot_count, reset_reason=reason,
                          profile=self.profile.name, device_id=self.device_id,
-                         system_version=self.profile.system_version)
+                         system_version=self.profile.system_version, safe_mode=self.safe_mode)
         for hook in list(self.boot_hooks):
             hook(self)
-        automatic = self.options.system_mode is SystemMode.AUTOMATIC
+        automatic = self.options.system_mode is SystemMode.AUTOMATIC or self.safe_mode
         if automatic:
             self.cloud.want_connected = True
-        self.firmware = self.firmware_factory()
-        self.firmware.setup(self.particle)
-        if automatic:
-            if len(self.credentials) == 0:
-                self.listening.enter()
-            else:
-                self.network.connect()
+        if not self.safe_mode:  # safe mode runs Device OS without the application
+            self.firmware = self.firmware_factory()
+            self.firmware.setup(self.particle)
+        startup_listening = self.dct.read(STARTUP_MODE_FLAG_OFFSET, 1) == b"\x01"
+        if startup_listening:
+            self.dct.write(STARTUP_MODE_FLAG_OFFSET, b"\x00")
+        if startup_listening or (automatic and len(self.credentials) == 0):
+            self.listening.enter()
+        elif automatic:
+            self.network.connect()
 
     def _shutdown(self) -> None:
         for hook in list(self.shutdown_hooks):
@@ -293,12 +312,19 @@ class Device:
         self.state = DeviceState.OFF
         self._build_runtime()
 
-    def reset(self, reason: str = "user", delay_s: float = 0.0) -> None:
+    def reset(self, reason: str = "user", delay_s: float = 0.0, *,
+              safe_mode: bool = False) -> None:
         """Software reset: retained RAM (the session) survives, RAM does not."""
         if reason not in RESET_REASONS:
             raise UsageError(f"unknown reset reason {reason!r}")
+        if self.state is DeviceState.DFU:
+            self.state = DeviceState.OFF
+            self.retained.reset_reason = reason
+            self.world.scheduler.call_later(self.options.boot_delay_s, self._boot, label="boot")
+            return
         if self.state is not DeviceState.RUNNING:
             return
+        self._safe_mode_next_boot = safe_mode
         self.events.notify(SystemEvent.RESET, 0)
         self.world.scheduler.call_later(delay_s, self._do_reset, reason, label="reset")
 
@@ -310,11 +336,26 @@ class Device:
         self._shutdown()
         self.world.scheduler.call_later(self.options.boot_delay_s, self._boot, label="boot")
 
+    def factory_reset(self) -> None:
+        """Forget Wi-Fi credentials and the cloud session, then reset (``factory_reset``)."""
+        self.credentials.clear()
+        self.session.discard()
+        self.reset("factory_reset")
+
+    def enter_dfu(self) -> None:
+        """Leave Device OS for the bootloader's DFU mode (no cloud, no control requests)."""
+        if self.state is not DeviceState.RUNNING:
+            return
+        self.tracer.emit("device.dfu")
+        self._shutdown()
+        self.state = DeviceState.DFU
+
     def power_off(self) -> None:
         """Cut the power: RAM and retained RAM are lost; the DCT and credentials stay."""
         if self.state is DeviceState.RUNNING:
             self.tracer.emit("device.power_off")
             self._shutdown()
+        self.state = DeviceState.OFF
         self._power_lost = True
 
     def power_cycle(self, off_s: float = 1.0) -> None:

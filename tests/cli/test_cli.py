@@ -111,3 +111,14 @@ def test_console_script_entry_point_runs() -> None:
                           timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("PASS fixed-firmware (seed 0)")
+
+
+def test_control_list(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "control", "list")
+    assert code == 0
+    rows = {line.split()[1]: line.split() for line in out.splitlines()[1:]}
+    assert rows["SET_CLAIM_CODE"][0] == "200" and rows["SET_CLAIM_CODE"][3:] == ["yes"] * 4
+    assert rows["SET_SECURITY_KEY"][3:6] == ["NOT_SUPPORTED"] * 3
+    assert rows["SET_SOFTAP_SSID"][3:] == ["NOT_SUPPORTED"] * 3 + ["yes"]
+    assert rows["WIFI_SET_CREDENTIALS"][0] == "113" and rows["WIFI_SET_CREDENTIALS"][3] == "app"
+    assert rows["MESH_AUTH"][2] == "commented-out"

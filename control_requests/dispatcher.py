@@ -1,0 +1,250 @@
+"""The device-side control-request dispatcher, transport-agnostic.
+
+How this works
+--------------
+A transport hands over ``(channel, type, payload)`` with :meth:`ControlDispatcher.submit` and
+gets a :class:`RequestHandle`; the result and the reply bytes arrive through the handle's
+completion callback, possibly later on the world clock (joining a Wi-Fi network takes seconds).
+The order of checks is Device OS's (``system_control_internal.cpp``):
+
+1. the security / protected-state check: a protected device refuses all but a few requests with
+   ``PROTECTED`` (-1801);
+2. the request filter (``system_ctrl_set_request_filter``): DENY gives ``NOT_ALLOWED`` (-130);
+3. the handler of a type the platform implements; a payload that does not decode gives
+   ``BAD_DATA`` (-280);
+4. any other type (``APP_CUSTOM`` 10, unknown numbers, the types DOS 6.2 has commented out) goes
+   to the application's handler when one is registered, else ``NOT_SUPPORTED`` (-120).
+
+A type the platform knows but does not support (``SET_SECURITY_KEY`` on a P2) answers
+``NOT_SUPPORTED`` itself. Handlers run in a fresh scheduler entry, never inside ``submit``.
+
+After the transport delivered the reply it calls :meth:`RequestHandle.reply_delivered`; requests
+that act only then (RESET, FACTORY_RESET, DFU_MODE, SAFE_MODE) do so 1000 ms later.
+:meth:`RequestHandle.cancel` completes a pending request with ``CANCELLED`` (-140); a late
+completion from its handler is then ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+
+from google.protobuf.message import Message
+
+from firmware_sim.kernel.errors import DeviceOsError, ResultCode
+from firmware_sim.kernel.scheduler import Scheduler
+from firmware_sim.kernel.trace import Tracer
+
+from . import codec
+from .errors import BadData, EncodingFailed
+from .services import DeviceServices
+from .types import DOS_6_2_UNIMPLEMENTED, RequestType
+
+Completion = Callable[[int, bytes], None]
+
+
+class FilterAction(Enum):
+    ACCEPT = "accept"
+    DENY = "deny"
+
+
+RequestFilter = Callable[[str, int], FilterAction]
+
+
+@dataclass
+class AppRequest:
+    """A request handed to the application's custom handler."""
+
+    channel: str
+    type: int
+    payload: bytes
+    _handle: RequestHandle
+
+    def reply(self, result: int = 0, data: bytes = b"") -> None:
+        self._handle._complete(int(result), bytes(data))
+
+
+AppHandler = Callable[[AppRequest], None]
+
+#: What a protected device still answers (UNVERIFIED; docs/control-requests.md).
+ALLOWED_WHEN_PROTECTED = frozenset(
+    {
+        RequestType.DEVICE_ID,
+        RequestType.SERIAL_NUMBER,
+        RequestType.SYSTEM_VERSION,
+        RequestType.GET_SYSTEM_CAPABILITIES,
+        RequestType.GET_PROTECTED_STATE,
+        RequestType.SET_PROTECTED_STATE,
+        RequestType.GET_DEVICE_MODE,
+    }
+)
+
+
+@dataclass
+class HandlerContext:
+    """Everything a handler needs; it must call :meth:`done` exactly once."""
+
+    services: DeviceServices
+    request_type: RequestType
+    channel: str
+    payload: bytes
+    message: Message | None
+    handle: RequestHandle
+
+    def done(self, result: int = 0, reply: Message | bytes | None = None) -> None:
+        data = b""
+        if isinstance(reply, Message):
+            try:
+                data = codec.encode_reply(reply)
+            except EncodingFailed as exc:
+                self.handle.tracer.emit(
+                    "control.encode_failed", type=int(self.request_type), error=str(exc)
+                )
+                self.handle._complete(exc.code, b"")
+                return
+        elif reply is not None:
+            data = bytes(reply)
+        self.handle._complete(int(result), data)
+
+    def after_reply(self, action: Callable[[], None], delay_s: float = 1.0) -> None:
+        """Run ``action`` ``delay_s`` after the reply reached the host."""
+        self.handle._after_delivery = (action, delay_s)
+
+
+Handler = Callable[[HandlerContext], None]
+
+
+@dataclass
+class RequestHandle:
+    channel: str
+    type: int
+    payload: bytes
+    on_complete: Completion
+    scheduler: Scheduler
+    tracer: Tracer
+    completed: bool = False
+    result: int | None = None
+    reply: bytes = b""
+    _after_delivery: tuple[Callable[[], None], float] | None = field(default=None, repr=False)
+
+    def _complete(self, result: int, reply: bytes) -> None:
+        if self.completed:
+            self.tracer.emit("control.late_completion", type=self.type, result=result)
+            return
+        self.completed = True
+        self.result, self.reply = result, reply
+        self.tracer.emit(
+            "control.done",
+            channel=self.channel,
+            type=self.type,
+            result=result,
+            reply_size=len(reply),
+        )
+        self.on_complete(result, reply)
+
+    def cancel(self) -> None:
+        """Cancel a pending request: its completion gets CANCELLED (-140)."""
+        if not self.completed:
+            self._after_delivery = None
+            self._complete(int(ResultCode.CANCELLED), b"")
+
+    def reply_delivered(self) -> None:
+        if self._after_delivery is not None:
+            action, delay = self._after_delivery
+            self._after_delivery = None
+            self.scheduler.call_later(delay, action, label="control-after-reply")
+
+
+class ControlDispatcher:
+    """Routes control requests of every transport to the handlers of one device."""
+
+    def __init__(
+        self,
+        services: DeviceServices,
+        scheduler: Scheduler,
+        tracer: Tracer,
+        handlers: dict[RequestType, Handler],
+        *,
+        supported: frozenset[RequestType] | None = None,
+        protected: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.services = services
+        self.scheduler = scheduler
+        self.tracer = tracer
+        self.handlers = handlers
+        self.supported = supported if supported is not None else frozenset(handlers)
+        self._protected = protected
+        self.request_filter: RequestFilter | None = None
+        self.app_handler: AppHandler | None = None
+
+    def set_request_filter(self, request_filter: RequestFilter | None) -> None:
+        self.request_filter = request_filter
+
+    def set_app_handler(self, handler: AppHandler | None) -> None:
+        self.app_handler = handler
+
+    def submit(
+        self, channel: str, request_type: int, payload: bytes, on_complete: Completion
+    ) -> RequestHandle:
+        handle = RequestHandle(
+            channel, int(request_type), bytes(payload), on_complete, self.scheduler, self.tracer
+        )
+        self.tracer.emit(
+            "control.request", channel=channel, type=int(request_type), size=len(payload)
+        )
+        self.scheduler.call_soon(self._process, handle, label="control-request")
+        return handle
+
+    def _process(self, handle: RequestHandle) -> None:
+        if handle.completed:  # cancelled before it ran
+            return
+        number = handle.type
+        known = _known_type(number)
+        if self._protected() and known not in ALLOWED_WHEN_PROTECTED:
+            handle._complete(int(ResultCode.PROTECTED), b"")
+            return
+        if (
+            self.request_filter is not None
+            and self.request_filter(handle.channel, number) is FilterAction.DENY
+        ):
+            handle._complete(int(ResultCode.NOT_ALLOWED), b"")
+            return
+        if known is None or known is RequestType.APP_CUSTOM or known in DOS_6_2_UNIMPLEMENTED:
+            self._to_app(handle)
+            return
+        handler = self.handlers.get(known)
+        if handler is None or known not in self.supported:
+            if handler is None:
+                self.tracer.emit("control.not_simulated", type=number)
+            handle._complete(int(ResultCode.NOT_SUPPORTED), b"")
+            return
+        message: Message | None = None
+        if codec.message_pair(known) is not None:
+            try:
+                message = codec.decode_request(known, handle.payload)
+            except BadData as exc:
+                self.tracer.emit("control.bad_data", type=number, error=str(exc))
+                handle._complete(int(ResultCode.BAD_DATA), b"")
+                return
+        context = HandlerContext(
+            self.services, known, handle.channel, handle.payload, message, handle
+        )
+        try:
+            handler(context)
+        except DeviceOsError as exc:
+            handle._complete(exc.code, b"")
+
+    def _to_app(self, handle: RequestHandle) -> None:
+        if self.app_handler is None:
+            handle._complete(int(ResultCode.NOT_SUPPORTED), b"")
+            return
+        self.tracer.emit("control.to_app", type=handle.type)
+        self.app_handler(AppRequest(handle.channel, handle.type, handle.payload, handle))
+
+
+def _known_type(number: int) -> RequestType | None:
+    try:
+        return RequestType(number)
+    except ValueError:
+        return None

@@ -1,0 +1,38 @@
+"""Control-request handlers, one module per Device OS domain, and per-platform support.
+
+``HANDLERS`` maps every simulated request type to its handler. ``supported_types(platform)``
+says which of them a platform answers itself; a simulated type outside that set answers
+NOT_SUPPORTED (e.g. SET_SECURITY_KEY and SET_SOFTAP_SSID on P2-class platforms).
+"""
+
+from __future__ import annotations
+
+from ..dispatcher import Handler
+from ..types import RequestType
+from . import cloud, config, wifi
+
+HANDLERS: dict[RequestType, Handler] = {**config.HANDLERS, **cloud.HANDLERS, **wifi.HANDLERS}
+
+_COMMON = frozenset(HANDLERS) - {
+    RequestType.SET_SECURITY_KEY, RequestType.GET_SECURITY_KEY, RequestType.SET_SOFTAP_SSID,
+    RequestType.NCP_FIRMWARE_VERSION,
+}
+_WIFI_NEW = frozenset(wifi.HANDLERS)
+
+#: platform profile name -> request types it answers itself (others: NOT_SUPPORTED / the app).
+SUPPORTED: dict[str, frozenset[RequestType]] = {
+    "p2": _COMMON,
+    "photon2": _COMMON,
+    # The Argon's Wi-Fi is an ESP32 NCP whose firmware version is reported.
+    "argon": _COMMON | {RequestType.NCP_FIRMWARE_VERSION},
+    # Gen2 (Device OS 2.3.1): SoftAP SSID settable; Wi-Fi is configured through SoftAP and the
+    # listening-mode console, not the wifi_new requests.
+    "photon": (_COMMON - _WIFI_NEW) | {RequestType.SET_SOFTAP_SSID},
+}
+
+
+def supported_types(profile_name: str) -> frozenset[RequestType]:
+    return SUPPORTED.get(profile_name, _COMMON)
+
+
+__all__ = ["HANDLERS", "SUPPORTED", "supported_types"]

@@ -1,0 +1,213 @@
+"""The device side of control requests: ``DeviceServices`` over a simulated :class:`Device`.
+
+``control_requests`` knows nothing about devices; this adapter is the one place where handlers
+meet the system layer (the split Device OS makes between ``system/src/control/*.cpp`` and the
+HAL/system services they call).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from control_requests.dispatcher import ControlDispatcher
+from control_requests.handlers import HANDLERS, supported_types
+from control_requests.services import Done, KnownNetwork, VisibleNetwork
+
+from ..hal.dct import STARTUP_MODE_FLAG_OFFSET
+from ..kernel.errors import ResultCode
+from .cloud import CloudState
+from .network import WifiCredentials
+from .radio import AccessPoint, WifiSecurity
+
+if TYPE_CHECKING:
+    from .device import Device
+
+#: particle.ctrl.cloud.ConnectionStatus
+_CLOUD_STATUS = {
+    CloudState.DISCONNECTED: 0,
+    CloudState.SOCKET_CONNECTING: 1,
+    CloudState.HANDSHAKING: 1,
+    CloudState.HANDSHAKE_PENDING: 1,
+    CloudState.CONNECTED: 2,
+}
+COMPRESSED_OTA = 0x01
+ETHERNET_DETECTION = 1
+
+
+def _visible(ap: AccessPoint) -> VisibleNetwork:
+    return VisibleNetwork(ap.ssid, ap.mac, int(ap.security), ap.channel, ap.rssi)
+
+
+class DeviceControlServices:
+    """Implements ``control_requests.services.DeviceServices`` for one device."""
+
+    def __init__(self, device: Device) -> None:
+        self.device = device
+        self._server: dict[int, tuple[str, int]] = {1: ("$id.tcp.particle.io", 5683),
+                                                    2: ("$id.udp.particle.io", 5684)}
+
+    # identity ---------------------------------------------------------------------------------
+    def device_id(self) -> str:
+        return self.device.device_id
+
+    def serial_number(self) -> str:
+        return self.device.serial_number
+
+    def system_version(self) -> str:
+        return self.device.profile.system_version
+
+    def platform_id(self) -> int:
+        return self.device.profile.platform_id
+
+    def ncp_firmware_version(self) -> tuple[str, int] | None:
+        return ("0.0.7", 7) if self.device.profile.name == "argon" else None
+
+    def capabilities(self) -> int:
+        return COMPRESSED_OTA
+
+    # claim ------------------------------------------------------------------------------------
+    def set_claim_code(self, code: bytes) -> int:
+        return self.device.claim.set_claim_code(code)
+
+    def is_claimed(self) -> bool:
+        return self.device.claim.is_device_claimed()
+
+    # modes and flags --------------------------------------------------------------------------
+    def is_listening(self) -> bool:
+        return self.device.listening.active
+
+    def start_listening(self) -> None:
+        self.device.listening.enter()
+
+    def stop_listening(self) -> None:
+        self.device.listening.exit()
+
+    def is_setup_done(self) -> bool:
+        return self.device.config.setup_done()
+
+    def set_startup_listening(self, listening: bool) -> None:
+        self.device.dct.write(STARTUP_MODE_FLAG_OFFSET, bytes([1 if listening else 0]))
+
+    def protected_state(self) -> tuple[bool, bool]:
+        return self.device.options.device_protected, False
+
+    def set_feature(self, feature: int, enabled: bool) -> int:
+        if feature != ETHERNET_DETECTION:
+            return int(ResultCode.INVALID_ARGUMENT)
+        raw = self.device.dct.read_field("feature_flags")
+        flags = bytearray(4 if raw == b"\xff\xff\xff\xff" else raw)  # 0xffffffff: unset
+        flags[0] = (flags[0] | 0x02) if enabled else (flags[0] & ~0x02 & 0xFF)
+        return self.device.dct.write_field("feature_flags", bytes(flags))
+
+    def get_feature(self, feature: int) -> bool:
+        if feature != ETHERNET_DETECTION:
+            return False
+        flags = self.device.dct.read_field("feature_flags")
+        return flags != b"\xff\xff\xff\xff" and bool(flags[0] & 0x02)
+
+    def set_softap_ssid(self, prefix: str, suffix: str) -> int:
+        if not prefix:
+            return int(ResultCode.INVALID_ARGUMENT)
+        self.device.config.set_ssid_prefix(prefix)
+        if suffix:
+            self.device.config.set_device_code(suffix[:6].ljust(6, "X"))
+        return 0
+
+    def nyan(self, on: bool) -> None:
+        self.device.tracer.emit("led.nyan", on=on)
+
+    def server_address(self, protocol: int) -> tuple[str, int]:
+        return self._server.get(protocol, ("", 0))
+
+    def set_server_address(self, protocol: int, address: str, port: int) -> int:
+        if protocol not in self._server:
+            return int(ResultCode.INVALID_ARGUMENT)
+        self._server[protocol] = (address, port)
+        return 0
+
+    def server_protocol(self) -> int:
+        return 1 if self.device.profile.cloud_transport == "tcp" else 2
+
+    def set_server_protocol(self, protocol: int) -> int:
+        return 0 if protocol == self.server_protocol() else int(ResultCode.NOT_SUPPORTED)
+
+    # resets -----------------------------------------------------------------------------------
+    def system_reset(self, reason: str) -> None:
+        self.device.reset(reason)
+
+    def factory_reset(self) -> None:
+        self.device.factory_reset()
+
+    def enter_dfu(self) -> None:
+        self.device.enter_dfu()
+
+    def enter_safe_mode(self) -> None:
+        self.device.reset("safe_mode", safe_mode=True)
+
+    def abort_connection(self) -> None:
+        self.device.tracer.emit("control.abort_connection",
+                                cloud_state=self.device.cloud.state.value)
+
+    # cloud ------------------------------------------------------------------------------------
+    def cloud_status(self) -> int:
+        return _CLOUD_STATUS[self.device.cloud.state]
+
+    def cloud_connect(self) -> None:
+        self.device.cloud_connect()
+
+    def cloud_disconnect(self) -> None:
+        self.device.cloud_disconnect()
+
+    # Wi-Fi ------------------------------------------------------------------------------------
+    def wifi_join_new(self, ssid: str, password: str | None, bssid: bytes, hidden: bool,
+                      done: Done) -> None:
+        creds = WifiCredentials(ssid, password, WifiSecurity.WPA2_PSK, bytes(bssid), hidden)
+        self.device.network.join_new_network(creds, done)
+
+    def wifi_join_known(self, ssid: str, done: Done) -> None:
+        self.device.network.join_known_network(ssid, done)
+
+    def wifi_known_networks(self) -> list[KnownNetwork]:
+        return [KnownNetwork(c.ssid, int(c.security), c.has_password)
+                for c in self.device.credentials.all()]
+
+    def wifi_remove_known(self, ssid: str) -> None:
+        self.device.credentials.remove(ssid)
+
+    def wifi_clear_known(self) -> None:
+        self.device.network.clear_credentials()
+
+    def wifi_current(self) -> VisibleNetwork | None:
+        current = self.device.network.current
+        return _visible(current) if current is not None and self.device.network.ready else None
+
+    def wifi_scan(self) -> list[VisibleNetwork]:
+        return [_visible(ap) for ap in self.device.network.scan()]
+
+    def wifi_set_credentials(self, ssid: str, password: str | None, security: int,
+                             bssid: bytes, hidden: bool) -> int:
+        try:
+            sec = WifiSecurity(security)
+        except ValueError:
+            return int(ResultCode.INVALID_ARGUMENT)
+        if not ssid or len(ssid.encode()) > 32:
+            return int(ResultCode.INVALID_ARGUMENT)
+        return self.device.network.set_credentials(
+            WifiCredentials(ssid, password, sec, bytes(bssid), hidden))
+
+    # diagnostics ------------------------------------------------------------------------------
+    def diagnostics(self) -> bytes:
+        device = self.device
+        data = {"sys:uptime": device.uptime_ms() // 1000,
+                "cloud:stat": self.cloud_status(),
+                "net:stat": device.network.state.value,
+                "device:claimed": int(device.claim.is_device_claimed())}
+        return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+
+
+def build_dispatcher(device: Device) -> ControlDispatcher:
+    return ControlDispatcher(DeviceControlServices(device), device.world.scheduler,
+                             device.tracer.child("control"), HANDLERS,
+                             supported=supported_types(device.profile.name),
+                             protected=lambda: device.options.device_protected)

@@ -1,0 +1,216 @@
+"""Every handler round-trips through the dispatcher with Device OS's results and bytes."""
+
+from __future__ import annotations
+
+from control_requests import RequestType as T
+from control_requests import requests
+from control_requests._pb import cloud_pb2, config_pb2, wifi_pb2
+from firmware_sim.kernel import World
+from firmware_sim.system import Device
+from firmware_sim.system.cloud import CloudState
+
+from .conftest import make_device, send
+
+OK, NOT_SUPPORTED, BAD_DATA, INVALID_STATE = 0, -120, -280, -210
+
+
+def test_set_claim_code_bytes_match_particle_usb(p2: tuple) -> None:  # type: ignore[type-arg]
+    world, device, _ = p2
+    payload = bytes.fromhex("0a0b4d59434c41494d434f4445")
+    assert requests.set_claim_code("MYCLAIMCODE").request.payload == payload
+    assert send(world, device, 200, payload) == (OK, b"")
+    assert device.claim.stored_code() == b"MYCLAIMCODE" + b"\x00" * 52
+    device.claim.set_claim_code(None)
+    assert send(world, device, 201) == (OK, bytes.fromhex("0801"))
+    fresh_world, fresh, _ = make_device()
+    assert send(fresh_world, fresh, 201) == (OK, b"")  # claimed=false: default omitted
+
+
+def test_claim_code_truncation_and_empty(p2: tuple) -> None:  # type: ignore[type-arg]
+    world, device, _ = p2
+    code64 = "A" * 63 + "B"
+    assert send(world, device, 200, requests.set_claim_code(code64).request.payload)[0] == OK
+    assert device.claim.stored_code() == b"A" * 63
+    code65 = "C" * 65  # exceeds nanopb's max_length 64: the device cannot decode it
+    assert send(world, device, 200, requests.set_claim_code(code65).request.payload) == \
+        (BAD_DATA, b"")
+    assert device.claim.stored_code() == b"A" * 63
+    assert send(world, device, 200, b"")[0] == OK  # empty code: "no claim code"
+    assert device.claim.stored_code() == b"\x00" * 63 and device.claim.pending_code() is None
+
+
+def test_identity_requests(p2: tuple) -> None:  # type: ignore[type-arg]
+    world, device, _ = p2
+    result, reply = send(world, device, T.DEVICE_ID)
+    assert result == OK and config_pb2.GetDeviceIdReply.FromString(reply).id == \
+        "e00fce68aabbccddeeff0011"
+    result, reply = send(world, device, T.SERIAL_NUMBER)
+    assert config_pb2.GetSerialNumberReply.FromString(reply).serial == "P046AB1234ABC12"
+    result, reply = send(world, device, T.SYSTEM_VERSION)
+    assert config_pb2.GetSystemVersionReply.FromString(reply).version == "6.2.0"
+    result, reply = send(world, device, T.GET_SYSTEM_CAPABILITIES)
+    assert config_pb2.GetSystemCapabilitiesReply.FromString(reply).flags == 1
+    assert send(world, device, T.ECHO, b"\x00\x01hello") == (OK, b"\x00\x01hello")
+    assert send(world, device, T.NCP_FIRMWARE_VERSION)[0] == NOT_SUPPORTED
+    aworld, argon, _ = make_device("argon")
+    result, reply = send(aworld, argon, T.NCP_FIRMWARE_VERSION)
+    assert result == OK and config_pb2.GetNcpFirmwareVersionReply.FromString(reply).version
+
+
+def test_listening_mode_requests(p2: tuple) -> None:  # type: ignore[type-arg]
+    world, device, _ = p2
+    assert send(world, device, T.GET_DEVICE_MODE) == (OK, b"")  # NORMAL_MODE = 0
+    assert send(world, device, T.START_LISTENING) == (OK, b"")
+    assert device.listening.active
+    assert send(world, device, T.START_LISTENING) == (OK, b"")  # already listening -> 0
+    assert send(world, device, T.GET_DEVICE_MODE) == (OK, b"\x08\x01")
+    assert send(world, device, T.STOP_LISTENING) == (OK, b"")
+    assert send(world, device, T.STOP_LISTENING) == (OK, b"")  # always 0
+    assert not device.listening.active
+
+
+def test_setup_done_and_startup_mode(p2: tuple) -> None:  # type: ignore[type-arg]
+    world, device, _ = p2
+    before = device.dct.image()
+    assert send(world, device, T.SET_DEVICE_SETUP_DONE,
+                requests.set_device_setup_done(True).request.payload)[0] == OK
+    assert send(world, device, T.SET_DEVICE_SETUP_DONE,
+                requests.set_device_setup_done(False).request.payload)[0] == NOT_SUPPORTED
+    assert device.dct.image() == before  # nothing written
+    assert send(world, device, T.IS_DEVICE_SETUP_DONE) == (OK, b"")
+    assert send(world, device, T.SET_STARTUP_MODE, b"\x08\x01")[0] == OK
+    device.reset("user")
+    world.run_for(2)
+    assert device.listening.active  # booted into listening mode once
+
+
+def test_reset_family_acts_1000_ms_after_the_reply() -> None:
+    for request_type, check in ((T.RESET, "user"), (T.SAFE_MODE, "safe_mode"),
+                                (T.FACTORY_RESET, "factory_reset")):
+        world, device, _ = make_device()
+        out: list[tuple[int, bytes]] = []
+        handle = device.control.submit("usb", request_type, b"",
+                                       lambda r, d, out=out: out.append((r, d)))
+        world.run_for(0.5)
+        assert out == [(OK, b"")]
+        world.run_for(5)
+        assert world.trace.count("device.reset") == 0, "must wait for the reply's delivery"
+        delivered_at = world.now
+        handle.reply_delivered()
+        world.run_for(0.999)
+        assert world.trace.count("device.reset") == 0
+        world.run_for(0.002)
+        reset = world.trace.first("device.reset")
+        assert reset is not None and reset.get("reason") == check
+        assert abs(reset.t_us / 1e6 - (delivered_at + 1.0)) < 1e-6
+        world.run_for(2)
+        assert device.running and (device.safe_mode is (request_type is T.SAFE_MODE))
+        if request_type is T.FACTORY_RESET:
+            assert len(device.credentials) == 0
+
+
+def test_dfu_mode_stops_the_device() -> None:
+    world, device, _ = make_device()
+    assert send(world, device, T.DFU_MODE) == (OK, b"")
+    world.run_for(1.5)
+    assert device.state.value == "dfu" and not device.cloud_connected
+
+
+def test_cloud_requests(p2: tuple) -> None:  # type: ignore[type-arg]
+    world, device, _ = p2
+    result, reply = send(world, device, T.CLOUD_GET_CONNECTION_STATUS)
+    assert cloud_pb2.GetConnectionStatusReply.FromString(reply).status == 2
+    assert send(world, device, T.CLOUD_DISCONNECT) == (OK, b"")
+    assert device.cloud.state is CloudState.DISCONNECTED
+    assert send(world, device, T.CLOUD_GET_CONNECTION_STATUS) == (OK, b"")
+    assert send(world, device, T.CLOUD_CONNECT) == (OK, b"")
+    result, reply = send(world, device, T.CLOUD_GET_CONNECTION_STATUS)
+    assert result == OK
+    assert cloud_pb2.GetConnectionStatusReply.FromString(reply).status == 1
+    assert world.run_until(lambda: device.cloud_connected, timeout=30)
+
+
+def test_wifi_requests(p2: tuple) -> None:  # type: ignore[type-arg]
+    world, device, _ = p2
+    result, reply = send(world, device, T.WIFI_SCAN_NETWORKS)
+    scanned = wifi_pb2.ScanNetworksReply.FromString(reply).networks
+    assert [(n.ssid, n.rssi, n.channel) for n in scanned] == [
+        ("NewNet", -45, 11), ("HomeNet", -60, 1), ("Cafe", -80, 6)]
+    assert scanned[0].bssid == bytes.fromhex("aabbccddee02") and scanned[0].security == 3
+    result, reply = send(world, device, T.WIFI_GET_CURRENT_NETWORK)
+    current = wifi_pb2.GetCurrentNetworkReply.FromString(reply)
+    assert (current.ssid, current.channel, current.rssi) == ("HomeNet", 1, -60)
+    # particle-cli's JoinNewNetworkRequest
+    payload = requests.join_new_network("NewNet", "new-pass-22", 3).request.payload
+    start = world.now
+    assert send(world, device, T.WIFI_JOIN_NEW_NETWORK, payload) == (OK, b"")
+    assert world.now - start >= 2.5  # completes when the join did
+    assert world.trace.count("system_event", event="network_credentials", param=1) == 1
+    result, reply = send(world, device, T.WIFI_GET_KNOWN_NETWORKS)
+    assert result == OK
+    known = wifi_pb2.GetKnownNetworksReply.FromString(reply).networks
+    assert [(n.ssid, n.credentials_type) for n in known] == [("HomeNet", 1), ("NewNet", 1)]
+    wrong = requests.join_new_network("NewNet2", "x").request.payload
+    assert send(world, device, T.WIFI_JOIN_NEW_NETWORK, wrong)[0] == -170  # NOT_FOUND
+    assert [c.ssid for c in device.credentials.all()] == ["HomeNet", "NewNet"]
+    assert send(world, device, T.WIFI_REMOVE_KNOWN_NETWORK,
+                requests.remove_known_network("HomeNet").request.payload) == (OK, b"")
+    assert send(world, device, T.WIFI_JOIN_KNOWN_NETWORK,
+                requests.join_known_network("NewNet").request.payload) == (OK, b"")
+    assert send(world, device, T.WIFI_SET_NETWORK_CREDENTIALS, requests.set_network_credentials(
+        "Cafe", None, 0).request.payload) == (OK, b"")
+    assert send(world, device, T.WIFI_CLEAR_KNOWN_NETWORKS) == (OK, b"")
+    assert len(device.credentials) == 0
+    assert world.trace.count("system_event", event="network_credentials", param=2) == 1
+
+
+def test_join_with_unsupported_credentials_type(p2: tuple) -> None:  # type: ignore[type-arg]
+    world, device, _ = p2
+    msg = wifi_pb2.JoinNewNetworkRequest(ssid="NewNet")
+    msg.credentials.type = 7  # type: ignore[assignment]
+    assert send(world, device, T.WIFI_JOIN_NEW_NETWORK, msg.SerializeToString())[0] == \
+        NOT_SUPPORTED
+
+
+def test_current_network_when_disconnected() -> None:
+    world, device, _ = make_device(connected=False)
+    assert send(world, device, T.WIFI_GET_CURRENT_NETWORK)[0] == INVALID_STATE
+
+
+def test_p2_class_not_supported_requests(p2: tuple) -> None:  # type: ignore[type-arg]
+    world, device, _ = p2
+    for request_type in (T.SET_SECURITY_KEY, T.GET_SECURITY_KEY, T.SET_SOFTAP_SSID):
+        assert send(world, device, request_type)[0] == NOT_SUPPORTED
+
+
+def test_photon_supports_softap_ssid_but_not_wifi_new() -> None:
+    world, device, _ = make_device("photon")
+    assert send(world, device, T.SET_SOFTAP_SSID,
+                requests.set_softap_ssid("Acme").request.payload) == (OK, b"")
+    assert device.config.ssid_prefix() == "Acme"
+    assert send(world, device, T.WIFI_SCAN_NETWORKS)[0] == NOT_SUPPORTED
+
+
+def test_diagnostic_info_and_nyan(p2: tuple) -> None:  # type: ignore[type-arg]
+    world, device, _ = p2
+    result, reply = send(world, device, T.DIAGNOSTIC_INFO)
+    assert result == OK and b'"cloud:stat":2' in reply
+    assert send(world, device, T.DIAGNOSTIC_INFO, b"\x01")[0] == NOT_SUPPORTED
+    assert send(world, device, T.START_NYAN_SIGNAL) == (OK, b"")
+    assert send(world, device, T.STOP_NYAN_SIGNAL) == (OK, b"")
+    assert world.trace.count("led.nyan") == 2
+
+
+def test_features_server_and_protected_state(p2: tuple) -> None:  # type: ignore[type-arg]
+    world, device, _ = p2
+    assert send(world, device, T.SET_FEATURE, b"\x08\x01\x10\x01") == (OK, b"")
+    assert send(world, device, T.GET_FEATURE, b"\x08\x01") == (OK, b"\x08\x01")
+    result, reply = send(world, device, T.GET_SERVER_ADDRESS, b"\x08\x02")
+    assert result == OK
+    assert config_pb2.GetServerAddressReply.FromString(reply).port == 5684
+    assert send(world, device, T.GET_PROTECTED_STATE) == (OK, b"")
+
+
+def _world_device(profile: str = "p2") -> tuple[World, Device]:
+    world, device, _ = make_device(profile)
+    return world, device
