@@ -27,7 +27,7 @@ from .codec import (
     reply_class,
     request_class,
 )
-from .errors import BadData, ControlRequestFailed, EncodingFailed
+from .errors import BadData, ControlRequestFailed, ReplyEncodingFailed
 from .requests import Call, ControlReply, EncodedRequest
 from .types import (
     DOS_6_2_UNIMPLEMENTED,
@@ -55,8 +55,8 @@ __all__ = [
     "DeviceMode",
     "DosStatus",
     "EncodedRequest",
-    "EncodingFailed",
     "MessagePair",
+    "ReplyEncodingFailed",
     "RequestType",
     "ResultCode",
     "WifiCredentialsType",

@@ -11,7 +11,8 @@ Device side: ``decode_request`` applies the nanopb decoder's rules (``nanopb_rul
 parsing, so a payload the device could not decode raises ``BadData`` (BAD_DATA, -280) and the
 handler sees what the device's structs hold: unknown fields dropped, strings cut at a NUL.
 ``encode_reply`` serializes deterministically (field-number order, defaults omitted: the same
-bytes nanopb writes) and refuses replies that overflow a nanopb buffer (``EncodingFailed``).
+bytes nanopb writes) and refuses replies that overflow a nanopb buffer
+(``ReplyEncodingFailed``, UNKNOWN -100 as Device OS's ``encodeReplyMessage`` reports it).
 
 Host side: ``encode_request`` and ``decode_reply`` are plain protobuf, as Particle's JS
 clients are; they do not apply nanopb limits, so tests can send what a real client could.
@@ -42,7 +43,7 @@ from ._pb import (
     wifi_legacy_pb2,
     wifi_pb2,
 )
-from .errors import BadData, EncodingFailed
+from .errors import BadData, ReplyEncodingFailed
 from .nanopb_rules import canonicalize, read_option
 from .types import RequestType
 
@@ -175,12 +176,12 @@ def decode_request(request_type: int, payload: bytes) -> Message:
 
 
 def encode_reply(message: Message) -> bytes:
-    """Serialize a reply as the device would; ``EncodingFailed`` if it overflows nanopb."""
+    """Serialize a reply as the device would; ``ReplyEncodingFailed`` if it overflows nanopb."""
     data = message.SerializeToString(deterministic=True)
     try:
-        canonicalize(cast(Descriptor, message.DESCRIPTOR), data)
+        canonicalize(cast(Descriptor, message.DESCRIPTOR), data, strict=True)
     except BadData as error:
-        raise EncodingFailed(
+        raise ReplyEncodingFailed(
             error.reason, message_name=error.message_name, field=error.field
         ) from None
     return data

@@ -22,11 +22,12 @@ class BadData(DeviceOsError, PeerProtocolError):
         super().__init__(ResultCode.BAD_DATA, text)
 
 
-class EncodingFailed(DeviceOsError):
-    """A reply the device could not have encoded (``SYSTEM_ERROR_ENCODING_FAILED``, -281).
+class ReplyEncodingFailed(DeviceOsError):
+    """A reply the device could not have encoded (``SYSTEM_ERROR_UNKNOWN``, -100).
 
-    Raised when a reply exceeds a nanopb buffer limit: a simulated handler produced a value
-    the device's fixed-size structs cannot hold.
+    Raised when a simulated handler produced a value that exceeds a nanopb buffer (a string
+    longer than ``max_length``, too many bytes): the device's fixed-size structs cannot hold
+    it. Device OS's ``encodeReplyMessage`` turns every encoder failure into UNKNOWN.
     """
 
     def __init__(self, reason: str, *, message_name: str = "", field: str = "") -> None:
@@ -34,7 +35,11 @@ class EncodingFailed(DeviceOsError):
         self.message_name = message_name
         self.field = field
         where = message_name + (f".{field}" if field else "")
-        super().__init__(ResultCode.ENCODING_FAILED, f"cannot encode {where}: {reason}")
+        super().__init__(ResultCode.UNKNOWN, f"cannot encode {where}: {reason}")
+
+
+#: Former name of ``ReplyEncodingFailed`` (kept for existing imports).
+EncodingFailed = ReplyEncodingFailed
 
 
 class ControlRequestFailed(DeviceOsError):
@@ -54,4 +59,4 @@ def _type_name(request_type: int) -> str:
         return str(int(request_type))
 
 
-__all__ = ["BadData", "ControlRequestFailed", "EncodingFailed"]
+__all__ = ["BadData", "ControlRequestFailed", "EncodingFailed", "ReplyEncodingFailed"]

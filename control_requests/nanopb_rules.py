@@ -1,34 +1,43 @@
 """Which payloads the device's nanopb decoder accepts, and what the device keeps of them.
 
-How this works: Device OS decodes a control request with nanopb 0.4 into C structs whose
-buffer sizes come from the ``(nanopb)`` field options. Google's protobuf runtime is lenient
-where nanopb is strict (it parses a 65-character claim code that the device's ``char[65]``
-cannot hold, and files a known field sent with the wrong wire type under unknown fields) and
-strict where nanopb is lenient (it rejects invalid UTF-8 and over-long varints in unknown
-fields). ``canonicalize()`` therefore walks the payload against the message descriptor the
-way nanopb's ``pb_decode`` does:
+How this works: Device OS 6.2 decodes control requests with nanopb 0.4.5 (its generated
+``proto_defs`` say so) into C structs sized by the ``(nanopb)`` field options, compiled with
+``-fshort-enums``. Google's protobuf runtime is lenient where nanopb is strict (it parses a
+65-character claim code that the device's ``char code[65]`` cannot hold, and files a known
+field sent with the wrong wire type under unknown fields) and strict where nanopb is lenient
+(invalid UTF-8, over-long varints in skipped fields). ``canonicalize()`` therefore walks the
+payload against the message descriptor the way ``pb_decode_noinit`` does:
 
-* tags are 32-bit varints; field number 0 is "zero tag";
-* unknown fields are skipped and dropped (varint, 64-bit, length-delimited, 32-bit wire
-  types); the group wire types 3 and 4 and the undefined 6 and 7 are "invalid wire_type";
-* a known field with the wrong wire type is "wrong wire type" (a repeated scalar may also
-  arrive packed);
-* ``uint32``/``sint32`` values that do not fit 32 bits are "integer too large"; ``int32`` and
-  enum values are truncated to 32 bits (nanopb casts them, as protobuf does); ``bool`` uses
-  nanopb's 32-bit varint reader;
-* a string longer than ``max_length`` (or ``max_size - 1``) is "string overflow", bytes longer
-  than ``max_size`` are "bytes overflow", a ``fixed_length`` bytes value must be empty or
-  exactly ``max_size`` long, more than ``max_count`` elements is "array overflow";
+* tags are 32-bit varints (nanopb's ``pb_decode_varint32``: zero-padding and 32-bit sign
+  extension allowed, anything wider is "varint overflow"); field number 0 is "zero tag";
+* unknown fields are skipped and dropped: varint (any length), 64-bit, length-delimited and
+  32-bit wire types; the group wire types 3/4 and the undefined 6/7 are "invalid wire_type";
+* static fields: the wrong wire type is "wrong wire type" (a repeated scalar may also arrive
+  packed); varints longer than 10 bytes are "varint overflow"; ``bool`` uses the 32-bit
+  reader; ``int32`` is cast to 32 bits; ``uint32``/``sint32`` must fit 32 bits and enums must
+  fit their C type (the smallest integer type holding the declared values; nanopb decodes an
+  enum without negative values as unsigned), else "integer too large";
+* a string longer than ``max_length`` (``max_size - 1``) is "string overflow"; bytes longer
+  than their ``PB_BYTES_ARRAY_T`` (``max_size`` rounded up to even, the struct's padding with
+  nanopb's 16-bit ``pb_size_t``) are "bytes overflow"; a ``fixed_length`` value must be empty
+  or exactly ``max_size`` long; more than ``max_count`` elements is "array overflow";
+* callback fields (strings and bytes without a size, repeated fields without ``max_count``)
+  accept any well-formed wire value: the device only looks inside where a handler installed a
+  decode callback. A string or bytes value sent with a scalar wire type becomes its raw bytes,
+  as Device OS's ``DecodedString``/``DecodedCString`` callbacks read it. Elements of a callback
+  repeated field that do not decode are dropped (no Device OS 6.2 request handler decodes a
+  repeated field; nanopb skips them unchecked);
 * truncated input is "end-of-stream" / "parent stream too short".
 
-The result is a canonical payload with only what the device keeps: known fields, strings cut
-at the first NUL (the device reads them as C strings) and invalid UTF-8 replaced by U+FFFD
-(the device does not validate UTF-8; Python strings must be valid). The protobuf runtime can
-always parse it. Rejections raise ``BadData`` carrying nanopb's error text.
+The result is a canonical payload holding only what the device keeps: known fields with
+minimally encoded keys, lengths and the integer values the device stores, strings cut at the
+first NUL (handlers read them as C strings) with invalid UTF-8 replaced by U+FFFD (the device
+does not validate UTF-8; Python strings must be valid). The protobuf runtime can always parse
+it. Rejections raise ``BadData`` with nanopb's error text (the device itself is built with
+``PB_NO_ERRMSG``; only the result code BAD_DATA reaches the wire).
 
-Limits: callback fields (strings, bytes and repeated fields without a nanopb size) are
-validated as protobuf even where a Device OS handler would skip them undecoded; enums are
-assumed to be 32-bit (``-fno-short-enums``). Both are UNVERIFIED; see docs/control-requests.md.
+``canonicalize(..., strict=True)`` checks the other direction, for replies the simulation is
+about to send: every static limit holds, including inside callback elements.
 """
 
 from __future__ import annotations
@@ -37,7 +46,7 @@ from dataclasses import dataclass, field
 from enum import Enum, auto
 from typing import Any
 
-from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from ._pb import nanopb_pb2
@@ -47,17 +56,19 @@ WIRE_VARINT = 0
 WIRE_64BIT = 1
 WIRE_LEN = 2
 WIRE_32BIT = 5
+_SKIPPABLE = (WIRE_VARINT, WIRE_64BIT, WIRE_LEN, WIRE_32BIT)
 
-_UINT32_MAX = 0xFFFFFFFF
-_INT32_MIN = -(1 << 31)
-_INT32_MAX = (1 << 31) - 1
+_MASK32 = 0xFFFFFFFF
+_MASK64 = 0xFFFFFFFFFFFFFFFF
+_BYTES_ARRAY_ALIGNMENT = 2  # PB_BYTES_ARRAY_T with the default 16-bit pb_size_t
 
 
 class _Kind(Enum):
     BOOL = auto()
-    INT32 = auto()  # int32 and enums: cast to 32 bits, never an error
+    INT32 = auto()  # cast to 32 bits, never an error
     UINT32 = auto()
     SINT32 = auto()
+    ENUM = auto()  # range from the C enum type, see _enum_range
     VARINT64 = auto()  # int64, uint64, sint64
     FIXED32 = auto()  # fixed32, sfixed32, float
     FIXED64 = auto()  # fixed64, sfixed64, double
@@ -69,7 +80,7 @@ class _Kind(Enum):
 _KIND_BY_TYPE: dict[int, _Kind] = {
     FieldDescriptor.TYPE_BOOL: _Kind.BOOL,
     FieldDescriptor.TYPE_INT32: _Kind.INT32,
-    FieldDescriptor.TYPE_ENUM: _Kind.INT32,
+    FieldDescriptor.TYPE_ENUM: _Kind.ENUM,
     FieldDescriptor.TYPE_UINT32: _Kind.UINT32,
     FieldDescriptor.TYPE_SINT32: _Kind.SINT32,
     FieldDescriptor.TYPE_INT64: _Kind.VARINT64,
@@ -87,17 +98,23 @@ _KIND_BY_TYPE: dict[int, _Kind] = {
 }
 
 _WIRE_BY_KIND: dict[_Kind, int] = {
-    _Kind.BOOL: WIRE_VARINT,
-    _Kind.INT32: WIRE_VARINT,
-    _Kind.UINT32: WIRE_VARINT,
-    _Kind.SINT32: WIRE_VARINT,
-    _Kind.VARINT64: WIRE_VARINT,
     _Kind.FIXED32: WIRE_32BIT,
     _Kind.FIXED64: WIRE_64BIT,
     _Kind.STRING: WIRE_LEN,
     _Kind.BYTES: WIRE_LEN,
     _Kind.MESSAGE: WIRE_LEN,
 }
+
+
+def read_option(options: Message, extension: FieldDescriptor) -> Any:
+    """Value of a custom option (an extension of ``*Options``), or ``None`` if unset.
+
+    grpcio-tools' .pyi stubs type extensions as plain ``FieldDescriptor``s, hence ``Any``.
+    """
+    untyped: Any = options
+    if not untyped.HasExtension(extension):
+        return None
+    return untyped.Extensions[extension]
 
 
 @dataclass(frozen=True)
@@ -118,16 +135,18 @@ class FieldLimits:
             return self.max_size - 1
         return None
 
+    @property
+    def max_bytes_accepted(self) -> int | None:
+        """Longest bytes value the device's decoder accepts, or ``None`` (callback field).
 
-def read_option(options: Message, extension: FieldDescriptor) -> Any:
-    """Value of a custom option (an extension of ``*Options``), or ``None`` if unset.
-
-    grpcio-tools' .pyi stubs type extensions as plain ``FieldDescriptor``s, hence ``Any``.
-    """
-    untyped: Any = options
-    if not untyped.HasExtension(extension):
-        return None
-    return untyped.Extensions[extension]
+        ``PB_BYTES_ARRAY_T(n)`` is ``{uint16 size; uint8 bytes[n]}``: for an odd ``n`` the
+        struct's padding byte is usable, and nanopb checks against the struct size.
+        """
+        if self.max_size is None:
+            return None
+        if self.fixed_length:
+            return self.max_size
+        return self.max_size + (-self.max_size) % _BYTES_ARRAY_ALIGNMENT
 
 
 def field_limits(descriptor: FieldDescriptor) -> FieldLimits:
@@ -143,6 +162,18 @@ def field_limits(descriptor: FieldDescriptor) -> FieldLimits:
     )
 
 
+def _enum_range(enum: EnumDescriptor) -> tuple[int, int]:
+    """Values the device's C enum field stores (GCC ``-fshort-enums`` sizing, nanopb casts)."""
+    numbers = [value.number for value in enum.values]
+    low, high = min(numbers), max(numbers)
+    for bits in (8, 16, 32):
+        if low >= 0 and high < 1 << bits:
+            return 0, (1 << bits) - 1  # UENUM: decoded unsigned
+        if low >= -(1 << (bits - 1)) and high < 1 << (bits - 1):
+            return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    return -(1 << 31), (1 << 31) - 1
+
+
 @dataclass(frozen=True)
 class _FieldRule:
     number: int
@@ -151,14 +182,26 @@ class _FieldRule:
     repeated: bool
     limits: FieldLimits
     message: Descriptor | None
+    enum_range: tuple[int, int] | None
 
     @property
     def wire_type(self) -> int:
-        return _WIRE_BY_KIND[self.kind]
+        return _WIRE_BY_KIND.get(self.kind, WIRE_VARINT)
 
     @property
     def packable(self) -> bool:
         return self.repeated and self.wire_type != WIRE_LEN
+
+    @property
+    def callback(self) -> bool:
+        """nanopb allocates no storage: the field is handed to a decode callback."""
+        if self.repeated:
+            return self.limits.max_count is None
+        if self.kind is _Kind.STRING:
+            return self.limits.max_string_bytes is None
+        if self.kind is _Kind.BYTES:
+            return self.limits.max_size is None
+        return False
 
 
 @dataclass(frozen=True)
@@ -185,6 +228,7 @@ def _rule_for(descriptor: Descriptor) -> _MessageRule:
                 repeated=item.is_repeated,
                 limits=field_limits(item),
                 message=item.message_type if kind is _Kind.MESSAGE else None,
+                enum_range=_enum_range(item.enum_type) if item.enum_type is not None else None,
             )
         _RULES[descriptor] = rule
     return rule
@@ -193,9 +237,10 @@ def _rule_for(descriptor: Descriptor) -> _MessageRule:
 class _Reader:
     """Cursor over the payload; every failure raises ``BadData`` with nanopb's wording."""
 
-    def __init__(self, data: bytes, message_name: str) -> None:
+    def __init__(self, data: bytes, message_name: str, strict: bool) -> None:
         self.data = data
         self.message_name = message_name
+        self.strict = strict
         self.path: list[str] = []
 
     def fail(self, reason: str) -> BadData:
@@ -206,22 +251,27 @@ class _Reader:
             raise self.fail("end-of-stream")
         return self.data[pos]
 
+    def take(self, pos: int, count: int, end: int) -> int:
+        if count > end - pos:
+            raise self.fail("end-of-stream")
+        return pos + count
+
     def varint64(self, pos: int, end: int) -> tuple[int, int]:
-        """nanopb ``pb_decode_varint``: at most 64 bits, a 10th byte may only be 0 or 1."""
+        """``pb_decode_varint``: at most 10 bytes; bits above 64 are dropped."""
         result = 0
         shift = 0
         while True:
+            if shift >= 64:
+                raise self.fail("varint overflow")
             byte = self.byte(pos, end)
             pos += 1
-            if shift >= 63 and byte & 0xFE:
-                raise self.fail("varint overflow")
             result |= (byte & 0x7F) << shift
             shift += 7
             if not byte & 0x80:
-                return result, pos
+                return result & _MASK64, pos
 
     def varint32(self, pos: int, end: int) -> tuple[int, int]:
-        """nanopb ``pb_decode_varint32``: 32 bits, tolerating zero or sign-extension bytes."""
+        """``pb_decode_varint32``: 32 bits, tolerating zero-padding or sign extension."""
         byte = self.byte(pos, end)
         pos += 1
         if not byte & 0x80:
@@ -236,18 +286,24 @@ class _Reader:
                 valid = (byte & 0x7F) == 0 or (result >> 31 != 0 and byte == sign_extension)
                 if shift >= 64 or not valid:
                     raise self.fail("varint overflow")
-            elif shift == 28:
-                if (byte & 0x70) != 0 and (byte & 0x78) != 0x78:
-                    raise self.fail("varint overflow")
-                result |= (byte & 0x0F) << 28
             else:
-                result |= (byte & 0x7F) << shift
+                result = (result | (byte & 0x7F) << shift) & _MASK32
             shift += 7
             if not byte & 0x80:
-                return result, pos
+                break
+        if shift == 35 and byte & 0x70:  # the last byte held bits 28..34
+            raise self.fail("varint overflow")
+        return result, pos
+
+    def substream(self, pos: int, end: int) -> tuple[int, int]:
+        """``pb_make_string_substream``: a length prefix and that many bytes."""
+        length, pos = self.varint32(pos, end)
+        if length > end - pos:
+            raise self.fail("parent stream too short")
+        return pos, pos + length
 
     def skip(self, wire_type: int, pos: int, end: int) -> int:
-        """nanopb ``pb_skip_field`` for an unknown field; returns the position after it."""
+        """``pb_skip_field`` for an unknown field; returns the position after it."""
         if wire_type == WIRE_VARINT:
             while self.byte(pos, end) & 0x80:  # no length limit, as in pb_skip_varint
                 pos += 1
@@ -261,20 +317,26 @@ class _Reader:
             return self.take(pos, length, end)
         raise self.fail("invalid wire_type")
 
-    def take(self, pos: int, count: int, end: int) -> int:
-        if count > end - pos:
-            raise self.fail("end-of-stream")
-        return pos + count
-
-    def substream(self, pos: int, end: int) -> tuple[int, int]:
-        """``pb_make_string_substream``: a length prefix and that many bytes."""
-        length, pos = self.varint32(pos, end)
-        if length > end - pos:
-            raise self.fail("parent stream too short")
-        return pos, pos + length
+    def raw_value(self, wire_type: int, pos: int, end: int) -> tuple[int, int]:
+        """``read_raw_value`` (callback fields, scalar wire types); returns the value span."""
+        if wire_type == WIRE_VARINT:
+            stop = pos
+            while True:
+                if stop - pos >= 10:
+                    raise self.fail("varint overflow")
+                byte = self.byte(stop, end)
+                stop += 1
+                if not byte & 0x80:
+                    return pos, stop
+        if wire_type == WIRE_64BIT:
+            return pos, self.take(pos, 8, end)
+        if wire_type == WIRE_32BIT:
+            return pos, self.take(pos, 4, end)
+        raise self.fail("invalid wire_type")
 
 
 def _encode_varint(value: int) -> bytes:
+    value &= _MASK64
     out = bytearray()
     while True:
         low = value & 0x7F
@@ -286,29 +348,136 @@ def _encode_varint(value: int) -> bytes:
             return bytes(out)
 
 
-def _scalar(reader: _Reader, rule: _FieldRule, pos: int, end: int) -> int:
-    """Validate one scalar value the way nanopb decodes it; return the position after it."""
+def _signed(value: int, bits: int) -> int:
+    value &= (1 << bits) - 1
+    return value - (1 << bits) if value >> (bits - 1) else value
+
+
+def _scalar(reader: _Reader, rule: _FieldRule, pos: int, end: int) -> tuple[bytes, int]:
+    """Decode one scalar as nanopb does; return the value as the device stores it, encoded."""
     kind = rule.kind
     if kind is _Kind.BOOL:
-        return reader.varint32(pos, end)[1]
+        value, pos = reader.varint32(pos, end)
+        return (b"\x01" if value else b"\x00"), pos
     if kind is _Kind.FIXED32:
-        return reader.take(pos, 4, end)
+        stop = reader.take(pos, 4, end)
+        return reader.data[pos:stop], stop
     if kind is _Kind.FIXED64:
-        return reader.take(pos, 8, end)
+        stop = reader.take(pos, 8, end)
+        return reader.data[pos:stop], stop
     value, pos = reader.varint64(pos, end)
-    if kind is _Kind.UINT32 and value > _UINT32_MAX:
-        raise reader.fail("integer too large")
-    if kind is _Kind.SINT32:
-        decoded = (value >> 1) ^ -(value & 1)
-        if not _INT32_MIN <= decoded <= _INT32_MAX:
+    if kind is _Kind.INT32:
+        return _encode_varint(_signed(value, 32)), pos
+    if kind is _Kind.UINT32:
+        if value > _MASK32:
             raise reader.fail("integer too large")
-    return pos
+    elif kind is _Kind.SINT32:
+        decoded = (value >> 1) ^ -(value & 1)
+        if _signed(decoded, 32) != decoded:
+            raise reader.fail("integer too large")
+    elif kind is _Kind.ENUM:
+        assert rule.enum_range is not None
+        low, high = rule.enum_range
+        stored = value if low == 0 else _signed(value, 32)
+        if not low <= stored <= high:
+            raise reader.fail("integer too large")
+        return _encode_varint(stored), pos
+    return _encode_varint(value), pos
 
 
 def _device_string(raw: bytes) -> bytes:
     """What the device's C code sees of a string: up to the first NUL, as UTF-8 for Python."""
     cut = raw.split(b"\x00", 1)[0]
     return cut.decode("utf-8", errors="replace").encode("utf-8")
+
+
+def _length_prefixed(value: bytes) -> bytes:
+    return _encode_varint(len(value)) + value
+
+
+def _static_string_or_bytes(
+    reader: _Reader, item: _FieldRule, pos: int, end: int
+) -> tuple[bytes, int]:
+    """``pb_dec_string`` / ``pb_dec_bytes`` / ``pb_dec_fixed_length_bytes`` on a static field."""
+    limits = item.limits
+    length, pos = reader.varint32(pos, end)
+    if item.kind is _Kind.STRING:
+        capacity = limits.max_string_bytes
+        overflow = "string overflow"
+    else:
+        capacity = limits.max_bytes_accepted
+        overflow = "bytes overflow"
+    assert capacity is not None
+    if item.kind is _Kind.BYTES and limits.fixed_length:
+        if length not in (0, capacity):
+            raise reader.fail("incorrect fixed length bytes size")
+    elif length > capacity:
+        raise reader.fail(overflow)
+    stop = reader.take(pos, length, end)
+    value = reader.data[pos:stop]
+    return (_device_string(value) if item.kind is _Kind.STRING else value), stop
+
+
+def _static_value(
+    reader: _Reader, item: _FieldRule, wire_type: int, pos: int, end: int
+) -> tuple[bytes, int, int]:
+    """One static field occurrence: (encoded value without key, new position, element count)."""
+    if item.packable and wire_type == WIRE_LEN:
+        first, stop = reader.substream(pos, end)
+        values = bytearray()
+        count = 0
+        cursor = first
+        while cursor < stop:
+            value, cursor = _scalar(reader, item, cursor, stop)
+            values += value
+            count += 1
+        return _length_prefixed(bytes(values)), stop, count
+    if wire_type != item.wire_type:
+        raise reader.fail("wrong wire type")
+    if item.kind is _Kind.MESSAGE:
+        assert item.message is not None
+        first, stop = reader.substream(pos, end)
+        inner = _walk(reader, _rule_for(item.message), first, stop)
+        return _length_prefixed(inner), stop, 1
+    if item.kind in (_Kind.STRING, _Kind.BYTES):
+        value, stop = _static_string_or_bytes(reader, item, pos, end)
+        return _length_prefixed(value), stop, 1
+    value, stop = _scalar(reader, item, pos, end)
+    return value, stop, 1
+
+
+def _callback_value(
+    reader: _Reader, item: _FieldRule, wire_type: int, pos: int, end: int
+) -> tuple[bytes | None, int]:
+    """One callback field occurrence: (encoded value without key or None to drop, position)."""
+    if wire_type == WIRE_LEN:
+        first, stop = reader.substream(pos, end)
+    elif wire_type in _SKIPPABLE:
+        first, stop = reader.raw_value(wire_type, pos, end)
+    else:
+        raise reader.fail("invalid wire_type")
+    if not item.repeated:  # string or bytes: whatever the callback reads
+        value = reader.data[first:stop]
+        if item.kind is _Kind.STRING:
+            value = _device_string(value)
+        return _length_prefixed(value), stop
+    # Repeated: an element the device leaves undecoded; keep it only if it is well-formed.
+    inner = _Reader(reader.data, reader.message_name, reader.strict)
+    inner.path = list(reader.path)
+    try:
+        if item.kind in (_Kind.STRING, _Kind.BYTES) and wire_type == WIRE_LEN:
+            value = reader.data[first:stop]
+            if item.kind is _Kind.STRING:
+                value = _device_string(value)
+            return _length_prefixed(value), stop
+        encoded, value_end, _count = _static_value(inner, item, wire_type, pos, stop)
+        if value_end != stop:
+            raise inner.fail("end-of-stream")
+        return encoded, stop
+    except BadData:
+        if reader.strict:
+            raise
+        return None, stop
 
 
 def _walk(reader: _Reader, rule: _MessageRule, pos: int, end: int) -> bytes:
@@ -324,79 +493,31 @@ def _walk(reader: _Reader, rule: _MessageRule, pos: int, end: int) -> bytes:
             pos = reader.skip(wire_type, pos, end)
             continue
         reader.path.append(item.name)
-        # Keys and lengths are re-encoded minimally: nanopb tolerates padded varints there,
-        # the protobuf runtime does not have to.
-        out += _encode_varint(key)
-        if item.packable and wire_type == WIRE_LEN:
-            first, pos = reader.substream(pos, end)
-            elements = 0
-            cursor = first
-            while cursor < pos:
-                cursor = _scalar(reader, item, cursor, pos)
-                elements += 1
-            _count(reader, item, counts, elements)
-            out += _encode_varint(pos - first) + reader.data[first:pos]
-        elif wire_type != item.wire_type:
-            raise reader.fail("wrong wire type")
-        elif item.kind is _Kind.MESSAGE:
-            assert item.message is not None
-            first, stop = reader.substream(pos, end)
-            _count(reader, item, counts, 1)
-            inner = _walk(reader, _rule_for(item.message), first, stop)
-            pos = stop
-            out += _encode_varint(len(inner)) + inner
-        elif item.kind in (_Kind.STRING, _Kind.BYTES):
-            pos, value = _length_delimited(reader, item, pos, end)
-            _count(reader, item, counts, 1)
-            if item.kind is _Kind.STRING:
-                value = _device_string(value)
-            out += _encode_varint(len(value)) + value
+        if item.callback:
+            encoded, pos = _callback_value(reader, item, wire_type, pos, end)
+            elements = 0 if encoded is None else 1
         else:
-            first = pos
-            pos = _scalar(reader, item, pos, end)
-            _count(reader, item, counts, 1)
-            out += reader.data[first:pos]
+            static, pos, elements = _static_value(reader, item, wire_type, pos, end)
+            encoded = static
+        if item.repeated and item.limits.max_count is not None:
+            counts[number] = counts.get(number, 0) + elements
+            if counts[number] > item.limits.max_count:
+                raise reader.fail("array overflow")
+        if encoded is not None:
+            # Re-encode the key minimally: nanopb tolerates padded varints there.
+            wire = WIRE_LEN if (item.packable and wire_type == WIRE_LEN) else item.wire_type
+            out += _encode_varint(number << 3 | wire) + encoded
         reader.path.pop()
     return bytes(out)
 
 
-def _length_delimited(reader: _Reader, item: _FieldRule, pos: int, end: int) -> tuple[int, bytes]:
-    """Read a string or bytes value and apply its nanopb buffer limit."""
-    limits = item.limits
-    if item.kind is _Kind.STRING:
-        capacity = limits.max_string_bytes
-        overflow = "string overflow"
-    else:
-        capacity = limits.max_size
-        overflow = "bytes overflow"
-    if capacity is None:  # callback field: a plain substream
-        first, stop = reader.substream(pos, end)
-        return stop, reader.data[first:stop]
-    length, pos = reader.varint32(pos, end)
-    if item.kind is _Kind.BYTES and limits.fixed_length:
-        if length not in (0, capacity):
-            raise reader.fail("incorrect fixed length bytes size")
-    elif length > capacity:
-        raise reader.fail(overflow)
-    stop = reader.take(pos, length, end)
-    return stop, reader.data[pos:stop]
-
-
-def _count(reader: _Reader, item: _FieldRule, counts: dict[int, int], added: int) -> None:
-    if not item.repeated:
-        return
-    total = counts.get(item.number, 0) + added
-    counts[item.number] = total
-    if item.limits.max_count is not None and total > item.limits.max_count:
-        raise reader.fail("array overflow")
-
-
-def canonicalize(descriptor: Descriptor, payload: bytes) -> bytes:
+def canonicalize(descriptor: Descriptor, payload: bytes, *, strict: bool = False) -> bytes:
     """Apply the device's decode rules to ``payload``; return what the device keeps.
 
-    Raises ``BadData`` (result code -280) where nanopb's ``pb_decode`` would fail.
+    Raises ``BadData`` (result code -280) where nanopb's ``pb_decode`` would fail. With
+    ``strict`` the elements of callback repeated fields must be valid too (reply checks).
     """
-    reader = _Reader(bytes(payload), descriptor.full_name)
+    reader = _Reader(bytes(payload), descriptor.full_name, strict)
     return _walk(reader, _rule_for(descriptor), 0, len(reader.data))
 
 

@@ -9,8 +9,8 @@ import pytest
 
 from control_requests import codec, requests
 from control_requests._pb import cloud_pb2, config_pb2, mesh_pb2, network_legacy_pb2, wifi_pb2
-from control_requests.errors import BadData, EncodingFailed
-from control_requests.nanopb_rules import field_limits
+from control_requests.errors import BadData, ReplyEncodingFailed
+from control_requests.nanopb_rules import canonicalize, field_limits
 from control_requests.types import RequestType
 from firmware_sim.kernel.errors import DeviceOsError, PeerProtocolError, ResultCode, UsageError
 
@@ -209,7 +209,7 @@ def test_every_nanopb_limit_is_enforced(request_type: RequestType, path: tuple[A
     leaf = path[-1]
     limits = field_limits(leaf)
     is_string = leaf.type == leaf.TYPE_STRING
-    capacity = limits.max_string_bytes if is_string else limits.max_size
+    capacity = limits.max_string_bytes if is_string else limits.max_bytes_accepted
     assert capacity is not None
 
     def value(length: int) -> Any:
@@ -218,12 +218,22 @@ def test_every_nanopb_limit_is_enforced(request_type: RequestType, path: tuple[A
     fits = _message_with(cls, path, value(capacity))
     assert codec.decode_request(request_type, codec.encode_request(fits)) == fits
     over = codec.encode_request(_message_with(cls, path, value(capacity + 1)))
-    with pytest.raises(BadData) as caught:
-        codec.decode_request(request_type, over)
     expected = (
         "incorrect fixed length bytes size" if limits.fixed_length
         else "string overflow" if is_string else "bytes overflow"
     )  # fmt: skip
+    # Strictly (as the reply check applies it), the value never fits.
+    with pytest.raises(BadData) as strict:
+        canonicalize(cls.DESCRIPTOR, over, strict=True)
+    assert strict.value.reason == expected
+    assert strict.value.field == ".".join(f.name for f in path)
+    if any(f.is_repeated and field_limits(f).max_count is None for f in path[:-1]):
+        # Inside an element of a callback repeated field: Device OS 6.2 never decodes those,
+        # nanopb skips them unchecked, fwsim drops the malformed element.
+        assert codec.decode_request(request_type, over) != cls.FromString(over)
+        return
+    with pytest.raises(BadData) as caught:
+        codec.decode_request(request_type, over)
     assert caught.value.reason == expected
     assert caught.value.field == ".".join(f.name for f in path)
     if limits.fixed_length:  # empty means "all zeros" on the device; shorter is an error
@@ -336,18 +346,52 @@ def test_integer_width_rules() -> None:
     assert codec.decode_request(401, bytes.fromhex("08ffffffff0f")).index == 2**32 - 1  # type: ignore[attr-defined]
     with pytest.raises(BadData, match="integer too large"):
         codec.decode_request(401, bytes.fromhex("088080808010"))
-    # int32 / enum: truncated to 32 bits, never an error (protobuf does the same)
+    # int32: cast to 32 bits, never an error (protobuf does the same)
     negative = codec.decode_request(220, bytes.fromhex("18ffffffffffffffffff01"))
     assert negative.port == -1  # type: ignore[attr-defined]
-    big = codec.decode_request(75, bytes.fromhex("08ffffffffffffffff7f"))
-    assert big.mode == -1  # type: ignore[attr-defined]
+    wrapped = codec.decode_request(220, bytes.fromhex("1880808080f0ffffffff01"))
+    assert wrapped.port == 0  # type: ignore[attr-defined]  # (int32_t) of 0xffffffff00000000
+    # a 10th varint byte may carry junk above bit 63 (dropped); an 11th byte may not
+    assert codec.decode_request(220, bytes.fromhex("1881808080808080807f")).port == 1  # type: ignore[attr-defined]
+    with pytest.raises(BadData, match="varint overflow"):
+        codec.decode_request(220, bytes.fromhex("188080808080808080808001"))
     # bool: nanopb's 32-bit varint reader
     assert codec.decode_request(73, bytes.fromhex("0802")).done is True  # type: ignore[attr-defined]
+    assert codec.decode_request(73, bytes.fromhex("088080808000")).done is False  # type: ignore[attr-defined]
     with pytest.raises(BadData, match="varint overflow"):
         codec.decode_request(73, bytes.fromhex("088080808010"))
-    # a varint longer than 10 bytes in a known field
-    with pytest.raises(BadData, match="varint overflow"):
-        codec.decode_request(220, bytes.fromhex("1880808080808080808002"))
+
+
+@pytest.mark.parametrize(
+    ("payload", "mode"),
+    [("0801", 1), ("08ff01", 255), ("0807", 7)],
+)
+def test_enums_fit_their_short_c_type(payload: str, mode: int) -> None:
+    # DeviceMode {0, 1}: with -fshort-enums a uint8_t, decoded unsigned (nanopb UENUM)
+    assert codec.decode_request(75, bytes.fromhex(payload)).mode == mode  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("payload", ["088002", "08ffffffffffffffffff01", "08ffffffff0f"])
+def test_enum_values_beyond_the_c_type_are_bad_data(payload: str) -> None:
+    with pytest.raises(BadData, match="integer too large"):
+        codec.decode_request(75, bytes.fromhex(payload))  # 256, -1, 2**32 - 1
+
+
+def test_signed_enum_range() -> None:
+    # RoutePreference {-1, 0, 1}: an int8_t
+    entry = mesh_pb2.DiagnosticInfo.NetworkData.HasRoute.HasRouteEntry.DESCRIPTOR
+    assert canonicalize(entry, bytes.fromhex("10ffffffffffffffffff01")) == bytes.fromhex(
+        "10ffffffffffffffffff01"
+    )
+    assert canonicalize(entry, bytes.fromhex("107f")) == bytes.fromhex("107f")
+    with pytest.raises(BadData, match="integer too large"):
+        canonicalize(entry, bytes.fromhex("108001"))  # 128
+    with pytest.raises(BadData, match="integer too large"):
+        canonicalize(entry, bytes.fromhex("108080808008"))  # (int32_t)2**31 = -2**31
+    # nanopb casts to int32_t first: 0xffffffff is -1, which fits
+    assert canonicalize(entry, bytes.fromhex("10ffffffff0f")) == bytes.fromhex(
+        "10ffffffffffffffffff01"
+    )
 
 
 def test_packed_and_unpacked_repeated_scalars() -> None:
@@ -357,8 +401,9 @@ def test_packed_and_unpacked_repeated_scalars() -> None:
     assert packed == unpacked == cls(diagnostic_types=[1, 2, 9])
     with pytest.raises(BadData, match="parent stream too short"):
         codec.decode_request(1012, bytes.fromhex("120201"))  # packed run longer than payload
-    with pytest.raises(BadData, match="end-of-stream"):
-        codec.decode_request(1012, bytes.fromhex("12020180"))  # element cut inside the run
+    # diagnostic_types has no max_count: a callback field, skipped by the device unchecked;
+    # a malformed run is dropped instead of failing the request.
+    assert codec.decode_request(1012, bytes.fromhex("12020180 1803")) == cls(timeout=3)
 
 
 # -- replies ---------------------------------------------------------------------------------
@@ -366,10 +411,12 @@ def test_packed_and_unpacked_repeated_scalars() -> None:
 
 def test_encode_reply_rejects_values_the_device_cannot_hold() -> None:
     assert codec.encode_reply(config_pb2.GetDeviceIdReply(id="0" * 24)) == b"\x0a\x18" + b"0" * 24
-    with pytest.raises(EncodingFailed) as caught:
+    with pytest.raises(ReplyEncodingFailed) as caught:
         codec.encode_reply(config_pb2.GetDeviceIdReply(id="0" * 25))
-    assert caught.value.code == ResultCode.ENCODING_FAILED == -281
-    with pytest.raises(EncodingFailed):
+    # Device OS's encodeReplyMessage reports any encoder failure as SYSTEM_ERROR_UNKNOWN.
+    assert caught.value.code == ResultCode.UNKNOWN == -100
+    assert caught.value.field == "id"
+    with pytest.raises(ReplyEncodingFailed):
         codec.encode_reply(wifi_pb2.GetCurrentNetworkReply(bssid=b"1234567"))
 
 
@@ -386,3 +433,50 @@ def test_decode_reply() -> None:
     assert with_unknown.SerializeToString() == bytes.fromhex("0801")
     with pytest.raises(BadData):
         codec.decode_reply(72, b"\xff")
+
+
+def test_odd_bytes_limits_use_the_struct_padding() -> None:
+    # PB_BYTES_ARRAY_T(3) is {uint16 size; uint8 bytes[3]} + 1 padding byte: 4 bytes fit.
+    info = mesh_pb2.DiagnosticInfo.DESCRIPTOR
+    assert canonicalize(info, bytes.fromhex("9201 04 01020304")) == bytes.fromhex("920104 01020304")
+    with pytest.raises(BadData, match="bytes overflow"):
+        canonicalize(info, bytes.fromhex("9201 05 0102030405"))
+    # even sizes have no padding: bssid (6) takes 6, not 7
+    with pytest.raises(BadData, match="bytes overflow"):
+        codec.decode_request(500, bytes.fromhex("1207 01020304050607"))
+
+
+def test_callback_strings_take_scalar_wire_types_as_raw_bytes() -> None:
+    # JoinNewNetworkRequest.ssid has no max_length: Device OS reads it with a decode callback
+    # (DecodedCString), which receives the raw value of a varint / fixed32 / fixed64 too.
+    assert codec.decode_request(500, bytes.fromhex("0841")).ssid == "A"  # type: ignore[attr-defined]
+    assert codec.decode_request(500, bytes.fromhex("0d41424344")).ssid == "ABCD"  # type: ignore[attr-defined]
+    assert codec.decode_request(500, bytes.fromhex("094142434445464748")).ssid == "ABCDEFGH"  # type: ignore[attr-defined]
+    with pytest.raises(BadData, match="varint overflow"):  # read_raw_value takes 10 bytes
+        codec.decode_request(500, bytes.fromhex("08 8080808080808080808001"))
+    with pytest.raises(BadData, match="invalid wire_type"):
+        codec.decode_request(500, bytes.fromhex("0b0c"))
+    long_ssid = "S" * 300  # no nanopb limit on callback strings
+    payload = codec.encode_request(wifi_pb2.JoinNewNetworkRequest(ssid=long_ssid))
+    assert codec.decode_request(500, payload).ssid == long_ssid  # type: ignore[attr-defined]
+
+
+def test_malformed_callback_elements_are_dropped() -> None:
+    # interface_config.ipv4_config.addresses is repeated without max_count: Device OS 6.2's
+    # handler never decodes it, nanopb skips it unchecked. fwsim keeps good elements only.
+    good = network_pb_address(prefix_length=24)
+    bad = bytes.fromhex("0a03 ff ff ff")  # an element that is not an InterfaceAddress
+    ipv4 = bytes.fromhex("0a") + bytes([len(good)]) + good + bad
+    interface = bytes.fromhex("32") + bytes([len(ipv4)]) + ipv4
+    payload = bytes.fromhex("0a024e65") + bytes.fromhex("2a") + bytes([len(interface)]) + interface
+    message = codec.decode_request(500, payload)
+    addresses = message.interface_config.ipv4_config.addresses  # type: ignore[attr-defined]
+    assert [a.prefix_length for a in addresses] == [24]
+    with pytest.raises(BadData):
+        canonicalize(wifi_pb2.JoinNewNetworkRequest.DESCRIPTOR, payload, strict=True)
+
+
+def network_pb_address(prefix_length: int) -> bytes:
+    from control_requests._pb import network_pb2
+
+    return network_pb2.InterfaceAddress(prefix_length=prefix_length).SerializeToString()

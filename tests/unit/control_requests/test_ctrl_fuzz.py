@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from control_requests import codec
-from control_requests.errors import BadData, EncodingFailed
+from control_requests.errors import BadData, ReplyEncodingFailed
 from control_requests.testing import populate
 from control_requests.types import RequestType
 from firmware_sim.kernel.errors import ResultCode
@@ -78,7 +78,7 @@ def test_oversized_replies_fail_cleanly(request_type: RequestType, rng: random.R
     reply = populate(codec.reply_class(request_type), rng, within_nanopb_limits=False)
     try:
         data = codec.encode_reply(reply)
-    except EncodingFailed as error:
-        assert error.code == ResultCode.ENCODING_FAILED
+    except ReplyEncodingFailed as error:
+        assert error.code == ResultCode.UNKNOWN
     else:
         assert codec.decode_reply(request_type, data) == reply
