@@ -100,6 +100,8 @@ class DeviceIdentity:
     hello_flags: int = int(wire.DEFAULT_HELLO_FLAGS)
     #: checksum of the device keys; a change invalidates the persisted session
     keys_checksum: int = 0
+    #: UDP/DTLS platforms persist the session; TCP (Gen2 Photon) never resumes.
+    persists_session: bool = True
 
     def app_state_crc(self, describe: bytes) -> int:
         """CRC over what Device OS compares on resume (system describe, flags, versions...)."""
@@ -179,7 +181,10 @@ class DeviceProtocol:
         self._reset_connection_state()
         self._port = port
         self._log.info(LOG_HANDSHAKE, "Establish secure connection")
-        status, data = self._session.restore(self.identity.keys_checksum)
+        if self.identity.persists_session:
+            status, data = self._session.restore(self.identity.keys_checksum)
+        else:
+            status, data = RestoreStatus.NO_SESSION, None
         if status is RestoreStatus.NO_SESSION and data is not None:
             self._log.warn(LOG_DTLS, f"session has expired after {data.use_counter} uses")
         self._tracer.emit("session.restore", status=status.name,
@@ -294,9 +299,10 @@ class DeviceProtocol:
         self._send_con(wire.POST, (wire.URI_HELLO,), hello.encode(), what="hello")
         self._log.info(LOG_HANDSHAKE, "Handshake completed")
         describe = self._system_describe()
-        self._session.save(SessionData(self._session_id, ident.keys_checksum, 0, self._next_mid,
-                                       ident.app_state_crc(describe)))
-        self._tracer.emit("session.persisted", session_id=self._session_id)
+        if ident.persists_session:
+            self._session.save(SessionData(self._session_id, ident.keys_checksum, 0,
+                                           self._next_mid, ident.app_state_crc(describe)))
+            self._tracer.emit("session.persisted", session_id=self._session_id)
         self._send_con(wire.POST, (wire.URI_DESCRIBE,), describe, what="system describe")
         self._arm_keepalive()
         self._report_begin(ProtocolError.NO_ERROR)

@@ -209,7 +209,8 @@ class Device:
             system_module_version=self.profile.system_module_version,
             product_id=(self.options.product_id if self.options.product_id is not None
                         else self.profile.platform_id),
-            product_version=self.options.product_version)
+            product_version=self.options.product_version,
+            persists_session=self.profile.persists_session)
         self.particle = Particle(self)
         inputs = HandshakeInputs(
             is_tcp=self.profile.cloud_transport == "tcp",

@@ -229,3 +229,23 @@ def test_file_backed_device_keeps_identity_dct_and_credentials(tmp_path) -> None
     assert (again.device_id, again.mobile_secret) == identity
     assert again.claim.pending_code() == "Z" * 63
     assert [c.ssid for c in again.credentials.all()] == ["HomeNet"]
+
+
+def test_photon_over_tcp_never_resumes_and_always_sends_the_claim_code() -> None:
+    world = World(0)
+    radio_environment(world).add(HOME)
+    cloud = Cloud(world)
+    photon = Device(world, "photon", profile="photon",
+                    wifi=[WifiCredentials("HomeNet", "home-pass-1")])
+    photon.attach_cloud(cloud.connector())
+    photon.power_on()
+    connect(world, photon)
+    code = cloud.create_claim_code(Principal.user("u")).code
+    photon.claim.set_claim_code(code)
+    photon.reset("user")  # a Photon resumes nothing, even after a soft reset
+    world.run_for(30)
+    lines = photon.log_lines()
+    assert not any("Skipping HELLO" in line for line in lines)
+    assert sum("Sending HELLO message" in line for line in lines) == 2
+    assert any("Starting handshake: presense_announce=1" in line for line in lines)
+    assert photon.claim.is_device_claimed() and cloud.owner_of(photon.device_id) is not None
