@@ -247,7 +247,8 @@ class CloudConnection:
             return
         if code is ProtocolError.SESSION_RESUMED:
             self.handshakes["resumed"] += 1
-            self._tracer.emit("handshake.resumed")
+            self._tracer.emit("handshake.resumed",
+                              claim_code_pending=self._claim.pending_code() is not None)
             self._events.notify(SystemEvent.CLOUD_STATUS, CloudStatus.SESSION_RESUME)
             self._log.info(LOG, "cloud connected from existing session.")
             if self.inputs.send_claim_code_on_resume:
@@ -257,7 +258,8 @@ class CloudConnection:
             self.handshakes["full"] += 1
             # A new session: the cloud knows nothing of the application describe yet.
             self._app_describe_crc = self._subscriptions_crc = None
-            self._tracer.emit("handshake.full")
+            self._tracer.emit("handshake.full",
+                              claim_code_pending=self._claim.pending_code() is not None)
             self._events.notify(SystemEvent.CLOUD_STATUS, CloudStatus.HANDSHAKE)
             self._publish_claim_code()
             if self.inputs.is_tcp:
