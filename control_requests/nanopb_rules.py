@@ -61,6 +61,7 @@ _SKIPPABLE = (WIRE_VARINT, WIRE_64BIT, WIRE_LEN, WIRE_32BIT)
 _MASK32 = 0xFFFFFFFF
 _MASK64 = 0xFFFFFFFFFFFFFFFF
 _BYTES_ARRAY_ALIGNMENT = 2  # PB_BYTES_ARRAY_T with the default 16-bit pb_size_t
+_PB_SIZE_MAX = 0xFFFF
 
 
 class _Kind(Enum):
@@ -408,6 +409,10 @@ def _static_string_or_bytes(
         capacity = limits.max_bytes_accepted
         overflow = "bytes overflow"
     assert capacity is not None
+    if item.kind is _Kind.STRING and length == _MASK32:
+        raise reader.fail("size too large")
+    if item.kind is _Kind.BYTES and length > _PB_SIZE_MAX:
+        raise reader.fail("bytes overflow")
     if item.kind is _Kind.BYTES and limits.fixed_length:
         if length not in (0, capacity):
             raise reader.fail("incorrect fixed length bytes size")
