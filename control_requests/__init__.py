@@ -27,8 +27,20 @@ from .codec import (
     reply_class,
     request_class,
 )
+from .dispatcher import (
+    AppHandler,
+    AppRequest,
+    ControlDispatcher,
+    FilterAction,
+    Handler,
+    HandlerContext,
+    RequestFilter,
+    RequestHandle,
+)
 from .errors import BadData, ControlRequestFailed, ReplyEncodingFailed
+from .handlers import HANDLERS, SUPPORTED, supported_types
 from .requests import Call, ControlReply, EncodedRequest
+from .services import DeviceServices, KnownNetwork, VisibleNetwork
 from .types import (
     DOS_6_2_UNIMPLEMENTED,
     CloudConnectionStatus,
@@ -42,23 +54,34 @@ from .types import (
     parse_request_type,
 )
 
-# -- dispatcher / handlers (device side): imports and names go here --------------------------
-
 __all__ = [
     "DOS_6_2_UNIMPLEMENTED",
+    "HANDLERS",
+    "SUPPORTED",
+    "AppHandler",
+    "AppRequest",
     "BadData",
     "Call",
     "CloudConnectionStatus",
     "ControlClient",
+    "ControlDispatcher",
     "ControlReply",
     "ControlRequestFailed",
     "DeviceMode",
+    "DeviceServices",
     "DosStatus",
     "EncodedRequest",
+    "FilterAction",
+    "Handler",
+    "HandlerContext",
+    "KnownNetwork",
     "MessagePair",
     "ReplyEncodingFailed",
+    "RequestFilter",
+    "RequestHandle",
     "RequestType",
     "ResultCode",
+    "VisibleNetwork",
     "WifiCredentialsType",
     "WifiSecurity",
     "decode_as",
@@ -73,5 +96,5 @@ __all__ = [
     "reply_class",
     "request_class",
     "requests",
-    # -- dispatcher / handlers names go here --
+    "supported_types",
 ]

@@ -220,7 +220,10 @@ class ControlDispatcher:
             handle._complete(int(ResultCode.NOT_SUPPORTED), b"")
             return
         message: Message | None = None
-        if codec.message_pair(known) is not None:
+        pair = codec.message_pair(known)
+        # Device OS decodes only requests that have fields; an empty request's payload is
+        # never looked at (garbage there is not BAD_DATA).
+        if pair is not None and not pair.request_is_empty:
             try:
                 message = codec.decode_request(known, handle.payload)
             except BadData as exc:
