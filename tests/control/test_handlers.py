@@ -214,3 +214,19 @@ def test_features_server_and_protected_state(p2: tuple) -> None:  # type: ignore
 def _world_device(profile: str = "p2") -> tuple[World, Device]:
     world, device, _ = make_device(profile)
     return world, device
+
+
+def test_server_address_protocol_and_protected_state_requests(p2: tuple) -> None:  # type: ignore[type-arg]
+    world, device, _ = p2
+    set_address = config_pb2.SetServerAddressRequest(protocol=2, address="cloud.local", port=5699)
+    assert send(world, device, T.SET_SERVER_ADDRESS, set_address.SerializeToString()) == (OK, b"")
+    result, reply = send(world, device, T.GET_SERVER_ADDRESS, b"\x08\x02")
+    assert result == OK
+    got = config_pb2.GetServerAddressReply.FromString(reply)
+    assert (got.address, got.port) == ("cloud.local", 5699)
+    bad = config_pb2.SetServerAddressRequest(protocol=7, address="x", port=1)
+    assert send(world, device, T.SET_SERVER_ADDRESS, bad.SerializeToString())[0] == -270
+    assert send(world, device, T.GET_SERVER_PROTOCOL) == (OK, b"\x08\x02")  # UDP_PROTOCOL
+    assert send(world, device, T.SET_SERVER_PROTOCOL, b"\x08\x02") == (OK, b"")
+    assert send(world, device, T.SET_SERVER_PROTOCOL, b"\x08\x01")[0] == NOT_SUPPORTED
+    assert send(world, device, T.SET_PROTECTED_STATE, b"\x08\x01")[0] == NOT_SUPPORTED
