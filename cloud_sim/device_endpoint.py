@@ -20,6 +20,10 @@ back to it. Per address it tracks a connection; per session id a :class:`CloudSe
   link latency the device clears its code ~2.4 s after sending it, as in the forum log); when
   the claim succeeds the cloud sends ``spark/device/claim/confirm`` to the device.
 * Cloud-to-device events are confirmable and retransmitted until ACKed (or the session goes).
+
+Sessions live in memory only (keyed by session id, indexed by device id); everything written to
+the store is stamped in cloud time (``unix_us``: ``EndpointOptions.epoch`` + virtual time), so a
+persistent store stays meaningful when the emulator restarts.
 """
 
 from __future__ import annotations
@@ -94,6 +98,7 @@ class DeviceEndpoint:
         self.tracer = world.trace.bind(name, "endpoint")
         self._rng: random.Random = world.rng_for(f"{name}:sessions")
         self.sessions: dict[bytes, CloudSession] = {}
+        self._sessions_by_device: dict[str, set[bytes]] = {}
         self._connections: dict[Hashable, _Connection] = {}
         self.claim_results: list[ClaimResult] = []
 
@@ -103,16 +108,21 @@ class DeviceEndpoint:
     def now_us(self) -> int:
         return self.world.clock.now_us
 
+    @property
+    def unix_us(self) -> int:
+        """Cloud time: Unix microseconds (what the store's timestamps are in)."""
+        return self.options.epoch * 1_000_000 + self.now_us
+
     def unix_time(self) -> int:
         return self.options.epoch + self.now_us // 1_000_000
 
     def session_for_device(self, device_id: str) -> CloudSession | None:
-        found = [s for s in self.sessions.values() if s.device_id == device_id]
+        found = [self.sessions[sid] for sid in self._sessions_by_device.get(device_id, ())]
         return max(found, key=lambda s: s.created_us) if found else None
 
     def forget_session(self, device_id: str) -> bool:
         """Drop every session of ``device_id`` (what ``spark/device/session/end`` does)."""
-        doomed = [sid for sid, s in self.sessions.items() if s.device_id == device_id]
+        doomed = list(self._sessions_by_device.get(device_id, ()))
         for sid in doomed:
             self._drop_session(sid, "forgotten")
         return bool(doomed)
@@ -121,6 +131,11 @@ class DeviceEndpoint:
         session = self.sessions.pop(session_id, None)
         if session is None:
             return
+        of_device = self._sessions_by_device.get(session.device_id)
+        if of_device is not None:
+            of_device.discard(session_id)
+            if not of_device:
+                del self._sessions_by_device[session.device_id]
         for _, _, timer in session.pending.values():
             if timer is not None:
                 timer.cancel()
@@ -169,6 +184,7 @@ class DeviceEndpoint:
                 connection.session_id = session_id
                 self.sessions[session_id] = CloudSession(session_id, connection.device_id,
                                                          self.now_us, address, reply)
+                self._sessions_by_device.setdefault(connection.device_id, set()).add(session_id)
                 self.tracer.emit("session.created", device_id=connection.device_id,
                                  session_id=session_id)
             reply(wire.encode_handshake(HandshakeType.SERVER_FINISHED, connection.session_id))
@@ -254,7 +270,7 @@ class DeviceEndpoint:
         device = self.store.get_device(session.device_id) or DeviceRecord(session.device_id)
         self.store.put_device(replace(device, platform_id=hello.platform_id,
                                       system_version=hello.system_version,
-                                      last_handshake_us=self.now_us))
+                                      last_handshake_us=self.unix_us))
         self.tracer.emit("handshake.full", device_id=session.device_id,
                          platform_id=hello.platform_id, flags=hello.flags)
         self._device_online(session.device_id)
@@ -265,7 +281,7 @@ class DeviceEndpoint:
         device = self.store.get_device(session.device_id)
         self.tracer.emit("event", device_id=session.device_id, name=name, private=private,
                          size=len(payload))
-        self.bus.publish(CloudEvent(name, data, session.device_id, self.now_us,
+        self.bus.publish(CloudEvent(name, data, session.device_id, self.unix_us,
                                     max_age if max_age is not None else 60, not private,
                                     device.product_id if device else None))
         if name == SESSION_END_EVENT:
@@ -276,7 +292,7 @@ class DeviceEndpoint:
                                             label="claim-redeem")
 
     def _redeem(self, device_id: str, code: str) -> None:
-        result = redeem_claim_code(self.store, device_id, code, self.now_us)
+        result = redeem_claim_code(self.store, device_id, code, self.unix_us)
         self.claim_results.append(result)
         self.tracer.emit("claim.redeem", device_id=device_id, outcome=result.outcome.value,
                          previous_owner=str(result.previous_owner) if result.previous_owner
@@ -289,12 +305,12 @@ class DeviceEndpoint:
         device = self.store.get_device(device_id) or DeviceRecord(device_id)
         if not device.online:
             self.store.put_device(replace(device, online=True))
-        self.bus.publish(CloudEvent("spark/status", "online", device_id, self.now_us,
+        self.bus.publish(CloudEvent("spark/status", "online", device_id, self.unix_us,
                                     product_id=device.product_id))
 
     def _touch_device(self, device_id: str) -> None:
         device = self.store.get_device(device_id) or DeviceRecord(device_id)
-        self.store.put_device(replace(device, last_heard_us=self.now_us))
+        self.store.put_device(replace(device, last_heard_us=self.unix_us))
 
     # -- send ----------------------------------------------------------------------------------
 
@@ -314,7 +330,7 @@ class DeviceEndpoint:
         datagram = wire.encode_app_data(session.session_id, message.encode())
         self.tracer.emit("event.to_device", device_id=device_id, name=name, mid=mid)
         self.bus.publish(CloudEvent(name, data.decode("utf-8", "replace"), device_id,
-                                    self.now_us, direction="device"))
+                                    self.unix_us, direction="device"))
         session.pending[mid] = (datagram, 0, None)
         self._transmit(session, mid)
         return True

@@ -1,7 +1,10 @@
-"""Plain records of the emulated cloud: users, products, customers, devices, claim codes.
+"""Plain records of the emulated cloud: accounts, tokens, products, devices, claim codes,
+transfers and the simulated email outbox.
 
 Owners are :class:`Principal` values - a developer user or a product customer - because
-Particle's ownership rules differ between the two (cloud.md A3-A5).
+Particle's ownership rules differ between the two (cloud.md A3-A5). Every timestamp a store keeps
+is in *cloud time*: Unix microseconds (``Cloud.unix_us``), so that a persistent store stays
+meaningful across restarts of the emulator.
 """
 
 from __future__ import annotations
@@ -32,6 +35,10 @@ class Principal:
     def is_customer(self) -> bool:
         return self.kind is PrincipalKind.CUSTOMER
 
+    @property
+    def is_user(self) -> bool:
+        return self.kind is PrincipalKind.USER
+
     def __str__(self) -> str:
         return f"{self.kind.value}:{self.id}"
 
@@ -46,6 +53,7 @@ class User:
     id: str
     username: str  # an email address
     password_hash: str = ""
+    created_us: int = 0
 
 
 @dataclass
@@ -55,6 +63,7 @@ class Product:
     name: str = ""
     #: user ids of the product team
     team: set[str] = field(default_factory=set)
+    platform_id: int = 32
 
 
 @dataclass
@@ -63,6 +72,7 @@ class Customer:
     email: str
     product_id: int
     password_hash: str = ""
+    created_us: int = 0
 
 
 @dataclass
@@ -76,6 +86,7 @@ class DeviceRecord:
     last_heard_us: int | None = None
     last_handshake_us: int | None = None
     system_version: int | None = None
+    notes: str | None = None
 
 
 @dataclass
@@ -91,3 +102,68 @@ class ClaimCode:
     @property
     def consumed(self) -> bool:
         return self.consumed_us is not None
+
+
+@dataclass
+class OAuthClient:
+    """An OAuth client. ``product_id`` set: a product client (creates customers, customer
+    tokens); ``owner`` is the user a ``client_credentials`` token without scope acts for."""
+
+    id: str
+    secret: str
+    name: str = ""
+    product_id: int | None = None
+    owner: str | None = None
+
+
+class TokenKind(Enum):
+    ACCESS = "access"
+    REFRESH = "refresh"
+
+
+@dataclass
+class Token:
+    token: str
+    kind: TokenKind
+    principal: Principal
+    client_id: str
+    created_us: int
+    #: None: never expires (``expires_in=0``)
+    expires_us: int | None
+    scope: str = ""
+
+    def expired(self, now_us: int) -> bool:
+        return self.expires_us is not None and now_us >= self.expires_us
+
+
+class TransferStatus(Enum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    DENIED = "denied"
+    #: the device changed hands some other way before the owner answered
+    VOID = "void"
+
+
+@dataclass
+class Transfer:
+    id: str
+    device_id: str
+    requester: Principal
+    owner: Principal
+    status: TransferStatus
+    created_us: int
+    decided_us: int | None = None
+
+
+@dataclass
+class Email:
+    """A message in the simulated outbox (transfer requests and their outcome)."""
+
+    id: int
+    to: str
+    subject: str
+    body: str
+    created_us: int
+    kind: str = ""
+    #: what the email is about (a transfer id)
+    ref: str | None = None

@@ -1,27 +1,62 @@
 """Storage of the emulated cloud's records.
 
 :class:`CloudStore` is the interface every part of the cloud uses (the device endpoint, the claim
-rules, the REST API); :class:`MemoryStore` keeps everything in dictionaries. A persistent
-implementation only has to provide the same methods.
+rules, the REST API). :class:`MemoryStore` keeps everything in dictionaries (fast, for scenarios
+and benchmarks); :class:`cloud_sim.sqlite_store.SqliteStore` keeps it in SQLite (a file, or
+``:memory:``). Both pass the same conformance tests (``tests/cloud/test_store.py``).
+
+Records go in and come out as copies: changing a record a store returned changes nothing until
+it is written back with the matching ``put``/``update`` method. ``transaction()`` groups writes
+(SQLite commits once at the end; nested transactions join the outer one).
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+import copy
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import replace
+from typing import Protocol, TypeVar
 
-from .model import ClaimCode, Customer, DeviceRecord, Principal, Product, User
+from .model import (
+    ClaimCode,
+    Customer,
+    DeviceRecord,
+    Email,
+    OAuthClient,
+    Principal,
+    Product,
+    Token,
+    Transfer,
+    User,
+)
+
+_T = TypeVar("_T")
 
 
 class CloudStore(Protocol):
+    def transaction(self) -> AbstractContextManager[None]: ...
+    def close(self) -> None: ...
     # users
     def add_user(self, user: User) -> None: ...
     def get_user(self, user_id: str) -> User | None: ...
     def find_user(self, username: str) -> User | None: ...
+    def update_user(self, user: User) -> None: ...
+    def list_users(self) -> list[User]: ...
+    # OAuth clients and tokens
+    def add_client(self, client: OAuthClient) -> None: ...
+    def get_client(self, client_id: str) -> OAuthClient | None: ...
+    def list_clients(self) -> list[OAuthClient]: ...
+    def add_token(self, token: Token) -> None: ...
+    def get_token(self, token: str) -> Token | None: ...
+    def delete_token(self, token: str) -> None: ...
+    def tokens_of(self, principal: Principal) -> list[Token]: ...
     # products and customers
     def add_product(self, product: Product) -> None: ...
     def get_product(self, product_id: int) -> Product | None: ...
     def find_product(self, id_or_slug: str) -> Product | None: ...
     def update_product(self, product: Product) -> None: ...
+    def list_products(self) -> list[Product]: ...
     def add_customer(self, customer: Customer) -> None: ...
     def get_customer(self, customer_id: str) -> Customer | None: ...
     def find_customer(self, product_id: int, email: str) -> Customer | None: ...
@@ -33,12 +68,25 @@ class CloudStore(Protocol):
     def put_device(self, device: DeviceRecord) -> None: ...
     def list_devices(self) -> list[DeviceRecord]: ...
     def devices_owned_by(self, owner: Principal) -> list[DeviceRecord]: ...
+    def devices_in_product(self, product_id: int) -> list[DeviceRecord]: ...
     # claim codes
     def add_claim_code(self, claim: ClaimCode) -> None: ...
     def get_claim_code(self, code: str) -> ClaimCode | None: ...
     def update_claim_code(self, claim: ClaimCode) -> None: ...
     def list_claim_codes(self) -> list[ClaimCode]: ...
     def delete_claim_codes_of(self, creator: Principal) -> None: ...
+    def delete_expired_claim_codes(self, now_us: int) -> int: ...
+    # transfers and the outbox
+    def add_transfer(self, transfer: Transfer) -> None: ...
+    def get_transfer(self, transfer_id: str) -> Transfer | None: ...
+    def update_transfer(self, transfer: Transfer) -> None: ...
+    def list_transfers(self) -> list[Transfer]: ...
+    def add_email(self, email: Email) -> Email: ...
+    def list_emails(self) -> list[Email]: ...
+
+
+def _copy(value: _T) -> _T:
+    return copy.copy(value)
 
 
 class MemoryStore:
@@ -46,85 +94,169 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self.users: dict[str, User] = {}
+        self.clients: dict[str, OAuthClient] = {}
+        self.tokens: dict[str, Token] = {}
         self.products: dict[int, Product] = {}
         self.customers: dict[str, Customer] = {}
         self.devices: dict[str, DeviceRecord] = {}
         self.claim_codes: dict[str, ClaimCode] = {}
+        self.transfers: dict[str, Transfer] = {}
+        self.emails: list[Email] = []
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        yield
+
+    def close(self) -> None:
+        pass
 
     # users
     def add_user(self, user: User) -> None:
-        self.users[user.id] = user
+        self.users[user.id] = _copy(user)
 
     def get_user(self, user_id: str) -> User | None:
-        return self.users.get(user_id)
+        user = self.users.get(user_id)
+        return _copy(user) if user else None
 
     def find_user(self, username: str) -> User | None:
         wanted = username.lower()
-        return next((u for u in self.users.values() if u.username.lower() == wanted), None)
+        return next((_copy(u) for u in self.users.values() if u.username.lower() == wanted),
+                    None)
+
+    def update_user(self, user: User) -> None:
+        self.users[user.id] = _copy(user)
+
+    def list_users(self) -> list[User]:
+        return [_copy(u) for u in self.users.values()]
+
+    # OAuth clients and tokens
+    def add_client(self, client: OAuthClient) -> None:
+        self.clients[client.id] = _copy(client)
+
+    def get_client(self, client_id: str) -> OAuthClient | None:
+        client = self.clients.get(client_id)
+        return _copy(client) if client else None
+
+    def list_clients(self) -> list[OAuthClient]:
+        return [_copy(c) for c in self.clients.values()]
+
+    def add_token(self, token: Token) -> None:
+        self.tokens[token.token] = _copy(token)
+
+    def get_token(self, token: str) -> Token | None:
+        found = self.tokens.get(token)
+        return _copy(found) if found else None
+
+    def delete_token(self, token: str) -> None:
+        self.tokens.pop(token, None)
+
+    def tokens_of(self, principal: Principal) -> list[Token]:
+        return [_copy(t) for t in self.tokens.values() if t.principal == principal]
 
     # products and customers
     def add_product(self, product: Product) -> None:
-        self.products[product.id] = product
+        self.products[product.id] = replace(product, team=set(product.team))
 
     def get_product(self, product_id: int) -> Product | None:
-        return self.products.get(product_id)
+        product = self.products.get(product_id)
+        return replace(product, team=set(product.team)) if product else None
 
     def find_product(self, id_or_slug: str) -> Product | None:
-        if id_or_slug.isdigit():
-            product = self.products.get(int(id_or_slug))
+        if id_or_slug.isdigit() and len(id_or_slug) <= 18:
+            product = self.get_product(int(id_or_slug))
             if product is not None:
                 return product
-        return next((p for p in self.products.values() if p.slug == id_or_slug), None)
+        return next((self.get_product(p.id) for p in self.products.values()
+                     if p.slug == id_or_slug), None)
 
     def update_product(self, product: Product) -> None:
-        self.products[product.id] = product
+        self.add_product(product)
+
+    def list_products(self) -> list[Product]:
+        return [replace(p, team=set(p.team)) for p in sorted(self.products.values(),
+                                                              key=lambda p: p.id)]
 
     def add_customer(self, customer: Customer) -> None:
-        self.customers[customer.id] = customer
+        self.customers[customer.id] = _copy(customer)
 
     def get_customer(self, customer_id: str) -> Customer | None:
-        return self.customers.get(customer_id)
+        customer = self.customers.get(customer_id)
+        return _copy(customer) if customer else None
 
     def find_customer(self, product_id: int, email: str) -> Customer | None:
         wanted = email.lower()
-        return next((c for c in self.customers.values()
+        return next((_copy(c) for c in self.customers.values()
                      if c.product_id == product_id and c.email.lower() == wanted), None)
 
     def list_customers(self, product_id: int) -> list[Customer]:
-        return [c for c in self.customers.values() if c.product_id == product_id]
+        return [_copy(c) for c in self.customers.values() if c.product_id == product_id]
 
     def update_customer(self, customer: Customer) -> None:
-        self.customers[customer.id] = customer
+        self.customers[customer.id] = _copy(customer)
 
     def delete_customer(self, customer_id: str) -> None:
         self.customers.pop(customer_id, None)
 
     # devices
     def get_device(self, device_id: str) -> DeviceRecord | None:
-        return self.devices.get(device_id)
+        device = self.devices.get(device_id)
+        return _copy(device) if device else None
 
     def put_device(self, device: DeviceRecord) -> None:
-        self.devices[device.id] = device
+        self.devices[device.id] = _copy(device)
 
     def list_devices(self) -> list[DeviceRecord]:
-        return sorted(self.devices.values(), key=lambda d: d.id)
+        return [_copy(d) for d in sorted(self.devices.values(), key=lambda d: d.id)]
 
     def devices_owned_by(self, owner: Principal) -> list[DeviceRecord]:
         return [d for d in self.list_devices() if d.owner == owner]
 
+    def devices_in_product(self, product_id: int) -> list[DeviceRecord]:
+        return [d for d in self.list_devices() if d.product_id == product_id]
+
     # claim codes
     def add_claim_code(self, claim: ClaimCode) -> None:
-        self.claim_codes[claim.code] = claim
+        self.claim_codes[claim.code] = _copy(claim)
 
     def get_claim_code(self, code: str) -> ClaimCode | None:
-        return self.claim_codes.get(code)
+        claim = self.claim_codes.get(code)
+        return _copy(claim) if claim else None
 
     def update_claim_code(self, claim: ClaimCode) -> None:
-        self.claim_codes[claim.code] = claim
+        self.claim_codes[claim.code] = _copy(claim)
 
     def list_claim_codes(self) -> list[ClaimCode]:
-        return list(self.claim_codes.values())
+        return [_copy(c) for c in self.claim_codes.values()]
 
     def delete_claim_codes_of(self, creator: Principal) -> None:
         for code in [c.code for c in self.claim_codes.values() if c.creator == creator]:
             del self.claim_codes[code]
+
+    def delete_expired_claim_codes(self, now_us: int) -> int:
+        doomed = [c.code for c in self.claim_codes.values()
+                  if c.expires_us < now_us and not c.consumed]
+        for code in doomed:
+            del self.claim_codes[code]
+        return len(doomed)
+
+    # transfers and the outbox
+    def add_transfer(self, transfer: Transfer) -> None:
+        self.transfers[transfer.id] = _copy(transfer)
+
+    def get_transfer(self, transfer_id: str) -> Transfer | None:
+        transfer = self.transfers.get(transfer_id)
+        return _copy(transfer) if transfer else None
+
+    def update_transfer(self, transfer: Transfer) -> None:
+        self.transfers[transfer.id] = _copy(transfer)
+
+    def list_transfers(self) -> list[Transfer]:
+        return [_copy(t) for t in self.transfers.values()]
+
+    def add_email(self, email: Email) -> Email:
+        stored = replace(email, id=len(self.emails) + 1)
+        self.emails.append(stored)
+        return _copy(stored)
+
+    def list_emails(self) -> list[Email]:
+        return [_copy(e) for e in self.emails]

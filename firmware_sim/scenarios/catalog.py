@@ -263,6 +263,13 @@ def _fixed_firmware(world: World, factory: ProvisioningFactory
         "FIXED FIRMWARE: the claim code was published on the resumed session and delivered")
 
 
+def _product_customer_transfer(world: World, factory: ProvisioningFactory
+                                ) -> tuple[Device, Cloud, list[Check], str]:
+    from .transfer import run_in_process  # transfer.py imports this module
+
+    return run_in_process(world, factory)
+
+
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("fresh-claim", "new device: claim code set in listening mode, sent on the first "
              "full handshake, confirmed, cleared, claimed", _fresh_claim),
@@ -277,6 +284,10 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              "connection is full and sends the code", _clear_session),
     Scenario("fixed-firmware", "firmware option send_claim_code_on_resume: the code is sent on "
              "the resumed session", _fixed_firmware),
+    Scenario("product-customer-transfer", "customer B takes customer A's product device: "
+             "claimDevice refused (403), product claim code set over the control channel, not "
+             "sent on resume, session/end workaround, consumed, B owns it",
+             _product_customer_transfer),
 )}
 
 

@@ -26,7 +26,7 @@ def test_scenario_list(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     assert [line.split()[0] for line in out.splitlines()] == [
         "fresh-claim", "resume-bug", "session-end-workaround", "session-end-too-early",
-        "clear-session", "fixed-firmware"]
+        "clear-session", "fixed-firmware", "product-customer-transfer"]
 
 
 def test_scenario_run_prints_timeline_and_verdict(capsys: pytest.CaptureFixture[str],

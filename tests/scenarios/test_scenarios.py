@@ -44,7 +44,8 @@ def assert_in_order(lines: list[str], expected: list[str], start: int = 0) -> in
 
 def test_the_catalog_has_the_six_scenarios() -> None:
     assert list(SCENARIOS) == ["fresh-claim", "resume-bug", "session-end-workaround",
-                               "session-end-too-early", "clear-session", "fixed-firmware"]
+                               "session-end-too-early", "clear-session", "fixed-firmware",
+                               "product-customer-transfer"]
 
 
 @pytest.mark.parametrize("name", list(SCENARIOS))

@@ -1,0 +1,82 @@
+"""Small synchronous clients of the REST API, for scenarios and tools.
+
+:class:`HttpApiClient` talks to a cloud in another process (httpx over loopback).
+:class:`AsgiApiClient` calls an app in this process through its full ASGI stack (parsing,
+authentication, JSON errors) on a private event loop, with no socket and no thread - so an
+in-process scenario on virtual time exercises exactly the code a real client reaches. Both
+return ``(status, parsed JSON body)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from types import TracebackType
+from typing import Any, Protocol
+
+import httpx
+from starlette.types import ASGIApp
+
+
+class ApiClient(Protocol):
+    def request(self, method: str, path: str, *, token: str | None = None,
+                json: Any = None, form: dict[str, str] | None = None) -> tuple[int, Any]: ...
+
+    def close(self) -> None: ...
+
+
+def _headers(token: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def _decode(response: httpx.Response) -> tuple[int, Any]:
+    if not response.content:
+        return response.status_code, None
+    try:
+        return response.status_code, response.json()
+    except ValueError:
+        return response.status_code, response.text
+
+
+class HttpApiClient:
+    def __init__(self, base_url: str, timeout_s: float = 10.0) -> None:
+        self._client = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout_s)
+
+    def request(self, method: str, path: str, *, token: str | None = None,
+                json: Any = None, form: dict[str, str] | None = None) -> tuple[int, Any]:
+        return _decode(self._client.request(method, path, headers=_headers(token), json=json,
+                                            data=form))
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> HttpApiClient:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+class AsgiApiClient:
+    def __init__(self, app: ASGIApp) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                         base_url="http://fwsim.invalid")
+
+    def request(self, method: str, path: str, *, token: str | None = None,
+                json: Any = None, form: dict[str, str] | None = None) -> tuple[int, Any]:
+        response = self._loop.run_until_complete(self._client.request(
+            method, path, headers=_headers(token), json=json, data=form))
+        return _decode(response)
+
+    def close(self) -> None:
+        if not self._loop.is_closed():
+            self._loop.run_until_complete(self._client.aclose())
+            self._loop.close()
+
+    def __enter__(self) -> AsgiApiClient:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()

@@ -1,0 +1,45 @@
+"""Helpers shared by the route modules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ..model import Product
+from .auth import Caller, authenticate
+from .context import ApiContext
+from .errors import product_not_found
+from .params import Params, read_params
+
+
+def context(request: Request) -> ApiContext:
+    ctx: ApiContext = request.app.state.fwsim
+    return ctx
+
+
+async def params_of(request: Request) -> Params:
+    return await read_params(request, context(request).config.max_body_bytes)
+
+
+async def caller_of(request: Request) -> tuple[ApiContext, Params, Caller]:
+    """Parse the request, then authenticate it (the token may be a body field)."""
+    ctx = context(request)
+    params = await params_of(request)
+    return ctx, params, authenticate(ctx, request, params)
+
+
+def find_product(ctx: ApiContext, id_or_slug: str) -> Product:
+    product = ctx.cloud.store.find_product(id_or_slug) if len(id_or_slug) <= 200 else None
+    if product is None:
+        raise product_not_found()
+    return product
+
+
+def json(body: Any, status: int = 200) -> JSONResponse:
+    return JSONResponse(body, status_code=status)
+
+
+def no_content() -> Response:
+    return Response(status_code=204)

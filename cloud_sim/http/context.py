@@ -1,0 +1,52 @@
+"""What every handler needs: the cloud, the real-time runtime, limits, the open event streams."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ..cloud import Cloud
+
+
+class Runtime(Protocol):
+    """The real-time driver of the cloud's World (``AsyncioDriver`` satisfies it)."""
+
+    def sync(self) -> None: ...
+
+    def wake(self) -> None: ...
+
+
+class NullRuntime:
+    """For an app whose World is stepped by someone else (tests, in-process scenarios)."""
+
+    def sync(self) -> None:
+        pass
+
+    def wake(self) -> None:
+        pass
+
+
+@dataclass
+class ApiConfig:
+    max_body_bytes: int = 64 * 1024
+    #: seconds between SSE keep-alive comments (particle-api-js drops a stream idle for 15 s)
+    sse_keepalive_s: float = 5.0
+    sse_queue_size: int = 1000
+
+
+@dataclass
+class ApiContext:
+    cloud: Cloud
+    runtime: Runtime = field(default_factory=NullRuntime)
+    config: ApiConfig = field(default_factory=ApiConfig)
+    #: queues of the open event streams; ``close_streams`` ends them (server shutdown)
+    streams: set[asyncio.Queue[object]] = field(default_factory=set)
+
+    def close_streams(self) -> None:
+        for queue in list(self.streams):
+            try:
+                queue.put_nowait(None)
+            except asyncio.QueueFull:
+                queue.get_nowait()
+                queue.put_nowait(None)

@@ -1,0 +1,124 @@
+"""Devices and claim codes: ``/v1/devices[...]`` and ``/v1/device_claims`` (cloud.md A3, A4, A6).
+
+A device the caller may not see answers exactly like an unknown id (403 "Permission Denied"
+for the device pages, 404 "device not found" for the claim API): the API never tells an
+unauthorized caller which ids exist.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import Response
+
+from .. import ownership
+from ..model import DeviceRecord
+from .auth import Caller
+from .common import caller_of, json
+from .context import ApiContext
+from .errors import bad_request, permission_denied
+from .openapi import BOOLEAN, ERRORS, STRING, body
+from .params import get_bool, get_str
+from .render import api_claim_response, device_json, display_name
+
+router = APIRouter(tags=["devices"])
+
+
+def visible_device(ctx: ApiContext, caller: Caller, id_or_name: str) -> DeviceRecord:
+    """A device the caller owns (or sees as a member of its product's team), by id or name."""
+    store = ctx.cloud.store
+    key = id_or_name.strip().lower()
+    device = store.get_device(key) if ownership.is_device_id(key) else None
+    if device is None and 0 < len(id_or_name) <= 64:
+        device = next((d for d in store.devices_owned_by(caller.principal)
+                       if display_name(d) == id_or_name), None)
+    if device is None or not can_see(ctx, caller, device):
+        raise permission_denied()
+    return device
+
+
+def can_see(ctx: ApiContext, caller: Caller, device: DeviceRecord) -> bool:
+    if device.owner == caller.principal:
+        return True
+    if device.product_id is not None and caller.user is not None:
+        product = ctx.cloud.store.get_product(device.product_id)
+        return product is not None and caller.is_team_member(product)
+    return False
+
+
+@router.get("/v1/devices", responses=ERRORS, openapi_extra=body({}))
+async def list_devices(request: Request) -> Response:
+    ctx, _, caller = await caller_of(request)
+    store = ctx.cloud.store
+    return json([device_json(d, store) for d in store.devices_owned_by(caller.principal)])
+
+
+@router.post("/v1/devices", responses=ERRORS,
+             openapi_extra=body({"id": STRING, "request_transfer": BOOLEAN},
+                                required=("id",)))
+async def claim_device(request: Request) -> Response:
+    ctx, params, caller = await caller_of(request)
+    device_id = get_str(params, "id", max_length=64)
+    if device_id is None:
+        raise bad_request("id is required")
+    request_transfer = get_bool(params, "request_transfer")
+    key = device_id.strip().lower()
+    if not ownership.is_device_id(key):
+        key = "-"  # not an id: answered like an unknown one
+    result = ctx.cloud.api_claim(caller.principal, key, request_transfer)
+    answer = api_claim_response(result, caller.is_customer)
+    if isinstance(answer, Exception):
+        raise answer
+    return json(answer)
+
+
+@router.post("/v1/device_claims", responses=ERRORS, openapi_extra=body({"iccid": STRING}))
+async def create_claim_code(request: Request) -> Response:
+    ctx, _, caller = await caller_of(request)
+    product_id = caller.customer.product_id if caller.customer is not None else None
+    return json(_claim_code_body(ctx, caller, product_id))
+
+
+def _claim_code_body(ctx: ApiContext, caller: Caller, product_id: int | None
+                     ) -> dict[str, object]:
+    claim = ctx.cloud.create_claim_code(caller.principal, product_id)
+    owned = ctx.cloud.store.devices_owned_by(caller.principal)
+    return {"claim_code": claim.code, "device_ids": [d.id for d in owned]}
+
+
+@router.get("/v1/devices/{device_id}", responses=ERRORS, openapi_extra=body({}))
+async def get_device(request: Request, device_id: str) -> Response:
+    ctx, _, caller = await caller_of(request)
+    device = visible_device(ctx, caller, device_id)
+    return json(device_json(device, ctx.cloud.store))
+
+
+@router.put("/v1/devices/{device_id}", responses=ERRORS,
+            openapi_extra=body({"name": STRING, "notes": STRING}))
+async def update_device(request: Request, device_id: str) -> Response:
+    ctx, params, caller = await caller_of(request)
+    device = visible_device(ctx, caller, device_id)
+    if device.owner != caller.principal:
+        raise permission_denied()
+    name = get_str(params, "name", max_length=64)
+    notes = get_str(params, "notes", max_length=750)
+    if name is not None and not all(c.isalnum() or c in "_-" for c in name):
+        raise bad_request("name may only contain letters, digits, '_' and '-'")
+    device = replace(device, name=name if name is not None else device.name,
+                     notes=notes if notes is not None else device.notes)
+    ctx.cloud.store.put_device(device)
+    return json({"ok": True, "id": device.id, "name": display_name(device),
+                 "notes": device.notes})
+
+
+@router.delete("/v1/devices/{device_id}", responses=ERRORS, openapi_extra=body({}))
+async def unclaim_device(request: Request, device_id: str) -> Response:
+    ctx, _, caller = await caller_of(request)
+    device = visible_device(ctx, caller, device_id)
+    if device.owner != caller.principal:
+        raise permission_denied()
+    ownership.unclaim(ctx.cloud.store, device.id)
+    ctx.cloud.tracer.emit("claim.released", device_id=device.id, by=str(caller.principal))
+    return json({"ok": True})

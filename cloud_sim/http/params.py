@@ -1,0 +1,175 @@
+"""Reading a request's parameters: JSON, form and multipart bodies, plus the query string.
+
+The real API takes JSON or ``application/x-www-form-urlencoded`` bodies (cloud.md A0) and, for
+a few parameters (``access_token``, ``request_transfer``), the query string. :func:`read_params`
+merges them - body over query - into one ``dict``. Everything malformed is a 400 with a JSON
+body; a body over the size limit is a 413, checked both against ``Content-Length`` and while
+streaming (chunked uploads).
+"""
+
+from __future__ import annotations
+
+import json
+from email.message import Message
+from email.parser import BytesParser
+from email.policy import HTTP
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request
+
+from .errors import ApiError, api_error, bad_request
+
+MAX_FIELDS = 256
+Params = dict[str, Any]
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> ApiError:
+    return api_error(413, "Request body too large",
+                     error_description=f"request bodies are limited to {limit} bytes")
+
+
+def media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+def parse_json_body(body: bytes) -> Params:
+    try:
+        value = json.loads(body.decode("utf-8"))
+    except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError are ValueErrors
+        raise bad_request("Malformed JSON body") from None
+    # Well-formed JSON that is not an object carries no parameters (e.g. ``[]`` or ``"x"``).
+    return value if isinstance(value, dict) else {}
+
+
+def parse_form_body(body: bytes) -> Params:
+    try:
+        text = body.decode("utf-8")
+        pairs = parse_qsl(text, keep_blank_values=True, errors="strict",
+                          max_num_fields=MAX_FIELDS)
+    except ValueError:
+        raise bad_request("Malformed form body") from None
+    return dict(pairs)
+
+
+def parse_multipart_body(body: bytes, content_type: str) -> Params:
+    header = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode("latin-1",
+                                                                                  "replace")
+    try:
+        message: Message = BytesParser(policy=HTTP).parsebytes(header + body)
+    except (ValueError, TypeError, LookupError):
+        raise bad_request("Malformed multipart body") from None
+    if not message.is_multipart() or message.defects:
+        raise bad_request("Malformed multipart body")
+    params: Params = {}
+    parts = message.get_payload()
+    if not isinstance(parts, list) or len(parts) > MAX_FIELDS:
+        raise bad_request("Malformed multipart body")
+    for part in parts:
+        if not isinstance(part, Message):
+            raise bad_request("Malformed multipart body")
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        if not isinstance(name, str) or not isinstance(payload, bytes):
+            raise bad_request("Malformed multipart body")
+        try:
+            params[name] = payload.decode("utf-8")
+        except UnicodeDecodeError:
+            raise bad_request("Malformed multipart body") from None
+    return params
+
+
+def parse_body(body: bytes, content_type: str, full_content_type: str) -> Params:
+    if not body.strip():
+        return {}
+    if content_type == "application/json" or content_type.endswith("+json"):
+        return parse_json_body(body)
+    if content_type == "application/x-www-form-urlencoded":
+        return parse_form_body(body)
+    if content_type == "multipart/form-data":
+        return parse_multipart_body(body, full_content_type)
+    # No or another content type: sniff, as lenient servers do.
+    if body.lstrip()[:1] in (b"{", b"["):
+        return parse_json_body(body)
+    return parse_form_body(body)
+
+
+async def read_params(request: Request, limit: int) -> Params:
+    body = await read_body(request, limit)
+    params: Params = {}
+    try:
+        query = parse_qsl(request.url.query, keep_blank_values=True, errors="strict",
+                          max_num_fields=MAX_FIELDS)
+    except ValueError:
+        raise bad_request("Malformed query string") from None
+    params.update(query)
+    params.update(parse_body(body, media_type(request),
+                             request.headers.get("content-type", "")))
+    return params
+
+
+# -- typed access --------------------------------------------------------------------------------
+
+
+def get_str(params: Params, name: str, *, required: bool = False, max_length: int = 1024
+            ) -> str | None:
+    value = params.get(name)
+    if value is None or value == "":
+        if required:
+            raise bad_request(f"{name} is required")
+        return None
+    if not isinstance(value, str):
+        raise bad_request(f"{name} must be a string")
+    if len(value) > max_length:
+        raise bad_request(f"{name} is longer than {max_length} characters")
+    return value
+
+
+def require_str(params: Params, name: str, *, max_length: int = 1024) -> str:
+    value = get_str(params, name, required=True, max_length=max_length)
+    assert value is not None
+    return value
+
+
+def get_bool(params: Params, name: str, default: bool = False) -> bool:
+    value = params.get(name)
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on"):
+        return True
+    if isinstance(value, str) and value.lower() in ("false", "0", "no", "off"):
+        return False
+    raise bad_request(f"{name} must be true or false")
+
+
+def get_int(params: Params, name: str, *, minimum: int = 0, maximum: int = 2**31 - 1
+            ) -> int | None:
+    value = params.get(name)
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise bad_request(f"{name} must be an integer")
+    if isinstance(value, str):
+        text = value.strip()
+        if not text.isdigit() or len(text) > 12:
+            raise bad_request(f"{name} must be an integer")
+        value = int(text)
+    if not isinstance(value, int) or not minimum <= value <= maximum:
+        raise bad_request(f"{name} must be an integer between {minimum} and {maximum}")
+    return value

@@ -1,0 +1,183 @@
+"""Running the emulated cloud for real: REST API on uvicorn, device link on UDP, World on the
+wall clock - all on one asyncio event loop.
+
+How this works
+--------------
+:class:`CloudServer` owns nothing simulated; it is given a :class:`~cloud_sim.cloud.Cloud` (and
+so its World) and starts three things on the running loop:
+
+1. an :class:`~firmware_sim.kernel.realtime.AsyncioDriver` that advances the World with the wall
+   clock (``speed`` times faster when asked), so timers of the device endpoint (claim-code
+   redemption, retransmissions) fire in real time;
+2. uvicorn serving :func:`cloud_sim.http.create_app` on a socket bound up front (so port 0
+   works and the real port is known before anything is printed);
+3. the UDP device endpoint (:mod:`cloud_sim.udp`).
+
+The HTTP layer and the UDP protocol call ``driver.sync()`` before touching the cloud and
+``driver.wake()`` after; since everything runs on one thread there are no locks. Signals are
+left to the caller (``fwsim cloud serve`` / ``fwsim up``): uvicorn's own handlers are disabled,
+``stop()`` ends event streams, then the servers, then the driver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+
+import uvicorn
+
+from firmware_sim.kernel.errors import ConfigurationError
+from firmware_sim.kernel.realtime import AsyncioDriver
+
+from .claims import DEFAULT_CLAIM_CODE_TTL_S, ApiClaimPolicy
+from .cloud import Cloud
+from .device_endpoint import EndpointOptions
+from .http import ApiConfig, context_of, create_app
+from .udp import CloudUdpProtocol, serve_udp
+
+
+@dataclass
+class ServerConfig:
+    host: str = "127.0.0.1"
+    http_port: int = 8080
+    coap_host: str = "127.0.0.1"
+    coap_port: int = 5683
+    #: virtual seconds per wall second
+    speed: float = 1.0
+    api: ApiConfig = field(default_factory=ApiConfig)
+    log_level: str = "warning"
+
+
+class _Uvicorn(uvicorn.Server):
+    """uvicorn without its signal handlers: the CLI owns SIGINT/SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _bind_tcp(host: str, port: int) -> socket.socket:
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        family = infos[0][0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(infos[0][4])
+    except (OSError, UnicodeError) as exc:
+        raise ConfigurationError(f"cannot listen for HTTP on {host}:{port}: {exc}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+class CloudServer:
+    def __init__(self, cloud: Cloud, config: ServerConfig | None = None) -> None:
+        self.cloud = cloud
+        self.config = config or ServerConfig()
+        self.driver = AsyncioDriver(cloud.world, speed=self.config.speed)
+        self.app = create_app(cloud, runtime=self.driver, config=self.config.api)
+        self.http_port = 0
+        self.coap_port = 0
+        self._uvicorn: _Uvicorn | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._udp: asyncio.DatagramTransport | None = None
+        self.udp_protocol: CloudUdpProtocol | None = None
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{_url_host(self.config.host)}:{self.http_port}"
+
+    @property
+    def coap_url(self) -> str:
+        return f"coap://{_url_host(self.config.coap_host)}:{self.coap_port}"
+
+    async def start(self) -> None:
+        config = self.config
+        sock = _bind_tcp(config.host, config.http_port)
+        self.http_port = int(sock.getsockname()[1])
+        try:
+            self._udp, self.udp_protocol = await serve_udp(
+                self.cloud.endpoint, config.coap_host, config.coap_port, self.driver)
+        except OSError as exc:
+            sock.close()
+            raise ConfigurationError(f"cannot listen for CoAP on {config.coap_host}:"
+                                     f"{config.coap_port}: {exc.strerror or exc}") from None
+        self.coap_port = int(self._udp.get_extra_info("sockname")[1])
+        self._tasks.append(asyncio.create_task(self.driver.run(), name="fwsim-driver"))
+        server_config = uvicorn.Config(self.app, log_level=config.log_level, lifespan="off",
+                                       access_log=False, timeout_graceful_shutdown=2)
+        logging.getLogger("uvicorn.error").setLevel(config.log_level.upper())
+        self._uvicorn = _Uvicorn(server_config)
+        self._tasks.append(asyncio.create_task(self._uvicorn.serve(sockets=[sock]),
+                                               name="fwsim-http"))
+        while not self._uvicorn.started:
+            if self._tasks[-1].done():
+                self._tasks[-1].result()
+                raise ConfigurationError("the HTTP server did not start")
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        context_of(self.app).close_streams()
+        if self._uvicorn is not None:
+            self._uvicorn.should_exit = True
+        if self._udp is not None:
+            self._udp.close()
+        self.driver.stop()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+
+def _url_host(host: str) -> str:
+    if host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+def open_cloud(db: str, *, seed: int, epoch: int, world_name: str = "cloud",
+               claim_code_ttl_s: float | None = None,
+               endpoint: EndpointOptions | None = None,
+               claim_policy: ApiClaimPolicy | None = None,
+               trace_memory_limit: int = 20_000) -> Cloud:
+    """A cloud for a long-running server: its own World, an SQLite store (``db`` path or
+    ``:memory:``), cloud time anchored at ``epoch`` (Unix seconds, normally the wall clock)."""
+    from firmware_sim.kernel.world import World
+
+    from .sqlite_store import SqliteStore
+
+    store = SqliteStore(db)
+    world = World(seed, trace_memory_limit=trace_memory_limit)
+    options = replace(endpoint or EndpointOptions(), epoch=epoch)
+    cloud = Cloud(world, store=store, options=options, name=world_name,
+                  claim_code_ttl_s=(DEFAULT_CLAIM_CODE_TTL_S if claim_code_ttl_s is None
+                                    else claim_code_ttl_s),
+                  claim_policy=claim_policy)
+    cloud.mark_all_offline()
+    store.delete_expired_claim_codes(cloud.unix_us)
+    return cloud
+
+
+async def wait_until_stopped(duration_s: float | None) -> str:
+    """Wait for SIGINT/SIGTERM, or ``duration_s`` wall seconds; returns which."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
+            pass
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=duration_s)
+        return "signal"
+    except TimeoutError:
+        return "time"
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)

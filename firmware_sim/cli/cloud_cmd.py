@@ -1,0 +1,116 @@
+"""``fwsim cloud serve``: the emulated Particle cloud on real sockets (REST API + CoAP/UDP)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import secrets
+import sys
+import time
+from typing import TYPE_CHECKING
+
+from .common import port_arg, seed_arg
+
+if TYPE_CHECKING:
+    from cloud_sim.cloud import Cloud
+    from cloud_sim.server import ServerConfig
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
+    return value
+
+
+def add_cloud_arguments(parser: argparse.ArgumentParser, *, default_http: int = 8080,
+                        default_coap: int = 5683) -> None:
+    """Options shared by ``fwsim cloud serve`` and ``fwsim up``."""
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address for the REST API and the CoAP socket (default 127.0.0.1)")
+    parser.add_argument("--http", type=port_arg, default=default_http, metavar="PORT",
+                        help=f"REST API port (default {default_http}; 0: any free port)")
+    parser.add_argument("--coap", type=port_arg, default=default_coap, metavar="PORT",
+                        help=f"CoAP/UDP device port (default {default_coap}; 0: any free port)")
+    parser.add_argument("--db", default="fwsim-cloud.db", metavar="FILE",
+                        help="SQLite database (default fwsim-cloud.db; ':memory:' keeps "
+                        "nothing)")
+    parser.add_argument("--seed", type=seed_arg, default=None,
+                        help="world seed (default: random)")
+    parser.add_argument("--speed", type=positive_float, default=1.0,
+                        help="virtual seconds per wall second (default 1)")
+    parser.add_argument("--claim-code-ttl", type=positive_float, default=3600.0,
+                        metavar="SECONDS", help="claim-code time to live (default 3600)")
+    parser.add_argument("--allow-offline-claims", action="store_true",
+                        help="let the claim API take unclaimed developer devices that are "
+                        "offline (Particle requires them online)")
+    parser.add_argument("--for", dest="duration", type=positive_float, default=None,
+                        metavar="SECONDS", help="stop after this many wall seconds "
+                        "(default: run until interrupted)")
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("cloud", help="run the emulated Particle cloud",
+                            description="The emulated Particle cloud.")
+    cmds = parser.add_subparsers(dest="cloud_command", metavar="SUBCOMMAND")
+    cmds.required = True
+    serve = cmds.add_parser(
+        "serve", help="serve the REST API and the CoAP/UDP device link",
+        description="Serve the REST API (particle-api-js / particle-cli compatible, OpenAPI at "
+        "/openapi.json, emulator admin under /fwsim) and the device link (CoAP over UDP) until "
+        "interrupted. Prints the endpoints first.")
+    add_cloud_arguments(serve)
+    serve.set_defaults(handler=_serve)
+
+
+def build_cloud(args: argparse.Namespace) -> Cloud:
+    from cloud_sim.claims import ApiClaimPolicy
+    from cloud_sim.server import open_cloud
+
+    seed = args.seed if args.seed is not None else secrets.randbits(62)
+    args.seed = seed
+    return open_cloud(args.db, seed=seed, epoch=int(time.time()),
+                      claim_code_ttl_s=args.claim_code_ttl,
+                      claim_policy=ApiClaimPolicy(require_online=not args.allow_offline_claims))
+
+
+def server_config(args: argparse.Namespace) -> ServerConfig:
+    from cloud_sim.server import ServerConfig
+
+    return ServerConfig(host=args.host, http_port=args.http, coap_host=args.host,
+                        coap_port=args.coap, speed=args.speed)
+
+
+def say(prefix: str, label: str, value: str) -> None:
+    print(f"{prefix}: {label:<12} {value}", flush=True)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    return asyncio.run(_serve_async(args))
+
+
+async def _serve_async(args: argparse.Namespace) -> int:
+    from cloud_sim.server import CloudServer, wait_until_stopped
+
+    cloud = build_cloud(args)
+    server = CloudServer(cloud, server_config(args))
+    reason = "error"
+    try:
+        await server.start()
+        say("fwsim cloud", "REST API", f"{server.http_url}  (OpenAPI {server.http_url}"
+            "/openapi.json, admin /fwsim/state)")
+        say("fwsim cloud", "CoAP/UDP", server.coap_url)
+        say("fwsim cloud", "database", args.db)
+        say("fwsim cloud", "seed", f"{args.seed}, speed {args.speed:g}x")
+        say("fwsim cloud", "ready", "Ctrl-C to stop" if args.duration is None
+            else f"stopping after {args.duration:g} s")
+        reason = await wait_until_stopped(args.duration)
+    finally:
+        await server.stop()
+        cloud.store.close()
+    print(f"fwsim cloud: stopped ({'interrupted' if reason == 'signal' else 'time is up'})",
+          file=sys.stderr, flush=True)
+    return 0

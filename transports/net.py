@@ -1,0 +1,141 @@
+"""The device's cloud link over UDP (``coap://host:port``): a real socket per connection.
+
+How this works
+--------------
+A :class:`UdpCloudConnector` is a ``CloudConnector`` (``Device.attach_cloud``): each time the
+device's cloud connection opens a socket, it opens a non-blocking UDP socket connected to the
+cloud (a new source port, so the cloud sees a new connection - which is how it tells a resumed
+session from an ongoing one) and returns it as a ``DatagramPort``. Received datagrams are
+delivered from the asyncio loop's reader callback: the World is brought up to the wall clock
+first (``runtime.sync()``), then the device's receiver runs, then the real-time driver is woken.
+
+UDP semantics are kept: a datagram the kernel refuses to send (buffer full, ICMP port
+unreachable reported on a connected socket) is dropped and traced, and the device's own
+retransmission and timeouts deal with it, exactly as with a lossy in-process link.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from firmware_sim.kernel.errors import ConfigurationError
+from firmware_sim.kernel.link import DatagramPort, Receiver
+from firmware_sim.kernel.trace import Tracer
+
+DEFAULT_COAP_PORT = 5683
+_RECV_SIZE = 65535
+
+
+class Runtime(Protocol):
+    def sync(self) -> None: ...
+
+    def wake(self) -> None: ...
+
+
+def parse_cloud_url(url: str) -> tuple[str, int]:
+    """``coap://127.0.0.1:5683`` -> ``("127.0.0.1", 5683)``."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigurationError(f"invalid cloud URL {url!r}: {exc}") from None
+    if parts.scheme != "coap" or not parts.hostname:
+        raise ConfigurationError(f"invalid cloud URL {url!r}: expected coap://HOST[:PORT]")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ConfigurationError(f"invalid cloud URL {url!r}: no path or query expected")
+    return parts.hostname, port if port is not None else DEFAULT_COAP_PORT
+
+
+class UdpPort:
+    """One device-side UDP "connection" (a :class:`DatagramPort`)."""
+
+    def __init__(self, sock: socket.socket, receiver: Receiver, runtime: Runtime,
+                 loop: asyncio.AbstractEventLoop, tracer: Tracer | None) -> None:
+        self._sock = sock
+        self._receiver = receiver
+        self._runtime = runtime
+        self._loop = loop
+        self._tracer = tracer
+        self._closed = False
+        self.sent = 0
+        self.dropped = 0
+        loop.add_reader(sock.fileno(), self._readable)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def send(self, data: bytes) -> None:
+        if self._closed:
+            return
+        try:
+            self._sock.send(data)
+            self.sent += 1
+        except OSError as exc:  # BlockingIOError, ConnectionRefusedError, ...
+            self.dropped += 1
+            if self._tracer is not None:
+                self._tracer.emit("udp.send_failed", error=exc.__class__.__name__,
+                                  size=len(data))
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._loop.remove_reader(self._sock.fileno())
+        finally:
+            self._sock.close()
+
+    def _readable(self) -> None:
+        while not self._closed:
+            try:
+                data = self._sock.recv(_RECV_SIZE)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:  # ICMP errors surface here on a connected socket
+                continue
+            self._runtime.sync()
+            try:
+                if not self._closed:
+                    self._receiver(data)
+            finally:
+                self._runtime.wake()
+
+
+class UdpCloudConnector:
+    """Opens UDP ports to a cloud at ``host:port`` for a device (a ``CloudConnector``)."""
+
+    def __init__(self, host: str, port: int, runtime: Runtime, *,
+                 loop: asyncio.AbstractEventLoop | None = None,
+                 tracer: Tracer | None = None) -> None:
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+        except (socket.gaierror, UnicodeError) as exc:
+            raise ConfigurationError(f"cannot resolve cloud host {host!r}: {exc}") from None
+        self.family: socket.AddressFamily = infos[0][0]
+        self.address: tuple[str, int] = (str(infos[0][4][0]), int(infos[0][4][1]))
+        self.runtime = runtime
+        self._loop = loop
+        self.tracer = tracer
+        self.ports: list[UdpPort] = []
+
+    @classmethod
+    def from_url(cls, url: str, runtime: Runtime, **kwargs: object) -> UdpCloudConnector:
+        host, port = parse_cloud_url(url)
+        return cls(host, port, runtime, **kwargs)  # type: ignore[arg-type]
+
+    def __call__(self, receiver: Receiver) -> DatagramPort:
+        loop = self._loop or asyncio.get_running_loop()
+        sock = socket.socket(self.family, socket.SOCK_DGRAM)
+        sock.setblocking(False)
+        try:
+            sock.connect(self.address)
+        except OSError as exc:  # unreachable: every send fails and is dropped, like UDP
+            if self.tracer is not None:
+                self.tracer.emit("udp.connect_failed", error=str(exc))
+        port = UdpPort(sock, receiver, self.runtime, loop, self.tracer)
+        self.ports = [p for p in self.ports if not p.closed] + [port]
+        return port
