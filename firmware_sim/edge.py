@@ -35,7 +35,9 @@ from .kernel.realtime import AsyncioDriver
 from .kernel.world import World
 
 #: Edge service modules, in the order their endpoints are printed.
-SERVICE_MODULES: list[str] = []
+SERVICE_MODULES: list[str] = [
+    "transports.softap.edge",
+]
 
 
 @dataclass
