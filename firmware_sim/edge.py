@@ -37,6 +37,8 @@ from .kernel.world import World
 #: Edge service modules, in the order their endpoints are printed.
 SERVICE_MODULES: list[str] = [
     "transports.softap.edge",
+    "transports.usb.edge",
+    "transports.serial.edge",
 ]
 
 

@@ -1,0 +1,64 @@
+"""Edge service ``--serial-pty``: each device's listening-mode console on a real pty.
+
+Registered in ``firmware_sim.edge.SERVICE_MODULES``. Prints ``serial pty: /dev/pts/N`` per
+device (``--serial-link PATH`` also makes PATH a symlink to it, e.g. for particle-cli's
+``ttyACM`` name filter - docs/serial.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from typing import TYPE_CHECKING
+
+from .device_port import attach_console
+from .pty_port import PtyConsole
+
+if TYPE_CHECKING:
+    from firmware_sim.edge import EdgeContext, EdgeHandle
+
+__all__ = ["NAME", "add_arguments", "enabled", "start"]
+
+NAME = "serial-pty"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--serial-pty", action="store_true",
+                        help="expose the listening-mode serial console on a pseudo-terminal "
+                        "(its path is printed)")
+    parser.add_argument("--serial-link", metavar="PATH",
+                        help="also make PATH a symlink to the pty (implies --serial-pty; with "
+                        "several devices, PATH gets the suffix -1, -2, ...)")
+
+
+def enabled(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "serial_pty", False) or getattr(args, "serial_link", None))
+
+
+async def start(ctx: EdgeContext, args: argparse.Namespace) -> EdgeHandle:
+    from firmware_sim.edge import EdgeHandle
+
+    loop = asyncio.get_running_loop()
+    ptys: list[PtyConsole] = []
+    lines = []
+    for index, device in enumerate(ctx.devices):
+        link = args.serial_link
+        if link and len(ctx.devices) > 1:
+            link = f"{link}-{index + 1}"
+        pty = PtyConsole(attach_console(device), sync=ctx.sync, wake=ctx.wake, link=link)
+        try:
+            path = pty.open(loop)
+        except BaseException:
+            for opened in ptys:
+                opened.close()
+            raise
+        ptys.append(pty)
+        suffix = f" (link {pty.link})" if pty.link is not None else ""
+        lines.append(f"serial pty: {path}{suffix}" + (
+            f" [{device.name}]" if len(ctx.devices) > 1 else ""))
+
+    async def stop() -> None:
+        for pty in ptys:
+            pty.close()
+
+    return EdgeHandle(lines=lines, stop=stop)

@@ -1,0 +1,224 @@
+"""A simulated device as seen on the USB bus: descriptors, the control-request service, raw
+'P' vendor requests.
+
+How this works
+--------------
+:func:`attach_usb` gives a device one :class:`UsbDevicePort` for its lifetime. The port follows
+the device through reboots with its boot and shutdown hooks: every boot is a new USB
+enumeration (``epoch`` + 1) with a fresh :class:`UsbControlService` (request ids restart at 1);
+while the device is off, rebooting or in DFU mode it is detached and every transfer fails with
+NO_DEVICE. A host that opened the device before a reboot holds a stale handle: transfers that
+name an older ``epoch`` fail with NO_DEVICE too, as libusb does after a re-enumeration.
+
+:meth:`UsbDevicePort.control_transfer` routes one control transfer:
+
+* standard GET_DESCRIPTOR (device, configuration, string) - anything else standard STALLs;
+* vendor ``bRequest`` 0x01-0x0F - the service (INIT/CHECK/SEND/RECV/RESET);
+* vendor ``bRequest`` 0x50 ('P') - raw requests: device id in **uppercase** hex (wIndex 20)
+  and the system version string (30) device-to-host; reset (40) and cloud disconnect (302)
+  host-to-device;
+* everything else STALLs.
+
+With the profile quirk ``controlOutTransfersRequireDataStage`` (P2) a zero-length vendor OUT
+transfer never completes: the host's transfer times out and nothing happens on the device.
+
+The port reaches the device only through duck-typed attributes (``world``, ``name``,
+``device_id``, ``profile``, ``running``, ``control``, ``boot_hooks``, ``shutdown_hooks``,
+``reset``, ``cloud_disconnect``, ``options``), so ``transports`` does not import the system layer.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+from firmware_sim.kernel.errors import UsageError
+
+from .descriptors import GET_DESCRIPTOR, UsbDescriptors
+from .platforms import QUIRK_OUT_DATA_STAGE
+from .protocol import MIN_WLENGTH, PARTICLE_BREQUEST, SetupPacket
+from .service import UsbControlService, UsbServiceFaults, UsbServiceTiming
+from .transfer import TransferResult, TransferStatus
+
+__all__ = [
+    "RAW_CLOUD_DISCONNECT",
+    "RAW_DEVICE_ID",
+    "RAW_RESET",
+    "RAW_SYSTEM_VERSION",
+    "UsbDevicePort",
+    "attach_usb",
+    "usb_port_of",
+]
+
+RAW_DEVICE_ID = 20
+RAW_SYSTEM_VERSION = 30
+RAW_RESET = 40
+RAW_CLOUD_DISCONNECT = 302
+
+#: Requests whose INIT (no payload) aborts the network/cloud connection attempt, with
+#: (True) or without (False) clearing the "cloud wanted" flag (``cancelNetworkConnectionIfNeeded``).
+_ABORTING_TYPES = {40: True, 41: True, 50: True, 60: True, 70: False}
+
+_PORTS: weakref.WeakKeyDictionary[Any, UsbDevicePort] = weakref.WeakKeyDictionary()
+
+
+def attach_usb(device: Any, *, timing: UsbServiceTiming | None = None,
+               faults: UsbServiceFaults | None = None) -> UsbDevicePort:
+    """The device's USB port, created on first use (idempotent)."""
+    port = _PORTS.get(device)
+    if port is None:
+        port = UsbDevicePort(device, timing=timing, faults=faults)
+        _PORTS[device] = port
+    return port
+
+
+def usb_port_of(device: Any) -> UsbDevicePort | None:
+    return _PORTS.get(device)
+
+
+class UsbDevicePort:
+    def __init__(self, device: Any, *, timing: UsbServiceTiming | None = None,
+                 faults: UsbServiceFaults | None = None) -> None:
+        for attr in ("world", "device_id", "profile", "control", "boot_hooks",
+                     "shutdown_hooks"):
+            if not hasattr(device, attr):
+                raise UsageError(f"{device!r} is not a simulated device (no {attr!r})")
+        self.device = device
+        self.world = device.world
+        self.tracer = device.world.trace.bind(device.name, "usb")
+        profile = device.profile
+        self.vendor_id: int = profile.usb_vid
+        self.product_id: int = profile.usb_pid
+        self.quirks: frozenset[str] = frozenset(profile.quirks)
+        self.descriptors = UsbDescriptors(vendor_id=self.vendor_id, product_id=self.product_id,
+                                          serial=device.device_id.upper(),
+                                          product=str(profile.series))
+        self.timing = timing or UsbServiceTiming()
+        self.faults = faults or UsbServiceFaults()
+        self.epoch = 0
+        self.service: UsbControlService | None = None
+        device.boot_hooks.append(self._booted)
+        device.shutdown_hooks.append(self._shut_down)
+        if getattr(device, "running", False):
+            self._booted(device)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    @property
+    def attached(self) -> bool:
+        return self.service is not None
+
+    def _booted(self, device: Any) -> None:
+        if self.service is not None:
+            self.service.shutdown()
+        self.epoch += 1
+        self.service = UsbControlService(
+            dispatcher=lambda: self.device.control, scheduler=self.world.scheduler,
+            tracer=self.tracer, on_init=self._request_started, timing=self.timing,
+            faults=self.faults)
+        self.tracer.emit("usb.attached", epoch=self.epoch, vid=self.vendor_id,
+                         pid=self.product_id)
+
+    def _shut_down(self, device: Any) -> None:
+        if self.service is not None:
+            self.service.shutdown()
+            self.service = None
+            self.tracer.emit("usb.detached", epoch=self.epoch)
+
+    def describe(self) -> dict[str, Any]:
+        """What a host enumerating the bus learns (used by the TCP bridge's LIST)."""
+        return {
+            "name": self.device.name,
+            "serialNumber": self.device.device_id.upper(),
+            "vendorId": self.vendor_id,
+            "productId": self.product_id,
+            "deviceDescriptor": self.descriptors.device.encode().hex(),
+            "manufacturer": self.descriptors.strings[1],
+            "product": self.descriptors.strings[2],
+            "epoch": self.epoch,
+            "busNumber": 1,
+            "deviceAddress": (self.epoch - 1) % 126 + 2,
+            "quirks": sorted(self.quirks),
+        }
+
+    # -- transfers ------------------------------------------------------------------------------
+
+    def control_transfer(self, setup: SetupPacket, data: bytes = b"", *,
+                         epoch: int | None = None) -> TransferResult:
+        """Run one control transfer at the current virtual instant."""
+        service = self.service
+        if service is None or (epoch is not None and epoch != self.epoch):
+            return TransferResult(TransferStatus.NO_DEVICE)
+        if not setup.is_in and len(data) != setup.wLength:
+            self.tracer.emit("usb.stall", setup=setup.describe(),
+                             reason=f"OUT data stage of {len(data)} bytes")
+            return TransferResult.stall()
+        kind = setup.request_kind
+        if kind == 0:
+            return self._standard(setup)
+        if kind != 2 or setup.recipient != 0:
+            return self._stall(setup, "not a vendor request to the device")
+        if (not setup.is_in and setup.wLength == 0
+                and QUIRK_OUT_DATA_STAGE in self.quirks):
+            self.tracer.emit("usb.out_without_data_stage", setup=setup.describe())
+            return TransferResult(TransferStatus.TIMED_OUT)
+        if 0x01 <= setup.bRequest <= 0x0F:
+            return service.handle(setup, data)
+        if setup.bRequest == PARTICLE_BREQUEST:
+            return self._raw(setup)
+        return self._stall(setup, "unknown vendor request")
+
+    def _stall(self, setup: SetupPacket, reason: str) -> TransferResult:
+        self.tracer.emit("usb.stall", setup=setup.describe(), reason=reason)
+        return TransferResult.stall()
+
+    def _standard(self, setup: SetupPacket) -> TransferResult:
+        if setup.bRequest != GET_DESCRIPTOR or not setup.is_in or setup.recipient != 0:
+            return self._stall(setup, "standard request not modelled")
+        descriptor_type, index = setup.wValue >> 8, setup.wValue & 0xFF
+        descriptor = self.descriptors.get(descriptor_type, index, setup.wIndex)
+        if descriptor is None:
+            return self._stall(setup, f"no descriptor type {descriptor_type} index {index}")
+        return TransferResult.completed(descriptor[:setup.wLength])
+
+    def _raw(self, setup: SetupPacket) -> TransferResult:
+        device = self.device
+        if setup.is_in:
+            if setup.wLength == 0 or setup.wLength > MIN_WLENGTH:
+                return self._stall(setup, "raw request: no data stage or more than 64 bytes")
+            if setup.wIndex == RAW_DEVICE_ID:
+                text = device.device_id.upper().encode()
+            elif setup.wIndex == RAW_SYSTEM_VERSION:
+                text = str(device.profile.system_version).encode()
+            else:
+                return self._stall(setup, f"unknown raw request {setup.wIndex}")
+            if setup.wLength < len(text):
+                return self._stall(setup, "raw request: wLength too short")
+            self.tracer.emit("usb.raw", request=setup.wIndex)
+            return TransferResult.completed(text)
+        if setup.wIndex == RAW_RESET:
+            self.tracer.emit("usb.raw", request=RAW_RESET)
+            device.reset("user")
+            # The device resets inside the setup callback: the host never sees a status stage.
+            return TransferResult(TransferStatus.NO_DEVICE)
+        if setup.wIndex == RAW_CLOUD_DISCONNECT:
+            self.tracer.emit("usb.raw", request=RAW_CLOUD_DISCONNECT)
+            device.cloud_disconnect()
+            return TransferResult.completed()
+        return self._stall(setup, f"unknown raw request {setup.wIndex}")
+
+    def _request_started(self, request_type: int) -> None:
+        """``cancelNetworkConnectionIfNeeded`` (not on a protected device)."""
+        clear_flag = _ABORTING_TYPES.get(request_type)
+        if clear_flag is None:
+            return
+        options = getattr(self.device, "options", None)
+        if options is not None and getattr(options, "device_protected", False):
+            return
+        self.tracer.emit("usb.abort_connection", type=request_type, disconnect=clear_flag)
+        if clear_flag:
+            self.device.cloud_disconnect()
+        else:
+            services = getattr(self.device.control, "services", None)
+            if services is not None:
+                services.abort_connection()

@@ -1,0 +1,55 @@
+"""Edge service ``--usb-bridge PORT``: the devices' USB ports on a loopback TCP socket.
+
+Registered in ``firmware_sim.edge.SERVICE_MODULES``; ``fwsim serve --usb-bridge 0`` picks a free
+port. The printed line names the port and how to put real Node.js tools on it (docs/usb.md)::
+
+    usb bridge: 127.0.0.1:40123 (node --require .../transports/usb/js/preload.js with
+    FWSIM_USB_BRIDGE=127.0.0.1:40123)
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .bridge_server import UsbBridgeServer
+from .device_port import attach_usb
+
+if TYPE_CHECKING:
+    from firmware_sim.edge import EdgeContext, EdgeHandle
+
+__all__ = ["NAME", "PRELOAD_JS", "add_arguments", "enabled", "start"]
+
+NAME = "usb-bridge"
+#: The ``node --require`` module that patches node-usb's device list.
+PRELOAD_JS = Path(__file__).resolve().parent / "js" / "preload.js"
+
+
+def _port(text: str) -> int:
+    from firmware_sim.cli.common import port_arg
+
+    return port_arg(text)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--usb-bridge", type=_port, metavar="PORT",
+                        help="serve the device's USB control transfers on 127.0.0.1:PORT "
+                        "(0: any free port) for particle-usb / particle-cli through "
+                        "transports/usb/js and for 'fwsim usb'")
+
+
+def enabled(args: argparse.Namespace) -> bool:
+    return getattr(args, "usb_bridge", None) is not None
+
+
+async def start(ctx: EdgeContext, args: argparse.Namespace) -> EdgeHandle:
+    from firmware_sim.edge import EdgeHandle
+
+    ports = [attach_usb(device) for device in ctx.devices]
+    server = UsbBridgeServer(lambda: ports, sync=ctx.sync, wake=ctx.wake)
+    host, port = await server.start("127.0.0.1", args.usb_bridge)
+    address = f"{host}:{port}"
+    line = (f"usb bridge: {address} (node --require {PRELOAD_JS} with "
+            f"FWSIM_USB_BRIDGE={address})")
+    return EdgeHandle(lines=[line], stop=server.stop)
