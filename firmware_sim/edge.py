@@ -39,6 +39,7 @@ SERVICE_MODULES: list[str] = [
     "transports.softap.edge",
     "transports.usb.edge",
     "transports.serial.edge",
+    "transports.ble.edge",
 ]
 
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from ..kernel.errors import FwSimError
 
-COMMAND_MODULES = ["scenario", "trace", "control", "serve", "usb"]
+COMMAND_MODULES = ["scenario", "trace", "control", "serve", "usb", "ble"]
 
 EXIT_OK = 0
 EXIT_FAILED = 1

@@ -90,6 +90,9 @@ class WorldBridge(ABC):
         self.leave()
         await self.wait(future, seconds + 1.0, "sleep")
 
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release what the bridge runs (the stepping pump)."""
+
     def _waiting(self, future: asyncio.Future[Any], timeout_s: float) -> None:  # noqa: B027
         """Hook: ``future`` is being waited on for at most ``timeout_s``."""
 

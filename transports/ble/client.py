@@ -280,6 +280,8 @@ class ProvisioningClient(ControlClient):
     # -- failures ----------------------------------------------------------------------------
 
     def _connection_lost(self, reason: str) -> None:
+        if not self.ready and self._channel is not None:
+            reason += " during the handshake (wrong mobile secret?)"
         self._fail(ProvisioningError(reason))
 
     def _fail(self, error: BaseException) -> None:
