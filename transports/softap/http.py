@@ -77,6 +77,13 @@ class HttpSession:
     # -- input ---------------------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
+        if data:
+            self._receive(data)
+
+    def eof_received(self) -> None:
+        self._receive(b"")  # h11: empty data means the peer closed its side
+
+    def _receive(self, data: bytes) -> None:
         if self._closed:
             return
         try:
@@ -84,9 +91,6 @@ class HttpSession:
         except RuntimeError:  # data after the peer closed: nothing left to serve
             return
         self._pump()
-
-    def eof_received(self) -> None:
-        self.data_received(b"")
 
     def connection_lost(self) -> None:
         if not self._closed:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import serialization
@@ -178,15 +179,15 @@ class KeyStatus:
     public_key_rewritten: bool
 
 
-def ensure_device_key(dct: Dct, rng: random.Random) -> KeyStatus:
+def ensure_device_key(dct: Dct, generate: Callable[[], rsa.RSAPrivateKey]) -> KeyStatus:
     """Load the device key from the DCT, generating it when absent; keep the public key in sync.
 
-    ``rng`` is only consumed when a key has to be generated.
+    ``generate`` is only called when the DCT holds no usable 1024-bit RSA key.
     """
     key = load_private_key(dct.read_field("device_private_key"))
     generated = key is None
     if key is None:
-        key = generate_rsa_key(rng)
+        key = generate()
         der = private_key_der(key)
         dct.write(_PRIVATE.offset, der.ljust(max(PRIVATE_KEY_BLOCK, len(der)), b"\x00"))
     public = public_key_der(key.public_key()).ljust(_PUBLIC.size, b"\x00")

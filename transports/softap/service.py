@@ -33,10 +33,11 @@ from firmware_sim.kernel.errors import ConfigurationError
 
 from .commands import EnterpriseConfig, SoftApCommands
 from .http import HttpSession
-from .keys import ensure_device_key, public_key_der
+from .keys import ensure_device_key, generate_rsa_key, public_key_der
 from .tcp import TcpSession
 
 if TYPE_CHECKING:
+    from firmware_sim.kernel.world import World
     from firmware_sim.system.device import Device
 
 DEFAULT_SSID_PREFIX = "Photon"
@@ -139,7 +140,7 @@ class SoftAp:
     def _ensure_key(self) -> None:
         device = self.device
         status = ensure_device_key(device.dct,
-                                   self.world.rng_for(f"device-rsa-key:{device.device_id}"))
+                                   lambda: device_rsa_key(self.world, device.device_id))
         self.key = status.key
         fingerprint = hashlib.sha256(public_key_der(status.key.public_key())).hexdigest()[:16]
         self.tracer.emit("softap.device_key", generated=status.generated,
@@ -247,6 +248,23 @@ class SoftAp:
             device.listening.enter()
         elif not device.network.ready and not device.network.connecting:
             device.network.connect()
+
+
+_KEY_CACHE: dict[tuple[int, str], rsa.RSAPrivateKey] = {}
+
+
+def device_rsa_key(world: World, device_id: str) -> rsa.RSAPrivateKey:
+    """The key a device with this id generates in this world: the primes come from
+    ``world.rng_for("device-rsa-key:<id>")``, so it is a pure function of the seed and the id
+    (memoised per process: generating one takes about 0.1 s)."""
+    cache_key = (world.seed, device_id)
+    key = _KEY_CACHE.get(cache_key)
+    if key is None:
+        if len(_KEY_CACHE) >= 64:
+            _KEY_CACHE.clear()
+        key = _KEY_CACHE[cache_key] = generate_rsa_key(
+            world.rng_for(f"device-rsa-key:{device_id}"))
+    return key
 
 
 def softap_for(device: Device, options: SoftApOptions | None = None) -> SoftAp:
