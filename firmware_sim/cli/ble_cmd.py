@@ -8,8 +8,9 @@ Where the device is:
 * ``--os-bluetooth``: through the host's own Bluetooth with bleak's platform backend (a real
   device; untested here);
 * ``--in-process``: a simulated P2 in this process on the virtual air (no sockets), in
-  listening mode, with an access point for ``--ssid``; after provisioning, the device's own
-  cloud connection is run for ``--run-after`` virtual seconds and its claim-code lines shown.
+  listening mode, next to the access point ``HomeNet`` (password ``home-pass-1``); after
+  provisioning, the device is run for ``--run-after`` more virtual seconds and its claim-code
+  log lines are shown.
 
 ``provision`` prints each step: scan, connection, MTU, protocol version, handshake, and each
 control request with its result. A failing step ends the command with status 1.
@@ -28,6 +29,9 @@ from ..kernel.errors import ConfigurationError, DeviceOsError, FwSimError
 from .common import seed_arg
 
 EXIT_FAILED = 1
+#: The access point next to the --in-process device.
+IN_PROCESS_SSID = "HomeNet"
+IN_PROCESS_PASSWORD = "home-pass-1"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -77,7 +81,8 @@ def _where(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--os-bluetooth", action="store_true",
                        help="use the host's Bluetooth (bleak's platform backend)")
     group.add_argument("--in-process", action="store_true",
-                       help="a simulated P2 in this process (virtual air, virtual time)")
+                       help="a simulated P2 in this process (virtual air, virtual time), "
+                       "near the access point HomeNet / home-pass-1")
     parser.add_argument("--seed", type=seed_arg, default=0,
                         help="--in-process: world seed (default 0)")
     parser.add_argument("--device-secret", metavar="SECRET",
@@ -109,10 +114,8 @@ def _in_process(args: argparse.Namespace) -> _Where:
     from ..system.radio import WifiSecurity
 
     world = World(args.seed, trace_memory_limit=20_000)
-    ssid = getattr(args, "ssid", None) or "HomeNet"
-    password = getattr(args, "password", None)
-    radio_environment(world).add(AccessPoint(
-        ssid, password, security=WifiSecurity.WPA2_PSK if password else WifiSecurity.NO_SECURITY))
+    radio_environment(world).add(AccessPoint(IN_PROCESS_SSID, IN_PROCESS_PASSWORD,
+                                             security=WifiSecurity.WPA2_PSK))
     cloud = Cloud(world)
     secret = args.device_secret or getattr(args, "secret", None)
     try:
