@@ -11,7 +11,8 @@ follows. Sessions write and close through the asyncio transport, also from sched
 not in listening mode the SoftAP is down and a new connection is closed at once.
 
 ``--softap-claim-owner EMAIL`` issues a claim code for that user in the in-process cloud and
-prints it, so that a setup client has a code the cloud will accept.
+prints it, so that a setup client has a code the cloud will accept. :func:`serve_softap` opens
+the servers of any one device, for commands that run several.
 """
 
 from __future__ import annotations
@@ -106,34 +107,47 @@ async def start(ctx: EdgeContext, args: argparse.Namespace) -> EdgeHandle:
     if not getattr(device.profile, "has_softap", False):
         raise ConfigurationError(f"--softap-http/--softap-tcp need a profile with SoftAP "
                                  f"(photon); this device is {device.profile.name}")
+    claim_line = None
+    if args.softap_claim_owner:
+        if ctx.cloud is None:
+            raise ConfigurationError("--softap-claim-owner needs the in-process cloud")
+        from cloud_sim import Principal
+
+        ctx.sync()
+        claim = ctx.cloud.create_claim_code(Principal.user(args.softap_claim_owner))
+        claim_line = f"softap: claim code {claim.code} for {args.softap_claim_owner}"
+    handle = await serve_softap(ctx, device, host=args.softap_host, tcp_port=args.softap_tcp,
+                                http_port=args.softap_http)
+    if claim_line is not None:
+        handle.lines.append(claim_line)
+    return handle
+
+
+async def serve_softap(ctx: EdgeContext, device: Any, *, host: str = "127.0.0.1",
+                       tcp_port: int | None = None, http_port: int | None = None
+                       ) -> EdgeHandle:
+    """Open the SoftAP servers of one device (reusable by commands that run several devices)."""
     ctx.sync()
     softap = softap_for(device)
     loop = asyncio.get_running_loop()
     servers: list[asyncio.Server] = []
     lines = [f"softap: SSID {softap.setup_ssid()} (up while the device is in listening mode)"]
     try:
-        for protocol, port in (("tcp", args.softap_tcp), ("http", args.softap_http)):
+        for protocol, port in (("tcp", tcp_port), ("http", http_port)):
             if port is None:
                 continue
             server = await loop.create_server(
                 lambda protocol=protocol: _SoftApSocket(ctx, softap, protocol),  # type: ignore[misc]
-                args.softap_host, port)
+                host, port)
             servers.append(server)
-            host, bound = _address(server)
-            lines.append(f"softap {protocol}: {host}:{bound}" if protocol == "tcp"
-                         else f"softap http: http://{host}:{bound}/")
+            bound_host, bound = _address(server)
+            lines.append(f"softap tcp: {bound_host}:{bound}" if protocol == "tcp"
+                         else f"softap http: http://{bound_host}:{bound}/")
     except OSError as exc:
         for server in servers:
             server.close()
         raise ConfigurationError(f"cannot listen for SoftAP clients: {exc.strerror or exc}"
                                  ) from exc
-    if args.softap_claim_owner:
-        if ctx.cloud is None:
-            raise ConfigurationError("--softap-claim-owner needs the in-process cloud")
-        from cloud_sim import Principal
-
-        claim = ctx.cloud.create_claim_code(Principal.user(args.softap_claim_owner))
-        lines.append(f"softap: claim code {claim.code} for {args.softap_claim_owner}")
     ctx.wake()
 
     async def stop() -> None:
