@@ -75,10 +75,14 @@ def _bind_tcp(host: str, port: int) -> socket.socket:
 
 
 class CloudServer:
-    def __init__(self, cloud: Cloud, config: ServerConfig | None = None) -> None:
+    def __init__(self, cloud: Cloud, config: ServerConfig | None = None, *,
+                 driver: AsyncioDriver | None = None, run_driver: bool = True) -> None:
+        """``driver``/``run_driver``: share a driver someone else runs (``fwsim up`` runs it
+        with the edge services of the devices in the same World)."""
         self.cloud = cloud
         self.config = config or ServerConfig()
-        self.driver = AsyncioDriver(cloud.world, speed=self.config.speed)
+        self.driver = driver or AsyncioDriver(cloud.world, speed=self.config.speed)
+        self._run_driver = run_driver
         self.app = create_app(cloud, runtime=self.driver, config=self.config.api)
         self.http_port = 0
         self.coap_port = 0
@@ -107,7 +111,8 @@ class CloudServer:
             raise ConfigurationError(f"cannot listen for CoAP on {config.coap_host}:"
                                      f"{config.coap_port}: {exc.strerror or exc}") from None
         self.coap_port = int(self._udp.get_extra_info("sockname")[1])
-        self._tasks.append(asyncio.create_task(self.driver.run(), name="fwsim-driver"))
+        if self._run_driver:
+            self._tasks.append(asyncio.create_task(self.driver.run(), name="fwsim-driver"))
         server_config = uvicorn.Config(self.app, log_level=config.log_level, lifespan="off",
                                        access_log=False, timeout_graceful_shutdown=2)
         logging.getLogger("uvicorn.error").setLevel(config.log_level.upper())
@@ -126,7 +131,8 @@ class CloudServer:
             self._uvicorn.should_exit = True
         if self._udp is not None:
             self._udp.close()
-        self.driver.stop()
+        if self._run_driver:
+            self.driver.stop()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from ..kernel.errors import FwSimError
 
-COMMAND_MODULES = ["scenario", "trace", "control", "serve", "usb", "ble"]
+COMMAND_MODULES = ["scenario", "trace", "control", "serve", "cloud", "device", "up", "usb", "ble"]
 
 EXIT_OK = 0
 EXIT_FAILED = 1

@@ -27,7 +27,7 @@ def positive_float(text: str) -> float:
 
 
 def add_cloud_arguments(parser: argparse.ArgumentParser, *, default_http: int = 8080,
-                        default_coap: int = 5683) -> None:
+                        default_coap: int = 5683, default_seed: int | None = None) -> None:
     """Options shared by ``fwsim cloud serve`` and ``fwsim up``."""
     parser.add_argument("--host", default="127.0.0.1",
                         help="address for the REST API and the CoAP socket (default 127.0.0.1)")
@@ -38,8 +38,9 @@ def add_cloud_arguments(parser: argparse.ArgumentParser, *, default_http: int = 
     parser.add_argument("--db", default="fwsim-cloud.db", metavar="FILE",
                         help="SQLite database (default fwsim-cloud.db; ':memory:' keeps "
                         "nothing)")
-    parser.add_argument("--seed", type=seed_arg, default=None,
-                        help="world seed (default: random)")
+    parser.add_argument("--seed", type=seed_arg, default=default_seed,
+                        help="world seed (default: "
+                        f"{'random' if default_seed is None else default_seed})")
     parser.add_argument("--speed", type=positive_float, default=1.0,
                         help="virtual seconds per wall second (default 1)")
     parser.add_argument("--claim-code-ttl", type=positive_float, default=3600.0,

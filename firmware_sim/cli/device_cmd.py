@@ -1,0 +1,152 @@
+"""``fwsim device run``: one simulated device in real time, linked to a cloud over CoAP/UDP.
+
+The device lives in its own World driven by the wall clock (``--speed`` times faster); its
+cloud connection opens UDP sockets to ``--cloud coap://HOST:PORT`` (``fwsim cloud serve`` in
+another process, or ``fwsim up``). The Device OS log is printed as it happens. With
+``--scenario product-customer-transfer --api URL`` it runs that scenario's script against the
+remote cloud instead and exits 0 when every check passes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from .cloud_cmd import positive_float
+from .common import seed_arg
+
+if TYPE_CHECKING:
+    from ..kernel.trace import TraceRecord
+    from ..system.device import FirmwareFactory
+
+FIRMWARE = ("default", "session-end-workaround", "session-end-too-early", "clear-session")
+REMOTE_SCENARIOS = ("product-customer-transfer",)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("device", help="run a simulated device against a cloud",
+                            description="A simulated device on real sockets.")
+    cmds = parser.add_subparsers(dest="device_command", metavar="SUBCOMMAND")
+    cmds.required = True
+    run = cmds.add_parser(
+        "run", help="run one device linked to a cloud over CoAP/UDP",
+        description="Run one simulated device in real time against a cloud at --cloud "
+        "(CoAP over UDP). Prints the Device OS log until interrupted (or --for SECONDS).")
+    run.add_argument("--cloud", required=True, metavar="coap://HOST:PORT",
+                     help="the cloud's device endpoint (see `fwsim cloud serve`)")
+    run.add_argument("--profile", default="p2", help="platform profile (default p2)")
+    run.add_argument("--device-id", metavar="HEX24", help="device id (default: from the seed)")
+    run.add_argument("--name", default="dev", help="node name in the trace (default dev)")
+    run.add_argument("--storage", metavar="DIR",
+                     help="keep the DCT and Wi-Fi credentials in DIR (survive restarts)")
+    run.add_argument("--claim-code", metavar="CODE",
+                     help="store this claim code before booting (as a setup app would)")
+    run.add_argument("--firmware", choices=FIRMWARE, default="default",
+                     help="application firmware (default: an empty app)")
+    run.add_argument("--seed", type=seed_arg, default=0, help="world seed (default 0)")
+    run.add_argument("--speed", type=positive_float, default=1.0,
+                     help="virtual seconds per wall second (default 1)")
+    run.add_argument("--for", dest="duration", type=positive_float, default=None,
+                     metavar="SECONDS", help="stop after this many wall seconds")
+    run.add_argument("--quiet", action="store_true", help="do not print the device log")
+    run.add_argument("--scenario", choices=REMOTE_SCENARIOS,
+                     help="run this scenario's script against the remote cloud (needs --api)")
+    run.add_argument("--api", metavar="http://HOST:PORT",
+                     help="the cloud's REST API (for --scenario)")
+    run.add_argument("--timeout", type=positive_float, default=120.0, metavar="SECONDS",
+                     help="wall-clock limit for --scenario (default 120)")
+    run.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from transports.net import parse_cloud_url
+
+    from ..kernel.errors import UsageError
+
+    parse_cloud_url(args.cloud)  # a bad URL is a usage error before anything starts
+    if args.scenario is not None:
+        if not args.api or not args.api.startswith(("http://", "https://")):
+            raise UsageError("--scenario needs --api http://HOST:PORT (the cloud's REST API)")
+        return asyncio.run(_scenario(args))
+    return asyncio.run(_device(args))
+
+
+def _printer(node: str, quiet: bool) -> Callable[[TraceRecord], None]:
+    from ..services.log import format_log_line
+
+    def show(record: TraceRecord) -> None:
+        if not quiet and record.kind == "log" and record.node == node:
+            print(format_log_line(record), flush=True)
+    return show
+
+
+async def _device(args: argparse.Namespace) -> int:
+    from cloud_sim.server import wait_until_stopped
+    from transports.net import UdpCloudConnector
+
+    from ..kernel.errors import UsageError
+    from ..kernel.realtime import AsyncioDriver
+    from ..kernel.world import World
+    from ..system.device import Device
+    from ..system.network import WifiCredentials
+    from ..system.radio import AccessPoint, radio_environment
+
+    world = World(args.seed, trace_memory_limit=20_000)
+    home = AccessPoint("HomeNet", "home-pass-1")
+    radio_environment(world).add(home)
+    driver = AsyncioDriver(world, speed=args.speed)
+    device = Device(world, args.name, profile=args.profile, device_id=args.device_id,
+                    storage_dir=args.storage, firmware=_firmware(args.firmware))
+    if len(device.credentials) == 0:
+        device.credentials.set(WifiCredentials(home.ssid, home.password))
+    if args.claim_code is not None:
+        result = device.claim.set_claim_code(args.claim_code.encode("latin-1", "replace"))
+        if result != 0:
+            raise UsageError(f"the device refused the claim code (result {result})")
+    show = _printer(device.name, args.quiet)
+    world.trace.subscribe(show)
+    device.attach_cloud(UdpCloudConnector.from_url(args.cloud, driver,
+                                                   tracer=device.tracer.child("udp")))
+    print(f"fwsim device: {device.name} id {device.device_id} ({device.profile.name}) -> "
+          f"{args.cloud}; Ctrl-C to stop", flush=True)
+    device.power_on()
+    task = asyncio.create_task(driver.run())
+    try:
+        await wait_until_stopped(args.duration)
+    finally:
+        driver.stop()
+        await task
+        if device.running:
+            device.power_off()
+    print(f"fwsim device: stopped; handshakes full={device.cloud.handshakes['full']} "
+          f"resumed={device.cloud.handshakes['resumed']}", file=sys.stderr, flush=True)
+    return 0
+
+
+def _firmware(name: str) -> FirmwareFactory | None:
+    from ..scenarios import apps
+
+    return {"default": None, "session-end-workaround": apps.SessionEndWorkaround,
+            "session-end-too-early": apps.SessionEndTooEarly,
+            "clear-session": apps.ClearSessionOnNewCredentials}[name]
+
+
+async def _scenario(args: argparse.Namespace) -> int:
+    from ..scenarios.transfer import run_remote
+
+    result = await run_remote(args.api, args.cloud, seed=args.seed, speed=args.speed,
+                              timeout_s=args.timeout)
+    if not args.quiet:
+        print(f"# scenario {args.scenario} over CoAP/UDP {args.cloud} and HTTP {args.api}, "
+              f"seed {args.seed}, speed {args.speed:g}x", flush=True)
+        for line in result.timeline:
+            print(line)
+        print("#")
+        for check in result.checks:
+            print(f"# [{'ok' if check.ok else 'FAILED'}] {check.description}")
+    print(f"{'PASS' if result.passed else 'FAIL'} {args.scenario} (seed {args.seed}, "
+          f"{result.wall_seconds:.1f} s wall): {result.verdict}", flush=True)
+    return 0 if result.passed else 1

@@ -1,0 +1,189 @@
+"""``fwsim up``: the emulated cloud and simulated devices, ready for an app developer.
+
+One World holds the cloud and ``--devices N`` devices; it runs in real time. The cloud serves
+its REST API and its CoAP/UDP device endpoint (:class:`cloud_sim.server.CloudServer`); the
+devices reach it over that UDP socket, exactly as a device in another process would. Each
+device is then exposed through the *edge services* of ``firmware_sim.edge`` (USB bridge,
+SoftAP, BLE, ... - whatever is registered in ``SERVICE_MODULES``): adding a transport to
+``fwsim serve`` adds it here too, with its own options. ``up`` prints every endpoint, the
+developer account and a ready-made access token, then runs until Ctrl-C (exit status 0) or
+``--for SECONDS``.
+
+The cloud is seeded on every start (idempotently, so a persistent ``--db`` keeps working): a
+developer account, and with ``--product`` a product whose team is that developer, with an OAuth
+client for creating customers and the devices imported into it. Devices start unclaimed and
+online, so ``particle device add <id>`` or ``claimDevice`` works at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from typing import TYPE_CHECKING
+
+from .cloud_cmd import add_cloud_arguments, build_cloud, say, server_config
+
+if TYPE_CHECKING:
+    from cloud_sim.cloud import Cloud
+    from cloud_sim.server import CloudServer
+
+    from ..system.device import Device
+
+DEVELOPER = "developer@fwsim.local"
+PRODUCT_CLIENT = ("fwsim-product-client", "fwsim-product-secret")
+PREFIX = "fwsim up"
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid count {text!r}") from None
+    if not 1 <= value <= 1000:
+        raise argparse.ArgumentTypeError("--devices must be between 1 and 1000")
+    return value
+
+
+def _product(text: str) -> tuple[int, str]:
+    number, _, slug = text.partition(":")
+    if not number.isdigit() or not 1 <= int(number) < 2**31 or not slug or slug.isdigit():
+        raise argparse.ArgumentTypeError(f"invalid product {text!r}: expected ID:SLUG")
+    return int(number), slug
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from ..edge import add_service_arguments
+
+    parser = sub.add_parser(
+        "up", help="start the cloud and simulated devices, print endpoints and a token",
+        description="Start the emulated cloud (REST API + CoAP/UDP) and simulated devices in "
+        "real time, print every endpoint and a ready-made access token, and run until "
+        "interrupted (Ctrl-C exits with status 0).")
+    add_cloud_arguments(parser, default_seed=0)
+    parser.add_argument("--devices", type=_count, default=1, metavar="N",
+                        help="number of simulated devices (default 1)")
+    parser.add_argument("--profile", default="p2",
+                        help="platform profile of the devices: p2, photon2, argon, photon")
+    parser.add_argument("--product", type=_product, metavar="ID:SLUG",
+                        help="also create this product (the developer on its team, an OAuth "
+                        "client for customers) and import the devices into it")
+    parser.add_argument("--username", default=DEVELOPER,
+                        help=f"developer account to create (default {DEVELOPER})")
+    parser.add_argument("--password", default="fwsim-password",
+                        help="its password (default fwsim-password)")
+    parser.add_argument("--state-dir", metavar="DIR",
+                        help="keep each device's DCT and Wi-Fi credentials under DIR/<name>")
+    add_service_arguments(parser)
+    parser.set_defaults(handler=_up)
+
+
+def _up(args: argparse.Namespace) -> int:
+    return asyncio.run(_up_async(args))
+
+
+def seed_cloud(cloud: Cloud, args: argparse.Namespace, devices: list[Device]) -> str:
+    """Developer account (+ product); returns a never-expiring access token."""
+    from cloud_sim.model import DeviceRecord, Principal
+
+    store = cloud.store
+    with store.transaction():
+        user = store.find_user(args.username) or cloud.create_user(args.username,
+                                                                   args.password)
+        product_id = None
+        if args.product is not None:
+            product_id, slug = args.product
+            product = store.get_product(product_id) or cloud.create_product(
+                product_id, slug, slug, team={user.id},
+                platform_id=devices[0].profile.platform_id)
+            product.team.add(user.id)
+            store.update_product(product)
+            cloud.create_product_client(product, *PRODUCT_CLIENT, owner=user.id)
+        for device in devices:
+            record = store.get_device(device.device_id) or DeviceRecord(device.device_id)
+            record.platform_id = device.profile.platform_id
+            if product_id is not None:
+                record.product_id = product_id
+            store.put_device(record)
+        token = cloud.issue_tokens(Principal.user(user.id), "particle", expires_in_s=0,
+                                   with_refresh=False)
+    return token.access.token
+
+
+async def _up_async(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from cloud_sim.server import CloudServer
+    from transports.net import UdpCloudConnector
+
+    from ..edge import EdgeContext, run_edge
+    from ..kernel.realtime import AsyncioDriver
+    from ..system.device import Device
+    from ..system.network import WifiCredentials
+    from ..system.radio import AccessPoint, radio_environment
+
+    cloud = build_cloud(args)
+    world = cloud.world
+    config = server_config(args)
+    driver = AsyncioDriver(world, speed=config.speed)
+    server = CloudServer(cloud, config, driver=driver, run_driver=False)
+    home = AccessPoint("HomeNet", "home-pass-1")
+    radio_environment(world).add(home)
+    devices = [Device(world, f"dev{i + 1}", profile=args.profile,
+                      storage_dir=(Path(args.state_dir) / f"dev{i + 1}" if args.state_dir
+                                   else None))
+               for i in range(args.devices)]
+    for device in devices:
+        if len(device.credentials) == 0:
+            device.credentials.set(WifiCredentials(home.ssid, home.password))
+    token = seed_cloud(cloud, args, devices)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await server.start()
+        for device in devices:
+            device.attach_cloud(UdpCloudConnector("127.0.0.1" if args.host in ("0.0.0.0", "")
+                                                  else args.host, server.coap_port, driver,
+                                                  tracer=device.tracer.child("udp")))
+            device.power_on()
+        _announce(args, server, token, devices)
+        ctx = EdgeContext(world, driver, list(devices), cloud)
+        await run_edge(ctx, args, duration_s=args.duration, announce=_print_line,
+                       stop_event=stop)
+    finally:
+        await server.stop()
+        for device in devices:
+            if device.running:
+                device.power_off()
+        cloud.store.close()
+        world.trace.close()
+    print(f"{PREFIX}: stopped", file=sys.stderr, flush=True)
+    return 0
+
+
+def _print_line(line: str) -> None:
+    print(f"{PREFIX}: {line}", flush=True)
+
+
+def _announce(args: argparse.Namespace, server: CloudServer, token: str,
+              devices: list[Device]) -> None:
+    say(PREFIX, "REST API", f"{server.http_url}  (OpenAPI {server.http_url}/openapi.json)")
+    say(PREFIX, "admin", f"{server.http_url}/fwsim/state  (outbox /fwsim/outbox)")
+    say(PREFIX, "events", f"{server.http_url}/v1/devices/events  (server-sent events)")
+    say(PREFIX, "CoAP/UDP", server.coap_url)
+    say(PREFIX, "database", args.db)
+    say(PREFIX, "developer", f"{args.username} / {args.password}")
+    say(PREFIX, "access token", token)
+    if args.product is not None:
+        product_id, slug = args.product
+        say(PREFIX, "product", f"{product_id} ({slug}); OAuth client {PRODUCT_CLIENT[0]} / "
+            f"{PRODUCT_CLIENT[1]}")
+    for device in devices:
+        say(PREFIX, f"device {device.name}", f"{device.device_id} ({device.profile.name}), "
+            f"cloud link {server.coap_url}")
+    say(PREFIX, "try", f"curl -H 'Authorization: Bearer {token}' {server.http_url}/v1/devices")
