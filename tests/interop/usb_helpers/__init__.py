@@ -1,0 +1,1 @@
+"""Helpers of the USB / serial interoperability tests (real particle-usb, particle-cli, pty)."""
