@@ -10,6 +10,7 @@ return ``(status, parsed JSON body)``.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -19,13 +20,16 @@ from starlette.types import ASGIApp
 
 class ApiClient(Protocol):
     def request(self, method: str, path: str, *, token: str | None = None,
-                json: Any = None, form: dict[str, str] | None = None) -> tuple[int, Any]: ...
+                json: Any = None, form: dict[str, str] | None = None,
+                headers: dict[str, str] | None = None) -> tuple[int, Any]: ...
 
     def close(self) -> None: ...
 
 
-def _headers(token: str | None) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"} if token else {}
+def _headers(token: str | None, extra: dict[str, str] | None) -> dict[str, str]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    headers.update(extra or {})
+    return headers
 
 
 def _decode(response: httpx.Response) -> tuple[int, Any]:
@@ -42,9 +46,10 @@ class HttpApiClient:
         self._client = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout_s)
 
     def request(self, method: str, path: str, *, token: str | None = None,
-                json: Any = None, form: dict[str, str] | None = None) -> tuple[int, Any]:
-        return _decode(self._client.request(method, path, headers=_headers(token), json=json,
-                                            data=form))
+                json: Any = None, form: dict[str, str] | None = None,
+                headers: dict[str, str] | None = None) -> tuple[int, Any]:
+        return _decode(self._client.request(method, path, headers=_headers(token, headers),
+                                            json=json, data=form))
 
     def close(self) -> None:
         self._client.close()
@@ -64,10 +69,26 @@ class AsgiApiClient:
                                          base_url="http://fwsim.invalid")
 
     def request(self, method: str, path: str, *, token: str | None = None,
-                json: Any = None, form: dict[str, str] | None = None) -> tuple[int, Any]:
+                json: Any = None, form: dict[str, str] | None = None,
+                headers: dict[str, str] | None = None) -> tuple[int, Any]:
         response = self._loop.run_until_complete(self._client.request(
-            method, path, headers=_headers(token), json=json, data=form))
+            method, path, headers=_headers(token, headers), json=json, data=form))
         return _decode(response)
+
+    def request_raw(self, method: str, path: str, *, headers: dict[str, str] | None = None,
+                    content: bytes | list[bytes] = b"") -> httpx.Response:
+        """Send exact bytes; a list of chunks is sent as a chunked (streamed) body."""
+        if isinstance(content, list):
+            chunks = list(content)
+
+            async def stream() -> AsyncIterator[bytes]:
+                for chunk in chunks:
+                    yield chunk
+            body: bytes | AsyncIterator[bytes] = stream()
+        else:
+            body = content
+        return self._loop.run_until_complete(self._client.request(
+            method, path, headers=headers, content=body))
 
     def close(self) -> None:
         if not self._loop.is_closed():
