@@ -193,8 +193,8 @@ class TransferScript:
         sent = self._log_times("Send spark/device/claim/code event")
         phone_results = dict(self.phone.results)
         codes = api.request("GET", "/fwsim/claim_codes")[1] or {}
-        claim = next((c for c in codes.get("claim_codes", [])
-                      if c.get("claim_code") == seen.claim_code), {})
+        claim: dict[str, Any] = next((c for c in codes.get("claim_codes", [])
+                                      if c.get("claim_code") == seen.claim_code), {})
         events = api.request("GET", "/fwsim/events")[1] or {}
         confirmed = any(e.get("name") == "spark/device/claim/confirm"
                         and e.get("coreid") == DEVICE_ID and e.get("direction") == "device"
@@ -246,7 +246,9 @@ def _errors(body: Any) -> list[str]:
 
 
 def _ids(body: Any) -> list[str]:
-    return [d.get("id") for d in body if isinstance(d, dict)] if isinstance(body, list) else []
+    if not isinstance(body, list):
+        return []
+    return [str(d.get("id")) for d in body if isinstance(d, dict)]
 
 
 # -- in process ----------------------------------------------------------------------------------
@@ -317,6 +319,7 @@ async def run_remote(api_url: str, cloud_url: str, *, seed: int = 0, speed: floa
             driver.stop()
             await task
         checks = script.checks()
+        device.power_off()  # closes its UDP socket
     passed = all(c.ok for c in checks)
     world.trace.emit("world", "scenario", "scenario.verdict", name=NAME, passed=passed,
                      failed=[c.description for c in checks if not c.ok])
