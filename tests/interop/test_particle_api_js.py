@@ -1,0 +1,135 @@
+"""Unmodified particle-api-js 12.0.3 against the emulated cloud on loopback.
+
+The cloud (REST API on uvicorn, device link on UDP) and a simulated P2 run in this process in
+real time (sped up 5x). ``tests/interop/js/api_js_claim_flow.js`` then drives the library: the
+product developer logs in; the app creates customer B with the product's OAuth client; B gets a
+product claim code; B's ``claimDevice`` on customer A's device is refused (403, ``errors:
+["That belongs to someone else."]``); the developer opens the product event stream. When the
+script prints the claim code, this test sets it on the device over the control-request channel
+and power-cycles it: the full handshake sends ``spark/device/claim/code``, which the stream
+shows; the cloud consumes the code, and ``listDevices`` shows B as the new owner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cloud_sim import Cloud, Principal
+from cloud_sim.model import DeviceRecord
+from cloud_sim.server import CloudServer, ServerConfig
+from cloud_sim.sqlite_store import SqliteStore
+from firmware_sim.kernel import World
+from firmware_sim.scenarios.catalog import default_provisioning
+from firmware_sim.system import AccessPoint, Device, WifiCredentials, radio_environment
+from transports.net import UdpCloudConnector
+
+pytestmark = pytest.mark.interop
+
+REPO = Path(__file__).resolve().parents[2]
+NODE_MODULES = REPO / "tests/interop/node/node_modules"
+API_JS = NODE_MODULES / "particle-api-js"
+SCRIPT = REPO / "tests/interop/js/api_js_claim_flow.js"
+DEVICE_ID = "e00fce68aabbccddeeff0011"
+BELONGS = "That belongs to someone else."
+
+
+def toolchain() -> str:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed (CI installs Node 20)")
+    if not (API_JS / "package.json").exists():
+        pytest.skip("particle-api-js is not installed: run `npm ci` in tests/interop/node")
+    version = json.loads((API_JS / "package.json").read_text())["version"]
+    assert version == "12.0.3", f"expected particle-api-js 12.0.3, found {version}"
+    return node
+
+
+async def _flow(node: str) -> tuple[list[dict[str, Any]], Cloud, Device, str]:
+    world = World(21, trace_memory_limit=50_000)
+    cloud = Cloud(world, store=SqliteStore(":memory:"))
+    developer = cloud.create_user("dev@acme.example", "dev-password")
+    product = cloud.create_product(4242, "acme-sensors", team={developer.id})
+    cloud.create_product_client(product, "acme-app", "acme-secret")
+    alice = cloud.create_customer(product.id, "alice@example.com", "alice-pw")
+    alice_token = cloud.issue_tokens(Principal.customer(alice.id), "acme-app").access.token
+    cloud.store.put_device(DeviceRecord(DEVICE_ID, 32, product.id,
+                                        Principal.customer(alice.id)))
+    server = CloudServer(cloud, ServerConfig(http_port=0, coap_port=0, speed=5.0))
+    await server.start()
+    radio_environment(world).add(AccessPoint("HomeNet", "home-pass-1"))
+    device = Device(world, "p2", device_id=DEVICE_ID,
+                    wifi=[WifiCredentials("HomeNet", "home-pass-1")])
+    device.attach_cloud(UdpCloudConnector("127.0.0.1", server.coap_port, server.driver))
+    device.power_on()
+    config = {"baseUrl": server.http_url, "developer": "dev@acme.example",
+              "password": "dev-password", "clientId": "acme-app", "clientSecret": "acme-secret",
+              "product": "acme-sensors", "customerB": "bob@example.com",
+              "deviceId": DEVICE_ID, "customerAToken": alice_token}
+    proc = await asyncio.create_subprocess_exec(
+        node, str(SCRIPT), json.dumps(config), stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, env={**os.environ, "NODE_PATH": str(NODE_MODULES)})
+    steps: list[dict[str, Any]] = []
+    results: list[int] = []
+    try:
+        assert proc.stdout is not None
+        while True:
+            line = await asyncio.wait_for(proc.stdout.readline(), timeout=40)
+            if not line:
+                break
+            step = json.loads(line)
+            steps.append(step)
+            if step["step"] == "claim_code":
+                # the phone sets the code over the control channel; the next power-up does a
+                # full handshake and sends it
+                server.driver.sync()
+                default_provisioning(device).set_claim_code(step["code"], results.append)
+                device.power_cycle(off_s=0.5)
+                server.driver.wake()
+        await asyncio.wait_for(proc.wait(), timeout=10)
+        assert proc.stderr is not None
+        stderr = (await proc.stderr.read()).decode()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        device.power_off()
+        await server.stop()
+    assert proc.returncode == 0, f"{steps} {stderr}"
+    assert results == [0]
+    bob = cloud.store.find_customer(product.id, "bob@example.com")
+    assert bob is not None
+    return steps, cloud, device, bob.id
+
+
+def test_particle_api_js_claim_flow() -> None:
+    node = toolchain()
+    steps, cloud, device, bob_id = asyncio.run(_flow(node))
+    by_step = {s["step"]: s for s in steps}
+    assert by_step["version"]["version"] == "12.0.3"
+    assert by_step["login"] == {"step": "login", "statusCode": 200, "tokenType": "bearer",
+                                "expiresIn": 7776000}
+    assert by_step["create_customer"] == {"step": "create_customer", "statusCode": 201,
+                                          "scope": "customer=bob@example.com"}
+    assert by_step["claim_code_created"]["length"] == 63
+    assert by_step["claim_code_created"]["deviceIds"] == []
+    conflict = by_step["claim_conflict"]["conflict"]
+    assert conflict["statusCode"] == 403
+    # particle-api-js parses the JSON error body (and attaches the raw response to it)
+    assert {k: v for k, v in conflict["body"].items() if k != "response"} == {
+        "ok": False, "errors": [BELONGS]}
+    assert conflict["errorDescription"].startswith("HTTP error 403 from ")
+    assert by_step["event"] == {"step": "event", "name": "spark/device/claim/code",
+                                "coreid": DEVICE_ID, "hasPublishedAt": True}
+    result = by_step["result"]
+    assert result["mine"] == [DEVICE_ID] and result["aDevices"] == []
+    assert result["productOwner"] == "bob@example.com" and result["productId"] == 4242
+    assert "spark/status" in result["eventNames"]
+    assert cloud.owner_of(DEVICE_ID) == Principal.customer(bob_id)
+    assert device.claim.pending_code() is None
