@@ -1,0 +1,138 @@
+"""Unmodified particle-cli 3.43.1 against the emulated cloud (``fwsim cloud serve``).
+
+The CLI runs with a scratch HOME holding a ``local`` profile whose ``apiUrl`` is the emulator
+(real-clients.md §5) and ``PARTICLE_DISABLE_UPDATE=1``. It logs in (``POST /oauth/token`` with
+its own client ``CLI2``, then ``GET /v1/user``), claims an online unclaimed device, meets a
+device owned by someone else (the transfer prompt: "no" fails, "yes" requests a transfer that
+reaches the owner's simulated mailbox), fails on an unknown id with the message its own e2e test
+expects ("device not found"), lists and removes a device (answering the confirmation prompt).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.interop
+
+REPO = Path(__file__).resolve().parents[2]
+CLI_PACKAGE = REPO / "tests/interop/node/node_modules/particle-cli"
+FREE = "e00fce68aabbccddeeff0011"
+THEIRS = "e00fce68aabbccddeeff0022"
+UNKNOWN = "e00fce68aabbccddeeff9999"
+SEED = {"users": [{"username": "dev@example.com", "password": "dev-password"},
+                  {"username": "owner@example.com", "password": "owner-password"}],
+        "devices": [{"id": FREE, "online": True, "platform_id": 32},
+                    {"id": THEIRS, "online": True, "platform_id": 32,
+                     "owner": "user:owner@example.com"}]}
+
+
+def toolchain() -> str:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed (CI installs Node 20)")
+    if not (CLI_PACKAGE / "package.json").exists():
+        pytest.skip("particle-cli is not installed: run `npm ci` in tests/interop/node")
+    version = json.loads((CLI_PACKAGE / "package.json").read_text())["version"]
+    assert version == "3.43.1", f"expected particle-cli 3.43.1, found {version}"
+    return node
+
+
+@pytest.fixture
+def cloud_url() -> Iterator[str]:
+    proc = subprocess.Popen([sys.executable, "-m", "firmware_sim.cli", "cloud", "serve",
+                             "--http", "0", "--coap", "0", "--db", ":memory:", "--for", "120"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        assert proc.stdout is not None
+        url = None
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            if "REST API" in line:
+                url = line.split()[4]
+            if "ready" in line:
+                break
+        assert url is not None, proc.stderr.read() if proc.stderr else ""
+        yield url
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=20)
+
+
+class Cli:
+    def __init__(self, node: str, home: Path) -> None:
+        self.node = node
+        self.env = {**os.environ, "HOME": str(home), "PARTICLE_DISABLE_UPDATE": "1",
+                    "NO_COLOR": "1", "FORCE_COLOR": "0"}
+
+    def __call__(self, *args: str, answer: str = "") -> tuple[int, str]:
+        result = subprocess.run([self.node, str(CLI_PACKAGE / "src/index.js"), *args],
+                                input=answer, capture_output=True, text=True, env=self.env,
+                                timeout=60)
+        return result.returncode, result.stdout + result.stderr
+
+
+def test_particle_cli_login_device_add_transfer_and_remove(cloud_url: str,
+                                                           tmp_path: Path) -> None:
+    node = toolchain()
+    with httpx.Client(base_url=cloud_url) as http:
+        assert http.post("/fwsim/seed", json=SEED).status_code == 200
+        # the local profile (writing the files is what `particle config` does)
+        particle_dir = tmp_path / ".particle"
+        particle_dir.mkdir()
+        (particle_dir / "profile.json").write_text(json.dumps({"name": "local"}))
+        (particle_dir / "local.config.json").write_text(json.dumps({"apiUrl": cloud_url}))
+        cli = Cli(node, tmp_path)
+
+        code, out = cli("login", "-u", "dev@example.com", "-p", "dev-password")
+        assert code == 0 and "Successfully completed login!" in out, out
+        config = json.loads((particle_dir / "local.config.json").read_text())
+        assert config["username"] == "dev@example.com" and len(config["access_token"]) == 40
+        token = config["access_token"]
+
+        code, out = cli("device", "add", FREE)
+        assert code == 0 and f"Successfully claimed device {FREE}" in out, out
+
+        code, out = cli("device", "add", THEIRS, answer="n\n")
+        assert code != 0
+        assert "That device belongs to someone else. Would you like to request a transfer?" \
+            in out
+        assert "You cannot claim a device owned by someone else" in out, out
+
+        code, out = cli("device", "add", THEIRS, answer="y\n")
+        assert code == 0, out
+        assert ("Transfer requested. You will receive an email if your transfer is approved "
+                "or denied.") in out
+        emails = http.get("/fwsim/outbox").json()["emails"]
+        assert [(e["to"], e["kind"]) for e in emails] == [("owner@example.com",
+                                                           "transfer_request")]
+
+        code, out = cli("device", "add", UNKNOWN)
+        assert code != 0 and "Failed to claim device: device not found" in out, out
+
+        code, out = cli("list")
+        assert code == 0 and FREE in out, out
+
+        code, out = cli("device", "remove", FREE, answer="y\n")
+        assert code == 0 and f"releasing device {FREE}" in out and "Okay!" in out, out
+        mine = http.get("/v1/devices", headers={"Authorization": f"Bearer {token}"}).json()
+        assert mine == []
+
+        # approving the emailed transfer moves the device to the CLI user
+        transfer = emails[0]["actions"]["approve"]
+        assert http.post(transfer).json()["decision"] == "approved"
+        code, out = cli("list")
+        assert code == 0 and THEIRS in out, out
