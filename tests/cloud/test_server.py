@@ -241,3 +241,15 @@ def test_the_device_endpoint_survives_any_datagrams(datagrams: list[bytes]) -> N
         cloud.endpoint.datagram_received(("peer", 1), data, replies.append)
         world.run_for(0.5)
     world.run_for(30)
+
+
+def test_the_http_socket_is_tcp_so_asyncio_disables_nagle() -> None:
+    from cloud_sim.server import _bind_tcp
+
+    sock = _bind_tcp("127.0.0.1", 0)
+    try:
+        # asyncio sets TCP_NODELAY only on IPPROTO_TCP sockets (and what they accept); with
+        # Nagle on, every small JSON response waited for a delayed ACK (40 ms)
+        assert sock.proto == socket.IPPROTO_TCP
+    finally:
+        sock.close()
