@@ -15,6 +15,7 @@ and descriptors; handles are the peripheral's real ones. ATT errors become
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -81,7 +82,7 @@ class BumbleCentral:
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
-            await self.device.power_off()
+            await asyncio.wait_for(self.device.power_off(), 2.0)
         if self.transport is not None:
             await self.transport.close()
 

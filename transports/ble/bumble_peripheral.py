@@ -195,6 +195,7 @@ class BumblePeripheral:
         self._advertised: AdvertisingPayload | None = None
         self._advertising_dirty = asyncio.Event()
         self._advertiser: asyncio.Task[None] | None = None
+        self._stopping = False
         self.version: Characteristic[bytes] = Characteristic(
             VERSION_UUID.upper(), Characteristic.Properties.READ, Characteristic.READABLE,
             CharacteristicValue(read=lambda connection: self._read(connection, CharRole.VERSION)))
@@ -217,19 +218,27 @@ class BumblePeripheral:
         self.advertising_changed(self.peripheral)
 
     async def stop(self) -> None:
+        """Stop advertising, drop the connections, power the bumble device off.
+
+        Nothing is cancelled in the middle of an HCI command (bumble's host would then get an
+        answer nobody waits for and stall): the advertiser finishes its current command and
+        the disconnections are awaited.
+        """
         self.peripheral.remove_observer(self)
+        self._stopping = True
+        self._advertising_dirty.set()
         if self._advertiser is not None:
-            self._advertiser.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._advertiser
+            await self._advertiser
         for link in list(self._links.values()):
             link.stop()
             with contextlib.suppress(Exception):
-                await link.connection.disconnect()
+                await asyncio.wait_for(link.connection.disconnect(), 2.0)
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=2.0)
         with contextlib.suppress(Exception):
-            await self.device.stop_advertising()
-        for task in list(self._tasks):
-            task.cancel()
+            await asyncio.wait_for(self.device.stop_advertising(), 2.0)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.device.power_off(), 2.0)
 
     def spawn(self, coroutine: Any) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
@@ -252,6 +261,8 @@ class BumblePeripheral:
         while True:
             await self._advertising_dirty.wait()
             self._advertising_dirty.clear()
+            if self._stopping:
+                return
             wanted = self.peripheral.advertisement()
             if wanted == self._advertised:
                 continue

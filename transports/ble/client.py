@@ -196,6 +196,8 @@ class ProvisioningClient(ControlClient):
         self._step("handshake done")
 
     async def close(self) -> None:
+        if self._background:  # let writes in flight finish rather than cut a stack mid-request
+            await asyncio.wait(list(self._background), timeout=1.0)
         for task in list(self._background):
             task.cancel()
         self._fail_pending(TransportLost("the session was closed"))
