@@ -241,3 +241,25 @@ def test_every_error_is_json(api: AsgiApiClient) -> None:
     assert status == 200 and "/v1/devices" in document["paths"]
     assert "application/x-www-form-urlencoded" in (
         document["paths"]["/v1/devices"]["post"]["requestBody"]["content"])
+
+
+def test_admin_expires_claim_codes_and_devices_then_get_them_refused(
+        cloud: Cloud, api: AsgiApiClient, tokens: Tokens) -> None:
+    from cloud_sim.claims import ClaimOutcome, redeem_claim_code
+
+    _, body = api.request("POST", f"/v1/products/{SLUG}/device_claims", token=tokens.b)
+    code = body["claim_code"]
+    _, listing = api.request("GET", "/fwsim/claim_codes")
+    assert [c["status"] for c in listing["claim_codes"] if c["claim_code"] == code] == ["active"]
+    assert api.request("POST", "/fwsim/claim_codes/expire", json={"code": code}) == (
+        200, {"ok": True, "expired": 1})
+    assert api.request("POST", "/fwsim/claim_codes/expire", json={"code": "nope"})[0] == 404
+    assert api.request("POST", "/fwsim/claim_codes/expire", json={})[0] == 400
+    _, listing = api.request("GET", "/fwsim/claim_codes")
+    assert [c["status"] for c in listing["claim_codes"] if c["claim_code"] == code] == \
+        ["expired"]
+    result = redeem_claim_code(cloud.store, DEVICE, code, cloud.unix_us)
+    assert result.outcome is ClaimOutcome.EXPIRED
+    assert cloud.owner_of(DEVICE) is not None and cloud.owner_of(DEVICE) == result.previous_owner
+    _, state = api.request("GET", "/fwsim/state")
+    assert {"users", "products", "customers", "devices", "claim_codes", "transfers"} <= set(state)

@@ -253,3 +253,27 @@ def test_the_http_socket_is_tcp_so_asyncio_disables_nagle() -> None:
         assert sock.proto == socket.IPPROTO_TCP
     finally:
         sock.close()
+
+
+def test_malformed_claim_codes_from_a_device_change_nothing() -> None:
+    """A device sending a code of the wrong length or alphabet: refused, no confirm."""
+    world = World(2)
+    cloud = Cloud(world)
+    replies: list[bytes] = []
+    device_id = bytes.fromhex("e00fce68aabbccddeeff0011")
+    for message in (wire.encode_handshake(HandshakeType.CLIENT_HELLO, device_id),
+                    wire.encode_handshake(HandshakeType.CLIENT_FINISHED)):
+        cloud.endpoint.datagram_received("peer", message, replies.append)
+    session_id = wire.decode_record(replies[-1]).body
+    for mid, code in enumerate((b"A" * 62, b"A" * 64, b"A" * 62 + b"*", "é".encode() * 32),
+                               start=1):
+        event = CoapMessage(CoapType.CON, wire.POST, mid, b"",
+                            ("E", "spark", "device", "claim", "code"), code)
+        cloud.endpoint.datagram_received("peer", wire.encode_app_data(session_id,
+                                                                       event.encode()),
+                                         replies.append)
+    world.run_for(10)
+    outcomes = [r.outcome.value for r in cloud.endpoint.claim_results]
+    assert outcomes == ["malformed_code"] * 4
+    assert cloud.bus.find("spark/device/claim/confirm") == []
+    assert cloud.owner_of("e00fce68aabbccddeeff0011") is None
