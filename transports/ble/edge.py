@@ -38,7 +38,7 @@ _PREFIX = "bumble:"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("BLE (needs the [bumble] extra)")
-    group.add_argument("--ble", action="append", metavar="bumble:TRANSPORT",
+    group.add_argument("--ble", action="append", metavar="bumble:TRANSPORT", type=_ble_arg,
                        help="serve a bumble virtual controller on TRANSPORT that shares a "
                        "virtual radio with the device, e.g. bumble:tcp-server:127.0.0.1:19001 "
                        "(a central then uses tcp-client:127.0.0.1:19001; repeatable)")
@@ -49,6 +49,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        default=AdvertisingPolicy.LISTENING.value,
                        help="when the control service is advertised (default: listening, as "
                        "Device OS)")
+
+
+def _ble_arg(text: str) -> str:
+    try:
+        _specs([text])
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def enabled(args: argparse.Namespace) -> bool:
