@@ -64,14 +64,19 @@ class _Uvicorn(uvicorn.Server):
 def _bind_tcp(host: str, port: int) -> socket.socket:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        family, kind, proto = infos[0][:3]
-        # proto must be IPPROTO_TCP: asyncio only sets TCP_NODELAY on such sockets (and on the
-        # connections they accept); without it Nagle + delayed ACKs cost 40 ms per response
-        sock = socket.socket(family, kind, proto)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(infos[0][4])
     except (OSError, UnicodeError) as exc:
         raise ConfigurationError(f"cannot listen for HTTP on {host}:{port}: {exc}") from None
+    family, kind, proto = infos[0][:3]
+    # proto must be IPPROTO_TCP: asyncio only sets TCP_NODELAY on such sockets (and on the
+    # connections they accept); without it Nagle + delayed ACKs cost 40 ms per response
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(infos[0][4])
+    except OSError as exc:
+        sock.close()
+        raise ConfigurationError(f"cannot listen for HTTP on {host}:{port}: "
+                                 f"{exc.strerror or exc}") from None
     sock.set_inheritable(True)
     return sock
 

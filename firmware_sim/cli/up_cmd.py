@@ -86,7 +86,7 @@ def _up(args: argparse.Namespace) -> int:
 
 def seed_cloud(cloud: Cloud, args: argparse.Namespace, devices: list[Device]) -> str:
     """Developer account (+ product); returns a never-expiring access token."""
-    from cloud_sim.model import DeviceRecord, Principal
+    from cloud_sim.model import DeviceRecord, Principal, TokenKind
 
     store = cloud.store
     with store.transaction():
@@ -107,9 +107,14 @@ def seed_cloud(cloud: Cloud, args: argparse.Namespace, devices: list[Device]) ->
             if product_id is not None:
                 record.product_id = product_id
             store.put_device(record)
-        token = cloud.issue_tokens(Principal.user(user.id), "particle", expires_in_s=0,
-                                   with_refresh=False)
-    return token.access.token
+        # the same never-expiring token on every start with a persistent database
+        for token in store.tokens_of(Principal.user(user.id)):
+            if (token.kind is TokenKind.ACCESS and token.expires_us is None
+                    and token.client_id == "fwsim-up"):
+                return token.token
+        issued = cloud.issue_tokens(Principal.user(user.id), "fwsim-up", expires_in_s=0,
+                                    with_refresh=False)
+    return issued.access.token
 
 
 async def _up_async(args: argparse.Namespace) -> int:

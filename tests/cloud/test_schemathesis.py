@@ -34,7 +34,7 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", APP).exclude(path_regex
 
 
 @schema.parametrize()
-@settings(max_examples=4, deadline=None, derandomize=True, database=None,
+@settings(max_examples=3, deadline=None, derandomize=True, database=None,
           suppress_health_check=list(HealthCheck))
 def test_no_input_makes_a_server_error(case: schemathesis.Case[Any]) -> None:
     response = case.call(headers={"Authorization": f"Bearer {TOKEN}"})
