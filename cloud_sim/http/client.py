@@ -10,12 +10,15 @@ return ``(status, parsed JSON body)``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import httpx
 from starlette.types import ASGIApp
+
+_T = TypeVar("_T")
 
 
 class ApiClient(Protocol):
@@ -71,9 +74,17 @@ class AsgiApiClient:
     def request(self, method: str, path: str, *, token: str | None = None,
                 json: Any = None, form: dict[str, str] | None = None,
                 headers: dict[str, str] | None = None) -> tuple[int, Any]:
-        response = self._loop.run_until_complete(self._client.request(
+        response = self._run(self._client.request(
             method, path, headers=_headers(token, headers), json=json, data=form))
         return _decode(response)
+
+    def _run(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return self._loop.run_until_complete(coroutine)
+        with ThreadPoolExecutor(1) as helper:
+            return helper.submit(self._loop.run_until_complete, coroutine).result()
 
     def request_raw(self, method: str, path: str, *, headers: dict[str, str] | None = None,
                     content: bytes | list[bytes] = b"") -> httpx.Response:
@@ -87,12 +98,11 @@ class AsgiApiClient:
             body: bytes | AsyncIterator[bytes] = stream()
         else:
             body = content
-        return self._loop.run_until_complete(self._client.request(
-            method, path, headers=headers, content=body))
+        return self._run(self._client.request(method, path, headers=headers, content=body))
 
     def close(self) -> None:
         if not self._loop.is_closed():
-            self._loop.run_until_complete(self._client.aclose())
+            self._run(self._client.aclose())
             self._loop.close()
 
     def __enter__(self) -> AsgiApiClient:
