@@ -25,7 +25,7 @@ from typing import Any, cast
 from firmware_sim.communication.wire import MAX_DATAGRAM_SIZE
 
 from .device_endpoint import DeviceEndpoint
-from .http.context import NullRuntime, Runtime
+from .runtime import NullRuntime, Runtime
 
 Address = tuple[Any, ...]
 

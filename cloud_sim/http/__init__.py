@@ -1,7 +1,8 @@
 """The emulated cloud's REST API (FastAPI, served by uvicorn)."""
 
+from ..runtime import NullRuntime, Runtime
 from .app import context_of, create_app
-from .context import ApiConfig, ApiContext, NullRuntime, Runtime
+from .context import ApiConfig, ApiContext
 from .errors import ApiError
 
 __all__ = ["ApiConfig", "ApiContext", "ApiError", "NullRuntime", "Runtime", "context_of",

@@ -27,8 +27,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..cloud import Cloud
+from ..runtime import Runtime
 from . import admin, devices, events, oauth, openapi, products
-from .context import ApiConfig, ApiContext, Runtime
+from .context import ApiConfig, ApiContext
 from .errors import ApiError
 
 log = logging.getLogger("cloud_sim.http")

@@ -4,27 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from ..cloud import Cloud
-
-
-class Runtime(Protocol):
-    """The real-time driver of the cloud's World (``AsyncioDriver`` satisfies it)."""
-
-    def sync(self) -> None: ...
-
-    def wake(self) -> None: ...
-
-
-class NullRuntime:
-    """For an app whose World is stepped by someone else (tests, in-process scenarios)."""
-
-    def sync(self) -> None:
-        pass
-
-    def wake(self) -> None:
-        pass
+from ..runtime import NullRuntime, Runtime
 
 
 @dataclass
