@@ -19,7 +19,7 @@ from .auth import Caller
 from .common import caller_of, json
 from .context import ApiContext
 from .errors import bad_request, permission_denied
-from .openapi import BOOLEAN, ERRORS, STRING, body
+from .openapi import BOOLEAN, ERRORS, STRING, body, query
 from .params import get_bool, get_str
 from .render import api_claim_response, device_json, display_name
 
@@ -48,7 +48,7 @@ def can_see(ctx: ApiContext, caller: Caller, device: DeviceRecord) -> bool:
     return False
 
 
-@router.get("/v1/devices", responses=ERRORS, openapi_extra=body({}))
+@router.get("/v1/devices", responses=ERRORS, openapi_extra=query())
 async def list_devices(request: Request) -> Response:
     ctx, _, caller = await caller_of(request)
     store = ctx.cloud.store
@@ -88,7 +88,7 @@ def _claim_code_body(ctx: ApiContext, caller: Caller, product_id: int | None
     return {"claim_code": claim.code, "device_ids": [d.id for d in owned]}
 
 
-@router.get("/v1/devices/{device_id}", responses=ERRORS, openapi_extra=body({}))
+@router.get("/v1/devices/{device_id}", responses=ERRORS, openapi_extra=query())
 async def get_device(request: Request, device_id: str) -> Response:
     ctx, _, caller = await caller_of(request)
     device = visible_device(ctx, caller, device_id)

@@ -42,7 +42,7 @@ from .common import caller_of, find_product
 from .context import ApiContext
 from .devices import visible_device
 from .errors import ApiError
-from .openapi import ERRORS, body
+from .openapi import ERRORS, query
 from .render import iso
 
 router = APIRouter(tags=["events"])
@@ -137,7 +137,7 @@ def _check_prefix(prefix: str | None) -> str | None:
 SSE = {"description": "a stream of server-sent events",
        "content": {"text/event-stream": {"schema": {"type": "string"}}}}
 RESPONSES = {200: SSE, **ERRORS}
-NO_BODY = body({})
+NO_BODY = query()
 
 
 @router.get("/v1/devices/events", responses=RESPONSES, openapi_extra=NO_BODY)

@@ -21,7 +21,7 @@ from .auth import authenticate, require_client
 from .common import caller_of, context, json, params_of
 from .context import ApiContext
 from .errors import ApiError, api_error, errors_list, oauth_error
-from .openapi import BOOLEAN, ERRORS, INTEGER, STRING, body
+from .openapi import BOOLEAN, ERRORS, INTEGER, STRING, body, query
 from .params import Params, get_str, media_type
 from .render import iso
 
@@ -157,7 +157,7 @@ async def create_user(request: Request) -> Response:
     return json({"ok": True})
 
 
-@router.get("/v1/user", tags=["users"], responses=ERRORS, openapi_extra=body({}))
+@router.get("/v1/user", tags=["users"], responses=ERRORS, openapi_extra=query())
 async def get_user(request: Request) -> Response:
     _, _, caller = await caller_of(request)
     if caller.user is None:
@@ -171,7 +171,7 @@ async def get_user(request: Request) -> Response:
 
 
 @router.get("/v1/access_tokens/current", tags=["users"], responses=ERRORS,
-            openapi_extra=body({}))
+            openapi_extra=query())
 async def current_token(request: Request) -> Response:
     _, _, caller = await caller_of(request)
     token = caller.token

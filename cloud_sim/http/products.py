@@ -34,14 +34,14 @@ async def team_call(request: Request, product_key: str) -> tuple[ApiContext, dic
     return ctx, params, caller, product
 
 
-@router.get("/v1/products", responses=ERRORS, openapi_extra=body({}))
+@router.get("/v1/products", responses=ERRORS, openapi_extra=query())
 async def list_products(request: Request) -> Response:
     ctx, _, caller = await caller_of(request)
     return json({"products": [product_json(p) for p in ctx.cloud.store.list_products()
                               if caller.is_team_member(p)]})
 
 
-@router.get("/v1/products/{product}", responses=ERRORS, openapi_extra=body({}))
+@router.get("/v1/products/{product}", responses=ERRORS, openapi_extra=query())
 async def get_product(request: Request, product: str) -> Response:
     _, _, _, found = await team_call(request, product)
     return json({"product": product_json(found)})
@@ -50,7 +50,7 @@ async def get_product(request: Request, product: str) -> Response:
 # -- team ----------------------------------------------------------------------------------------
 
 
-@router.get("/v1/products/{product}/team", responses=ERRORS, openapi_extra=body({}))
+@router.get("/v1/products/{product}/team", responses=ERRORS, openapi_extra=query())
 async def get_team(request: Request, product: str) -> Response:
     ctx, _, _, found = await team_call(request, product)
     store = ctx.cloud.store
@@ -214,7 +214,7 @@ def _device_in_product(ctx: ApiContext, product: Product, device_id: str) -> str
 
 
 @router.get("/v1/products/{product}/devices/{device_id}", responses=ERRORS,
-            openapi_extra=body({}))
+            openapi_extra=query())
 async def get_product_device(request: Request, product: str, device_id: str) -> Response:
     ctx, _, _, found = await team_call(request, product)
     key = _device_in_product(ctx, found, device_id)
