@@ -431,3 +431,14 @@ def test_V1_devices_are_visible_to_their_owner_and_the_product_team(
     assert "I didn't recognize that device name or ID" in refused[1]["info"]
     _, listed = api.request("GET", "/v1/devices", token=tokens.a)
     assert [d["id"] for d in listed] == [DEVICE]
+
+
+def test_every_rule_of_the_docs_has_its_test() -> None:
+    import re
+    from pathlib import Path
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "claiming.md").read_text()
+    rules = re.findall(r"^\| ([A-Z][0-9]+) \|", docs, flags=re.MULTILINE)
+    tests = {name.split("_")[1] for name in globals() if name.startswith("test_")}
+    assert len(rules) == 28 and len(set(rules)) == 28
+    assert set(rules) <= tests, sorted(set(rules) - tests)
