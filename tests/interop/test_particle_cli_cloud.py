@@ -48,7 +48,12 @@ def toolchain() -> str:
 
 
 @pytest.fixture
-def cloud_url() -> Iterator[str]:
+def node() -> str:
+    return toolchain()
+
+
+@pytest.fixture
+def cloud_url(node: str) -> Iterator[str]:
     proc = subprocess.Popen([sys.executable, "-m", "firmware_sim.cli", "cloud", "serve",
                              "--http", "0", "--coap", "0", "--db", ":memory:", "--for", "120"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -85,9 +90,8 @@ class Cli:
         return result.returncode, result.stdout + result.stderr
 
 
-def test_particle_cli_login_device_add_transfer_and_remove(cloud_url: str,
+def test_particle_cli_login_device_add_transfer_and_remove(node: str, cloud_url: str,
                                                            tmp_path: Path) -> None:
-    node = toolchain()
     with httpx.Client(base_url=cloud_url) as http:
         assert http.post("/fwsim/seed", json=SEED).status_code == 200
         # the local profile (writing the files is what `particle config` does)
