@@ -10,6 +10,7 @@ port. The printed line names the port and how to put real Node.js tools on it (d
 from __future__ import annotations
 
 import argparse
+import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,12 +44,23 @@ def enabled(args: argparse.Namespace) -> bool:
     return getattr(args, "usb_bridge", None) is not None
 
 
+#: How long ``start`` waits for powered-on devices to boot (enumerate) before announcing.
+ENUMERATION_WAIT_S = 2.0
+
+
 async def start(ctx: EdgeContext, args: argparse.Namespace) -> EdgeHandle:
     from firmware_sim.edge import EdgeHandle
 
     ports = [attach_usb(device) for device in ctx.devices]
     server = UsbBridgeServer(lambda: ports, sync=ctx.sync, wake=ctx.wake)
     host, port = await server.start("127.0.0.1", args.usb_bridge)
+    # A device appears on the bus once it has booted: wait (briefly) so that a client started
+    # right after the "ready" line finds it.
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + ENUMERATION_WAIT_S
+    while not all(p.attached for p in ports) and loop.time() < deadline:
+        ctx.sync()
+        await asyncio.sleep(0.01)
     address = f"{host}:{port}"
     line = (f"usb bridge: {address} (node --require {PRELOAD_JS} with "
             f"FWSIM_USB_BRIDGE={address})")
