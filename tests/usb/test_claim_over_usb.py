@@ -83,3 +83,12 @@ def test_code_set_over_usb_while_a_session_is_persisted_is_not_sent_on_resume() 
     assert device.cloud.handshakes["full"] == 0
     assert device.cloud.handshakes["resumed"] == 1 and not _claim_sent(device)
     assert device.claim.pending_code() == code
+
+
+def test_usb_runs_are_deterministic() -> None:
+    traces = []
+    for _ in range(2):
+        result = SCENARIOS["resume-bug"].run(5, provisioning=UsbProvisioning)
+        traces.append([record.to_json() for record in result.world.trace.records])
+    assert traces[0] == traces[1]
+    assert any('"usb.init"' in line for line in traces[0])

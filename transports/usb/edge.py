@@ -14,6 +14,8 @@ import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from firmware_sim.kernel.errors import ConfigurationError
+
 from .bridge_server import UsbBridgeServer
 from .device_port import attach_usb
 
@@ -53,7 +55,11 @@ async def start(ctx: EdgeContext, args: argparse.Namespace) -> EdgeHandle:
 
     ports = [attach_usb(device) for device in ctx.devices]
     server = UsbBridgeServer(lambda: ports, sync=ctx.sync, wake=ctx.wake)
-    host, port = await server.start("127.0.0.1", args.usb_bridge)
+    try:
+        host, port = await server.start("127.0.0.1", args.usb_bridge)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot serve the USB bridge on 127.0.0.1:{args.usb_bridge}: "
+                                 f"{exc.strerror or exc}") from None
     # A device appears on the bus once it has booted: wait (briefly) so that a client started
     # right after the "ready" line finds it.
     loop = asyncio.get_running_loop()
