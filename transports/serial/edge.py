@@ -17,9 +17,11 @@ from .pty_port import PtyConsole
 if TYPE_CHECKING:
     from firmware_sim.edge import EdgeContext, EdgeHandle
 
-__all__ = ["NAME", "add_arguments", "enabled", "start"]
+__all__ = ["BOOT_WAIT_S", "NAME", "add_arguments", "enabled", "start"]
 
 NAME = "serial-pty"
+#: How long ``start`` waits for powered-on devices to boot before announcing.
+BOOT_WAIT_S = 2.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,6 +41,13 @@ async def start(ctx: EdgeContext, args: argparse.Namespace) -> EdgeHandle:
     from firmware_sim.edge import EdgeHandle
 
     loop = asyncio.get_running_loop()
+    # Let powered-on devices boot (briefly) so that the console of a device that boots into
+    # listening mode answers right after the "ready" line.
+    deadline = loop.time() + BOOT_WAIT_S
+    while (not all(getattr(d, "running", True) for d in ctx.devices)
+           and loop.time() < deadline):
+        ctx.sync()
+        await asyncio.sleep(0.01)
     ptys: list[PtyConsole] = []
     lines = []
     for index, device in enumerate(ctx.devices):
