@@ -20,8 +20,8 @@ A type the platform knows but does not support (``SET_SECURITY_KEY`` on a P2) an
 
 After the transport delivered the reply it calls :meth:`RequestHandle.reply_delivered`; requests
 that act only then (RESET, FACTORY_RESET, DFU_MODE, SAFE_MODE) do so 1000 ms later.
-:meth:`RequestHandle.cancel` completes a pending request with ``CANCELLED`` (-140); a late
-completion from its handler is then ignored.
+:meth:`RequestHandle.cancel` completes a pending request with ``CANCELLED`` (-140); its handler
+still runs (if it had not yet) and its late completion is ignored.
 """
 
 from __future__ import annotations
@@ -197,8 +197,8 @@ class ControlDispatcher:
         return handle
 
     def _process(self, handle: RequestHandle) -> None:
-        if handle.completed:  # cancelled before it ran
-            return
+        # A request cancelled before its turn still runs (Device OS only discards the
+        # result): a cancelled SET_CLAIM_CODE is still stored.
         number = handle.type
         known = _known_type(number)
         if self._protected() and known not in ALLOWED_WHEN_PROTECTED:

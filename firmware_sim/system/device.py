@@ -230,6 +230,7 @@ class Device:
         self.network.on_change(self.cloud.set_network_ready)
         self.listening = ListeningMode(self.tracer.child("listening"), self.events,
                                        self.cloud.set_blocked)
+        self.listening.on_change(self._listening_changed)
         self.firmware: Firmware | None = None
         from .control_services import build_dispatcher
 
@@ -301,6 +302,17 @@ class Device:
         if startup_listening or (automatic and len(self.credentials) == 0):
             self.listening.enter()
         elif automatic:
+            self.network.connect()
+
+    def _listening_changed(self, active: bool) -> None:
+        """Leaving listening mode, the system connects again when the cloud is wanted - or,
+        without any Wi-Fi credentials, goes straight back to listening mode."""
+        if active or self.state is not DeviceState.RUNNING or not self.cloud.want_connected:
+            return
+        if len(self.credentials) == 0:
+            self.tracer.emit("listening.no_credentials", action="listening mode again")
+            self.world.scheduler.call_soon(self.listening.enter, label="listen-again")
+        elif not self.network.ready and not self.network.connecting:
             self.network.connect()
 
     def _shutdown(self) -> None:

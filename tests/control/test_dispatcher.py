@@ -119,3 +119,14 @@ def _shared() -> tuple:  # type: ignore[type-arg]
 def test_requests_without_fields_ignore_garbage_payloads(request_type: int) -> None:
     world, device, _ = make_device()
     assert send(world, device, request_type, b"\xff\x00garbage")[0] == 0
+
+
+def test_a_request_cancelled_before_it_ran_still_acts(p2: tuple) -> None:  # type: ignore[type-arg]
+    world, device, _ = p2
+    out: list[tuple[int, bytes]] = []
+    handle = device.control.submit("usb", T.SET_CLAIM_CODE, b"\x0a\x03XYZ",
+                                   lambda r, d: out.append((r, d)))
+    handle.cancel()
+    world.run_for(1)
+    assert out == [(CANCELLED, b"")]
+    assert device.claim.pending_code() == "XYZ"

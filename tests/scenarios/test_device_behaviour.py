@@ -249,3 +249,21 @@ def test_photon_over_tcp_never_resumes_and_always_sends_the_claim_code() -> None
     assert sum("Sending HELLO message" in line for line in lines) == 2
     assert any("Starting handshake: presense_announce=1" in line for line in lines)
     assert photon.claim.is_device_claimed() and cloud.owner_of(photon.device_id) is not None
+
+
+def test_leaving_listening_mode_reconnects_or_listens_again() -> None:
+    world = World(0)
+    radio_environment(world).add(HOME)
+    cloud = Cloud(world)
+    device = Device(world, "dev")
+    device.attach_cloud(cloud.connector())
+    device.power_on()
+    world.run_for(2)
+    assert device.listening.active
+    device.listening.exit()  # no credentials: straight back to listening mode
+    world.run_for(1)
+    assert device.listening.active
+    assert world.trace.count("listening.no_credentials") == 1
+    device.credentials.set(WifiCredentials("HomeNet", "home-pass-1"))
+    device.listening.exit()
+    connect(world, device)

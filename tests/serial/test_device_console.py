@@ -108,8 +108,18 @@ def test_x_and_l(port: tuple[World, Device, serial.SerialBase]) -> None:
     world.run_until(lambda: device.boot_count > boots, timeout=10)
     world.run_for(1)
     assert device.safe_mode and device.listening.active
+    exits = world.trace.count("listening.exit")
     handle.write(b"x")
     handle.read(1)
+    world.run_for(1)
+    assert world.trace.count("listening.exit") == exits + 1
+    # No Wi-Fi credentials: Device OS goes straight back to listening mode.
+    assert world.trace.count("listening.no_credentials") == 1
+    assert device.listening.active
+    device.credentials.set(WifiCredentials("HomeNet", "home-pass-1"))
+    handle.write(b"x")
+    handle.read(1)
+    world.run_for(1)
     assert not device.listening.active
 
 

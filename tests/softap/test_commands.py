@@ -304,7 +304,7 @@ def test_connect_with_an_index_that_has_no_credentials(photon: Photon) -> None:
     assert photon.device.listening.active and photon.softap.active
     assert photon.world.trace.count("softap.stop") == 1
     assert photon.world.trace.count("softap.start") == 2
-    assert photon.world.trace.first("softap.no_credentials") is not None
+    assert photon.world.trace.first("listening.no_credentials") is not None
     assert photon.reply("version") == {"v": 2}
 
 

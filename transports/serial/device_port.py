@@ -122,8 +122,8 @@ class DeviceConsoleServices:
         return int(self._control().set_claim_code(bytes(code)))
 
     def exit_listening(self) -> None:
+        # Leaving listening mode, the device reconnects by itself (firmware_sim Device).
         self._control().stop_listening()
-        self._reconnect()
 
     def enter_safe_mode_listening(self) -> None:
         services = self._control()
@@ -146,13 +146,6 @@ class DeviceConsoleServices:
             world = self.device.world
             world.call_soon(self.exit_listening, label="console-exit-listening")
         return result
-
-    def _reconnect(self) -> None:
-        """After listening mode the system connects again if the cloud is wanted."""
-        device = self.device
-        cloud = getattr(device, "cloud", None)
-        if getattr(device, "running", False) and getattr(cloud, "want_connected", False):
-            device.cloud_connect()
 
 
 class ConsolePort:

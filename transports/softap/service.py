@@ -242,12 +242,8 @@ class SoftAp:
         if not device.running or not device.listening.active:
             return
         self.tracer.emit("softap.complete", known_networks=len(device.credentials))
+        # The device connects, or goes back to listening mode without credentials.
         device.listening.exit()
-        if len(device.credentials) == 0:
-            self.tracer.emit("softap.no_credentials", action="listening mode again")
-            device.listening.enter()
-        elif not device.network.ready and not device.network.connecting:
-            device.network.connect()
 
 
 _KEY_CACHE: dict[tuple[int, str], rsa.RSAPrivateKey] = {}
