@@ -74,6 +74,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         help=f"developer account to create (default {DEVELOPER})")
     parser.add_argument("--password", default="fwsim-password",
                         help="its password (default fwsim-password)")
+    parser.add_argument("--unprovisioned", action="store_true",
+                        help="boot the devices without Wi-Fi credentials (listening mode), for "
+                        "setup over SoftAP, BLE, USB or serial; the access point HomeNet / "
+                        "home-pass-1 is in range")
     parser.add_argument("--state-dir", metavar="DIR",
                         help="keep each device's DCT and Wi-Fi credentials under DIR/<name>")
     add_service_arguments(parser)
@@ -141,7 +145,7 @@ async def _up_async(args: argparse.Namespace) -> int:
                                    else None))
                for i in range(args.devices)]
     for device in devices:
-        if len(device.credentials) == 0:
+        if len(device.credentials) == 0 and not args.unprovisioned:
             device.credentials.set(WifiCredentials(home.ssid, home.password))
     token = seed_cloud(cloud, args, devices)
     stop = asyncio.Event()
