@@ -20,6 +20,9 @@ back to it. Per address it tracks a connection; per session id a :class:`CloudSe
   link latency the device clears its code ~2.4 s after sending it, as in the forum log); when
   the claim succeeds the cloud sends ``spark/device/claim/confirm`` to the device.
 * Cloud-to-device events are confirmable and retransmitted until ACKed (or the session goes).
+* With ``offline_after_s`` set (``fwsim cloud serve`` / ``fwsim up``: 75 s, three device
+  keepalives), a device heard from nothing for that long is marked offline and
+  ``spark/status`` ``offline`` is published.
 
 Sessions live in memory only (keyed by session id, indexed by device id); everything written to
 the store is stamped in cloud time (``unix_us``: ``EndpointOptions.epoch`` + virtual time), so a
@@ -59,6 +62,9 @@ class EndpointOptions:
     confirm_on_refusal: bool = False
     ack_timeout_s: float = 4.0
     max_retransmit: int = 3
+    #: mark a device offline (and publish ``spark/status`` ``offline``) after this many seconds
+    #: without a datagram from it; None (the default, in-process scenarios): never
+    offline_after_s: float | None = None
     #: Unix time of virtual time 0 (2026-01-01T00:00:00Z), for time requests and timestamps.
     epoch: int = 1_767_225_600
 
@@ -101,6 +107,7 @@ class DeviceEndpoint:
         self._sessions_by_device: dict[str, set[bytes]] = {}
         self._connections: dict[Hashable, _Connection] = {}
         self.claim_results: list[ClaimResult] = []
+        self._offline_timers: dict[str, TimerHandle] = {}
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -311,6 +318,23 @@ class DeviceEndpoint:
     def _touch_device(self, device_id: str) -> None:
         device = self.store.get_device(device_id) or DeviceRecord(device_id)
         self.store.put_device(replace(device, last_heard_us=self.unix_us))
+        if self.options.offline_after_s is not None:
+            timer = self._offline_timers.pop(device_id, None)
+            if timer is not None:
+                timer.cancel()
+            self._offline_timers[device_id] = self.world.scheduler.call_later(
+                self.options.offline_after_s, self._went_quiet, device_id, label="offline")
+
+    def _went_quiet(self, device_id: str) -> None:
+        self._offline_timers.pop(device_id, None)
+        device = self.store.get_device(device_id)
+        if device is None or not device.online:
+            return
+        self.store.put_device(replace(device, online=False))
+        self.tracer.emit("device.offline", device_id=device_id,
+                         quiet_s=self.options.offline_after_s)
+        self.bus.publish(CloudEvent("spark/status", "offline", device_id, self.unix_us,
+                                    product_id=device.product_id))
 
     # -- send ----------------------------------------------------------------------------------
 

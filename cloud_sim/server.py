@@ -53,6 +53,10 @@ class ServerConfig:
     log_level: str = "warning"
 
 
+#: a device silent for three keepalives (25 s each) is offline (UNVERIFIED, docs/cloud-api.md)
+OFFLINE_AFTER_S = 75.0
+
+
 class _Uvicorn(uvicorn.Server):
     """uvicorn without its signal handlers: the CLI owns SIGINT/SIGTERM."""
 
@@ -165,7 +169,8 @@ def open_cloud(db: str, *, seed: int, epoch: int, world_name: str = "cloud",
 
     store = SqliteStore(db)
     world = World(seed, trace_memory_limit=trace_memory_limit)
-    options = replace(endpoint or EndpointOptions(), epoch=epoch)
+    options = endpoint or EndpointOptions(offline_after_s=OFFLINE_AFTER_S)
+    options = replace(options, epoch=epoch)
     cloud = Cloud(world, store=store, options=options, name=world_name,
                   claim_code_ttl_s=(DEFAULT_CLAIM_CODE_TTL_S if claim_code_ttl_s is None
                                     else claim_code_ttl_s),

@@ -277,3 +277,24 @@ def test_malformed_claim_codes_from_a_device_change_nothing() -> None:
     assert outcomes == ["malformed_code"] * 4
     assert cloud.bus.find("spark/device/claim/confirm") == []
     assert cloud.owner_of("e00fce68aabbccddeeff0011") is None
+
+
+def test_a_silent_device_goes_offline_when_configured() -> None:
+    from cloud_sim import EndpointOptions
+
+    world = World(6)
+    cloud = Cloud(world, options=EndpointOptions(offline_after_s=75.0))
+    radio_environment(world).add(AccessPoint("HomeNet", "home-pass-1"))
+    device = Device(world, "dev", wifi=[WifiCredentials("HomeNet", "home-pass-1")])
+    device.attach_cloud(cloud.connector())
+    device.power_on()
+    world.run_for(200)  # keepalives keep it online
+    record = cloud.device(device.device_id)
+    assert record is not None and record.online
+    device.power_off()
+    world.run_for(80)
+    record = cloud.device(device.device_id)
+    assert record is not None and not record.online
+    assert [e.data for e in cloud.bus.find("spark/status", device.device_id)][-1] == "offline"
+    # in-process scenarios keep the default: never offline
+    assert EndpointOptions().offline_after_s is None
