@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING
 
-from control_requests import requests
 from control_requests.requests import Call
+from control_requests.steps import Done, ProvisioningSteps
 from firmware_sim.kernel.errors import FwSimError, ResultCode
 from firmware_sim.kernel.scheduler import TimerHandle
 from firmware_sim.kernel.world import World
@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 __all__ = ["BlePhone", "PhoneTiming", "attach_ble", "ble_provisioning"]
 
 ReplyHandler = Callable[[int, bytes], None]
-Done = Callable[[int], None]
 
 
 @dataclass(frozen=True)
@@ -74,7 +73,7 @@ def attach_ble(device: Device, *, advertising: AdvertisingPolicy | str = "listen
     return peripheral
 
 
-class BlePhone:
+class BlePhone(ProvisioningSteps):
     """A BLE central that talks to one device's control channel."""
 
     def __init__(self, world: World, mobile_secret: str | bytes, *, name: str | None = None,
@@ -117,20 +116,6 @@ class BlePhone:
 
     def call(self, call: Call[None], done: Done) -> None:
         self.send(call.request.type, call.request.payload, lambda result, _reply: done(result))
-
-    # -- scenarios' Provisioning protocol ---------------------------------------------------
-
-    def set_claim_code(self, code: str, done: Done) -> None:
-        self.call(requests.set_claim_code(code), done)
-
-    def join_new_network(self, ssid: str, password: str, done: Done) -> None:
-        self.call(requests.join_new_network(ssid, password), done)
-
-    def start_listening(self, done: Done) -> None:
-        self.call(requests.start_listening(), done)
-
-    def stop_listening(self, done: Done) -> None:
-        self.call(requests.stop_listening(), done)
 
     @property
     def ready(self) -> bool:

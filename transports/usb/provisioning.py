@@ -14,11 +14,10 @@ IO (-220) otherwise.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from control_requests import requests
 from control_requests.requests import Call, ControlReply
+from control_requests.steps import Done, ProvisioningSteps
 from firmware_sim.kernel.errors import ResultCode
 
 from .errors import UsbError, UsbRequestTimeout
@@ -26,8 +25,6 @@ from .host import HostOptions
 from .virtual import VirtualUsbHost
 
 __all__ = ["UsbProvisioning"]
-
-Done = Callable[[int], None]
 
 
 def _result_of(outcome: ControlReply | UsbError) -> int:
@@ -38,14 +35,14 @@ def _result_of(outcome: ControlReply | UsbError) -> int:
     return int(ResultCode.IO)
 
 
-class UsbProvisioning:
+class UsbProvisioning(ProvisioningSteps):
     def __init__(self, device: Any, options: HostOptions | None = None) -> None:
         self.device = device
         self.usb = VirtualUsbHost(device.world, device, options)
         self._state = "closed"
-        self._waiting: list[tuple[Call[Any], Done]] = []
+        self._waiting: list[tuple[Call[None], Done]] = []
 
-    def _send(self, call: Call[Any], done: Done) -> None:
+    def call(self, call: Call[None], done: Done) -> None:
         if self._state == "open":
             self._submit(call, done)
             return
@@ -54,7 +51,7 @@ class UsbProvisioning:
             self._state = "opening"
             self.usb.open_async(self._opened)
 
-    def _submit(self, call: Call[Any], done: Done) -> None:
+    def _submit(self, call: Call[None], done: Done) -> None:
         try:
             self.usb.submit(call.request.type, call.request.payload,
                             lambda outcome: done(_result_of(outcome)))
@@ -73,15 +70,3 @@ class UsbProvisioning:
         self._state = "open"
         for call, done in waiting:
             self._submit(call, done)
-
-    def set_claim_code(self, code: str, done: Done) -> None:
-        self._send(requests.set_claim_code(code), done)
-
-    def join_new_network(self, ssid: str, password: str, done: Done) -> None:
-        self._send(requests.join_new_network(ssid, password), done)
-
-    def start_listening(self, done: Done) -> None:
-        self._send(requests.start_listening(), done)
-
-    def stop_listening(self, done: Done) -> None:
-        self._send(requests.stop_listening(), done)
