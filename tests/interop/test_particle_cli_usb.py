@@ -4,7 +4,7 @@ start-listening`` / ``stop-listening`` against ``fwsim serve --usb-bridge``.
 particle-cli loads node-usb and particle-usb itself; ``NODE_OPTIONS=--require preload.js``
 makes node-usb list the bridged device (real-clients.md §5). ``identify`` also lists serial
 ports (node serialport runs ``udevadm``), so a fake ``udevadm`` reports the device's pty under
-the name ``ttyACM0``. See tests/interop/usb_helpers/cli_env.py.
+the name ``ttyACM0``. See tests/interop/support/cli_env.py.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import re
 from pathlib import Path
 
 import pytest
-from usb_helpers.cli_env import DEVICE_NAME, PARTICLE, cli_env, fake_api
-from usb_helpers.served import DEVICE_ID, REPO, Served, node_with, run_node
+from support.cli_env import DEVICE_NAME, PARTICLE, cli_env, fake_api
+from support.served import DEVICE_ID, REPO, Served, node_with, run_node
 
 from transports.usb import BridgeUsbClient
 

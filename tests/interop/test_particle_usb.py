@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from usb_helpers.served import (
+from support.served import (
     DEVICE_ID,
     HELPERS,
     PRELOAD,

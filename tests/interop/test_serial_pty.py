@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 import serial
-from usb_helpers.cli_env import PARTICLE, cli_env, fake_api
-from usb_helpers.served import DEVICE_ID, REPO, Served, node_with, run_node
+from support.cli_env import PARTICLE, cli_env, fake_api
+from support.served import DEVICE_ID, REPO, Served, node_with, run_node
 
 from transports.usb import BridgeUsbClient
 

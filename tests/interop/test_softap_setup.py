@@ -13,91 +13,22 @@ device's DCT file and the trace.
 from __future__ import annotations
 
 import json
-import os
-import queue
 import re
-import shutil
-import signal
 import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
+from support.served import REPO, Served, node_with
 
 from firmware_sim.kernel.trace import read_jsonl
 from firmware_sim.services.log import log_lines
 
 pytestmark = pytest.mark.interop
 
-REPO = Path(__file__).resolve().parents[2]
-SOFTAP_SETUP = REPO / "tests/interop/node/node_modules/@particle/softap-setup"
 SCRIPT = REPO / "tests/interop/js/softap_setup_flow.js"
 OWNER = "owner@example.com"
 CLAIM_CODE_OFFSET, CLAIMED_OFFSET = 1762, 1825
-
-
-def _toolchain() -> str:
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed (CI installs Node 20)")
-    if not (SOFTAP_SETUP / "package.json").exists():
-        pytest.skip("@particle/softap-setup is not installed: run `npm ci` in tests/interop/node")
-    version = json.loads((SOFTAP_SETUP / "package.json").read_text())["version"]
-    assert version == "4.1.2", f"expected @particle/softap-setup 4.1.2, found {version}"
-    return node
-
-
-class Serve:
-    """``fwsim serve`` in a subprocess; stdout lines collected by a reader thread."""
-
-    def __init__(self, args: list[str], stderr_path: Path) -> None:
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self.stderr_path = stderr_path
-        with stderr_path.open("w") as stderr:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "firmware_sim.cli", "serve", *args],
-                stdout=subprocess.PIPE, stderr=stderr, text=True, cwd=REPO, env=env)
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.seen: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.put(line.rstrip("\n"))
-
-    def wait_ready(self, timeout_s: float = 30.0) -> list[str]:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                line = self.lines.get(timeout=0.2)
-            except queue.Empty:
-                if self.proc.poll() is not None:
-                    break
-                continue
-            self.seen.append(line)
-            if line.startswith("ready"):
-                return self.seen
-        self.stop()
-        raise AssertionError(f"fwsim serve did not get ready: {self.seen} {self.stderr()}")
-
-    def stderr(self) -> str:
-        return self.stderr_path.read_text() if self.proc.poll() is not None else ""
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self._reader.join(5)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
 
 
 def _wait_for_claim(dct: Path, timeout_s: float = 45.0) -> bytes:
@@ -114,15 +45,13 @@ def _wait_for_claim(dct: Path, timeout_s: float = 45.0) -> bytes:
 
 @pytest.mark.parametrize("protocol", ["tcp", "http"])
 def test_softap_setup_js_claims_a_simulated_photon(protocol: str, tmp_path: Path) -> None:
-    node = _toolchain()
-    storage, trace = tmp_path / "device", tmp_path / "trace.jsonl"
-    serve = Serve(["--profile", "photon", "--seed", "5", "--ap", "HomeNet:home-pass-1",
-                   "--storage", str(storage), "--trace", str(trace), "--for", "180",
-                   f"--softap-{protocol}", "0", "--softap-claim-owner", OWNER],
-                  tmp_path / "serve.stderr")
+    node = node_with("@particle/softap-setup", "4.1.2")
+    serve = Served(["--profile", "photon", "--seed", "5", "--ap", "HomeNet:home-pass-1",
+                    f"--softap-{protocol}", "0", "--softap-claim-owner", OWNER],
+                   tmp_path, duration_s=180)
+    storage, trace = serve.storage, serve.trace
     try:
-        lines = serve.wait_ready()
-        text = "\n".join(lines)
+        text = "\n".join(serve.seen)
         ssid = re.search(r"^softap: SSID (Photon-[2-9A-HJ-NP-Z]{6}) ", text, re.M)
         port = re.search(rf"^softap {protocol}: (?:http://)?127\.0\.0\.1:(\d+)", text, re.M)
         code = re.search(r"^softap: claim code (\S{63}) for ", text, re.M)
