@@ -318,14 +318,7 @@ class NetworkManager:
                 self.want_connected = want
             done(result)
 
-        self._drop()
-        self._join_target = creds.ssid
-        self._join_done = finished
-        self.want_connected = True
-        if self.state is NetState.OFF:
-            self.connect()
-        else:
-            self._start_connecting()
+        self._join(creds.ssid, finished)
 
     def join_known_network(self, ssid: str, done: Callable[[int], None]) -> None:
         if ssid not in self.credentials:
@@ -339,6 +332,10 @@ class NetworkManager:
                 self.want_connected = want
             done(result)
 
+        self._join(ssid, finished)
+
+    def _join(self, ssid: str, finished: Callable[[int], None]) -> None:
+        """Drop the current network and join ``ssid``; ``finished(result)`` reports it."""
         self._drop()
         self._join_target = ssid
         self._join_done = finished

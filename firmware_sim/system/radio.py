@@ -9,22 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import IntEnum
+
+from control_requests.types import WifiSecurity as WifiSecurity  # re-exported
 
 from ..kernel.errors import UsageError
 from ..kernel.world import World
-
-
-class WifiSecurity(IntEnum):
-    """``particle.ctrl.wifi.Security`` values."""
-
-    NO_SECURITY = 0
-    WEP = 1
-    WPA_PSK = 2
-    WPA2_PSK = 3
-    WPA_WPA2_PSK = 4
-    WPA3_PSK = 5
-    WPA2_WPA3_PSK = 6
 
 
 @dataclass(frozen=True)
