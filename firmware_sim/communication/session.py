@@ -23,9 +23,10 @@ from ..hal.retained import RetainedMemory
 MAXIMUM_SESSION_USES = 3
 
 _MAGIC = b"FWSS"
-# magic, version, session id, keys crc, use counter, next coap id, app-state crc
-_LAYOUT = struct.Struct(">4sB8sIBHI")
-_VERSION = 1
+# magic, version, session id, keys crc, use counter, next coap id, app-state crc, and the CRCs of
+# the application describe and subscriptions the cloud received in this session (0 = none)
+_LAYOUT = struct.Struct(">4sB8sIBHIII")
+_VERSION = 2
 
 
 class RestoreStatus(IntEnum):
@@ -42,19 +43,23 @@ class SessionData:
     use_counter: int
     next_coap_id: int
     app_state_crc: int
+    describe_crc: int = 0
+    subscriptions_crc: int = 0
 
     def pack(self) -> bytes:
         return _LAYOUT.pack(_MAGIC, _VERSION, self.session_id, self.keys_checksum,
-                            self.use_counter, self.next_coap_id & 0xFFFF, self.app_state_crc)
+                            self.use_counter, self.next_coap_id & 0xFFFF, self.app_state_crc,
+                            self.describe_crc, self.subscriptions_crc)
 
     @classmethod
     def unpack(cls, blob: bytes | None) -> SessionData | None:
         if not blob or len(blob) != _LAYOUT.size:
             return None
-        magic, version, session_id, keys, uses, coap_id, app_crc = _LAYOUT.unpack(blob)
+        (magic, version, session_id, keys, uses, coap_id, app_crc, describe_crc,
+         subscriptions_crc) = _LAYOUT.unpack(blob)
         if magic != _MAGIC or version != _VERSION or session_id == bytes(8):
             return None
-        return cls(session_id, keys, uses, coap_id, app_crc)
+        return cls(session_id, keys, uses, coap_id, app_crc, describe_crc, subscriptions_crc)
 
 
 class SessionPersist:
@@ -83,6 +88,13 @@ class SessionPersist:
         data = self.load()
         if data is not None and data.use_counter:
             self.save(replace(data, use_counter=0))
+
+    def update_app_crcs(self, describe_crc: int, subscriptions_crc: int) -> None:
+        """Remember what application describe / subscriptions this session's cloud has."""
+        data = self.load()
+        if data is not None:
+            self.save(replace(data, describe_crc=describe_crc,
+                              subscriptions_crc=subscriptions_crc))
 
     def update_coap_id(self, next_coap_id: int) -> None:
         data = self.load()

@@ -124,8 +124,6 @@ class CloudConnection:
         self._last_reset_sent = False
         self._clear_session_on_disconnect = False
         self.handshakes = {"full": 0, "resumed": 0}
-        self._app_describe_crc: int | None = None
-        self._subscriptions_crc: int | None = None
 
     # -- control -------------------------------------------------------------------------------
 
@@ -256,8 +254,6 @@ class CloudConnection:
             self._after_handshake()
         elif code is ProtocolError.NO_ERROR:
             self.handshakes["full"] += 1
-            # A new session: the cloud knows nothing of the application describe yet.
-            self._app_describe_crc = self._subscriptions_crc = None
             self._tracer.emit("handshake.full",
                               claim_code_pending=self._claim.pending_code() is not None)
             self._events.notify(SystemEvent.CLOUD_STATUS, CloudStatus.HANDSHAKE)
@@ -318,24 +314,27 @@ class CloudConnection:
             self._set_connected()
 
     def _send_application_description(self) -> None:
+        # What the cloud already has is kept with the session (0: nothing, a new session).
+        data = self._session.load()
+        sent_describe = data.describe_crc if data is not None else 0
+        sent_subscriptions = data.subscriptions_crc if data is not None else 0
         describe = self.inputs.app_describe()
-        crc = zlib.crc32(describe)
-        if crc == self._app_describe_crc:
+        describe_crc = zlib.crc32(describe) or 1
+        if describe_crc == sent_describe:
             self._log.info("comm.protocol",
                            "Checksum has not changed; not sending application DESCRIBE")
         else:
             self._log.info(LOG, "Sending application DESCRIBE")
             self.protocol.send_describe(describe, what="application describe")
-            self._app_describe_crc = crc
         prefixes = self.inputs.app_subscriptions()
-        crc = zlib.crc32(json.dumps(prefixes).encode())
-        if crc == self._subscriptions_crc:
+        subscriptions_crc = zlib.crc32(json.dumps(prefixes).encode()) or 1
+        if subscriptions_crc == sent_subscriptions:
             self._log.info("comm.protocol", "Checksum has not changed; not sending subscriptions")
         else:
             self._log.info(LOG, "Sending subscriptions")
             for prefix in prefixes:
                 self.protocol.send_subscription(prefix)
-            self._subscriptions_crc = crc
+        self._session.update_app_crcs(describe_crc, subscriptions_crc)
 
     def _set_connected(self) -> None:
         self._failures = 0

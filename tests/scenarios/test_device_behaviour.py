@@ -267,3 +267,18 @@ def test_leaving_listening_mode_reconnects_or_listens_again() -> None:
     device.credentials.set(WifiCredentials("HomeNet", "home-pass-1"))
     device.listening.exit()
     connect(world, device)
+
+
+def test_describe_and_subscriptions_are_skipped_when_the_resumed_session_has_them() -> None:
+    world, device, _ = make()
+    device.power_on()
+    connect(world, device)
+    device.reset("user")
+    world.run_for(20)
+    lines = device.log_lines()
+    sent = [i for i, line in enumerate(lines) if "[system] INFO: Sending application DESCRIBE"
+            in line]
+    skipped = [i for i, line in enumerate(lines) if "Checksum has not changed; not sending "
+               "application DESCRIBE" in line]
+    assert len(sent) == 1 and len(skipped) == 1 and sent[0] < skipped[0]
+    assert any("Checksum has not changed; not sending subscriptions" in line for line in lines)
