@@ -132,6 +132,21 @@ def _provision(world: World, device: Device, cloud: Cloud, factory: Provisioning
     return Provisioned(code, phone)
 
 
+def _play(world: World, factory: ProvisioningFactory, *,
+          firmware: type[Firmware] | None = None, options: FirmwareOptions | None = None,
+          provisioned: bool = True) -> tuple[Device, Cloud, Provisioned]:
+    """Boot the stage, let the phone provision the device, run the scenario's time.
+
+    A provisioned device is set up over its control channel 20 s after boot, while connected;
+    a new device (no credentials) in listening mode 10 s after boot."""
+    device, cloud = _stage(world, firmware=firmware, options=options, provisioned=provisioned)
+    device.power_on()
+    steps = _provision(world, device, cloud, factory, at_s=20.0 if provisioned else 10.0,
+                       listening=not provisioned)
+    world.run_for(SCENARIO_SECONDS)
+    return device, cloud, steps
+
+
 def _claim_sent(device: Device) -> bool:
     return any("Send spark/device/claim/code event" in line for line in device.log_lines())
 
@@ -173,10 +188,7 @@ def _not_delivered_checks(device: Device, cloud: Cloud, provisioned: Provisioned
 
 def _fresh_claim(world: World, factory: ProvisioningFactory
                  ) -> tuple[Device, Cloud, list[Check], str]:
-    device, cloud = _stage(world, provisioned=False)
-    device.power_on()
-    provisioned = _provision(world, device, cloud, factory, at_s=10.0, listening=True)
-    world.run_for(SCENARIO_SECONDS)
+    device, cloud, provisioned = _play(world, factory, provisioned=False)
     checks = [Check("the device booted into listening mode (no credentials)",
                     world.trace.count("listening.enter", node=device.name) >= 1),
               Check("the first connection was a full handshake",
@@ -189,10 +201,7 @@ def _fresh_claim(world: World, factory: ProvisioningFactory
 
 def _resume_bug(world: World, factory: ProvisioningFactory
                 ) -> tuple[Device, Cloud, list[Check], str]:
-    device, cloud = _stage(world)
-    device.power_on()
-    provisioned = _provision(world, device, cloud, factory, at_s=20.0)
-    world.run_for(SCENARIO_SECONDS)
+    device, cloud, provisioned = _play(world, factory)
     return device, cloud, _not_delivered_checks(device, cloud, provisioned), (
         "BUG REPRODUCED: the claim code was stored while a session was persisted; the device "
         "resumed that session and never published spark/device/claim/code")
@@ -200,10 +209,7 @@ def _resume_bug(world: World, factory: ProvisioningFactory
 
 def _session_end_workaround(world: World, factory: ProvisioningFactory
                             ) -> tuple[Device, Cloud, list[Check], str]:
-    device, cloud = _stage(world, firmware=SessionEndWorkaround)
-    device.power_on()
-    provisioned = _provision(world, device, cloud, factory, at_s=20.0)
-    world.run_for(SCENARIO_SECONDS)
+    device, cloud, provisioned = _play(world, factory, firmware=SessionEndWorkaround)
     app = device.firmware
     checks = [Check("the app published spark/device/session/end while connected",
                     isinstance(app, SessionEndWorkaround) and app.stage == "session-end-sent"),
@@ -220,10 +226,7 @@ def _session_end_workaround(world: World, factory: ProvisioningFactory
 
 def _session_end_too_early(world: World, factory: ProvisioningFactory
                            ) -> tuple[Device, Cloud, list[Check], str]:
-    device, cloud = _stage(world, firmware=SessionEndTooEarly)
-    device.power_on()
-    provisioned = _provision(world, device, cloud, factory, at_s=20.0)
-    world.run_for(SCENARIO_SECONDS)
+    device, cloud, provisioned = _play(world, factory, firmware=SessionEndTooEarly)
     lost = world.trace.find("publish.lost", node=device.name, name="spark/device/session/end")
     checks = [Check("spark/device/session/end was published during the reconnection and lost",
                     bool(lost) and lost[0].get("reason") == "handshake in progress"),
@@ -235,10 +238,7 @@ def _session_end_too_early(world: World, factory: ProvisioningFactory
 
 def _clear_session(world: World, factory: ProvisioningFactory
                    ) -> tuple[Device, Cloud, list[Check], str]:
-    device, cloud = _stage(world, firmware=ClearSessionOnNewCredentials)
-    device.power_on()
-    provisioned = _provision(world, device, cloud, factory, at_s=20.0)
-    world.run_for(SCENARIO_SECONDS)
+    device, cloud, provisioned = _play(world, factory, firmware=ClearSessionOnNewCredentials)
     checks = [Check("the app cleared the session on disconnect",
                     any("Clearing session data" in line for line in device.log_lines())),
               Check("the next connection was a full handshake",
@@ -251,10 +251,8 @@ def _clear_session(world: World, factory: ProvisioningFactory
 
 def _fixed_firmware(world: World, factory: ProvisioningFactory
                     ) -> tuple[Device, Cloud, list[Check], str]:
-    device, cloud = _stage(world, options=FirmwareOptions(send_claim_code_on_resume=True))
-    device.power_on()
-    provisioned = _provision(world, device, cloud, factory, at_s=20.0)
-    world.run_for(SCENARIO_SECONDS)
+    device, cloud, provisioned = _play(
+        world, factory, options=FirmwareOptions(send_claim_code_on_resume=True))
     checks = [Check("the reconnection resumed the session",
                     device.cloud.handshakes["resumed"] >= 1),
               Check("no second full handshake was needed", device.cloud.handshakes["full"] == 1),
