@@ -22,26 +22,28 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from cloud_sim import Cloud, Principal
 from control_requests import requests
 from firmware_sim.kernel import World
-from firmware_sim.system import AccessPoint, Device, radio_environment
+from firmware_sim.system import AccessPoint, Device
+from firmware_sim.testbed import CloudSpec, DeviceSpec, Testbed, TestbedSpec
+from firmware_sim.testbed.clouds.particle import ParticlePlug
 from transports.ble import BlePeripheral, BlePhone, attach_ble
 from transports.ble.bleak_backend import SimulatedBle
 from transports.ble.client import ProvisioningClient, scan_for_devices
 
 HOME = AccessPoint("HomeNet", "home-pass-1")
-OWNER = Principal.user("bench@example.com")
+OWNER = ParticlePlug.user("bench@example.com")
 
 
-def build(count: int, seed: int) -> tuple[World, Cloud, list[Device], list[BlePeripheral]]:
-    world = World(seed, trace_memory_limit=50_000)
-    radio_environment(world).add(HOME)
-    cloud = Cloud(world)
+def build(count: int, seed: int) -> tuple[World, ParticlePlug, list[Device],
+                                          list[BlePeripheral]]:
+    testbed = Testbed(TestbedSpec(seed=seed, access_points=(HOME,), cloud=CloudSpec("particle"),
+                                  trace_memory_limit=50_000))
+    world, cloud = testbed.world, testbed.cloud
+    assert isinstance(cloud, ParticlePlug)
     devices, peripherals = [], []
     for index in range(count):
-        device = Device(world, f"dev{index:03d}", profile="p2")
-        device.attach_cloud(cloud.connector())
+        device = testbed.add_device(DeviceSpec(f"dev{index:03d}", profile="p2"))
         peripherals.append(attach_ble(device))
         device.power_on()
         devices.append(device)
@@ -91,7 +93,7 @@ def with_world_phones(count: int, seed: int) -> dict[str, float]:
     for device, peripheral in zip(devices, peripherals, strict=True):
         phone = BlePhone(world, device.mobile_secret, address=peripheral.address,
                          central=f"phone-{device.name}")
-        code = cloud.create_claim_code(OWNER, ttl_s=3600).code
+        code = cloud.create_claim_code(OWNER, ttl_s=3600)
         calls: list[requests.Call[object]] = [
             requests.join_new_network(HOME.ssid, HOME.password),  # type: ignore[list-item]
             requests.set_claim_code(code),  # type: ignore[list-item]
@@ -122,7 +124,7 @@ def with_bleak_clients(count: int, seed: int) -> dict[str, float]:
             by_address = {entry.address: entry for entry in found}
 
             async def provision(device: Device, address: str) -> bool:
-                code = cloud.create_claim_code(OWNER, ttl_s=3600).code
+                code = cloud.create_claim_code(OWNER, ttl_s=3600)
                 async with ProvisioningClient.for_address(
                         by_address[address].ble_device, device.mobile_secret,
                         backend=sim.client_backend, bridge=sim.bridge) as client:

@@ -25,9 +25,8 @@ import time
 
 import httpx
 
-from cloud_sim import Cloud, Principal
-from firmware_sim.kernel import World
-from firmware_sim.system import AccessPoint, Device, WifiCredentials, radio_environment
+from firmware_sim.testbed import CloudSpec, Testbed, TestbedSpec, provisioned
+from firmware_sim.testbed.clouds.particle import ParticlePlug
 
 LEVELS = (1, 10, 50)
 
@@ -120,14 +119,15 @@ async def api_benchmark(seconds: float) -> None:
 
 def world_benchmark(count: int) -> None:
     started = time.perf_counter()
-    world = World(1, trace_memory_limit=1000)
-    radio_environment(world).add(AccessPoint("HomeNet", "home-pass-1"))
-    cloud = Cloud(world)
+    testbed = Testbed(TestbedSpec(seed=1, cloud=CloudSpec("particle"),
+                                  trace_memory_limit=1000))
+    world = testbed.world
+    cloud = testbed.cloud
+    assert isinstance(cloud, ParticlePlug)
     devices = []
     for i in range(count):
-        device = Device(world, f"d{i}", wifi=[WifiCredentials("HomeNet", "home-pass-1")])
-        device.attach_cloud(cloud.connector())
-        code = cloud.create_claim_code(Principal.user(f"user{i % 100}")).code
+        device = testbed.add_device(provisioned(f"d{i}")[0])
+        code = cloud.create_claim_code(cloud.user(f"user{i % 100}"))
         device.claim.set_claim_code(code.encode())
         device.power_on()
         devices.append(device)

@@ -15,10 +15,8 @@ import statistics
 import time
 import tracemalloc
 
-from cloud_sim import Cloud
-from firmware_sim.kernel import World
 from firmware_sim.scenarios import get_scenario
-from firmware_sim.system import AccessPoint, Device, WifiCredentials, radio_environment
+from firmware_sim.testbed import CloudSpec, Testbed, TestbedSpec, provisioned
 
 
 def scenario_speed(runs: int) -> None:
@@ -40,16 +38,15 @@ def scenario_speed(runs: int) -> None:
 def idle_memory(count: int) -> None:
     gc.collect()
     tracemalloc.start()
-    world = World(1, trace_memory_limit=1000)
-    radio_environment(world).add(AccessPoint("HomeNet", "home-pass-1"))
-    cloud = Cloud(world)
+    testbed = Testbed(TestbedSpec(seed=1, cloud=CloudSpec("particle"),
+                                  trace_memory_limit=1000))
+    world = testbed.world
     gc.collect()
     base, _ = tracemalloc.get_traced_memory()
     start = time.perf_counter()
     devices = []
     for i in range(count):
-        device = Device(world, f"d{i}", wifi=[WifiCredentials("HomeNet", "home-pass-1")])
-        device.attach_cloud(cloud.connector())
+        device = testbed.add_device(provisioned(f"d{i}")[0])
         device.power_on()
         devices.append(device)
     world.run_for(60)

@@ -17,10 +17,10 @@ import argparse
 import asyncio
 import time
 
-from cloud_sim import Cloud
 from control_requests.requests import ControlReply
 from firmware_sim.kernel import AsyncioDriver, World
 from firmware_sim.system import Device
+from firmware_sim.testbed import CloudSpec, DeviceSpec, Testbed, TestbedSpec
 from transports.usb import (
     BridgeUsbClient,
     UsbBridgeConnection,
@@ -33,10 +33,9 @@ from transports.usb.protocol import SetupPacket
 
 
 def make_device() -> tuple[World, Device]:
-    world = World(1, trace_memory_limit=1000)
-    cloud = Cloud(world)
-    device = Device(world, "bench", profile="p2")
-    device.attach_cloud(cloud.connector())
+    testbed = Testbed(TestbedSpec(seed=1, cloud=CloudSpec("particle"), trace_memory_limit=1000,
+                                  devices=(DeviceSpec("bench", profile="p2"),)))
+    world, device = testbed.world, testbed.device
     device.power_on()
     world.run_for(1)
     return world, device

@@ -27,16 +27,14 @@ import logging
 import signal
 import socket
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import uvicorn
 
 from firmware_sim.kernel.errors import ConfigurationError
 from firmware_sim.kernel.realtime import AsyncioDriver
 
-from .claims import DEFAULT_CLAIM_CODE_TTL_S, ApiClaimPolicy
 from .cloud import Cloud
-from .device_endpoint import EndpointOptions
 from .http import ApiConfig, context_of, create_app
 from .udp import CloudUdpProtocol, serve_udp
 
@@ -51,10 +49,6 @@ class ServerConfig:
     speed: float = 1.0
     api: ApiConfig = field(default_factory=ApiConfig)
     log_level: str = "warning"
-
-
-#: a device silent for three keepalives (25 s each) is offline (UNVERIFIED, docs/cloud-api.md)
-OFFLINE_AFTER_S = 75.0
 
 
 class _Uvicorn(uvicorn.Server):
@@ -154,30 +148,6 @@ def _url_host(host: str) -> str:
     if host in ("0.0.0.0", ""):
         return "127.0.0.1"
     return f"[{host}]" if ":" in host else host
-
-
-def open_cloud(db: str, *, seed: int, epoch: int, world_name: str = "cloud",
-               claim_code_ttl_s: float | None = None,
-               endpoint: EndpointOptions | None = None,
-               claim_policy: ApiClaimPolicy | None = None,
-               trace_memory_limit: int = 20_000) -> Cloud:
-    """A cloud for a long-running server: its own World, an SQLite store (``db`` path or
-    ``:memory:``), cloud time anchored at ``epoch`` (Unix seconds, normally the wall clock)."""
-    from firmware_sim.kernel.world import World
-
-    from .sqlite_store import SqliteStore
-
-    store = SqliteStore(db)
-    world = World(seed, trace_memory_limit=trace_memory_limit)
-    options = endpoint or EndpointOptions(offline_after_s=OFFLINE_AFTER_S)
-    options = replace(options, epoch=epoch)
-    cloud = Cloud(world, store=store, options=options, name=world_name,
-                  claim_code_ttl_s=(DEFAULT_CLAIM_CODE_TTL_S if claim_code_ttl_s is None
-                                    else claim_code_ttl_s),
-                  claim_policy=claim_policy)
-    cloud.mark_all_offline()
-    store.delete_expired_claim_codes(cloud.unix_us)
-    return cloud
 
 
 async def wait_until_stopped(duration_s: float | None) -> str:

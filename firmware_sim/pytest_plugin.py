@@ -1,7 +1,9 @@
 """pytest plugin (registered through the ``pytest11`` entry point).
 
-Fixtures: ``fwsim_seed``, ``fwsim_world``, ``fwsim_cloud``, ``fwsim_device`` (a P2 with Wi-Fi
-credentials for ``HomeNet``, attached to ``fwsim_cloud``, not yet powered on).
+Fixtures: ``fwsim_seed``; ``fwsim_testbed`` (a :class:`~firmware_sim.testbed.Testbed` with
+``HomeNet`` in range and the Particle cloud, no device yet); ``fwsim_world`` and ``fwsim_cloud``
+(its World and its :class:`cloud_sim.Cloud`); ``fwsim_device`` (a P2 named ``dev`` with Wi-Fi
+credentials for ``HomeNet``, linked to the cloud, not yet powered on).
 
 Options: ``--fwsim-seed N`` (default: ``$FWSIM_SEED`` or 0), ``--fwsim-trace-dir DIR``
 (default ``.fwsim-traces``), ``--fwsim-trace-lines N`` (default 40).
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
 
     from .kernel.world import World
     from .system.device import Device
+    from .testbed import Testbed
 
 _WORLD_KEY = pytest.StashKey[list[Any]]()
 
@@ -63,31 +66,35 @@ def fwsim_seed(request: pytest.FixtureRequest) -> int:
 
 
 @pytest.fixture
-def fwsim_world(request: pytest.FixtureRequest, fwsim_seed: int) -> Iterator[World]:
-    from .kernel.world import World
+def fwsim_testbed(request: pytest.FixtureRequest, fwsim_seed: int) -> Iterator[Testbed]:
+    from .testbed import CloudSpec, Testbed, TestbedSpec
 
-    world = World(fwsim_seed)
-    request.node.stash.setdefault(_WORLD_KEY, []).append(world)
-    yield world
-
-
-@pytest.fixture
-def fwsim_cloud(fwsim_world: World) -> Cloud:
-    from cloud_sim import Cloud
-
-    return Cloud(fwsim_world)
+    testbed = Testbed(TestbedSpec(seed=fwsim_seed, cloud=CloudSpec("particle")))
+    request.node.stash.setdefault(_WORLD_KEY, []).append(testbed.world)
+    yield testbed
+    testbed.close(power_off=False)
 
 
 @pytest.fixture
-def fwsim_device(fwsim_world: World, fwsim_cloud: Cloud) -> Device:
-    from .system.device import Device
-    from .system.network import WifiCredentials
-    from .system.radio import AccessPoint, radio_environment
+def fwsim_world(fwsim_testbed: Testbed) -> World:
+    return fwsim_testbed.world
 
-    radio_environment(fwsim_world).add(AccessPoint("HomeNet", "home-pass-1"))
-    device = Device(fwsim_world, "dev", wifi=[WifiCredentials("HomeNet", "home-pass-1")])
-    device.attach_cloud(fwsim_cloud.connector())
-    return device
+
+@pytest.fixture
+def fwsim_cloud(fwsim_testbed: Testbed) -> Cloud:
+    from .testbed.clouds.particle import ParticlePlug
+
+    plug = fwsim_testbed.cloud
+    assert isinstance(plug, ParticlePlug)
+    return plug.cloud
+
+
+@pytest.fixture
+def fwsim_device(fwsim_testbed: Testbed) -> Device:
+    from .testbed import DeviceSpec, provisioned
+
+    spec: DeviceSpec = provisioned("dev")[0]
+    return fwsim_testbed.add_device(spec)
 
 
 def _safe_name(nodeid: str) -> str:

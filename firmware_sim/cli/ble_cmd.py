@@ -105,30 +105,29 @@ class _Where:
 
 
 def _in_process(args: argparse.Namespace) -> _Where:
-    from cloud_sim import Cloud
     from transports.ble.bleak_backend import SimulatedBle
     from transports.ble.provisioning import attach_ble
 
-    from ..kernel.world import World
-    from ..system import AccessPoint, Device, radio_environment
+    from ..system import AccessPoint
     from ..system.radio import WifiSecurity
+    from ..testbed import CloudSpec, DeviceSpec, Testbed, TestbedSpec
 
-    world = World(args.seed, trace_memory_limit=20_000)
-    radio_environment(world).add(AccessPoint(IN_PROCESS_SSID, IN_PROCESS_PASSWORD,
-                                             security=WifiSecurity.WPA2_PSK))
-    cloud = Cloud(world)
     secret = args.device_secret or getattr(args, "secret", None)
     try:
-        device = Device(world, "dev", profile="p2", mobile_secret=secret)
+        testbed = Testbed(TestbedSpec(
+            seed=args.seed, cloud=CloudSpec("particle"), trace_memory_limit=20_000,
+            access_points=(AccessPoint(IN_PROCESS_SSID, IN_PROCESS_PASSWORD,
+                                       security=WifiSecurity.WPA2_PSK),),
+            devices=(DeviceSpec("dev", profile="p2", mobile_secret=secret),)))
     except FwSimError as exc:
         raise ConfigurationError(f"--in-process: {exc}") from None
-    device.attach_cloud(cloud.connector())
+    device = testbed.device
     attach_ble(device)
     device.power_on()
-    world.run_for(1.0)
-    sim = SimulatedBle(world)
+    testbed.run_for(1.0)
+    sim = SimulatedBle(testbed.world)
     return _Where(sim.scanner_backend, sim.client_backend, sim.bridge, sim.bridge.aclose,
-                  world, device, cloud)
+                  testbed.world, device, testbed.cloud)
 
 
 async def _open(args: argparse.Namespace) -> _Where:

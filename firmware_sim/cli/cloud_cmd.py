@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING
 from .common import port_arg, seed_arg
 
 if TYPE_CHECKING:
-    from cloud_sim.cloud import Cloud
-    from cloud_sim.server import ServerConfig
+    from ..testbed import CloudSpec, ServeOptions
 
 
 def positive_float(text: str) -> float:
@@ -67,22 +66,29 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve.set_defaults(handler=_serve)
 
 
-def build_cloud(args: argparse.Namespace) -> Cloud:
-    from cloud_sim.claims import ApiClaimPolicy
-    from cloud_sim.server import open_cloud
+def cloud_spec(args: argparse.Namespace) -> CloudSpec:
+    """The Particle cloud of a serving command: SQLite ``--db``, cloud time from the wall
+    clock, the claim-code lifetime and claim policy from the options. A random seed is chosen
+    (and written back to ``args.seed``) when none was given."""
+    from cloud_sim import ApiClaimPolicy
 
-    seed = args.seed if args.seed is not None else secrets.randbits(62)
-    args.seed = seed
-    return open_cloud(args.db, seed=seed, epoch=int(time.time()),
-                      claim_code_ttl_s=args.claim_code_ttl,
-                      claim_policy=ApiClaimPolicy(require_online=not args.allow_offline_claims))
+    from ..testbed import CloudSpec
+    from ..testbed.clouds.particle import SERVED_OFFLINE_AFTER_S, ParticleSettings
+
+    if args.seed is None:
+        args.seed = secrets.randbits(62)
+    settings = ParticleSettings(
+        db=args.db, epoch=int(time.time()), claim_code_ttl_s=args.claim_code_ttl,
+        claim_policy=ApiClaimPolicy(require_online=not args.allow_offline_claims),
+        offline_after_s=SERVED_OFFLINE_AFTER_S)
+    return CloudSpec("particle", settings=settings)
 
 
-def server_config(args: argparse.Namespace) -> ServerConfig:
-    from cloud_sim.server import ServerConfig
+def serve_options(args: argparse.Namespace) -> ServeOptions:
+    from ..testbed import ServeOptions
 
-    return ServerConfig(host=args.host, http_port=args.http, coap_host=args.host,
-                        coap_port=args.coap, speed=args.speed)
+    return ServeOptions(host=args.host, http_port=args.http, device_port=args.coap,
+                        speed=args.speed)
 
 
 def say(prefix: str, label: str, value: str) -> None:
@@ -94,24 +100,32 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 async def _serve_async(args: argparse.Namespace) -> int:
-    from cloud_sim.server import CloudServer, wait_until_stopped
+    from cloud_sim.server import wait_until_stopped
 
-    cloud = build_cloud(args)
-    server = CloudServer(cloud, server_config(args))
+    from ..testbed import Testbed, TestbedSpec
+
+    cloud = cloud_spec(args)
+    testbed = Testbed(TestbedSpec(seed=args.seed, cloud=cloud, access_points=(),
+                                  trace_memory_limit=20_000))
     reason = "error"
     try:
-        await server.start()
-        say("fwsim cloud", "REST API", f"{server.http_url}  (OpenAPI {server.http_url}"
-            "/openapi.json, admin /fwsim/state)")
-        say("fwsim cloud", "CoAP/UDP", server.coap_url)
-        say("fwsim cloud", "database", args.db)
-        say("fwsim cloud", "seed", f"{args.seed}, speed {args.speed:g}x")
-        say("fwsim cloud", "ready", "Ctrl-C to stop" if args.duration is None
-            else f"stopping after {args.duration:g} s")
-        reason = await wait_until_stopped(args.duration)
+        served = await testbed.serve_cloud(serve_options(args))
+        driver = asyncio.create_task(testbed.driver().run())
+        try:
+            for label, value in served.lines:
+                say("fwsim cloud", label, value + ("  (admin /fwsim/state)"
+                                                   if label == "REST API" else ""))
+            say("fwsim cloud", "database", args.db)
+            say("fwsim cloud", "seed", f"{args.seed}, speed {args.speed:g}x")
+            say("fwsim cloud", "ready", "Ctrl-C to stop" if args.duration is None
+                else f"stopping after {args.duration:g} s")
+            reason = await wait_until_stopped(args.duration)
+        finally:
+            await served.stop()
+            testbed.driver().stop()
+            await driver
     finally:
-        await server.stop()
-        cloud.store.close()
+        testbed.close()
     print(f"fwsim cloud: stopped ({'interrupted' if reason == 'signal' else 'time is up'})",
           file=sys.stderr, flush=True)
     return 0

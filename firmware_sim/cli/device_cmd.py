@@ -20,9 +20,9 @@ from .common import seed_arg
 
 if TYPE_CHECKING:
     from ..kernel.trace import TraceRecord
-    from ..system.device import FirmwareFactory
 
 FIRMWARE = ("default", "session-end-workaround", "session-end-too-early", "clear-session")
+"""The built-in firmware names (``firmware_sim.apps.BUILTIN_FIRMWARE``)."""
 REMOTE_SCENARIOS = ("product-customer-transfer",)
 
 
@@ -44,8 +44,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                      help="keep the DCT and Wi-Fi credentials in DIR (survive restarts)")
     run.add_argument("--claim-code", metavar="CODE",
                      help="store this claim code before booting (as a setup app would)")
-    run.add_argument("--firmware", choices=FIRMWARE, default="default",
-                     help="application firmware (default: an empty app)")
+    run.add_argument("--firmware", default=None, metavar="NAME|MODULE:CLASS|FILE.py",
+                     help="application firmware: a built-in name (" + ", ".join(FIRMWARE)
+                     + "), a Python import path module:Class, or a file path.py[:Class] "
+                     "(default: an empty app)")
     run.add_argument("--seed", type=seed_arg, default=0, help="world seed (default 0)")
     run.add_argument("--speed", type=positive_float, default=1.0,
                      help="virtual seconds per wall second (default 1)")
@@ -85,31 +87,26 @@ def _printer(node: str, quiet: bool) -> Callable[[TraceRecord], None]:
 
 async def _device(args: argparse.Namespace) -> int:
     from cloud_sim.server import wait_until_stopped
-    from transports.net import UdpCloudConnector
 
     from ..kernel.errors import UsageError
-    from ..kernel.realtime import AsyncioDriver
-    from ..kernel.world import World
-    from ..system.device import Device
     from ..system.network import WifiCredentials
-    from ..system.radio import AccessPoint, radio_environment
+    from ..system.radio import AccessPoint
+    from ..testbed import DeviceSpec, LinkSpec, Testbed, TestbedSpec
 
-    world = World(args.seed, trace_memory_limit=20_000)
     home = AccessPoint("HomeNet", "home-pass-1")
-    radio_environment(world).add(home)
-    driver = AsyncioDriver(world, speed=args.speed)
-    device = Device(world, args.name, profile=args.profile, device_id=args.device_id,
-                    storage_dir=args.storage, firmware=_firmware(args.firmware))
-    if len(device.credentials) == 0:
-        device.credentials.set(WifiCredentials(home.ssid, home.password))
+    spec = DeviceSpec(args.name, profile=args.profile, device_id=args.device_id,
+                      storage_dir=args.storage, firmware=args.firmware,
+                      wifi=(WifiCredentials(home.ssid, home.password),),
+                      link=LinkSpec(cloud_url=args.cloud))
+    testbed = Testbed(TestbedSpec(seed=args.seed, access_points=(home,), cloud=None,
+                                  trace_memory_limit=20_000))
+    driver = testbed.driver(args.speed)
+    device = testbed.add_device(spec)
     if args.claim_code is not None:
         result = device.claim.set_claim_code(args.claim_code.encode("latin-1", "replace"))
         if result != 0:
             raise UsageError(f"the device refused the claim code (result {result})")
-    show = _printer(device.name, args.quiet)
-    world.trace.subscribe(show)
-    device.attach_cloud(UdpCloudConnector.from_url(args.cloud, driver,
-                                                   tracer=device.tracer.child("udp")))
+    testbed.world.trace.subscribe(_printer(device.name, args.quiet))
     print(f"fwsim device: {device.name} id {device.device_id} ({device.profile.name}) -> "
           f"{args.cloud}; Ctrl-C to stop", flush=True)
     device.power_on()
@@ -119,19 +116,10 @@ async def _device(args: argparse.Namespace) -> int:
     finally:
         driver.stop()
         await task
-        if device.running:
-            device.power_off()
+        testbed.close()
     print(f"fwsim device: stopped; handshakes full={device.cloud.handshakes['full']} "
           f"resumed={device.cloud.handshakes['resumed']}", file=sys.stderr, flush=True)
     return 0
-
-
-def _firmware(name: str) -> FirmwareFactory | None:
-    from ..scenarios import apps
-
-    return {"default": None, "session-end-workaround": apps.SessionEndWorkaround,
-            "session-end-too-early": apps.SessionEndTooEarly,
-            "clear-session": apps.ClearSessionOnNewCredentials}[name]
 
 
 async def _scenario(args: argparse.Namespace) -> int:

@@ -1,15 +1,14 @@
 """``fwsim serve``: one simulated device in real time, exposed to real clients.
 
-Which transports are exposed depends on the options of the edge services
-(``firmware_sim.edge.SERVICE_MODULES``): each adds its own options below.
+The device and an in-process Particle cloud live in one testbed world. Which transports are
+exposed depends on the options of the edge services (``firmware_sim.testbed.serving``'s
+registry): each adds its own options below.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import signal
 import sys
 
 from .common import seed_arg
@@ -23,7 +22,7 @@ def _ap_arg(text: str) -> tuple[str, str | None]:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from ..edge import add_service_arguments
+    from ..testbed.serving import add_edge_arguments
 
     parser = sub.add_parser("serve", help="run a device in real time for real clients",
                             description="Run one simulated device (and an in-process cloud) in "
@@ -32,13 +31,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_device_arguments(parser)
     parser.add_argument("--for", dest="duration", type=float, metavar="SECONDS",
                         help="stop after this many seconds (default: run until Ctrl-C)")
-    add_service_arguments(parser)
+    parser.add_argument("--claim-code-for", "--softap-claim-owner", dest="claim_owner",
+                        metavar="EMAIL",
+                        help="issue a claim code for this user in the in-process cloud and "
+                        "print it (for a setup client that needs a code the cloud accepts)")
+    add_edge_arguments(parser)
     parser.set_defaults(handler=_serve)
 
 
 def add_device_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", default="p2",
                         help="platform profile: p2, photon2, argon, photon (default p2)")
+    parser.add_argument("--firmware", default=None, metavar="NAME|MODULE:CLASS|FILE.py",
+                        help="application firmware: a built-in name (default, "
+                        "session-end-workaround, session-end-too-early, clear-session), a "
+                        "Python import path module:Class, or a file path.py[:Class]")
     parser.add_argument("--device-id", help="24 hex characters (default: derived from the seed)")
     parser.add_argument("--serial", help="15-character serial number")
     parser.add_argument("--secret", help="15-character mobile secret")
@@ -52,28 +59,23 @@ def add_device_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trace", metavar="FILE.jsonl", help="write the structured trace")
 
 
-def build_world(args: argparse.Namespace) -> tuple[object, object, object]:
-    """World, device and in-process cloud from the device options."""
-    from cloud_sim import Cloud
-
-    from ..kernel.trace import JsonlSink
-    from ..kernel.world import World
-    from ..system import AccessPoint, Device, WifiCredentials, radio_environment
+def build_testbed(args: argparse.Namespace) -> object:
+    """The testbed of ``fwsim serve``: radio, in-process Particle cloud, one device ``dev``."""
+    from ..system import AccessPoint, WifiCredentials
     from ..system.radio import WifiSecurity
+    from ..testbed import CloudSpec, DeviceSpec, Testbed, TestbedSpec
 
-    sinks = [JsonlSink(args.trace)] if args.trace else []
-    world = World(args.seed, sinks=sinks, trace_memory_limit=10_000)
-    radio = radio_environment(world)
-    for ssid, password in args.ap or [("HomeNet", "home-pass-1")]:
-        radio.add(AccessPoint(ssid, password, security=WifiSecurity.WPA2_PSK if password
-                              else WifiSecurity.NO_SECURITY))
-    cloud = Cloud(world)
-    device = Device(world, "dev", profile=args.profile, device_id=args.device_id,
-                    serial_number=args.serial, mobile_secret=args.secret,
-                    storage_dir=args.storage,
-                    wifi=[WifiCredentials(ssid, pw) for ssid, pw in args.wifi or []])
-    device.attach_cloud(cloud.connector())
-    return world, device, cloud
+    access_points = tuple(
+        AccessPoint(ssid, password, security=WifiSecurity.WPA2_PSK if password
+                    else WifiSecurity.NO_SECURITY)
+        for ssid, password in args.ap or [("HomeNet", "home-pass-1")])
+    device = DeviceSpec("dev", profile=args.profile, firmware=args.firmware,
+                        device_id=args.device_id, serial_number=args.serial,
+                        mobile_secret=args.secret, storage_dir=args.storage,
+                        wifi=tuple(WifiCredentials(ssid, pw) for ssid, pw in args.wifi or []))
+    return Testbed(TestbedSpec(seed=args.seed, access_points=access_points,
+                               cloud=CloudSpec("particle"), devices=(device,),
+                               trace_path=args.trace, trace_memory_limit=10_000))
 
 
 def describe_device(device: object) -> str:
@@ -86,32 +88,34 @@ def describe_device(device: object) -> str:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from ..edge import EdgeContext, run_edge
-    from ..kernel.realtime import AsyncioDriver
-    from ..kernel.world import World
+    from ..testbed import Testbed
+    from ..testbed.clouds.particle import ParticlePlug
+    from ..testbed.serving import EdgeContext, run_edge, stop_on_signals
 
-    world, device, cloud = build_world(args)
-    assert isinstance(world, World)
+    testbed = build_testbed(args)
+    assert isinstance(testbed, Testbed)
 
     async def main() -> None:
-        driver = AsyncioDriver(world)
-        ctx = EdgeContext(world, driver, [device], cloud)
+        ctx = EdgeContext(testbed.world, testbed.driver(), list(testbed), testbed.cloud)
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, stop.set)
-        device.power_on()  # type: ignore[attr-defined]
 
         def announce(line: str) -> None:
             print(line, flush=True)
 
-        announce(describe_device(device))
-        await run_edge(ctx, args, duration_s=args.duration, announce=announce, stop_event=stop)
+        with stop_on_signals(stop):
+            testbed.power_on()
+            announce(describe_device(testbed.device))
+            if args.claim_owner:
+                cloud = testbed.cloud
+                assert isinstance(cloud, ParticlePlug)
+                code = cloud.create_claim_code(cloud.user(args.claim_owner))
+                announce(f"claim code {code} for {args.claim_owner}")
+            await run_edge(ctx, args, duration_s=args.duration, announce=announce,
+                           stop_event=stop)
 
     try:
         asyncio.run(main())
     finally:
-        world.trace.close()
+        testbed.close()
     print("stopped", file=sys.stderr)
     return 0

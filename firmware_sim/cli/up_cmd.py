@@ -1,13 +1,12 @@
 """``fwsim up``: the emulated cloud and simulated devices, ready for an app developer.
 
-One World holds the cloud and ``--devices N`` devices; it runs in real time. The cloud serves
-its REST API and its CoAP/UDP device endpoint (:class:`cloud_sim.server.CloudServer`); the
-devices reach it over that UDP socket, exactly as a device in another process would. Each
-device is then exposed through the *edge services* of ``firmware_sim.edge`` (USB bridge,
-SoftAP, BLE, ... - whatever is registered in ``SERVICE_MODULES``): adding a transport to
-``fwsim serve`` adds it here too, with its own options. ``up`` prints every endpoint, the
-developer account and a ready-made access token, then runs until Ctrl-C (exit status 0) or
-``--for SECONDS``.
+One testbed world holds the cloud and ``--devices N`` devices; it runs in real time. The cloud
+serves its REST API and its CoAP/UDP device endpoint; the devices reach it over that UDP
+socket, exactly as a device in another process would. Each device is then exposed through the
+*edge services* registered in ``firmware_sim.testbed.serving`` (USB bridge, SoftAP, BLE, ...):
+adding a transport to ``fwsim serve`` adds it here too, with its own options. ``up`` prints
+every endpoint, the developer account and a ready-made access token, then runs until Ctrl-C
+(exit status 0) or ``--for SECONDS``.
 
 The cloud is seeded on every start (idempotently, so a persistent ``--db`` keeps working): a
 developer account, and with ``--product`` a product whose team is that developer, with an OAuth
@@ -19,18 +18,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import signal
 import sys
 from typing import TYPE_CHECKING
 
-from .cloud_cmd import add_cloud_arguments, build_cloud, say, server_config
+from .cloud_cmd import add_cloud_arguments, cloud_spec, say, serve_options
 
 if TYPE_CHECKING:
     from cloud_sim.cloud import Cloud
-    from cloud_sim.server import CloudServer
 
     from ..system.device import Device
+    from ..testbed import ServedCloud
 
 DEVELOPER = "developer@fwsim.local"
 PRODUCT_CLIENT = ("fwsim-product-client", "fwsim-product-secret")
@@ -55,7 +52,7 @@ def _product(text: str) -> tuple[int, str]:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from ..edge import add_service_arguments
+    from ..testbed.serving import add_edge_arguments
 
     parser = sub.add_parser(
         "up", help="start the cloud and simulated devices, print endpoints and a token",
@@ -80,7 +77,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "home-pass-1 is in range")
     parser.add_argument("--state-dir", metavar="DIR",
                         help="keep each device's DCT and Wi-Fi credentials under DIR/<name>")
-    add_service_arguments(parser)
+    parser.add_argument("--firmware", default=None, metavar="NAME|MODULE:CLASS|FILE.py",
+                        help="application firmware of every device (see `fwsim serve --help`)")
+    add_edge_arguments(parser)
     parser.set_defaults(handler=_up)
 
 
@@ -124,53 +123,40 @@ def seed_cloud(cloud: Cloud, args: argparse.Namespace, devices: list[Device]) ->
 async def _up_async(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from cloud_sim.server import CloudServer
-    from transports.net import UdpCloudConnector
-
-    from ..edge import EdgeContext, run_edge
-    from ..kernel.realtime import AsyncioDriver
-    from ..system.device import Device
     from ..system.network import WifiCredentials
-    from ..system.radio import AccessPoint, radio_environment
+    from ..system.radio import AccessPoint
+    from ..testbed import SERVED, DeviceSpec, LinkSpec, Testbed, TestbedSpec
+    from ..testbed.clouds.particle import ParticlePlug
+    from ..testbed.serving import EdgeContext, run_edge, stop_on_signals
 
-    cloud = build_cloud(args)
-    world = cloud.world
-    config = server_config(args)
-    driver = AsyncioDriver(world, speed=config.speed)
-    server = CloudServer(cloud, config, driver=driver, run_driver=False)
     home = AccessPoint("HomeNet", "home-pass-1")
-    radio_environment(world).add(home)
-    devices = [Device(world, f"dev{i + 1}", profile=args.profile,
-                      storage_dir=(Path(args.state_dir) / f"dev{i + 1}" if args.state_dir
-                                   else None))
-               for i in range(args.devices)]
-    for device in devices:
-        if len(device.credentials) == 0 and not args.unprovisioned:
-            device.credentials.set(WifiCredentials(home.ssid, home.password))
-    token = seed_cloud(cloud, args, devices)
+    wifi = () if args.unprovisioned else (WifiCredentials(home.ssid, home.password),)
+    devices = tuple(
+        DeviceSpec(f"dev{i + 1}", profile=args.profile, firmware=args.firmware, wifi=wifi,
+                   storage_dir=(Path(args.state_dir) / f"dev{i + 1}" if args.state_dir
+                                else None))
+        for i in range(args.devices))
+    cloud = cloud_spec(args)
+    testbed = Testbed(TestbedSpec(seed=args.seed, access_points=(home,), cloud=cloud,
+                                  devices=devices, link=LinkSpec(cloud_url=SERVED),
+                                  trace_memory_limit=20_000))
+    plug = testbed.cloud
+    assert isinstance(plug, ParticlePlug)
+    token = seed_cloud(plug.cloud, args, list(testbed))
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+    served: ServedCloud | None = None
     try:
-        await server.start()
-        for device in devices:
-            device.attach_cloud(UdpCloudConnector("127.0.0.1" if args.host in ("0.0.0.0", "")
-                                                  else args.host, server.coap_port, driver,
-                                                  tracer=device.tracer.child("udp")))
-            device.power_on()
-        _announce(args, server, token, devices)
-        ctx = EdgeContext(world, driver, list(devices), cloud)
-        await run_edge(ctx, args, duration_s=args.duration, announce=_print_line,
-                       stop_event=stop)
+        with stop_on_signals(stop):
+            served = await testbed.serve_cloud(serve_options(args))
+            testbed.power_on()
+            _announce(args, served, token, list(testbed))
+            ctx = EdgeContext(testbed.world, testbed.driver(), list(testbed), plug)
+            await run_edge(ctx, args, duration_s=args.duration, announce=_print_line,
+                           stop_event=stop)
     finally:
-        await server.stop()
-        for device in devices:
-            if device.running:
-                device.power_off()
-        cloud.store.close()
-        world.trace.close()
+        if served is not None:
+            await served.stop()
+        testbed.close()
     print(f"{PREFIX}: stopped", file=sys.stderr, flush=True)
     return 0
 
@@ -179,12 +165,13 @@ def _print_line(line: str) -> None:
     print(f"{PREFIX}: {line}", flush=True)
 
 
-def _announce(args: argparse.Namespace, server: CloudServer, token: str,
+def _announce(args: argparse.Namespace, served: ServedCloud, token: str,
               devices: list[Device]) -> None:
-    say(PREFIX, "REST API", f"{server.http_url}  (OpenAPI {server.http_url}/openapi.json)")
-    say(PREFIX, "admin", f"{server.http_url}/fwsim/state  (outbox /fwsim/outbox)")
-    say(PREFIX, "events", f"{server.http_url}/v1/devices/events  (server-sent events)")
-    say(PREFIX, "CoAP/UDP", server.coap_url)
+    http_url = served.http_url
+    for label, value in served.lines:
+        say(PREFIX, label, value)
+    say(PREFIX, "admin", f"{http_url}/fwsim/state  (outbox /fwsim/outbox)")
+    say(PREFIX, "events", f"{http_url}/v1/devices/events  (server-sent events)")
     say(PREFIX, "database", args.db)
     say(PREFIX, "developer", f"{args.username} / {args.password}")
     say(PREFIX, "access token", token)
@@ -194,5 +181,5 @@ def _announce(args: argparse.Namespace, server: CloudServer, token: str,
             f"{PRODUCT_CLIENT[1]}")
     for device in devices:
         say(PREFIX, f"device {device.name}", f"{device.device_id} ({device.profile.name}), "
-            f"cloud link {server.coap_url}")
-    say(PREFIX, "try", f"curl -H 'Authorization: Bearer {token}' {server.http_url}/v1/devices")
+            f"cloud link {served.device_url}")
+    say(PREFIX, "try", f"curl -H 'Authorization: Bearer {token}' {http_url}/v1/devices")

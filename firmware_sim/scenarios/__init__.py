@@ -1,8 +1,13 @@
-"""Reproducible claim-code scenarios (runnable from ``fwsim scenario run`` and as tests)."""
+"""Reproducible claim-code scenarios (runnable from ``fwsim scenario run`` and as tests).
 
-from .apps import ClearSessionOnNewCredentials, SessionEndTooEarly, SessionEndWorkaround
+Each scenario describes its world as a :class:`~firmware_sim.testbed.TestbedSpec` and plays it
+on virtual time through the testbed; the phone, the app server and the operator are the
+testbed's actors.
+"""
+
+from ..apps import ClearSessionOnNewCredentials, SessionEndTooEarly, SessionEndWorkaround
+from ..testbed.actors import DirectProvisioning, Phone, Provisioning
 from .catalog import SCENARIOS, Check, Scenario, ScenarioResult, get_scenario
-from .phone import DirectProvisioning, Phone, Provisioning
 
 __all__ = [
     "SCENARIOS",

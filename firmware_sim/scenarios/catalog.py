@@ -14,25 +14,31 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cloud_sim import Cloud, Principal
-
+from ..apps import ClearSessionOnNewCredentials, SessionEndTooEarly, SessionEndWorkaround
 from ..kernel.errors import UsageError
-from ..kernel.trace import JsonlSink
 from ..kernel.world import World
 from ..services.log import log_lines
-from ..system.app import Firmware
 from ..system.device import Device, FirmwareOptions
 from ..system.network import WifiCredentials
-from ..system.radio import AccessPoint, radio_environment
-from .apps import ClearSessionOnNewCredentials, SessionEndTooEarly, SessionEndWorkaround
-from .phone import DirectProvisioning, Phone, Provisioning
+from ..system.radio import AccessPoint
+from ..testbed import (
+    CloudSpec,
+    DeviceSpec,
+    Phone,
+    Provisioning,
+    ProvisioningFactory,
+    Testbed,
+    TestbedSpec,
+)
+from ..testbed.clouds.particle import ParticlePlug
 
 HOME = AccessPoint("HomeNet", "home-pass-1", rssi=-62, channel=1)
 NEW = AccessPoint("NewNet", "new-pass-22", rssi=-48, channel=11)
-NEW_OWNER = Principal.user("new-owner@example.com")
+NEW_OWNER_EMAIL = "new-owner@example.com"
 SCENARIO_SECONDS = 180.0
-
-ProvisioningFactory = Callable[[Device], Provisioning]
+P2_ID = "e00fce68aabbccddeeff0011"
+P2_SERIAL = "P046AB1234ABC12"
+P2_SECRET = "ABCDEFGHJKLMNPQ"
 
 
 @dataclass
@@ -47,10 +53,20 @@ class ScenarioResult:
     seed: int
     passed: bool
     verdict: str
-    world: World
-    device: Device
-    cloud: Cloud
+    testbed: Testbed
     checks: list[Check] = field(default_factory=list)
+
+    @property
+    def world(self) -> World:
+        return self.testbed.world
+
+    @property
+    def device(self) -> Device:
+        return self.testbed.device
+
+    @property
+    def cloud(self) -> ParticlePlug:
+        return particle(self.testbed)
 
     @property
     def timeline(self) -> list[str]:
@@ -61,52 +77,70 @@ class ScenarioResult:
         return self.world.now
 
 
+#: a scenario's body: it gets the built testbed and the phone's carrier, runs, and judges
+Runner = Callable[[Testbed, ProvisioningFactory], tuple[list[Check], str]]
+
+
 @dataclass(frozen=True)
 class Scenario:
+    """A reproducible story: ``stage`` describes the world (everything but the seed and the
+    trace), ``runner`` plays it on virtual time and returns the checks and a verdict."""
+
     name: str
     summary: str
-    runner: Callable[[World, ProvisioningFactory], tuple[Device, Cloud, list[Check], str]]
+    stage: Callable[[], TestbedSpec]
+    runner: Runner
 
     def run(self, seed: int = 0, *, trace_path: str | Path | None = None,
             provisioning: ProvisioningFactory | None = None) -> ScenarioResult:
-        sinks = [JsonlSink(trace_path)] if trace_path is not None else []
-        world = World(seed, sinks=sinks)
+        spec = _with(self.stage(), seed=seed, trace_path=trace_path)
+        testbed = Testbed(spec)
+        world = testbed.world
         world.trace.emit("world", "scenario", "scenario.start", name=self.name)
         try:
-            device, cloud, checks, verdict = self.runner(world,
-                                                         provisioning or default_provisioning)
+            checks, verdict = self.runner(testbed, provisioning or default_provisioning)
             passed = all(check.ok for check in checks)
             world.trace.emit("world", "scenario", "scenario.verdict", name=self.name,
                              passed=passed, verdict=verdict,
                              failed=[c.description for c in checks if not c.ok])
         finally:
-            world.trace.close()
-        return ScenarioResult(self.name, world.seed, passed, verdict, world, device, cloud,
-                              checks)
+            testbed.close(power_off=False)
+        return ScenarioResult(self.name, world.seed, passed, verdict, testbed, checks)
+
+
+def _with(spec: TestbedSpec, **changes: object) -> TestbedSpec:
+    from dataclasses import replace
+
+    return replace(spec, **changes)  # type: ignore[arg-type]
 
 
 def default_provisioning(device: Device) -> Provisioning:
-    from .control_provisioning import ControlRequestProvisioning
+    from ..testbed import ControlRequestProvisioning
 
     return ControlRequestProvisioning(device)
+
+
+def particle(testbed: Testbed) -> ParticlePlug:
+    """The testbed's Particle cloud (every catalog scenario has one)."""
+    cloud = testbed.cloud
+    if not isinstance(cloud, ParticlePlug):
+        raise UsageError("this scenario needs the particle cloud")
+    return cloud
 
 
 # -- shared set-up -------------------------------------------------------------------------------
 
 
-def _stage(world: World, *, firmware: type[Firmware] | None = None,
-           options: FirmwareOptions | None = None, provisioned: bool = True
-           ) -> tuple[Device, Cloud]:
-    radio = radio_environment(world)
-    radio.add(HOME)
-    radio.add(NEW)
-    cloud = Cloud(world)
-    wifi = [WifiCredentials(HOME.ssid, HOME.password)] if provisioned else []
-    device = Device(world, "p2", profile="p2", device_id="e00fce68aabbccddeeff0011",
-                    serial_number="P046AB1234ABC12", mobile_secret="ABCDEFGHJKLMNPQ",
-                    firmware=firmware, options=options, wifi=wifi)
-    device.attach_cloud(cloud.connector())
-    return device, cloud
+def p2_stage(*, firmware: Callable[[], object] | None = None,
+             options: FirmwareOptions | None = None, provisioned: bool = True) -> TestbedSpec:
+    """HomeNet and NewNet in range, the Particle cloud, one P2 named ``p2`` that knows HomeNet
+    (or nothing: it boots into listening mode)."""
+    wifi = (WifiCredentials(HOME.ssid, HOME.password),) if provisioned else ()
+    device = DeviceSpec("p2", profile="p2", device_id=P2_ID, serial_number=P2_SERIAL,
+                        mobile_secret=P2_SECRET, firmware=firmware,  # type: ignore[arg-type]
+                        options=options, wifi=wifi)
+    return TestbedSpec(access_points=(HOME, NEW), cloud=CloudSpec("particle"),
+                       devices=(device,))
 
 
 @dataclass
@@ -116,15 +150,15 @@ class Provisioned:
 
     def check(self) -> Check:
         return Check("every provisioning request answered 0 (" + ", ".join(
-            f"{step}={result}" for step, result in self.phone.results) + ")",
-            self.phone.finished and all(result == 0 for _, result in self.phone.results))
+            f"{step}={result}" for step, result in self.phone.results) + ")", self.phone.all_ok)
 
 
-def _provision(world: World, device: Device, cloud: Cloud, factory: ProvisioningFactory, *,
-               at_s: float, listening: bool = False) -> Provisioned:
+def _provision(testbed: Testbed, factory: ProvisioningFactory, *, at_s: float,
+               listening: bool = False) -> Provisioned:
     """The phone sets a new owner's claim code and joins NewNet at ``at_s``."""
-    code = cloud.create_claim_code(NEW_OWNER, ttl_s=3600).code
-    phone = Phone(world, factory(device))
+    cloud = particle(testbed)
+    code = cloud.create_claim_code(cloud.user(NEW_OWNER_EMAIL), ttl_s=3600)
+    phone = Phone(testbed.world, factory(testbed.device))
     phone.set_claim_code(code).join_new_network(NEW.ssid, NEW.password or "")
     if listening:
         phone.stop_listening()
@@ -132,84 +166,81 @@ def _provision(world: World, device: Device, cloud: Cloud, factory: Provisioning
     return Provisioned(code, phone)
 
 
-def _play(world: World, factory: ProvisioningFactory, *,
-          firmware: type[Firmware] | None = None, options: FirmwareOptions | None = None,
-          provisioned: bool = True) -> tuple[Device, Cloud, Provisioned]:
+def _play(testbed: Testbed, factory: ProvisioningFactory, *,
+          provisioned: bool = True) -> Provisioned:
     """Boot the stage, let the phone provision the device, run the scenario's time.
 
     A provisioned device is set up over its control channel 20 s after boot, while connected;
     a new device (no credentials) in listening mode 10 s after boot."""
-    device, cloud = _stage(world, firmware=firmware, options=options, provisioned=provisioned)
-    device.power_on()
-    steps = _provision(world, device, cloud, factory, at_s=20.0 if provisioned else 10.0,
+    testbed.power_on()
+    steps = _provision(testbed, factory, at_s=20.0 if provisioned else 10.0,
                        listening=not provisioned)
-    world.run_for(SCENARIO_SECONDS)
-    return device, cloud, steps
+    testbed.run_for(SCENARIO_SECONDS)
+    return steps
 
 
 def _claim_sent(device: Device) -> bool:
     return any("Send spark/device/claim/code event" in line for line in device.log_lines())
 
 
-def _claimed_by_new_owner(cloud: Cloud, device: Device) -> bool:
-    return cloud.owner_of(device.device_id) == NEW_OWNER
+def _claimed_by_new_owner(testbed: Testbed) -> bool:
+    cloud = particle(testbed)
+    return cloud.owner_of(testbed.device.device_id) == cloud.user(NEW_OWNER_EMAIL)
 
 
-def _delivered_checks(device: Device, cloud: Cloud, provisioned: Provisioned) -> list[Check]:
-    code = provisioned.code
+def _delivered_checks(testbed: Testbed, provisioned: Provisioned) -> list[Check]:
+    device = testbed.device
     return [
         provisioned.check(),
         Check("spark/device/claim/code was published", _claim_sent(device)),
         Check("the cloud consumed the code and made the new owner the owner",
-              _claimed_by_new_owner(cloud, device)),
+              _claimed_by_new_owner(testbed)),
         Check("the device cleared the code (first byte NUL)",
               device.claim.stored_code()[0] == 0 and device.claim.pending_code() is None),
         Check("the device is marked claimed (DCT byte '1')", device.claim.is_device_claimed()),
         Check("the code is single use (consumed in the cloud)",
-              bool((c := cloud.store.get_claim_code(code)) and c.consumed)),
+              particle(testbed).claim_code_consumed(provisioned.code)),
     ]
 
 
-def _not_delivered_checks(device: Device, cloud: Cloud, provisioned: Provisioned
-                          ) -> list[Check]:
-    code = provisioned.code
+def _not_delivered_checks(testbed: Testbed, provisioned: Provisioned) -> list[Check]:
+    device = testbed.device
     return [
         provisioned.check(),
         Check("the reconnection resumed the session", device.cloud.handshakes["resumed"] >= 1),
         Check("only the first boot did a full handshake", device.cloud.handshakes["full"] == 1),
         Check("spark/device/claim/code was never published", not _claim_sent(device)),
-        Check("the device still holds the code", device.claim.pending_code() == code),
-        Check("the cloud owner did not change", not _claimed_by_new_owner(cloud, device)),
+        Check("the device still holds the code", device.claim.pending_code() == provisioned.code),
+        Check("the cloud owner did not change", not _claimed_by_new_owner(testbed)),
     ]
 
 
 # -- the scenarios -------------------------------------------------------------------------------
 
 
-def _fresh_claim(world: World, factory: ProvisioningFactory
-                 ) -> tuple[Device, Cloud, list[Check], str]:
-    device, cloud, provisioned = _play(world, factory, provisioned=False)
+def _fresh_claim(testbed: Testbed, factory: ProvisioningFactory) -> tuple[list[Check], str]:
+    provisioned = _play(testbed, factory, provisioned=False)
+    device = testbed.device
     checks = [Check("the device booted into listening mode (no credentials)",
-                    world.trace.count("listening.enter", node=device.name) >= 1),
+                    testbed.world.trace.count("listening.enter", node=device.name) >= 1),
               Check("the first connection was a full handshake",
                     device.cloud.handshakes["full"] == 1),
-              *_delivered_checks(device, cloud, provisioned)]
-    return device, cloud, checks, (
-        "claim code delivered on the first full handshake, confirmed by the cloud, cleared "
-        "locally; device claimed by the new owner")
+              *_delivered_checks(testbed, provisioned)]
+    return checks, ("claim code delivered on the first full handshake, confirmed by the cloud, "
+                    "cleared locally; device claimed by the new owner")
 
 
-def _resume_bug(world: World, factory: ProvisioningFactory
-                ) -> tuple[Device, Cloud, list[Check], str]:
-    device, cloud, provisioned = _play(world, factory)
-    return device, cloud, _not_delivered_checks(device, cloud, provisioned), (
+def _resume_bug(testbed: Testbed, factory: ProvisioningFactory) -> tuple[list[Check], str]:
+    provisioned = _play(testbed, factory)
+    return _not_delivered_checks(testbed, provisioned), (
         "BUG REPRODUCED: the claim code was stored while a session was persisted; the device "
         "resumed that session and never published spark/device/claim/code")
 
 
-def _session_end_workaround(world: World, factory: ProvisioningFactory
-                            ) -> tuple[Device, Cloud, list[Check], str]:
-    device, cloud, provisioned = _play(world, factory, firmware=SessionEndWorkaround)
+def _session_end_workaround(testbed: Testbed, factory: ProvisioningFactory
+                            ) -> tuple[list[Check], str]:
+    provisioned = _play(testbed, factory)
+    device = testbed.device
     app = device.firmware
     checks = [Check("the app published spark/device/session/end while connected",
                     isinstance(app, SessionEndWorkaround) and app.stage == "session-end-sent"),
@@ -218,74 +249,86 @@ def _session_end_workaround(world: World, factory: ProvisioningFactory
                         for line in device.log_lines())),
               Check("the next connection was a full handshake",
                     device.cloud.handshakes["full"] == 2),
-              *_delivered_checks(device, cloud, provisioned)]
-    return device, cloud, checks, (
+              *_delivered_checks(testbed, provisioned)]
+    return checks, (
         "WORKAROUND WORKS: session/end published after a reconnect; the cloud reset the "
         "session, the next connection was a full handshake and the claim code was delivered")
 
 
-def _session_end_too_early(world: World, factory: ProvisioningFactory
-                           ) -> tuple[Device, Cloud, list[Check], str]:
-    device, cloud, provisioned = _play(world, factory, firmware=SessionEndTooEarly)
-    lost = world.trace.find("publish.lost", node=device.name, name="spark/device/session/end")
+def _session_end_too_early(testbed: Testbed, factory: ProvisioningFactory
+                           ) -> tuple[list[Check], str]:
+    provisioned = _play(testbed, factory)
+    device = testbed.device
+    lost = testbed.world.trace.find("publish.lost", node=device.name,
+                                    name="spark/device/session/end")
     checks = [Check("spark/device/session/end was published during the reconnection and lost",
                     bool(lost) and lost[0].get("reason") == "handshake in progress"),
-              *_not_delivered_checks(device, cloud, provisioned)]
-    return device, cloud, checks, (
+              *_not_delivered_checks(testbed, provisioned)]
+    return checks, (
         "BUG PERSISTS: session/end was published while the device was reconnecting and was "
         "lost; the session resumed and the claim code was never sent")
 
 
-def _clear_session(world: World, factory: ProvisioningFactory
-                   ) -> tuple[Device, Cloud, list[Check], str]:
-    device, cloud, provisioned = _play(world, factory, firmware=ClearSessionOnNewCredentials)
+def _clear_session(testbed: Testbed, factory: ProvisioningFactory) -> tuple[list[Check], str]:
+    provisioned = _play(testbed, factory)
+    device = testbed.device
     checks = [Check("the app cleared the session on disconnect",
                     any("Clearing session data" in line for line in device.log_lines())),
               Check("the next connection was a full handshake",
                     device.cloud.handshakes["full"] == 2),
-              *_delivered_checks(device, cloud, provisioned)]
-    return device, cloud, checks, (
+              *_delivered_checks(testbed, provisioned)]
+    return checks, (
         "DOCUMENTED PATH WORKS: disconnect with clearSession(true), reconnect with a full "
         "handshake, claim code delivered and cleared")
 
 
-def _fixed_firmware(world: World, factory: ProvisioningFactory
-                    ) -> tuple[Device, Cloud, list[Check], str]:
-    device, cloud, provisioned = _play(
-        world, factory, options=FirmwareOptions(send_claim_code_on_resume=True))
+def _fixed_firmware(testbed: Testbed, factory: ProvisioningFactory) -> tuple[list[Check], str]:
+    provisioned = _play(testbed, factory)
+    device = testbed.device
     checks = [Check("the reconnection resumed the session",
                     device.cloud.handshakes["resumed"] >= 1),
               Check("no second full handshake was needed", device.cloud.handshakes["full"] == 1),
-              *_delivered_checks(device, cloud, provisioned)]
-    return device, cloud, checks, (
+              *_delivered_checks(testbed, provisioned)]
+    return checks, (
         "FIXED FIRMWARE: the claim code was published on the resumed session and delivered")
 
 
-def _product_customer_transfer(world: World, factory: ProvisioningFactory
-                                ) -> tuple[Device, Cloud, list[Check], str]:
+def _transfer_stage() -> TestbedSpec:
+    from .transfer import stage
+
+    return stage()
+
+
+def _product_customer_transfer(testbed: Testbed, factory: ProvisioningFactory
+                               ) -> tuple[list[Check], str]:
     from .transfer import run_in_process  # transfer.py imports this module
 
-    return run_in_process(world, factory)
+    return run_in_process(testbed, factory)
 
 
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("fresh-claim", "new device: claim code set in listening mode, sent on the first "
-             "full handshake, confirmed, cleared, claimed", _fresh_claim),
+             "full handshake, confirmed, cleared, claimed",
+             lambda: p2_stage(provisioned=False), _fresh_claim),
     Scenario("resume-bug", "code set while a session is persisted: the reconnect resumes and "
-             "the code is never sent", _resume_bug),
+             "the code is never sent", p2_stage, _resume_bug),
     Scenario("session-end-workaround", "forum workaround: disconnect, reconnect, publish "
              "spark/device/session/end; the next connection is full and sends the code",
-             _session_end_workaround),
+             lambda: p2_stage(firmware=SessionEndWorkaround), _session_end_workaround),
     Scenario("session-end-too-early", "session/end published while reconnecting is lost; the "
-             "bug persists", _session_end_too_early),
+             "bug persists", lambda: p2_stage(firmware=SessionEndTooEarly),
+             _session_end_too_early),
     Scenario("clear-session", "documented path: disconnect with clearSession(true); the next "
-             "connection is full and sends the code", _clear_session),
+             "connection is full and sends the code",
+             lambda: p2_stage(firmware=ClearSessionOnNewCredentials), _clear_session),
     Scenario("fixed-firmware", "firmware option send_claim_code_on_resume: the code is sent on "
-             "the resumed session", _fixed_firmware),
+             "the resumed session",
+             lambda: p2_stage(options=FirmwareOptions(send_claim_code_on_resume=True)),
+             _fixed_firmware),
     Scenario("product-customer-transfer", "customer B takes customer A's product device: "
              "claimDevice refused (403), product claim code set over the control channel, not "
              "sent on resume, session/end workaround, consumed, B owns it",
-             _product_customer_transfer),
+             _transfer_stage, _product_customer_transfer),
 )}
 
 
@@ -297,5 +340,5 @@ def get_scenario(name: str) -> Scenario:
         raise UsageError(f"unknown scenario {name!r} (known: {known})") from None
 
 
-__all__ = ["SCENARIOS", "Check", "DirectProvisioning", "Scenario", "ScenarioResult",
-           "get_scenario"]
+__all__ = ["HOME", "NEW", "NEW_OWNER_EMAIL", "SCENARIOS", "Check", "Provisioned", "Scenario",
+           "ScenarioResult", "default_provisioning", "get_scenario", "p2_stage", "particle"]

@@ -25,24 +25,28 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from cloud_sim import Cloud
-from cloud_sim.claims import is_well_formed
-from cloud_sim.http import create_app
-from cloud_sim.http.client import ApiClient, AsgiApiClient, HttpApiClient
-
-from ..kernel.realtime import AsyncioDriver
+from ..apps import SessionEndWorkaround
 from ..kernel.world import World
 from ..services.log import log_lines
 from ..system.device import Device
 from ..system.network import WifiCredentials
-from ..system.radio import AccessPoint, radio_environment
-from .apps import SessionEndWorkaround
-from .catalog import Check
-from .phone import Phone, Provisioning
+from ..system.radio import AccessPoint
+from ..testbed import (
+    ApiClient,
+    CloudSpec,
+    DeviceSpec,
+    LinkSpec,
+    Phone,
+    Provisioning,
+    ProvisioningFactory,
+    Testbed,
+    TestbedSpec,
+)
+from ..testbed.clouds.particle import claim_code_well_formed, remote_api
+from .catalog import Check, particle
 
 NAME = "product-customer-transfer"
 DEVICE_ID = "e00fce68aabbccddeeff0011"
@@ -65,9 +69,6 @@ AT_PHONE_S = 20.0
 TIMEOUT_S = 300.0
 SETTLE_S = 3.0
 
-ProvisioningFactory = Callable[[Device], Provisioning]
-
-
 SEED: dict[str, Any] = {
     "users": [{"username": DEVELOPER, "password": "dev-password"}],
     "products": [{"id": PRODUCT_ID, "slug": PRODUCT_SLUG, "name": "Acme Sensors",
@@ -79,14 +80,14 @@ SEED: dict[str, Any] = {
 }
 
 
-def make_device(world: World) -> Device:
-    radio = radio_environment(world)
-    radio.add(HOME)
-    radio.add(NEW)
-    return Device(world, "p2", profile="p2", device_id=DEVICE_ID,
-                  serial_number="P046AB1234ABC12", mobile_secret="ABCDEFGHJKLMNPQ",
-                  firmware=SessionEndWorkaround, wifi=[WifiCredentials(HOME.ssid,
-                                                                       HOME.password)])
+def stage(*, link: LinkSpec | None = None, with_cloud: bool = True) -> TestbedSpec:
+    """HomeNet and BobNet in range, A's P2 running the session/end workaround, the cloud."""
+    device = DeviceSpec("p2", profile="p2", device_id=DEVICE_ID,
+                        serial_number="P046AB1234ABC12", mobile_secret="ABCDEFGHJKLMNPQ",
+                        firmware=SessionEndWorkaround,
+                        wifi=(WifiCredentials(HOME.ssid, HOME.password),), link=link)
+    return TestbedSpec(access_points=(HOME, NEW),
+                       cloud=CloudSpec("particle") if with_cloud else None, devices=(device,))
 
 
 @dataclass
@@ -211,7 +212,7 @@ class TransferScript:
             Check("customer B could not request a transfer (403)",
                   transfer_status == 403 and any(BELONGS in e for e in _errors(transfer_body))),
             Check("B got a product claim code (63 base64 characters)",
-                  seen.claim_code is not None and is_well_formed(seen.claim_code)),
+                  seen.claim_code is not None and claim_code_well_formed(seen.claim_code)),
             Check("the phone set the code over the control channel while the device kept its "
                   "cloud session", seen.connected_when_code_set
                   and phone_results.get("set_claim_code") == 0),
@@ -254,21 +255,18 @@ def _ids(body: Any) -> list[str]:
 # -- in process ----------------------------------------------------------------------------------
 
 
-def run_in_process(world: World, factory: ProvisioningFactory
-                   ) -> tuple[Device, Cloud, list[Check], str]:
+def run_in_process(testbed: Testbed, factory: ProvisioningFactory) -> tuple[list[Check], str]:
     """The runner of the catalog entry: one World, virtual time."""
-    cloud = Cloud(world)
-    device = make_device(world)
-    device.attach_cloud(cloud.connector())
-    with AsgiApiClient(create_app(cloud)) as api:
-        script = TransferScript(world, device, api, factory(device))
+    device = testbed.device
+    with particle(testbed).api() as api:
+        script = TransferScript(testbed.world, device, api, factory(device))
         script.seed()
         device.power_on()
         script.schedule()
-        world.run_until(script.finished, timeout=TIMEOUT_S)
-        world.run_for(SETTLE_S)
+        testbed.run_until(script.finished, timeout=TIMEOUT_S)
+        testbed.run_for(SETTLE_S)
         checks = script.checks()
-    return device, cloud, checks, VERDICT
+    return checks, VERDICT
 
 
 # -- across processes ----------------------------------------------------------------------------
@@ -292,19 +290,19 @@ async def run_remote(api_url: str, cloud_url: str, *, seed: int = 0, speed: floa
                      timeout_s: float = 120.0,
                      provisioning: ProvisioningFactory | None = None) -> RemoteResult:
     """Run the script against a cloud in another process: HTTP API + CoAP/UDP device link."""
-    from transports.net import UdpCloudConnector
+    from dataclasses import replace
 
     from .catalog import default_provisioning
 
     started = time.monotonic()
-    world = World(seed, trace_memory_limit=None)
+    testbed = Testbed(replace(stage(link=LinkSpec(cloud_url=cloud_url), with_cloud=False),
+                              seed=seed))
+    world = testbed.world
     world.trace.emit("world", "scenario", "scenario.start", name=NAME, api=api_url,
                      cloud=cloud_url)
-    driver = AsyncioDriver(world, speed=speed)
-    device = make_device(world)
-    device.attach_cloud(UdpCloudConnector.from_url(cloud_url, driver,
-                                                   tracer=device.tracer.child("udp")))
-    with HttpApiClient(api_url) as api:
+    driver = testbed.driver(speed)
+    device = testbed.device
+    with remote_api(api_url) as api:
         script = TransferScript(world, device, api, (provisioning or default_provisioning)(device))
         script.seed()
         device.power_on()

@@ -54,7 +54,7 @@ def test_softap_setup_js_claims_a_simulated_photon(protocol: str, tmp_path: Path
         text = "\n".join(serve.seen)
         ssid = re.search(r"^softap: SSID (Photon-[2-9A-HJ-NP-Z]{6}) ", text, re.M)
         port = re.search(rf"^softap {protocol}: (?:http://)?127\.0\.0\.1:(\d+)", text, re.M)
-        code = re.search(r"^softap: claim code (\S{63}) for ", text, re.M)
+        code = re.search(r"^claim code (\S{63}) for ", text, re.M)
         assert ssid and port and code, text
         flow = subprocess.run(
             [node, str(SCRIPT), "--protocol", protocol, "--host", "127.0.0.1",

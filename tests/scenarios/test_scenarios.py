@@ -97,7 +97,7 @@ def test_session_end_too_early_timeline() -> None:
                             "[app] INFO: published spark/device/session/end: lost", *RESUME[1:]])
     lost = result.world.trace.find("publish.lost", name="spark/device/session/end")
     assert lost and lost[0].get("cloud_state") in ("socket_connecting", "handshaking")
-    assert not result.cloud.bus.find("spark/device/session/end")
+    assert not result.cloud.cloud.bus.find("spark/device/session/end")
 
 
 def test_clear_session_timeline() -> None:

@@ -1,0 +1,273 @@
+"""Actors: the people and machines around a device, as typed objects on the world clock.
+
+* :class:`Phone` - a setup app provisioning a device step by step (set a claim code, join a
+  network, enter/leave listening mode) through a *carrier*: ``control`` (encoded control
+  requests handed to the device's dispatcher, the bytes USB/BLE carry without their framing),
+  ``usb`` (an in-process USB host, as particle-usb talks), ``ble`` (a BLE central with the
+  EC-JPAKE handshake, as the Particle app talks), or ``direct`` (calls the system layer; for
+  tests of the layers below). :data:`CARRIERS` lists them; :func:`carrier` loads one lazily.
+* :class:`Customer` - an app server or a customer's app calling the cloud's REST API.
+* :class:`Operator` - the person at the bench: power cuts, resets, listening mode, Wi-Fi going
+  out of range, the cloud forgetting a session.
+
+Each actor writes its steps to the trace under its own node name, so a timeline shows who did
+what and when.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from control_requests.dispatcher import RequestHandle
+from control_requests.requests import Call
+from control_requests.steps import Done, ProvisioningSteps
+
+from ..kernel.errors import ConfigurationError
+from ..kernel.world import World
+from ..system.device import Device
+from ..system.network import WifiCredentials
+from ..system.radio import AccessPoint, radio_environment
+
+
+class ApiClient(Protocol):
+    """A client of a cloud's REST API: ``(status, parsed JSON body)`` per request."""
+
+    def request(self, method: str, path: str, *, token: str | None = None,
+                json: Any = None, form: dict[str, str] | None = None,
+                headers: dict[str, str] | None = None) -> tuple[int, Any]: ...
+
+    def close(self) -> None: ...
+
+
+class Provisioning(Protocol):
+    """What a phone can ask of a device, whatever carries it."""
+
+    def set_claim_code(self, code: str, done: Done) -> None: ...
+    def join_new_network(self, ssid: str, password: str, done: Done) -> None: ...
+    def start_listening(self, done: Done) -> None: ...
+    def stop_listening(self, done: Done) -> None: ...
+
+
+ProvisioningFactory = Callable[[Device], Provisioning]
+
+
+class DirectProvisioning:
+    """Calls the system layer directly (no control-request encoding)."""
+
+    def __init__(self, device: Device) -> None:
+        self.device = device
+
+    def set_claim_code(self, code: str, done: Done) -> None:
+        done(self.device.claim.set_claim_code(code.encode()))
+
+    def join_new_network(self, ssid: str, password: str, done: Done) -> None:
+        self.device.network.join_new_network(WifiCredentials(ssid, password), done)
+
+    def start_listening(self, done: Done) -> None:
+        self.device.listening.enter()
+        done(0)
+
+    def stop_listening(self, done: Done) -> None:
+        self.device.listening.exit()
+        done(0)
+
+
+class ControlRequestProvisioning(ProvisioningSteps):
+    """Each step is an encoded control request handed to the device's dispatcher; its result
+    is the request's ``system_error_t``."""
+
+    def __init__(self, device: Device, channel: str = "direct") -> None:
+        self.device = device
+        self.channel = channel
+
+    def call(self, call: Call[None], done: Done) -> None:
+        request = call.request
+        holder: list[RequestHandle] = []
+
+        def completed(result: int, reply: bytes) -> None:
+            done(result)
+            if holder:
+                holder[0].reply_delivered()
+
+        holder.append(self.device.control.submit(self.channel, request.type, request.payload,
+                                                 completed))
+
+
+#: carrier name -> "module:factory" (a factory takes the device, returns a Provisioning)
+CARRIERS: dict[str, str] = {
+    "control": "firmware_sim.testbed.actors:ControlRequestProvisioning",
+    "direct": "firmware_sim.testbed.actors:DirectProvisioning",
+    "usb": "transports.usb.provisioning:UsbProvisioning",
+    "ble": "firmware_sim.testbed.actors:_ble_carrier",
+}
+
+
+def _ble_carrier(device: Device) -> Provisioning:
+    from transports.ble.provisioning import ble_provisioning
+
+    phone: Provisioning = ble_provisioning()(device)
+    return phone
+
+
+def carrier(name: str) -> ProvisioningFactory:
+    """The provisioning factory of carrier ``name`` (see :data:`CARRIERS`)."""
+    target = CARRIERS.get(name)
+    if target is None:
+        raise ConfigurationError(f"unknown provisioning carrier {name!r} "
+                                 f"(known: {', '.join(CARRIERS)})")
+    module_name, _, attr = target.partition(":")
+    factory: ProvisioningFactory = getattr(importlib.import_module(module_name), attr)
+    return factory
+
+
+@dataclass
+class Step:
+    label: str
+    action: Callable[[Done], None]
+
+
+class Phone:
+    """Runs provisioning steps one after the other, each after a short "user think time", and
+    records each result in the trace (node ``phone``, layer ``app``)."""
+
+    def __init__(self, world: World, backend: Provisioning, name: str = "phone",
+                 think_time_s: float = 1.5) -> None:
+        self.world = world
+        self.backend = backend
+        self.tracer = world.trace.bind(name, "app")
+        self.think_time_s = think_time_s
+        self.results: list[tuple[str, int]] = []
+        self._steps: list[Step] = []
+        self.finished = False
+
+    def set_claim_code(self, code: str) -> Phone:
+        self._steps.append(Step("set_claim_code",
+                                lambda done: self.backend.set_claim_code(code, done)))
+        return self
+
+    def join_new_network(self, ssid: str, password: str) -> Phone:
+        self._steps.append(Step(f"join_new_network {ssid}",
+                                lambda done: self.backend.join_new_network(ssid, password, done)))
+        return self
+
+    def start_listening(self) -> Phone:
+        self._steps.append(Step("start_listening", self.backend.start_listening))
+        return self
+
+    def stop_listening(self) -> Phone:
+        self._steps.append(Step("stop_listening", self.backend.stop_listening))
+        return self
+
+    def run(self, start_in_s: float = 0.0) -> None:
+        self.world.scheduler.call_later(start_in_s, self._next, label="phone")
+
+    @property
+    def all_ok(self) -> bool:
+        return self.finished and all(result == 0 for _, result in self.results)
+
+    def _next(self) -> None:
+        if not self._steps:
+            self.finished = True
+            self.tracer.emit("phone.done", results=self.results)
+            return
+        step = self._steps.pop(0)
+        self.tracer.emit("phone.step", step=step.label)
+
+        def done(result: int) -> None:
+            self.results.append((step.label, result))
+            self.tracer.emit("phone.result", step=step.label, result=result)
+            self.world.scheduler.call_later(self.think_time_s, self._next, label="phone")
+
+        step.action(done)
+
+
+class Customer:
+    """Someone calling the cloud's REST API (an app server, a customer's app), with a token.
+
+    ``api`` is any client with the ``request(method, path, token=..., json=..., form=...)`` shape
+    (in process: the plug's ``api()``; across processes: an HTTP client)."""
+
+    def __init__(self, world: World, api: ApiClient, name: str = "customer",
+                 token: str | None = None) -> None:
+        self.world = world
+        self.api = api
+        self.name = name
+        self.token = token
+        self.tracer = world.trace.bind(name, "app")
+
+    def request(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+        kwargs.setdefault("token", self.token)
+        status, body = self.api.request(method, path, **kwargs)
+        self.tracer.emit("api.call", method=method, path=path, status=status)
+        return status, body
+
+    def claim(self, device_id: str, *, request_transfer: bool = False) -> tuple[int, Any]:
+        return self.request("POST", "/v1/devices",
+                            json={"id": device_id, "request_transfer": request_transfer})
+
+    def new_claim_code(self, product: str | int | None = None) -> tuple[int, Any]:
+        path = (f"/v1/products/{product}/device_claims" if product is not None
+                else "/v1/device_claims")
+        return self.request("POST", path, json={})
+
+    def devices(self) -> tuple[int, Any]:
+        return self.request("GET", "/v1/devices")
+
+
+class Operator:
+    """The person at the bench (and the weather): things that happen *to* devices."""
+
+    def __init__(self, world: World, name: str = "operator") -> None:
+        self.world = world
+        self.tracer = world.trace.bind(name, "operator")
+        self._out_of_range: dict[str, AccessPoint] = {}
+
+    def power_cut(self, device: Device, off_s: float = 1.0) -> None:
+        """Cut the power (retained RAM and the session are lost) and restore it ``off_s``
+        later."""
+        self.tracer.emit("operator.power_cut", device=device.name, off_s=off_s)
+        device.power_cycle(off_s)
+
+    def reset(self, device: Device) -> None:
+        self.tracer.emit("operator.reset", device=device.name)
+        device.reset("user")
+
+    def listening(self, device: Device, active: bool) -> None:
+        self.tracer.emit("operator.listening", device=device.name, active=active)
+        if active:
+            device.listening.enter()
+        else:
+            device.listening.exit()
+
+    def network_out_of_range(self, ssid: str) -> None:
+        """The access point disappears from the radio environment."""
+        radio = radio_environment(self.world)
+        access_point = radio.find(ssid)
+        if access_point is None:
+            raise ConfigurationError(f"no access point {ssid!r} in range")
+        self._out_of_range[ssid] = access_point
+        self.tracer.emit("operator.network_lost", ssid=ssid)
+        radio.remove(ssid)
+
+    def network_back(self, ssid: str) -> None:
+        access_point = self._out_of_range.pop(ssid, None)
+        if access_point is None:
+            raise ConfigurationError(f"access point {ssid!r} was not taken out of range")
+        self.tracer.emit("operator.network_back", ssid=ssid)
+        radio_environment(self.world).add(access_point)
+
+    def disconnect(self, device: Device, *, clear_session: bool = False) -> None:
+        self.tracer.emit("operator.cloud_disconnect", device=device.name,
+                         clear_session=clear_session)
+        device.cloud_disconnect(clear_session=clear_session)
+
+    def connect(self, device: Device) -> None:
+        self.tracer.emit("operator.cloud_connect", device=device.name)
+        device.cloud_connect()
+
+
+__all__ = ["CARRIERS", "ApiClient", "ControlRequestProvisioning", "Customer", "DirectProvisioning",
+           "Operator", "Phone", "Provisioning", "ProvisioningFactory", "Step", "carrier"]

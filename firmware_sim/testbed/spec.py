@@ -1,0 +1,97 @@
+"""Declarative descriptions of a testbed: what a world holds before it is built.
+
+A :class:`TestbedSpec` says everything :class:`~firmware_sim.testbed.Testbed` needs to assemble a
+world: the seed, the devices (profile, firmware, Wi-Fi, storage), the radio environment, which
+cloud (by registry name, with its own settings), and the default device-cloud link. Specs are
+frozen values: the same spec and seed build the same world and give the same trace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..apps import FirmwareFactory
+from ..hal.dct import FaultHook
+from ..kernel.trace import TraceSink
+from ..system.device import FirmwareOptions
+from ..system.network import WifiCredentials
+from ..system.radio import AccessPoint
+
+#: The access point every default testbed has in range (and every provisioned device knows).
+HOME_NETWORK = AccessPoint("HomeNet", "home-pass-1")
+
+
+@dataclass(frozen=True)
+class LinkSpec:
+    """How a device reaches its cloud.
+
+    ``cloud_url`` None: an in-process datagram link to the testbed's own cloud, with ``latency_s``
+    one way and seeded ``loss``. ``cloud_url`` ``coap://HOST:PORT``: real UDP sockets to a cloud
+    in another process (or to the testbed's cloud when it is served on sockets).
+    """
+
+    latency_s: float = 0.09
+    loss: float = 0.0
+    cloud_url: str | None = None
+
+
+@dataclass(frozen=True)
+class DeviceSpec:
+    """One simulated device. ``firmware`` is anything :func:`~firmware_sim.apps.resolve_firmware`
+    accepts (a built-in name, ``module:Class``, ``path.py[:Class]``, or a class)."""
+
+    name: str = "dev"
+    profile: str = "p2"
+    firmware: str | FirmwareFactory | None = None
+    options: FirmwareOptions | None = None
+    device_id: str | None = None
+    serial_number: str | None = None
+    mobile_secret: str | None = None
+    storage_dir: str | Path | None = None
+    #: Wi-Fi credentials the device knows at first boot (ignored when its storage has some).
+    wifi: tuple[WifiCredentials, ...] = ()
+    #: the link to the cloud; None: the testbed's default link
+    link: LinkSpec | None = None
+    dct_fault_hook: FaultHook | None = None
+
+
+@dataclass(frozen=True)
+class CloudSpec:
+    """Which cloud the world holds: ``kind`` is a name in the cloud registry
+    (:data:`firmware_sim.testbed.clouds.CLOUDS`); ``settings`` is that cloud's own settings
+    object (None: its defaults)."""
+
+    kind: str = "particle"
+    name: str = "cloud"
+    settings: Any = None
+
+
+@dataclass(frozen=True)
+class TestbedSpec:
+    """A whole world: seed, radio, cloud, devices, default link, trace."""
+
+    __test__ = False  # not a pytest test class
+
+    seed: int = 0
+    devices: tuple[DeviceSpec, ...] = ()
+    access_points: tuple[AccessPoint, ...] = (HOME_NETWORK,)
+    #: None: no cloud in this world (devices reach one through ``LinkSpec.cloud_url``)
+    cloud: CloudSpec | None = field(default_factory=CloudSpec)
+    link: LinkSpec = field(default_factory=LinkSpec)
+    trace_path: str | Path | None = None
+    trace_memory_limit: int | None = None
+    sinks: Sequence[TraceSink] = ()
+
+
+def provisioned(*names: str, profile: str = "p2", network: AccessPoint = HOME_NETWORK,
+                **common: Any) -> tuple[DeviceSpec, ...]:
+    """Device specs that already know ``network`` (the usual start of a scenario)."""
+    wifi = (WifiCredentials(network.ssid, network.password),)
+    return tuple(DeviceSpec(name, profile=profile, wifi=wifi, **common) for name in names)
+
+
+__all__ = ["HOME_NETWORK", "CloudSpec", "DeviceSpec", "LinkSpec", "TestbedSpec",
+           "provisioned"]
