@@ -7,7 +7,8 @@ testbed's actors.
 
 from ..apps import ClearSessionOnNewCredentials, SessionEndTooEarly, SessionEndWorkaround
 from ..testbed.actors import DirectProvisioning, Phone, Provisioning
-from .catalog import SCENARIOS, Check, Scenario, ScenarioResult, get_scenario
+from .base import Check, Scenario, ScenarioResult
+from .catalog import SCENARIOS, get_scenario
 
 __all__ = [
     "SCENARIOS",

@@ -11,26 +11,16 @@ each scenario is about.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 from ..apps import ClearSessionOnNewCredentials, SessionEndTooEarly, SessionEndWorkaround
 from ..kernel.errors import UsageError
-from ..kernel.world import World
-from ..services.log import log_lines
 from ..system.device import Device, FirmwareOptions
 from ..system.network import WifiCredentials
 from ..system.radio import AccessPoint
-from ..testbed import (
-    CloudSpec,
-    DeviceSpec,
-    Phone,
-    Provisioning,
-    ProvisioningFactory,
-    Testbed,
-    TestbedSpec,
-)
-from ..testbed.clouds.particle import ParticlePlug
+from ..testbed import CloudSpec, DeviceSpec, Phone, ProvisioningFactory, Testbed, TestbedSpec
+from . import transfer
+from .base import Check, Scenario, ScenarioResult, default_provisioning, particle
 
 HOME = AccessPoint("HomeNet", "home-pass-1", rssi=-62, channel=1)
 NEW = AccessPoint("NewNet", "new-pass-22", rssi=-48, channel=11)
@@ -39,93 +29,6 @@ SCENARIO_SECONDS = 180.0
 P2_ID = "e00fce68aabbccddeeff0011"
 P2_SERIAL = "P046AB1234ABC12"
 P2_SECRET = "ABCDEFGHJKLMNPQ"
-
-
-@dataclass
-class Check:
-    description: str
-    ok: bool
-
-
-@dataclass
-class ScenarioResult:
-    name: str
-    seed: int
-    passed: bool
-    verdict: str
-    testbed: Testbed
-    checks: list[Check] = field(default_factory=list)
-
-    @property
-    def world(self) -> World:
-        return self.testbed.world
-
-    @property
-    def device(self) -> Device:
-        return self.testbed.device
-
-    @property
-    def cloud(self) -> ParticlePlug:
-        return particle(self.testbed)
-
-    @property
-    def timeline(self) -> list[str]:
-        return log_lines(self.world.trace.records, self.device.name)
-
-    @property
-    def simulated_seconds(self) -> float:
-        return self.world.now
-
-
-#: a scenario's body: it gets the built testbed and the phone's carrier, runs, and judges
-Runner = Callable[[Testbed, ProvisioningFactory], tuple[list[Check], str]]
-
-
-@dataclass(frozen=True)
-class Scenario:
-    """A reproducible story: ``stage`` describes the world (everything but the seed and the
-    trace), ``runner`` plays it on virtual time and returns the checks and a verdict."""
-
-    name: str
-    summary: str
-    stage: Callable[[], TestbedSpec]
-    runner: Runner
-
-    def run(self, seed: int = 0, *, trace_path: str | Path | None = None,
-            provisioning: ProvisioningFactory | None = None) -> ScenarioResult:
-        spec = _with(self.stage(), seed=seed, trace_path=trace_path)
-        testbed = Testbed(spec)
-        world = testbed.world
-        world.trace.emit("world", "scenario", "scenario.start", name=self.name)
-        try:
-            checks, verdict = self.runner(testbed, provisioning or default_provisioning)
-            passed = all(check.ok for check in checks)
-            world.trace.emit("world", "scenario", "scenario.verdict", name=self.name,
-                             passed=passed, verdict=verdict,
-                             failed=[c.description for c in checks if not c.ok])
-        finally:
-            testbed.close(power_off=False)
-        return ScenarioResult(self.name, world.seed, passed, verdict, testbed, checks)
-
-
-def _with(spec: TestbedSpec, **changes: object) -> TestbedSpec:
-    from dataclasses import replace
-
-    return replace(spec, **changes)  # type: ignore[arg-type]
-
-
-def default_provisioning(device: Device) -> Provisioning:
-    from ..testbed import ControlRequestProvisioning
-
-    return ControlRequestProvisioning(device)
-
-
-def particle(testbed: Testbed) -> ParticlePlug:
-    """The testbed's Particle cloud (every catalog scenario has one)."""
-    cloud = testbed.cloud
-    if not isinstance(cloud, ParticlePlug):
-        raise UsageError("this scenario needs the particle cloud")
-    return cloud
 
 
 # -- shared set-up -------------------------------------------------------------------------------
@@ -293,19 +196,6 @@ def _fixed_firmware(testbed: Testbed, factory: ProvisioningFactory) -> tuple[lis
         "FIXED FIRMWARE: the claim code was published on the resumed session and delivered")
 
 
-def _transfer_stage() -> TestbedSpec:
-    from .transfer import stage
-
-    return stage()
-
-
-def _product_customer_transfer(testbed: Testbed, factory: ProvisioningFactory
-                               ) -> tuple[list[Check], str]:
-    from .transfer import run_in_process  # transfer.py imports this module
-
-    return run_in_process(testbed, factory)
-
-
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("fresh-claim", "new device: claim code set in listening mode, sent on the first "
              "full handshake, confirmed, cleared, claimed",
@@ -328,7 +218,7 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("product-customer-transfer", "customer B takes customer A's product device: "
              "claimDevice refused (403), product claim code set over the control channel, not "
              "sent on resume, session/end workaround, consumed, B owns it",
-             _transfer_stage, _product_customer_transfer),
+             transfer.stage, transfer.run_in_process),
 )}
 
 

@@ -46,7 +46,7 @@ from ..testbed import (
     TestbedSpec,
 )
 from ..testbed.clouds.particle import claim_code_well_formed, remote_api
-from .catalog import Check, particle
+from .base import Check, default_provisioning, particle
 
 NAME = "product-customer-transfer"
 DEVICE_ID = "e00fce68aabbccddeeff0011"
@@ -291,8 +291,6 @@ async def run_remote(api_url: str, cloud_url: str, *, seed: int = 0, speed: floa
                      provisioning: ProvisioningFactory | None = None) -> RemoteResult:
     """Run the script against a cloud in another process: HTTP API + CoAP/UDP device link."""
     from dataclasses import replace
-
-    from .catalog import default_provisioning
 
     started = time.monotonic()
     testbed = Testbed(replace(stage(link=LinkSpec(cloud_url=cloud_url), with_cloud=False),
