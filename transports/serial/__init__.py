@@ -2,7 +2,8 @@
 
 * ``console``: the console state machine (texts and prompts of Device OS ``system_setup.cpp``);
 * ``device_port``: ``attach_console(device)`` - the console following the device's listening
-  mode across boots;
+  mode across boots (the device is a ``transports.device_surface.ConsoleDevice``);
+  ``find_console(name)`` - the port ``fwsim://<name>`` opens;
 * ``urlhandler``: pyserial's ``fwsim://<device>`` URLs, enabled by :func:`enable_pyserial_urls`;
 * ``pty_port`` / ``edge``: a real pseudo-terminal (``fwsim serve --serial-pty``).
 
@@ -20,7 +21,13 @@ from .console import (
     WlanCipher,
     WlanSecurity,
 )
-from .device_port import ConsolePort, DeviceConsoleServices, attach_console, console_port_of
+from .device_port import (
+    ConsolePort,
+    DeviceConsoleServices,
+    attach_console,
+    console_port_of,
+    find_console,
+)
 from .line_reader import LineReader, c_string
 from .pty_port import PtyConsole
 
@@ -57,4 +64,5 @@ __all__ = [
     "c_string",
     "console_port_of",
     "enable_pyserial_urls",
+    "find_console",
 ]

@@ -10,8 +10,10 @@ scheduler entry at the current virtual instant; outside listening mode nobody re
 they are discarded (UNVERIFIED choice, docs/serial.md). Whatever the device prints goes to every
 subscriber (the pyserial URL handler, the pty edge service).
 
-:class:`DeviceConsoleServices` implements the console's ``ConsoleServices`` over the device's
-duck-typed attributes and its control-request services (``device.control.services``).
+The port reaches the device through :class:`~transports.device_surface.ConsoleDevice` (a
+``firmware_sim`` ``Device`` fits it as it is); :class:`DeviceConsoleServices` implements the
+console's ``ConsoleServices`` over it and its control-request services. ``fwsim://<name>`` URLs
+find ports by device name (:func:`find_console`; the latest attached wins).
 """
 
 from __future__ import annotations
@@ -20,18 +22,25 @@ import hashlib
 import json
 import weakref
 from collections.abc import Callable
-from typing import Any
 
-from firmware_sim.kernel.errors import UsageError
-
+from ..device_surface import ConsoleDevice, ControlServices, ListeningState
 from .console import ConsoleTiming, ListeningConsole, WlanCipher, WlanSecurity
-from .registry import register_console
 
-__all__ = ["ConsolePort", "DeviceConsoleServices", "attach_console", "console_port_of"]
+__all__ = [
+    "ConsolePort",
+    "DeviceConsoleServices",
+    "attach_console",
+    "console_port_of",
+    "find_console",
+    "register_console",
+]
 
 Subscriber = Callable[[bytes], None]
 
-_PORTS: weakref.WeakKeyDictionary[Any, ConsolePort] = weakref.WeakKeyDictionary()
+#: ``world.shared`` key of the console ports of a world's devices, by device name.
+_REGISTRY = "serial-consoles"
+#: Console ports by device name, for URL handlers (``fwsim://<name>``), across worlds.
+_BY_NAME: dict[str, weakref.ref[ConsolePort]] = {}
 
 #: ``particle.ctrl.wifi.Security`` (the device model's values) -> ``WLanSecurityType``, as
 #: ``fromWifiSecurity`` maps a scan result.
@@ -43,25 +52,41 @@ _TO_STORED = {WlanSecurity.UNSEC: 0, WlanSecurity.WEP: 1, WlanSecurity.WPA: 2,
               WlanSecurity.WPA2: 3, WlanSecurity.WPA3: 5}
 
 
-def attach_console(device: Any, *, timing: ConsoleTiming | None = None) -> ConsolePort:
+def _ports(device: ConsoleDevice) -> dict[str, ConsolePort]:
+    ports: dict[str, ConsolePort] = device.world.shared.setdefault(_REGISTRY, {})
+    return ports
+
+
+def attach_console(device: ConsoleDevice, *, timing: ConsoleTiming | None = None
+                   ) -> ConsolePort:
     """The device's serial console port, created on first use (idempotent)."""
-    port = _PORTS.get(device)
+    ports = _ports(device)
+    port = ports.get(device.name)
     if port is None:
-        port = ConsolePort(device, timing=timing)
-        _PORTS[device] = port
+        port = ports[device.name] = ConsolePort(device, timing=timing)
     register_console(port)  # fwsim://<name> opens the most recently attached device
     return port
 
 
-def console_port_of(device: Any) -> ConsolePort | None:
-    return _PORTS.get(device)
+def console_port_of(device: ConsoleDevice) -> ConsolePort | None:
+    return _ports(device).get(device.name)
+
+
+def register_console(port: ConsolePort) -> None:
+    """Make ``port`` the one ``fwsim://<its device name>`` opens (the latest wins)."""
+    _BY_NAME[port.name] = weakref.ref(port)
+
+
+def find_console(name: str) -> ConsolePort | None:
+    ref = _BY_NAME.get(name)
+    return None if ref is None else ref()
 
 
 class DeviceConsoleServices:
-    def __init__(self, device: Any) -> None:
+    def __init__(self, device: ConsoleDevice) -> None:
         self.device = device
 
-    def _control(self) -> Any:
+    def _control(self) -> ControlServices:
         return self.device.control.services
 
     @property
@@ -69,36 +94,32 @@ class DeviceConsoleServices:
         return True  # every fwsim profile (P2, Photon 2, Argon, Photon) is a Wi-Fi platform
 
     def device_id(self) -> str:
-        return str(self.device.device_id)
+        return self.device.device_id
 
     def system_info(self) -> list[tuple[str, str]]:
         """``HAL_OTA_Add_System_Info``: the device secret ("ms") then the serial ("sn"),
         each only when set."""
         info = []
-        secret = getattr(self.device, "mobile_secret", "")
-        if secret:
-            info.append(("ms", str(secret)))
-        serial = getattr(self.device, "serial_number", "")
-        if serial:
-            info.append(("sn", str(serial)))
+        if self.device.mobile_secret:
+            info.append(("ms", self.device.mobile_secret))
+        if self.device.serial_number:
+            info.append(("sn", self.device.serial_number))
         return info
 
     def mac_address(self) -> bytes:
-        explicit = getattr(self.device, "wifi_mac", None)
-        if isinstance(explicit, bytes | bytearray) and len(explicit) == 6:
-            return bytes(explicit)
+        """The Wi-Fi station MAC: fixed by the device id (locally administered, unicast)."""
         digest = hashlib.sha256(f"fwsim-wifi-sta:{self.device.device_id}".encode()).digest()
         return bytes([(digest[0] | 0x02) & 0xFE]) + digest[1:6]
 
     def system_version(self) -> str:
-        return str(self.device.profile.system_version)
+        return self.device.profile.system_version
 
     def module_info_json(self) -> str:
         """``system_module_info`` without the braces ``s`` wraps it in. Module sizes and the
         bootloader version are UNVERIFIED placeholders."""
         profile = self.device.profile
-        system_version = int(profile.system_module_version)
-        app_version = int(getattr(getattr(self.device, "options", None), "app_version", 1))
+        system_version = profile.system_module_version
+        app_version = self.device.options.app_version
         app_hash = hashlib.sha256(f"fwsim-app:{self.device.device_id}".encode()).hexdigest()
         modules = [
             {"s": 49152, "l": "m", "vc": 30, "vv": 30, "f": "b", "n": "0", "v": 2300,
@@ -108,18 +129,18 @@ class DeviceConsoleServices:
             {"s": 1572864, "l": "m", "vc": 30, "vv": 30, "u": app_hash, "f": "u", "n": "1",
              "v": app_version, "d": [{"f": "s", "n": "1", "v": system_version}]},
         ]
-        body = json.dumps({"p": int(profile.platform_id), "m": modules},
+        body = json.dumps({"p": profile.platform_id, "m": modules},
                           separators=(",", ":"))
         return body[1:-1]
 
     def diagnostics_json(self) -> str:
-        return bytes(self._control().diagnostics()).decode("utf-8", "replace")
+        return self._control().diagnostics().decode("utf-8", "replace")
 
     def is_claimed(self) -> bool:
-        return bool(self._control().is_claimed())
+        return self._control().is_claimed()
 
     def set_claim_code(self, code: bytes) -> int:
-        return int(self._control().set_claim_code(bytes(code)))
+        return self._control().set_claim_code(bytes(code))
 
     def exit_listening(self) -> None:
         # Leaving listening mode, the device reconnects by itself (firmware_sim Device).
@@ -141,7 +162,7 @@ class DeviceConsoleServices:
         stored = _TO_STORED.get(security, 0)
         text = ssid.decode("utf-8", "replace")
         secret = password.decode("utf-8", "replace") if stored != 0 else None
-        result = int(self._control().wifi_set_credentials(text, secret, stored, b"", False))
+        result = self._control().wifi_set_credentials(text, secret, stored, b"", False)
         if result == 0:
             world = self.device.world
             world.call_soon(self.exit_listening, label="console-exit-listening")
@@ -149,19 +170,16 @@ class DeviceConsoleServices:
 
 
 class ConsolePort:
-    def __init__(self, device: Any, *, timing: ConsoleTiming | None = None) -> None:
-        for attr in ("world", "listening", "boot_hooks", "shutdown_hooks", "control"):
-            if not hasattr(device, attr):
-                raise UsageError(f"{device!r} is not a simulated device (no {attr!r})")
+    def __init__(self, device: ConsoleDevice, *, timing: ConsoleTiming | None = None) -> None:
         self.device = device
         self.world = device.world
-        self.name = str(device.name)
+        self.name = device.name
         self.tracer = device.world.trace.bind(device.name, "serial")
         self.timing = timing or ConsoleTiming()
         self.services = DeviceConsoleServices(device)
         self.console: ListeningConsole | None = None
         self._subscribers: list[Subscriber] = []
-        self._listening: Any = None
+        self._listening: ListeningState | None = None
         self.bytes_in = 0
         self.bytes_out = 0
         device.boot_hooks.append(self._booted)
@@ -203,15 +221,15 @@ class ConsolePort:
         for subscriber in list(self._subscribers):
             subscriber(data)
 
-    def _follow(self, listening: Any) -> None:
+    def _follow(self, listening: ListeningState) -> None:
         if listening is self._listening:
             return
         self._listening = listening
-        listening.on_change(lambda active, obj=listening: self._changed(obj, active))
-        if getattr(listening, "active", False) and getattr(self.device, "running", False):
+        listening.on_change(lambda active: self._changed(listening, active))
+        if listening.active and self.device.running:
             self._changed(listening, True)
 
-    def _changed(self, listening: Any, active: bool) -> None:
+    def _changed(self, listening: ListeningState, active: bool) -> None:
         if listening is not self._listening:
             return  # a previous boot's listening mode
         if active and self.console is None:
@@ -223,10 +241,10 @@ class ConsolePort:
             self.console = None
             self.tracer.emit("serial.console", active=False)
 
-    def _booted(self, device: Any) -> None:
-        self._follow(device.listening)
+    def _booted(self, _device: object) -> None:
+        self._follow(self.device.listening)
 
-    def _shut_down(self, device: Any) -> None:
+    def _shut_down(self, _device: object) -> None:
         if self.console is not None:
             self.console.close()
             self.console = None

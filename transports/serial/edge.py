@@ -1,6 +1,6 @@
 """Edge service ``--serial-pty``: each device's listening-mode console on a real pty.
 
-Registered in ``firmware_sim.edge.SERVICE_MODULES``. Prints ``serial pty: /dev/pts/N`` per
+An edge service (``transports.edge_api``). Prints ``serial pty: /dev/pts/N`` per
 device (``--serial-link PATH`` also makes PATH a symlink to it, e.g. for particle-cli's
 ``ttyACM`` name filter - docs/serial.md).
 """
@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from typing import TYPE_CHECKING
 
+from ..edge_api import EdgeContext, EdgeHandle
 from .device_port import attach_console
 from .pty_port import PtyConsole
-
-if TYPE_CHECKING:
-    from firmware_sim.edge import EdgeContext, EdgeHandle
 
 __all__ = ["BOOT_WAIT_S", "NAME", "add_arguments", "enabled", "start"]
 
@@ -38,13 +35,11 @@ def enabled(args: argparse.Namespace) -> bool:
 
 
 async def start(ctx: EdgeContext, args: argparse.Namespace) -> EdgeHandle:
-    from firmware_sim.edge import EdgeHandle
-
     loop = asyncio.get_running_loop()
     # Let powered-on devices boot (briefly) so that the console of a device that boots into
     # listening mode answers right after the "ready" line.
     deadline = loop.time() + BOOT_WAIT_S
-    while (not all(getattr(d, "running", True) for d in ctx.devices)
+    while (not all(d.running for d in ctx.devices)
            and loop.time() < deadline):
         ctx.sync()
         await asyncio.sleep(0.01)

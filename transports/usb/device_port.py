@@ -22,18 +22,16 @@ name an older ``epoch`` fail with NO_DEVICE too, as libusb does after a re-enume
 With the profile quirk ``controlOutTransfersRequireDataStage`` (P2) a zero-length vendor OUT
 transfer never completes: the host's transfer times out and nothing happens on the device.
 
-The port reaches the device only through duck-typed attributes (``world``, ``name``,
-``device_id``, ``profile``, ``running``, ``control``, ``boot_hooks``, ``shutdown_hooks``,
-``reset``, ``cloud_disconnect``, ``options``), so ``transports`` does not import the system layer.
+The port reaches the device only through :class:`~transports.device_surface.UsbDevice`
+(identity, USB ids and quirks, lifecycle hooks, reset, cloud disconnect, the control-request
+dispatcher and its services); a ``firmware_sim`` ``Device`` fits it as it is.
 """
 
 from __future__ import annotations
 
-import weakref
 from typing import Any
 
-from firmware_sim.kernel.errors import UsageError
-
+from ..device_surface import UsbDevice
 from .descriptors import GET_DESCRIPTOR, UsbDescriptors
 from .platforms import QUIRK_OUT_DATA_STAGE
 from .protocol import MIN_WLENGTH, PARTICLE_BREQUEST, SetupPacket
@@ -59,30 +57,33 @@ RAW_CLOUD_DISCONNECT = 302
 #: (True) or without (False) clearing the "cloud wanted" flag (``cancelNetworkConnectionIfNeeded``).
 _ABORTING_TYPES = {40: True, 41: True, 50: True, 60: True, 70: False}
 
-_PORTS: weakref.WeakKeyDictionary[Any, UsbDevicePort] = weakref.WeakKeyDictionary()
+#: ``world.shared`` key of the ports of a world's devices, by device name (a name is unique in
+#: a world, so the device itself and an adapter around it share one port).
+_REGISTRY = "usb-ports"
 
 
-def attach_usb(device: Any, *, timing: UsbServiceTiming | None = None,
+def _ports(device: UsbDevice) -> dict[str, UsbDevicePort]:
+    ports: dict[str, UsbDevicePort] = device.world.shared.setdefault(_REGISTRY, {})
+    return ports
+
+
+def attach_usb(device: UsbDevice, *, timing: UsbServiceTiming | None = None,
                faults: UsbServiceFaults | None = None) -> UsbDevicePort:
     """The device's USB port, created on first use (idempotent)."""
-    port = _PORTS.get(device)
+    ports = _ports(device)
+    port = ports.get(device.name)
     if port is None:
-        port = UsbDevicePort(device, timing=timing, faults=faults)
-        _PORTS[device] = port
+        port = ports[device.name] = UsbDevicePort(device, timing=timing, faults=faults)
     return port
 
 
-def usb_port_of(device: Any) -> UsbDevicePort | None:
-    return _PORTS.get(device)
+def usb_port_of(device: UsbDevice) -> UsbDevicePort | None:
+    return _ports(device).get(device.name)
 
 
 class UsbDevicePort:
-    def __init__(self, device: Any, *, timing: UsbServiceTiming | None = None,
+    def __init__(self, device: UsbDevice, *, timing: UsbServiceTiming | None = None,
                  faults: UsbServiceFaults | None = None) -> None:
-        for attr in ("world", "device_id", "profile", "control", "boot_hooks",
-                     "shutdown_hooks"):
-            if not hasattr(device, attr):
-                raise UsageError(f"{device!r} is not a simulated device (no {attr!r})")
         self.device = device
         self.world = device.world
         self.tracer = device.world.trace.bind(device.name, "usb")
@@ -92,14 +93,14 @@ class UsbDevicePort:
         self.quirks: frozenset[str] = frozenset(profile.quirks)
         self.descriptors = UsbDescriptors(vendor_id=self.vendor_id, product_id=self.product_id,
                                           serial=device.device_id.upper(),
-                                          product=str(profile.series))
+                                          product=profile.series)
         self.timing = timing or UsbServiceTiming()
         self.faults = faults or UsbServiceFaults()
         self.epoch = 0
         self.service: UsbControlService | None = None
         device.boot_hooks.append(self._booted)
         device.shutdown_hooks.append(self._shut_down)
-        if getattr(device, "running", False):
+        if device.running:
             self._booted(device)
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -108,7 +109,7 @@ class UsbDevicePort:
     def attached(self) -> bool:
         return self.service is not None
 
-    def _booted(self, device: Any) -> None:
+    def _booted(self, _device: object) -> None:
         if self.service is not None:
             self.service.shutdown()
         self.epoch += 1
@@ -119,7 +120,7 @@ class UsbDevicePort:
         self.tracer.emit("usb.attached", epoch=self.epoch, vid=self.vendor_id,
                          pid=self.product_id)
 
-    def _shut_down(self, device: Any) -> None:
+    def _shut_down(self, _device: object) -> None:
         if self.service is not None:
             self.service.shutdown()
             self.service = None
@@ -189,7 +190,7 @@ class UsbDevicePort:
             if setup.wIndex == RAW_DEVICE_ID:
                 text = device.device_id.upper().encode()
             elif setup.wIndex == RAW_SYSTEM_VERSION:
-                text = str(device.profile.system_version).encode()
+                text = device.profile.system_version.encode()
             else:
                 return self._stall(setup, f"unknown raw request {setup.wIndex}")
             if setup.wLength < len(text):
@@ -212,13 +213,12 @@ class UsbDevicePort:
         clear_flag = _ABORTING_TYPES.get(request_type)
         if clear_flag is None:
             return
-        options = getattr(self.device, "options", None)
-        if options is not None and getattr(options, "device_protected", False):
+        services = self.device.control.services
+        protected, _overridden = services.protected_state()
+        if protected:
             return
         self.tracer.emit("usb.abort_connection", type=request_type, disconnect=clear_flag)
         if clear_flag:
             self.device.cloud_disconnect()
         else:
-            services = getattr(self.device.control, "services", None)
-            if services is not None:
-                services.abort_connection()
+            services.abort_connection()

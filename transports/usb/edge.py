@@ -1,6 +1,6 @@
 """Edge service ``--usb-bridge PORT``: the devices' USB ports on a loopback TCP socket.
 
-Registered in ``firmware_sim.edge.SERVICE_MODULES``; ``fwsim serve --usb-bridge 0`` picks a free
+An edge service (``transports.edge_api``); ``fwsim serve --usb-bridge 0`` picks a free
 port. The printed line names the port and how to put real Node.js tools on it (docs/usb.md)::
 
     usb bridge: 127.0.0.1:40123 (node --require .../transports/usb/js/preload.js with
@@ -12,15 +12,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from firmware_sim.kernel.errors import ConfigurationError
 
+from ..edge_api import EdgeContext, EdgeHandle, port_arg
 from .bridge_server import UsbBridgeServer
 from .device_port import attach_usb
-
-if TYPE_CHECKING:
-    from firmware_sim.edge import EdgeContext, EdgeHandle
 
 __all__ = ["NAME", "PRELOAD_JS", "add_arguments", "enabled", "start"]
 
@@ -29,14 +26,8 @@ NAME = "usb-bridge"
 PRELOAD_JS = Path(__file__).resolve().parent / "js" / "preload.js"
 
 
-def _port(text: str) -> int:
-    from firmware_sim.cli.common import port_arg
-
-    return port_arg(text)
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--usb-bridge", type=_port, metavar="PORT",
+    parser.add_argument("--usb-bridge", type=port_arg, metavar="PORT",
                         help="serve the device's USB control transfers on 127.0.0.1:PORT "
                         "(0: any free port) for particle-usb / particle-cli through "
                         "transports/usb/js and for 'fwsim usb'")
@@ -51,8 +42,6 @@ ENUMERATION_WAIT_S = 2.0
 
 
 async def start(ctx: EdgeContext, args: argparse.Namespace) -> EdgeHandle:
-    from firmware_sim.edge import EdgeHandle
-
     ports = [attach_usb(device) for device in ctx.devices]
     server = UsbBridgeServer(lambda: ports, sync=ctx.sync, wake=ctx.wake)
     try:

@@ -14,12 +14,11 @@ IO (-220) otherwise.
 
 from __future__ import annotations
 
-from typing import Any
-
 from control_requests.requests import Call, ControlReply
 from control_requests.steps import Done, ProvisioningSteps
 from firmware_sim.kernel.errors import ResultCode
 
+from ..device_surface import UsbDevice
 from .errors import UsbError, UsbRequestTimeout
 from .host import HostOptions
 from .virtual import VirtualUsbHost
@@ -36,7 +35,7 @@ def _result_of(outcome: ControlReply | UsbError) -> int:
 
 
 class UsbProvisioning(ProvisioningSteps):
-    def __init__(self, device: Any, options: HostOptions | None = None) -> None:
+    def __init__(self, device: UsbDevice, options: HostOptions | None = None) -> None:
         self.device = device
         self.usb = VirtualUsbHost(device.world, device, options)
         self._state = "closed"

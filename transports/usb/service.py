@@ -44,6 +44,7 @@ from firmware_sim.kernel.errors import ResultCode
 from firmware_sim.kernel.scheduler import Scheduler, TimerHandle
 from firmware_sim.kernel.trace import Tracer
 
+from ..device_surface import Completion, SubmittedRequest
 from .protocol import (
     MAX_POOLED_PAYLOAD_SIZE,
     MIN_WLENGTH,
@@ -69,17 +70,9 @@ __all__ = [
 #: The channel name the dispatcher sees for requests that arrived over USB.
 CHANNEL_NAME = "usb"
 
-Completion = Callable[[int, bytes], None]
-
-
-class SubmittedRequest(Protocol):
-    def cancel(self) -> None: ...
-
-    def reply_delivered(self) -> None: ...
-
-
 class ControlSubmitter(Protocol):
-    """What the service needs of the device's control-request dispatcher."""
+    """What the service needs of the device's control-request dispatcher (the ``submit`` of
+    :class:`~transports.device_surface.ControlEndpoint`)."""
 
     def submit(self, channel: str, request_type: int, payload: bytes,
                on_complete: Completion) -> SubmittedRequest: ...

@@ -22,7 +22,7 @@ nor while a real-time driver runs the same world.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from control_requests.client import ControlClient
 from control_requests.requests import Call, ControlReply
@@ -30,6 +30,7 @@ from firmware_sim.kernel.errors import UsageError
 from firmware_sim.kernel.scheduler import TimerHandle
 from firmware_sim.kernel.world import World
 
+from ..device_surface import UsbDevice
 from .device_port import UsbDevicePort, attach_usb
 from .errors import UsbError, UsbRequestTimeout, UsbTransferError
 from .host import HostOptions, HostRequest, RequestDone, UsbHost
@@ -70,7 +71,8 @@ class WorldHostIo:
 class VirtualUsbHost:
     """A host computer with particle-usb, plugged into one simulated device."""
 
-    def __init__(self, world: World, device: Any, options: HostOptions | None = None, *,
+    def __init__(self, world: World, device: UsbDevice | UsbDevicePort,
+                 options: HostOptions | None = None, *,
                  latency_s: float = 0.0) -> None:
         self.world = world
         self.port = device if isinstance(device, UsbDevicePort) else attach_usb(device)

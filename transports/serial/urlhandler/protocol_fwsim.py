@@ -21,8 +21,7 @@ from typing import Any
 import serial
 from serial.serialutil import PortNotOpenError, SerialBase, SerialException
 
-from ..device_port import ConsolePort
-from ..registry import find_console
+from ..device_port import ConsolePort, find_console
 
 __all__ = ["BLOCK_LIMIT_S", "Serial"]
 
