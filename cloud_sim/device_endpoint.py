@@ -14,12 +14,16 @@ back to it. Per address it tracks a connection; per session id a :class:`CloudSe
   session and fall back to a full handshake.
 * HELLO marks a full handshake; a ping as the first message on a connection marks a resume.
   Either way the device is online and ``spark/status`` "online" is published.
+* CoAP messages of a session go through its :class:`CoapExchange` (the device's message layer,
+  ``firmware_sim.communication.coap_exchange``): requests are ACKed (again, when repeated) and
+  handled once; cloud-to-device events are confirmable, retransmitted with a doubling timeout
+  until ACKed, answered by a RST, given up after ``max_retransmit`` retransmissions
+  (``event.to_device_timeout``), or the session goes.
 * Events are ACKed and published on the bus. ``spark/device/session/end`` makes the cloud forget
   the session after acknowledging it (UNVERIFIED cloud behaviour, docs/claiming.md).
   ``spark/device/claim/code`` is redeemed ``claim_confirm_delay_s`` later (2.25 s: with the
   link latency the device clears its code ~2.4 s after sending it, as in the forum log); when
   the claim succeeds the cloud sends ``spark/device/claim/confirm`` to the device.
-* Cloud-to-device events are confirmable and retransmitted until ACKed (or the session goes).
 * With ``offline_after_s`` set (``fwsim cloud serve`` / ``fwsim up``: 75 s, three device
   keepalives), a device heard from nothing for that long is marked offline and
   ``spark/status`` ``offline`` is published.
@@ -33,12 +37,24 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from firmware_sim.communication import wire
+from firmware_sim.communication.coap_exchange import (
+    CoapExchange,
+    Confirmable,
+    MessageIds,
+    RetransmitPolicy,
+)
+from firmware_sim.communication.event_names import (
+    CLAIM_CODE_EVENT,
+    CLAIM_CONFIRM_EVENT,
+    SESSION_END_EVENT,
+    STATUS_EVENT,
+)
 from firmware_sim.communication.wire import CoapMessage, CoapType, HandshakeType, RecordType
 from firmware_sim.kernel.errors import PeerProtocolError
-from firmware_sim.kernel.scheduler import TimerHandle
+from firmware_sim.kernel.scheduler import Scheduler, TimerHandle
 from firmware_sim.kernel.world import World
 
 from .claims import ClaimResult, redeem_claim_code
@@ -47,8 +63,8 @@ from .model import DeviceRecord
 from .store import CloudStore
 
 Reply = Callable[[bytes], None]
-CLAIM_CODE_EVENT = "spark/device/claim/code"
-SESSION_END_EVENT = "spark/device/session/end"
+#: The cloud's message ids for a session (the device counts from 1, so the two never collide).
+CLOUD_MESSAGE_IDS = (0x8000, 0xFFFF)
 
 
 @dataclass(frozen=True)
@@ -57,7 +73,7 @@ class EndpointOptions:
     unknown_session_reply: str = "rst"
     session_max_age_s: float = 3 * 24 * 3600.0
     claim_confirm_delay_s: float = 2.25
-    confirm_event: str = "spark/device/claim/confirm"
+    confirm_event: str = CLAIM_CONFIRM_EVENT
     #: also send the confirm event when the claim was refused (the device then clears its code)
     confirm_on_refusal: bool = False
     ack_timeout_s: float = 4.0
@@ -73,18 +89,29 @@ class EndpointOptions:
             raise ValueError("unknown_session_reply must be 'rst' or 'ignore'")
 
 
-@dataclass
 class CloudSession:
-    session_id: bytes
-    device_id: str
-    created_us: int
-    address: Hashable | None = None
-    reply: Reply | None = None
-    full_handshakes: int = 0
-    resumes: int = 0
-    next_mid: int = 0x8000
-    pending: dict[int, tuple[bytes, int, TimerHandle | None]] = field(default_factory=dict)
-    seen_mids: list[int] = field(default_factory=list)
+    """A session the cloud keeps for resumption: its device, where it was last heard from, and
+    the CoAP exchange (message ids, retransmissions, duplicates) of that session."""
+
+    def __init__(self, session_id: bytes, device_id: str, created_us: int, *,
+                 scheduler: Scheduler, policy: RetransmitPolicy,
+                 on_timeout: Callable[[CloudSession, Confirmable], None],
+                 address: Hashable | None = None, reply: Reply | None = None) -> None:
+        self.session_id = session_id
+        self.device_id = device_id
+        self.created_us = created_us
+        self.address = address
+        self.reply = reply
+        self.full_handshakes = 0
+        self.resumes = 0
+        self.exchange = CoapExchange(
+            scheduler, self._transmit, ids=MessageIds(*CLOUD_MESSAGE_IDS), policy=policy,
+            on_timeout=lambda pending: on_timeout(self, pending), timer_label="cloud-retransmit")
+
+    def _transmit(self, coap: bytes) -> None:
+        """Send to wherever the device was last heard from on this session."""
+        if self.reply is not None:
+            self.reply(wire.encode_app_data(self.session_id, coap))
 
 
 @dataclass
@@ -108,6 +135,8 @@ class DeviceEndpoint:
         self._connections: dict[Hashable, _Connection] = {}
         self.claim_results: list[ClaimResult] = []
         self._offline_timers: dict[str, TimerHandle] = {}
+        self._retransmit_policy = RetransmitPolicy(self.options.ack_timeout_s,
+                                                   self.options.max_retransmit)
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -143,9 +172,7 @@ class DeviceEndpoint:
             of_device.discard(session_id)
             if not of_device:
                 del self._sessions_by_device[session.device_id]
-        for _, _, timer in session.pending.values():
-            if timer is not None:
-                timer.cancel()
+        session.exchange.close()
         self.tracer.emit("session.dropped", device_id=session.device_id, reason=reason,
                          session_id=session_id)
 
@@ -189,8 +216,10 @@ class DeviceEndpoint:
             if connection.session_id is None:
                 session_id = self._rng.randbytes(wire.SESSION_ID_SIZE)
                 connection.session_id = session_id
-                self.sessions[session_id] = CloudSession(session_id, connection.device_id,
-                                                         self.now_us, address, reply)
+                self.sessions[session_id] = CloudSession(
+                    session_id, connection.device_id, self.now_us,
+                    scheduler=self.world.scheduler, policy=self._retransmit_policy,
+                    on_timeout=self._delivery_timed_out, address=address, reply=reply)
                 self._sessions_by_device.setdefault(connection.device_id, set()).add(session_id)
                 self.tracer.emit("session.created", device_id=connection.device_id,
                                  session_id=session_id)
@@ -223,14 +252,13 @@ class DeviceEndpoint:
             self._on_ack(session, message)
             return
         if message.mtype is CoapType.RST:
+            session.exchange.acknowledge(message)  # the device refused it: stop retransmitting
             self.tracer.emit("coap.rst_from_device", mid=message.mid)
             return
-        duplicate = message.mid in session.seen_mids
-        if not duplicate:
-            session.seen_mids = ([*session.seen_mids, message.mid])[-32:]
+        duplicate = session.exchange.is_duplicate(message.mid)
         if message.is_empty:
             # A ping. As the first message of a connection it is a resumed session.
-            self._send(session, CoapMessage(CoapType.ACK, wire.EMPTY, message.mid))
+            session.exchange.send_ack(message)
             if first and not duplicate:
                 session.resumes += 1
                 self.tracer.emit("session.resumed", device_id=session.device_id)
@@ -264,8 +292,7 @@ class DeviceEndpoint:
         else:
             ack_code = wire.NOT_FOUND
         if message.mtype is CoapType.CON:
-            self._send(session, CoapMessage(CoapType.ACK, ack_code, message.mid, message.token,
-                                            payload=ack_payload))
+            session.exchange.send_ack(message, ack_code, ack_payload)
         if handled is not None and not duplicate:
             handled()
 
@@ -312,7 +339,7 @@ class DeviceEndpoint:
         device = self.store.get_device(device_id) or DeviceRecord(device_id)
         if not device.online:
             self.store.put_device(replace(device, online=True))
-        self.bus.publish(CloudEvent("spark/status", "online", device_id, self.unix_us,
+        self.bus.publish(CloudEvent(STATUS_EVENT, "online", device_id, self.unix_us,
                                     product_id=device.product_id))
 
     def _touch_device(self, device_id: str) -> None:
@@ -333,14 +360,10 @@ class DeviceEndpoint:
         self.store.put_device(replace(device, online=False))
         self.tracer.emit("device.offline", device_id=device_id,
                          quiet_s=self.options.offline_after_s)
-        self.bus.publish(CloudEvent("spark/status", "offline", device_id, self.unix_us,
+        self.bus.publish(CloudEvent(STATUS_EVENT, "offline", device_id, self.unix_us,
                                     product_id=device.product_id))
 
     # -- send ----------------------------------------------------------------------------------
-
-    def _send(self, session: CloudSession, message: CoapMessage) -> None:
-        if session.reply is not None:
-            session.reply(wire.encode_app_data(session.session_id, message.encode()))
 
     def send_event(self, device_id: str, name: str, data: bytes) -> bool:
         """Send an event to the device over its current session (confirmable)."""
@@ -348,35 +371,17 @@ class DeviceEndpoint:
         if session is None or session.reply is None:
             self.tracer.emit("event.undeliverable", device_id=device_id, name=name)
             return False
-        mid = session.next_mid
-        session.next_mid = 0x8000 + ((session.next_mid + 1) & 0x7FFF)
+        mid = session.exchange.allocate_mid()
         message = CoapMessage(CoapType.CON, wire.POST, mid, b"", wire.event_uri(name, True), data)
-        datagram = wire.encode_app_data(session.session_id, message.encode())
         self.tracer.emit("event.to_device", device_id=device_id, name=name, mid=mid)
         self.bus.publish(CloudEvent(name, data.decode("utf-8", "replace"), device_id,
                                     self.unix_us, direction="device"))
-        session.pending[mid] = (datagram, 0, None)
-        self._transmit(session, mid)
+        session.exchange.send_confirmable(message, what=f"event {name}")
         return True
 
-    def _transmit(self, session: CloudSession, mid: int) -> None:
-        entry = session.pending.get(mid)
-        if entry is None or self.sessions.get(session.session_id) is not session:
-            return
-        datagram, attempts, _ = entry
-        if attempts > self.options.max_retransmit:
-            del session.pending[mid]
-            self.tracer.emit("event.to_device_timeout", device_id=session.device_id, mid=mid)
-            return
-        if session.reply is not None:
-            session.reply(datagram)
-        timer = self.world.scheduler.call_later(self.options.ack_timeout_s * 2 ** attempts,
-                                                self._transmit, session, mid,
-                                                label="cloud-retransmit")
-        session.pending[mid] = (datagram, attempts + 1, timer)
+    def _delivery_timed_out(self, session: CloudSession, pending: Confirmable) -> None:
+        self.tracer.emit("event.to_device_timeout", device_id=session.device_id, mid=pending.mid)
 
     def _on_ack(self, session: CloudSession, message: CoapMessage) -> None:
-        entry = session.pending.pop(message.mid, None)
-        if entry is not None and entry[2] is not None:
-            entry[2].cancel()
-        self.tracer.emit("coap.acked_by_device", mid=message.mid, known=entry is not None)
+        pending = session.exchange.acknowledge(message)
+        self.tracer.emit("coap.acked_by_device", mid=message.mid, known=pending is not None)

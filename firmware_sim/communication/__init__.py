@@ -1,19 +1,26 @@
-"""Device-cloud communication: wire codecs, persisted session, the protocol engine.
+"""Device-cloud communication: wire codecs, the CoAP message layer, the persisted session, the
+protocol engine.
 
-``wire`` is a pure codec module that the emulated cloud (``cloud_sim``) imports too.
+``wire``, ``coap_exchange`` and ``event_names`` are pure modules that the emulated cloud
+(``cloud_sim``) imports too.
 """
 
-from .protocol import DeviceIdentity, DeviceProtocol, Phase, ProtocolError, ProtocolOptions
+from .coap_exchange import CoapExchange, Confirmable, MessageIds, RetransmitPolicy
+from .protocol import DeviceIdentity, DeviceProtocol, Phase, ProtocolOptions, ProtocolResult
 from .session import MAXIMUM_SESSION_USES, RestoreStatus, SessionData, SessionPersist
 
 __all__ = [
     "MAXIMUM_SESSION_USES",
+    "CoapExchange",
+    "Confirmable",
     "DeviceIdentity",
     "DeviceProtocol",
+    "MessageIds",
     "Phase",
-    "ProtocolError",
     "ProtocolOptions",
+    "ProtocolResult",
     "RestoreStatus",
+    "RetransmitPolicy",
     "SessionData",
     "SessionPersist",
 ]

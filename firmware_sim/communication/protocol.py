@@ -2,7 +2,8 @@
 
 How this works
 --------------
-``begin(port)`` mirrors Device OS ``Protocol::begin()`` (device-os.md §2):
+``begin(port)`` mirrors Device OS ``Protocol::begin()`` (``communication/src/protocol.cpp``; the
+session restore is ``communication/src/dtls_message_channel.cpp``):
 
 1. log ``Establish secure connection`` and try to restore the persisted session;
 2. **resume** (restore COMPLETE): log ``restored session from persisted session data.
@@ -15,13 +16,17 @@ How this works
    and send the forced system DESCRIBE, and report ``NO_ERROR``.
 
 Phases: IDLE -> DTLS_HELLO -> DTLS_FINISHED -> ESTABLISHED (or straight to ESTABLISHED on a
-resume) -> CLOSED. Every confirmable message is tracked until its ACK; it is retransmitted with a
-doubling timeout and, after ``max_retransmit`` tries, fails the connection (``MESSAGE_TIMEOUT``,
-``PING_TIMEOUT`` for pings). A CoAP RST logs ``Received RST message; discarding session``,
-forgets the persisted session and fails the connection with ``IO_ERROR_DISCARD_SESSION``, so the
-next attempt is a full handshake. The first message received on a resumed session resets the
-session's use counter. Once established, a keepalive ping is sent after ``keepalive_s`` without
-traffic.
+resume) -> CLOSED. The DTLS stand-in's handshake messages are retransmitted after
+``dtls_retransmit_s``, doubling, and the attempt fails (``MESSAGE_TIMEOUT``) after
+``dtls_max_retransmit`` retransmissions. CoAP messages go through a :class:`CoapExchange`
+(``coap_exchange.py``): every confirmable message is tracked until its ACK and retransmitted with
+a doubling timeout; one still unanswered after ``max_retransmit`` retransmissions fails the
+connection (``MESSAGE_TIMEOUT``, ``PING_TIMEOUT`` for pings). A CoAP RST (whatever its id) logs
+``Received RST message; discarding session``, forgets the persisted session and fails the
+connection with ``IO_ERROR_DISCARD_SESSION``, so the next attempt is a full handshake. Requests
+from the cloud are ACKed (again, when repeated) and handed on once. The first message received on
+a resumed session resets the session's use counter. Once established, a keepalive ping is sent
+after ``keepalive_s`` without traffic.
 
 Everything happens on the world scheduler; the protocol never blocks and never reads a clock.
 Results go to a :class:`ProtocolListener` (the system layer), always from a fresh scheduler
@@ -32,7 +37,6 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum, IntEnum
@@ -44,6 +48,7 @@ from ..kernel.scheduler import Scheduler, TimerHandle
 from ..kernel.trace import Tracer
 from ..services.log import DeviceLog
 from . import wire
+from .coap_exchange import CoapExchange, Confirmable, MessageIds, RetransmitPolicy
 from .session import RestoreStatus, SessionData, SessionPersist
 from .wire import CoapMessage, CoapType, HandshakeType, RecordType
 
@@ -53,11 +58,13 @@ LOG_DTLS = "comm.dtls"
 LOG_COAP = "comm.coap"
 
 
-class ProtocolError(IntEnum):
-    """Subset of Device OS ``ProtocolError`` (``communication/inc/protocol_defs.h``).
+class ProtocolResult(IntEnum):
+    """How establishing or running a connection ended: a subset of Device OS's ``ProtocolResult``
+    enum (``communication/inc/protocol_defs.h``), which despite its name also holds the successes
+    ``NO_ERROR`` (0: full handshake) and ``SESSION_RESUMED`` (13).
 
-    SESSION_RESUMED (13) and IO_ERROR_DISCARD_SESSION (21) are pinned by the spec; the others
-    follow the header's order.
+    SESSION_RESUMED (13) and IO_ERROR_DISCARD_SESSION (21) are the values Device OS logs and
+    returns; the others follow the header's order (UNVERIFIED).
     """
 
     NO_ERROR = 0
@@ -111,25 +118,15 @@ class DeviceIdentity:
 
 
 class ProtocolListener(Protocol):
-    def protocol_begin_result(self, code: ProtocolError) -> None: ...
+    def protocol_begin_result(self, code: ProtocolResult) -> None: ...
 
-    def protocol_error(self, code: ProtocolError) -> None: ...
+    def protocol_error(self, code: ProtocolResult) -> None: ...
 
     def protocol_event(self, name: str, data: bytes) -> None: ...
 
     def protocol_time(self, unix_time: int) -> None: ...
 
     def protocol_idle(self) -> None: ...
-
-
-@dataclass
-class _Pending:
-    mid: int
-    datagram: bytes
-    what: str
-    attempts: int
-    timer: TimerHandle | None
-    on_ack: Callable[[CoapMessage], None] | None
 
 
 class DeviceProtocol:
@@ -151,10 +148,12 @@ class DeviceProtocol:
         self._session_id = b""
         self._resumed = False
         self._heard_on_resumed = False
-        self._next_mid = 1
         self._next_token = 1
-        self._pending: dict[int, _Pending] = {}
-        self._recent_cloud_mids: deque[int] = deque(maxlen=32)
+        self._exchange = CoapExchange(
+            scheduler, self._send_coap, ids=MessageIds(1, 0xFFFF),
+            policy=RetransmitPolicy(options.ack_timeout_s, options.max_retransmit),
+            on_timeout=self._coap_timeout, on_retransmit=self._coap_retransmit,
+            timer_label="coap-retransmit")
         self._dtls_timer: TimerHandle | None = None
         self._dtls_attempts = 0
         self._keepalive: TimerHandle | None = None
@@ -168,7 +167,7 @@ class DeviceProtocol:
 
     @property
     def pending_count(self) -> int:
-        return len(self._pending)
+        return self._exchange.pending_count
 
     @property
     def resumed(self) -> bool:
@@ -196,10 +195,7 @@ class DeviceProtocol:
 
     def close(self) -> None:
         """Tear the connection down (the socket closes; the persisted session stays)."""
-        for pending in self._pending.values():
-            if pending.timer is not None:
-                pending.timer.cancel()
-        self._pending.clear()
+        self._exchange.close()
         self._cancel_timer("_dtls_timer")
         self._cancel_timer("_keepalive")
         if self._port is not None:
@@ -241,8 +237,7 @@ class DeviceProtocol:
     # -- establishing --------------------------------------------------------------------------
 
     def _reset_connection_state(self) -> None:
-        self._pending.clear()
-        self._recent_cloud_mids.clear()
+        self._exchange.close()
         self._resumed = False
         self._heard_on_resumed = False
         self._session_id = b""
@@ -251,10 +246,10 @@ class DeviceProtocol:
 
     def _resume(self, data: SessionData) -> None:
         self._session_id = data.session_id
-        self._next_mid = data.next_coap_id or 1
+        self._exchange.ids.restart(data.next_coap_id or 1)
         self._resumed = True
         self._log.info(LOG_DTLS, "restored session from persisted session data. "
-                       f"next_msg_id={self._next_mid}")
+                       f"next_msg_id={self._exchange.ids.next}")
         self._tracer.emit("session.move", session_id=data.session_id,
                           use_counter=data.use_counter)
         self.phase = Phase.ESTABLISHED
@@ -263,7 +258,7 @@ class DeviceProtocol:
             self._log.info(LOG_HANDSHAKE, "Skipping HELLO message")
             self._send_con(wire.EMPTY, (), b"", what="resume ping")
             self._arm_keepalive()
-            self._report_begin(ProtocolError.SESSION_RESUMED)
+            self._report_begin(ProtocolResult.SESSION_RESUMED)
         else:
             self._tracer.emit("session.app_state_changed", cached=data.app_state_crc)
             self._hello_and_describe()
@@ -282,7 +277,7 @@ class DeviceProtocol:
         self._cancel_timer("_dtls_timer")
         if self._dtls_attempts > self.options.dtls_max_retransmit:
             self._tracer.emit("dtls.handshake_timeout")
-            self._report_begin(ProtocolError.MESSAGE_TIMEOUT)
+            self._report_begin(ProtocolResult.MESSAGE_TIMEOUT)
             return
         delay = self.options.dtls_retransmit_s * (2 ** self._dtls_attempts)
         self._dtls_attempts += 1
@@ -301,20 +296,21 @@ class DeviceProtocol:
         describe = self._system_describe()
         if ident.persists_session:
             self._session.save(SessionData(self._session_id, ident.keys_checksum, 0,
-                                           self._next_mid, ident.app_state_crc(describe)))
+                                           self._exchange.ids.next,
+                                           ident.app_state_crc(describe)))
             self._tracer.emit("session.persisted", session_id=self._session_id)
         self._send_con(wire.POST, (wire.URI_DESCRIBE,), describe, what="system describe")
         self._arm_keepalive()
-        self._report_begin(ProtocolError.NO_ERROR)
+        self._report_begin(ProtocolResult.NO_ERROR)
 
-    def _report_begin(self, code: ProtocolError) -> None:
+    def _report_begin(self, code: ProtocolResult) -> None:
         if self._begin_reported:
             return
         self._begin_reported = True
         self._scheduler.call_soon(self._listener.protocol_begin_result, code,
                                   label="protocol-begin-result")
 
-    def _fail(self, code: ProtocolError) -> None:
+    def _fail(self, code: ProtocolResult) -> None:
         """A connection-level failure: before ``begin`` reported, it is the begin result."""
         self._tracer.emit("protocol.failed", code=code.name)
         self.close()
@@ -329,44 +325,31 @@ class DeviceProtocol:
         if self._port is not None:
             self._port.send(datagram)
 
-    def _send_coap(self, message: CoapMessage) -> None:
-        self._send_raw(wire.encode_app_data(self._session_id, message.encode()))
+    def _send_coap(self, coap: bytes) -> None:
+        self._send_raw(wire.encode_app_data(self._session_id, coap))
 
     def _send_con(self, code: int, uri_path: tuple[str, ...], payload: bytes, *, what: str,
                   max_age: int | None = None, token: bool = False,
                   on_ack: Callable[[CoapMessage], None] | None = None) -> int:
-        mid = self._next_mid
-        self._next_mid = (self._next_mid % 0xFFFF) + 1
+        mid = self._exchange.allocate_mid()
         tok = b""
         if token:
             tok = bytes([self._next_token & 0xFF])
             self._next_token += 1
         message = CoapMessage(CoapType.CON, code, mid, tok, uri_path, payload, max_age)
-        datagram = wire.encode_app_data(self._session_id, message.encode())
-        pending = _Pending(mid, datagram, what, 0, None, on_ack)
-        self._pending[mid] = pending
         self._tracer.emit("coap.send", mid=mid, what=what, size=len(payload))
-        self._retransmit(pending)
+        self._exchange.send_confirmable(message, what=what, on_ack=on_ack)
         self._touch()
         return mid
 
-    def _retransmit(self, pending: _Pending) -> None:
-        if self._pending.get(pending.mid) is not pending:
-            return
-        if pending.attempts > self.options.max_retransmit:
-            self._tracer.emit("coap.timeout", mid=pending.mid, what=pending.what)
-            del self._pending[pending.mid]
-            is_ping = pending.what in ("ping", "resume ping")
-            self._fail(ProtocolError.PING_TIMEOUT if is_ping else ProtocolError.MESSAGE_TIMEOUT)
-            return
-        if pending.attempts:
-            self._tracer.emit("coap.retransmit", mid=pending.mid, what=pending.what,
-                              attempt=pending.attempts)
-        timeout = self.options.ack_timeout_s * (2 ** pending.attempts)
-        pending.attempts += 1
-        self._send_raw(pending.datagram)
-        pending.timer = self._scheduler.call_later(timeout, self._retransmit, pending,
-                                                   label="coap-retransmit")
+    def _coap_retransmit(self, pending: Confirmable) -> None:
+        self._tracer.emit("coap.retransmit", mid=pending.mid, what=pending.what,
+                          attempt=pending.transmissions)
+
+    def _coap_timeout(self, pending: Confirmable) -> None:
+        self._tracer.emit("coap.timeout", mid=pending.mid, what=pending.what)
+        is_ping = pending.what in ("ping", "resume ping")
+        self._fail(ProtocolResult.PING_TIMEOUT if is_ping else ProtocolResult.MESSAGE_TIMEOUT)
 
     # -- keepalive -----------------------------------------------------------------------------
 
@@ -405,7 +388,7 @@ class DeviceProtocol:
         elif record.type is RecordType.ALERT:
             self._tracer.emit("dtls.alert", code=record.subtype)
             if self.phase in (Phase.DTLS_HELLO, Phase.DTLS_FINISHED):
-                self._fail(ProtocolError.AUTHENTICATION_ERROR)
+                self._fail(ProtocolResult.AUTHENTICATION_ERROR)
         elif record.session_id == self._session_id and self.phase is Phase.ESTABLISHED:
             try:
                 message = CoapMessage.decode(record.body)
@@ -423,7 +406,7 @@ class DeviceProtocol:
         elif self.phase is Phase.DTLS_FINISHED and htype is HandshakeType.SERVER_FINISHED:
             self._cancel_timer("_dtls_timer")
             self._session_id = body
-            self._next_mid = 1
+            self._exchange.ids.restart(1)
             self._tracer.emit("dtls.handshake_done", session_id=body)
             self._hello_and_describe()
         else:
@@ -438,30 +421,27 @@ class DeviceProtocol:
         if message.mtype is CoapType.RST:
             self._log.warn(LOG_COAP, "Received RST message; discarding session")
             self._session.discard()
-            self._fail(ProtocolError.IO_ERROR_DISCARD_SESSION)
+            self._fail(ProtocolResult.IO_ERROR_DISCARD_SESSION)
             return
         if message.mtype is CoapType.ACK:
-            pending = self._pending.pop(message.mid, None)
+            pending = self._exchange.acknowledge(message)
             if pending is None:
                 self._tracer.emit("coap.unexpected_ack", mid=message.mid)
                 return
-            if pending.timer is not None:
-                pending.timer.cancel()
             self._tracer.emit("coap.acked", mid=message.mid, what=pending.what,
                               code=message.code_text)
-            self._session.update_coap_id(self._next_mid)
+            self._session.update_coap_id(self._exchange.ids.next)
             if pending.on_ack is not None:
                 pending.on_ack(message)
-            if not self._pending:
+            if self._exchange.idle:
                 self._scheduler.call_soon(self._listener.protocol_idle, label="protocol-idle")
             return
         # A request from the cloud (CON or NON).
-        duplicate = message.mid in self._recent_cloud_mids
+        duplicate = self._exchange.is_duplicate(message.mid)
         if message.mtype is CoapType.CON:
-            self._send_coap(CoapMessage(CoapType.ACK, wire.EMPTY, message.mid, message.token))
+            self._exchange.send_ack(message)
         if duplicate:
             return
-        self._recent_cloud_mids.append(message.mid)
         event = wire.parse_event_uri(message.uri_path)
         if message.code == wire.POST and event is not None:
             name, _private = event

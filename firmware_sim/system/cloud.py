@@ -44,8 +44,8 @@ from enum import Enum
 from ..communication.protocol import (
     DeviceIdentity,
     DeviceProtocol,
-    ProtocolError,
     ProtocolOptions,
+    ProtocolResult,
 )
 from ..communication.session import SessionPersist
 from ..hal.claim import ClaimCodeHal
@@ -240,10 +240,10 @@ class CloudConnection:
 
     # -- ProtocolListener ----------------------------------------------------------------------
 
-    def protocol_begin_result(self, code: ProtocolError) -> None:
+    def protocol_begin_result(self, code: ProtocolResult) -> None:
         if self.state is not CloudState.HANDSHAKING:
             return
-        if code is ProtocolError.SESSION_RESUMED:
+        if code is ProtocolResult.SESSION_RESUMED:
             self.handshakes["resumed"] += 1
             self._tracer.emit("handshake.resumed",
                               claim_code_pending=self._claim.pending_code() is not None)
@@ -252,7 +252,7 @@ class CloudConnection:
             if self.inputs.send_claim_code_on_resume:
                 self._publish_claim_code()
             self._after_handshake()
-        elif code is ProtocolError.NO_ERROR:
+        elif code is ProtocolResult.NO_ERROR:
             self.handshakes["full"] += 1
             self._tracer.emit("handshake.full",
                               claim_code_pending=self._claim.pending_code() is not None)
@@ -265,15 +265,15 @@ class CloudConnection:
         else:
             self._log.error(LOG, f"Cloud handshake failed, code={int(code)}")
             self._teardown()
-            self._retry(0.0 if code is ProtocolError.IO_ERROR_DISCARD_SESSION
+            self._retry(0.0 if code is ProtocolResult.IO_ERROR_DISCARD_SESSION
                         else self._backoff())
 
-    def protocol_error(self, code: ProtocolError) -> None:
+    def protocol_error(self, code: ProtocolResult) -> None:
         if self.state is CloudState.DISCONNECTED:
             return
         self._tracer.emit("cloud.connection_error", code=code.name)
         self._teardown()
-        self._retry(0.0 if code is ProtocolError.IO_ERROR_DISCARD_SESSION else self._backoff())
+        self._retry(0.0 if code is ProtocolResult.IO_ERROR_DISCARD_SESSION else self._backoff())
 
     def protocol_event(self, name: str, data: bytes) -> None:
         self._on_cloud_event(name, data)
