@@ -18,21 +18,15 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from typing import Protocol
 from urllib.parse import urlsplit
 
 from firmware_sim.kernel.errors import ConfigurationError
 from firmware_sim.kernel.link import DatagramPort, Receiver
+from firmware_sim.kernel.runtime import Runtime
 from firmware_sim.kernel.trace import Tracer
 
 DEFAULT_COAP_PORT = 5683
 _RECV_SIZE = 65535
-
-
-class Runtime(Protocol):
-    def sync(self) -> None: ...
-
-    def wake(self) -> None: ...
 
 
 def parse_cloud_url(url: str) -> tuple[str, int]:

@@ -1,14 +1,16 @@
-"""An in-process datagram link with latency and seeded loss.
+"""An in-process datagram link with latency and chosen loss.
 
 How this works
 --------------
 A link joins two endpoints. ``send`` on one side appends the datagram to that direction's FIFO
-queue with its arrival time (now + latency); one scheduler entry per datagram then delivers the
-queue's head. Because every entry takes the head, datagrams arrive in the order they were sent
-even when several are due at the same instant (the scheduler's seeded tie-break cannot reorder
-them). Loss draws from a RNG stream derived from the world seed and the link name, so "which
-datagram was lost" is part of the replayable run. Either side can ``close``; datagrams in flight
-to or from a closed side are dropped (a UDP socket that went away).
+queue and schedules one entry ``latency_s`` later that delivers the queue's head. Because every
+entry takes the head, datagrams arrive in the order they were sent even when several are due at
+the same instant (the scheduler's tie-break cannot reorder them). Before queueing, the world's
+chooser is asked two questions per datagram: the fault point ``fault("link:<name>:drop")``
+(always False unless an explorer injects it) and, when ``loss`` is not 0,
+``chance("link:<name>:loss", loss)``; so "which datagram was lost" is part of the replayable
+run. Either side can ``close``; datagrams in flight to or from a closed side are dropped (a UDP
+socket that went away).
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ class DatagramPort(Protocol):
 
 
 class LinkEnd:
+    """One side of a :class:`DatagramLink`; ``receiver`` gets each datagram that arrives."""
+
     def __init__(self, link: DatagramLink, name: str) -> None:
         self._link = link
         self.name = name
@@ -70,7 +74,9 @@ class DatagramLink:
         self.name = name
         self.latency_s = latency_s
         self.loss = loss
-        self._rng = world.rng_for(f"link:{name}")
+        self._chooser = world.chooser
+        self._loss_choice = f"link:{name}:loss"
+        self._drop_fault = f"link:{name}:drop"
         self.a = LinkEnd(self, f"{name}.a")
         self.b = LinkEnd(self, f"{name}.b")
         self.a.peer, self.b.peer = self.b, self.a
@@ -79,7 +85,12 @@ class DatagramLink:
 
     def transmit(self, source: LinkEnd, target: LinkEnd, data: bytes) -> None:
         self.sent += 1
-        if self.loss and self._rng.random() < self.loss:
+        if self._chooser.fault(self._drop_fault):
+            self.dropped += 1
+            self.world.trace.emit(self.name, "link", "datagram.lost", direction=source.name,
+                                  size=len(data), fault=self._drop_fault)
+            return
+        if self.loss and self._chooser.chance(self._loss_choice, self.loss):
             self.dropped += 1
             self.world.trace.emit(self.name, "link", "datagram.lost", direction=source.name,
                                   size=len(data))

@@ -6,11 +6,12 @@ Entries live in one heap ordered by ``(due_us, priority, tiebreak, seq)``:
 
 * ``due_us`` - the virtual instant the callback runs at;
 * ``priority`` - lower runs first among entries due at the same instant (``URGENT`` < ``NORMAL``);
-* ``tiebreak`` - a number drawn from a RNG seeded from the world seed when the entry is created,
-  so same-instant, same-priority entries run in an order that is fixed by the seed (same seed,
-  same order, every run) but may differ between seeds. That is how races are explored: rerun with
-  another seed;
-* ``seq`` - insertion counter, only to keep the tuple total.
+* ``tiebreak`` - a number the world's chooser gives when the entry is created
+  (``chooser.tiebreak(label)``, see ``choice.py``). The seeded chooser draws it from a stream
+  fixed by the world seed, so same-instant, same-priority entries run in an order that is fixed
+  by the seed (same seed, same order, every run) but may differ between seeds; an explorer's
+  chooser steers that order instead;
+* ``seq`` - insertion counter: entries with equal tie-breaks run in the order they were created.
 
 Components that need FIFO delivery among same-instant entries (a link carrying several datagrams
 with equal latency) keep their own queue and let each scheduled entry take the queue's head.
@@ -22,10 +23,10 @@ out of ``step()`` (and so out of ``run_*``) unchanged: a failing callback is a b
 from __future__ import annotations
 
 import heapq
-import random
 from collections.abc import Callable
 from typing import Any
 
+from .choice import Chooser
 from .clock import VirtualClock, to_micros
 
 URGENT = 0
@@ -58,11 +59,11 @@ class TimerHandle:
 
 
 class Scheduler:
-    """Heap of timers on a :class:`VirtualClock` with a seeded tie-break."""
+    """Heap of timers on a :class:`VirtualClock`; same-instant order comes from ``chooser``."""
 
-    def __init__(self, clock: VirtualClock, tiebreak_seed: int | str) -> None:
+    def __init__(self, clock: VirtualClock, chooser: Chooser) -> None:
         self.clock = clock
-        self._rng = random.Random(f"fwsim-scheduler:{tiebreak_seed}")
+        self._tiebreak = chooser.tiebreak
         self._heap: list[tuple[int, int, float, int, TimerHandle]] = []
         self._seq = 0
         self.steps = 0
@@ -76,7 +77,7 @@ class Scheduler:
         due_us = max(due_us, self.clock.now_us)
         handle = TimerHandle(due_us, callback, args, label)
         self._seq += 1
-        heapq.heappush(self._heap, (due_us, priority, self._rng.random(), self._seq, handle))
+        heapq.heappush(self._heap, (due_us, priority, self._tiebreak(label), self._seq, handle))
         return handle
 
     def call_later(self, delay_s: float, callback: Callable[..., Any], *args: Any,
@@ -87,7 +88,11 @@ class Scheduler:
 
     def call_soon(self, callback: Callable[..., Any], *args: Any, priority: int = NORMAL,
                   label: str = "") -> TimerHandle:
-        """Run ``callback(*args)`` at the current instant, after the running entry."""
+        """Run ``callback(*args)`` at the current instant, after the running entry.
+
+        Among other entries already due now with the same priority it takes its place by
+        tie-break, not necessarily last.
+        """
         return self.call_at(self.clock.now_us, callback, *args, priority=priority, label=label)
 
     def next_due_us(self) -> int | None:

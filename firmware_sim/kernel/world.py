@@ -1,12 +1,15 @@
-"""The World: one clock, one scheduler, one seeded RNG family and one trace.
+"""The World: one clock, one scheduler, one chooser, one seeded RNG family and one trace.
 
-Everything simulated (devices, the cloud endpoint, links, transports' device sides) registers
-with a World and does all of its timing through ``world.scheduler``. Nothing below the CLI and
-the real-socket adapters reads the wall clock, so a run is a pure function of the seed and the
-inputs: same seed, byte-identical trace.
+Everything simulated (devices, the cloud endpoint, links, transports' device sides) lives in a
+World and does all of its timing through ``world.scheduler``. Nothing below the CLI and the
+real-socket adapters reads the wall clock, so a run is a pure function of the seed, the inputs
+and the chooser: same seed, byte-identical trace.
 
-Randomness: components ask for ``world.rng_for(name)``, an independent stream derived from the
-seed and the name, so adding a device does not perturb the random choices of another.
+Choices and randomness: every nondeterministic choice (same-instant order, datagram loss,
+jitter, fault points) is asked of ``world.chooser`` by name (``choice.py``); by default a
+``SeededChooser`` of the world seed. Random *data* (keys, session ids, claim codes) comes from
+``world.rng_for(name)``, an independent stream derived from the seed and the name, so adding a
+device does not perturb the random values of another.
 """
 
 from __future__ import annotations
@@ -15,10 +18,11 @@ import random
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .choice import Chooser, SeededChooser, seeded_stream
 from .clock import VirtualClock, to_micros
 from .errors import ConfigurationError, UsageError
 from .scheduler import Scheduler, TimerHandle
-from .trace import Trace, TraceSink
+from .trace import TRACE_FORMAT_VERSION, Trace, TraceSink
 
 
 def parse_seed(value: str | int) -> int:
@@ -38,13 +42,19 @@ def parse_seed(value: str | int) -> int:
 
 
 class World:
-    """Owns virtual time, the scheduler, seeded randomness and the trace."""
+    """Owns virtual time, the scheduler, the chooser, seeded randomness and the trace.
 
-    def __init__(self, seed: int = 0, *, trace_memory_limit: int | None = None,
+    ``chooser`` answers every nondeterministic choice of the run; ``None`` means a
+    ``SeededChooser(seed)``. It is fixed for the world's life (``world.chooser``).
+    """
+
+    def __init__(self, seed: int = 0, *, chooser: Chooser | None = None,
+                 trace_memory_limit: int | None = None,
                  sinks: Sequence[TraceSink] | None = None) -> None:
         self.seed = parse_seed(seed)
+        self._chooser: Chooser = SeededChooser(self.seed) if chooser is None else chooser
         self.clock = VirtualClock()
-        self.scheduler = Scheduler(self.clock, self.seed)
+        self.scheduler = Scheduler(self.clock, self._chooser)
         self.trace = Trace(self.clock, memory_limit=trace_memory_limit)
         for sink in sinks or []:
             self.trace.add_sink(sink)
@@ -53,13 +63,18 @@ class World:
         #: World-wide simulated environments (e.g. the radio environment), keyed by name.
         self.shared: dict[str, Any] = {}
         self.trace.emit("world", "kernel", "world.created", seed=self.seed,
-                        trace_format=1)
+                        trace_format=TRACE_FORMAT_VERSION)
 
-    # -- randomness ----------------------------------------------------------------------------
+    # -- choices and randomness ----------------------------------------------------------------
+
+    @property
+    def chooser(self) -> Chooser:
+        """The chooser every nondeterministic choice of this world is asked of."""
+        return self._chooser
 
     def rng_for(self, name: str) -> random.Random:
         """An independent random stream for ``name``, fixed by the world seed."""
-        return random.Random(f"fwsim:{self.seed}:{name}")
+        return seeded_stream(self.seed, name)
 
     # -- nodes ---------------------------------------------------------------------------------
 
@@ -92,12 +107,12 @@ class World:
             raise UsageError("cannot run for a negative duration")
         self.scheduler.run_until_time(self.clock.now_us + to_micros(seconds))
 
-    def run_until(self, predicate: Callable[[], bool], timeout: float,
-                  poll: float | None = None) -> bool:
+    def run_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
         """Step until ``predicate()`` holds or ``timeout`` virtual seconds pass.
 
-        Returns whether the predicate became true. The predicate is checked after every step
-        (or every ``poll`` seconds when given), so the clock stops at the first instant it holds.
+        Returns whether the predicate became true. The predicate is checked before the first
+        step and after every step, so the clock stops at the first instant it holds; on timeout
+        the clock stands at the deadline.
         """
         deadline = self.clock.now_us + to_micros(timeout)
         if predicate():

@@ -53,3 +53,28 @@ def test_asyncio_driver_runs_due_entries_and_stops() -> None:
     asyncio.run(main())
     assert fired[0] == 0.05 and fired[1] == -1.0
     assert 0.2 <= world.now < 2.0
+
+
+def test_one_runtime_protocol_serves_the_cloud_and_the_udp_edge() -> None:
+    import typing
+
+    import cloud_sim.runtime
+    import transports.net
+    from firmware_sim.kernel import NullRuntime, Runtime
+
+    assert cloud_sim.runtime.Runtime is Runtime
+    assert typing.get_type_hints(transports.net.UdpPort.__init__)["runtime"] is Runtime
+    assert cloud_sim.runtime.NullRuntime is NullRuntime
+
+    async def drive() -> None:
+        world = World()
+        runtime: Runtime = AsyncioDriver(world, wall=FakeWall())
+        world.call_later(0.0, lambda: None)
+        runtime.sync()  # runs what is due now
+        runtime.wake()
+        assert world.scheduler.next_due_us() is None
+
+    asyncio.run(drive())
+    null: Runtime = NullRuntime()
+    null.sync()
+    null.wake()

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from firmware_sim.kernel import URGENT, World
+from firmware_sim.kernel import URGENT, SeededChooser, World
 from firmware_sim.kernel.clock import VirtualClock, to_micros
 from firmware_sim.kernel.errors import ConfigurationError, UsageError
 from firmware_sim.kernel.scheduler import Scheduler
@@ -11,7 +11,7 @@ from firmware_sim.kernel.world import parse_seed
 
 def test_entries_run_in_due_time_order_and_advance_the_clock() -> None:
     clock = VirtualClock()
-    sched = Scheduler(clock, 0)
+    sched = Scheduler(clock, SeededChooser(0))
     seen: list[tuple[str, int]] = []
     sched.call_later(2.0, lambda: seen.append(("b", clock.now_us)))
     sched.call_later(1.0, lambda: seen.append(("a", clock.now_us)))
@@ -24,7 +24,7 @@ def test_entries_run_in_due_time_order_and_advance_the_clock() -> None:
 def test_same_instant_order_is_fixed_by_the_seed() -> None:
     def order(seed: int) -> list[int]:
         clock = VirtualClock()
-        sched = Scheduler(clock, seed)
+        sched = Scheduler(clock, SeededChooser(seed))
         out: list[int] = []
         for i in range(12):
             sched.call_at(1000, out.append, i)
@@ -41,7 +41,7 @@ def test_same_instant_order_is_fixed_by_the_seed() -> None:
 def test_priority_beats_tiebreak() -> None:
     clock = VirtualClock()
     for seed in range(10):
-        sched = Scheduler(clock, seed)
+        sched = Scheduler(clock, SeededChooser(seed))
         out: list[str] = []
         sched.call_at(clock.now_us, out.append, "normal")
         sched.call_at(clock.now_us, out.append, "urgent", priority=URGENT)
@@ -52,7 +52,7 @@ def test_priority_beats_tiebreak() -> None:
 
 def test_cancelled_entries_never_run() -> None:
     clock = VirtualClock()
-    sched = Scheduler(clock, 0)
+    sched = Scheduler(clock, SeededChooser(0))
     out: list[int] = []
     handle = sched.call_later(1.0, out.append, 1)
     sched.call_later(2.0, out.append, 2)
