@@ -40,7 +40,7 @@ from .dispatcher import (
 from .errors import BadData, ControlRequestFailed, ReplyEncodingFailed
 from .handlers import HANDLERS, SUPPORTED, supported_types
 from .requests import Call, ControlReply, EncodedRequest
-from .services import DeviceServices, KnownNetwork, VisibleNetwork
+from .services import DeviceServices, Done, KnownNetwork, VisibleNetwork
 from .types import (
     DOS_6_2_UNIMPLEMENTED,
     CloudConnectionStatus,
@@ -69,6 +69,7 @@ __all__ = [
     "ControlRequestFailed",
     "DeviceMode",
     "DeviceServices",
+    "Done",
     "DosStatus",
     "EncodedRequest",
     "FilterAction",

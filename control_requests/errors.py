@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from firmware_sim.kernel.errors import DeviceOsError, PeerProtocolError, ResultCode
 
+from .types import RequestType
+
 
 class BadData(DeviceOsError, PeerProtocolError):
     """A payload the device's protobuf decoder rejects (``SYSTEM_ERROR_BAD_DATA``, -280).
@@ -51,8 +53,6 @@ class ControlRequestFailed(DeviceOsError):
 
 
 def _type_name(request_type: int) -> str:
-    from .types import RequestType
-
     try:
         return f"{RequestType(request_type).name} ({int(request_type)})"
     except ValueError:

@@ -44,13 +44,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum, auto
-from typing import Any
 
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
-from google.protobuf.message import Message
 
 from ._pb import nanopb_pb2
 from .errors import BadData
+from .types import read_option
 
 WIRE_VARINT = 0
 WIRE_64BIT = 1
@@ -105,17 +104,6 @@ _WIRE_BY_KIND: dict[_Kind, int] = {
     _Kind.BYTES: WIRE_LEN,
     _Kind.MESSAGE: WIRE_LEN,
 }
-
-
-def read_option(options: Message, extension: FieldDescriptor) -> Any:
-    """Value of a custom option (an extension of ``*Options``), or ``None`` if unset.
-
-    grpcio-tools' .pyi stubs type extensions as plain ``FieldDescriptor``s, hence ``Any``.
-    """
-    untyped: Any = options
-    if not untyped.HasExtension(extension):
-        return None
-    return untyped.Extensions[extension]
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+#: The callback an asynchronous device operation or provisioning step completes with: it gets
+#: the operation's ``system_error_t`` (0 on success). The one definition in the package.
 Done = Callable[[int], None]
 
 

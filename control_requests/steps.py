@@ -9,12 +9,10 @@ only says how one encoded request travels, in :meth:`ProvisioningSteps.call`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 
 from . import requests
 from .requests import Call
-
-Done = Callable[[int], None]
+from .services import Done
 
 
 class ProvisioningSteps(ABC):
@@ -33,3 +31,6 @@ class ProvisioningSteps(ABC):
 
     def stop_listening(self, done: Done) -> None:
         self.call(requests.stop_listening(), done)
+
+
+__all__ = ["Done", "ProvisioningSteps"]

@@ -7,14 +7,25 @@ protobuf-only. ``dos_status()`` / ``DOS_6_2_UNIMPLEMENTED`` are the machine-read
 
 Result codes are ``firmware_sim.kernel.errors.ResultCode``; the protobuf ``particle.ctrl.
 ResultCode`` enum (its entries carry the ``system_error_t`` value in an ``int_value`` option)
-is translated by ``result_code_from_protobuf``.
+is translated by ``result_code_from_protobuf``, which reads the enum's custom options with
+``read_option`` (also used by the codec and ``nanopb_rules``).
+
+Import layering inside the package (no cycles): ``types`` imports only the kernel's errors and
+the generated ``_pb`` modules; ``errors`` builds on ``types``, ``nanopb_rules`` on both, and the
+codec, requests, client, dispatcher and handlers on those.
 """
 
 from __future__ import annotations
 
 from enum import Enum, IntEnum
+from typing import Any
+
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
 
 from firmware_sim.kernel.errors import ResultCode, UsageError
+
+from ._pb import common_pb2, extensions_pb2
 
 
 class RequestType(IntEnum):
@@ -227,15 +238,23 @@ class SystemCapability(IntEnum):
     COMPRESSED_OTA = 0x01
 
 
+def read_option(options: Message, extension: FieldDescriptor) -> Any:
+    """Value of a custom option (an extension of ``*Options``), or ``None`` if unset.
+
+    grpcio-tools' .pyi stubs type extensions as plain ``FieldDescriptor``s, hence ``Any``.
+    """
+    untyped: Any = options
+    if not untyped.HasExtension(extension):
+        return None
+    return untyped.Extensions[extension]
+
+
 def result_code_from_protobuf(value: int) -> ResultCode:
     """Map a ``particle.ctrl.ResultCode`` enum number to the ``system_error_t`` it stands for.
 
     The mapping is read from the ``int_value`` option of the generated enum, so it cannot drift
     from ``proto/common.proto``. Unknown numbers raise ``UsageError``.
     """
-    from ._pb import common_pb2, extensions_pb2
-    from .nanopb_rules import read_option
-
     enum = common_pb2.DESCRIPTOR.enum_types_by_name["ResultCode"]
     entry = enum.values_by_number.get(value)
     if entry is None:
@@ -257,5 +276,6 @@ __all__ = [
     "WifiSecurity",
     "dos_status",
     "parse_request_type",
+    "read_option",
     "result_code_from_protobuf",
 ]
