@@ -13,6 +13,7 @@ from cloud_sim import Cloud
 from firmware_sim.kernel.world import World
 from firmware_sim.system.device import Device
 from firmware_sim.system.radio import AccessPoint, WifiSecurity, radio_environment
+from firmware_sim.testbed.adapters import surface_for
 from transports.softap import SoftAp, SoftApOptions, encode_request, softap_for
 
 HOME = AccessPoint("HomeNet", "home-pass-1", security=WifiSecurity.WPA2_PSK, rssi=-45, channel=6)
@@ -88,7 +89,7 @@ def make_photon(seed: int = 0, *, options: SoftApOptions | None = None,
     cloud = Cloud(world)
     device = Device(world, "photon", profile="photon", device_id=DEVICE_ID, **device_kwargs)
     device.attach_cloud(cloud.connector())
-    softap = softap_for(device, options)
+    softap = softap_for(surface_for(device), options)
     if boot:
         device.power_on()
         world.run_for(1.0)

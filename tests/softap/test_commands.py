@@ -342,8 +342,9 @@ def test_non_photon_profiles_have_no_softap() -> None:
     from firmware_sim.kernel.errors import ConfigurationError
     from firmware_sim.kernel.world import World
     from firmware_sim.system.device import Device
+    from firmware_sim.testbed.adapters import surface_for
     from transports.softap import softap_for
 
     world = World(0)
     with pytest.raises(ConfigurationError, match="no SoftAP"):
-        softap_for(Device(world, "p2", profile="p2"))
+        softap_for(surface_for(Device(world, "p2", profile="p2")))

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from firmware_sim.hal.dct import Dct, FileDctBackend
 from firmware_sim.kernel.world import World
 from firmware_sim.system.device import Device
+from firmware_sim.testbed.adapters import DctKeyStore
 from transports.softap import keys
 from transports.softap.keys import (
     ERR_RSA_INVALID_PADDING,
@@ -53,7 +54,7 @@ def test_the_world_seed_decides_the_device_key() -> None:
 
 def test_dct_layout_of_the_key_pair() -> None:
     dct = Dct()
-    status = ensure_device_key(dct, lambda: KEY)
+    status = ensure_device_key(DctKeyStore(dct), lambda: KEY)
     assert status.generated and status.public_key_rewritten
     private = dct.read_field("device_private_key")
     der = keys.private_key_der(KEY)
@@ -63,16 +64,16 @@ def test_dct_layout_of_the_key_pair() -> None:
     spki = keys.public_key_der(KEY.public_key())
     assert len(spki) == 162
     assert dct.read(1250, 384) == spki + bytes(384 - 162)  # SPKI DER at 1250, zero-padded
-    again = ensure_device_key(dct, lambda: generate_rsa_key(random.Random(1)))
+    again = ensure_device_key(DctKeyStore(dct), lambda: generate_rsa_key(random.Random(1)))
     assert not again.generated and not again.public_key_rewritten
     assert again.key.private_numbers() == KEY.private_numbers()
 
 
 def test_public_key_is_rederived_when_the_dct_copy_differs() -> None:
     dct = Dct()
-    ensure_device_key(dct, lambda: KEY)
+    ensure_device_key(DctKeyStore(dct), lambda: KEY)
     dct.write(1250, b"\x00" * 384)
-    status = ensure_device_key(dct, lambda: KEY)
+    status = ensure_device_key(DctKeyStore(dct), lambda: KEY)
     assert not status.generated and status.public_key_rewritten
     assert dct.read(1250, 162) == keys.public_key_der(KEY.public_key())
 
@@ -80,14 +81,14 @@ def test_public_key_is_rederived_when_the_dct_copy_differs() -> None:
 def test_a_corrupt_private_key_is_replaced() -> None:
     dct = Dct()
     dct.write(34, b"\x30\x82\x02\x5d" + b"\x00" * 20)  # a DER header with garbage after it
-    status = ensure_device_key(dct, lambda: KEY)
+    status = ensure_device_key(DctKeyStore(dct), lambda: KEY)
     assert status.generated
 
 
 def test_public_key_reply_is_294_bytes_upper_case_hex() -> None:
     dct = Dct()
-    ensure_device_key(dct, lambda: KEY)
-    text = public_key_reply_hex(dct)
+    ensure_device_key(DctKeyStore(dct), lambda: KEY)
+    text = public_key_reply_hex(DctKeyStore(dct))
     assert len(text) == 2 * 294 and text == text.upper()
     raw = bytes.fromhex(text)
     assert raw[:162] == keys.public_key_der(KEY.public_key()) and raw[162:] == bytes(132)
@@ -114,9 +115,10 @@ def test_key_survives_reboots_and_lives_in_the_storage_dir(tmp_path: object) -> 
     # another process (another world, another seed): the stored key wins
     world = World(99)
     device = Device(world, "photon", profile="photon", storage_dir=tmp_path)
+    from firmware_sim.testbed.adapters import surface_for
     from transports.softap import softap_for
 
-    softap = softap_for(device)
+    softap = softap_for(surface_for(device))
     device.power_on()
     world.run_for(1)
     assert softap.key is not None

@@ -2,10 +2,13 @@
 Wi-Fi credentials, the claim code over SoftAP.
 
 Sans-IO core: the command layer (``commands``, ``jsonreq``), the TCP framing (``tcp``), the HTTP
-front on h11 (``http``), the device key (``keys``) and the per-device service (``service``);
-real sockets are in ``edge`` (an edge service of ``fwsim serve``); ``client`` is a host-side
-client for tests and tools. See ``docs/softap.md``.
+front on h11 (``http``), what a session needs of its SoftAP (``session``), the knobs
+(``options``), the device key (``keys``) and the per-device service (``service``, over a
+``transports.device_surface.SoftApDevice``); real sockets are in ``edge`` (an edge service of
+``fwsim serve``); ``client`` is a host-side client for tests and tools. See ``docs/softap.md``.
 """
+
+from __future__ import annotations
 
 from .client import (
     DeviceInfo,
@@ -27,8 +30,10 @@ from .keys import (
     load_public_key,
     public_key_reply_hex,
 )
+from .options import SoftApOptions
 from .security import SECURITY_NAMES, WicedSecurity, security_name, security_value
-from .service import SoftAp, SoftApOptions, softap_for
+from .service import SoftAp, softap_for
+from .session import Session, SessionHost
 from .tcp import TcpHeader, TcpHeaderParser, TcpSession, encode_request
 
 __all__ = [
@@ -40,6 +45,8 @@ __all__ = [
     "JsonRequestError",
     "JsonType",
     "ScanResult",
+    "Session",
+    "SessionHost",
     "SoftAp",
     "SoftApClient",
     "SoftApCommandError",

@@ -40,13 +40,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from firmware_sim.system.network import WifiCredentials
-from firmware_sim.system.radio import radio_environment
+from control_requests.services import VisibleNetwork
+from control_requests.types import WifiSecurity
+from firmware_sim.kernel.trace import Tracer
+from firmware_sim.kernel.world import World
 
+from ..device_surface import SoftApDevice
 from . import security as sec
 from .jsonreq import (
     JsonRequestError,
@@ -57,9 +61,7 @@ from .jsonreq import (
     raw_bytes,
 )
 from .keys import device_decrypt, device_hex_decode, public_key_reply_hex
-
-if TYPE_CHECKING:
-    from .service import SoftAp
+from .options import SoftApOptions
 
 Reply = Callable[[bytes | None], None]
 
@@ -113,10 +115,39 @@ def _aes_cbc_decrypt_hex(hex_text: bytes, key_iv: bytes) -> bytes:
     return decryptor.update(data) + decryptor.finalize()
 
 
+class CommandHost(Protocol):
+    """What the commands use of their SoftAP (:class:`~.service.SoftAp`)."""
+
+    @property
+    def options(self) -> SoftApOptions: ...
+    @property
+    def tracer(self) -> Tracer: ...
+    @property
+    def world(self) -> World: ...
+    @property
+    def device(self) -> SoftApDevice: ...
+    #: The device RSA key (None before the first boot).
+    @property
+    def key(self) -> rsa.RSAPrivateKey | None: ...
+    #: ``configure-ap`` index -> SSID, for this SoftAP session.
+    @property
+    def slots(self) -> dict[int, str]: ...
+    #: The enterprise configuration ``configure-ap`` stored last.
+    enterprise: EnterpriseConfig | None
+
+    def schedule_complete(self) -> None: ...
+    def has_credentials_at(self, index: int) -> bool: ...
+
+
+def _visible_networks(device: SoftApDevice) -> list[VisibleNetwork]:
+    """What a scan finds now (hidden networks are not listed), strongest first."""
+    return device.control.services.wifi_scan()
+
+
 class SoftApCommands:
     """The seven commands, bound to one device's SoftAP."""
 
-    def __init__(self, softap: SoftAp) -> None:
+    def __init__(self, softap: CommandHost) -> None:
         self.softap = softap
 
     @staticmethod
@@ -149,7 +180,7 @@ class SoftApCommands:
         if name == "version":
             answer(b'{"v":2}')
         elif name == "device-id":
-            claimed = "1" if softap.device.claim.is_device_claimed() else "0"
+            claimed = "1" if softap.device.control.services.is_claimed() else "0"
             answer(b'{"id":"%s","c":"%s"}' % (softap.device.device_id.upper().encode(),
                                                claimed.encode()))
         elif name == "public-key":
@@ -178,18 +209,19 @@ class SoftApCommands:
     def _scan(self) -> bytes:
         parts: list[bytes] = []
         rate = self.softap.options.max_data_rate
-        for ap in radio_environment(self.softap.world).scan():
-            ssid = ap.ssid.encode("utf-8")[:SSID_NAME_SIZE]
+        for network in _visible_networks(self.softap.device):
+            ssid = network.ssid.encode("utf-8")[:SSID_NAME_SIZE]
             if not ssid:
                 continue
             parts.append(b'{"ssid":"%s","rssi":%d,"sec":%d,"ch":%d,"mdr":%d}' % (
-                ssid, ap.rssi, sec.wiced_from_radio(ap.security), ap.channel, rate))
+                ssid, network.rssi, sec.wiced_from_radio(WifiSecurity(network.security)),
+                network.channel, rate))
         return b'{"scans":[' + b",".join(parts) + b"]}"
 
     def _public_key(self) -> bytes:
         if self.softap.key is None:
             return b'{"r":1}'
-        return b'{"b":"%s","r":0}' % public_key_reply_hex(self.softap.device.dct).encode()
+        return b'{"b":"%s","r":0}' % public_key_reply_hex(self.softap.device).encode()
 
     def _set(self, body: bytes) -> int:
         values = parse_request(body, SET_KEYS)
@@ -207,7 +239,7 @@ class SoftApCommands:
             tracer.emit("softap.set_rejected", key=key.decode("latin-1"), value_length=len(value),
                         reason="empty key or value" if not key or not value else "unknown key")
             return -1
-        result = self.softap.device.claim.set_claim_code(value)
+        result = self.softap.device.control.services.set_claim_code(value)
         tracer.emit("softap.claim_code_set", code=value.decode("latin-1"), result=result)
         return result
 
@@ -272,8 +304,7 @@ class SoftApCommands:
         ssid = ssid_bytes.decode("utf-8", "surrogateescape")
         stored_password = None if wiced == sec.WicedSecurity.OPEN or password is None else (
             password.decode("utf-8", "surrogateescape"))
-        softap.device.credentials.set(WifiCredentials(ssid, stored_password,
-                                                      sec.radio_from_wiced(wiced)))
+        softap.device.store_wifi_credentials(ssid, stored_password, sec.radio_from_wiced(wiced))
         softap.slots[index] = ssid
         if enterprise is not None:
             softap.enterprise = enterprise
@@ -298,11 +329,12 @@ class SoftApCommands:
         else:
             # WPA/WPA2 (or not set) without a cipher: Device OS scans for the SSID and takes
             # the security the access point advertises.
-            ap = radio_environment(self.softap.world).find(ssid.decode("utf-8",
-                                                                       "surrogateescape"))
-            if ap is None or ap.hidden:
+            wanted = ssid.decode("utf-8", "surrogateescape")
+            found = next((network for network in _visible_networks(self.softap.device)
+                          if network.ssid == wanted), None)
+            if found is None:  # out of range, or hidden (a scan does not list it)
                 return WLAN_SET_CREDENTIALS_CIPHER_REQUIRED, 0
-            wiced = sec.wiced_from_radio(ap.security)
+            wiced = sec.wiced_from_radio(WifiSecurity(found.security))
             if wiced == sec.WicedSecurity.UNKNOWN:
                 return WLAN_SET_CREDENTIALS_CIPHER_REQUIRED, 0
             if enterprise and wiced != sec.WicedSecurity.OPEN:

@@ -2,7 +2,7 @@
 
 How this works
 --------------
-Registered in ``firmware_sim.edge.SERVICE_MODULES``; enabled by ``--softap-http PORT`` and/or
+An edge service (``transports.edge_api``); enabled by ``--softap-http PORT`` and/or
 ``--softap-tcp PORT`` (0 picks a free port; the device's own ports are 80 and 5609). Each
 accepted socket becomes a sans-IO session of the device's :class:`~.service.SoftAp`; bytes are
 fed in after ``ctx.sync()`` (so they land at the right virtual instant) and ``ctx.wake()``
@@ -10,22 +10,24 @@ follows. Sessions write and close through the asyncio transport, also from sched
 (timeouts, the delayed ``scan-ap`` reply), which run in the loop's thread. While the device is
 not in listening mode the SoftAP is down and a new connection is closed at once.
 
-``--softap-claim-owner EMAIL`` issues a claim code for that user in the in-process cloud and
-prints it, so that a setup client has a code the cloud will accept. :func:`serve_softap` opens
-the servers of any one device, for commands that run several.
+:func:`serve_softap` opens the servers of any one device, for commands that run several. A
+claim code for the setup client to send is the composition side's business (``fwsim serve``
+issues one in its cloud): this module knows no cloud.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-from typing import Any
 
-from firmware_sim.cli.common import port_arg
-from firmware_sim.edge import EdgeContext, EdgeHandle
 from firmware_sim.kernel.errors import ConfigurationError
 
+from ..device_surface import SoftApDevice
+from ..edge_api import EdgeContext, EdgeHandle, port_arg
 from .service import SoftAp, softap_for
+from .session import Session
+
+__all__ = ["NAME", "add_arguments", "enabled", "serve_softap", "start"]
 
 NAME = "softap"
 
@@ -40,9 +42,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        "5609; 0 picks a free port)")
     group.add_argument("--softap-host", default="127.0.0.1", metavar="ADDRESS",
                        help="address the SoftAP servers listen on (default 127.0.0.1)")
-    group.add_argument("--softap-claim-owner", metavar="EMAIL",
-                       help="issue a claim code for this user in the in-process cloud and "
-                       "print it")
 
 
 def enabled(args: argparse.Namespace) -> bool:
@@ -57,7 +56,7 @@ class _SoftApSocket(asyncio.Protocol):
         self.softap = softap
         self.protocol = protocol
         self.transport: asyncio.Transport | None = None
-        self.session: Any = None
+        self.session: Session | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -103,27 +102,15 @@ def _address(server: asyncio.Server) -> tuple[str, int]:
 
 
 async def start(ctx: EdgeContext, args: argparse.Namespace) -> EdgeHandle:
-    device = ctx.device
-    if not getattr(device.profile, "has_softap", False):
+    device = ctx.devices[0]
+    if not device.profile.has_softap:
         raise ConfigurationError(f"--softap-http/--softap-tcp need a profile with SoftAP "
                                  f"(photon); this device is {device.profile.name}")
-    claim_line = None
-    if args.softap_claim_owner:
-        if ctx.cloud is None:
-            raise ConfigurationError("--softap-claim-owner needs the in-process cloud")
-        from cloud_sim import Principal
-
-        ctx.sync()
-        claim = ctx.cloud.create_claim_code(Principal.user(args.softap_claim_owner))
-        claim_line = f"softap: claim code {claim.code} for {args.softap_claim_owner}"
-    handle = await serve_softap(ctx, device, host=args.softap_host, tcp_port=args.softap_tcp,
-                                http_port=args.softap_http)
-    if claim_line is not None:
-        handle.lines.append(claim_line)
-    return handle
+    return await serve_softap(ctx, device, host=args.softap_host, tcp_port=args.softap_tcp,
+                              http_port=args.softap_http)
 
 
-async def serve_softap(ctx: EdgeContext, device: Any, *, host: str = "127.0.0.1",
+async def serve_softap(ctx: EdgeContext, device: SoftApDevice, *, host: str = "127.0.0.1",
                        tcp_port: int | None = None, http_port: int | None = None
                        ) -> EdgeHandle:
     """Open the SoftAP servers of one device (reusable by commands that run several devices)."""

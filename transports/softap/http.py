@@ -29,16 +29,13 @@ follows HTTP/1.1 rules as h11 applies them (UNVERIFIED for the WICED server; doc
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import h11
 
 from firmware_sim.kernel.scheduler import TimerHandle
 
 from .commands import COMMAND_NAMES
-
-if TYPE_CHECKING:
-    from .service import SoftAp
+from .session import SessionHost
 
 HELLO_BODY = b"Soft AP Setup\x00"
 MAX_HEADER_BYTES = 8192
@@ -56,7 +53,7 @@ class HttpSession:
 
     protocol = "http"
 
-    def __init__(self, softap: SoftAp, conn: int, send: Callable[[bytes], None],
+    def __init__(self, softap: SessionHost, conn: int, send: Callable[[bytes], None],
                  close: Callable[[], None]) -> None:
         self.softap = softap
         self.conn = conn

@@ -8,7 +8,8 @@ in a 612-byte zero-padded block (``EXTERNAL_FLASH_CORE_PRIVATE_KEY_LENGTH``), an
 as ``SubjectPublicKeyInfo`` DER at ``device_public_key`` (offset 1250), zero-padded to the
 field's 384 bytes. ``fetch_device_public_key`` re-derives the public key from the private one and
 rewrites the DCT when they differ; :func:`ensure_device_key` does the same, and creates the key
-pair first when the DCT has none (first boot).
+pair first when the DCT has none (first boot). The DCT is reached through a
+:class:`~transports.device_surface.DeviceKeyStore` (the two fields, raw).
 
 Generation is deterministic: primes come from a ``random.Random`` stream the caller derives from
 the world seed (``world.rng_for``), so the same seed gives the same key and byte-identical
@@ -36,7 +37,7 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from firmware_sim.hal.dct import FIELDS, Dct
+from ..device_surface import DeviceKeyStore
 
 KEY_BITS = 1024
 PUBLIC_EXPONENT = 65537
@@ -52,8 +53,6 @@ ERR_RSA_INVALID_PADDING = -0x4100
 ERR_RSA_OUTPUT_TOO_LARGE = -0x4400
 ERR_RSA_PRIVATE_FAILED_BAD_INPUT = -0x4304  # MBEDTLS_ERR_RSA_PRIVATE_FAILED + MPI_BAD_INPUT_DATA
 
-_PRIVATE = FIELDS["device_private_key"]
-_PUBLIC = FIELDS["device_public_key"]
 _SMALL_PRIMES = [p for p in range(3, 2000, 2) if all(p % q for q in range(3, int(p**0.5) + 1, 2))]
 
 
@@ -179,27 +178,29 @@ class KeyStatus:
     public_key_rewritten: bool
 
 
-def ensure_device_key(dct: Dct, generate: Callable[[], rsa.RSAPrivateKey]) -> KeyStatus:
+def ensure_device_key(store: DeviceKeyStore, generate: Callable[[], rsa.RSAPrivateKey]
+                      ) -> KeyStatus:
     """Load the device key from the DCT, generating it when absent; keep the public key in sync.
 
     ``generate`` is only called when the DCT holds no usable 1024-bit RSA key.
     """
-    key = load_private_key(dct.read_field("device_private_key"))
+    key = load_private_key(store.device_private_key())
     generated = key is None
     if key is None:
         key = generate()
         der = private_key_der(key)
-        dct.write(_PRIVATE.offset, der.ljust(max(PRIVATE_KEY_BLOCK, len(der)), b"\x00"))
-    public = public_key_der(key.public_key()).ljust(_PUBLIC.size, b"\x00")
-    rewritten = dct.read_field("device_public_key") != public
+        store.write_device_private_key(der.ljust(max(PRIVATE_KEY_BLOCK, len(der)), b"\x00"))
+    stored_public = store.device_public_key()
+    public = public_key_der(key.public_key()).ljust(len(stored_public), b"\x00")
+    rewritten = stored_public != public
     if rewritten:
-        dct.write(_PUBLIC.offset, public)
+        store.write_device_public_key(public)
     return KeyStatus(key, generated, rewritten)
 
 
-def public_key_reply_hex(dct: Dct) -> str:
+def public_key_reply_hex(store: DeviceKeyStore) -> str:
     """``public-key``'s ``b``: the first 294 DCT public-key bytes, upper-case hex."""
-    return dct.read(_PUBLIC.offset, PUBLIC_KEY_REPLY_BYTES).hex().upper()
+    return store.device_public_key()[:PUBLIC_KEY_REPLY_BYTES].hex().upper()
 
 
 # -- decryption as the device does it -----------------------------------------------------------

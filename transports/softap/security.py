@@ -2,17 +2,18 @@
 
 ``scan-ap`` reports, and ``configure-ap`` takes, ``wiced_security_t`` values: a bit set of
 WEP/TKIP/AES/WPA/WPA2/enterprise flags (device-os.md §6, softap-setup's ``securityTable``).
-The simulated radio (:class:`firmware_sim.system.radio.WifiSecurity`) knows the Device OS 6
-security kinds; the mapping below is fwsim's choice for the pairs that have no exact counterpart
-on a 2015-era Photon radio (UNVERIFIED, docs/softap.md): WPA3-only access points are reported as
-``WICED_SECURITY_UNKNOWN`` (-1) and WPA2/WPA3 transition networks as WPA2-AES.
+The simulated radio speaks :class:`control_requests.types.WifiSecurity` (Device OS 6's security
+kinds, ``particle.ctrl.wifi.Security``); the mapping below is fwsim's choice for the pairs that
+have no exact counterpart on a 2015-era Photon radio (UNVERIFIED, docs/softap.md): WPA3-only
+access points are reported as ``WICED_SECURITY_UNKNOWN`` (-1) and WPA2/WPA3 transition networks
+as WPA2-AES.
 """
 
 from __future__ import annotations
 
 from enum import IntEnum
 
-from firmware_sim.system.radio import WifiSecurity
+from control_requests.types import WifiSecurity
 
 WEP_ENABLED = 0x0001
 TKIP_ENABLED = 0x0002

@@ -18,27 +18,43 @@ the edge closes the socket). After ``connect-ap`` answers, :meth:`SoftAp.schedul
 ends listening mode ``complete_delay_s`` later (``softap_complete``) and the system connects to
 the network it knows; a device with no credentials at all goes back to listening mode.
 Everything runs on the world's clock; real sockets live in ``transports.softap.edge``.
+
+The device is a :class:`~transports.device_surface.SoftApDevice`: besides identity, lifecycle,
+listening mode and the control services (claim code, scans), the DCT's SSID prefix and key
+fields and a way to store Wi-Fi credentials as the SoftAP HAL does (the composition side's
+``surface_for(device)`` provides those).
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TypeVar
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from firmware_sim.kernel.errors import ConfigurationError
+from firmware_sim.kernel.world import World
 
+from ..device_surface import SoftApDevice
 from .commands import EnterpriseConfig, SoftApCommands
 from .http import HttpSession
 from .keys import ensure_device_key, generate_rsa_key, public_key_der
+from .options import SoftApOptions
+from .session import Session
 from .tcp import TcpSession
 
-if TYPE_CHECKING:
-    from firmware_sim.kernel.world import World
-    from firmware_sim.system.device import Device
+__all__ = [
+    "DEFAULT_SSID_PREFIX",
+    "DEVICE_HTTP_PORT",
+    "DEVICE_IP",
+    "DEVICE_TCP_PORT",
+    "Session",
+    "SoftAp",
+    "SoftApOptions",
+    "device_rsa_key",
+    "softap_for",
+]
 
 DEFAULT_SSID_PREFIX = "Photon"
 MAX_SSID_PREFIX = 25
@@ -47,45 +63,8 @@ DEVICE_IP = "192.168.0.1"
 DEVICE_HTTP_PORT = 80
 DEVICE_TCP_PORT = 5609
 SOFTAP_CHANNEL = 11
-
-
-@dataclass(frozen=True)
-class SoftApOptions:
-    """Knobs of the simulated SoftAP; the defaults model the device (docs/softap.md)."""
-
-    #: A client that has not sent a complete request by then is disconnected (the device
-    #: would wait forever).
-    request_timeout_s: float = 10.0
-    #: Larger request bodies are not fetched (the device's ``malloc`` of the body fails).
-    max_body_bytes: int = 16384
-    max_header_bytes: int = 128
-    #: How long ``scan-ap`` takes before it answers.
-    scan_time_s: float = 1.0
-    #: ``mdr`` of every scan entry (kbit/s).
-    max_data_rate: int = 54000
-    #: From the ``connect-ap`` reply to the end of listening mode.
-    complete_delay_s: float = 0.1
-    #: Refuse (-1) a ``set`` key over 3 or value over 64 characters instead of truncating.
-    strict_set_lengths: bool = False
-    #: Make ``connect-ap`` check its ``idx`` (-1 when nothing is configured there).
-    connect_requires_configured_index: bool = False
-
-
-class Session(Protocol):
-    conn: int
-    protocol: str
-
-    @property
-    def closed(self) -> bool: ...
-
-    def data_received(self, data: bytes) -> None: ...
-
-    def eof_received(self) -> None: ...
-
-    def connection_lost(self) -> None: ...
-
-    def close(self, reason: str) -> None: ...
-
+#: ``world.shared`` key of the SoftAPs of a world's devices, by device name.
+_REGISTRY = "softap"
 
 _S = TypeVar("_S", TcpSession, HttpSession)
 
@@ -93,7 +72,7 @@ _S = TypeVar("_S", TcpSession, HttpSession)
 class SoftAp:
     """The SoftAP setup service of one Photon-profile device."""
 
-    def __init__(self, device: Device, options: SoftApOptions | None = None) -> None:
+    def __init__(self, device: SoftApDevice, options: SoftApOptions | None = None) -> None:
         if not device.profile.has_softap:
             raise ConfigurationError(
                 f"profile {device.profile.name} has no SoftAP (only the Gen2 Photon does)")
@@ -121,11 +100,11 @@ class SoftAp:
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    def _on_boot(self, device: Device) -> None:
+    def _on_boot(self, _device: object) -> None:
         self._ensure_key()
-        self._stop_listening = device.listening.on_change(self._listening_changed)
+        self._stop_listening = self.device.listening.on_change(self._listening_changed)
 
-    def _on_shutdown(self, device: Device) -> None:
+    def _on_shutdown(self, _device: object) -> None:
         self._stop("device shutdown")
         if self._stop_listening is not None:
             self._stop_listening()
@@ -139,8 +118,7 @@ class SoftAp:
 
     def _ensure_key(self) -> None:
         device = self.device
-        status = ensure_device_key(device.dct,
-                                   lambda: device_rsa_key(self.world, device.device_id))
+        status = ensure_device_key(device, lambda: device_rsa_key(self.world, device.device_id))
         self.key = status.key
         fingerprint = hashlib.sha256(public_key_der(status.key.public_key())).hexdigest()[:16]
         self.tracer.emit("softap.device_key", generated=status.generated,
@@ -149,15 +127,15 @@ class SoftAp:
 
     def setup_ssid(self) -> str:
         """``<prefix>-<code>``, read from the DCT (nothing is written)."""
-        prefix = self.device.config.ssid_prefix() or DEFAULT_SSID_PREFIX
+        prefix = self.device.ssid_prefix() or DEFAULT_SSID_PREFIX
         return f"{prefix[:MAX_SSID_PREFIX]}-{self.device.setup_code}"
 
     def _start(self) -> None:
         if self.active:
             return
-        config = self.device.config
-        if config.ssid_prefix() is None:  # fetch_or_generate_ssid_prefix
-            config.set_ssid_prefix(DEFAULT_SSID_PREFIX)
+        device = self.device
+        if device.ssid_prefix() is None:  # fetch_or_generate_ssid_prefix
+            device.set_ssid_prefix(DEFAULT_SSID_PREFIX)
         self.ssid = self.setup_ssid()
         self.active = True
         self.slots.clear()
@@ -230,7 +208,7 @@ class SoftAp:
     def has_credentials_at(self, index: int) -> bool:
         if index in self.slots:
             return True
-        return 0 <= index < len(self.device.credentials)
+        return 0 <= index < self.device.wifi_credential_count()
 
     def schedule_complete(self) -> None:
         """``softap_complete``: leave listening mode shortly after the reply has gone out."""
@@ -241,7 +219,7 @@ class SoftAp:
         device = self.device
         if not device.running or not device.listening.active:
             return
-        self.tracer.emit("softap.complete", known_networks=len(device.credentials))
+        self.tracer.emit("softap.complete", known_networks=device.wifi_credential_count())
         # The device connects, or goes back to listening mode without credentials.
         device.listening.exit()
 
@@ -263,10 +241,13 @@ def device_rsa_key(world: World, device_id: str) -> rsa.RSAPrivateKey:
     return key
 
 
-def softap_for(device: Device, options: SoftApOptions | None = None) -> SoftAp:
-    """The device's SoftAP, attached on first use (``options`` apply to a new one only)."""
-    registry: dict[str, SoftAp] = device.world.shared.setdefault("softap", {})
+def softap_for(device: SoftApDevice, options: SoftApOptions | None = None) -> SoftAp:
+    """The device's SoftAP, attached on first use (``options`` apply to a new one only).
+
+    One per device name in a world (a name is unique there), whatever object stands for it.
+    """
+    registry: dict[str, SoftAp] = device.world.shared.setdefault(_REGISTRY, {})
     softap = registry.get(device.name)
-    if softap is None or softap.device is not device:
+    if softap is None:
         softap = registry[device.name] = SoftAp(device, options)
     return softap

@@ -30,14 +30,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING
 
 from firmware_sim.kernel.scheduler import TimerHandle
 
 from .commands import ANTENNA_COMMANDS
-
-if TYPE_CHECKING:
-    from .service import SoftAp
+from .session import SessionHost
 
 MAX_NAME = 30
 NEWLINE = 0x0A
@@ -143,7 +140,7 @@ class TcpSession:
 
     protocol = "tcp"
 
-    def __init__(self, softap: SoftAp, conn: int, send: Callable[[bytes], None],
+    def __init__(self, softap: SessionHost, conn: int, send: Callable[[bytes], None],
                  close: Callable[[], None]) -> None:
         self.softap = softap
         self.conn = conn
