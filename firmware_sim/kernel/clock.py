@@ -1,8 +1,9 @@
 """Virtual time.
 
 Time is kept as an integer number of microseconds so that two timers computed in different ways
-(``1.0 + 0.5`` vs ``1.5``) land on exactly the same instant and meet the scheduler's seeded
-tie-break instead of an accidental float ordering. Public helpers take and give seconds.
+(``1.0 + 0.5`` vs ``1.5``) land on exactly the same instant and meet the scheduler's tie-break
+(asked of the world's chooser) instead of an accidental float ordering. Public helpers take and
+give seconds.
 """
 
 from __future__ import annotations

@@ -1,13 +1,14 @@
 """Error root of fwsim and the Device OS result-code table.
 
-``ResultCode`` mirrors ``system_error_t`` from Device OS ``services/inc/system_error.h``
-(values exact, see ../shared/spec/device-os.md §3). Every fwsim exception derives from
-``FwSimError``; the ones that correspond to a device result carry that code, so a transport can
-put it on the wire without a lookup table of its own.
+``ResultCode`` mirrors ``system_error_t`` from Device OS ``services/inc/system_error.h`` (the
+values are exact) for the codes fwsim uses; further ranges are named by ``RESULT_CODE_RANGES``.
+Every fwsim exception derives from ``FwSimError``; ``DeviceOsError`` carries the device result
+code, so a transport can put it on the wire without a lookup table of its own.
 
-Local vs remote (after h11): ``UsageError`` means "the caller misused fwsim" (bad argument, wrong
-state); ``PeerProtocolError`` means "the peer sent something malformed". Leaf errors also inherit
-the matching builtin so callers may catch either family.
+Local vs remote: ``UsageError`` means "the caller misused fwsim" (bad argument, wrong state);
+``PeerProtocolError`` means "the peer sent something malformed". ``UsageError`` is also a
+``ValueError`` and the transport errors are ``ConnectionError``s, so callers may catch either
+family.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from enum import IntEnum
 
 
 class ResultCode(IntEnum):
-    """Device OS ``system_error_t`` values (generic range)."""
+    """Device OS ``system_error_t`` values modelled one by one (generic codes and -1801..-1803)."""
 
     NONE = 0
     UNKNOWN = -100

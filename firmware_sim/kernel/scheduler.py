@@ -51,6 +51,7 @@ class TimerHandle:
 
     @property
     def active(self) -> bool:
+        """True until the handle is cancelled or has run."""
         return not self.cancelled
 
     def __repr__(self) -> str:

@@ -9,7 +9,9 @@ for a given seed. Sinks receive each record as it is emitted:
   runs with the same seed produce byte-identical files.
 
 Layers write through a :class:`Tracer` bound to their ``(node, layer)``. Field values must be
-JSON-friendly; ``bytes`` are written as hex, enums by name, other objects by ``str()``.
+JSON-friendly; ``bytes`` are written as hex, enums by name, sets sorted, other objects by
+``str()``. Queries (``find``, ``first``, ``count``, ``tail``) see the records kept in memory:
+all of them, or the last ``memory_limit``.
 """
 
 from __future__ import annotations
@@ -176,8 +178,10 @@ class Trace:
         return len(self.find(kind, **criteria))
 
     def tail(self, n: int) -> list[TraceRecord]:
-        records = self.memory.records
-        return list(records)[-n:] if n < len(records) else list(records)
+        """The last ``n`` records kept in memory (fewer if there are fewer; none if ``n <= 0``)."""
+        if n <= 0:
+            return []
+        return list(self.memory.records)[-n:]
 
 
 def _filter(records: Iterable[TraceRecord], kind: str | None, node: str | None,

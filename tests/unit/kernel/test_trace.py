@@ -43,6 +43,8 @@ def test_find_and_tail() -> None:
     assert [r.get("i") for r in world.trace.find("tick", node="d")] == [0, 1, 2, 3, 4]
     assert world.trace.count("tick", i=3) == 1
     assert [r.get("i") for r in world.trace.tail(2)] == [3, 4]
+    assert world.trace.tail(0) == [] and world.trace.tail(-1) == []
+    assert len(world.trace.tail(100)) == 6  # world.created + 5 ticks
 
 
 def test_unreadable_or_invalid_trace_files_give_clear_errors(tmp_path: Path) -> None:
