@@ -11,6 +11,7 @@ from firmware_sim.kernel.errors import FwSimError
 from firmware_sim.kernel.world import World
 from firmware_sim.system.device import Device
 from firmware_sim.system.radio import AccessPoint, radio_environment
+from firmware_sim.testbed.adapters import surface_for
 from transports.ble.air import BleAir, CentralConnection
 from transports.ble.client_channel import ClientControlChannel
 from transports.ble.framing import split_packets
@@ -68,7 +69,7 @@ def make_rig(seed: int = 0, *, profile: str = "p2", advertising: str = "listenin
                     mobile_secret=secret,
                     wifi=[WifiCredentials(HOME.ssid, HOME.password)] if wifi else None)
     device.attach_cloud(cloud.connector())
-    peripheral = attach_ble(device, advertising=advertising)
+    peripheral = attach_ble(surface_for(device), advertising=advertising)
     if boot:
         device.power_on()
         world.run_for(1.0)

@@ -21,7 +21,9 @@ Two ways to move the world:
   timers against the device (waiting on ``asyncio.sleep`` lets at most the horizon pass).
 * :class:`RealtimeBridge` (``fwsim serve``): the kernel's
   :class:`~firmware_sim.kernel.realtime.AsyncioDriver` runs the world against the wall clock;
-  ``enter`` is ``driver.sync()`` and ``leave`` is ``driver.wake()``.
+  ``enter`` is ``driver.sync()`` and ``leave`` is ``driver.wake()``. It takes anything with the
+  driver's ``world``/``sync``/``wake`` (:class:`RealtimeWorld`): the driver itself, or an edge
+  service's ``EdgeContext``.
 """
 
 from __future__ import annotations
@@ -29,14 +31,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from abc import ABC, abstractmethod
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from firmware_sim.kernel.clock import to_micros
 from firmware_sim.kernel.errors import UsageError
-from firmware_sim.kernel.realtime import AsyncioDriver
 from firmware_sim.kernel.world import World
 
-__all__ = ["RealtimeBridge", "SteppingBridge", "WorldBridge"]
+__all__ = ["RealtimeBridge", "RealtimeWorld", "SteppingBridge", "WorldBridge"]
 
 T = TypeVar("T")
 
@@ -100,10 +101,20 @@ class WorldBridge(ABC):
         """Hook: the wait on ``future`` ended."""
 
 
-class RealtimeBridge(WorldBridge):
-    """The world runs in real time under an :class:`AsyncioDriver` (same event loop)."""
+class RealtimeWorld(Protocol):
+    """A world that something else runs in real time in this event loop (an ``AsyncioDriver``,
+    an ``EdgeContext``)."""
 
-    def __init__(self, driver: AsyncioDriver) -> None:
+    @property
+    def world(self) -> World: ...
+    def sync(self) -> None: ...
+    def wake(self) -> None: ...
+
+
+class RealtimeBridge(WorldBridge):
+    """The world runs in real time under an ``AsyncioDriver`` (same event loop)."""
+
+    def __init__(self, driver: RealtimeWorld) -> None:
         self.driver = driver
         self.world = driver.world
 

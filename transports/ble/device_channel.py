@@ -35,11 +35,11 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Final, Protocol
 
-from control_requests.dispatcher import Completion, RequestHandle
 from firmware_sim.kernel.errors import ResultCode, UsageError
 from firmware_sim.kernel.scheduler import Scheduler, TimerHandle
 from firmware_sim.kernel.trace import Tracer
 
+from ..device_surface import Completion, SubmittedRequest
 from .channel_crypto import ChannelCryptoError, ChannelSession
 from .ecjpake import EcJpakeRole
 from .framing import (
@@ -107,7 +107,7 @@ class ChannelHost(Protocol):
     def randbytes(self, count: int) -> bytes: ...
 
     def submit(self, request_type: int, payload: bytes, on_complete: Completion
-               ) -> RequestHandle: ...
+               ) -> SubmittedRequest: ...
 
 
 @dataclass(frozen=True)
@@ -163,7 +163,7 @@ class _ReadyReply:
     request_id: int
     result: int
     payload: bytes
-    handle: RequestHandle | None
+    handle: SubmittedRequest | None
 
 
 class _ChannelError(Exception):
@@ -194,7 +194,7 @@ class DeviceControlChannel:
         self._out_offset = 0
         self._queued_bytes = 0
         self._sent_bytes = 0
-        self._awaiting_delivery: deque[tuple[int, RequestHandle]] = deque()
+        self._awaiting_delivery: deque[tuple[int, SubmittedRequest]] = deque()
         self._run_handle: TimerHandle | None = None
         #: Counters for tests and benchmarks.
         self.stats = {"connections": 0, "handshakes": 0, "handshake_failures": 0,
@@ -361,7 +361,7 @@ class DeviceControlChannel:
 
     def _submit(self, request_id: int, request_type: int, payload: bytes) -> None:
         conn_id = self._conn_id
-        holder: list[RequestHandle] = []
+        holder: list[SubmittedRequest] = []
 
         def completed(result: int, reply: bytes) -> None:
             handle = holder[0] if holder else None

@@ -2,7 +2,7 @@
 
 How this works
 --------------
-Registered in ``firmware_sim.edge.SERVICE_MODULES``; needs the ``[bumble]`` extra.
+An edge service (``transports.edge_api``); needs the ``[bumble]`` extra.
 
 * ``--ble bumble:tcp-server:127.0.0.1:PORT`` (repeatable): fwsim runs a bumble ``LocalLink``
   with one virtual controller per BLE-capable device, each driven by a bumble host that serves
@@ -16,21 +16,27 @@ Registered in ``firmware_sim.edge.SERVICE_MODULES``; needs the ``[bumble]`` extr
   device on the Android emulator's virtual radio (docs/ble.md; untested).
 
 The world runs under the serve command's real-time driver; bumble events reach it through a
-:class:`~.bridge.RealtimeBridge`. ``--ble-advertise always`` keeps the control service
-advertised outside listening mode (as an application calling ``BLE.advertise()`` would).
+:class:`~.bridge.RealtimeBridge` over the edge context (its ``sync``/``wake``).
+``--ble-advertise always`` keeps the control service advertised outside listening mode (as an
+application calling ``BLE.advertise()`` would).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-from typing import Any
+from typing import TYPE_CHECKING
 
-from firmware_sim.edge import EdgeContext, EdgeHandle
 from firmware_sim.kernel.errors import ConfigurationError
 
+from ..edge_api import EdgeContext, EdgeHandle
 from .bridge import RealtimeBridge
 from .peripheral import AdvertisingPolicy, BlePeripheral
+
+if TYPE_CHECKING:
+    from bumble.transport.common import Transport
+
+__all__ = ["NAME", "add_arguments", "enabled", "start"]
 
 NAME = "ble"
 _PREFIX = "bumble:"
@@ -96,10 +102,10 @@ async def start(ctx: EdgeContext, args: argparse.Namespace) -> EdgeHandle:
     devices = [device for device in ctx.devices if device.profile.has_ble]
     if not devices:
         raise ConfigurationError("--ble: no device with BLE (the photon profile has none)")
-    bridge = RealtimeBridge(ctx.driver)
+    bridge = RealtimeBridge(ctx)
     adapters: list[BumblePeripheral] = []
     peripherals: list[BlePeripheral] = []
-    transports: list[Any] = []
+    transports: list[Transport] = []
     lines: list[str] = []
 
     async def stop() -> None:

@@ -2,10 +2,11 @@
 
 How it works
 ------------
-:class:`BlePeripheral` attaches to a :class:`~firmware_sim.system.device.Device` through its
-boot and shutdown hooks. At every boot it builds a fresh :class:`DeviceControlChannel` (RAM is
-lost on reboot) and starts advertising when its policy allows: by default only in listening
-mode, as Device OS does (``AdvertisingPolicy.LISTENING``); ``ALWAYS`` models an application
+:class:`BlePeripheral` attaches to a device - a :class:`~transports.device_surface.BleDevice`,
+such as the composition side's ``surface_for(device)`` - through its boot and shutdown hooks.
+At every boot it builds a fresh :class:`DeviceControlChannel` (RAM is lost on reboot) and
+starts advertising when its policy allows: by default only in listening mode, as Device OS
+does (``AdvertisingPolicy.LISTENING``); ``ALWAYS`` models an application
 that keeps the control service advertised (``BLE.advertise()``), which the claim-code scenarios
 need because their phone provisions a device that is online. A connected peripheral stops
 advertising (one central at a time) and starts again after the disconnection. A shutdown
@@ -24,13 +25,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from enum import Enum
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-from control_requests.dispatcher import Completion, RequestHandle
 from firmware_sim.kernel.errors import ConfigurationError
 from firmware_sim.kernel.scheduler import Scheduler
 from firmware_sim.kernel.trace import Tracer
 
+from ..device_surface import BleDevice, Completion, SubmittedRequest
 from .advertising import AdvertisingPayload, build_advertising, device_name
 from .device_channel import ChannelTiming, DeviceControlChannel, PeripheralLink
 from .gatt import (
@@ -47,9 +48,6 @@ from .gatt import (
     characteristic_by_uuid,
     negotiate_mtu,
 )
-
-if TYPE_CHECKING:
-    from firmware_sim.system.device import Device
 
 __all__ = ["AdvertisingPolicy", "BlePeripheral", "PeripheralObserver", "static_address"]
 
@@ -77,7 +75,7 @@ def static_address(seed: str) -> str:
 class _DeviceHost:
     """``ChannelHost`` over a simulated device (looked up at use time: it reboots)."""
 
-    def __init__(self, device: Device) -> None:
+    def __init__(self, device: BleDevice) -> None:
         self._device = device
         self._random = device.world.rng_for(f"ble-ecjpake:{device.name}")
         self._tracer = device.world.trace.bind(device.name, "ble")
@@ -97,27 +95,25 @@ class _DeviceHost:
         writer(category, message)
 
     def prov_mode_event(self, param: int) -> None:
-        from firmware_sim.system.events import SystemEvent
-
         if self._device.running:
-            self._device.events.notify(SystemEvent.BLE_PROV_MODE, param)
+            self._device.notify_ble_prov_mode(param)
 
     def mobile_secret(self) -> bytes | None:
-        secret = self._device.config.device_secret()
+        secret = self._device.mobile_secret
         return secret.encode("ascii") if secret else None
 
     def randbytes(self, count: int) -> bytes:
         return self._random.randbytes(count)
 
     def submit(self, request_type: int, payload: bytes, on_complete: Completion
-               ) -> RequestHandle:
+               ) -> SubmittedRequest:
         return self._device.control.submit("ble", request_type, payload, on_complete)
 
 
 class BlePeripheral:
     """The BLE side of one simulated device."""
 
-    def __init__(self, device: Device, *,
+    def __init__(self, device: BleDevice, *,
                  advertising: AdvertisingPolicy | str = AdvertisingPolicy.LISTENING,
                  address: str | None = None, timing: ChannelTiming | None = None,
                  max_mtu: int = DEVICE_MAX_MTU) -> None:
@@ -161,13 +157,13 @@ class BlePeripheral:
         self.device.shutdown_hooks.remove(self._on_shutdown)
         self._attached = False
 
-    def _on_boot(self, device: Device) -> None:
+    def _on_boot(self, _device: object) -> None:
         self.channel = DeviceControlChannel(self._host, timing=self.timing)
-        self._unsubscribe_listening = device.listening.on_change(
+        self._unsubscribe_listening = self.device.listening.on_change(
             lambda _active: self._advertising_changed())
         self._advertising_changed()
 
-    def _on_shutdown(self, device: Device) -> None:
+    def _on_shutdown(self, _device: object) -> None:
         link = self._link
         if link is not None:
             link.disconnect()
@@ -195,7 +191,7 @@ class BlePeripheral:
     @property
     def name(self) -> str:
         device = self.device
-        return device_name(device.profile.series, device.setup_code, device.config.ssid_prefix())
+        return device_name(device.profile.series, device.setup_code, device.ssid_prefix())
 
     @property
     def advertising(self) -> bool:

@@ -22,7 +22,6 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING
 
 from control_requests.requests import Call
 from control_requests.steps import Done, ProvisioningSteps
@@ -30,14 +29,12 @@ from firmware_sim.kernel.errors import FwSimError, ResultCode
 from firmware_sim.kernel.scheduler import TimerHandle
 from firmware_sim.kernel.world import World
 
+from ..device_surface import BleDevice
 from .air import AdvertisementReport, AirScan, BleAir, CentralConnection
 from .client_channel import ClientControlChannel
 from .framing import split_packets
 from .gatt import DEVICE_MAX_MTU, RX_UUID, characteristic_by_uuid, max_notification_payload
 from .peripheral import AdvertisingPolicy, BlePeripheral
-
-if TYPE_CHECKING:
-    from firmware_sim.system.device import Device
 
 __all__ = ["BlePhone", "PhoneTiming", "attach_ble", "ble_provisioning"]
 
@@ -65,7 +62,7 @@ class _Pending:
     timer: TimerHandle | None = None
 
 
-def attach_ble(device: Device, *, advertising: AdvertisingPolicy | str = "listening",
+def attach_ble(device: BleDevice, *, advertising: AdvertisingPolicy | str = "listening",
                air: BleAir | None = None) -> BlePeripheral:
     """Make ``device`` a BLE peripheral on its world's air."""
     peripheral = BlePeripheral(device, advertising=advertising)
@@ -288,7 +285,7 @@ class BlePhone(ProvisioningSteps):
 
 def ble_provisioning(*, advertising: AdvertisingPolicy | str = AdvertisingPolicy.ALWAYS,
                      mobile_secret: str | None = None, central: str = "phone"
-                     ) -> Callable[[Device], BlePhone]:
+                     ) -> Callable[[BleDevice], BlePhone]:
     """A scenario ``provisioning`` factory: the phone reaches the device over BLE.
 
     The device gets a :class:`BlePeripheral` (advertising ``ALWAYS`` by default, since most
@@ -296,7 +293,7 @@ def ble_provisioning(*, advertising: AdvertisingPolicy | str = AdvertisingPolicy
     it by its advertised name and proves the mobile secret (the device's own unless given).
     """
 
-    def factory(device: Device) -> BlePhone:
+    def factory(device: BleDevice) -> BlePhone:
         peripheral = attach_ble(device, advertising=advertising)
         return BlePhone(device.world, mobile_secret or device.mobile_secret,
                         name=peripheral.name, central=central)
