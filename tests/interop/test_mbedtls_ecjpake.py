@@ -32,7 +32,8 @@ pytestmark = pytest.mark.interop
 
 HERE = Path(__file__).resolve().parent
 BUILD_SCRIPT = HERE / "mbedtls" / "build.sh"
-VECTORS = json.loads((HERE.parent / "unit" / "ble" / "mbedtls_ecjpake_vectors.json").read_text())
+VECTORS = json.loads(
+    (HERE.parent / "transports" / "ble" / "mbedtls_ecjpake_vectors.json").read_text())
 REF = {name: bytes.fromhex(value) for name, value in VECTORS["reference_handshake"].items()}
 PASSWORD = b"0123456789ABCDE"  # 15 characters, like a mobile secret
 ANSWER_TIMEOUT_S = 20.0
