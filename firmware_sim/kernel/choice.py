@@ -55,6 +55,8 @@ from .errors import ConfigurationError, FwSimError, UsageError
 
 
 class ChoiceKind(StrEnum):
+    """Which question a :class:`Choice` answers (the :class:`Chooser` method's name)."""
+
     TIEBREAK = "tiebreak"
     CHANCE = "chance"
     UNIFORM = "uniform"
@@ -242,7 +244,7 @@ class ScriptedChooser:
                 f"replay diverged: the run asked for {kind.value} {name!r} after all "
                 f"{len(self._script)} scripted choices were used")
         choice = self._script[position]
-        if choice.kind is not kind or choice.name != name:
+        if choice.kind != kind or choice.name != name:
             raise ReplayDivergence(
                 f"replay diverged at choice #{position}: the run asked for {kind.value} "
                 f"{name!r}, the script recorded {choice.kind.value} {choice.name!r}")

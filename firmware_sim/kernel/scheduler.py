@@ -22,8 +22,8 @@ out of ``step()`` (and so out of ``run_*``) unchanged: a failing callback is a b
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Callable
+from heapq import heappop, heappush
 from typing import Any
 
 from .choice import Chooser
@@ -75,10 +75,12 @@ class Scheduler:
     def call_at(self, due_us: int, callback: Callable[..., Any], *args: Any,
                 priority: int = NORMAL, label: str = "") -> TimerHandle:
         """Run ``callback(*args)`` at virtual instant ``due_us`` (clamped to now)."""
-        due_us = max(due_us, self.clock.now_us)
+        now_us = self.clock.now_us
+        if due_us < now_us:
+            due_us = now_us
         handle = TimerHandle(due_us, callback, args, label)
-        self._seq += 1
-        heapq.heappush(self._heap, (due_us, priority, self._tiebreak(label), self._seq, handle))
+        self._seq = seq = self._seq + 1
+        heappush(self._heap, (due_us, priority, self._tiebreak(label), seq, handle))
         return handle
 
     def call_later(self, delay_s: float, callback: Callable[..., Any], *args: Any,
@@ -100,14 +102,14 @@ class Scheduler:
         """Due time of the earliest live entry, or None when idle."""
         heap = self._heap
         while heap and heap[0][4].cancelled:
-            heapq.heappop(heap)
+            heappop(heap)
         return heap[0][0] if heap else None
 
     def step(self) -> bool:
         """Run one entry. Returns False when nothing is scheduled."""
         heap = self._heap
         while heap:
-            due_us, _, _, _, handle = heapq.heappop(heap)
+            due_us, _, _, _, handle = heappop(heap)
             if handle.cancelled:
                 continue
             self.clock.advance_to(due_us)
