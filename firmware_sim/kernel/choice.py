@@ -47,9 +47,8 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from .errors import ConfigurationError, FwSimError, UsageError
 
@@ -67,9 +66,8 @@ class ChoiceKind(StrEnum):
 ChoiceValue = float | int | bool
 
 
-@dataclass(frozen=True, slots=True)
-class Choice:
-    """One question asked of a chooser and its answer."""
+class Choice(NamedTuple):
+    """One question asked of a chooser and its answer (a tuple: cheap to record by the million)."""
 
     kind: ChoiceKind
     name: str
