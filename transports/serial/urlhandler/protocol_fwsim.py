@@ -16,6 +16,7 @@ Options: ``fwsim://p2?block_limit=SECONDS``.
 from __future__ import annotations
 
 import urllib.parse
+from collections.abc import Callable
 from typing import Any
 
 import serial
@@ -35,7 +36,7 @@ class Serial(SerialBase):  # type: ignore[misc]  # pyserial is untyped
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._console: ConsolePort | None = None
         self._rx = bytearray()
-        self._unsubscribe: Any = None
+        self._unsubscribe: Callable[[], None] | None = None
         self.block_limit_s = BLOCK_LIMIT_S
         super().__init__(*args, **kwargs)
 
