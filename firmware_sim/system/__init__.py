@@ -1,8 +1,10 @@
 """The system layer: device composition, system events, network, cloud connection, app API."""
 
+from ..kernel.ids import validate_device_id
 from .app import Firmware, Particle
+from .claiming import ClaimCodeRules
 from .cloud import CloudConnection, CloudState, CloudTiming
-from .device import Device, DeviceState, FirmwareOptions, SystemMode, validate_device_id
+from .device import Device, DeviceState, FirmwareOptions, SystemMode
 from .events import (
     ALL_EVENTS,
     BleProvMode,
@@ -21,6 +23,7 @@ __all__ = [
     "ALL_EVENTS",
     "AccessPoint",
     "BleProvMode",
+    "ClaimCodeRules",
     "CloudConnection",
     "CloudState",
     "CloudStatus",

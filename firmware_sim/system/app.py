@@ -18,16 +18,45 @@ Example - the forum workaround::
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ..kernel.scheduler import TimerHandle
-from ..services.log import LogLevel
-from .events import SystemEvent, SystemEventHandler
-
-if TYPE_CHECKING:
-    from .device import Device
+from ..kernel.world import World
+from ..services.log import DeviceLog, LogLevel
+from .events import SystemEvent, SystemEventBus, SystemEventHandler
+from .listening import ListeningMode
 
 EventHandler = Callable[[str, bytes], None]
+
+
+class ApplicationHost(Protocol):
+    """What the application API uses of its device (``system.device.Device`` provides it)."""
+
+    @property
+    def world(self) -> World: ...
+
+    @property
+    def events(self) -> SystemEventBus: ...
+
+    @property
+    def listening(self) -> ListeningMode: ...
+
+    @property
+    def log(self) -> DeviceLog: ...
+
+    @property
+    def cloud_connected(self) -> bool: ...
+
+    def app_publish(self, name: str, data: str | bytes, *, private: bool, ttl: int) -> bool: ...
+
+    def cloud_connect(self) -> None: ...
+
+    def cloud_disconnect(self, *, clear_session: bool = False) -> None: ...
+
+    def reset(self, reason: str = "user", delay_s: float = 0.0, *,
+              safe_mode: bool = False) -> None: ...
+
+    def uptime_ms(self) -> int: ...
 
 
 class Firmware:
@@ -40,7 +69,7 @@ class Firmware:
 class Particle:
     """The user API of one device for one boot."""
 
-    def __init__(self, device: Device) -> None:
+    def __init__(self, device: ApplicationHost) -> None:
         self._device = device
         self._subscriptions: list[tuple[str, EventHandler]] = []
         self._timers: list[TimerHandle] = []

@@ -1,4 +1,4 @@
-"""System-layer cloud connection: connect/disconnect, ``Spark_Handshake`` and the claim code.
+"""System-layer cloud connection: connect/disconnect and ``Spark_Handshake``.
 
 How this works
 --------------
@@ -14,19 +14,22 @@ starts; ``handshake`` (2) or ``session_resume`` (3) when the protocol reports ho
 established; ``connected`` (8, log ``Cloud connected``) once every handshake message is acked.
 On the way down ``disconnecting`` (9) only if it was connected, then ``disconnected`` (0).
 
-After the protocol reports (``Spark_Handshake`` in ``system_cloud_internal.cpp``):
+After the protocol reports (``Spark_Handshake`` in Device OS
+``system/src/system_cloud_internal.cpp``):
 
-* full handshake: notify ``handshake``; publish ``spark/device/claim/code`` if the HAL returns a
-  code whose first byte is neither 0x00 nor 0xFF (log ``Send spark/device/claim/code event for
-  code <code>``); presence announcement (TCP only); time request;
-* resume: notify ``session_resume``; log ``cloud connected from existing session.``; the claim
-  code is NOT published (the Device OS 6.2 behaviour this simulator reproduces) unless the
-  firmware option ``send_claim_code_on_resume`` models the fix;
-* both: ``spark/device/last_reset`` once per boot, the firmware-update flags, then the application
-  describe and subscriptions.
+* full handshake: notify ``handshake``; the claim-code rule (``claiming.py``: publish
+  ``spark/device/claim/code`` if a code is pending); presence announcement (TCP only); time
+  request;
+* resume: notify ``session_resume``; log ``cloud connected from existing session.``; the
+  claim-code rule (publishes nothing unless the firmware option ``send_claim_code_on_resume``
+  models the fix);
+* both: ``spark/device/safemode`` in safe mode, ``spark/device/last_reset`` once per boot, the
+  firmware-update flags, then the application describe and subscriptions (each skipped when the
+  session's cloud already has the same checksum).
 
-``disconnect(clear_session=True)`` saves a zeroed session (``Clearing session data``) during the
-disconnect if connected, or at once if not, so the next connection is a full handshake.
+``disconnect(clear_session=True)`` saves a zeroed session (``Clearing session data``) at once when
+disconnected, otherwise while tearing the connection down, so the next connection is a full
+handshake.
 
 Rule for user publishes (documented in docs/device-model.md): an application ``publish`` only
 goes out in state CONNECTED; in any other state - including the whole handshake - it returns
@@ -41,6 +44,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
+from ..communication.event_names import (
+    LAST_RESET_EVENT,
+    SAFE_MODE_EVENT,
+    UPDATES_ENABLED_EVENT,
+    UPDATES_FORCED_EVENT,
+)
 from ..communication.protocol import (
     DeviceIdentity,
     DeviceProtocol,
@@ -48,17 +57,14 @@ from ..communication.protocol import (
     ProtocolResult,
 )
 from ..communication.session import SessionPersist
-from ..hal.claim import ClaimCodeHal
 from ..kernel.link import DatagramPort, Receiver
 from ..kernel.scheduler import Scheduler, TimerHandle
 from ..kernel.trace import Tracer
 from ..services.log import DeviceLog
+from .claiming import ClaimCodeRules
 from .events import CloudStatus, SystemEvent, SystemEventBus, TimeChanged
 
 LOG = "system"
-CLAIM_CODE_EVENT = "spark/device/claim/code"
-CLAIM_PREFIX = "spark/device/claim/"
-LAST_RESET_EVENT = "spark/device/last_reset"
 
 CloudConnector = Callable[[Receiver], DatagramPort]
 
@@ -86,7 +92,6 @@ class HandshakeInputs:
     reset_reason: str | None
     updates_enabled: bool
     updates_forced: bool
-    send_claim_code_on_resume: bool
     app_describe: Callable[[], bytes]
     app_subscriptions: Callable[[], list[str]]
     safe_mode: bool = False
@@ -96,7 +101,7 @@ class CloudConnection:
     """The system's view of the cloud connection of one device."""
 
     def __init__(self, *, scheduler: Scheduler, tracer: Tracer, log: DeviceLog,
-                 events: SystemEventBus, claim: ClaimCodeHal, session: SessionPersist,
+                 events: SystemEventBus, claiming: ClaimCodeRules, session: SessionPersist,
                  identity: DeviceIdentity, protocol_options: ProtocolOptions,
                  inputs: HandshakeInputs, system_describe: Callable[[], bytes],
                  on_cloud_event: Callable[[str, bytes], None],
@@ -105,7 +110,7 @@ class CloudConnection:
         self._tracer = tracer
         self._log = log
         self._events = events
-        self._claim = claim
+        self.claiming = claiming
         self._session = session
         self.inputs = inputs
         self.timing = timing or CloudTiming()
@@ -245,19 +250,16 @@ class CloudConnection:
             return
         if code is ProtocolResult.SESSION_RESUMED:
             self.handshakes["resumed"] += 1
-            self._tracer.emit("handshake.resumed",
-                              claim_code_pending=self._claim.pending_code() is not None)
+            self._tracer.emit("handshake.resumed", claim_code_pending=self.claiming.code_pending)
             self._events.notify(SystemEvent.CLOUD_STATUS, CloudStatus.SESSION_RESUME)
             self._log.info(LOG, "cloud connected from existing session.")
-            if self.inputs.send_claim_code_on_resume:
-                self._publish_claim_code()
+            self.claiming.after_handshake(resumed=True, publish=self._publish_private)
             self._after_handshake()
         elif code is ProtocolResult.NO_ERROR:
             self.handshakes["full"] += 1
-            self._tracer.emit("handshake.full",
-                              claim_code_pending=self._claim.pending_code() is not None)
+            self._tracer.emit("handshake.full", claim_code_pending=self.claiming.code_pending)
             self._events.notify(SystemEvent.CLOUD_STATUS, CloudStatus.HANDSHAKE)
-            self._publish_claim_code()
+            self.claiming.after_handshake(resumed=False, publish=self._publish_private)
             if self.inputs.is_tcp:
                 self._tracer.emit("presence.announce")
             self.protocol.send_time_request()
@@ -288,25 +290,21 @@ class CloudConnection:
 
     # -- handshake steps -----------------------------------------------------------------------
 
-    def _publish_claim_code(self) -> None:
-        code = self._claim.pending_code()
-        if code is None:
-            return
-        self._log.info(LOG, f"Send {CLAIM_CODE_EVENT} event for code {code}")
-        self.protocol.publish(CLAIM_CODE_EVENT, code.encode("latin-1"), private=True)
+    def _publish_private(self, name: str, data: bytes) -> int | None:
+        return self.protocol.publish(name, data, private=True)
 
     def _after_handshake(self) -> None:
         inputs = self.inputs
         if inputs.safe_mode:
-            self.protocol.publish("spark/device/safemode", b"", private=True)
+            self.protocol.publish(SAFE_MODE_EVENT, b"", private=True)
         if (inputs.publish_reset_info and not self._last_reset_sent
                 and inputs.reset_reason is not None):
             self._last_reset_sent = True
             self._log.info(LOG, f"Send {LAST_RESET_EVENT} event")
             self.protocol.publish(LAST_RESET_EVENT, inputs.reset_reason.encode(), private=True)
-        self.protocol.publish("particle/device/updates/enabled",
+        self.protocol.publish(UPDATES_ENABLED_EVENT,
                               b"true" if inputs.updates_enabled else b"false", private=True)
-        self.protocol.publish("particle/device/updates/forced",
+        self.protocol.publish(UPDATES_FORCED_EVENT,
                               b"true" if inputs.updates_forced else b"false", private=True)
         self._send_application_description()
         self._set_state(CloudState.HANDSHAKE_PENDING)

@@ -8,20 +8,23 @@ HAL/system services they call).
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from control_requests.dispatcher import ControlDispatcher
 from control_requests.handlers import HANDLERS, supported_types
 from control_requests.services import Done, KnownNetwork, VisibleNetwork
 
-from ..hal.dct import STARTUP_MODE_FLAG_OFFSET
+from ..hal.claim import ClaimCodeHal
+from ..hal.dct import STARTUP_MODE_FLAG_OFFSET, Dct
+from ..hal.device_config import DeviceConfigHal
 from ..kernel.errors import ResultCode
-from .cloud import CloudState
-from .network import WifiCredentials
+from ..kernel.trace import Tracer
+from ..kernel.world import World
+from ..profiles import PlatformProfile
+from .cloud import CloudConnection, CloudState
+from .listening import ListeningMode
+from .network import CredentialStore, NetworkManager, WifiCredentials
 from .radio import AccessPoint, WifiSecurity
-
-if TYPE_CHECKING:
-    from .device import Device
 
 #: particle.ctrl.cloud.ConnectionStatus
 _CLOUD_STATUS = {
@@ -35,6 +38,68 @@ COMPRESSED_OTA = 0x01
 ETHERNET_DETECTION = 1
 
 
+class ProtectionOptions(Protocol):
+    @property
+    def device_protected(self) -> bool: ...
+
+
+class ControlledDevice(Protocol):
+    """What the control-request services use of a device (``system.device.Device`` provides
+    it)."""
+
+    @property
+    def world(self) -> World: ...
+
+    @property
+    def tracer(self) -> Tracer: ...
+
+    @property
+    def device_id(self) -> str: ...
+
+    @property
+    def serial_number(self) -> str: ...
+
+    @property
+    def profile(self) -> PlatformProfile: ...
+
+    @property
+    def options(self) -> ProtectionOptions: ...
+
+    @property
+    def dct(self) -> Dct: ...
+
+    @property
+    def claim(self) -> ClaimCodeHal: ...
+
+    @property
+    def config(self) -> DeviceConfigHal: ...
+
+    @property
+    def listening(self) -> ListeningMode: ...
+
+    @property
+    def network(self) -> NetworkManager: ...
+
+    @property
+    def credentials(self) -> CredentialStore: ...
+
+    @property
+    def cloud(self) -> CloudConnection: ...
+
+    def reset(self, reason: str = "user", delay_s: float = 0.0, *,
+              safe_mode: bool = False) -> None: ...
+
+    def factory_reset(self) -> None: ...
+
+    def enter_dfu(self) -> None: ...
+
+    def cloud_connect(self) -> None: ...
+
+    def cloud_disconnect(self, *, clear_session: bool = False) -> None: ...
+
+    def uptime_ms(self) -> int: ...
+
+
 def _visible(ap: AccessPoint) -> VisibleNetwork:
     return VisibleNetwork(ap.ssid, ap.mac, int(ap.security), ap.channel, ap.rssi)
 
@@ -42,7 +107,7 @@ def _visible(ap: AccessPoint) -> VisibleNetwork:
 class DeviceControlServices:
     """Implements ``control_requests.services.DeviceServices`` for one device."""
 
-    def __init__(self, device: Device) -> None:
+    def __init__(self, device: ControlledDevice) -> None:
         self.device = device
         self._server: dict[int, tuple[str, int]] = {1: ("$id.tcp.particle.io", 5683),
                                                     2: ("$id.udp.particle.io", 5684)}
@@ -206,7 +271,7 @@ class DeviceControlServices:
         return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
 
 
-def build_dispatcher(device: Device) -> ControlDispatcher:
+def build_dispatcher(device: ControlledDevice) -> ControlDispatcher:
     return ControlDispatcher(DeviceControlServices(device), device.world.scheduler,
                              device.tracer.child("control"), HANDLERS,
                              supported=supported_types(device.profile.name),

@@ -25,6 +25,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from ..communication.event_names import RESET_EVENT, SYSTEM_EVENT_PREFIXES
 from ..communication.protocol import DeviceIdentity, ProtocolOptions
 from ..communication.session import SessionPersist
 from ..hal.claim import ClaimCodeHal
@@ -38,11 +39,14 @@ from ..hal.dct import (
 from ..hal.device_config import SETUP_CODE_ALPHABET, DeviceConfigHal
 from ..hal.retained import RetainedMemory
 from ..kernel.errors import ConfigurationError, UsageError
+from ..kernel.ids import validate_device_id
 from ..kernel.world import World
 from ..profiles import PlatformProfile, get_profile
-from ..services.log import DeviceLog
+from ..services.log import DeviceLog, log_lines
 from .app import Firmware, Particle
-from .cloud import CLAIM_PREFIX, CloudConnection, CloudConnector, CloudTiming, HandshakeInputs
+from .claiming import ClaimCodeRules
+from .cloud import CloudConnection, CloudConnector, CloudTiming, HandshakeInputs
+from .control_services import build_dispatcher
 from .events import SystemEvent, SystemEventBus
 from .listening import ListeningMode
 from .network import CredentialStore, NetworkManager, NetworkTiming, WifiCredentials
@@ -99,13 +103,6 @@ def _random_text(rng: Any, alphabet: str, length: int) -> str:
     return "".join(alphabet[rng.randrange(len(alphabet))] for _ in range(length))
 
 
-def validate_device_id(device_id: str) -> str:
-    text = device_id.strip().lower()
-    if len(text) != 24 or any(c not in "0123456789abcdef" for c in text):
-        raise ConfigurationError(f"invalid device id {device_id!r}: expected 24 hex characters")
-    return text
-
-
 class Device:
     """One simulated Particle device in a :class:`World`."""
 
@@ -139,6 +136,8 @@ class Device:
         self.firmware_factory: FirmwareFactory = firmware or Firmware
         self.tracer = world.trace.bind(self.name, "system")
         self.log = DeviceLog(world.trace.bind(self.name, "log"), self.uptime_ms)
+        self.claiming = ClaimCodeRules(self.claim, self.log,
+                                       send_on_resume=self.options.send_claim_code_on_resume)
         self.state = DeviceState.OFF
         self.boot_count = 0
         self._boot_us = 0
@@ -217,12 +216,11 @@ class Device:
             publish_reset_info=self.options.publish_reset_info, reset_reason=None,
             updates_enabled=self.options.updates_enabled,
             updates_forced=self.options.updates_forced,
-            send_claim_code_on_resume=self.options.send_claim_code_on_resume,
             app_describe=self._app_describe,
             app_subscriptions=lambda: self.particle.subscription_prefixes)
         self.cloud = CloudConnection(
             scheduler=world.scheduler, tracer=self.tracer.child("cloud"), log=self.log,
-            events=self.events, claim=self.claim, session=self.session, identity=identity,
+            events=self.events, claiming=self.claiming, session=self.session, identity=identity,
             protocol_options=self.options.protocol, inputs=inputs,
             system_describe=self._system_describe, on_cloud_event=self._cloud_event,
             timing=self.options.cloud)
@@ -232,8 +230,6 @@ class Device:
                                        self.cloud.set_blocked)
         self.listening.on_change(self._listening_changed)
         self.firmware: Firmware | None = None
-        from .control_services import build_dispatcher
-
         self.control = build_dispatcher(self)
 
     def _system_describe(self) -> bytes:
@@ -409,16 +405,16 @@ class Device:
         return mid is not None
 
     def _cloud_event(self, name: str, data: bytes) -> None:
-        if name.startswith(("spark", "particle")):
+        if name.startswith(SYSTEM_EVENT_PREFIXES):
             self._system_event_handler(name, data)
         self.particle.dispatch_event(name, data)
 
     def _system_event_handler(self, name: str, data: bytes) -> None:
-        """``systemEventHandler`` of ``system_cloud_internal.cpp``."""
-        if name.startswith(CLAIM_PREFIX):
-            self.log.trace("system", "Claim code received by the cloud and cleared locally.")
-            self.claim.set_claim_code(None)
-        elif name == "spark/device/reset":
+        """``systemEventHandler`` of ``system_cloud_internal.cpp`` (the claim events go to the
+        claim-code rules)."""
+        if self.claiming.cloud_event(name):
+            return
+        if name == RESET_EVENT:
             action = data.decode("utf-8", "replace")
             self.tracer.emit("cloud.reset_request", data=action)
             if action in ("safe mode", "dfu", "reboot"):
@@ -428,8 +424,6 @@ class Device:
     # -- convenience for tests and scenarios ---------------------------------------------------
 
     def log_lines(self) -> list[str]:
-        from ..services.log import log_lines
-
         return log_lines(self.world.trace.records, self.name)
 
     def __repr__(self) -> str:
