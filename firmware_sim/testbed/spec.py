@@ -15,6 +15,7 @@ from typing import Any
 
 from ..apps import FirmwareFactory
 from ..hal.dct import FaultHook
+from ..kernel.choice import Chooser
 from ..kernel.trace import TraceSink
 from ..system.device import FirmwareOptions
 from ..system.network import WifiCredentials
@@ -84,6 +85,9 @@ class TestbedSpec:
     trace_path: str | Path | None = None
     trace_memory_limit: int | None = None
     sinks: Sequence[TraceSink] = ()
+    #: where every nondeterministic choice comes from (None: seeded by ``seed``); a recording
+    #: or scripted chooser makes a run recordable and replayable choice by choice
+    chooser: Chooser | None = None
 
 
 def provisioned(*names: str, profile: str = "p2", network: AccessPoint = HOME_NETWORK,

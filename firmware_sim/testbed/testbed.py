@@ -57,7 +57,8 @@ class Testbed:
             sinks: list[TraceSink] = list(spec.sinks)
             if spec.trace_path is not None:
                 sinks.append(JsonlSink(spec.trace_path))
-            world = World(spec.seed, sinks=sinks, trace_memory_limit=spec.trace_memory_limit)
+            world = World(spec.seed, sinks=sinks, trace_memory_limit=spec.trace_memory_limit,
+                          chooser=spec.chooser)
         self.world = world
         self._driver: AsyncioDriver | None = None
         self.served: ServedCloud | None = None
