@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
+
 from cloud_sim import Cloud, EndpointOptions, Principal
+from firmware_sim.hal import ClaimCodeHal, Dct, MemoryDctBackend
 from firmware_sim.kernel import World
+from firmware_sim.services.log import DeviceLog
 from firmware_sim.system import (
     AccessPoint,
+    ClaimCodeRules,
     CloudStatus,
     Device,
     Firmware,
@@ -155,6 +160,27 @@ def test_codes_starting_with_nul_or_0xff_are_never_sent() -> None:
     world.run_for(5)
     assert not cloud.bus.find("spark/device/claim/code")
     assert not any("claim/code" in line for line in device.log_lines())
+
+
+@pytest.mark.parametrize(("resumed", "on_resume", "published"), [
+    (False, False, True), (True, False, False), (True, True, True), (False, True, True)])
+def test_claim_code_publish_rule(resumed: bool, on_resume: bool, published: bool) -> None:
+    world = World(0)
+    hal = ClaimCodeHal(Dct(MemoryDctBackend()))
+    rules = ClaimCodeRules(hal, DeviceLog(world.trace.bind("d", "log"), lambda: 0),
+                           send_on_resume=on_resume)
+    sent: list[tuple[str, bytes]] = []
+    assert not rules.code_pending
+    assert not rules.after_handshake(resumed=resumed, publish=lambda n, d: sent.append((n, d)))
+    hal.set_claim_code("CODE")
+    assert rules.code_pending
+    assert rules.after_handshake(resumed=resumed,
+                                 publish=lambda n, d: sent.append((n, d))) is published
+    assert sent == ([("spark/device/claim/code", b"CODE")] if published else [])
+    assert rules.code_pending  # publishing does not clear; only the cloud's answer does
+    assert not rules.cloud_event("spark/device/claimed")
+    assert rules.cloud_event("spark/device/claim/confirm")
+    assert not rules.code_pending and hal.is_device_claimed()
 
 
 def test_any_spark_device_claim_event_clears_the_code() -> None:
