@@ -1,8 +1,11 @@
 """Platform profiles: what differs between a P2, a Photon 2, an Argon and a Photon.
 
-Numbers from device-os.md §4 (platform ids, USB PIDs) and §5/§6 (BLE names, SoftAP). The set of
-control requests each profile supports is declared by ``control_requests`` (it knows the
-numbers); a profile only carries the facts the device core needs.
+Platform ids and USB product ids (CDC and DFU, vendor 0x2B04) are Device OS
+``build/platform-id.mk``; the BLE name series is ``PRODUCT_SERIES`` (``<series>-<setup code>``,
+``hal/src/rtl872x/device_code.cpp``); the Photon's SoftAP is ``hal/src/photon/softap.cpp`` of
+Device OS 2.3.1 (removed in 4.0.0). The set of control requests each profile supports is
+declared by ``control_requests`` (it knows the numbers); a profile only carries the facts the
+device core needs.
 """
 
 from __future__ import annotations

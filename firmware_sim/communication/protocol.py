@@ -111,13 +111,18 @@ class DeviceIdentity:
     persists_session: bool = True
 
     def app_state_crc(self, describe: bytes) -> int:
-        """CRC over what Device OS compares on resume (system describe, flags, versions...)."""
+        """CRC over what Device OS compares on resume: the system describe, the HELLO flags,
+        the system module version, the maximum binary size and the OTA chunk size (fwsim leaves
+        out the maximum message size, which it never changes)."""
         header = struct.pack(">HHIH", self.hello_flags, self.system_module_version,
                              0x180000, 512)
         return zlib.crc32(header + describe)
 
 
 class ProtocolListener(Protocol):
+    """Where the protocol reports (the system layer's cloud connection); every call comes from
+    a scheduler entry of its own."""
+
     def protocol_begin_result(self, code: ProtocolResult) -> None: ...
 
     def protocol_error(self, code: ProtocolResult) -> None: ...
@@ -206,7 +211,9 @@ class DeviceProtocol:
 
     def publish(self, name: str, data: bytes, *, private: bool, ttl: int = 60,
                 on_ack: Callable[[CoapMessage], None] | None = None) -> int | None:
-        """Send an event as a confirmable POST; returns the message id, None if not possible."""
+        """Send an event as a confirmable POST; returns the message id, None if not possible.
+
+        ``on_ack(ack)`` runs when the cloud's ACK arrives (inside ``datagram_received``)."""
         if self.phase is not Phase.ESTABLISHED:
             return None
         return self._send_con(wire.POST, wire.event_uri(name, private), data, what=f"event {name}",

@@ -16,7 +16,8 @@ Two layers travel in each datagram of the device-cloud link:
    public), time (GET ``t``), subscriptions (GET ``e/<prefix>``), pings (empty CON) and their
    ACK/RST answers.
 
-The HELLO payload layout (big-endian) is Device OS ``Messages::hello`` (device-os.md §2).
+The HELLO payload layout (big-endian) is Device OS ``Messages::hello``
+(``communication/src/messages.cpp``).
 """
 
 from __future__ import annotations
@@ -211,7 +212,8 @@ class HelloFlag(IntFlag):
     OTA_PROTOCOL_V3 = 0x80
 
 
-#: DOS always sets these (device-os.md §2).
+#: Device OS always sets these (``communication/src/protocol.cpp``; DEVICE_INITIATED_DESCRIBE
+#: because the system enables it).
 DEFAULT_HELLO_FLAGS = (HelloFlag.DIAGNOSTICS_SUPPORT | HelloFlag.IMMEDIATE_UPDATES_SUPPORT
                        | HelloFlag.GOODBYE_SUPPORT | HelloFlag.DEVICE_INITIATED_DESCRIBE)
 

@@ -1,6 +1,8 @@
 """Claim-code HAL: ``HAL_Set_Claim_Code``, ``HAL_Get_Claim_Code``, ``HAL_IsDeviceClaimed``.
 
-Semantics exactly as Device OS ``hal/src/rtl872x/ota_flash_hal.cpp`` (device-os.md §1):
+Semantics exactly as Device OS ``hal/src/rtl872x/ota_flash_hal.cpp`` (the nRF52840 file is the
+same; the API is documented in ``hal/inc/ota_flash_hal.h``), on the DCT layout of
+``platform/MCU/rtl872x/inc/dct.h``:
 
 * set(code): writes exactly 63 bytes at DCT offset 1762 - no validation; a shorter code arrives
   NUL-padded (the control-request path hands over a zeroed 65-byte buffer), a longer one is cut at
@@ -10,6 +12,8 @@ Semantics exactly as Device OS ``hal/src/rtl872x/ota_flash_hal.cpp`` (device-os.
 * get(buffer_size): needs ``buffer_size > 63``; copies 63 bytes and a terminating NUL; returns 0,
   or ``0xFFFF`` (``(uint16_t)-1``) when the buffer is too small.
 * is_claimed(): true only when the claimed byte is ASCII '1'; 0x00, 0xFF and 0x01 are "not".
+
+When the system layer publishes or clears the code is ``firmware_sim/system/claiming.py``.
 """
 
 from __future__ import annotations
@@ -59,9 +63,11 @@ class ClaimCodeHal:
         return self.dct.read(_CODE.offset, CLAIM_CODE_SIZE)
 
     def pending_code(self) -> str | None:
-        """The code the system would publish, or None (the system-layer rule of §1:
-        get succeeded, first byte neither 0x00 nor 0xFF). The text stops at the first NUL as the
-        C ``%s`` formatting does."""
+        """The stored code as text, or None when there is none: ``get`` failed, or the first
+        byte is 0x00 (empty or cleared) or 0xFF (erased DCT, never set - Device OS CHANGELOG
+        "Claim code shouldn't be published if it's not initialized in DCT"). The text stops at the
+        first NUL as the C ``%s`` formatting does. Whether it is published is the system layer's
+        rule (``system/claiming.py``)."""
         result, buf = self.get_claim_code()
         if result != 0 or buf[0] in (0x00, 0xFF):
             return None

@@ -1,4 +1,5 @@
-"""The system layer: device composition, system events, network, cloud connection, app API."""
+"""The system layer: device composition, system events, network, cloud connection, claim-code
+rules, app API."""
 
 from ..kernel.ids import validate_device_id
 from .app import Firmware, Particle

@@ -7,6 +7,7 @@ must present. Devices subscribe to changes so that an access point vanishing dro
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -38,8 +39,6 @@ class AccessPoint:
     def mac(self) -> bytes:
         if self.bssid:
             return self.bssid
-        import hashlib
-
         return bytes([0x02]) + hashlib.sha256(self.ssid.encode()).digest()[:5]
 
     def accepts(self, password: str | None) -> bool:
