@@ -26,6 +26,7 @@ from control_requests import requests
 from firmware_sim.kernel import World
 from firmware_sim.system import AccessPoint, Device
 from firmware_sim.testbed import CloudSpec, DeviceSpec, Testbed, TestbedSpec
+from firmware_sim.testbed.adapters import surface_for
 from firmware_sim.testbed.clouds.particle import ParticlePlug
 from transports.ble import BlePeripheral, BlePhone, attach_ble
 from transports.ble.bleak_backend import SimulatedBle
@@ -44,7 +45,7 @@ def build(count: int, seed: int) -> tuple[World, ParticlePlug, list[Device],
     devices, peripherals = [], []
     for index in range(count):
         device = testbed.add_device(DeviceSpec(f"dev{index:03d}", profile="p2"))
-        peripherals.append(attach_ble(device))
+        peripherals.append(attach_ble(surface_for(device)))
         device.power_on()
         devices.append(device)
     world.run_for(1.0)

@@ -111,6 +111,7 @@ def _in_process(args: argparse.Namespace) -> _Where:
     from ..system import AccessPoint
     from ..system.radio import WifiSecurity
     from ..testbed import CloudSpec, DeviceSpec, Testbed, TestbedSpec
+    from ..testbed.adapters import surface_for
 
     secret = args.device_secret or getattr(args, "secret", None)
     try:
@@ -122,7 +123,7 @@ def _in_process(args: argparse.Namespace) -> _Where:
     except FwSimError as exc:
         raise ConfigurationError(f"--in-process: {exc}") from None
     device = testbed.device
-    attach_ble(device)
+    attach_ble(surface_for(device))
     device.power_on()
     testbed.run_for(1.0)
     sim = SimulatedBle(testbed.world)

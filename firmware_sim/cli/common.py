@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+from transports.edge_api import port_arg
+
 from ..kernel.errors import ConfigurationError
 from ..kernel.world import parse_seed
+
+__all__ = ["port_arg", "seed_arg"]
 
 
 def seed_arg(text: str) -> int:
@@ -13,13 +17,3 @@ def seed_arg(text: str) -> int:
         return parse_seed(text)
     except ConfigurationError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def port_arg(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid port {text!r}") from None
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"port {port} out of range 0..65535")
-    return port

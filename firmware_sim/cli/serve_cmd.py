@@ -89,6 +89,7 @@ def describe_device(device: object) -> str:
 
 def _serve(args: argparse.Namespace) -> int:
     from ..testbed import Testbed
+    from ..testbed.adapters import surface_for
     from ..testbed.clouds.particle import ParticlePlug
     from ..testbed.serving import EdgeContext, run_edge, stop_on_signals
 
@@ -96,7 +97,8 @@ def _serve(args: argparse.Namespace) -> int:
     assert isinstance(testbed, Testbed)
 
     async def main() -> None:
-        ctx = EdgeContext(testbed.world, testbed.driver(), list(testbed), testbed.cloud)
+        ctx = EdgeContext(testbed.world, testbed.driver(),
+                          [surface_for(device) for device in testbed], testbed.cloud)
         stop = asyncio.Event()
 
         def announce(line: str) -> None:

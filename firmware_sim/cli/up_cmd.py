@@ -126,6 +126,7 @@ async def _up_async(args: argparse.Namespace) -> int:
     from ..system.network import WifiCredentials
     from ..system.radio import AccessPoint
     from ..testbed import SERVED, DeviceSpec, LinkSpec, Testbed, TestbedSpec
+    from ..testbed.adapters import surface_for
     from ..testbed.clouds.particle import ParticlePlug
     from ..testbed.serving import EdgeContext, run_edge, stop_on_signals
 
@@ -150,7 +151,8 @@ async def _up_async(args: argparse.Namespace) -> int:
             served = await testbed.serve_cloud(serve_options(args))
             testbed.power_on()
             _announce(args, served, token, list(testbed))
-            ctx = EdgeContext(testbed.world, testbed.driver(), list(testbed), plug)
+            ctx = EdgeContext(testbed.world, testbed.driver(),
+                              [surface_for(device) for device in testbed], plug)
             await run_edge(ctx, args, duration_s=args.duration, announce=_print_line,
                            stop_event=stop)
     finally:

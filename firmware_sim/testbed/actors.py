@@ -108,7 +108,9 @@ CARRIERS: dict[str, str] = {
 def _ble_carrier(device: Device) -> Provisioning:
     from transports.ble.provisioning import ble_provisioning
 
-    phone: Provisioning = ble_provisioning()(device)
+    from .adapters import surface_for
+
+    phone: Provisioning = ble_provisioning()(surface_for(device))
     return phone
 
 

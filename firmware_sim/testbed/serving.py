@@ -37,11 +37,11 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING
 
+from transports.device_surface import DeviceSurface
 from transports.edge_api import EdgeHandle
 
 from ..kernel.realtime import AsyncioDriver
 from ..kernel.world import World
-from ..system.device import Device
 
 if TYPE_CHECKING:
     from .clouds import CloudPlug
@@ -57,15 +57,16 @@ EDGE_SERVICES: list[str] = [
 
 @dataclass
 class EdgeContext:
-    """What an edge service is given: the world, its driver, the devices (and the cloud)."""
+    """What an edge service is given: the world, its driver, the devices' transport surfaces
+    (``firmware_sim.testbed.adapters.surface_for``) and the cloud."""
 
     world: World
     driver: AsyncioDriver
-    devices: list[Device]
+    devices: list[DeviceSurface]
     cloud: CloudPlug | None = None
 
     @property
-    def device(self) -> Device:
+    def device(self) -> DeviceSurface:
         return self.devices[0]
 
     def sync(self) -> None:
