@@ -335,6 +335,8 @@ class ThingsBoardService:
 
     def register_claiming_info(self, device: Device, secret_key: str, duration_ms: int, *,
                                transport: str) -> Registration:
+        # the device actor works on the current device, not the one the session started with
+        device = self.store.get_device(device.id) or device
         outcome = self.rules.register(device, secret_key, duration_ms)
         details = {"transport": transport, "secret": fingerprint(secret_key),
                    "duration_ms": duration_ms,
