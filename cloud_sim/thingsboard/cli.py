@@ -70,6 +70,9 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
                        help="SQLite database (default :memory:)")
     serve.add_argument("--button-duration", type=_count, default=300_000, metavar="MS",
                        help="durationMs the simulated buttons send (default 300000)")
+    serve.add_argument("--no-boot-press", action="store_true",
+                       help="the simulated buttons send nothing until pressed (default: they "
+                       "send claim info on boot)")
     serve.add_argument("--no-claiming-by-default", action="store_true",
                        help="security.claim.allowClaimingByDefault=false")
     serve.add_argument("--documented-reclaim-body", action="store_true",
@@ -169,7 +172,8 @@ async def _serve_async(args: argparse.Namespace) -> int:
             button = ClaimButtonDevice(
                 world, device_name(index),
                 MqttUplink(world, device.name, token, service_connector(service)),
-                ButtonConfig(duration_ms=args.button_duration, qr_text=False))
+                ButtonConfig(duration_ms=args.button_duration, qr_text=False,
+                             press_on_boot=not args.no_boot_press))
             service.buttons[device.name] = button.press_button
             button.power_on()
         server.driver.wake()
