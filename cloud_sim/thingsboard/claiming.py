@@ -30,7 +30,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from .claim_cache import ClaimCache
@@ -48,7 +48,7 @@ from .settings import ThingsBoardSettings
 from .store import TbStore
 
 
-class Reason(str, Enum):
+class Reason(StrEnum):
     """Why a registration, claim or reclaim ended the way it did."""
 
     # registration (device -> server)
@@ -71,9 +71,6 @@ class Reason(str, Enum):
     # reclaim
     RECLAIMED = "reclaimed"
     NOT_ASSIGNED = "not_assigned"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 def fingerprint(secret: str | None) -> str:

@@ -20,7 +20,7 @@ from .service import DeviceAck, ThingsBoardService
 MAX_PAYLOAD_BYTES = 64 * 1024
 
 
-class ClaimApi(resource.Resource, resource.PathCapable):
+class ClaimApi(resource.Resource, resource.PathCapable):  # type: ignore[misc]
     """The root resource: parses ``uri_path`` itself."""
 
     def __init__(self, service: ThingsBoardService, runtime: Runtime) -> None:

@@ -140,7 +140,9 @@ def parse_claim_proto(payload: bytes | None) -> ClaimRequest:
 
 
 def encode_claim_proto(secret_key: str, duration_ms: int) -> bytes:
-    message: Any = ClaimDeviceProto(secretKey=secret_key, durationMs=duration_ms)
+    message: Any = ClaimDeviceProto()
+    message.secretKey = secret_key
+    message.durationMs = duration_ms
     data: bytes = message.SerializeToString()
     return data
 

@@ -326,7 +326,10 @@ def gateway_claim(stage: Stage) -> str:
     client = MqttDeviceClient(stage.world, stage.world.trace.bind("Gateway GW1", "mqtt"),
                               token=token, client_id="gw1")
     acks: list[int] = []
-    client.on_connected = lambda: client.publish("v1/gateway/claim", payload, acks.append)
+    def publish() -> None:
+        client.publish("v1/gateway/claim", payload, acks.append)
+
+    client.on_connected = publish
     service_connector(stage.service)(lambda stream: client.start(stream) if stream else None)
     stage.run(2)
     stage.check("one gateway message, acknowledged", acks == [0])

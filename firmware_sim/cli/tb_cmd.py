@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _missing(reason: str) -> int:
-    from .__init__ import CliError
+    from . import CliError
 
     raise CliError(f"fwsim tb needs the thingsboard extra (pip install 'fwsim[thingsboard]'): "
                    f"{reason}")

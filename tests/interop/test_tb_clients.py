@@ -20,7 +20,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from tb.served import REPO, ServedTb
 
 pytestmark = pytest.mark.interop

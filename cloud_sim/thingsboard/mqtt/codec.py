@@ -74,7 +74,7 @@ class FrameReader:
 
     def feed(self, data: bytes) -> list[bytes]:
         self._buffer += data
-        packets = []
+        packets: list[bytes] = []
         while True:
             header = self._header()
             if header is None:
