@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from ..kernel.errors import FwSimError
 
 COMMAND_MODULES = ["scenario", "trace", "control", "serve", "cloud", "device", "up", "usb", "ble"]
+COMMAND_MODULES.append("tb")  # ThingsBoard face (cloud_sim.thingsboard), lazily imported
 
 EXIT_OK = 0
 EXIT_FAILED = 1

@@ -1,0 +1,1 @@
+"""Helpers of the ThingsBoard interoperability tests (a served emulator, isolated paho-mqtt)."""
