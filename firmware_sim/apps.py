@@ -23,11 +23,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from .communication.event_names import SESSION_END_EVENT
 from .kernel.errors import ConfigurationError
 from .system.app import Firmware, Particle
 from .system.events import CloudStatus, NetworkCredentials, SystemEvent
-
-SESSION_END_EVENT = "spark/device/session/end"
 
 
 class _CredentialsWatcher(Firmware):
