@@ -28,6 +28,16 @@ back to it. Per address it tracks a connection; per session id a :class:`CloudSe
   keepalives), a device heard from nothing for that long is marked offline and
   ``spark/status`` ``offline`` is published.
 
+Fault points (BUGGIFY style, asked of ``world.chooser``; a seeded run answers no to every one
+and draws nothing, so traces without faults are unchanged): ``endpoint:<name>:forget_session``
+(asked per message on a live session: the cloud loses the session right there and answers as for
+an unknown one), ``endpoint:<name>:drop_ack`` (asked per ACK of a device's confirmable message:
+the ACK is not sent, the device retransmits), ``endpoint:<name>:skip_confirm`` (asked when a
+claim succeeded: the cloud does not send ``spark/device/claim/confirm``). Each fault that fires
+leaves an ``endpoint.fault`` record. :meth:`DeviceEndpoint.restart` models the cloud process
+restarting: every session and connection is forgotten (claim redemptions already scheduled still
+run: fwsim treats them as durable jobs, UNVERIFIED).
+
 Sessions live in memory only (keyed by session id, indexed by device id); everything written to
 the store is stamped in cloud time (``unix_us``: ``EndpointOptions.epoch`` + virtual time), so a
 persistent store stays meaningful when the emulator restarts.
@@ -137,6 +147,10 @@ class DeviceEndpoint:
         self._offline_timers: dict[str, TimerHandle] = {}
         self._retransmit_policy = RetransmitPolicy(self.options.ack_timeout_s,
                                                    self.options.max_retransmit)
+        self._fault = world.chooser.fault
+        self._forget_fault = f"endpoint:{name}:forget_session"
+        self._ack_fault = f"endpoint:{name}:drop_ack"
+        self._confirm_fault = f"endpoint:{name}:skip_confirm"
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -162,6 +176,31 @@ class DeviceEndpoint:
         for sid in doomed:
             self._drop_session(sid, "forgotten")
         return bool(doomed)
+
+    def restart(self) -> int:
+        """The cloud process restarts: every session and connection is forgotten (devices get a
+        RST at their next message). Returns how many sessions were dropped."""
+        doomed = list(self.sessions)
+        for session_id in doomed:
+            self._drop_session(session_id, "cloud restart")
+        self._connections.clear()
+        for timer in self._offline_timers.values():
+            timer.cancel()
+        self._offline_timers.clear()
+        self.tracer.emit("endpoint.restart", sessions=len(doomed))
+        return len(doomed)
+
+    def _fired(self, point: str) -> bool:
+        """Ask the fault point ``point``; trace it when it fires."""
+        if self._fault(point):
+            self.tracer.emit("endpoint.fault", fault=point)
+            return True
+        return False
+
+    def _send_ack(self, session: CloudSession, message: CoapMessage, code: int = wire.EMPTY,
+                  payload: bytes = b"") -> None:
+        if not self._fired(self._ack_fault):
+            session.exchange.send_ack(message, code, payload)
 
     def _drop_session(self, session_id: bytes, reason: str) -> None:
         session = self.sessions.pop(session_id, None)
@@ -235,6 +274,9 @@ class DeviceEndpoint:
             self.tracer.emit("coap.malformed", error=str(exc))
             return
         session = self._live_session(session_id)
+        if session is not None and self._fired(self._forget_fault):
+            self._drop_session(session_id, "fault")
+            session = None
         if session is None:
             self.tracer.emit("session.unknown", session_id=session_id,
                              reply=self.options.unknown_session_reply)
@@ -258,7 +300,7 @@ class DeviceEndpoint:
         duplicate = session.exchange.is_duplicate(message.mid)
         if message.is_empty:
             # A ping. As the first message of a connection it is a resumed session.
-            session.exchange.send_ack(message)
+            self._send_ack(session, message)
             if first and not duplicate:
                 session.resumes += 1
                 self.tracer.emit("session.resumed", device_id=session.device_id)
@@ -292,7 +334,7 @@ class DeviceEndpoint:
         else:
             ack_code = wire.NOT_FOUND
         if message.mtype is CoapType.CON:
-            session.exchange.send_ack(message, ack_code, ack_payload)
+            self._send_ack(session, message, ack_code, ack_payload)
         if handled is not None and not duplicate:
             handled()
 
@@ -332,7 +374,8 @@ class DeviceEndpoint:
                          previous_owner=str(result.previous_owner) if result.previous_owner
                          else None,
                          new_owner=str(result.new_owner) if result.new_owner else None)
-        if result.outcome.accepted or self.options.confirm_on_refusal:
+        if ((result.outcome.accepted or self.options.confirm_on_refusal)
+                and not self._fired(self._confirm_fault)):
             self.send_event(device_id, self.options.confirm_event, b"")
 
     def _device_online(self, device_id: str) -> None:

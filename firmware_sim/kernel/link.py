@@ -6,11 +6,16 @@ A link joins two endpoints. ``send`` on one side appends the datagram to that di
 queue and schedules one entry ``latency_s`` later that delivers the queue's head. Because every
 entry takes the head, datagrams arrive in the order they were sent even when several are due at
 the same instant (the scheduler's tie-break cannot reorder them). Before queueing, the world's
-chooser is asked two questions per datagram: the fault point ``fault("link:<name>:drop")``
-(always False unless an explorer injects it) and, when ``loss`` is not 0,
-``chance("link:<name>:loss", loss)``; so "which datagram was lost" is part of the replayable
-run. Either side can ``close``; datagrams in flight to or from a closed side are dropped (a UDP
-socket that went away).
+chooser is asked per datagram: the fault point ``fault("link:<name>:drop")`` (always False
+unless an explorer injects it), when ``loss`` is not 0 ``chance("link:<name>:loss", loss)``,
+then the fault point ``fault("link:<name>:delay")``; so "which datagram was lost" is part of
+the replayable run. A delayed datagram (the fault fired) is held back an extra
+``uniform("link:<name>:delay_s", 0.5, 3.0)`` seconds and delivered on its own, so later
+datagrams may overtake it, as on a real UDP path. Nothing is asked or traced beyond the two
+fault questions unless a fault fires, so runs without faults keep their traces. ``loss`` and
+``latency_s`` may be changed while the link is in use (an explorer's loss bursts and latency
+changes). Either side can ``close``; datagrams in flight to or from a closed side are dropped (a
+UDP socket that went away).
 """
 
 from __future__ import annotations
@@ -50,6 +55,11 @@ class LinkEnd:
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def link(self) -> DatagramLink:
+        """The link this end belongs to."""
+        return self._link
+
     def send(self, data: bytes) -> None:
         peer = self.peer
         if self._closed or peer is None or peer._closed:
@@ -77,6 +87,7 @@ class DatagramLink:
         self._chooser = world.chooser
         self._loss_choice = f"link:{name}:loss"
         self._drop_fault = f"link:{name}:drop"
+        self._delay_fault = f"link:{name}:delay"
         self.a = LinkEnd(self, f"{name}.a")
         self.b = LinkEnd(self, f"{name}.b")
         self.a.peer, self.b.peer = self.b, self.a
@@ -95,9 +106,21 @@ class DatagramLink:
             self.world.trace.emit(self.name, "link", "datagram.lost", direction=source.name,
                                   size=len(data))
             return
+        if self._chooser.fault(self._delay_fault):
+            extra = self._chooser.uniform(f"{self._delay_fault}_s", 0.5, 3.0)
+            self.world.trace.emit(self.name, "link", "datagram.delayed", direction=source.name,
+                                  size=len(data), extra_s=round(extra, 6),
+                                  fault=self._delay_fault)
+            self.world.scheduler.call_later(self.latency_s + extra, self._deliver_one, target,
+                                            data, label=f"{self.name}-deliver")
+            return
         target._queue.append(data)
         self.world.scheduler.call_later(self.latency_s, self._deliver_head, target,
                                         label=f"{self.name}-deliver")
+
+    def _deliver_one(self, target: LinkEnd, data: bytes) -> None:
+        if not target.closed and target.receiver is not None:
+            target.receiver(data)
 
     def _deliver_head(self, target: LinkEnd) -> None:
         if not target._queue:

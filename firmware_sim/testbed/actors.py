@@ -7,8 +7,10 @@
   EC-JPAKE handshake, as the Particle app talks), or ``direct`` (calls the system layer; for
   tests of the layers below). :data:`CARRIERS` lists them; :func:`carrier` loads one lazily.
 * :class:`Customer` - an app server or a customer's app calling the cloud's REST API.
-* :class:`Operator` - the person at the bench: power cuts, resets, listening mode, Wi-Fi going
-  out of range, the cloud forgetting a session.
+* :class:`Operator` - the person at the bench (and the weather): power cuts (also at a chosen
+  step of a DCT write), resets, listening mode, Wi-Fi going out of range or forgotten, cloud
+  disconnects, and - through a :class:`CloudControl` (the testbed's cloud plug) - the cloud
+  forgetting a session, the cloud restarting, loss bursts and latency changes on a device's link.
 
 Each actor writes its steps to the trace under its own node name, so a timeline shows who did
 what and when.
@@ -25,7 +27,8 @@ from control_requests.dispatcher import RequestHandle
 from control_requests.requests import Call
 from control_requests.steps import Done, ProvisioningSteps
 
-from ..kernel.errors import ConfigurationError
+from ..hal.dct import Dct
+from ..kernel.errors import ConfigurationError, PowerCut
 from ..kernel.world import World
 from ..system.device import Device
 from ..system.network import WifiCredentials
@@ -219,6 +222,23 @@ class Customer:
         return self.request("GET", "/v1/devices")
 
 
+class CloudControl(Protocol):
+    """What the operator can do to a cloud (the Particle plug implements it)."""
+
+    def forget_session(self, device_id: str) -> bool: ...
+
+    def restart(self) -> int: ...
+
+    def set_link_conditions(self, device_name: str, *, loss: float | None = None,
+                            latency_s: float | None = None) -> None: ...
+
+    def link_conditions(self, device_name: str) -> tuple[float, float]: ...
+
+
+#: The steps of a DCT write a power cut can hit (``hal/dct.py``; ``modify:N`` for byte N).
+DCT_WRITE_STEPS = ("begin", "modify:N", "commit", "done")
+
+
 class Operator:
     """The person at the bench (and the weather): things that happen *to* devices."""
 
@@ -226,6 +246,8 @@ class Operator:
         self.world = world
         self.tracer = world.trace.bind(name, "operator")
         self._out_of_range: dict[str, AccessPoint] = {}
+        self._link_restore: dict[str, tuple[float, float]] = {}
+        self._armed_cuts: dict[str, Callable[[str], None]] = {}
 
     def power_cut(self, device: Device, off_s: float = 1.0) -> None:
         """Cut the power (retained RAM and the session are lost) and restore it ``off_s``
@@ -270,6 +292,85 @@ class Operator:
         self.tracer.emit("operator.cloud_connect", device=device.name)
         device.cloud_connect()
 
+    def clear_credentials(self, device: Device) -> None:
+        """Forget every Wi-Fi network the device knows (``WiFi.clearCredentials()``)."""
+        self.tracer.emit("operator.clear_credentials", device=device.name)
+        device.network.clear_credentials()
 
-__all__ = ["CARRIERS", "ApiClient", "ControlRequestProvisioning", "Customer", "DirectProvisioning",
-           "Operator", "Phone", "Provisioning", "ProvisioningFactory", "Step", "carrier"]
+    # -- power cut inside a DCT write ----------------------------------------------------------
+
+    def arm_dct_power_cut(self, device: Device, step: str) -> None:
+        """Cut the power when the device's next DCT write reaches ``step`` (``begin``,
+        ``modify:N``, ``commit``, ``done``; see ``hal/dct.py``). The cut raises
+        :class:`~firmware_sim.kernel.errors.PowerCut` out of the running world; whoever runs the
+        world catches it and calls :meth:`power_lost`."""
+        self.tracer.emit("operator.dct_power_cut_armed", device=device.name, step=step)
+        dct = device.dct
+        previous = self._armed_cuts.pop(device.name, None) or dct.fault_hook
+        self._armed_cuts[device.name] = previous
+
+        def hook(reached: str) -> None:
+            previous(reached)
+            if reached == step:
+                dct.fault_hook = previous
+                self._armed_cuts.pop(device.name, None)
+                self.tracer.emit("operator.dct_power_cut", device=device.name, step=step)
+                raise PowerCut(f"power cut at DCT write step {step}")
+
+        dct.fault_hook = hook
+
+    def disarm_dct_power_cut(self, device: Device) -> bool:
+        """Forget an armed DCT power cut that has not happened; True if one was armed."""
+        previous = self._armed_cuts.pop(device.name, None)
+        if previous is None:
+            return False
+        device.dct.fault_hook = previous
+        return True
+
+    def power_lost(self, device: Device, off_s: float = 1.0) -> None:
+        """After a :class:`PowerCut` escaped a DCT write: the flash is re-read from its backend
+        (as the device would at boot), RAM and retained RAM are lost, power returns ``off_s``
+        later."""
+        old = device.dct
+        dct = Dct(old.backend, fault_hook=old.fault_hook)
+        device.dct = dct
+        device.claim.dct = dct
+        device.config.dct = dct
+        self.tracer.emit("operator.power_lost", device=device.name, off_s=off_s)
+        device.power_cycle(off_s)
+
+    # -- the cloud and the link ----------------------------------------------------------------
+
+    def cloud_forget_session(self, cloud: CloudControl, device: Device) -> bool:
+        self.tracer.emit("operator.cloud_forget_session", device=device.name)
+        return cloud.forget_session(device.device_id)
+
+    def cloud_restart(self, cloud: CloudControl) -> int:
+        self.tracer.emit("operator.cloud_restart")
+        return cloud.restart()
+
+    def link_conditions(self, cloud: CloudControl, device: Device, *,
+                        loss: float | None = None, latency_s: float | None = None) -> None:
+        """Set the loss and/or latency of the device's link to its cloud from now on."""
+        self.tracer.emit("operator.link_conditions", device=device.name, loss=loss,
+                         latency_s=latency_s)
+        cloud.set_link_conditions(device.name, loss=loss, latency_s=latency_s)
+
+    def loss_burst(self, cloud: CloudControl, device: Device, loss: float) -> None:
+        """Start a loss burst (:meth:`end_loss_burst` ends it, restoring the loss before)."""
+        if device.name not in self._link_restore:
+            self._link_restore[device.name] = cloud.link_conditions(device.name)
+        self.tracer.emit("operator.loss_burst", device=device.name, loss=loss)
+        cloud.set_link_conditions(device.name, loss=loss)
+
+    def end_loss_burst(self, cloud: CloudControl, device: Device) -> None:
+        restore = self._link_restore.pop(device.name, None)
+        if restore is None:
+            return
+        self.tracer.emit("operator.loss_burst_end", device=device.name, loss=restore[0])
+        cloud.set_link_conditions(device.name, loss=restore[0])
+
+
+__all__ = ["CARRIERS", "DCT_WRITE_STEPS", "ApiClient", "CloudControl",
+           "ControlRequestProvisioning", "Customer", "DirectProvisioning", "Operator", "Phone",
+           "Provisioning", "ProvisioningFactory", "Step", "carrier"]

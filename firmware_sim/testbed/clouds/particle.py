@@ -10,10 +10,16 @@ memory), the device endpoint's options, the claim-code lifetime and the API clai
 the cloud-time epoch (None: the fixed 2026-01-01 of in-process runs; the serving commands pass
 the wall clock so a persistent database's expiry times survive restarts), and whether silent
 devices are marked offline (the serving commands: after 75 s, three keepalives).
+
+What actors and the explorer do to the cloud in process goes through the plug: forget a device's
+session, restart the cloud process (:meth:`ParticlePlug.restart`), change a device link's loss
+and latency while it runs (:meth:`ParticlePlug.set_link_conditions`), claim through the API rules
+(:meth:`ParticlePlug.api_claim`), watch the event bus (:meth:`ParticlePlug.subscribe_events`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -27,8 +33,10 @@ from cloud_sim import (
     Principal,
     is_well_formed,
 )
+from cloud_sim.events import CloudEvent
 
 from ...kernel.errors import ConfigurationError
+from ...kernel.link import DatagramLink, DatagramPort, LinkEnd, Receiver
 from ...kernel.world import World
 from ..actors import ApiClient
 from ..spec import CloudSpec, LinkSpec
@@ -86,6 +94,9 @@ class ParticlePlug:
             kwargs["claim_code_ttl_s"] = settings.claim_code_ttl_s
         self.cloud = Cloud(world, store=store, options=options, name=spec.name,
                            claim_policy=settings.claim_policy, **kwargs)
+        #: per device name: its connector (future links) and its link in use
+        self._connectors: dict[str, Any] = {}
+        self._links: dict[str, DatagramLink] = {}
         if settings.db is not None:
             # a cloud that just started has no device session; stale codes go
             self.cloud.mark_all_offline()
@@ -94,7 +105,17 @@ class ParticlePlug:
     # -- the testbed's interface ---------------------------------------------------------------
 
     def connect_device(self, device: Device, link: LinkSpec) -> None:
-        device.attach_cloud(self.cloud.connector(latency_s=link.latency_s, loss=link.loss))
+        connector = self.cloud.connector(latency_s=link.latency_s, loss=link.loss)
+        self._connectors[device.name] = connector
+        name = device.name
+
+        def connect(receiver: Receiver) -> DatagramPort:
+            port = connector(receiver)
+            if isinstance(port, LinkEnd):
+                self._links[name] = port.link
+            return port
+
+        device.attach_cloud(connect)
 
     async def serve(self, driver: AsyncioDriver, options: ServeOptions) -> ServedCloud:
         try:
@@ -133,6 +154,46 @@ class ParticlePlug:
     def forget_session(self, device_id: str) -> bool:
         """The cloud drops the device's session: its next resume gets a RST."""
         return self.cloud.endpoint.forget_session(device_id)
+
+    def restart(self) -> int:
+        """The cloud process restarts: sessions are forgotten (the store stays)."""
+        return self.cloud.endpoint.restart()
+
+    def set_link_conditions(self, device_name: str, *, loss: float | None = None,
+                            latency_s: float | None = None) -> None:
+        """Change the loss and/or one-way latency of a device's link, for the link in use and
+        every later one (a device reconnecting gets a new link)."""
+        if loss is not None and not 0.0 <= loss <= 1.0:
+            raise ConfigurationError(f"loss must be between 0 and 1, not {loss!r}")
+        if latency_s is not None and not latency_s >= 0:
+            raise ConfigurationError(f"latency must not be negative, not {latency_s!r}")
+        connector = self._connectors.get(device_name)
+        if connector is None:
+            raise ConfigurationError(f"device {device_name!r} has no in-process link")
+        targets: list[Any] = [connector]
+        if device_name in self._links:
+            targets.append(self._links[device_name])
+        for target in targets:
+            if loss is not None:
+                target.loss = loss
+            if latency_s is not None:
+                target.latency_s = latency_s
+
+    def link_conditions(self, device_name: str) -> tuple[float, float]:
+        """``(loss, latency_s)`` new links of the device get."""
+        connector = self._connectors.get(device_name)
+        if connector is None:
+            raise ConfigurationError(f"device {device_name!r} has no in-process link")
+        return float(connector.loss), float(connector.latency_s)
+
+    def api_claim(self, caller: Principal, device_id: str, *,
+                  request_transfer: bool = False) -> str:
+        """``POST /v1/devices`` decided in process (the REST API's rules); the outcome name."""
+        return self.cloud.api_claim(caller, device_id, request_transfer).outcome.value
+
+    def subscribe_events(self, listener: Callable[[CloudEvent], None]) -> Callable[[], None]:
+        """Call ``listener`` with every event on the cloud's bus; returns an unsubscribe."""
+        return self.cloud.bus.subscribe(listener)
 
     def api(self) -> AbstractContextManager[ApiClient]:
         """The REST API called in process through its whole ASGI stack (virtual time)."""
