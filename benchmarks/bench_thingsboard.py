@@ -1,10 +1,11 @@
 """Benchmark: N claim-button devices over real MQTT sockets, then a customer claims each.
 
-The emulated ThingsBoard runs on loopback (``ThingsBoardServer``, every port picked free). The
-devices are the simulator's claim-button firmware (``ClaimButtonDevice`` + ``MqttUplink``) in
-their own World, driven at wall time, each on its own TCP connection (``socket_connector``).
-Phase 1: all devices boot, connect and send claim info (a PUBACK each). Phase 2: customer A
-claims every device over the REST API (httpx, 32 requests in flight).
+One testbed world holds the emulated ThingsBoard, served on loopback (every port picked free;
+``Testbed.serve_cloud``), and N claim-button devices of the demo tenant, each linked to the
+served MQTT port over its own TCP connection (``ThingsBoardPlug.served_mqtt_connector``, the
+``transports.tcp`` bridge), the World driven at wall time. Phase 1: all devices boot, connect
+and send claim info (a PUBACK each). Phase 2: customer A claims every device over the REST API
+(httpx, 32 requests in flight).
 
 Prints connects/s, registered claims/s, customer claims/s, p50/p99 latencies and peak RSS.
 Usage: python benchmarks/bench_thingsboard.py [--devices 1000]
@@ -17,17 +18,18 @@ import asyncio
 import resource
 import statistics
 import time
+from typing import Any
 
 import httpx
 
-from cloud_sim.thingsboard.demo import seed_demo
-from cloud_sim.thingsboard.device import ButtonConfig, ClaimButtonDevice, MqttUplink
-from cloud_sim.thingsboard.server import TbServerConfig, ThingsBoardServer
-from cloud_sim.thingsboard.service import ThingsBoardService
-from cloud_sim.thingsboard.settings import MqttLimits, ThingsBoardSettings
-from cloud_sim.thingsboard.uplinks import socket_connector
-from firmware_sim.kernel.realtime import AsyncioDriver
-from firmware_sim.kernel.world import World
+from firmware_sim.testbed import CloudSpec, ServeOptions, Testbed, TestbedSpec
+from firmware_sim.testbed.clouds.thingsboard import (
+    ButtonConfig,
+    MqttLimits,
+    TbCloudSettings,
+    ThingsBoardPlug,
+    ThingsBoardSettings,
+)
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -36,32 +38,36 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 async def main(count: int) -> None:
-    settings = ThingsBoardSettings(mqtt=MqttLimits(max_connections=count + 100))
-    service = ThingsBoardService(World(1, trace_memory_limit=5_000), settings=settings,
-                                 epoch_ms=int(time.time() * 1000))
-    demo = seed_demo(service)
-    names = [f"Bench {i}" for i in range(count)]
-    tokens = [service.access_token_of(service.create_device(demo.tenant.id, n)) for n in names]
-    server = ThingsBoardServer(service, TbServerConfig(http_port=0, mqtt_port=0, coap_port=0))
-    await server.start()
-
-    devices_world = World(2, trace_memory_limit=5_000)
-    driver = AsyncioDriver(devices_world)
+    settings = TbCloudSettings(
+        service=ThingsBoardSettings(mqtt=MqttLimits(max_connections=count + 100)),
+        epoch_ms=int(time.time() * 1000))
+    testbed = Testbed(TestbedSpec(seed=1, access_points=(), trace_memory_limit=5_000,
+                                  cloud=CloudSpec("thingsboard", settings=settings)))
+    plug = testbed.cloud
+    assert isinstance(plug, ThingsBoardPlug)
+    served = await testbed.serve_cloud(ServeOptions(extra={"coap_port": 0}))
+    driver = testbed.driver()
     driver_task = asyncio.create_task(driver.run())
-    connector = socket_connector("127.0.0.1", server.mqtt_port, driver)
+
+    names = [f"Bench {i}" for i in range(count)]
+    connector = plug.served_mqtt_connector()
+    buttons = [plug.add_button(name, ButtonConfig(duration_ms=600_000, qr_text=False),
+                               connector=connector) for name in names]
+    nodes = {button.node: button.name for button in buttons}
     connected_at: dict[str, float] = {}
     acked_at: dict[str, float] = {}
     started: dict[str, float] = {}
-    buttons = []
-    for name, token in zip(names, tokens, strict=True):
-        uplink = MqttUplink(devices_world, name, token, connector, keepalive_s=120)
-        button = ClaimButtonDevice(devices_world, name, uplink,
-                                   ButtonConfig(duration_ms=600_000, qr_text=False))
-        uplink.client.on_connected = (lambda n=name, u=uplink: (
-            connected_at.setdefault(n, time.perf_counter()), u._flush()))
-        button._answered = (lambda ok, detail, n=name: acked_at.setdefault(
-            n, time.perf_counter()))  # type: ignore[method-assign]
-        buttons.append(button)
+
+    def watch(record: Any) -> None:
+        name = nodes.get(record.node)
+        if name is None:
+            return
+        if record.kind == "mqtt.connected":
+            connected_at.setdefault(name, time.perf_counter())
+        elif record.kind == "claim.acked":
+            acked_at.setdefault(name, time.perf_counter())
+
+    testbed.world.trace.subscribe(watch)
     t0 = time.perf_counter()
     driver.sync()
     for button in buttons:
@@ -75,7 +81,7 @@ async def main(count: int) -> None:
     register_latency = [acked_at[n] - started[n] for n in acked_at]
 
     secrets = {b.name: b.secret or "" for b in buttons}
-    async with httpx.AsyncClient(base_url=server.http_url, timeout=30) as http:
+    async with httpx.AsyncClient(base_url=served.http_url, timeout=30) as http:
         login = await http.post("/api/auth/login", json={"username": "customerA@thingsboard.org",
                                                          "password": "customer"})
         headers = {"X-Authorization": f"Bearer {login.json()['token']}"}
@@ -95,11 +101,14 @@ async def main(count: int) -> None:
         await asyncio.gather(*(claim(n) for n in names))
         t_claims = time.perf_counter() - t1
 
+    driver.sync()
     for button in buttons:
-        button.uplink.close()
+        button.power_off()
+    driver.wake()
+    await served.stop()
     driver.stop()
     await driver_task
-    await server.stop()
+    testbed.close()
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"devices:                {count} (MQTT 5 over TCP loopback, one socket each)")
     print(f"connected:              {len(connected_at)} in {t_connected:.2f} s "

@@ -8,7 +8,9 @@ request to the device's transport-agnostic dispatcher:
 * ``transports.serial``: the listening-mode console (pyserial ``fwsim://`` URLs, a real pty);
 * ``transports.ble``: the GATT control channel (EC-JPAKE + AES-CCM), a bleak backend, bumble;
 * ``transports.softap``: the Photon's SoftAP setup over HTTP and TCP;
-* ``transports.net``: the device-cloud link as CoAP over UDP.
+* ``transports.net``: the device-cloud link as CoAP over UDP;
+* ``transports.tcp``: TCP connections as kernel stream links (MQTT to and from the World);
+* ``transports.claim_uplinks``: a claim button's HTTP and CoAP claim requests to a real server.
 
 Import contract: ``transports`` imports the standard library, third-party libraries,
 ``firmware_sim.kernel`` and ``control_requests`` - never the system layer, the HAL, the CLI,
@@ -36,7 +38,7 @@ if TYPE_CHECKING:
     )
     from .edge_api import EdgeContext, EdgeHandle, EdgeService, port_arg
 
-_SUBPACKAGES = ("ble", "net", "serial", "softap", "usb")
+_SUBPACKAGES = ("ble", "claim_uplinks", "net", "serial", "softap", "tcp", "usb")
 _LAZY = {
     "BleDevice": "device_surface",
     "ConsoleDevice": "device_surface",
@@ -61,10 +63,12 @@ __all__ = [
     "SoftApDevice",
     "UsbDevice",
     "ble",
+    "claim_uplinks",
     "net",
     "port_arg",
     "serial",
     "softap",
+    "tcp",
     "usb",
 ]
 

@@ -1,12 +1,17 @@
-"""An emulated ThingsBoard ("IoT Hub") for device claiming, and a claim-button device.
+"""An emulated ThingsBoard ("IoT Hub") for device claiming.
 
 The service core (:class:`ThingsBoardService`) is sans-IO on a World; MQTT, HTTP and CoAP are
-thin adapters (``mqtt``, ``http_api``, ``coap``) and :class:`ThingsBoardServer` opens them all on
-real sockets. Needs the ``thingsboard`` extra (mqtt5, PyJWT, segno, FastAPI/uvicorn, httpx);
-names are resolved lazily, so ``import cloud_sim`` never needs it.
+thin adapters: :class:`MqttServerSession` on a kernel stream link end (``mqtt_session``), the
+FastAPI app (``http_api``) and the aiocoap resource (``coap``); :class:`ThingsBoardServer` serves
+the HTTP and CoAP faces on sockets. The service, its store, the MQTT session and the demo data
+need only the base install (the MQTT codec ``mqtt5`` and PyJWT are base dependencies); the HTTP
+face needs the ``thingsboard`` extra (FastAPI/uvicorn). Names resolve lazily, so
+``import cloud_sim`` never imports any of it.
 
-Entry points: ``python -m cloud_sim.thingsboard serve|why|press``; scenarios in
-``TB_SCENARIOS``; docs/thingsboard.md.
+Worlds with this cloud are built by the testbed (cloud kind ``thingsboard``:
+``firmware_sim.testbed.clouds.thingsboard``), which also holds the claim-button devices
+(``firmware_sim.claim_button``); ``fwsim up --cloud thingsboard`` serves it, the scenarios are
+``firmware_sim.scenarios.thingsboard``. See docs/thingsboard.md.
 """
 
 from __future__ import annotations
@@ -24,31 +29,16 @@ _EXPORTS = {
     "BodylessClaim": "settings",
     "TbStore": "store",
     "Reason": "claiming",
+    "ClaimOutcome": "claiming",
     "ClaimResponse": "model",
     "Authority": "model",
     "PayloadType": "model",
     "seed_demo": "demo",
     "DemoWorld": "demo",
-    "ClaimButtonDevice": "device",
-    "ButtonConfig": "device",
-    "SecretMode": "device",
-    "MqttUplink": "device",
-    "ServiceUplink": "device",
-    "render_qr": "device",
-    "service_connector": "uplinks",
-    "socket_connector": "uplinks",
-    "HttpUplink": "uplinks",
-    "CoapUplink": "uplinks",
+    "MqttServerSession": "mqtt_session",
     "ThingsBoardServer": "server",
     "TbServerConfig": "server",
     "create_app": "http_api",
-    "TB_SCENARIOS": "scenarios",
-    "TbScenario": "scenarios",
-    "TbScenarioResult": "scenarios",
-    "get_tb_scenario": "scenarios",
-    "MqttServerSession": "mqtt",
-    "MqttDeviceClient": "mqtt",
-    "ByteStream": "mqtt",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,4 +1,4 @@
-"""Device-side claim payloads: JSON and protobuf ``ClaimDevice``, device and gateway forms.
+"""Claim payloads as the service reads them: JSON and protobuf, device and gateway forms.
 
 Parsing follows ThingsBoard's ``JsonConverter.convertToClaimDeviceProto`` (cloud.md B2):
 
@@ -9,9 +9,9 @@ Parsing follows ThingsBoard's ``JsonConverter.convertToClaimDeviceProto`` (cloud
 * anything else - not JSON, a non-object (``JsonSyntaxException``), a ``secretKey`` or
   ``durationMs`` that Gson cannot convert - is a :class:`MalformedPayload`.
 
-The protobuf messages (``ClaimDevice``, ``ClaimDeviceMsg``, ``GatewayClaimMsg`` of ThingsBoard's
-``transport.proto``/``transport_api.proto`` field numbers) are built at import time from a
-descriptor, so no generated code is checked in.
+The protobuf messages (``ClaimDevice``, ``ClaimDeviceMsg``, ``GatewayClaimMsg``) and the
+topics are the wire format the device writes: they live in
+``firmware_sim.communication.tb_device_api``, shared with the claim-button device.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError, Message
+
+from firmware_sim.communication.tb_device_api import ClaimDeviceProto, GatewayClaimMsgProto
 
 from .model import PayloadType
 
@@ -98,33 +99,6 @@ def parse_claim_json(payload: bytes | None) -> ClaimRequest:
     return claim_from_json_value(_loads(payload))
 
 
-def _build_messages() -> dict[str, type[Message]]:
-    file = descriptor_pb2.FileDescriptorProto(name="fwsim_tb_claim.proto",
-                                              package="fwsim.tb", syntax="proto3")
-    F = descriptor_pb2.FieldDescriptorProto
-    claim = file.message_type.add(name="ClaimDevice")
-    claim.field.add(name="secretKey", number=1, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
-    claim.field.add(name="durationMs", number=2, type=F.TYPE_INT64, label=F.LABEL_OPTIONAL)
-    msg = file.message_type.add(name="ClaimDeviceMsg")
-    msg.field.add(name="deviceName", number=1, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
-    msg.field.add(name="claimRequest", number=2, type=F.TYPE_MESSAGE, label=F.LABEL_OPTIONAL,
-                  type_name=".fwsim.tb.ClaimDevice")
-    gateway = file.message_type.add(name="GatewayClaimMsg")
-    gateway.field.add(name="msg", number=1, type=F.TYPE_MESSAGE, label=F.LABEL_REPEATED,
-                      type_name=".fwsim.tb.ClaimDeviceMsg")
-    pool = descriptor_pool.DescriptorPool()
-    pool.Add(file)
-    return {name: message_factory.GetMessageClass(
-        pool.FindMessageTypeByName(f"fwsim.tb.{name}"))
-        for name in ("ClaimDevice", "ClaimDeviceMsg", "GatewayClaimMsg")}
-
-
-_MESSAGES = _build_messages()
-ClaimDeviceProto = _MESSAGES["ClaimDevice"]
-ClaimDeviceMsgProto = _MESSAGES["ClaimDeviceMsg"]
-GatewayClaimMsgProto = _MESSAGES["GatewayClaimMsg"]
-
-
 def _parse_proto(cls: type[Message], payload: bytes) -> Any:
     message = cls()
     try:
@@ -137,14 +111,6 @@ def _parse_proto(cls: type[Message], payload: bytes) -> Any:
 def parse_claim_proto(payload: bytes | None) -> ClaimRequest:
     message = _parse_proto(ClaimDeviceProto, payload or b"")
     return ClaimRequest(message.secretKey, message.durationMs)
-
-
-def encode_claim_proto(secret_key: str, duration_ms: int) -> bytes:
-    message: Any = ClaimDeviceProto()
-    message.secretKey = secret_key
-    message.durationMs = duration_ms
-    data: bytes = message.SerializeToString()
-    return data
 
 
 def parse_claim(payload: bytes | None, payload_type: PayloadType) -> ClaimRequest:

@@ -1,14 +1,17 @@
-"""The emulated ThingsBoard on real sockets: REST + device HTTP (uvicorn), MQTT, CoAP.
+"""The emulated ThingsBoard's HTTP and CoAP faces on real sockets (uvicorn, aiocoap).
 
 How this works
 --------------
 Like the Particle face's :class:`cloud_sim.server.CloudServer`, :class:`ThingsBoardServer` is
-given a service (and so its World) and starts, on the running asyncio loop, an
-:class:`~firmware_sim.kernel.realtime.AsyncioDriver` that keeps the World at wall time (unless
-someone else runs the driver), uvicorn serving :func:`.http_api.create_app`, the MQTT listener
-and the aiocoap CoAP endpoint, all on loopback by default. Every edge calls ``driver.sync()``
-before it touches the service and ``driver.wake()`` after. ``stop()`` closes them in reverse.
-Port 0 picks a free port; the URLs are known once ``start()`` returns.
+given a service (and so its World) and the real-time driver that keeps the World at wall time,
+and starts on the running asyncio loop uvicorn serving :func:`.http_api.create_app` (the REST
+API and the device HTTP API) and the aiocoap CoAP endpoint, on loopback by default. Every edge
+calls ``driver.sync()`` before it touches the service and ``driver.wake()`` after. ``stop()``
+closes them in reverse. Port 0 picks a free port; the URLs are known once ``start()`` returns.
+
+The MQTT face is a TCP listener of the transports (``transports.tcp``) whose connections carry
+:class:`~.mqtt_session.MqttServerSession` objects: the testbed's ThingsBoard plug
+(``firmware_sim.testbed.clouds.thingsboard``) opens it beside this server and runs the driver.
 """
 
 from __future__ import annotations
@@ -28,16 +31,14 @@ from firmware_sim.kernel.realtime import AsyncioDriver
 
 from .coap import serve_coap
 from .http_api import create_app
-from .mqtt.asyncio_io import MqttListener, bind_tcp
 from .service import ThingsBoardService
 
 
 @dataclass
 class TbServerConfig:
     host: str = "127.0.0.1"
-    #: ThingsBoard's defaults: HTTP 8080, MQTT 1883, CoAP 5683 (0: any free port)
+    #: ThingsBoard's defaults: HTTP 8080, CoAP 5683 (0: any free port)
     http_port: int = 8080
-    mqtt_port: int = 1883
     coap_port: int = 5683
     #: virtual seconds per wall second
     speed: float = 1.0
@@ -52,15 +53,29 @@ class _Uvicorn(uvicorn.Server):
         yield
 
 
-def _url_host(host: str) -> str:
+def url_host(host: str) -> str:
+    """``host`` as it goes into a URL (a wildcard address as loopback, IPv6 in brackets)."""
     if host in ("0.0.0.0", ""):
         return "127.0.0.1"
     return f"[{host}]" if ":" in host else host
 
 
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def listen_tcp(host: str, port: int, what: str) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (0: any free port); a one-line error if not."""
+    try:
+        return socket.create_server((host, port), family=_family(host), backlog=1024)
+    except (OSError, UnicodeError) as exc:
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise ConfigurationError(f"cannot listen for {what} on {host}:{port}: "
+                                 f"{detail}") from None
+
+
 def _free_udp_port(host: str) -> int:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
-                       socket.SOCK_DGRAM) as sock:
+    with socket.socket(_family(host), socket.SOCK_DGRAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
 
@@ -73,7 +88,6 @@ class ThingsBoardServer:
         self.driver = driver or AsyncioDriver(service.world, speed=self.config.speed)
         self._run_driver = run_driver
         self.app = create_app(service, runtime=self.driver)
-        self.mqtt = MqttListener(service, self.driver)
         self.http_port = 0
         self.coap_port = 0
         self._uvicorn: _Uvicorn | None = None
@@ -82,37 +96,35 @@ class ThingsBoardServer:
 
     @property
     def http_url(self) -> str:
-        return f"http://{_url_host(self.config.host)}:{self.http_port}"
-
-    @property
-    def mqtt_url(self) -> str:
-        return f"mqtt://{_url_host(self.config.host)}:{self.mqtt.port}"
+        return f"http://{url_host(self.config.host)}:{self.http_port}"
 
     @property
     def coap_url(self) -> str:
-        return f"coap://{_url_host(self.config.host)}:{self.coap_port}"
-
-    @property
-    def mqtt_port(self) -> int:
-        return self.mqtt.port
+        return f"coap://{url_host(self.config.host)}:{self.coap_port}"
 
     async def start(self) -> None:
         config = self.config
-        sock = bind_tcp(config.host, config.http_port, "HTTP")
+        sock = listen_tcp(config.host, config.http_port, "HTTP")
         self.http_port = int(sock.getsockname()[1])
-        try:
-            await self.mqtt.start(config.host, config.mqtt_port)
-            port = config.coap_port or _free_udp_port(config.host)
+        port = config.coap_port
+        # port 0: a free port is picked first (aiocoap binds by address); another process may
+        # take it in between, so a picked port is tried a few times
+        attempts = 1 if config.coap_port else 5
+        for attempt in range(attempts):
             try:
+                port = config.coap_port or _free_udp_port(config.host)
                 self._coap = await serve_coap(self.service, self.driver, config.host, port)
+                break
             except OSError as exc:
+                if attempt + 1 < attempts:
+                    continue
+                sock.close()
                 raise ConfigurationError(f"cannot listen for CoAP on {config.host}:{port}: "
                                          f"{exc.strerror or exc}") from None
-            self.coap_port = port
-        except BaseException:
-            sock.close()
-            await self.mqtt.stop()
-            raise
+            except BaseException:
+                sock.close()
+                raise
+        self.coap_port = port
         if self._run_driver:
             self._tasks.append(asyncio.create_task(self.driver.run(), name="tb-driver"))
         server_config = uvicorn.Config(self.app, log_level=config.log_level, lifespan="off",
@@ -130,7 +142,6 @@ class ThingsBoardServer:
     async def stop(self) -> None:
         if self._uvicorn is not None:
             self._uvicorn.should_exit = True
-        await self.mqtt.stop()
         if self._coap is not None:
             await self._coap.shutdown()
             self._coap = None
@@ -140,3 +151,6 @@ class ThingsBoardServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+
+
+__all__ = ["TbServerConfig", "ThingsBoardServer", "listen_tcp", "url_host"]

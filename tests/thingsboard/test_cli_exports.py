@@ -9,7 +9,10 @@ import pytest
 from firmware_sim.cli import main
 
 
-@pytest.mark.parametrize("package", ["cloud_sim.thingsboard", "cloud_sim.thingsboard.mqtt"])
+@pytest.mark.parametrize("package", ["cloud_sim.thingsboard", "firmware_sim.claim_button",
+                                     "firmware_sim.communication.mqtt",
+                                     "firmware_sim.testbed.clouds.thingsboard",
+                                     "firmware_sim.scenarios.thingsboard"])
 def test_all_names_resolve(package: str) -> None:
     module = importlib.import_module(package)
     for name in module.__all__:

@@ -1,4 +1,4 @@
-"""The MQTT face in a World: both protocol levels, the claim topics, limits and bad input."""
+"""The MQTT face on a kernel stream link: both protocol levels, claim topics, limits, bad input."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cloud_sim.thingsboard.claiming import Reason
-from cloud_sim.thingsboard.mqtt import codec
-from cloud_sim.thingsboard.mqtt.loopback import LoopbackPair
-from cloud_sim.thingsboard.mqtt.server import MqttServerSession
+from cloud_sim.thingsboard.mqtt_session import MqttServerSession
 from cloud_sim.thingsboard.settings import MqttLimits
+from firmware_sim.communication.mqtt import codec
+from firmware_sim.kernel.stream import StreamLink
 
 from .conftest import Tb, make_tb
 
@@ -21,9 +21,9 @@ class Peer:
 
     def __init__(self, tb: Tb, level: int = 5) -> None:
         self.tb = tb
-        pair = LoopbackPair(tb.world, "test", latency_s=0.001)
-        self.session = MqttServerSession(tb.service, pair.b, peer="test")
-        self.end = pair.a
+        link = StreamLink(tb.world, "test", latency_s=0.001)
+        self.session = MqttServerSession(tb.service, link.b, peer="test")
+        self.end = link.a
         self.level = level
         self.received = bytearray()
         self.eof = False

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 #: cloud kind -> "module:Class" of its plug
 CLOUDS: dict[str, str] = {
     "particle": "firmware_sim.testbed.clouds.particle:ParticlePlug",
+    "thingsboard": "firmware_sim.testbed.clouds.thingsboard:ThingsBoardPlug",
 }
 
 

@@ -1,4 +1,8 @@
-"""MQTT packets for the ThingsBoard face: the ``mqtt5`` codec, plus MQTT 3.1.1 as a dialect.
+"""MQTT packets on the wire: the ``mqtt5`` codec, plus MQTT 3.1.1 as a dialect of it.
+
+Pure (no I/O, no World): shared by the claim-button device (``firmware_sim.claim_button``) and
+the emulated ThingsBoard (``cloud_sim.thingsboard``), like ``communication.wire`` is for the
+Particle device and cloud.
 
 How this works
 --------------

@@ -3,11 +3,14 @@
 How this works
 --------------
 :class:`MqttDeviceClient` writes CONNECT (username = access token) as soon as it is started on a
-:class:`~.stream.ByteStream`, waits for CONNACK (``connect_timeout_s``), then publishes at QoS 1
+byte stream - one end of the kernel's :class:`~firmware_sim.kernel.stream.StreamLink`, whether
+the other end is the emulated service in the same World or a TCP socket
+(``transports.tcp``) - waits for CONNACK (``connect_timeout_s``), then publishes at QoS 1
 and reports each PUBACK (with its reason code) to the callback given to :meth:`publish`. While
 connected it sends PINGREQ every ``keepalive_s``. Packets are encoded and decoded by ``mqtt5``.
-Anything the server sends that is not a valid MQTT 5 packet closes the connection. It speaks to
-the emulated service or to any real ThingsBoard (MQTT 5 is supported there since 3.5).
+Anything the server sends that is not a valid MQTT 5 packet closes the connection; so does a
+reset, or the server's end of stream (the client then closes its own end too). It speaks to the
+emulated service or to any real ThingsBoard (MQTT 5 is supported there since 3.5).
 """
 
 from __future__ import annotations
@@ -17,12 +20,11 @@ from enum import Enum
 
 import mqtt5
 
-from firmware_sim.kernel.scheduler import TimerHandle
-from firmware_sim.kernel.trace import Tracer
-from firmware_sim.kernel.world import World
-
-from .codec import PROTOCOL_V5, FrameReader, MalformedPacket, decode
-from .stream import ByteStream
+from ..communication.mqtt.codec import PROTOCOL_V5, FrameReader, MalformedPacket, decode
+from ..kernel.scheduler import TimerHandle
+from ..kernel.stream import StreamEnd
+from ..kernel.trace import Tracer
+from ..kernel.world import World
 
 AckCallback = Callable[[int], None]
 
@@ -45,7 +47,7 @@ class MqttDeviceClient:
         self.keepalive_s = keepalive_s
         self.connect_timeout_s = connect_timeout_s
         self.state = ClientState.IDLE
-        self.stream: ByteStream | None = None
+        self.stream: StreamEnd | None = None
         self._reader = FrameReader(max_packet_bytes)
         self._next_id = 0
         self._acks: dict[int, AckCallback] = {}
@@ -54,11 +56,11 @@ class MqttDeviceClient:
         self.on_closed: Callable[[str], None] | None = None
         self.connack_code: int | None = None
 
-    def start(self, stream: ByteStream) -> None:
+    def start(self, stream: StreamEnd) -> None:
         self.stream = stream
         self.state = ClientState.CONNECTING
         stream.on_data = self._data
-        stream.on_eof = lambda: self._finish("server closed the connection")
+        stream.on_eof = self._end_of_stream
         stream.on_reset = lambda: self._finish("connection reset")
         stream.write(mqtt5.ConnectPacket(self.client_id, username=self.token, clean_start=True,
                                          keep_alive=self.keepalive_s).write())
@@ -129,6 +131,11 @@ class MqttDeviceClient:
         if self.stream is not None:
             self.stream.close()
         self._finish(reason)
+
+    def _end_of_stream(self) -> None:
+        self._finish("server closed the connection")
+        if self.stream is not None:
+            self.stream.close()  # answer the server's FIN: nothing more will be said
 
     def _finish(self, reason: str) -> None:
         if self.state is ClientState.CLOSED:

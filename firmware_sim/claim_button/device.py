@@ -5,14 +5,17 @@ How this works
 On boot (``press_on_boot``) and on every button press the firmware makes a secret (random from
 the World's seeded stream, a fixed one, or empty), shows it (a log line and a QR code: terminal
 text, and PNG + SVG files when ``qr_dir`` is set, rendered by segno) and sends claim info
-``{"secretKey": ..., "durationMs": ...}`` through its :class:`Uplink`:
+``{"secretKey": ..., "durationMs": ...}`` (or the protobuf ``ClaimDevice``; the formats are
+``firmware_sim.communication.tb_device_api``) through its :class:`Uplink`, which answers
+``done(ok, detail)`` once the server acknowledged (or refused, or could not be reached):
 
-* :class:`MqttUplink` (the default): the sans-IO :class:`~.mqtt.client.MqttDeviceClient`
-  publishing on ``v1/devices/me/claim``; the connection is opened through a *connector*, so the
-  same firmware talks to the emulated service in process or to any real MQTT host:port
-  (:mod:`.uplinks`);
-* :class:`ServiceUplink`: HTTP or CoAP to a service in the same World (after a latency);
-* :mod:`.uplinks` has HTTP and CoAP over real sockets.
+* :class:`~.uplink.MqttUplink` (the default): the sans-IO
+  :class:`~.mqtt_client.MqttDeviceClient` publishing on ``v1/devices/me/claim`` over a byte
+  stream opened by a *connector* - an in-world stream link to the emulated service (the
+  testbed's ThingsBoard plug) or a TCP connection to any MQTT host:port
+  (``transports.tcp.tcp_connector``: a real ThingsBoard too);
+* HTTP or CoAP: into a service in the same World (the testbed plug's ``ServiceUplink``) or to a
+  real server (``transports.claim_uplinks``).
 
 Every step is a trace record of the device's node (layer ``button``): ``device.boot``,
 ``button.pressed``, ``claim.secret``, ``claim.sent``, ``claim.acked`` / ``claim.failed``.
@@ -27,30 +30,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-from firmware_sim.kernel.errors import ConfigurationError
-from firmware_sim.kernel.trace import Tracer
-from firmware_sim.kernel.world import World
+from ..communication.tb_device_api import encode_claim_json, encode_claim_proto
+from ..kernel.errors import ConfigurationError
+from ..kernel.trace import Tracer
+from ..kernel.world import World
 
-from .mqtt.client import ClientState, MqttDeviceClient
-from .mqtt.server import CLAIM_TOPIC
-from .mqtt.stream import ByteStream
-from .payloads import encode_claim_proto
-
-if TYPE_CHECKING:
-    from .service import ThingsBoardService
-
-#: tb-mqtt-client's ``claim(secret_key, duration=30000)`` default (cloud.md B10)
+#: tb-mqtt-client's ``claim(secret_key, duration=30000)`` default (``tb_device_mqtt.py``)
 DEFAULT_DURATION_MS = 30_000
 SECRET_ALPHABET = string.ascii_letters + string.digits
 SECRET_LENGTH = 12
 DEVICE_PROFILE = "esp32-claim-button"
 
+#: ``done(ok, detail)``: the server's answer to one claim message (or why there was none)
 Done = Callable[[bool, str], None]
-#: opens a byte stream and hands it over (at once in a World, later on real sockets), or
-#: hands over None when the connection failed
-Connector = Callable[[Callable[[ByteStream | None], None]], None]
 
 
 class SecretMode(Enum):
@@ -176,8 +170,7 @@ class ClaimButtonDevice:
         if self.config.protobuf:
             payload = encode_claim_proto(secret, self.config.duration_ms)
         else:
-            payload = json.dumps({"secretKey": secret, "durationMs": self.config.duration_ms},
-                                 separators=(",", ":")).encode()
+            payload = encode_claim_json(secret, self.config.duration_ms)
         self.sent += 1
         self.tracer.emit("claim.sent", uplink=self.uplink.name, size=len(payload))
         self.uplink.send_claim(payload, self._answered)
@@ -189,91 +182,3 @@ class ClaimButtonDevice:
         else:
             self.failed += 1
             self.tracer.emit("claim.failed", uplink=self.uplink.name, detail=detail)
-
-
-class MqttUplink:
-    """Claim info over MQTT 5 (``v1/devices/me/claim``), one connection kept open."""
-
-    name = "mqtt"
-
-    def __init__(self, world: World, device_name: str, token: str, connector: Connector, *,
-                 keepalive_s: int = 60) -> None:
-        self.world = world
-        self.connector = connector
-        self.client = MqttDeviceClient(world, world.trace.bind(node_name(device_name), "mqtt"),
-                                       token=token, client_id=device_name[:64],
-                                       keepalive_s=keepalive_s)
-        self._queue: list[tuple[bytes, Done]] = []
-        self.client.on_connected = self._flush
-        self.client.on_closed = self._closed
-
-    def send_claim(self, payload: bytes, done: Done) -> None:
-        self._queue.append((payload, done))
-        state = self.client.state
-        if state is ClientState.CONNECTED:
-            self._flush()
-        elif state in (ClientState.IDLE, ClientState.CLOSED):
-            self._open()
-
-    def _open(self) -> None:
-        if self.client.state is ClientState.CLOSED:
-            old = self.client
-            self.client = MqttDeviceClient(self.world, old.tracer, token=old.token,
-                                           client_id=old.client_id,
-                                           keepalive_s=old.keepalive_s)
-            self.client.on_connected = self._flush
-            self.client.on_closed = self._closed
-        self.client.state = ClientState.CONNECTING
-        self.connector(self._stream_ready)
-
-    def _stream_ready(self, stream: ByteStream | None) -> None:
-        if stream is None:
-            self._closed("cannot connect")
-            return
-        self.client.start(stream)
-
-    def _flush(self) -> None:
-        queue, self._queue = self._queue, []
-        for payload, done in queue:
-            def ack(code: int, done: Done = done) -> None:
-                done(code == 0, f"PUBACK reason {code}")
-            self.client.publish(CLAIM_TOPIC, payload, ack)
-
-    def _closed(self, reason: str) -> None:
-        self.client.state = ClientState.CLOSED
-        queue, self._queue = self._queue, []
-        for _, done in queue:
-            done(False, reason)
-
-    def close(self) -> None:
-        self.client.close("device off")
-
-
-class ServiceUplink:
-    """HTTP or CoAP claim info to a service in the same World, answered after ``latency_s``."""
-
-    def __init__(self, service: ThingsBoardService, token: str, transport: str,
-                 latency_s: float = 0.05) -> None:
-        if transport not in ("http", "coap"):
-            raise ConfigurationError(f"unknown transport {transport!r}: http or coap")
-        self.name = transport
-        self.service = service
-        self.token = token
-        self.latency_s = latency_s
-
-    def send_claim(self, payload: bytes, done: Done) -> None:
-        from .service import DeviceAck
-
-        def arrive() -> None:
-            ack = self.service.device_claim(self.token, payload, transport=self.name)
-            answers = {DeviceAck.ACCEPTED: (True, "200" if self.name == "http" else "2.01"),
-                       DeviceAck.UNAUTHORIZED: (False, "401" if self.name == "http" else "4.01"),
-                       DeviceAck.MALFORMED: (False, "400" if self.name == "http" else "4.00")}
-            ok, detail = answers[ack]
-            self.service.world.call_later(self.latency_s, done, ok, detail,
-                                          label="tb-uplink-answer")
-
-        self.service.world.call_later(self.latency_s, arrive, label="tb-uplink-request")
-
-    def close(self) -> None:
-        pass

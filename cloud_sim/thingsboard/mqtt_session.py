@@ -2,17 +2,22 @@
 
 How this works
 --------------
-A :class:`MqttServerSession` is attached to a :class:`~.stream.ByteStream` (a socket adapter or
-an in-world link end). It reads whole packets (:class:`~.codec.FrameReader`), and:
+A :class:`MqttServerSession` is attached to one end of a kernel stream link
+(:class:`~firmware_sim.kernel.stream.StreamEnd`): a client in the same World holds the other end,
+or a TCP socket does (the testbed bridges sockets onto links with ``transports.tcp``). Packets
+are framed, decoded and encoded by the shared codec (``firmware_sim.communication.mqtt``). It
+reads whole packets, and:
 
 1. waits for CONNECT (closing the connection after ``connect_timeout_s``). The protocol name and
    level decide the dialect: ``MQTT`` level 5 or 4 (3.1.1); anything else is refused with the
    3.1.1 CONNACK "unacceptable protocol version". The username is the device access token
-   (cloud.md B2); an unknown token gets CONNACK "not authorized" and the connection is closed.
+   (ThingsBoard's access-token credentials); an unknown token gets CONNACK "not authorized" and
+   the connection is closed.
 2. once connected, keeps the keep-alive (closing after 1.5 x the client's keep-alive, or
    ``idle_timeout_s`` when the client asked for none) and answers:
    ``v1/devices/me/claim`` and, for gateways, ``v1/gateway/claim`` (PUBACK whenever the message
-   was accepted, even when the rules refuse the registration - B2); the ``getSessionLimits``
+   was accepted, even when the rules refuse the registration: ThingsBoard acknowledges first
+   and only logs why a registration failed); the ``getSessionLimits``
    RPC that tb-mqtt-client sends on connect; attribute requests (an empty answer); telemetry,
    attributes and other RPCs (acknowledged, not stored); SUBSCRIBE (granted at QoS <= 1);
    UNSUBSCRIBE; PINGREQ; QoS 2 (PUBREC/PUBCOMP, so no client waits forever).
@@ -20,6 +25,7 @@ an in-world link end). It reads whole packets (:class:`~.codec.FrameReader`), an
    a DISCONNECT with the reason), a second CONNECT, or a claim payload that cannot be parsed
    (unless ``send_ack_on_validation_exception``, ThingsBoard's device-profile option).
 
+The client's end of stream closes the session and its end (the connection is gone both ways).
 Every connection, refusal and close is a trace record (layer ``tb.mqtt``).
 """
 
@@ -30,18 +36,17 @@ from typing import TYPE_CHECKING, Any
 
 import mqtt5
 
+from firmware_sim.communication.mqtt import codec
+from firmware_sim.communication.tb_device_api import CLAIM_TOPIC, GATEWAY_CLAIM_TOPIC
 from firmware_sim.kernel.scheduler import TimerHandle
+from firmware_sim.kernel.stream import StreamEnd
 
-from ..model import Device
-from ..service import DeviceAck
-from . import codec
-from .stream import ByteStream
+from .model import Device
+from .service import DeviceAck
 
 if TYPE_CHECKING:
-    from ..service import ThingsBoardService
+    from .service import ThingsBoardService
 
-CLAIM_TOPIC = "v1/devices/me/claim"
-GATEWAY_CLAIM_TOPIC = "v1/gateway/claim"
 RPC_REQUEST_PREFIX = "v1/devices/me/rpc/request/"
 RPC_RESPONSE_PREFIX = "v1/devices/me/rpc/response/"
 ATTRIBUTES_REQUEST_PREFIX = "v1/devices/me/attributes/request/"
@@ -53,7 +58,7 @@ NO_RATE_LIMIT = "0:0,"
 
 
 class MqttServerSession:
-    def __init__(self, service: ThingsBoardService, stream: ByteStream, *,
+    def __init__(self, service: ThingsBoardService, stream: StreamEnd, *,
                  peer: str = "") -> None:
         self.service = service
         self.stream = stream
@@ -262,6 +267,7 @@ class MqttServerSession:
     def _closed_by_peer(self, how: str) -> None:
         if not self.closed:
             self._finish(f"peer_{how}")
+        self.stream.close()  # after the client's FIN nothing more will be said (no-op on reset)
 
     def close(self) -> None:
         """Close from our side (server shutdown)."""
@@ -277,3 +283,7 @@ class MqttServerSession:
                           device=self.device.name if self.device else None)
         for callback in self.on_closed:
             callback(self)
+
+
+__all__ = ["ATTRIBUTES_REQUEST_PREFIX", "ATTRIBUTES_RESPONSE_PREFIX", "RPC_REQUEST_PREFIX",
+           "RPC_RESPONSE_PREFIX", "MqttServerSession"]

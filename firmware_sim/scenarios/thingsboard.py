@@ -1,42 +1,48 @@
 """ThingsBoard claiming scenarios: each a reproducible run with a timeline, checks and a verdict.
 
-Every scenario builds one World with the emulated service (demo accounts seeded) and one or more
-claim-button devices connected over in-World MQTT (or HTTP/CoAP), lets virtual time pass, has
-customer users claim, and checks the outcome *and the reason* the service recorded. The timeline
-is the trace of the service (``tb*`` layers) and of the devices (``button``, ``mqtt``).
+Every scenario describes its world as a :class:`~firmware_sim.testbed.TestbedSpec` with the
+``thingsboard`` cloud (the emulated service with ThingsBoard's demo accounts; no access point,
+no Particle device) and plays it on virtual time through the testbed: claim-button devices
+linked to the service in process over MQTT (or HTTP/CoAP), virtual time passing, customer users
+claiming - then it checks the outcome *and the reason* the service recorded. The timeline is the
+trace of the service (``tb*`` layers) and of the devices (``button``, ``mqtt``).
 
-``TB_SCENARIOS`` maps a name to a :class:`TbScenario`; ``run(seed, trace_path=None)`` returns a
-:class:`TbScenarioResult` (``passed``, ``verdict``, ``checks``, ``timeline``, the World).
+:data:`TB_SCENARIOS` maps a name to a :class:`TbScenario`; ``run(seed, trace_path=None)``
+returns a :class:`TbScenarioResult` (``passed``, ``verdict``, ``checks``, ``timeline``, the
+testbed). A scenario that needs more than the base install (``tb-bodyless-post`` drives the REST
+API, FastAPI) is *skipped* with a one-line hint when that is missing. The registry is kept apart
+from the Particle catalog (``SCENARIOS``) until the two are merged.
 """
 
 from __future__ import annotations
 
-import asyncio
+import importlib.util
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from firmware_sim.kernel.errors import UsageError
-from firmware_sim.kernel.trace import JsonlSink
-from firmware_sim.kernel.world import World
-
-from .claiming import Reason
-from .demo import CUSTOMERS, DemoWorld, seed_demo
-from .device import ButtonConfig, ClaimButtonDevice, MqttUplink, SecretMode, ServiceUplink
-from .model import CLAIM_ATTRIBUTE_NAME, CLAIM_DATA_ATTRIBUTE_NAME, SERVER_SCOPE, User
-from .service import ThingsBoardService
-from .settings import ThingsBoardSettings
-from .uplinks import service_connector
+from ..claim_button import ClaimButtonDevice, MqttDeviceClient
+from ..kernel.errors import UsageError
+from ..kernel.world import World
+from ..testbed import CloudSpec, Testbed, TestbedSpec
+from ..testbed.clouds.thingsboard import (
+    CLAIM_ATTRIBUTE_NAME,
+    CLAIM_DATA_ATTRIBUTE_NAME,
+    SERVER_SCOPE,
+    ButtonConfig,
+    ClaimOutcome,
+    Reason,
+    SecretMode,
+    TbCloudSettings,
+    ThingsBoardPlug,
+    ThingsBoardSettings,
+    User,
+)
+from .base import Check
 
 TIMELINE_LAYERS = ("tb", "tb.mqtt", "button", "mqtt", "scenario")
-
-
-@dataclass
-class Check:
-    description: str
-    ok: bool
 
 
 @dataclass
@@ -45,49 +51,64 @@ class TbScenarioResult:
     seed: int
     passed: bool
     verdict: str
-    world: World
-    service: ThingsBoardService
+    testbed: Testbed
     checks: list[Check] = field(default_factory=list)
+    #: why the scenario did not run (a missing optional dependency), None when it ran
+    skipped: str | None = None
+
+    @property
+    def world(self) -> World:
+        return self.testbed.world
+
+    @property
+    def cloud(self) -> ThingsBoardPlug:
+        return thingsboard(self.testbed)
 
     @property
     def timeline(self) -> list[str]:
         return [record.summary() for record in self.world.trace.records
                 if record.layer in TIMELINE_LAYERS and not record.kind.endswith(".created")]
 
+    @property
+    def simulated_seconds(self) -> float:
+        return self.world.now
+
+
+def thingsboard(testbed: Testbed) -> ThingsBoardPlug:
+    """The testbed's ThingsBoard cloud (every scenario here has one)."""
+    cloud = testbed.cloud
+    if not isinstance(cloud, ThingsBoardPlug):
+        raise UsageError("this scenario needs the thingsboard cloud")
+    return cloud
+
 
 class Stage:
-    """What a scenario body gets: the World, the service, demo accounts and helpers."""
+    """What a scenario body gets: the testbed's world, the service, demo accounts, helpers."""
 
-    def __init__(self, world: World, settings: ThingsBoardSettings) -> None:
-        self.world = world
-        self.service = ThingsBoardService(world, settings=settings)
-        self.demo: DemoWorld = seed_demo(self.service, devices=0)
+    def __init__(self, testbed: Testbed) -> None:
+        self.testbed = testbed
+        self.world = testbed.world
+        self.tb = thingsboard(testbed)
+        self.service = self.tb.service
+        demo = self.tb.demo
+        if demo is None:
+            raise UsageError("ThingsBoard scenarios need the demo accounts")
+        self.demo = demo
         self.checks: list[Check] = []
 
     def note(self, text: str) -> None:
         self.world.trace.emit("world", "scenario", "scenario.note", text=text)
 
     def customer(self, letter: str) -> User:
-        email = dict((title[-1], mail) for title, mail in CUSTOMERS)[letter]
-        user = self.service.store.find_user(email)
-        assert user is not None
-        return user
+        return self.tb.customer_user(letter)
 
     def button(self, name: str, config: ButtonConfig | None = None, *,
                transport: str = "mqtt", gateway: bool = False) -> ClaimButtonDevice:
-        device = self.service.create_device(self.demo.tenant.id, name, gateway=gateway)
-        token = self.service.access_token_of(device)
-        if transport == "mqtt":
-            uplink: Any = MqttUplink(self.world, name, token, service_connector(self.service))
-        else:
-            uplink = ServiceUplink(self.service, token, transport)
-        button = ClaimButtonDevice(self.world, name, uplink, config)
-        self.service.buttons[name] = button.press_button
-        return button
+        return self.tb.add_button(name, config, transport=transport, gateway=gateway)
 
-    def claim(self, letter: str, device: str, secret: str) -> Any:
+    def claim(self, letter: str, device: str, secret: str) -> ClaimOutcome:
         self.note(f"customer {letter} claims {device!r} with secret {secret!r}")
-        return self.service.claim_device(self.customer(letter), device, secret)
+        return self.service.claim_device(self.tb.customer_user(letter), device, secret)
 
     def check(self, description: str, ok: bool) -> bool:
         self.checks.append(Check(description, bool(ok)))
@@ -118,21 +139,43 @@ class TbScenario:
     summary: str
     body: Body
     settings: ThingsBoardSettings = field(default_factory=ThingsBoardSettings)
+    #: modules beyond the base install the scenario needs (all in fwsim[thingsboard])
+    needs: tuple[str, ...] = ()
+
+    def stage(self) -> TestbedSpec:
+        """The world before it is played: the thingsboard cloud with these settings."""
+        return TestbedSpec(access_points=(), cloud=CloudSpec(
+            "thingsboard", settings=TbCloudSettings(service=self.settings)))
+
+    def missing(self) -> str | None:
+        """A one-line hint when a module the scenario needs is not installed."""
+        absent = [name for name in self.needs if importlib.util.find_spec(name) is None]
+        if not absent:
+            return None
+        return f"needs {', '.join(absent)}: install fwsim[thingsboard]"
 
     def run(self, seed: int = 0, *, trace_path: str | Path | None = None) -> TbScenarioResult:
-        sinks = [JsonlSink(trace_path)] if trace_path is not None else []
-        world = World(seed, sinks=sinks)
+        testbed = Testbed(replace(self.stage(), seed=seed, trace_path=trace_path))
+        world = testbed.world
         world.trace.emit("world", "scenario", "scenario.start", name=self.name)
+        skipped = self.missing()
+        checks: list[Check] = []
         try:
-            stage = Stage(world, self.settings)
-            verdict = self.body(stage)
-            passed = all(check.ok for check in stage.checks) and bool(stage.checks)
-            world.trace.emit("world", "scenario", "scenario.verdict", name=self.name,
-                             passed=passed, verdict=verdict)
+            if skipped is not None:
+                passed, verdict = False, f"skipped: {skipped}"
+                world.trace.emit("world", "scenario", "scenario.skipped", name=self.name,
+                                 why=skipped)
+            else:
+                stage = Stage(testbed)
+                verdict = self.body(stage)
+                checks = stage.checks
+                passed = all(check.ok for check in checks) and bool(checks)
+                world.trace.emit("world", "scenario", "scenario.verdict", name=self.name,
+                                 passed=passed, verdict=verdict)
         finally:
-            world.trace.close()
-        return TbScenarioResult(self.name, world.seed, passed, verdict, world, stage.service,
-                                stage.checks)
+            testbed.close(power_off=False)
+        return TbScenarioResult(self.name, world.seed, passed, verdict, testbed, checks,
+                                skipped)
 
 
 # -- the scenarios ------------------------------------------------------------------------------
@@ -321,16 +364,15 @@ def gateway_claim(stage: Stage) -> str:
     payload = json.dumps({"Sensor S1": {"secretKey": "s1", "durationMs": 60_000},
                           "Sensor S2": {"secretKey": "s2", "durationMs": 60_000},
                           "Bogus": "not an object"}).encode()
-    from .mqtt.client import MqttDeviceClient
-
     client = MqttDeviceClient(stage.world, stage.world.trace.bind("Gateway GW1", "mqtt"),
                               token=token, client_id="gw1")
     acks: list[int] = []
+
     def publish() -> None:
         client.publish("v1/gateway/claim", payload, acks.append)
 
     client.on_connected = publish
-    service_connector(stage.service)(lambda stream: client.start(stream) if stream else None)
+    client.start(stage.tb.connect_mqtt())
     stage.run(2)
     stage.check("one gateway message, acknowledged", acks == [0])
     first = stage.claim("A", "Sensor S1", "s1")
@@ -341,57 +383,26 @@ def gateway_claim(stage: Stage) -> str:
 
 
 def bodyless_post(stage: Stage) -> str:
-    from .http_api import create_app
-
     stage.service.create_device(stage.demo.tenant.id, "Door D1")
-    app = create_app(stage.service)
     tokens = stage.service.login("customerA@thingsboard.org", "customer")
-    headers = [(b"x-authorization", f"Bearer {tokens['token']}".encode())]
+    headers = {"X-Authorization": f"Bearer {tokens['token']}"}
     stage.note("customer A POSTs .../claim with no body at all")
-    status, body = asyncio.run(_asgi(app, "POST", "/api/customer/device/Door D1/claim",
-                                     headers, b""))
+    status, body = stage.tb.rest("POST", "/api/customer/device/Door D1/claim",
+                                 headers=headers)
     stage.check("no body: 500 with ThingsBoard's error JSON (the NullPointerException)",
                 status == 500 and json.loads(body).get("errorCode") == 2)
     stage.note("customer A POSTs {\"secretKey\": null} (what ThingsBoard's own tests send)")
-    status, body = asyncio.run(_asgi(app, "POST", "/api/customer/device/Door D1/claim",
-                                     [*headers, (b"content-type", b"application/json")],
-                                     b'{"secretKey":null}'))
+    status, body = stage.tb.rest("POST", "/api/customer/device/Door D1/claim",
+                                 headers={**headers, "Content-Type": "application/json"},
+                                 body=b'{"secretKey":null}')
     stage.check('{"secretKey":null}: 400 "FAILURE" (no claim data), not a 500',
                 status == 400 and json.loads(body) == "FAILURE")
     return "the body-less POST gives a 500; send {} or {\"secretKey\":null} instead"
 
 
-async def _asgi(app: Any, method: str, path: str, headers: list[tuple[bytes, bytes]],
-                body: bytes) -> tuple[int, bytes]:
-    """One request through an ASGI app, in process."""
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-             "method": method, "scheme": "http", "path": path, "raw_path": path.encode(),
-             "query_string": b"", "root_path": "", "headers": headers,
-             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
-    sent = False
-    status = 0
-    chunks: list[bytes] = []
-
-    async def receive() -> dict[str, Any]:
-        nonlocal sent
-        if sent:
-            return {"type": "http.disconnect"}
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = message["status"]
-        elif message["type"] == "http.response.body":
-            chunks.append(message.get("body", b""))
-
-    await app(scope, receive, send)
-    return status, b"".join(chunks)
-
-
-def _scenario(name: str, summary: str, body: Body, **settings: Any) -> TbScenario:
-    return TbScenario(name, summary, body, ThingsBoardSettings(**settings))
+def _scenario(name: str, summary: str, body: Body, *, needs: tuple[str, ...] = (),
+              **settings: Any) -> TbScenario:
+    return TbScenario(name, summary, body, ThingsBoardSettings(**settings), needs)
 
 
 TB_SCENARIOS: dict[str, TbScenario] = {s.name: s for s in (
@@ -415,7 +426,8 @@ TB_SCENARIOS: dict[str, TbScenario] = {s.name: s for s in (
               "CLAIMED", other_customer_claimed),
     _scenario("tb-gateway-claim", "gateway claiming of several devices in one message",
               gateway_claim),
-    _scenario("tb-bodyless-post", "POST .../claim without a body: 500", bodyless_post),
+    _scenario("tb-bodyless-post", "POST .../claim without a body: 500", bodyless_post,
+              needs=("fastapi",)),
 )}
 
 
@@ -425,3 +437,7 @@ def get_tb_scenario(name: str) -> TbScenario:
     except KeyError:
         raise UsageError(f"unknown ThingsBoard scenario {name!r}; known: "
                          f"{', '.join(TB_SCENARIOS)}") from None
+
+
+__all__ = ["TB_SCENARIOS", "Stage", "TbScenario", "TbScenarioResult", "get_tb_scenario",
+           "thingsboard"]

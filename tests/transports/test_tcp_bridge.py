@@ -1,0 +1,102 @@
+"""TCP connections as kernel stream links: bytes both ways, orderly close, refusal, failure."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from firmware_sim.kernel.errors import ConfigurationError
+from firmware_sim.kernel.realtime import AsyncioDriver
+from firmware_sim.kernel.stream import StreamEnd
+from firmware_sim.kernel.world import World
+from transports.tcp import TcpStreamListener, listen_tcp, tcp_connector
+
+
+async def _until(predicate, timeout_s: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+def test_echo_through_a_listener_and_a_connector_in_one_world() -> None:
+    world = World(1)
+    events: list[str] = []
+    received = bytearray()
+
+    def accept(end: StreamEnd, peer: str) -> None:
+        events.append(f"accepted {peer.split(':')[0]}")
+
+        def echo(data: bytes) -> None:
+            end.write(data.upper())
+
+        def eof() -> None:
+            events.append("server eof")
+            end.close()
+
+        end.on_data = echo
+        end.on_eof = eof
+
+    async def main() -> None:
+        driver = AsyncioDriver(world)
+        runner = asyncio.ensure_future(driver.run())
+        listener = TcpStreamListener(world, driver, "echo", accept, max_connections=1,
+                                     on_refused=lambda peer: events.append("refused"))
+        await listener.start("127.0.0.1", 0)
+        ends: list[StreamEnd | None] = []
+        connect = tcp_connector("127.0.0.1", listener.port, world, driver)
+        connect(ends.append)
+        await _until(lambda: bool(ends))
+        client = ends[0]
+        assert client is not None
+        client.on_data = received.extend
+        client.on_eof = lambda: events.append("client eof")
+        driver.sync()
+        client.write(b"hello")
+        driver.wake()
+        await _until(lambda: bytes(received) == b"HELLO")
+        connect(ends.append)  # a second connection is above the limit
+        await _until(lambda: "refused" in events)
+        driver.sync()
+        client.close()
+        driver.wake()
+        await _until(lambda: "server eof" in events)
+        await listener.stop()
+        driver.stop()
+        await runner
+
+    asyncio.run(main())
+    assert events[0] == "accepted 127.0.0.1"
+    assert world.trace.first("stream.data") is not None  # the bytes went through the World
+
+
+def test_a_connector_hands_none_when_nobody_listens() -> None:
+    world = World(2)
+    sock = listen_tcp("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    sock.close()
+
+    async def main() -> list[StreamEnd | None]:
+        driver = AsyncioDriver(world)
+        runner = asyncio.ensure_future(driver.run())
+        ends: list[StreamEnd | None] = []
+        tcp_connector("127.0.0.1", port, world, driver, timeout_s=2)(ends.append)
+        await _until(lambda: bool(ends))
+        driver.stop()
+        await runner
+        return ends
+
+    assert asyncio.run(main()) == [None]
+
+
+def test_a_port_in_use_is_a_one_line_error() -> None:
+    sock = listen_tcp("127.0.0.1", 0)
+    try:
+        with pytest.raises(ConfigurationError, match=r"cannot listen for MQTT on 127\.0\.0\.1"):
+            listen_tcp("127.0.0.1", sock.getsockname()[1], "MQTT")
+    finally:
+        sock.close()
+    with pytest.raises(ConfigurationError):
+        TcpStreamListener(World(), None, "x", lambda end, peer: None,  # type: ignore[arg-type]
+                          max_connections=0)
