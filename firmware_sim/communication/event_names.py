@@ -12,6 +12,8 @@ from typing import Final
 
 #: Prefixes of the events the system layer itself subscribes to (``registerSystemSubscriptions``).
 SYSTEM_EVENT_PREFIXES: Final = ("spark", "particle")
+#: The same, in the order ``registerSystemSubscriptions`` subscribes (and the cloud receives).
+SYSTEM_EVENT_PREFIXES_IN_ORDER: Final = ("particle", "spark")
 
 #: Published by the device after a full handshake, data = the claim code (private).
 CLAIM_CODE_EVENT: Final = "spark/device/claim/code"
@@ -27,8 +29,14 @@ SESSION_END_EVENT: Final = "spark/device/session/end"
 LAST_RESET_EVENT: Final = "spark/device/last_reset"
 #: Published after every handshake while the device runs in safe mode.
 SAFE_MODE_EVENT: Final = "spark/device/safemode"
-#: Cloud-to-device: data "safe mode", "dfu", "reboot" (or "network").
+#: Cloud-to-device: data "safe mode", "dfu", "reboot" or "network".
 RESET_EVENT: Final = "spark/device/reset"
+#: Cloud-to-device: restore the default server settings, then reset (``config_update``).
+KEY_RESTORE_EVENT: Final = "spark/device/key/restore"
+#: Published after every handshake while the device has key errors (data: the flags).
+KEY_ERROR_EVENT: Final = "spark/device/key/error"
+#: Cloud-to-device prefix of ``.../forced`` and ``.../pending`` (data "true" or other).
+UPDATES_EVENT_PREFIX: Final = "particle/device/updates/"
 #: Published after every handshake with "true"/"false".
 UPDATES_ENABLED_EVENT: Final = "particle/device/updates/enabled"
 UPDATES_FORCED_EVENT: Final = "particle/device/updates/forced"

@@ -88,13 +88,18 @@ class Phase(Enum):
 
 @dataclass(frozen=True)
 class ProtocolOptions:
-    """Timing knobs. Values are UNVERIFIED approximations of Device OS defaults."""
+    """Timing knobs. Values are UNVERIFIED approximations of Device OS defaults; the timing
+    profiles (``firmware_sim/system/timing.py``) set the last two."""
 
     ack_timeout_s: float = 4.0
     max_retransmit: int = 3
     dtls_retransmit_s: float = 1.0
     dtls_max_retransmit: int = 4
     keepalive_s: float = 25.0
+    #: the device's DTLS computation (ECDHE, ECDSA) between the server's flight and its answer
+    dtls_crypto_s: float = 0.0
+    #: from ``Skipping HELLO message`` (and its ping) until ``begin`` returns SESSION_RESUMED
+    resume_send_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -119,6 +124,11 @@ class DeviceIdentity:
         return zlib.crc32(header + describe)
 
 
+def _is_success(ack: CoapMessage) -> bool:
+    """An empty ACK or a 2.xx response (fwsim's cloud acknowledges with empty ACKs)."""
+    return ack.code == wire.EMPTY or ack.code >> 5 == 2
+
+
 class ProtocolListener(Protocol):
     """Where the protocol reports (the system layer's cloud connection); every call comes from
     a scheduler entry of its own."""
@@ -132,6 +142,8 @@ class ProtocolListener(Protocol):
     def protocol_time(self, unix_time: int) -> None: ...
 
     def protocol_idle(self) -> None: ...
+
+    def protocol_server_moved(self, payload: bytes, respond: Callable[[int], None]) -> None: ...
 
 
 class DeviceProtocol:
@@ -162,7 +174,13 @@ class DeviceProtocol:
         self._dtls_timer: TimerHandle | None = None
         self._dtls_attempts = 0
         self._keepalive: TimerHandle | None = None
+        self._begin_timer: TimerHandle | None = None
         self._begin_reported = False
+        #: datagrams that arrived while ``begin`` was still running (see ``resume_send_s``)
+        self._held: list[bytes] = []
+        #: message ids of the subscriptions not yet acknowledged, and their checksum
+        self._subscription_mids: set[int] = set()
+        self._subscriptions_crc = 0
 
     # -- public API ----------------------------------------------------------------------------
 
@@ -203,6 +221,9 @@ class DeviceProtocol:
         self._exchange.close()
         self._cancel_timer("_dtls_timer")
         self._cancel_timer("_keepalive")
+        self._cancel_timer("_begin_timer")
+        self._held.clear()
+        self._subscription_mids.clear()
         if self._port is not None:
             self._port.close()
             self._port = None
@@ -236,6 +257,59 @@ class DeviceProtocol:
         return self._send_con(wire.GET, (wire.URI_PUBLIC_EVENT, prefix), b"",
                               what=f"subscribe {prefix}")
 
+    def post_application_describe(self, payload: bytes) -> bool:
+        """``post_description(DESCRIBE_APPLICATION, force=false)``: skipped (log ``Checksum has
+        not changed; not sending application DESCRIBE``) when this session's cloud already
+        acknowledged a describe with the same checksum; returns whether it was sent. The
+        checksum is kept with the session once the cloud acknowledges it."""
+        if self.phase is not Phase.ESTABLISHED:
+            return False
+        crc = zlib.crc32(payload) or 1
+        data = self._session.load()
+        if data is not None and data.describe_crc == crc:
+            self._log.info(LOG_PROTOCOL,
+                           "Checksum has not changed; not sending application DESCRIBE")
+            return False
+
+        def acked(ack: CoapMessage) -> None:
+            if _is_success(ack):
+                self._session.update_describe_crc(crc)
+
+        self._send_con(wire.POST, (wire.URI_DESCRIBE,), payload, what="application describe",
+                       on_ack=acked)
+        return True
+
+    def send_subscriptions(self, prefixes: list[str]) -> bool:
+        """``send_subscriptions(force=false)``: skipped (``Checksum has not changed; not
+        sending subscriptions``) when this session's cloud has the same set, else logs
+        ``Sending subscriptions`` and sends one subscription (GET ``e/<prefix>``) per prefix.
+        The checksum is kept with the session once every one of them is acknowledged."""
+        if self.phase is not Phase.ESTABLISHED:
+            return False
+        crc = zlib.crc32("\n".join(prefixes).encode()) or 1
+        data = self._session.load()
+        if data is not None and data.subscriptions_crc == crc:
+            self._log.info(LOG_PROTOCOL, "Checksum has not changed; not sending subscriptions")
+            return False
+        self._log.info(LOG_PROTOCOL, "Sending subscriptions")
+        self._subscription_mids.clear()
+        self._subscriptions_crc = crc
+        for prefix in prefixes:
+            mid = self._send_con(wire.GET, (wire.URI_PUBLIC_EVENT, prefix), b"",
+                                 what=f"subscribe {prefix}", on_ack=self._subscription_acked)
+            self._subscription_mids.add(mid)
+        return True
+
+    def _subscription_acked(self, ack: CoapMessage) -> None:
+        if ack.mid not in self._subscription_mids:
+            return
+        if not _is_success(ack):
+            self._subscription_mids.clear()  # one refusal: the checksum is not kept
+            return
+        self._subscription_mids.discard(ack.mid)
+        if not self._subscription_mids:
+            self._session.update_subscriptions_crc(self._subscriptions_crc)
+
     def ping(self) -> int | None:
         if self.phase is not Phase.ESTABLISHED:
             return None
@@ -265,7 +339,7 @@ class DeviceProtocol:
             self._log.info(LOG_HANDSHAKE, "Skipping HELLO message")
             self._send_con(wire.EMPTY, (), b"", what="resume ping")
             self._arm_keepalive()
-            self._report_begin(ProtocolResult.SESSION_RESUMED)
+            self._report_begin(ProtocolResult.SESSION_RESUMED, self.options.resume_send_s)
         else:
             self._tracer.emit("session.app_state_changed", cached=data.app_state_crc)
             self._hello_and_describe()
@@ -310,12 +384,25 @@ class DeviceProtocol:
         self._arm_keepalive()
         self._report_begin(ProtocolResult.NO_ERROR)
 
-    def _report_begin(self, code: ProtocolResult) -> None:
+    def _report_begin(self, code: ProtocolResult, delay_s: float = 0.0) -> None:
         if self._begin_reported:
             return
         self._begin_reported = True
-        self._scheduler.call_soon(self._listener.protocol_begin_result, code,
-                                  label="protocol-begin-result")
+        if delay_s > 0:
+            self._begin_timer = self._scheduler.call_later(
+                delay_s, self._begin_result_due, code, label="protocol-begin-result")
+        else:
+            self._scheduler.call_soon(self._listener.protocol_begin_result, code,
+                                      label="protocol-begin-result")
+
+    def _begin_result_due(self, code: ProtocolResult) -> None:
+        """``begin`` returns: the system hears the result, then what arrived meanwhile is
+        processed (Device OS reads the socket only after ``begin`` returned)."""
+        self._begin_timer = None
+        self._listener.protocol_begin_result(code)
+        held, self._held = self._held, []
+        for data in held:
+            self._scheduler.call_soon(self.datagram_received, data, label="protocol-held")
 
     def _fail(self, code: ProtocolResult) -> None:
         """A connection-level failure: before ``begin`` reported, it is the begin result."""
@@ -336,10 +423,10 @@ class DeviceProtocol:
         self._send_raw(wire.encode_app_data(self._session_id, coap))
 
     def _send_con(self, code: int, uri_path: tuple[str, ...], payload: bytes, *, what: str,
-                  max_age: int | None = None, token: bool = False,
+                  max_age: int | None = None, token: bool = False, token_bytes: bytes = b"",
                   on_ack: Callable[[CoapMessage], None] | None = None) -> int:
         mid = self._exchange.allocate_mid()
-        tok = b""
+        tok = token_bytes
         if token:
             tok = bytes([self._next_token & 0xFF])
             self._next_token += 1
@@ -385,6 +472,9 @@ class DeviceProtocol:
     def datagram_received(self, data: bytes) -> None:
         if self.phase in (Phase.IDLE, Phase.CLOSED):
             return
+        if self._begin_timer is not None:
+            self._held.append(bytes(data))
+            return
         try:
             record = wire.decode_record(data)
         except PeerProtocolError as exc:
@@ -409,7 +499,14 @@ class DeviceProtocol:
     def _on_handshake(self, htype: HandshakeType, body: bytes) -> None:
         if self.phase is Phase.DTLS_HELLO and htype is HandshakeType.SERVER_HELLO:
             self.phase = Phase.DTLS_FINISHED
-            self._send_dtls(HandshakeType.CLIENT_FINISHED, b"")
+            if self.options.dtls_crypto_s > 0:
+                # The key exchange and the signatures are computed before the answer goes out.
+                self._cancel_timer("_dtls_timer")
+                self._dtls_timer = self._scheduler.call_later(
+                    self.options.dtls_crypto_s, self._send_dtls, HandshakeType.CLIENT_FINISHED,
+                    b"", label="dtls-crypto")
+            else:
+                self._send_dtls(HandshakeType.CLIENT_FINISHED, b"")
         elif self.phase is Phase.DTLS_FINISHED and htype is HandshakeType.SERVER_FINISHED:
             self._cancel_timer("_dtls_timer")
             self._session_id = body
@@ -444,6 +541,9 @@ class DeviceProtocol:
                 self._scheduler.call_soon(self._listener.protocol_idle, label="protocol-idle")
             return
         # A request from the cloud (CON or NON).
+        if message.code == wire.POST and message.uri_path == (wire.URI_SERVER_MOVED,):
+            self._on_server_moved(message)
+            return
         duplicate = self._exchange.is_duplicate(message.mid)
         if message.mtype is CoapType.CON:
             self._exchange.send_ack(message)
@@ -455,9 +555,37 @@ class DeviceProtocol:
             self._tracer.emit("event.received", name=name, size=len(message.payload))
             self._scheduler.call_soon(self._listener.protocol_event, name, message.payload,
                                       label="protocol-event")
+        elif message.code == wire.PUT and message.uri_path[:1] == (wire.URI_KEY_CHANGE,):
+            # ``handle_key_change``: the parameter option's byte 1 discards the session.
+            if message.uri_path[1:2] == ("\x01",):
+                self._log.warn(LOG_PROTOCOL, "Received a key change message; discarding session")
+                self._session.discard()
+                self._fail(ProtocolResult.IO_ERROR_DISCARD_SESSION)
         else:
             self._tracer.emit("coap.unhandled_request", code=message.code_text,
                               uri="/".join(message.uri_path))
+
+    def _on_server_moved(self, message: CoapMessage) -> None:
+        """``handle_server_moved_request``: a CON with a token is acknowledged and handed to the
+        system, whose result goes back as a CON response with the same token."""
+        if message.mtype is not CoapType.CON or not message.token:
+            self._log.error(LOG_PROTOCOL, "Received a malformed ServerMoved request")
+            return
+        if self._exchange.is_duplicate(message.mid):
+            self._exchange.send_ack(message)
+            return
+        self._log.warn(LOG_PROTOCOL, "Received a ServerMoved request")
+        self._exchange.send_ack(message)
+        token = message.token
+
+        def respond(result: int) -> None:
+            if self.phase is Phase.ESTABLISHED:
+                code = wire.CHANGED if result == 0 else (
+                    wire.BAD_REQUEST if result in (-280, -270) else wire.INTERNAL_SERVER_ERROR)
+                self._send_con(code, (), b"", what="server moved response", token_bytes=token)
+
+        self._scheduler.call_soon(self._listener.protocol_server_moved, message.payload, respond,
+                                  label="protocol-server-moved")
 
     def _on_time_ack(self, message: CoapMessage) -> None:
         if len(message.payload) >= 4:

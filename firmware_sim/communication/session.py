@@ -89,12 +89,17 @@ class SessionPersist:
         if data is not None and data.use_counter:
             self.save(replace(data, use_counter=0))
 
-    def update_app_crcs(self, describe_crc: int, subscriptions_crc: int) -> None:
-        """Remember what application describe / subscriptions this session's cloud has."""
+    def update_describe_crc(self, crc: int) -> None:
+        """Remember the application describe this session's cloud acknowledged."""
         data = self.load()
         if data is not None:
-            self.save(replace(data, describe_crc=describe_crc,
-                              subscriptions_crc=subscriptions_crc))
+            self.save(replace(data, describe_crc=crc))
+
+    def update_subscriptions_crc(self, crc: int) -> None:
+        """Remember the subscriptions this session's cloud acknowledged."""
+        data = self.load()
+        if data is not None:
+            self.save(replace(data, subscriptions_crc=crc))
 
     def update_coap_id(self, next_coap_id: int) -> None:
         data = self.load()

@@ -14,7 +14,9 @@ Two layers travel in each datagram of the device-cloud link:
 2. CoAP (RFC 7252) messages, encoded and decoded with aiocoap, carrying the Particle protocol:
    HELLO (POST ``h``), DESCRIBE (POST ``d``), events (POST ``E/<name>`` private or ``e/<name>``
    public), time (GET ``t``), subscriptions (GET ``e/<prefix>``), pings (empty CON) and their
-   ACK/RST answers.
+   ACK/RST answers; from the cloud also key change (PUT ``k``, discarding the session when its
+   second option is the byte 1) and ServerMoved (POST ``M``), as ``communication/src/messages.cpp``
+   classifies them.
 
 The HELLO payload layout (big-endian) is Device OS ``Messages::hello``
 (``communication/src/messages.cpp``).
@@ -177,10 +179,13 @@ CHANGED = int(Code.CHANGED)
 CONTENT = int(Code.CONTENT)
 BAD_REQUEST = int(Code.BAD_REQUEST)
 NOT_FOUND = int(Code.NOT_FOUND)
+INTERNAL_SERVER_ERROR = int(Code.INTERNAL_SERVER_ERROR)
 
 URI_HELLO = "h"
 URI_DESCRIBE = "d"
 URI_TIME = "t"
+URI_KEY_CHANGE = "k"  # PUT; a second option byte 1 asks the device to discard its session
+URI_SERVER_MOVED = "M"  # POST, protobuf ServerMovedPermanentlyRequest
 URI_PRIVATE_EVENT = "E"  # 0x45
 URI_PUBLIC_EVENT = "e"  # 0x65
 MAX_EVENT_NAME_LENGTH = 64

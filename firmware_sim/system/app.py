@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+from ..communication.event_names import SYSTEM_EVENT_PREFIXES_IN_ORDER
 from ..kernel.scheduler import TimerHandle
 from ..kernel.world import World
 from ..services.log import DeviceLog, LogLevel
@@ -144,7 +145,14 @@ class Particle:
 
     @property
     def subscription_prefixes(self) -> list[str]:
-        return sorted({prefix for prefix, _ in self._subscriptions})
+        """What the device subscribes to, in Device OS's order: the system's own prefixes
+        (``registerSystemSubscriptions``: ``particle``, ``spark``, registered at start-up),
+        then the application's in registration order, each once."""
+        prefixes = list(SYSTEM_EVENT_PREFIXES_IN_ORDER)
+        for prefix, _ in self._subscriptions:
+            if prefix not in prefixes:
+                prefixes.append(prefix)
+        return prefixes
 
     def stop(self) -> None:
         for timer in self._timers:

@@ -38,13 +38,12 @@ False and the event is lost, which is what users observe on real devices.
 
 from __future__ import annotations
 
-import json
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
 from ..communication.event_names import (
+    KEY_ERROR_EVENT,
     LAST_RESET_EVENT,
     SAFE_MODE_EVENT,
     UPDATES_ENABLED_EVENT,
@@ -67,6 +66,8 @@ from .events import CloudStatus, SystemEvent, SystemEventBus, TimeChanged
 LOG = "system"
 
 CloudConnector = Callable[[Receiver], DatagramPort]
+#: ``handleServerMovedRequest(payload, respond)``: ``respond(system_error)`` answers the cloud
+ServerMovedHandler = Callable[[bytes, Callable[[int], None]], None]
 
 
 class CloudState(Enum):
@@ -77,8 +78,28 @@ class CloudState(Enum):
     CONNECTED = "connected"
 
 
+#: ``SPARK_CLOUD_DISCONNECT_OPTION_CLEAR_SESSION`` (``system/inc/system_cloud.h``)
+CLEAR_SESSION = 0x04
+
+#: ``ParticleKeyErrorFlag::SERVER_SETTINGS_CORRUPTED`` (``system/inc/system_cloud.h``): the
+#: server key (2) and address (8) failed validation at start-up and were restored
+SERVER_SETTINGS_CORRUPTED = 2 | 8
+
+_PANIC_NAMES = {1: "hard_fault", 3: "memory_fault", 4: "bus_fault", 5: "usage_fault",
+                8: "out_of_heap", 10: "assert_failed", 13: "stack_overflow"}
+
+
+def reset_reason_event_data(reason: str, data: int = 0) -> str:
+    """``formatResetReasonEventData``: the reason string, and for a panic ``, <name>`` (the
+    panic code's name where Device OS has one, else the number)."""
+    if reason != "panic":
+        return reason
+    return f"panic, {_PANIC_NAMES.get(data, str(data))}"
+
+
 @dataclass(frozen=True)
 class CloudTiming:
+    #: ``Cloud: connecting`` until the socket is open (the DNS lookup of the server included)
     socket_connect_s: float = 0.08
     reconnect_backoff_s: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
 
@@ -95,6 +116,16 @@ class HandshakeInputs:
     app_describe: Callable[[], bytes]
     app_subscriptions: Callable[[], list[str]]
     safe_mode: bool = False
+    #: panic code of a ``panic`` reset (``HAL_Core_Get_Last_Reset_Info``'s data)
+    reset_data: int = 0
+    #: ``system_mode() != AUTOMATIC || APPLICATION_SETUP_DONE``: send the application DESCRIBE
+    #: and subscriptions after the handshake
+    send_app_description: Callable[[], bool] = lambda: True
+    #: ``particle_key_errors``: published as ``spark/device/key/error`` when not 0
+    key_errors: int = 0
+    #: ``hal_rtc_time_is_valid() || spark_sync_time_last() != 0``: a resume skips the time
+    #: request when the device already knows the time
+    time_known: Callable[[], bool] = lambda: True
 
 
 class CloudConnection:
@@ -105,7 +136,9 @@ class CloudConnection:
                  identity: DeviceIdentity, protocol_options: ProtocolOptions,
                  inputs: HandshakeInputs, system_describe: Callable[[], bytes],
                  on_cloud_event: Callable[[str, bytes], None],
-                 timing: CloudTiming | None = None) -> None:
+                 timing: CloudTiming | None = None,
+                 on_server_moved: ServerMovedHandler | None = None,
+                 on_time: Callable[[int], None] | None = None) -> None:
         self._scheduler = scheduler
         self._tracer = tracer
         self._log = log
@@ -115,6 +148,11 @@ class CloudConnection:
         self.inputs = inputs
         self.timing = timing or CloudTiming()
         self._on_cloud_event = on_cloud_event
+        self._on_time = on_time
+        #: a time response arrived on this boot (``spark_sync_time_last() != 0``)
+        self.time_synced = False
+        self._on_server_moved: ServerMovedHandler = (
+            on_server_moved or (lambda _payload, respond: respond(-120)))  # NOT_SUPPORTED
         self.protocol = DeviceProtocol(scheduler=scheduler, tracer=tracer.child("comm"),
                                        log=log, session=session, identity=identity,
                                        options=protocol_options, listener=self,
@@ -254,6 +292,8 @@ class CloudConnection:
             self._events.notify(SystemEvent.CLOUD_STATUS, CloudStatus.SESSION_RESUME)
             self._log.info(LOG, "cloud connected from existing session.")
             self.claiming.after_handshake(resumed=True, publish=self._publish_private)
+            if not self.inputs.time_known():
+                self.protocol.send_time_request()
             self._after_handshake()
         elif code is ProtocolResult.NO_ERROR:
             self.handshakes["full"] += 1
@@ -265,23 +305,42 @@ class CloudConnection:
             self.protocol.send_time_request()
             self._after_handshake()
         else:
-            self._log.error(LOG, f"Cloud handshake failed, code={int(code)}")
-            self._teardown()
-            self._retry(0.0 if code is ProtocolResult.IO_ERROR_DISCARD_SESSION
-                        else self._backoff())
+            self._handshake_failed(code)
+
+    def _handshake_failed(self, code: ProtocolResult,
+                          retry_code: ProtocolResult | None = None) -> None:
+        """``handle_cloud_connection``: ``WARN("Cloud handshake failed, code=%d")``, then
+        ``cloud_disconnect``; a discarded session is retried at once, anything else backs off."""
+        self._log.warn(LOG, f"Cloud handshake failed, code={int(code)}")
+        self._teardown()
+        cause = retry_code or code
+        self._retry(0.0 if cause is ProtocolResult.IO_ERROR_DISCARD_SESSION
+                    else self._backoff())
 
     def protocol_error(self, code: ProtocolResult) -> None:
         if self.state is CloudState.DISCONNECTED:
             return
         self._tracer.emit("cloud.connection_error", code=code.name)
+        if self.state is CloudState.HANDSHAKE_PENDING:
+            # The handshake messages were never all acknowledged: still a failed handshake.
+            # ``handle_cloud_connection`` then finds the communication loop failing and reports
+            # MESSAGE_TIMEOUT, whatever the protocol error was.
+            self._handshake_failed(ProtocolResult.MESSAGE_TIMEOUT, retry_code=code)
+            return
         self._teardown()
         self._retry(0.0 if code is ProtocolResult.IO_ERROR_DISCARD_SESSION else self._backoff())
+
+    def protocol_server_moved(self, payload: bytes, respond: Callable[[int], None]) -> None:
+        self._on_server_moved(payload, respond)
 
     def protocol_event(self, name: str, data: bytes) -> None:
         self._on_cloud_event(name, data)
 
     def protocol_time(self, unix_time: int) -> None:
         self._tracer.emit("time.synced", unix_time=unix_time)
+        self.time_synced = True
+        if self._on_time is not None:
+            self._on_time(unix_time)
         self._events.notify(SystemEvent.TIME_CHANGED, TimeChanged.SYNC)
 
     def protocol_idle(self) -> None:
@@ -301,38 +360,29 @@ class CloudConnection:
                 and inputs.reset_reason is not None):
             self._last_reset_sent = True
             self._log.info(LOG, f"Send {LAST_RESET_EVENT} event")
-            self.protocol.publish(LAST_RESET_EVENT, inputs.reset_reason.encode(), private=True)
+            data = reset_reason_event_data(inputs.reset_reason, inputs.reset_data)
+            self.protocol.publish(LAST_RESET_EVENT, data.encode(), private=True)
         self.protocol.publish(UPDATES_ENABLED_EVENT,
                               b"true" if inputs.updates_enabled else b"false", private=True)
         self.protocol.publish(UPDATES_FORCED_EVENT,
                               b"true" if inputs.updates_forced else b"false", private=True)
-        self._send_application_description()
+        if inputs.send_app_description():
+            self._send_application_description()
+        if inputs.key_errors:
+            self._log.info(LOG, f"Send event {KEY_ERROR_EVENT}={inputs.key_errors}")
+            self.protocol.publish(KEY_ERROR_EVENT, str(inputs.key_errors).encode(), private=True)
         self._set_state(CloudState.HANDSHAKE_PENDING)
         if self.protocol.pending_count == 0:
             self._set_connected()
 
     def _send_application_description(self) -> None:
-        # What the cloud already has is kept with the session (0: nothing, a new session).
-        data = self._session.load()
-        sent_describe = data.describe_crc if data is not None else 0
-        sent_subscriptions = data.subscriptions_crc if data is not None else 0
-        describe = self.inputs.app_describe()
-        describe_crc = zlib.crc32(describe) or 1
-        if describe_crc == sent_describe:
-            self._log.info("comm.protocol",
-                           "Checksum has not changed; not sending application DESCRIBE")
-        else:
-            self._log.info(LOG, "Sending application DESCRIBE")
-            self.protocol.send_describe(describe, what="application describe")
-        prefixes = self.inputs.app_subscriptions()
-        subscriptions_crc = zlib.crc32(json.dumps(prefixes).encode()) or 1
-        if subscriptions_crc == sent_subscriptions:
-            self._log.info("comm.protocol", "Checksum has not changed; not sending subscriptions")
-        else:
-            self._log.info(LOG, "Sending subscriptions")
-            for prefix in prefixes:
-                self.protocol.send_subscription(prefix)
-        self._session.update_app_crcs(describe_crc, subscriptions_crc)
+        """``sendApplicationDescription``: both lines are logged every time; the protocol
+        skips either message when this session's cloud already acknowledged the same
+        checksum (``Checksum has not changed; ...``)."""
+        self._log.info(LOG, "Sending application DESCRIBE")
+        self.protocol.post_application_describe(self.inputs.app_describe())
+        self._log.info(LOG, "Sending subscriptions")
+        self.protocol.send_subscriptions(self.inputs.app_subscriptions())
 
     def _set_connected(self) -> None:
         self._failures = 0

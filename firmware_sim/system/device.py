@@ -20,12 +20,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from ..communication.event_names import RESET_EVENT, SYSTEM_EVENT_PREFIXES
+from ..communication.event_names import (
+    KEY_RESTORE_EVENT,
+    RESET_EVENT,
+    SYSTEM_EVENT_PREFIXES,
+    UPDATES_EVENT_PREFIX,
+)
 from ..communication.protocol import DeviceIdentity, ProtocolOptions
 from ..communication.session import SessionPersist
 from ..hal.claim import ClaimCodeHal
@@ -45,12 +50,22 @@ from ..profiles import PlatformProfile, get_profile
 from ..services.log import DeviceLog, log_lines
 from .app import Firmware, Particle
 from .claiming import ClaimCodeRules
-from .cloud import CloudConnection, CloudConnector, CloudTiming, HandshakeInputs
+from .cloud import (
+    CLEAR_SESSION,
+    SERVER_SETTINGS_CORRUPTED,
+    CloudConnection,
+    CloudConnector,
+    CloudTiming,
+    HandshakeInputs,
+)
 from .control_services import build_dispatcher
+from .dfu import DeviceDfu
 from .events import SystemEvent, SystemEventBus
 from .listening import ListeningMode
 from .network import CredentialStore, NetworkManager, NetworkTiming, WifiCredentials
 from .radio import radio_environment
+from .server_config import ServerConfig, ServerSettings, decode_server_moved
+from .timing import DEFAULT_TIMING, TimingProfile, timing_profile
 
 FirmwareFactory = Callable[[], Firmware]
 
@@ -59,6 +74,11 @@ RESET_REASONS = (
     "update", "update_error", "update_timeout", "factory_reset", "safe_mode", "dfu_mode", "panic",
     "user", "config_update",
 )
+
+#: ``START_DFU_FLASHER_SERIAL_SPEED``: opening the USB serial port at this bit rate enters DFU
+START_DFU_FLASHER_SERIAL_SPEED = 14400
+#: ``system_get_update_status`` values carried by the ``firmware_update_status`` event
+UPDATE_STATUS_UNKNOWN, UPDATE_STATUS_NOT_AVAILABLE, UPDATE_STATUS_PENDING = 0, 1, 2
 
 _SERIAL_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 _SERIAL_PREFIX = {32: "P046", 12: "ARAV", 6: "PH0A"}
@@ -85,18 +105,35 @@ class FirmwareOptions:
     product_version: int = 0xFFFF
     app_name: str = "fwsim-app"
     app_version: int = 1
-    protocol: ProtocolOptions = field(default_factory=ProtocolOptions)
-    network: NetworkTiming = field(default_factory=NetworkTiming)
-    cloud: CloudTiming = field(default_factory=CloudTiming)
-    boot_delay_s: float = 0.05
+    #: the timing profile (``system/timing.py``): ``thread`` (calibrated to the forum thread's
+    #: P2) or ``fast``; the four fields below override parts of it (None: the profile's)
+    timing: str = DEFAULT_TIMING
+    protocol: ProtocolOptions | None = None
+    network: NetworkTiming | None = None
+    cloud: CloudTiming | None = None
+    boot_delay_s: float | None = None
     #: Device Protection: a protected device refuses most control requests (PROTECTED).
     device_protected: bool = False
+    #: The DER public key whose signatures a ServerMoved request must carry (Device OS builds
+    #: Particle's in; None: no request validates).
+    server_moved_key: bytes | None = None
+
+    def resolved_timing(self) -> TimingProfile:
+        """The named profile with this options' overrides applied."""
+        base = timing_profile(self.timing)
+        return TimingProfile(
+            base.name, base.summary,
+            base.boot_delay_s if self.boot_delay_s is None else self.boot_delay_s,
+            self.network or base.network, self.cloud or base.cloud,
+            self.protocol or base.protocol)
 
 
 class DeviceState(Enum):
     OFF = "off"
     RUNNING = "running"
     DFU = "dfu"
+    #: the bootloader is starting DFU mode (between the reset and the enumeration)
+    ENTERING_DFU = "entering_dfu"
 
 
 def _random_text(rng: Any, alphabet: str, length: int) -> str:
@@ -115,6 +152,7 @@ class Device:
         self.world = world
         self.profile = profile if isinstance(profile, PlatformProfile) else get_profile(profile)
         self.options = options or FirmwareOptions()
+        self.timing = self.options.resolved_timing()
         rng = world.rng_for(f"device-identity:{name or len(world.nodes)}")
         self.storage_dir = Path(storage_dir) if storage_dir is not None else None
         backend = (FileDctBackend(self.storage_dir / "dct.bin") if self.storage_dir
@@ -138,6 +176,17 @@ class Device:
         self.log = DeviceLog(world.trace.bind(self.name, "log"), self.uptime_ms)
         self.claiming = ClaimCodeRules(self.claim, self.log,
                                        send_on_resume=self.options.send_claim_code_on_resume)
+        self.server_config = ServerConfig(self.dct, self.log)
+        if self.server_config.erased():  # factory provisioning of a new DCT
+            self.server_config.restore_defaults(quiet=True)
+        self.dfu = DeviceDfu(world, self.name, self.dct, dfu_pid=self.profile.dfu_pid,
+                             usb_vid=self.profile.usb_vid, series=self.profile.series,
+                             device_id=self.device_id,
+                             protected=lambda: self.options.device_protected,
+                             leave=lambda: self._leave_dfu())
+        #: ``particle_key_errors`` of the current boot
+        self.key_errors = 0
+        self.app_setup_done = False
         self.state = DeviceState.OFF
         self.boot_count = 0
         self._boot_us = 0
@@ -202,7 +251,7 @@ class Device:
         self.network = NetworkManager(scheduler=world.scheduler, tracer=self.tracer.child("net"),
                                       events=self.events, radio=radio_environment(world),
                                       credentials=self.credentials,
-                                      timing=self.options.network)
+                                      timing=self.timing.network)
         identity = DeviceIdentity(
             device_id=self.device_id_bytes, platform_id=self.profile.platform_id,
             system_module_version=self.profile.system_module_version,
@@ -217,13 +266,19 @@ class Device:
             updates_enabled=self.options.updates_enabled,
             updates_forced=self.options.updates_forced,
             app_describe=self._app_describe,
-            app_subscriptions=lambda: self.particle.subscription_prefixes)
+            app_subscriptions=lambda: self.particle.subscription_prefixes,
+            send_app_description=lambda: (self.options.system_mode is not SystemMode.AUTOMATIC
+                                          or self.app_setup_done),
+            time_known=self._time_known)
         self.cloud = CloudConnection(
             scheduler=world.scheduler, tracer=self.tracer.child("cloud"), log=self.log,
             events=self.events, claiming=self.claiming, session=self.session, identity=identity,
-            protocol_options=self.options.protocol, inputs=inputs,
+            protocol_options=self.timing.protocol, inputs=inputs,
             system_describe=self._system_describe, on_cloud_event=self._cloud_event,
-            timing=self.options.cloud)
+            timing=self.timing.cloud, on_server_moved=self._server_moved,
+            on_time=self._time_synced)
+        self.updates_forced = self.options.updates_forced
+        self.updates_pending: bool | None = None  # None: no "pending" event this boot
         self.cloud.connector = self._connector
         self.network.on_change(self.cloud.set_network_ready)
         self.listening = ListeningMode(self.tracer.child("listening"), self.events,
@@ -263,7 +318,7 @@ class Device:
     def power_on(self) -> None:
         if self.state is DeviceState.RUNNING:
             raise UsageError(f"{self.name} is already running")
-        self.world.scheduler.call_later(self.options.boot_delay_s, self._boot, label="boot")
+        self.world.scheduler.call_later(self.timing.boot_delay_s, self._boot, label="boot")
 
     def _boot(self) -> None:
         if self.state is DeviceState.RUNNING:
@@ -275,12 +330,15 @@ class Device:
             reason = self.retained.reset_reason or "unknown"
         self._power_lost = False
         self.retained.reset_reason = None
+        reset_data, self.retained.reset_data = self.retained.reset_data, 0
         self.boot_count += 1
         self._boot_us = self.world.clock.now_us
         self.state = DeviceState.RUNNING
         self.safe_mode, self._safe_mode_next_boot = self._safe_mode_next_boot, False
         self.cloud.inputs.reset_reason = reason
+        self.cloud.inputs.reset_data = reset_data
         self.cloud.inputs.safe_mode = self.safe_mode
+        self._validate_server_settings()
         self.tracer.emit("device.boot", boot=self.boot_count, reset_reason=reason,
                          profile=self.profile.name, device_id=self.device_id,
                          system_version=self.profile.system_version, safe_mode=self.safe_mode)
@@ -289,9 +347,11 @@ class Device:
         automatic = self.options.system_mode is SystemMode.AUTOMATIC or self.safe_mode
         if automatic:
             self.cloud.want_connected = True
+        self.app_setup_done = False
         if not self.safe_mode:  # safe mode runs Device OS without the application
             self.firmware = self.firmware_factory()
             self.firmware.setup(self.particle)
+            self.app_setup_done = True
         startup_listening = self.dct.read(STARTUP_MODE_FLAG_OFFSET, 1) == b"\x01"
         if startup_listening:
             self.dct.write(STARTUP_MODE_FLAG_OFFSET, b"\x00")
@@ -322,28 +382,36 @@ class Device:
         self._build_runtime()
 
     def reset(self, reason: str = "user", delay_s: float = 0.0, *,
-              safe_mode: bool = False) -> None:
-        """Software reset: retained RAM (the session) survives, RAM does not."""
+              safe_mode: bool = False, data: int = 0) -> None:
+        """Software reset: retained RAM (the session) survives, RAM does not. In DFU mode a
+        reset leaves the bootloader and boots Device OS."""
         if reason not in RESET_REASONS:
             raise UsageError(f"unknown reset reason {reason!r}")
         if self.state is DeviceState.DFU:
-            self.state = DeviceState.OFF
-            self.retained.reset_reason = reason
-            self.world.scheduler.call_later(self.options.boot_delay_s, self._boot, label="boot")
+            self._leave_dfu(reason)
             return
         if self.state is not DeviceState.RUNNING:
             return
         self._safe_mode_next_boot = safe_mode
         self.events.notify(SystemEvent.RESET, 0)
-        self.world.scheduler.call_later(delay_s, self._do_reset, reason, label="reset")
+        self.world.scheduler.call_later(delay_s, self._do_reset, reason, data, label="reset")
 
-    def _do_reset(self, reason: str) -> None:
+    def _do_reset(self, reason: str, data: int = 0) -> None:
         if self.state is not DeviceState.RUNNING:
             return
         self.tracer.emit("device.reset", reason=reason)
         self.retained.reset_reason = reason
+        self.retained.reset_data = data
         self._shutdown()
-        self.world.scheduler.call_later(self.options.boot_delay_s, self._boot, label="boot")
+        self.world.scheduler.call_later(self.timing.boot_delay_s, self._boot, label="boot")
+
+    def panic(self, code: int) -> None:
+        """A system panic (``panic_``): reset at once with the reason ``panic`` and the panic
+        code, published after the next handshake as ``panic, <name or code>``."""
+        if self.state is not DeviceState.RUNNING:
+            return
+        self.tracer.emit("device.panic", code=code)
+        self._do_reset("panic", code)
 
     def factory_reset(self) -> None:
         """Forget Wi-Fi credentials and the cloud session, then reset (``factory_reset``)."""
@@ -352,24 +420,100 @@ class Device:
         self.reset("factory_reset")
 
     def enter_dfu(self) -> None:
-        """Leave Device OS for the bootloader's DFU mode (no cloud, no control requests)."""
+        """``System.dfu()``: reset into the bootloader's DFU mode (no Device OS: no cloud, no
+        control requests); the bootloader enumerates on the platform's DFU PID."""
         if self.state is not DeviceState.RUNNING:
             return
-        self.tracer.emit("device.dfu")
+        self.tracer.emit("device.dfu", reason="dfu_mode")
+        self.retained.reset_reason = "dfu_mode"
         self._shutdown()
+        self.state = DeviceState.ENTERING_DFU
+        self.world.scheduler.call_later(self.timing.boot_delay_s, self._dfu_started,
+                                        label="dfu-start")
+
+    def _dfu_started(self) -> None:
+        if self.state is not DeviceState.ENTERING_DFU:
+            return
         self.state = DeviceState.DFU
+        self.retained.power_loss()  # UNVERIFIED: the session does not survive DFU (dfu.py)
+        self.retained.reset_reason = "dfu_mode"
+        self.tracer.emit("dfu.enumerated", pid=self.profile.dfu_pid)
+        self.dfu.set_active(True)
+
+    def _leave_dfu(self, reason: str = "dfu_mode") -> None:
+        if self.state not in (DeviceState.DFU, DeviceState.ENTERING_DFU):
+            return
+        self.tracer.emit("dfu.leave", reason=reason)
+        self.dfu.set_active(False)
+        self.state = DeviceState.OFF
+        self.retained.reset_reason = reason
+        self.world.scheduler.call_later(self.timing.boot_delay_s, self._boot, label="boot")
+
+    def line_coding_changed(self, bitrate: int) -> None:
+        """``system_lineCodingBitRateHandler``: the USB serial port opened at 14400 baud
+        cancels the network connection and enters DFU mode."""
+        if bitrate == START_DFU_FLASHER_SERIAL_SPEED and self.running:
+            self.tracer.emit("usb.serial_dfu_request", bitrate=bitrate)
+            self.cloud_disconnect()
+            self.enter_dfu()
 
     def power_off(self) -> None:
         """Cut the power: RAM and retained RAM are lost; the DCT and credentials stay."""
         if self.state is DeviceState.RUNNING:
             self.tracer.emit("device.power_off")
             self._shutdown()
+        if self.state in (DeviceState.DFU, DeviceState.ENTERING_DFU):
+            self.dfu.set_active(False)
         self.state = DeviceState.OFF
         self._power_lost = True
 
     def power_cycle(self, off_s: float = 1.0) -> None:
         self.power_off()
         self.world.scheduler.call_later(off_s, self._boot, label="boot")
+
+    # -- server settings (``system/server_config.py``) -----------------------------------------
+
+    def _validate_server_settings(self) -> None:
+        """``Spark_Protocol_Init``: invalid server settings are restored, and remembered as
+        key errors published after every handshake of this boot."""
+        self.key_errors = 0
+        if not self.server_config.validate():
+            self.log.error("system", "Server settings are invalid, restoring defaults")
+            self.key_errors |= SERVER_SETTINGS_CORRUPTED
+            self.server_config.restore_defaults()
+        self.cloud.inputs.key_errors = self.key_errors
+
+    def _server_moved(self, payload: bytes, respond: Callable[[int], None]) -> None:
+        """``handleServerMovedRequest``: parse, validate the signature, answer the cloud, then
+        disconnect gracefully clearing the session, store the new settings and reset with the
+        reason ``config_update``."""
+        try:
+            request = decode_server_moved(payload)
+        except ValueError as exc:
+            self.tracer.emit("server_moved.malformed", error=str(exc))
+            respond(-280)  # BAD_DATA
+            return
+        result = self.server_config.validate_server_moved(request,
+                                                          self.options.server_moved_key)
+        if result != 0:
+            self.tracer.emit("server_moved.rejected", result=result)
+            respond(result)
+            return
+        respond(0)
+        self.cloud.disconnect(clear_session=True)
+        try:
+            self.server_config.update(ServerSettings(request.address, request.effective_port,
+                                                     request.public_key))
+        except ValueError as exc:
+            self.log.error("system", f"Failed to update server settings: {exc}")
+        self.reset("config_update")
+
+    def _time_synced(self, unix_time: int) -> None:
+        self.retained.rtc_valid = True
+
+    def _time_known(self) -> bool:
+        """``hal_rtc_time_is_valid() || spark_sync_time_last() != 0``."""
+        return self.retained.rtc_valid or self.cloud.time_synced
 
     # -- behaviour used by the app API and by control requests ---------------------------------
 
@@ -387,6 +531,11 @@ class Device:
     def cloud_disconnect(self, *, clear_session: bool = False) -> None:
         if self.running:
             self.cloud.disconnect(clear_session=clear_session)
+
+    def spark_cloud_disconnect(self, flags: int = 0) -> None:
+        """``spark_cloud_disconnect(flags)``: ``CLEAR_SESSION`` (0x04) clears the session -
+        at once when disconnected, while disconnecting otherwise."""
+        self.cloud_disconnect(clear_session=bool(flags & CLEAR_SESSION))
 
     def app_publish(self, name: str, data: str | bytes, *, private: bool, ttl: int) -> bool:
         payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
@@ -410,16 +559,63 @@ class Device:
         self.particle.dispatch_event(name, data)
 
     def _system_event_handler(self, name: str, data: bytes) -> None:
-        """``systemEventHandler`` of ``system_cloud_internal.cpp`` (the claim events go to the
-        claim-code rules)."""
-        if self.claiming.cloud_event(name):
+        """``systemEventHandler`` of ``system_cloud_internal.cpp``, in its order: the update
+        flags, the claim events (the claim-code rules), ``spark/device/reset``,
+        ``spark/device/key/restore``."""
+        text = data.split(b"\x00", 1)[0].decode("utf-8", "backslashreplace")
+        if name.startswith(UPDATES_EVENT_PREFIX):
+            self._updates_event(name[len(UPDATES_EVENT_PREFIX):], text)
+        elif self.claiming.cloud_event(name):
             return
-        if name == RESET_EVENT:
-            action = data.decode("utf-8", "replace")
-            self.tracer.emit("cloud.reset_request", data=action)
-            if action in ("safe mode", "dfu", "reboot"):
-                reason = {"safe mode": "safe_mode", "dfu": "dfu_mode"}.get(action, "user")
-                self.reset(reason)
+        elif name == RESET_EVENT:
+            self.tracer.emit("cloud.reset_request", data=text)
+            if text == "safe mode":
+                self.reset("safe_mode", safe_mode=True)
+            elif text == "dfu":
+                self.enter_dfu()
+            elif text == "reboot":
+                self.reset("user")
+            elif text == "network":
+                self.log.warn("system", "Received a command to reset the network")
+                self.world.scheduler.call_soon(self._reset_network_interfaces,
+                                               label="reset-network")
+        elif name.startswith(KEY_RESTORE_EVENT):
+            self.log.warn("system", "Received key restore event")
+            self.server_config.restore_defaults()
+            self.reset("config_update")
+
+    def _updates_event(self, suffix: str, data: str) -> None:
+        """``particle/device/updates/forced`` and ``.../pending``. Device OS compares with
+        ``strncmp`` over the received lengths, so any prefix of ``forced``/``pending`` selects
+        it and any prefix of ``true`` (even the empty data) means true."""
+        flag = "true".startswith(data)
+        if "forced".startswith(suffix):
+            self.updates_forced = flag
+            self.cloud.inputs.updates_forced = flag
+            self.tracer.emit("updates.forced", value=flag)
+        elif "pending".startswith(suffix):
+            before = self._update_status()
+            self.updates_pending = flag
+            self.tracer.emit("updates.pending", value=flag)
+            after = self._update_status()
+            if after != before:
+                self.events.notify(SystemEvent.FIRMWARE_UPDATE_STATUS, after)
+
+    def _update_status(self) -> int:
+        """``system_get_update_status``."""
+        if self.updates_pending is None:
+            return UPDATE_STATUS_UNKNOWN
+        return UPDATE_STATUS_PENDING if self.updates_pending else UPDATE_STATUS_NOT_AVAILABLE
+
+    def _reset_network_interfaces(self) -> None:
+        """``resetNetworkInterfaces``: every active interface goes down and up again."""
+        if not self.running:
+            return
+        self.tracer.emit("network.reset")
+        want = self.network.want_connected
+        self.network.disconnect()
+        if want:
+            self.network.connect()
 
     # -- convenience for tests and scenarios ---------------------------------------------------
 

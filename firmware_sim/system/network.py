@@ -7,7 +7,9 @@ transition raises ``network_status`` with the Device OS values (powering_on 4, o
 connecting 6, connected 7, disconnecting 10, disconnected 11, powering_off 2, off 3).
 
 ``connect()`` picks the strongest access point in the world's radio environment for which a
-credential is stored, and succeeds ``join_delay_s`` later if the stored password is right. If no
+credential is stored, and succeeds ``join_delay_s`` later if the stored password is right (then,
+with ``dhcp_s`` > 0, the link is up and the interface is CONNECTED once DHCP gave it an address
+``dhcp_s`` later). If no
 known network is in range, or the join fails, it retries every ``retry_s`` while a connection is
 wanted. An access point leaving the radio environment drops a connected device.
 
@@ -124,8 +126,14 @@ class NetState(Enum):
 
 @dataclass(frozen=True)
 class NetworkTiming:
+    """Durations of the Wi-Fi interface (the profiles' values: ``system/timing.py``)."""
+
+    #: powering the interface on (Device OS init and the radio's firmware start at boot)
     power_on_s: float = 0.2
+    #: joining an access point (the radio's scan, authentication, association, WPA2 handshake)
     join_delay_s: float = 2.5
+    #: from link up to an IP address (DHCP); 0 means the address comes with the link
+    dhcp_s: float = 0.0
     disconnect_s: float = 0.1
     retry_s: float = 5.0
 
@@ -239,6 +247,20 @@ class NetworkManager:
             self._tracer.emit("network.join_failed", ssid=ap.ssid,
                               reason="not in range" if self._radio.find(ap.ssid) is None
                               else "authentication failed")
+            self._attempt_failed()
+            return
+        if self.timing.dhcp_s > 0:
+            self._tracer.emit("network.link_up", ssid=ap.ssid)
+            self._later(self.timing.dhcp_s, lambda: self._ip_configured(ap), "net-dhcp")
+        else:
+            self._ip_configured(ap)
+
+    def _ip_configured(self, ap: AccessPoint) -> None:
+        self._timer = None
+        if self.state is not NetState.CONNECTING:
+            return
+        if self._radio.find(ap.ssid) is None:
+            self._tracer.emit("network.join_failed", ssid=ap.ssid, reason="not in range")
             self._attempt_failed()
             return
         self.current = ap

@@ -20,6 +20,7 @@ from ..kernel.trace import TraceSink
 from ..system.device import FirmwareOptions
 from ..system.network import WifiCredentials
 from ..system.radio import AccessPoint
+from ..system.timing import DEFAULT_TIMING
 
 #: The access point every default testbed has in range (and every provisioned device knows).
 HOME_NETWORK = AccessPoint("HomeNet", "home-pass-1")
@@ -57,6 +58,9 @@ class DeviceSpec:
     #: the link to the cloud; None: the testbed's default link
     link: LinkSpec | None = None
     dct_fault_hook: FaultHook | None = None
+    #: timing profile (``firmware_sim.system.timing``: "thread" or "fast"); None: the
+    #: testbed's. It replaces ``options.timing``.
+    timing: str | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,9 @@ class TestbedSpec:
     #: where every nondeterministic choice comes from (None: seeded by ``seed``); a recording
     #: or scripted chooser makes a run recordable and replayable choice by choice
     chooser: Chooser | None = None
+    #: timing profile of every device without its own (``DeviceSpec.timing``): "thread"
+    #: (calibrated to the forum thread's P2, the default) or "fast" (fleets, exploration)
+    timing: str = DEFAULT_TIMING
 
 
 def provisioned(*names: str, profile: str = "p2", network: AccessPoint = HOME_NETWORK,

@@ -5,7 +5,8 @@ How this works
 ``Testbed(spec)`` builds, in this order (the order is part of the trace, so it never changes):
 the World (seed, trace sinks), the radio environment's access points, the cloud named by
 ``spec.cloud`` (through the cloud registry), then each device of ``spec.devices`` with its
-firmware resolved and its link to the cloud. Nothing is powered on: scenarios decide when
+firmware resolved, its timing profile (``DeviceSpec.timing``, else ``TestbedSpec.timing``) and
+its link to the cloud. Nothing is powered on: scenarios decide when
 (``testbed.power_on()``), because boot time is part of what they test.
 
 A device's link (``DeviceSpec.link`` or the testbed default):
@@ -25,6 +26,7 @@ and ``transports``.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -33,8 +35,9 @@ from ..apps import resolve_firmware
 from ..kernel.errors import ConfigurationError, UsageError
 from ..kernel.trace import JsonlSink, TraceSink
 from ..kernel.world import World
-from ..system.device import Device
+from ..system.device import Device, FirmwareOptions
 from ..system.radio import radio_environment
+from ..system.timing import timing_profile
 from .clouds import CloudPlug, ServedCloud, ServeOptions, build_cloud
 from .spec import DeviceSpec, LinkSpec, TestbedSpec
 
@@ -85,10 +88,12 @@ class Testbed:
             except OSError as exc:
                 raise ConfigurationError(f"cannot create the storage folder {str(storage)!r}: "
                                          f"{exc.strerror or exc}") from None
+        options = replace(spec.options or FirmwareOptions(),
+                          timing=timing_profile(spec.timing or self.spec.timing).name)
         device = Device(self.world, spec.name, profile=spec.profile, device_id=spec.device_id,
                         serial_number=spec.serial_number, mobile_secret=spec.mobile_secret,
                         storage_dir=storage, firmware=resolve_firmware(spec.firmware),
-                        options=spec.options, dct_fault_hook=spec.dct_fault_hook)
+                        options=options, dct_fault_hook=spec.dct_fault_hook)
         if len(device.credentials) == 0:  # a stored device keeps what it learnt
             for credentials in spec.wifi:
                 device.credentials.set(credentials)

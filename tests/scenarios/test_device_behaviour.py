@@ -295,16 +295,79 @@ def test_leaving_listening_mode_reconnects_or_listens_again() -> None:
     connect(world, device)
 
 
-def test_describe_and_subscriptions_are_skipped_when_the_resumed_session_has_them() -> None:
-    world, device, _ = make()
+def test_resume_logs_describe_and_subscriptions_then_the_protocol_skips_them() -> None:
+    """Issue 15 item 1: ``sendApplicationDescription`` logs both lines on every handshake; on a
+    resumed session whose cloud already has them the protocol logs ``Checksum has not
+    changed`` and sends nothing."""
+    world, device, _cloud = make()
     device.power_on()
     connect(world, device)
+    subscriptions_before = world.trace.count("subscription")
+    describes_before = [r for r in world.trace.find("coap.send", node="dev")
+                        if r.get("what") == "application describe"]
     device.reset("user")
     world.run_for(20)
     lines = device.log_lines()
-    sent = [i for i, line in enumerate(lines) if "[system] INFO: Sending application DESCRIBE"
-            in line]
-    skipped = [i for i, line in enumerate(lines) if "Checksum has not changed; not sending "
-               "application DESCRIBE" in line]
-    assert len(sent) == 1 and len(skipped) == 1 and sent[0] < skipped[0]
-    assert any("Checksum has not changed; not sending subscriptions" in line for line in lines)
+    start = next(i for i, line in enumerate(lines) if "Skipping HELLO message" in line)
+    assert [line[11:] for line in lines[start:start + 7]] == [
+        "[comm.protocol.handshake] INFO: Skipping HELLO message",
+        "[system] INFO: cloud connected from existing session.",
+        "[system] INFO: Send spark/device/last_reset event",
+        "[system] INFO: Sending application DESCRIBE",
+        "[comm.protocol] INFO: Checksum has not changed; not sending application DESCRIBE",
+        "[system] INFO: Sending subscriptions",
+        "[comm.protocol] INFO: Checksum has not changed; not sending subscriptions",
+    ]
+    assert world.trace.count("subscription") == subscriptions_before
+    assert [r for r in world.trace.find("coap.send", node="dev")
+            if r.get("what") == "application describe"] == describes_before
+
+
+def test_full_handshake_sends_the_system_subscriptions_to_the_cloud() -> None:
+    """Issue 15 item 4: ``registerSystemSubscriptions`` subscribes to ``particle`` and
+    ``spark``; the full handshake sends them (GET ``e/<prefix>``) before the app's."""
+
+    class Subscriber(Firmware):
+        def setup(self, particle: Particle) -> None:
+            particle.subscribe("my/app", lambda name, data: None)
+
+    world, device, _cloud = make(firmware=Subscriber)
+    device.power_on()
+    connect(world, device)
+    assert [r.get("prefix") for r in world.trace.find("subscription")] == [
+        "particle", "spark", "my/app"]
+    lines = [line[11:] for line in device.log_lines()]
+    i = lines.index("[system] INFO: Sending subscriptions")
+    assert lines[i + 1] == "[comm.protocol] INFO: Sending subscriptions"
+
+
+def test_a_refused_subscription_is_sent_again_on_the_next_resume() -> None:
+    """The checksum is kept only once every subscription is acknowledged with success."""
+    world, device, _cloud = make()
+    device.power_on()
+    connect(world, device)
+    data = device.session.load()
+    assert data is not None and data.subscriptions_crc != 0 and data.describe_crc != 0
+    device.session.update_subscriptions_crc(0)  # as if one subscription had been refused
+    device.reset("user")
+    world.run_for(20)
+    assert world.trace.count("subscription") == 4  # particle, spark; then both again
+    assert "[comm.protocol] INFO: Checksum has not changed; not sending application DESCRIBE" \
+        in [line[11:] for line in device.log_lines()]
+
+
+def test_a_failed_handshake_is_logged_at_warn() -> None:
+    """Issue 15 item 5: ``WARN("Cloud handshake failed, code=%d")`` (system_task.cpp)."""
+    world, device, cloud = make(endpoint=EndpointOptions(unknown_session_reply="rst"))
+    device.power_on()
+    connect(world, device)
+    cloud.endpoint.forget_session(device.device_id)
+    device.cloud_disconnect()
+    device.cloud_connect()
+    connect(world, device)
+    lines = [line[11:] for line in device.log_lines()]
+    # the RST answers the resume's ping after begin() returned: the handshake messages are
+    # pending, the communication loop fails, handle_cloud_connection reports MESSAGE_TIMEOUT
+    rst = lines.index("[comm.coap] WARN: Received RST message; discarding session")
+    assert lines[rst + 1] == "[system] WARN: Cloud handshake failed, code=10"
+    assert not any("] ERROR: Cloud handshake failed" in line for line in lines)

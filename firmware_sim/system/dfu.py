@@ -1,0 +1,183 @@
+"""DFU mode: the bootloader's USB DFU target and the memories it exposes.
+
+How this works
+--------------
+``System.dfu()`` (control request DFU_MODE 50, the cloud's ``spark/device/reset`` ``dfu``, the
+USB serial port opened at 14400 baud) resets the device into its bootloader, which enumerates
+as a DFU 1.1 device with the DfuSe extensions (``bootloader/src/rtl872x/usbd_dfu.cpp`` in
+Device OS) on the platform's DFU product id (P2 0xD020, Photon 0xD006, ...). Each alternate
+setting of its interface is a memory (``usbd_dfu_mal.h``):
+
+* alt 0 ``@Internal Flash   /0x08000000/2048*004Kg`` (P2): the firmware flash. fwsim keeps
+  what a host writes (erased bytes read 0xFF) but does not run firmware from it;
+* alt 1 ``@DCT Flash   /0x00000000/1*016Ke``: the DCT, read and written through
+  ``dct_read_app_data_copy`` / ``dct_write_app_data`` - so a download of the claim code at
+  offset 1762 (the community's ``dfu-util -d 2b04:d006 -a 1 -s 1762:64``) writes it exactly as
+  ``HAL_Set_Claim_Code`` would, except that the host chooses the bytes. Addresses from 0 to
+  16 KiB validate; past the DCT's 8391 bytes the DCT write fails.
+
+:class:`DeviceDfu` is one device's DFU target. The USB transport finds it by device name in
+``world.shared["dfu-targets"]`` (the transport never imports the system layer) and listens for
+:meth:`on_change`; it enumerates the DFU descriptors while :attr:`active`. Leaving DFU - the
+DfuSe "leave" (a zero-length download, then GETSTATUS through manifestation) or a reset - boots
+Device OS with the reset reason ``dfu_mode``.
+
+UNVERIFIED choice (docs/usb.md): the persisted cloud session does not survive DFU mode (the
+bootloader and a reset into it do not keep Device OS's retained RAM), so the boot after DFU
+does a full handshake - consistent with the forum thread, where a claim code set by DFU was
+sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ..hal.dct import DCT_SIZE, Dct
+from ..kernel.errors import UsageError
+from ..kernel.world import World
+
+#: ``world.shared`` key: device name -> :class:`DeviceDfu`
+DFU_TARGETS = "dfu-targets"
+
+INTERNAL_FLASH_START = 0x08000000
+INTERNAL_FLASH_END = 0x08800000
+DCT_AREA_END = 0x4000
+
+
+class DfuMemory(Protocol):
+    """One alternate setting: what ``DfuMal`` offers (0 is success for write and erase)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def read(self, address: int, size: int) -> bytes | None: ...
+
+    def write(self, address: int, data: bytes) -> int: ...
+
+    def erase(self, address: int) -> int: ...
+
+
+@dataclass
+class InternalFlash:
+    """Alt 0: sparse flash memory, 4 KiB pages, erased bytes 0xFF."""
+
+    name: str = "@Internal Flash   /0x08000000/2048*004Kg"
+    protected_name: str = "@Internal Flash   /0x08000000/2048*004Kb"
+    pages: dict[int, bytearray] = field(default_factory=dict)
+
+    PAGE = 4096
+
+    def _valid(self, address: int, size: int) -> bool:
+        return address >= INTERNAL_FLASH_START and address + size <= INTERNAL_FLASH_END
+
+    def read(self, address: int, size: int) -> bytes | None:
+        if not self._valid(address, size):
+            return None
+        out = bytearray()
+        for offset in range(address, address + size):
+            page = self.pages.get(offset // self.PAGE)
+            out.append(page[offset % self.PAGE] if page is not None else 0xFF)
+        return bytes(out)
+
+    def write(self, address: int, data: bytes) -> int:
+        if not self._valid(address, len(data)):
+            return 1
+        for index, byte in enumerate(data):
+            offset = address + index
+            page = self.pages.setdefault(offset // self.PAGE, bytearray(b"\xff" * self.PAGE))
+            page[offset % self.PAGE] = byte
+        return 0
+
+    def erase(self, address: int) -> int:
+        if not self._valid(address, 1):
+            return 1
+        self.pages.pop(address // self.PAGE, None)
+        return 0
+
+
+@dataclass
+class DctMemory:
+    """Alt 1: the DCT (``DctMal``)."""
+
+    dct: Dct
+    name: str = "@DCT Flash   /0x00000000/1*016Ke"
+    protected_name: str = "@DCT Flash   /0x00000000/1*016Kb"
+
+    def _valid(self, address: int, size: int) -> bool:
+        return 0 <= address <= DCT_AREA_END and 0 <= address + size <= DCT_AREA_END
+
+    def read(self, address: int, size: int) -> bytes | None:
+        if not self._valid(address, size) or address + size > DCT_SIZE:
+            return None
+        return self.dct.read(address, size)
+
+    def write(self, address: int, data: bytes) -> int:
+        if not self._valid(address, len(data)) or address + len(data) > DCT_SIZE:
+            return 1
+        return self.dct.write(address, bytes(data))
+
+    def erase(self, address: int) -> int:
+        return 0  # DctMal::erase does nothing
+
+
+class DeviceDfu:
+    """The DFU target of one device (lives as long as the device object)."""
+
+    def __init__(self, world: World, name: str, dct: Dct, *, dfu_pid: int, usb_vid: int,
+                 series: str, device_id: str, protected: Callable[[], bool],
+                 leave: Callable[[], None]) -> None:
+        self.world = world
+        self.name = name
+        self.dfu_pid = dfu_pid
+        self.usb_vid = usb_vid
+        self.series = series
+        self.device_id = device_id
+        self.flash = InternalFlash()
+        self.dct_memory = DctMemory(dct)
+        self._protected = protected
+        self._leave = leave
+        self.active = False
+        self._listeners: list[Callable[[bool], None]] = []
+        targets: dict[str, DeviceDfu] = world.shared.setdefault(DFU_TARGETS, {})
+        targets[name] = self
+
+    @property
+    def protected(self) -> bool:
+        """Device Protection: the bootloader refuses uploads and downloads."""
+        return self._protected()
+
+    @property
+    def memories(self) -> tuple[DfuMemory, ...]:
+        return (self.flash, self.dct_memory)
+
+    def alt_name(self, alt: int) -> str:
+        memory = self.memories[alt]
+        assert isinstance(memory, (InternalFlash, DctMemory))
+        return memory.protected_name if self.protected else memory.name
+
+    def on_change(self, listener: Callable[[bool], None]) -> Callable[[], None]:
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def set_active(self, active: bool) -> None:
+        if self.active == active:
+            return
+        self.active = active
+        for listener in list(self._listeners):
+            listener(active)
+
+    def leave(self) -> None:
+        """The host asked to leave DFU (DfuSe manifestation): boot Device OS."""
+        if not self.active:
+            raise UsageError(f"{self.name} is not in DFU mode")
+        self._leave()
+
+
+def dfu_target(world: World, name: str) -> DeviceDfu | None:
+    targets: dict[str, DeviceDfu] = world.shared.get(DFU_TARGETS, {})
+    return targets.get(name)
+
+
+__all__ = ["DFU_TARGETS", "DctMemory", "DeviceDfu", "DfuMemory", "InternalFlash", "dfu_target"]
