@@ -248,6 +248,8 @@ class Operator:
         self._out_of_range: dict[str, AccessPoint] = {}
         self._link_restore: dict[str, tuple[float, float]] = {}
         self._armed_cuts: dict[str, Callable[[str], None]] = {}
+        #: names of devices whose power was cut inside a DCT write, not yet restored
+        self.power_cuts: list[str] = []
 
     def power_cut(self, device: Device, off_s: float = 1.0) -> None:
         """Cut the power (retained RAM and the session are lost) and restore it ``off_s``
@@ -314,10 +316,17 @@ class Operator:
             if reached == step:
                 dct.fault_hook = previous
                 self._armed_cuts.pop(device.name, None)
-                self.tracer.emit("operator.dct_power_cut", device=device.name, step=step)
-                raise PowerCut(f"power cut at DCT write step {step}")
+                self.cut_in_dct_write(device, step)
 
         dct.fault_hook = hook
+
+    def cut_in_dct_write(self, device: Device, step: str, fault: str | None = None) -> None:
+        """Cut the power now, inside a DCT write at ``step``: raises
+        :class:`~firmware_sim.kernel.errors.PowerCut` (call :meth:`power_lost` after it)."""
+        self.power_cuts.append(device.name)
+        self.tracer.emit("operator.dct_power_cut", device=device.name, step=step,
+                         **({"fault": fault} if fault else {}))
+        raise PowerCut(f"power cut at DCT write step {step}")
 
     def disarm_dct_power_cut(self, device: Device) -> bool:
         """Forget an armed DCT power cut that has not happened; True if one was armed."""
@@ -331,6 +340,8 @@ class Operator:
         """After a :class:`PowerCut` escaped a DCT write: the flash is re-read from its backend
         (as the device would at boot), RAM and retained RAM are lost, power returns ``off_s``
         later."""
+        if device.name in self.power_cuts:
+            self.power_cuts.remove(device.name)
         old = device.dct
         dct = Dct(old.backend, fault_hook=old.fault_hook)
         device.dct = dct

@@ -1,0 +1,397 @@
+"""``explore()``: search a scenario for property violations, shrink them, write replay files.
+
+How this works
+--------------
+1. Load the scenario (a built-in name, a TOML file, or a :class:`ScenarioFile`), apply overrides
+   (firmware, firmware options), resolve the properties (the scenario's ``[properties]`` unless
+   given).
+2. Run the strategy's plans until the budget (runs or wall seconds) is spent - or, with
+   ``stop_at_first``, until the first violation. Every run is independent and deterministic;
+   coverage (abstract states at decision points, (state, action) pairs) and violations by
+   property are counted.
+3. For each distinct (property, signature) keep the first failing run and shrink it (the
+   Hypothesis strategy's first key is shrunk by Hypothesis itself).
+4. With ``out``: for each finding write ``<property>-<signature>.toml`` (the replay file: the
+   world, the seed, the shrunk schedule, the properties and the expected violation), the trace
+   of its replay ``.jsonl`` (what ``fwsim scenario run --file`` writes, byte for byte) and, with
+   ``diagram``, ``.mmd`` and ``.html`` sequence diagrams.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+from typing import IO, Any
+
+from ..apps import resolve_firmware
+from ..kernel.errors import ConfigurationError
+from ..kernel.trace import read_jsonl
+from .model import Coverage, Violation, seconds
+from .properties import DEFAULT_PROPERTIES, PropertyLike, PropertySpec, resolve_all
+from .run import RunOutcome, execute
+from .scenario_file import ExploreDesc, ScenarioFile, dump, firmware_options, load, loads
+from .shrink import schedule_size, shrink
+from .strategies import STRATEGIES, hypothesis_search, make_strategy
+
+DEFAULT_SCENARIO = "p2-provisioning"
+DEFAULT_RUNS = 200
+
+
+# -- scenarios -------------------------------------------------------------------------------------
+
+
+def builtin_scenarios() -> dict[str, str]:
+    """Built-in scenario files: name -> TOML text (``firmware_sim/scenarios/toml``)."""
+    folder = resources.files("firmware_sim.scenarios") / "toml"
+    out: dict[str, str] = {}
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".toml"):
+            out[entry.name.removesuffix(".toml")] = entry.read_text(encoding="utf-8")
+    return out
+
+
+def load_scenario(ref: str | Path | ScenarioFile) -> ScenarioFile:
+    """A built-in scenario by name, a scenario file by path, or a :class:`ScenarioFile`."""
+    if isinstance(ref, ScenarioFile):
+        return ref
+    text = str(ref)
+    builtins = builtin_scenarios()
+    if text in builtins:
+        return loads(builtins[text], f"{text}.toml")
+    if text.endswith(".toml") or Path(text).exists():
+        return load(text)
+    raise ConfigurationError(f"unknown scenario {text!r}: give a built-in name "
+                             f"({', '.join(builtins)}) or a .toml file")
+
+
+def with_firmware(scenario: ScenarioFile, firmware: str | None = None,
+                  options: Mapping[str, Any] | None = None) -> ScenarioFile:
+    """Every device of ``scenario`` runs ``firmware`` and/or with these firmware options."""
+    if firmware is None and not options:
+        return scenario
+    if firmware is not None:
+        resolve_firmware(firmware)  # a clear error now, not in the first run
+    devices = []
+    for device in scenario.world.devices:
+        merged = {**device.options, **(options or {})}
+        firmware_options(merged, where=f"device {device.name}")
+        devices.append(replace(device, firmware=firmware or device.firmware, options=merged))
+    return replace(scenario, world=replace(scenario.world, devices=tuple(devices)))
+
+
+# -- the report ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Finding:
+    """One distinct violation (property, signature): its first run and its shrunk replay."""
+
+    key: tuple[str, str]
+    run_index: int
+    first: RunOutcome
+    violation: Violation
+    scenario: ScenarioFile
+    before: int
+    after: int
+    shrink_runs: int
+    shrunk_by: str = "fwsim"
+    files: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        prop, signature = self.key
+        return f"{prop}-{signature}" if signature else prop
+
+    def steps(self) -> list[str]:
+        return self.scenario.schedule.describe()
+
+
+@dataclass
+class ExploreReport:
+    scenario: str
+    strategy: str
+    seed: int
+    properties: list[str]
+    runs: int = 0
+    wall_s: float = 0.0
+    simulated_s: float = 0.0
+    coverage: Coverage = field(default_factory=Coverage)
+    violating_runs: Counter[str] = field(default_factory=Counter)
+    signatures: Counter[tuple[str, str]] = field(default_factory=Counter)
+    findings: list[Finding] = field(default_factory=list)
+    exhausted: bool | None = None
+    first_violation_s: float | None = None
+    first_violation_run: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.violating_runs
+
+    def found(self, prop: str, signature: str | None = None) -> bool:
+        return any(k[0] == prop and (signature is None or k[1] == signature)
+                   for k in self.signatures)
+
+    def finding(self, prop: str, signature: str | None = None) -> Finding:
+        for item in self.findings:
+            if item.key[0] == prop and (signature is None or item.key[1] == signature):
+                return item
+        raise KeyError((prop, signature))
+
+    def summary(self) -> str:
+        rate = self.runs / self.wall_s if self.wall_s > 0 else 0.0
+        lines = [f"explored {self.scenario} with {self.strategy} (seed {self.seed}): "
+                 f"{self.runs} runs in {self.wall_s:.2f} s ({rate:.0f} runs/s), "
+                 f"{self.simulated_s:.0f} simulated seconds",
+                 f"coverage: {len(self.coverage.states)} distinct states, "
+                 f"{len(self.coverage.pairs)} distinct (state, action) pairs"
+                 + ("" if self.exhausted is None else
+                    f"; search space {'exhausted' if self.exhausted else 'NOT exhausted'}"),
+                 f"properties: {', '.join(self.properties)}"]
+        if self.ok:
+            lines.append(f"no violation in {self.runs} runs")
+        else:
+            by_prop = ", ".join(f"{p}: {n} runs" for p, n in sorted(self.violating_runs.items()))
+            lines.append(f"violations: {by_prop}")
+            if self.first_violation_s is not None:
+                lines.append(f"first violation after {self.first_violation_s:.3f} s wall "
+                             f"(run {self.first_violation_run})")
+        for found in self.findings:
+            lines.append(f"- {found.name}: {self.signatures[found.key]} runs; shrunk by "
+                         f"{found.shrunk_by} from {found.before} to {found.after} "
+                         f"actions+faults ({found.shrink_runs} replays)")
+            lines.append(f"    {found.violation.message}")
+            for step in found.steps():
+                lines.append(f"    {step}")
+            lines.append(f"    property broke at t={seconds(found.violation.t_us):.6f} s, "
+                         f"trace record {found.violation.seq}")
+            for label, path in found.files.items():
+                lines.append(f"    {label}: {path}")
+            if "replay" in found.files:
+                lines.append(f"    replay: fwsim scenario run --file {found.files['replay']}")
+        return "\n".join(lines)
+
+
+class Progress:
+    """A one-line progress bar on a terminal (nothing when ``stream`` is not a TTY unless
+    forced)."""
+
+    def __init__(self, total: int | None, seconds_budget: float | None,
+                 stream: IO[str] | None, label: str) -> None:
+        self.total = total
+        self.seconds = seconds_budget
+        self.stream = stream
+        self.label = label
+        self.started = time.perf_counter()
+        self._last = 0.0
+
+    def update(self, runs: int, violating: int, *, force: bool = False) -> None:
+        if self.stream is None:
+            return
+        now = time.perf_counter()
+        if not force and now - self._last < 0.1:
+            return
+        self._last = now
+        elapsed = now - self.started
+        fraction = (runs / self.total if self.total else
+                    elapsed / self.seconds if self.seconds else 0.0)
+        fraction = min(1.0, fraction)
+        bar = "#" * int(fraction * 30)
+        rate = runs / elapsed if elapsed > 0 else 0.0
+        self.stream.write(f"\r{self.label} [{bar:<30}] {runs} runs, {violating} violating, "
+                          f"{rate:.0f} runs/s ")
+        self.stream.flush()
+
+    def done(self) -> None:
+        if self.stream is not None:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+# -- explore ---------------------------------------------------------------------------------------
+
+
+def explore(scenario: str | Path | ScenarioFile = DEFAULT_SCENARIO, *,
+            properties: Iterable[PropertyLike] | None = None, strategy: str = "random",
+            runs: int | None = None, seconds: float | None = None, seed: int = 0,
+            out: str | Path | None = None, diagram: bool = False, shrink_failures: bool = True,
+            stop_at_first: bool = False, firmware: str | None = None,
+            options: Mapping[str, Any] | None = None, depth: int | None = None,
+            pct_depth: int = 3, progress: IO[str] | bool | None = None,
+            on_run: Callable[[RunOutcome], None] | None = None) -> ExploreReport:
+    """Search ``scenario`` for violations of ``properties`` (see the module header)."""
+    if strategy not in STRATEGIES:
+        raise ConfigurationError(f"unknown strategy {strategy!r} (known: "
+                                 f"{', '.join(STRATEGIES)})")
+    if runs is not None and seconds is not None:
+        raise ConfigurationError("give a budget in runs or in seconds, not both")
+    if runs is not None and runs < 1:
+        raise ConfigurationError("runs must be at least 1")
+    if seconds is not None and not seconds > 0:
+        raise ConfigurationError("seconds must be positive")
+    if runs is None and seconds is None:
+        runs = DEFAULT_RUNS
+    base = with_firmware(load_scenario(scenario), firmware, options)
+    explore_desc = base.explore or ExploreDesc()
+    if depth is not None:
+        if depth < 1:
+            raise ConfigurationError("depth must be at least 1")
+        explore_desc = replace(explore_desc, max_actions=depth)
+    base = replace(base, explore=explore_desc)
+    if properties is None:
+        specs = resolve_all(base.properties) if base.properties else resolve_all(
+            DEFAULT_PROPERTIES)
+    else:
+        specs = resolve_all(properties)
+    if not specs:
+        raise ConfigurationError("no property to check")
+    report = ExploreReport(base.name, strategy, seed, [s.name for s in specs])
+    stream: IO[str] | None
+    if progress is True:
+        stream = sys.stderr
+    elif progress is None:
+        stream = sys.stderr if sys.stderr.isatty() else None
+    elif progress is False:
+        stream = None
+    else:
+        stream = progress
+    bar = Progress(runs, seconds, stream, f"explore {base.name} ({strategy})")
+    violating = [0]
+    started = time.perf_counter()
+    deadline = started + seconds if seconds is not None else None
+    first_runs: dict[tuple[str, str], tuple[int, RunOutcome]] = {}
+
+    def count(outcome: RunOutcome) -> None:
+        index = report.runs
+        report.runs += 1
+        report.simulated_s += outcome.end_us / 1e6
+        report.coverage.update(outcome.coverage)
+        for prop in {v.prop for v in outcome.violations}:
+            report.violating_runs[prop] += 1
+        for key in {v.key for v in outcome.violations}:
+            report.signatures[key] += 1
+            first_runs.setdefault(key, (index, outcome))
+        if outcome.violations:
+            violating[0] += 1
+        if outcome.violations and report.first_violation_s is None:
+            report.first_violation_s = time.perf_counter() - started
+            report.first_violation_run = index
+        if on_run is not None:
+            on_run(outcome)
+        bar.update(report.runs, violating[0])
+
+    def out_of_budget() -> bool:
+        if stop_at_first and first_runs:
+            return True
+        if deadline is not None:
+            return time.perf_counter() >= deadline
+        return report.runs >= (runs or 0)
+
+    hypothesis_shrunk: dict[tuple[str, str], tuple[RunOutcome, int]] = {}
+    if strategy == "hypothesis":
+        chunk = 0
+        while not out_of_budget():
+            size = runs if runs is not None else 50
+            result = hypothesis_search(base, specs, runs=size, seed=seed * 1_000 + chunk,
+                                       on_outcome=count, should_stop=out_of_budget)
+            if result.key is not None and result.shrunk is not None:
+                hypothesis_shrunk.setdefault(result.key, (result.shrunk, result.shrink_runs))
+            chunk += 1
+            if runs is not None or result.key is not None:
+                break
+    else:
+        plans = make_strategy(strategy, seed, explore_desc, pct_depth=pct_depth)
+        for plan in plans.plans():
+            if out_of_budget():
+                break
+            outcome = execute(base, specs, decider=plan.decider, seed=plan.seed,
+                              tiebreak=plan.tiebreak)
+            plans.feedback(plan, outcome)
+            count(outcome)
+        report.exhausted = plans.exhausted
+    bar.update(report.runs, violating[0], force=True)
+    bar.done()
+    report.wall_s = time.perf_counter() - started
+
+    for key, (index, outcome) in first_runs.items():
+        violation = next(v for v in outcome.violations if v.key == key)
+        final = base.with_run(seed=outcome.seed, tiebreak=outcome.tiebreak,
+                              schedule=outcome.schedule)
+        finding = Finding(key, index, outcome, violation, final,
+                          schedule_size(outcome.schedule), schedule_size(outcome.schedule), 0)
+        if key in hypothesis_shrunk:
+            shrunk, used = hypothesis_shrunk[key]
+            finding.scenario = base.with_run(seed=shrunk.seed, tiebreak=shrunk.tiebreak,
+                                             schedule=shrunk.schedule)
+            finding.violation = next(v for v in shrunk.violations if v.key == key)
+            finding.after, finding.shrink_runs, finding.shrunk_by = (
+                schedule_size(shrunk.schedule), used, "hypothesis")
+        if shrink_failures:
+            shrunk_result = shrink(base, specs, outcome if key not in hypothesis_shrunk
+                                   else hypothesis_shrunk[key][0], key)
+            finding.scenario = shrunk_result.scenario
+            finding.violation = shrunk_result.violation
+            finding.after = shrunk_result.after
+            finding.shrink_runs += shrunk_result.runs
+            if finding.shrunk_by == "hypothesis":
+                finding.shrunk_by = "hypothesis, then fwsim"
+        report.findings.append(finding)
+    report.findings.sort(key=lambda f: f.key)
+    for finding in report.findings:
+        finding.scenario = _replay_file(finding, report, specs)
+        if out is not None:
+            _write(finding, Path(out), diagram)
+    return report
+
+
+def _replay_file(finding: Finding, report: ExploreReport, specs: list[PropertySpec]
+                 ) -> ScenarioFile:
+    prop, signature = finding.key
+    notes = (
+        f"Found by fwsim explore: scenario {report.scenario}, strategy {report.strategy}, "
+        f"seed {report.seed}, run {finding.run_index}.",
+        f"Property {prop} broke{f' ({signature})' if signature else ''}: "
+        f"{finding.violation.message}",
+        f"Shrunk by {finding.shrunk_by} from {finding.before} to {finding.after} actions and "
+        f"fault firings ({finding.shrink_runs} replays).",
+        "Replay it (byte-identical trace): fwsim scenario run --file <this file> --trace T.jsonl",
+    )
+    replayable = {s.name: dict(s.params) for s in specs if _resolvable(s.name)}
+    return replace(finding.scenario, name=finding.name, notes=notes,
+                   description=f"{prop} violated: {signature or 'see the message'}",
+                   properties=replayable, expect=finding.key, explore=None)
+
+
+def _resolvable(name: str) -> bool:
+    from .properties import GROUPS, PROPERTIES
+
+    return name in PROPERTIES or name in GROUPS or ":" in name
+
+
+def _write(finding: Finding, out: Path, diagram: bool) -> None:
+    stem = out / finding.name
+    replay = dump(finding.scenario, stem.parent / f"{stem.name}.toml")
+    finding.files["replay"] = replay
+    trace = stem.parent / f"{stem.name}.jsonl"
+    outcome = execute(finding.scenario, resolve_all(finding.scenario.properties),
+                      trace_path=trace)
+    finding.files["trace"] = trace
+    if not any(v.key == finding.key for v in outcome.violations):
+        raise ConfigurationError(f"the replay of {replay} did not reproduce {finding.name}")
+    if diagram:
+        from ..diagram import write_diagrams
+
+        firmware = finding.scenario.world.devices[0].firmware
+        mermaid, html = write_diagrams(
+            read_jsonl(trace), stem, title=f"{finding.name} ({firmware} firmware)",
+            summary=[finding.violation.describe(), *finding.scenario.schedule.describe()])
+        finding.files["mermaid"] = mermaid
+        finding.files["html"] = html
+
+
+__all__ = ["DEFAULT_RUNS", "DEFAULT_SCENARIO", "ExploreReport", "Finding", "Progress",
+           "builtin_scenarios", "explore", "load_scenario", "with_firmware"]
