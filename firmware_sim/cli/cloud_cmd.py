@@ -10,6 +10,8 @@ import time
 from typing import TYPE_CHECKING
 
 from .common import port_arg, seed_arg
+from .tb_cmd import add_serve_arguments
+from .tb_cmd import serve as serve_thingsboard
 
 if TYPE_CHECKING:
     from ..testbed import CloudSpec, ServeOptions
@@ -63,6 +65,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "/openapi.json, emulator admin under /fwsim) and the device link (CoAP over UDP) until "
         "interrupted. Prints the endpoints first.")
     add_cloud_arguments(serve)
+    add_serve_arguments(serve, "--kind")
     serve.set_defaults(handler=_serve)
 
 
@@ -96,6 +99,8 @@ def say(prefix: str, label: str, value: str) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    if args.cloud_kind == "thingsboard":
+        return serve_thingsboard(args, "fwsim cloud")
     return asyncio.run(_serve_async(args))
 
 

@@ -1,33 +1,317 @@
-"""``fwsim tb``: the emulated ThingsBoard (serve, why, press, scenario).
+"""The emulated ThingsBoard on the command line.
 
-The commands live in :mod:`cloud_sim.thingsboard.cli` (also ``python -m cloud_sim.thingsboard``),
-imported only when ``fwsim tb`` runs, so the rest of the CLI works without the ``thingsboard``
-extra.
+* ``fwsim up --cloud thingsboard`` and ``fwsim cloud serve --kind thingsboard`` branch into
+  :func:`serve`: one testbed world with the ``thingsboard`` cloud (ThingsBoard's demo accounts,
+  ``up``: ``--devices N`` claim buttons linked in process), served on loopback - REST + device
+  HTTP API, MQTT 3.1.1/5, CoAP - printing every endpoint, login and device token, then running
+  until Ctrl-C or ``--for SECONDS``. The options they share are added by
+  :func:`add_serve_arguments`.
+* ``fwsim tb why DEVICE`` / ``fwsim tb press DEVICE``: a running server's admin API
+  (``/fwsim/devices/{name}/why`` and ``/press``), logged in as the tenant administrator;
+* ``fwsim tb scenario [NAME | --all]``: the ThingsBoard claiming scenarios.
+
+Expected errors are one line (``fwsim: error: ...``, exit 2); what needs the ``thingsboard``
+extra says so in that line.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import json
+import secrets
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import TYPE_CHECKING, Any
+
+from .common import port_arg, seed_arg
+
+if TYPE_CHECKING:
+    from ..kernel.trace import TraceRecord
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+#: ``--db`` left at the Particle cloud's default means this file for ThingsBoard
+PARTICLE_DB, THINGSBOARD_DB = "fwsim-cloud.db", "fwsim-thingsboard.db"
+#: at most this many device tokens are printed at start
+MAX_DEVICE_LINES = 50
+#: options of ``fwsim up`` that concern Particle devices only
+PARTICLE_ONLY = (("product", "--product"), ("unprovisioned", "--unprovisioned"),
+                 ("state_dir", "--state-dir"), ("firmware", "--firmware"),
+                 ("allow_offline_claims", "--allow-offline-claims"))
+
+
+def say(prefix: str, label: str, value: str) -> None:
+    """One line of a serving command's announcement (the layout of ``fwsim up``'s lines)."""
+    print(f"{prefix}: {label:<12} {value}", flush=True)
+
+
+def _duration_ms(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r}") from None
+    if not 0 <= value <= 2**63 - 1:
+        raise argparse.ArgumentTypeError(f"{value} out of range 0..{2**63 - 1} ms")
+    return value
+
+
+# -- fwsim up --cloud thingsboard / fwsim cloud serve --kind thingsboard ------------------------
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser, flag: str) -> None:
+    """``flag`` (``--cloud`` or ``--kind``) choosing the cloud, and ThingsBoard's options."""
+    from ..testbed import cloud_kinds
+
+    parser.add_argument(flag, dest="cloud_kind", choices=cloud_kinds(), default="particle",
+                        help="which emulated cloud (default particle)")
+    group = parser.add_argument_group(f"ThingsBoard ({flag} thingsboard)", description=(
+        f"with {flag} thingsboard: --http serves the REST and device HTTP API, --coap the CoAP "
+        f"claim API; --db defaults to {THINGSBOARD_DB}"))
+    group.add_argument("--mqtt", type=port_arg, default=1883, metavar="PORT",
+                       help="MQTT 3.1.1/5 port (default 1883; 0: any free port)")
+    group.add_argument("--button-duration", type=_duration_ms, default=300_000, metavar="MS",
+                       help="durationMs the simulated claim buttons send (default 300000)")
+    group.add_argument("--no-boot-press", action="store_true",
+                       help="the claim buttons send nothing until pressed (default: claim "
+                       "info on boot)")
+    group.add_argument("--no-claiming-by-default", action="store_true",
+                       help="security.claim.allowClaimingByDefault=false")
+    group.add_argument("--documented-reclaim-body", action="store_true",
+                       help='answer DELETE .../claim with {"result":{},"setOrExpired":true}')
+
+
+def serve(args: argparse.Namespace, prefix: str, *, edges: bool = False) -> int:
+    """Serve the ThingsBoard cloud (and ``args.devices`` claim buttons, if any); ``edges``:
+    the command has the edge services' options (``fwsim up``), which must be off."""
+    from . import CliError
+
+    for attribute, flag in PARTICLE_ONLY:
+        if getattr(args, attribute, None):
+            raise CliError(f"{flag} applies to Particle devices, not to the thingsboard cloud")
+    if getattr(args, "profile", "p2") != "p2":
+        raise CliError("--profile applies to Particle devices, not to the thingsboard cloud")
+    from ..testbed.serving import edge_modules
+
+    enabled = [module.NAME for module in edge_modules() if edges and module.enabled(args)]
+    if enabled:
+        raise CliError(f"edge services ({', '.join(enabled)}) need Particle devices; the "
+                       "thingsboard cloud has claim buttons only")
+    return asyncio.run(_serve(args, prefix))
+
+
+async def _serve(args: argparse.Namespace, prefix: str) -> int:
+    from ..claim_button import ButtonConfig
+    from ..testbed import CloudSpec, ServeOptions, Testbed, TestbedSpec
+    from ..testbed.clouds.thingsboard import (
+        ReclaimBody,
+        TbCloudSettings,
+        ThingsBoardPlug,
+        ThingsBoardSettings,
+    )
+    from ..testbed.serving import stop_on_signals
+
+    if args.seed is None:
+        args.seed = secrets.randbits(62)
+    db = THINGSBOARD_DB if args.db == PARTICLE_DB else args.db
+    settings = TbCloudSettings(
+        service=ThingsBoardSettings(
+            allow_claiming_by_default=not args.no_claiming_by_default,
+            reclaim_body=(ReclaimBody.DOCUMENTED if args.documented_reclaim_body
+                          else ReclaimBody.EMPTY)),
+        db=None if db == ":memory:" else db, epoch_ms=int(time.time() * 1000),
+        buttons=getattr(args, "devices", 0),
+        button=ButtonConfig(duration_ms=args.button_duration, qr_text=False,
+                            press_on_boot=not args.no_boot_press))
+    testbed = Testbed(TestbedSpec(seed=args.seed, access_points=(), trace_memory_limit=20_000,
+                                  cloud=CloudSpec("thingsboard", settings=settings)))
+    plug = testbed.cloud
+    assert isinstance(plug, ThingsBoardPlug)
+
+    names = {button.node: name for name, button in plug.buttons.items()}
+
+    def show(record: TraceRecord) -> None:
+        if record.layer == "button" and record.kind == "claim.secret":
+            secret = record.fields.get("secret") or "(empty)"
+            say(prefix, "button", f"{names.get(record.node, record.node)!r} secret {secret}  "
+                f"valid {record.fields.get('duration_ms', 0) / 1000:g} s")
+
+    testbed.world.trace.subscribe(show)
+    stop = asyncio.Event()
+    runner: asyncio.Future[None] | None = None
+    served = None
+    try:
+        with stop_on_signals(stop):
+            served = await testbed.serve_cloud(ServeOptions(
+                host=args.host, http_port=args.http, device_port=args.mqtt, speed=args.speed,
+                extra={"coap_port": args.coap}))
+            driver = testbed.driver()
+            runner = asyncio.ensure_future(driver.run())
+            for label, value in served.lines:
+                say(prefix, label, value)
+            say(prefix, "admin", f"{served.http_url}/fwsim/devices/<name>/why  (POST .../press;"
+                " tenant administrators)")
+            say(prefix, "database", db)
+            say(prefix, "seed", f"{args.seed}, speed {args.speed:g}x")
+            assert plug.demo is not None
+            for role, email, password in plug.demo.logins():
+                say(prefix, "login", f"{role:<13} {email} / {password}")
+            devices = plug.service.store.list_devices(plug.demo.tenant.id)
+            for device in devices[:MAX_DEVICE_LINES]:
+                kind = "  (simulated claim button)" if device.name in plug.buttons else ""
+                say(prefix, "device", f"{device.name!r} token "
+                    f"{plug.service.access_token_of(device)}{kind}")
+            if len(devices) > MAX_DEVICE_LINES:
+                say(prefix, "device", f"... and {len(devices) - MAX_DEVICE_LINES} more "
+                    "(GET /api/tenant/devices as the tenant administrator)")
+            driver.sync()
+            plug.power_on()
+            driver.wake()
+            if plug.buttons:
+                first = next(iter(plug.buttons))
+                say(prefix, "try", f"fwsim tb press {first!r} --url {served.http_url}")
+            say(prefix, "ready", "Ctrl-C to stop" if args.duration is None
+                else f"stopping after {args.duration:g} s")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=args.duration)
+    finally:
+        if served is not None:
+            await served.stop()
+        if runner is not None:
+            testbed.driver().stop()
+            await runner
+        testbed.close()
+    print(f"{prefix}: stopped", file=sys.stderr, flush=True)
+    return 0
+
+
+# -- fwsim tb -----------------------------------------------------------------------------------
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("tb", help="the emulated ThingsBoard (claiming)",
-                            description="The emulated ThingsBoard: serve it, ask a running "
-                            "server why a claim failed, press a simulated button, run the "
-                            "claiming scenarios.")
+                            description="The emulated ThingsBoard: ask a running server why a "
+                            "claim failed, press a simulated button, run the claiming "
+                            "scenarios. Serve it with `fwsim up --cloud thingsboard` or "
+                            "`fwsim cloud serve --kind thingsboard`.")
     commands = parser.add_subparsers(dest="tb_command", metavar="SUBCOMMAND")
     commands.required = True
-    try:
-        from cloud_sim.thingsboard.cli import add_commands
-    except ImportError as exc:  # the thingsboard extra is not installed
-        missing = str(exc)
-        parser.set_defaults(handler=lambda args: _missing(missing))
-        return
-    add_commands(commands)
+    for name, text in (("why", "show a device's claim state and history, with reasons"),
+                       ("press", "press a simulated device's claim button")):
+        command = commands.add_parser(name, help=text, description=text)
+        command.add_argument("device", help="device name")
+        command.add_argument("--url", default=DEFAULT_URL, help=f"server (default {DEFAULT_URL})")
+        command.add_argument("--user", default="tenant@thingsboard.org")
+        command.add_argument("--password", default="tenant")
+        command.add_argument("--json", action="store_true", help="print the raw JSON")
+        command.set_defaults(handler=_why if name == "why" else _press)
+    scenario = commands.add_parser("scenario", help="run ThingsBoard claiming scenarios")
+    scenario.add_argument("name", nargs="?", help="scenario name (omit to list)")
+    scenario.add_argument("--all", action="store_true", help="run every scenario")
+    scenario.add_argument("--seed", type=seed_arg, default=0)
+    scenario.add_argument("--trace", default=None, metavar="FILE", help="JSON-lines trace")
+    scenario.set_defaults(handler=_scenario)
+    moved = commands.add_parser("serve", help="moved: fwsim up --cloud thingsboard",
+                                description="Moved: serve the emulated ThingsBoard with `fwsim "
+                                "up --cloud thingsboard` (with claim buttons) or `fwsim cloud "
+                                "serve --kind thingsboard` (same port options).")
+    moved.set_defaults(handler=_moved)
 
 
-def _missing(reason: str) -> int:
+def _moved(args: argparse.Namespace) -> int:
     from . import CliError
 
-    raise CliError(f"fwsim tb needs the thingsboard extra (pip install 'fwsim[thingsboard]'): "
-                   f"{reason}")
+    raise CliError("`fwsim tb serve` is now `fwsim up --cloud thingsboard` (with claim buttons) "
+                   "or `fwsim cloud serve --kind thingsboard`")
+
+
+def _request(method: str, url: str, body: Any = None, token: str | None = None) -> Any:
+    from . import CliError
+
+    data = None if body is None else json.dumps(body).encode()
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    if token:
+        headers["X-Authorization"] = f"Bearer {token}"
+    try:
+        request = urllib.request.Request(url, data=data, headers=headers, method=method)
+        with urllib.request.urlopen(request, timeout=10) as response:
+            text = response.read().decode()
+    except urllib.error.HTTPError as exc:
+        text = exc.read().decode(errors="replace")
+        try:
+            message = json.loads(text).get("message", text)
+        except (ValueError, AttributeError):
+            message = text
+        raise CliError(f"{method} {url}: {exc.code} {message}") from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise CliError(f"cannot reach {url}: {exc}") from None
+    return json.loads(text) if text else None
+
+
+def _login(args: argparse.Namespace) -> str:
+    tokens = _request("POST", f"{args.url.rstrip('/')}/api/auth/login",
+                      {"username": args.user, "password": args.password})
+    token: str = tokens["token"]
+    return token
+
+
+def _device_url(args: argparse.Namespace, action: str) -> str:
+    name = urllib.parse.quote(args.device, safe="")
+    return f"{args.url.rstrip('/')}/fwsim/devices/{name}/{action}"
+
+
+def _why(args: argparse.Namespace) -> int:
+    state = _request("GET", _device_url(args, "why"), token=_login(args))
+    if args.json:
+        print(json.dumps(state, indent=2))
+        return 0
+    print(f"device {state['device']}: assigned to {state['assigned_to'] or '(nobody)'}")
+    cached = state["cached_claim_data"]
+    print("  cached claim data: " + ("none" if cached is None else
+          f"secret {cached['secret']}, expires {cached['expiration_time']}"
+          f"{' (EXPIRED)' if cached['expired'] else ''}"))
+    attributes = state["attributes"]
+    print(f"  attributes: claimingAllowed={attributes['claimingAllowed']} "
+          f"claimingData={attributes['claimingData']}")
+    for event in state["history"]:
+        print(f"  {event['ts']} {event['action']:<9} {event['outcome']:<10} "
+              f"{event['reason']:<26} {event['message']}")
+    return 0
+
+
+def _press(args: argparse.Namespace) -> int:
+    _request("POST", _device_url(args, "press"), body={}, token=_login(args))
+    print(f"pressed the claim button of {args.device!r}")
+    return 0
+
+
+def _scenario(args: argparse.Namespace) -> int:
+    from ..scenarios.thingsboard import TB_SCENARIOS, get_tb_scenario
+
+    if not args.name and not args.all:
+        for scenario in TB_SCENARIOS.values():
+            print(f"{scenario.name:<26} {scenario.summary}")
+        return 0
+    names = list(TB_SCENARIOS) if args.all else [args.name]
+    failed = 0
+    for name in names:
+        scenario = get_tb_scenario(name)
+        trace = args.trace if len(names) == 1 else None
+        result = scenario.run(args.seed, trace_path=trace)
+        if result.skipped is not None:
+            print(f"SKIP {name}: {result.skipped}\n")
+            continue
+        print(f"# scenario {name}, seed {args.seed}")
+        for line in result.timeline:
+            print(line)
+        for check in result.checks:
+            print(f"  [{'ok' if check.ok else 'FAILED'}] {check.description}")
+        print(f"{'PASS' if result.passed else 'FAIL'} {name}: {result.verdict}\n")
+        failed += not result.passed
+    return 1 if failed else 0
+
+
+__all__ = ["add_serve_arguments", "register", "serve"]

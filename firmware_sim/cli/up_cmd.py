@@ -22,6 +22,8 @@ import sys
 from typing import TYPE_CHECKING
 
 from .cloud_cmd import add_cloud_arguments, cloud_spec, say, serve_options
+from .tb_cmd import add_serve_arguments
+from .tb_cmd import serve as serve_thingsboard
 
 if TYPE_CHECKING:
     from cloud_sim.cloud import Cloud
@@ -80,10 +82,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--firmware", default=None, metavar="NAME|MODULE:CLASS|FILE.py",
                         help="application firmware of every device (see `fwsim serve --help`)")
     add_edge_arguments(parser)
+    add_serve_arguments(parser, "--cloud")
     parser.set_defaults(handler=_up)
 
 
 def _up(args: argparse.Namespace) -> int:
+    if args.cloud_kind == "thingsboard":
+        return serve_thingsboard(args, PREFIX, edges=True)
     return asyncio.run(_up_async(args))
 
 

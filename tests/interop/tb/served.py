@@ -1,4 +1,4 @@
-"""``python -m cloud_sim.thingsboard serve`` in a subprocess, with its printed endpoints."""
+"""``fwsim up --cloud thingsboard`` in a subprocess, with its printed endpoints."""
 
 from __future__ import annotations
 
@@ -13,12 +13,13 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[3]
+PREFIX = "fwsim up:"
 
 
 class ServedTb:
     def __init__(self, *args: str, timeout_s: float = 30.0) -> None:
-        command = [sys.executable, "-m", "cloud_sim.thingsboard", "serve", "--seed", "11",
-                   "--for", "300", *args]
+        command = [sys.executable, "-m", "firmware_sim.cli", "up", "--cloud", "thingsboard",
+                   "--seed", "11", "--for", "300", "--db", ":memory:", *args]
         self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True, cwd=REPO, env=dict(os.environ,
                                                                    PYTHONUNBUFFERED="1"))
@@ -34,7 +35,7 @@ class ServedTb:
                     break
                 continue
             self.lines.append(line)
-            if line.startswith("ready"):
+            if line.startswith(f"{PREFIX} ready"):
                 return
         self.stop()
         raise AssertionError(f"the ThingsBoard emulator did not start: {self.lines}")
@@ -53,18 +54,18 @@ class ServedTb:
 
     @property
     def http_url(self) -> str:
-        return self._find(r"^REST API:\s+(\S+)").group(1)
+        return self._find(rf"^{PREFIX} REST API\s+(\S+)").group(1)
 
     @property
     def mqtt_port(self) -> int:
-        return int(self._find(r"^MQTT:\s+mqtt://[^:]+:(\d+)").group(1))
+        return int(self._find(rf"^{PREFIX} MQTT\s+mqtt://[^:]+:(\d+)").group(1))
 
     @property
     def coap_port(self) -> int:
-        return int(self._find(r"^CoAP:\s+coap://[^:]+:(\d+)").group(1))
+        return int(self._find(rf"^{PREFIX} CoAP\s+coap://[^:]+:(\d+)").group(1))
 
     def token(self, device: str) -> str:
-        return self._find(rf"^device:\s+'{re.escape(device)}' token (\S+)").group(1)
+        return self._find(rf"^{PREFIX} device\s+'{re.escape(device)}' token (\S+)").group(1)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
