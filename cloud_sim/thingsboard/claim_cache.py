@@ -2,9 +2,10 @@
 
 How this works
 --------------
-ThingsBoard keeps device-side claim data only in its Caffeine cache ``claimDevices`` (cloud.md
-B1, B3): ``expireAfterWrite(timeToLiveInMinutes)``, ``maximumSize(maxSize)``, and 0 for either
-disables the cache. This class gives the same observable behaviour on the service's clock:
+ThingsBoard keeps device-side claim data only in its Caffeine cache ``claimDevices``
+(docs/thingsboard.md, B1 and B3): ``expireAfterWrite(timeToLiveInMinutes)``,
+``maximumSize(maxSize)``, and 0 for either disables the cache. This class gives the same observable
+behaviour on the service's clock:
 
 * ``put_if_absent`` stores only when no live entry exists (the first secret wins, B3);
 * an entry older than the TTL is gone (checked lazily on every access, like Caffeine);

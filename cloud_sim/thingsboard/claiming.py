@@ -1,4 +1,4 @@
-"""ThingsBoard's claiming rules (cloud.md B3-B9), each outcome with a reason code.
+"""ThingsBoard's claiming rules (docs/thingsboard.md, B3-B9), each outcome with a reason code.
 
 How this works
 --------------

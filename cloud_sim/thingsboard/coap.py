@@ -1,10 +1,10 @@
 """The CoAP device API of the emulated ThingsBoard: ``POST coap://host/api/v1/{token}/claim``.
 
-Answers (cloud.md B2): **2.01 Created** when the claim request was accepted (even when the claim
-rules refuse it: the reason goes to the trace and the claim history), **4.01 Unauthorized** for an
-unknown token, **4.00 Bad Request** for a payload that cannot be parsed (ThingsBoard's adaptor
-error; UNVERIFIED which 4.xx a real server picks, docs/thingsboard.md), 4.04 for any other path,
-4.05 for another method. Served by aiocoap.
+Answers (docs/thingsboard.md, B2): **2.01 Created** when the claim request was accepted (even when
+the claim rules refuse it: the reason goes to the trace and the claim history), **4.01
+Unauthorized** for an unknown token, **4.00 Bad Request** for a payload that cannot be parsed
+(ThingsBoard's adaptor error; UNVERIFIED which 4.xx a real server picks, docs/thingsboard.md), 4.04
+for any other path, 4.05 for another method. Served by aiocoap.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""ThingsBoard's error codes and the exceptions of the service (cloud.md B11).
+"""ThingsBoard's error codes and the exceptions of the service (docs/thingsboard.md, B11).
 
 Every REST error is ``ThingsboardErrorResponse`` JSON: ``{"status", "message", "errorCode",
 "timestamp"}``; :class:`TbError` carries the first three and the HTTP layer adds the timestamp.

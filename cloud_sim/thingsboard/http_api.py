@@ -2,9 +2,10 @@
 
 How this works
 --------------
-Handlers are thin: they authenticate the caller (``X-Authorization: Bearer <JWT>``, cloud.md
-B11), read the body themselves (bounded; JSON parsed here, so the ``text/plain`` attribute bodies
-that tb-rest-client sends are accepted like the real server accepts them) and call
+Handlers are thin: they authenticate the caller (``X-Authorization: Bearer <JWT>``,
+docs/thingsboard.md B11), read the body themselves (bounded; JSON parsed here, so the
+``text/plain`` attribute bodies that tb-rest-client sends are accepted like the real server
+accepts them) and call
 :class:`~.service.ThingsBoardService`. Every error is ThingsBoard's error JSON
 ``{"status", "message", "errorCode", "timestamp"}``; the router's 404/405 and a last-resort 500
 too. The paths are ThingsBoard's, so tb-rest-client and scripts written for a real server work:

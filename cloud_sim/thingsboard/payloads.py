@@ -1,6 +1,7 @@
 """Claim payloads as the service reads them: JSON and protobuf, device and gateway forms.
 
-Parsing follows ThingsBoard's ``JsonConverter.convertToClaimDeviceProto`` (cloud.md B2):
+Parsing follows ThingsBoard's ``JsonConverter.convertToClaimDeviceProto`` (docs/thingsboard.md,
+B2):
 
 * a missing or empty body gives ``secretKey=""``, ``durationMs=0``;
 * a JSON object reads ``secretKey`` as a string and ``durationMs`` as a Java ``long`` when

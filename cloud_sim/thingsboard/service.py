@@ -7,15 +7,16 @@ How this works
 
 * set-up (tenants, customers, users, device profiles, devices with access tokens, attributes);
 * people: ``login``/``refresh``/``user_from_jwt``, ``claim_device``/``reclaim_device``;
-* devices: ``device_claim(token, payload, transport=...)`` and ``gateway_claim`` - the device
-  is acknowledged whenever the message could be *accepted* (cloud.md B2): a registration that
-  the rules refuse is still :attr:`DeviceAck.ACCEPTED`, and the reason goes to the trace and to
+* devices: ``device_claim(token, payload, transport=...)`` and ``gateway_claim`` - the device is
+  acknowledged whenever the message could be *accepted* (docs/thingsboard.md, B2): a registration
+  that the rules refuse is still :attr:`DeviceAck.ACCEPTED`, and the reason goes to the trace and to
   the device's claim history;
 * ``why(device)``: that history plus the device's current claim state.
 
 Time is *cloud time*: ``epoch_ms`` + the World's virtual time. In-process worlds keep the fixed
 default epoch (deterministic traces); a real server anchors it at the wall clock.
-The MQTT, HTTP and CoAP faces (``mqtt/``, ``http_api``, ``coap``) are thin adapters over this.
+The MQTT, HTTP and CoAP faces (``mqtt_session``, ``http_api``, ``coap``) are thin adapters over
+this.
 """
 
 from __future__ import annotations

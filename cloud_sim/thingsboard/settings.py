@@ -17,7 +17,8 @@ DEFAULT_EPOCH_MS = 1_767_225_600_000
 
 
 class ReclaimBody(Enum):
-    """What ``DELETE /api/customer/device/{name}/claim`` answers with (cloud.md B5)."""
+    """What ``DELETE /api/customer/device/{name}/claim`` answers with (docs/thingsboard.md,
+    B5)."""
 
     #: 200 with no body: what the controller code does (the default)
     EMPTY = "empty"
@@ -26,7 +27,8 @@ class ReclaimBody(Enum):
 
 
 class BodylessClaim(Enum):
-    """What ``POST /api/customer/device/{name}/claim`` without a body answers (cloud.md B4)."""
+    """What ``POST /api/customer/device/{name}/claim`` without a body answers
+    (docs/thingsboard.md, B4)."""
 
     #: 500 with ThingsBoard's general error JSON: the NullPointerException of the real server
     INTERNAL_ERROR = "internal_error"

@@ -11,7 +11,7 @@ Persisted: tenants, customers, users, device profiles, devices, access-token cre
 attributes. Not persisted, on purpose: the claim cache (in memory like ThingsBoard's Caffeine
 cache, so a restart forgets device-side claim requests exactly as a real restart does) and the
 claim history (bounded, in memory). Attribute values are stored as JSON text, so a boolean
-stays a boolean (``claimingAllowed`` must be a *boolean* true, cloud.md B3).
+stays a boolean (``claimingAllowed`` must be a *boolean* true, docs/thingsboard.md B3).
 """
 
 from __future__ import annotations

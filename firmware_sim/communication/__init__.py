@@ -2,7 +2,8 @@
 protocol engine.
 
 ``wire``, ``coap_exchange`` and ``event_names`` are pure modules that the emulated cloud
-(``cloud_sim``) imports too.
+(``cloud_sim``) imports too; so are ``mqtt`` (the MQTT 3.1.1/5 codec) and ``tb_device_api``
+(ThingsBoard's claim topics and payloads), shared by the claim button and the emulated ThingsBoard.
 """
 
 from .coap_exchange import CoapExchange, Confirmable, MessageIds, RetransmitPolicy

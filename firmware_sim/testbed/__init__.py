@@ -36,12 +36,15 @@ if TYPE_CHECKING:
         claim_code_well_formed,
         remote_api,
     )
+    from .clouds.thingsboard import TbCloudSettings, ThingsBoardPlug
 
 _LAZY = {
     "ParticlePlug": "firmware_sim.testbed.clouds.particle",
     "ParticleSettings": "firmware_sim.testbed.clouds.particle",
     "claim_code_well_formed": "firmware_sim.testbed.clouds.particle",
     "remote_api": "firmware_sim.testbed.clouds.particle",
+    "TbCloudSettings": "firmware_sim.testbed.clouds.thingsboard",
+    "ThingsBoardPlug": "firmware_sim.testbed.clouds.thingsboard",
 }
 
 __all__ = [
@@ -65,8 +68,10 @@ __all__ = [
     "ProvisioningFactory",
     "ServeOptions",
     "ServedCloud",
+    "TbCloudSettings",
     "Testbed",
     "TestbedSpec",
+    "ThingsBoardPlug",
     "carrier",
     "claim_code_well_formed",
     "cloud_kinds",

@@ -202,6 +202,17 @@ def test_connect_timeout_and_keepalive_timeout(tb: Tb) -> None:
     assert idle.eof and idle.session.close_reason == "keepalive_timeout"
 
 
+def test_the_clients_fin_closes_the_session_and_its_end(tb: Tb) -> None:
+    peer = Peer(tb)
+    peer.send(connect_v5(tb.service.access_token_of(tb.device())))
+    peer.packets()
+    peer.end.close()
+    tb.world.run_for(0.01)
+    assert peer.session.closed and peer.session.close_reason == "peer_eof"
+    assert peer.session.stream.closed  # the server's FIN went back: nothing left half-open
+    assert tb.world.trace.first("stream.fin", node="test", side="b") is not None
+
+
 def test_a_second_connect_is_a_protocol_error(tb: Tb) -> None:
     peer = Peer(tb)
     token = tb.service.access_token_of(tb.device())
