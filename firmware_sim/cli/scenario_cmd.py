@@ -1,4 +1,5 @@
-"""``fwsim scenario list|run``."""
+"""``fwsim scenario list|run``: the built-in stories, and scenario files (``--file F.toml``: a
+world, timed actions, fault firings and properties in TOML; what ``fwsim explore`` writes)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                           "reproduces its expected behaviour.")
     run.add_argument("name", nargs="?", help="scenario name (see `fwsim scenario list`)")
     run.add_argument("--all", action="store_true", help="run every scenario, one after another")
-    run.add_argument("--seed", type=seed_arg, default=0, help="world seed (default 0)")
+    run.add_argument("--file", metavar="F.toml",
+                     help="run a scenario file (a replay file of fwsim explore, or your own; "
+                     "docs/explore.md); its seed is the file's unless --seed is given")
+    run.add_argument("--seed", type=seed_arg, default=None, help="world seed (default 0)")
+    run.add_argument("--diagram", metavar="STEM",
+                     help="write the run's sequence diagram as STEM.mmd and STEM.html")
     run.add_argument("--trace", metavar="FILE.jsonl", help="write the full structured trace")
     run.add_argument("--quiet", action="store_true", help="print only the verdict")
     run.set_defaults(handler=_run)
@@ -40,24 +46,37 @@ def _run(args: argparse.Namespace) -> int:
     from ..kernel.errors import UsageError
     from ..scenarios import SCENARIOS
 
+    if args.file is not None:
+        if args.all or args.name is not None:
+            raise UsageError("give a scenario name, --all or --file, not several")
+        return _run_file(args.file, args.seed, args.trace, args.diagram, args.quiet)
+    seed = 0 if args.seed is None else args.seed
     if args.all == (args.name is not None):
-        raise UsageError("give a scenario name or --all (see `fwsim scenario list`)")
+        raise UsageError("give a scenario name, --all or --file (see `fwsim scenario list`)")
     if not args.all:
-        return _run_one(args.name, args.seed, args.trace, args.quiet)
-    if args.trace:
-        raise UsageError("--trace needs a single scenario")
+        return _run_one(args.name, seed, args.trace, args.quiet, args.diagram)
+    if args.trace or args.diagram:
+        raise UsageError("--trace and --diagram need a single scenario")
     failures = [name for name in SCENARIOS
-                if _run_one(name, args.seed, None, args.quiet) != 0]
+                if _run_one(name, seed, None, args.quiet) != 0]
     print(f"{len(SCENARIOS) - len(failures)}/{len(SCENARIOS)} scenarios reproduced their "
           "expected behaviour" + (f"; failed: {', '.join(failures)}" if failures else ""))
     return 1 if failures else 0
 
 
-def _run_one(name: str, seed: int, trace: str | None, quiet: bool) -> int:
+def _run_one(name: str, seed: int, trace: str | None, quiet: bool,
+             diagram: str | None = None) -> int:
     from ..scenarios import get_scenario
 
     scenario = get_scenario(name)
     result = scenario.run(seed, trace_path=trace)
+    if diagram:
+        from ..diagram import write_diagrams
+
+        paths = write_diagrams(result.world.trace.records, diagram,
+                               title=f"scenario {name} (seed {seed})", summary=[result.verdict])
+        if not quiet:
+            print(f"# diagram written to {paths[0]} and {paths[1]}")
     out = sys.stdout
     if not quiet:
         print(f"# scenario {result.name}, seed {result.seed}, device {result.device.name} "
@@ -72,3 +91,54 @@ def _run_one(name: str, seed: int, trace: str | None, quiet: bool) -> int:
     status = "PASS" if result.passed else "FAIL"
     print(f"{status} {result.name} (seed {result.seed}): {result.verdict}", file=out)
     return 0 if result.passed else 1
+
+
+def _run_file(path: str, seed: int | None, trace: str | None, diagram: str | None,
+              quiet: bool) -> int:
+    """Replay a scenario file: same file, same seed, byte-identical trace."""
+    from dataclasses import replace
+
+    from ..explore import execute, load, resolve_all
+    from ..services.log import log_lines
+
+    scenario = load(path)
+    if seed is not None:
+        scenario = replace(scenario, seed=seed)
+    outcome = execute(scenario, resolve_all(scenario.properties), trace_path=trace,
+                      keep_records=True)
+    records = outcome.records
+    out = sys.stdout
+    if not quiet:
+        print(f"# scenario file {path}: {scenario.name}, seed {scenario.seed}, "
+              f"tie-breaks {scenario.tiebreak.describe()}", file=out)
+        for step in scenario.schedule.describe():
+            print(f"# {step}", file=out)
+        for line in log_lines(records):
+            print(line, file=out)
+        print("#", file=out)
+        for violation in outcome.violations:
+            print(f"# [VIOLATION] {violation.describe()} (trace record {violation.seq})",
+                  file=out)
+        if trace:
+            print(f"# trace written to {trace}", file=out)
+    if diagram:
+        from ..diagram import write_diagrams
+
+        paths = write_diagrams(records, diagram, title=f"{scenario.name} (seed {scenario.seed})",
+                               summary=[v.describe() for v in outcome.violations])
+        if not quiet:
+            print(f"# diagram written to {paths[0]} and {paths[1]}", file=out)
+    keys = [v.key for v in outcome.violations]
+    if scenario.expect is not None:
+        prop, signature = scenario.expect
+        passed = any(k[0] == prop and (not signature or k[1] == signature) for k in keys)
+        what = f"{prop}{f' ({signature})' if signature else ''}"
+        verdict = (f"reproduced: {what} violated" if passed
+                   else f"NOT reproduced: expected {what} to be violated")
+    else:
+        passed = not keys
+        verdict = "no property violated" if passed else (
+            f"violated: {', '.join(k[0] for k in keys)}")
+    print(f"{'PASS' if passed else 'FAIL'} {scenario.name} (seed {scenario.seed}): {verdict}",
+          file=out)
+    return 0 if passed else 1

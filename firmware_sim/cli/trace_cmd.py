@@ -1,4 +1,5 @@
-"""``fwsim trace show``: read a JSON-lines trace written with ``--trace``."""
+"""``fwsim trace show|diagram``: read a JSON-lines trace written with ``--trace``; draw it as a
+sequence diagram (Mermaid text and a self-contained HTML/SVG page)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     show.add_argument("--kind", help="only records of this kind")
     show.add_argument("--log", action="store_true", help="only Device OS log lines")
     show.set_defaults(handler=_show)
+    diagram = cmds.add_parser(
+        "diagram", help="draw a trace as a sequence diagram (Mermaid + offline HTML/SVG)",
+        description="Draw the phone, operator, customer, device and cloud of a trace as a "
+        "sequence diagram with the Device OS log beside it: STEM.mmd (Mermaid) and STEM.html "
+        "(SVG, opens offline). A property violation is the red row.")
+    diagram.add_argument("file", help="trace file (JSON lines)")
+    diagram.add_argument("-o", "--out", metavar="STEM",
+                         help="output path without extension (default: the trace's)")
+    diagram.add_argument("--format", choices=["both", "mermaid", "html"], default="both",
+                         help="what to write (default both); mermaid with -o - prints it")
+    diagram.add_argument("--title", help="diagram title (default: the file name)")
+    diagram.add_argument("--no-log", action="store_true", help="leave out the Device OS log")
+    diagram.set_defaults(handler=_diagram)
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -33,4 +47,40 @@ def _show(args: argparse.Namespace) -> int:
         if args.kind and record.kind != args.kind:
             continue
         print(record.summary())
+    return 0
+
+
+def _diagram(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..diagram import build_diagram, to_html, to_mermaid
+    from ..kernel.errors import ConfigurationError
+
+    records = read_jsonl(args.file)
+    source = Path(args.file)
+    title = args.title or source.name
+    diagram = build_diagram(records, title=title, include_log=not args.no_log)
+    if args.out == "-":
+        if args.format != "mermaid":
+            raise ConfigurationError("-o - prints Mermaid text: add --format mermaid")
+        print(to_mermaid(diagram), end="")
+        return 0
+    stem = Path(args.out) if args.out else source.with_suffix("")
+    written = []
+    try:
+        if args.format in ("both", "mermaid"):
+            path = stem.parent / f"{stem.name}.mmd"
+            path.write_text(to_mermaid(diagram), encoding="utf-8")
+            written.append(path)
+        if args.format in ("both", "html"):
+            path = stem.parent / f"{stem.name}.html"
+            path.write_text(to_html(diagram), encoding="utf-8")
+            written.append(path)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot write the diagram: {exc.strerror or exc}") from None
+    rows = len(diagram.rows)
+    marks = diagram.violation_rows()
+    print(f"{rows} rows, {len(diagram.lanes)} lanes"
+          + (f", violation at row {marks[0] + 1} (trace record {diagram.rows[marks[0]].seq})"
+             if marks else "") + ": " + ", ".join(str(p) for p in written))
     return 0

@@ -295,14 +295,15 @@ def explore(scenario: str | Path | ScenarioFile = DEFAULT_SCENARIO, *,
     if strategy == "hypothesis":
         chunk = 0
         while not out_of_budget():
-            size = runs if runs is not None else 50
-            result = hypothesis_search(base, specs, runs=size, seed=seed * 1_000 + chunk,
-                                       on_outcome=count, should_stop=out_of_budget)
+            remaining = (runs - report.runs) if runs is not None else 100
+            result = hypothesis_search(base, specs, runs=remaining, seed=seed * 1_000 + chunk,
+                                       on_outcome=count, should_stop=out_of_budget,
+                                       known=frozenset(first_runs) - {None})
             if result.key is not None and result.shrunk is not None:
                 hypothesis_shrunk.setdefault(result.key, (result.shrunk, result.shrink_runs))
+            elif runs is not None:
+                break  # Hypothesis ran its examples and found nothing new
             chunk += 1
-            if runs is not None or result.key is not None:
-                break
     else:
         plans = make_strategy(strategy, seed, explore_desc, pct_depth=pct_depth)
         for plan in plans.plans():

@@ -68,7 +68,8 @@ class RunOutcome:
     violations: list[Violation]
     coverage: Coverage = field(default_factory=Coverage)
     end_us: int = 0
-    records: int = 0
+    #: the run's trace records, when asked for (``execute(keep_records=True)``)
+    records: list[TraceRecord] = field(default_factory=list)
 
     @property
     def violated(self) -> bool:
@@ -88,7 +89,8 @@ def available_actions(scenario: ScenarioFile) -> list[ActionDef]:
 class _Runner:
     def __init__(self, scenario: ScenarioFile, properties: Sequence[PropertySpec], *,
                  decider: Decider | None, seed: int, tiebreak: TiebreakPolicy,
-                 trace_path: str | Path | None, stop_on_violation: bool) -> None:
+                 trace_path: str | Path | None, stop_on_violation: bool,
+                 keep_records: bool = False) -> None:
         self.scenario = scenario
         self.explore = scenario.explore or ExploreDesc()
         self.decider = decider
@@ -104,6 +106,7 @@ class _Runner:
         self.seed = seed
         self.tiebreak = tiebreak
         self.stop_on_violation = stop_on_violation
+        self.keep_records = keep_records
         self.violations: list[Violation] = []
         self.stopped = False
         self.steps: list[Step] = []
@@ -244,11 +247,11 @@ class _Runner:
                 if self.stopped:
                     break
         end_us = clock.now_us
-        records = len(self.world.trace.memory.records)
         self.testbed.close(power_off=False)
         return RunOutcome(self.seed, self.tiebreak,
                           Schedule(tuple(self.steps), tuple(self.chooser.fired)),
-                          self.violations, self.coverage, end_us, records)
+                          self.violations, self.coverage, end_us,
+                          self.world.trace.records if self.keep_records else [])
 
     # -- replay --------------------------------------------------------------------------------
 
@@ -305,12 +308,13 @@ class _Runner:
 def execute(scenario: ScenarioFile, properties: Sequence[PropertySpec], *,
             decider: Decider | None = None, seed: int | None = None,
             tiebreak: TiebreakPolicy | None = None, trace_path: str | Path | None = None,
-            stop_on_violation: bool = True) -> RunOutcome:
-    """Run ``scenario`` once: replay its schedule, or search one with ``decider``."""
+            stop_on_violation: bool = True, keep_records: bool = False) -> RunOutcome:
+    """Run ``scenario`` once: replay its schedule, or search one with ``decider``
+    (``keep_records``: the outcome keeps the trace records)."""
     runner = _Runner(scenario, properties, decider=decider,
                      seed=scenario.seed if seed is None else seed,
                      tiebreak=tiebreak or scenario.tiebreak, trace_path=trace_path,
-                     stop_on_violation=stop_on_violation)
+                     stop_on_violation=stop_on_violation, keep_records=keep_records)
     return runner.run()
 
 

@@ -127,16 +127,24 @@ def make_strategy(name: str, seed: int, explore: ExploreDesc, *, pct_depth: int 
 
 
 class HypothesisDecider:
-    """Every decision drawn from Hypothesis (shrinks towards the first option and no fault)."""
+    """Every decision drawn from Hypothesis; shrinking goes towards the first option and fewer
+    faults. Fault firings are drawn up front, as "fire at the N-th ask of a matching fault
+    point", so a run costs a handful of draws however many datagrams it sends."""
+
+    #: the N of a fault firing is drawn from 1..FAULT_HORIZON
+    FAULT_HORIZON = 200
 
     def __init__(self, data: Any, probability: float, max_faults: int) -> None:
         from hypothesis import strategies as st
 
         self._data = data
         self._st = st
-        self._threshold = round((1.0 - probability) * 1000)
-        self._max_faults = max_faults
-        self._fired = 0
+        self._asks = 0
+        self._fire_at: set[int] = set()
+        if probability > 0 and max_faults > 0:
+            count: int = data.draw(st.integers(0, max_faults))
+            for _ in range(count):
+                self._fire_at.add(data.draw(st.integers(1, self.FAULT_HORIZON)))
 
     def choose(self, name: str, count: int) -> int:
         if count <= 1:
@@ -145,12 +153,8 @@ class HypothesisDecider:
         return value
 
     def fire(self, point: str, occurrence: int) -> bool:
-        if self._fired >= self._max_faults or self._threshold >= 1000:
-            return False
-        if self._data.draw(self._st.integers(0, 999)) >= self._threshold:
-            self._fired += 1
-            return True
-        return False
+        self._asks += 1
+        return self._asks in self._fire_at
 
 
 class _Found(Exception):
@@ -171,9 +175,11 @@ class HypothesisResult:
 
 def hypothesis_search(scenario: ScenarioFile, properties: list[PropertySpec], *, runs: int,
                       seed: int, on_outcome: Callable[[RunOutcome], None],
-                      should_stop: Callable[[], bool] | None = None) -> HypothesisResult:
-    """Up to ``runs`` Hypothesis examples; the first violation found is shrunk by Hypothesis
-    (keeping its property and signature). ``on_outcome`` sees every generated run."""
+                      should_stop: Callable[[], bool] | None = None,
+                      known: frozenset[tuple[str, str]] = frozenset()) -> HypothesisResult:
+    """Up to ``runs`` Hypothesis examples; the first violation found whose (property,
+    signature) is not in ``known`` is shrunk by Hypothesis (keeping its property and
+    signature). ``on_outcome`` sees every generated run."""
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import seed as hypothesis_seed
     from hypothesis import strategies as st
@@ -192,19 +198,21 @@ def hypothesis_search(scenario: ScenarioFile, properties: list[PropertySpec], *,
     @given(st.data())
     def probe(data: Any) -> None:
         if should_stop is not None and state["first"] is None and should_stop():
-            return
+            return  # the budget is spent: every further example passes at once
         decider = HypothesisDecider(data, explore.fault_probability, explore.max_faults)
         outcome = execute(scenario, properties, decider=decider, seed=world_seed)
         if state["first"] is None:
             state["runs"] += 1
             on_outcome(outcome)
-            if outcome.violations:
+            new = [v for v in outcome.violations if v.key not in known]
+            found = bool(new)
+            if found:
                 state["first"] = outcome
-                state["key"] = outcome.violations[0].key
-                raise _Found(outcome)
-            return
-        state["shrink"] += 1
-        if matches(outcome.violations):
+                state["key"] = new[0].key
+        else:
+            state["shrink"] += 1
+            found = matches(outcome.violations)
+        if found:  # one raise site: Hypothesis tells failures apart by where they come from
             raise _Found(outcome)
 
     shrunk: RunOutcome | None = None
