@@ -1,9 +1,12 @@
 """pytest plugin (registered through the ``pytest11`` entry point).
 
-Fixtures: ``fwsim_seed``; ``fwsim_testbed`` (a :class:`~firmware_sim.testbed.Testbed` with
-``HomeNet`` in range and the Particle cloud, no device yet); ``fwsim_world`` and ``fwsim_cloud``
-(its World and its :class:`cloud_sim.Cloud`); ``fwsim_device`` (a P2 named ``dev`` with Wi-Fi
-credentials for ``HomeNet``, linked to the cloud, not yet powered on).
+Fixtures: ``fwsim_explore`` (search a scenario for property violations and fail the test with
+the report, replay files and diagrams when one is found: a regression suite's "no violation in
+N runs"; see docs/explore.md); ``fwsim_seed``; ``fwsim_testbed`` (a
+:class:`~firmware_sim.testbed.Testbed` with ``HomeNet`` in range and the Particle cloud, no
+device yet); ``fwsim_world`` and ``fwsim_cloud`` (its World and its :class:`cloud_sim.Cloud`);
+``fwsim_device`` (a P2 named ``dev`` with Wi-Fi credentials for ``HomeNet``, linked to the
+cloud, not yet powered on).
 
 Options: ``--fwsim-seed N`` (default: ``$FWSIM_SEED`` or 0), ``--fwsim-trace-dir DIR``
 (default ``.fwsim-traces``), ``--fwsim-trace-lines N`` (default 40).
@@ -25,8 +28,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from cloud_sim import Cloud
 
+    from .explore import ExploreReport
     from .kernel.world import World
     from .system.device import Device
     from .testbed import Testbed
@@ -95,6 +101,34 @@ def fwsim_device(fwsim_testbed: Testbed) -> Device:
 
     spec: DeviceSpec = provisioned("dev")[0]
     return fwsim_testbed.add_device(spec)
+
+
+@pytest.fixture
+def fwsim_explore(request: pytest.FixtureRequest, fwsim_seed: int
+                  ) -> Callable[..., ExploreReport]:
+    """``fwsim_explore(scenario="p2-provisioning", *, runs=..., properties=..., strategy=...,
+    expect_violation=False, **explore_options)``: run :func:`firmware_sim.explore.explore`
+    (seed: ``--fwsim-seed``, unless given) and return its report. Unless
+    ``expect_violation`` is true, a violation fails the test with the report; the replay files
+    (and diagrams) of what was found are written under ``--fwsim-trace-dir``."""
+    from .explore import explore
+
+    def run(scenario: Any = "p2-provisioning", *, expect_violation: bool = False,
+            **options: Any) -> ExploreReport:
+        options.setdefault("seed", fwsim_seed)
+        options.setdefault("progress", False)
+        out = Path(request.config.getoption("--fwsim-trace-dir")) / _safe_name(
+            request.node.nodeid)
+        if not expect_violation:
+            options.setdefault("out", out)
+            options.setdefault("diagram", True)
+        report = explore(scenario, **options)
+        if not report.ok and not expect_violation:
+            pytest.fail(f"fwsim explore found property violations\n{report.summary()}",
+                        pytrace=False)
+        return report
+
+    return run
 
 
 def _safe_name(nodeid: str) -> str:

@@ -104,10 +104,12 @@ class _Builder:
 
     def feed(self, record: TraceRecord) -> None:
         node, layer, kind, f = record.node, record.layer, record.kind, record.fields
-        if layer in CLOUD_LAYERS or kind == "claim_code.issued":
+        if node not in self.devices and (layer == "endpoint" or (
+                layer in CLOUD_LAYERS and node not in ("phone", "operator", "explorer"))):
             self.clouds.add(node)
-        elif layer in DEVICE_LAYERS and node not in ("phone", "operator"):
+        elif layer in DEVICE_LAYERS and node not in ("phone", "operator", "explorer"):
             self.devices.add(node)
+            self.clouds.discard(node)
         if kind == "device.boot":
             self.device_ids[str(f.get("device_id"))] = node
             self.lane(node, "device", f"{node} ({f.get('profile', 'device')})")

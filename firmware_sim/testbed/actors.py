@@ -345,8 +345,12 @@ class Operator:
         old = device.dct
         dct = Dct(old.backend, fault_hook=old.fault_hook)
         device.dct = dct
-        device.claim.dct = dct
-        device.config.dct = dct
+        # Every part of the device that holds the DCT re-reads it (the HALs, the server
+        # settings): the device model has no "reopen flash" call yet, so look for the old one.
+        for part in list(vars(device).values()):
+            for attr in ("dct", "_dct"):
+                if getattr(part, attr, None) is old:
+                    setattr(part, attr, dct)
         self.tracer.emit("operator.power_lost", device=device.name, off_s=off_s)
         device.power_cycle(off_s)
 
