@@ -9,7 +9,12 @@ empty payloads and no entry.
 
 Device side: ``decode_request`` applies the nanopb decoder's rules (``nanopb_rules``) before
 parsing, so a payload the device could not decode raises ``BadData`` (BAD_DATA, -280) and the
-handler sees what the device's structs hold: unknown fields dropped, strings cut at a NUL.
+handler sees what the device's structs hold: unknown fields dropped, strings cut at a NUL. A
+string field on the device is a ``char[]``: nanopb passes its bytes unchanged, valid UTF-8 or
+not. The device view therefore parses into a *bytes twin* of each message class - the same
+message with every ``string`` field declared ``bytes`` (``device_class``), built once in a
+private descriptor pool - so a claim code starting with 0xFF reaches the DCT as 0xFF, as on
+the device. ``device_view`` gives the twin of a host message (what the device decodes from it).
 ``encode_reply`` serializes deterministically (field-number order, defaults omitted: the same
 bytes nanopb writes) and refuses replies that overflow a nanopb buffer
 (``ReplyEncodingFailed``, UNKNOWN -100 as Device OS's ``encodeReplyMessage`` reports it).
@@ -23,8 +28,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType, ModuleType
-from typing import TypeVar, cast
+from typing import Any, cast
 
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import DecodeError, Message
 
@@ -46,8 +52,6 @@ from ._pb import (
 from .errors import BadData, ReplyEncodingFailed
 from .nanopb_rules import canonicalize, read_option
 from .types import RequestType
-
-M = TypeVar("M", bound=Message)
 
 #: Generated modules that hold request messages.
 REQUEST_MODULES: tuple[ModuleType, ...] = (
@@ -156,10 +160,62 @@ def reply_class(request_type: int) -> type[Message]:
     return _pair_or_fail(request_type).reply
 
 
-def decode_as(message_class: type[M], payload: bytes) -> M:
-    """Decode ``payload`` as the device would; ``BadData`` where nanopb would fail."""
+# -- the device view: string fields as bytes ----------------------------------------------------
+
+#: one twin pool per source pool (the legacy Wi-Fi file lives in a pool of its own, see
+#: ``_pb/_isolated_pool.py``)
+_TWIN_POOLS: dict[int, descriptor_pool.DescriptorPool] = {}
+_TWINS: dict[tuple[int, str], type[Message]] = {}
+
+
+def _strings_as_bytes(message: descriptor_pb2.DescriptorProto) -> None:
+    for field in message.field:
+        if field.type == descriptor_pb2.FieldDescriptorProto.TYPE_STRING:
+            field.type = descriptor_pb2.FieldDescriptorProto.TYPE_BYTES
+    for nested in message.nested_type:
+        _strings_as_bytes(nested)
+
+
+def _add_twin_file(pool: descriptor_pool.DescriptorPool, file: Any) -> None:
+    """Add ``file`` (a ``FileDescriptor``) and its dependencies to ``pool``, strings as bytes."""
+    try:
+        pool.FindFileByName(file.name)
+        return
+    except KeyError:
+        pass
+    for dependency in file.dependencies:
+        _add_twin_file(pool, dependency)
+    proto = descriptor_pb2.FileDescriptorProto.FromString(file.serialized_pb)
+    if proto.package.startswith("particle."):
+        for message in proto.message_type:
+            _strings_as_bytes(message)
+    pool.Add(proto)
+
+
+def device_class(message_class: type[Message]) -> type[Message]:
+    """The bytes twin of ``message_class``: the same fields, ``string`` ones as ``bytes``."""
+    descriptor = message_class.DESCRIPTOR
+    source = id(descriptor.file.pool)
+    key = (source, descriptor.full_name)
+    twin = _TWINS.get(key)
+    if twin is None:
+        pool = _TWIN_POOLS.setdefault(source, descriptor_pool.DescriptorPool())
+        _add_twin_file(pool, descriptor.file)
+        twin = _TWINS[key] = message_factory.GetMessageClass(
+            pool.FindMessageTypeByName(descriptor.full_name))
+    return twin
+
+
+def device_view(message: Message) -> Message:
+    """What the device decodes from ``message`` (its bytes twin, strings cut at a NUL)."""
+    return decode_as(type(message), message.SerializeToString(deterministic=True))
+
+
+def decode_as(message_class: type[Message], payload: bytes) -> Message:
+    """Decode ``payload`` as the device would, into the bytes twin of ``message_class``
+    (``device_class``); ``BadData`` where nanopb would fail."""
     canonical = canonicalize(cast(Descriptor, message_class.DESCRIPTOR), payload)
-    message = message_class()
+    message = device_class(message_class)()
     try:
         message.ParseFromString(canonical)
     except DecodeError as error:  # pragma: no cover - canonicalize() guarantees parseability
@@ -171,7 +227,8 @@ def decode_as(message_class: type[M], payload: bytes) -> M:
 
 
 def decode_request(request_type: int, payload: bytes) -> Message:
-    """Decode a request payload as the device would; ``BadData`` (-280) if it cannot."""
+    """Decode a request payload as the device would (string fields as bytes); ``BadData``
+    (-280) if it cannot."""
     return decode_as(request_class(request_type), payload)
 
 
@@ -212,6 +269,8 @@ __all__ = [
     "decode_as",
     "decode_reply",
     "decode_request",
+    "device_class",
+    "device_view",
     "encode_reply",
     "encode_request",
     "message_pair",

@@ -31,9 +31,9 @@ payload against the message descriptor the way ``pb_decode_noinit`` does:
 
 The result is a canonical payload holding only what the device keeps: known fields with
 minimally encoded keys, lengths and the integer values the device stores, strings cut at the
-first NUL (handlers read them as C strings) with invalid UTF-8 replaced by U+FFFD (the device
-does not validate UTF-8; Python strings must be valid). The protobuf runtime can always parse
-it. Rejections raise ``BadData`` with nanopb's error text (the device itself is built with
+first NUL (handlers read them as C strings) and otherwise byte for byte - the device does not
+validate UTF-8, so the string fields are parsed into bytes (``codec.device_class``).
+Rejections raise ``BadData`` with nanopb's error text (the device itself is built with
 ``PB_NO_ERRMSG``; only the result code BAD_DATA reaches the wire).
 
 ``canonicalize(..., strict=True)`` checks the other direction, for replies the simulation is
@@ -375,9 +375,9 @@ def _scalar(reader: _Reader, rule: _FieldRule, pos: int, end: int) -> tuple[byte
 
 
 def _device_string(raw: bytes) -> bytes:
-    """What the device's C code sees of a string: up to the first NUL, as UTF-8 for Python."""
-    cut = raw.split(b"\x00", 1)[0]
-    return cut.decode("utf-8", errors="replace").encode("utf-8")
+    """What the device's C code sees of a string: its bytes up to the first NUL, unchanged
+    (nanopb does not validate UTF-8)."""
+    return raw.split(b"\x00", 1)[0]
 
 
 def _length_prefixed(value: bytes) -> bytes:

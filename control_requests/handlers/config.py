@@ -1,8 +1,9 @@
 """Handlers of ``system/src/control/config.cpp`` and the system-level requests.
 
 Behaviour per device-os.md §3: DEVICE_ID is 24 lowercase hex (UNKNOWN if the id is not 12
-bytes); SET_CLAIM_CODE passes the decoded code to ``HAL_Set_Claim_Code`` (NUL-padded, cut at 63,
-an empty code means "no code"); SET_DEVICE_SETUP_DONE(true) is 0 and (false) NOT_SUPPORTED with
+bytes); SET_CLAIM_CODE passes the decoded code's bytes, unchanged, to ``HAL_Set_Claim_Code``
+(NUL-padded, cut at 63, an empty code means "no code"; a code starting with 0xFF is stored as
+0xFF and therefore never published); SET_DEVICE_SETUP_DONE(true) is 0 and (false) NOT_SUPPORTED with
 nothing written; START_LISTENING while listening is 0; the reset family replies 0 and acts 1000 ms
 after the reply is delivered; ECHO returns the request bytes; DIAGNOSTIC_INFO answers only an
 empty request.
@@ -18,6 +19,7 @@ from firmware_sim.kernel.errors import ResultCode
 from .._pb import config_pb2
 from ..dispatcher import Handler, HandlerContext
 from ..types import RequestType
+from .fields import raw, text
 
 DEVICE_MODE_NORMAL = 0
 DEVICE_MODE_LISTENING = 1
@@ -139,7 +141,7 @@ def set_protected_state(ctx: HandlerContext) -> None:
 
 def set_claim_code(ctx: HandlerContext) -> None:
     msg = cast(config_pb2.SetClaimCodeRequest, ctx.message)
-    ctx.done(ctx.services.set_claim_code(msg.code.encode("utf-8")))
+    ctx.done(ctx.services.set_claim_code(raw(msg, "code")))
 
 
 def is_claimed(ctx: HandlerContext) -> None:
@@ -152,12 +154,12 @@ def not_supported(ctx: HandlerContext) -> None:
 
 def set_softap_ssid(ctx: HandlerContext) -> None:
     msg = cast(config_pb2.SetSoftApSsidRequest, ctx.message)
-    ctx.done(ctx.services.set_softap_ssid(msg.prefix, msg.suffix))
+    ctx.done(ctx.services.set_softap_ssid(text(msg, "prefix"), text(msg, "suffix")))
 
 
 def set_server_address(ctx: HandlerContext) -> None:
     msg = cast(config_pb2.SetServerAddressRequest, ctx.message)
-    ctx.done(ctx.services.set_server_address(msg.protocol, msg.address, msg.port))
+    ctx.done(ctx.services.set_server_address(msg.protocol, text(msg, "address"), msg.port))
 
 
 def get_server_address(ctx: HandlerContext) -> None:

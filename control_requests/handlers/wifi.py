@@ -15,13 +15,14 @@ from firmware_sim.kernel.errors import ResultCode
 from .._pb import wifi_pb2
 from ..dispatcher import Handler, HandlerContext
 from ..types import RequestType
+from .fields import text
 
 NO_CREDENTIALS = 0
 PASSWORD = 1
 
 
 def _password(credentials: wifi_pb2.Credentials) -> str | None:
-    return credentials.password if credentials.type == PASSWORD else None
+    return text(credentials, "password") if credentials.type == PASSWORD else None
 
 
 def join_new_network(ctx: HandlerContext) -> None:
@@ -29,13 +30,14 @@ def join_new_network(ctx: HandlerContext) -> None:
     if msg.credentials.type not in (NO_CREDENTIALS, PASSWORD):
         ctx.done(int(ResultCode.NOT_SUPPORTED))
         return
-    ctx.services.wifi_join_new(msg.ssid, _password(msg.credentials), msg.bssid, msg.hidden,
+    ctx.services.wifi_join_new(text(msg, "ssid"), _password(msg.credentials), msg.bssid,
+                               msg.hidden,
                                lambda result: ctx.done(result))
 
 
 def join_known_network(ctx: HandlerContext) -> None:
     msg = cast(wifi_pb2.JoinKnownNetworkRequest, ctx.message)
-    ctx.services.wifi_join_known(msg.ssid, lambda result: ctx.done(result))
+    ctx.services.wifi_join_known(text(msg, "ssid"), lambda result: ctx.done(result))
 
 
 def get_known_networks(ctx: HandlerContext) -> None:
@@ -49,7 +51,7 @@ def get_known_networks(ctx: HandlerContext) -> None:
 
 def remove_known_network(ctx: HandlerContext) -> None:
     msg = cast(wifi_pb2.RemoveKnownNetworkRequest, ctx.message)
-    ctx.services.wifi_remove_known(msg.ssid)
+    ctx.services.wifi_remove_known(text(msg, "ssid"))
     ctx.done(0)
 
 
@@ -81,7 +83,7 @@ def set_network_credentials(ctx: HandlerContext) -> None:
     if msg.credentials.type not in (NO_CREDENTIALS, PASSWORD):
         ctx.done(int(ResultCode.NOT_SUPPORTED))
         return
-    ctx.done(ctx.services.wifi_set_credentials(msg.ssid, _password(msg.credentials),
+    ctx.done(ctx.services.wifi_set_credentials(text(msg, "ssid"), _password(msg.credentials),
                                                msg.security, msg.bssid, msg.hidden))
 
 

@@ -62,13 +62,19 @@ class ClaimCodeHal:
         """The 63 raw bytes of the claim-code field."""
         return self.dct.read(_CODE.offset, CLAIM_CODE_SIZE)
 
-    def pending_code(self) -> str | None:
-        """The stored code as text, or None when there is none: ``get`` failed, or the first
-        byte is 0x00 (empty or cleared) or 0xFF (erased DCT, never set - Device OS CHANGELOG
-        "Claim code shouldn't be published if it's not initialized in DCT"). The text stops at the
-        first NUL as the C ``%s`` formatting does. Whether it is published is the system layer's
-        rule (``system/claiming.py``)."""
+    def pending_code_bytes(self) -> bytes | None:
+        """The stored code's bytes up to the first NUL (what the C ``%s`` and ``publishEvent``
+        see), or None when there is none: ``get`` failed, or the first byte is 0x00 (empty or
+        cleared) or 0xFF (erased DCT, never set - Device OS CHANGELOG "Claim code shouldn't be
+        published if it's not initialized in DCT"). Whether it is published is the system
+        layer's rule (``system/claiming.py``)."""
         result, buf = self.get_claim_code()
         if result != 0 or buf[0] in (0x00, 0xFF):
             return None
-        return buf.split(b"\x00", 1)[0].decode("latin-1")
+        return buf.split(b"\x00", 1)[0]
+
+    def pending_code(self) -> str | None:
+        """:meth:`pending_code_bytes` as text for display: bytes that are not UTF-8 appear as
+        ``\\xNN`` escapes (a code from the cloud is ASCII and reads as itself)."""
+        raw = self.pending_code_bytes()
+        return None if raw is None else raw.decode("utf-8", "backslashreplace")

@@ -10,8 +10,9 @@ system layer has two rules, both in Device OS ``system/src/system_cloud_internal
 
 * **Publish after a full handshake only** (``Spark_Handshake``). When the protocol reports a full
   handshake (result 0, including a resume that fell back to HELLO because the app state changed),
-  a pending code is logged as ``Send spark/device/claim/code event for code <code>`` and
-  published as the private event ``spark/device/claim/code`` with the code as data. When the
+  a pending code is logged as ``Send spark/device/claim/code event for code <code>`` (bytes that
+  are not UTF-8 shown as ``\\xNN``) and published as the private event
+  ``spark/device/claim/code`` with the code's bytes as data. When the
   protocol reports ``SESSION_RESUMED`` nothing is published: a code set while the device holds a
   valid session is not delivered until the next full handshake (the Device OS 6.2 behaviour
   behind the forum thread). ``send_claim_code_on_resume`` (``FirmwareOptions``) models the fix a
@@ -58,11 +59,12 @@ class ClaimCodeRules:
         """Publish the pending code if the rule allows it; returns whether it was published."""
         if resumed and not self.send_on_resume:
             return False
-        code = self._hal.pending_code()
+        code = self._hal.pending_code_bytes()
         if code is None:
             return False
-        self._log.info(LOG, f"Send {CLAIM_CODE_EVENT} event for code {code}")
-        publish(CLAIM_CODE_EVENT, code.encode("latin-1"))
+        shown = code.decode("utf-8", "backslashreplace")
+        self._log.info(LOG, f"Send {CLAIM_CODE_EVENT} event for code {shown}")
+        publish(CLAIM_CODE_EVENT, code)
         return True
 
     def cloud_event(self, name: str) -> bool:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from control_requests import RequestType as T
 from control_requests import requests
 from control_requests._pb import cloud_pb2, config_pb2, wifi_pb2
@@ -230,3 +233,43 @@ def test_server_address_protocol_and_protected_state_requests(p2: tuple) -> None
     assert send(world, device, T.SET_SERVER_PROTOCOL, b"\x08\x02") == (OK, b"")
     assert send(world, device, T.SET_SERVER_PROTOCOL, b"\x08\x01")[0] == NOT_SUPPORTED
     assert send(world, device, T.SET_PROTECTED_STATE, b"\x08\x01")[0] == NOT_SUPPORTED
+
+
+def test_a_claim_code_starting_with_0xff_is_stored_raw_and_never_published() -> None:
+    """Issue 15 item 2: nanopb hands the string's bytes over unchanged (no UTF-8 repair), so a
+    code whose first byte is 0xFF lands in the DCT as 0xFF, and Device OS does not publish a
+    code starting with 0xFF."""
+    world, device, cloud = make_device()
+    assert send(world, device, 200, b"\x0a\x04\xffABC") == (OK, b"")
+    assert device.claim.stored_code() == b"\xffABC" + b"\x00" * 59
+    device.power_cycle()  # the next connection is a full handshake
+    assert world.run_until(lambda: device.cloud_connected, timeout=60)
+    world.run_for(5)
+    assert not cloud.bus.find("spark/device/claim/code")
+    assert not any("claim/code" in line for line in device.log_lines())
+
+
+def test_a_claim_code_that_is_not_utf8_is_published_byte_for_byte() -> None:
+    world, device, _cloud = make_device()
+    code = b"A\xff\xfeB" + b"C" * 59
+    assert send(world, device, 200, b"\x0a\x3f" + code) == (OK, b"")
+    assert device.claim.stored_code() == code
+    device.power_cycle()
+    assert world.run_until(lambda: device.cloud_connected, timeout=60)
+    sent = [r for r in world.trace.find("event", node="cloud")
+            if r.get("name") == "spark/device/claim/code"]
+    assert len(sent) == 1 and sent[0].get("size") == 63
+    line = next(line for line in device.log_lines() if "claim/code event" in line)
+    assert line.endswith("for code A\\xff\\xfeB" + "C" * 59)  # shown escaped
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(max_size=64).filter(lambda b: b"\x00" not in b))
+def test_claim_code_bytes_reach_the_dct_unchanged(code: bytes) -> None:
+    world, device, _ = _IDLE_DEVICE
+    result, _ = send(world, device, 200, b"\x0a" + bytes([len(code)]) + code)
+    assert result == OK
+    assert device.claim.stored_code() == code[:63].ljust(63, b"\x00")
+
+
+_IDLE_DEVICE = make_device(connected=False)

@@ -46,18 +46,18 @@ def run(coroutine):  # type: ignore[no-untyped-def]
 
 
 def test_claim_code_round_trip() -> None:
-    stored: list[str] = []
+    stored: list[bytes] = []
 
     def set_code(payload: bytes) -> tuple[int, bytes]:
         request = codec.decode_request(RequestType.SET_CLAIM_CODE, payload)
-        assert isinstance(request, config_pb2.SetClaimCodeRequest)
-        stored.append(request.code)
+        assert isinstance(request, codec.device_class(config_pb2.SetClaimCodeRequest))
+        stored.append(request.code)  # type: ignore[attr-defined]
         return 0, b""
 
     client = ScriptedClient({200: set_code, 201: reply(config_pb2.IsClaimedReply(claimed=True))})
     assert run(client.set_claim_code("MYCLAIMCODE")) is None
     assert run(client.is_claimed()) is True
-    assert stored == ["MYCLAIMCODE"]
+    assert stored == [b"MYCLAIMCODE"]
     assert client.sent == [(200, bytes.fromhex("0a0b4d59434c41494d434f4445")), (201, b"")]
 
 
@@ -175,15 +175,14 @@ def test_wifi_helpers() -> None:
     run(client.clear_known_networks())
     sent = dict(client.sent)
     join = codec.decode_request(500, sent[500])
-    assert join == wifi_pb2.JoinNewNetworkRequest(
+    assert join == codec.device_view(wifi_pb2.JoinNewNetworkRequest(
         ssid="Home",
         security=wifi_pb2.WPA2_PSK,
         credentials=wifi_pb2.Credentials(type=wifi_pb2.PASSWORD, password="pw"),
         hidden=True,
-    )
-    assert codec.decode_request(507, sent[507]) == wifi_pb2.SetNetworkCredentialsRequest(
-        ssid="Open", security=wifi_pb2.NO_SECURITY
-    )
+    ))
+    assert codec.decode_request(507, sent[507]) == codec.device_view(
+        wifi_pb2.SetNetworkCredentialsRequest(ssid="Open", security=wifi_pb2.NO_SECURITY))
     assert sent[501] == sent[503] == bytes.fromhex("0a04486f6d65")
     assert sent[504] == b""
 
@@ -206,12 +205,11 @@ def test_settings_helpers() -> None:
     run(client.start_nyan_signal())
     run(client.stop_nyan_signal())
     sent = dict(client.sent)
-    assert codec.decode_request(240, sent[240]) == config_pb2.SetSoftApSsidRequest(
-        prefix="Photon", suffix="ABC"
-    )
-    assert codec.decode_request(220, sent[220]) == config_pb2.SetServerAddressRequest(
-        protocol=config_pb2.UDP_PROTOCOL, address="udp.example", port=5684
-    )
+    assert codec.decode_request(240, sent[240]) == codec.device_view(
+        config_pb2.SetSoftApSsidRequest(prefix="Photon", suffix="ABC"))
+    assert codec.decode_request(220, sent[220]) == codec.device_view(
+        config_pb2.SetServerAddressRequest(protocol=config_pb2.UDP_PROTOCOL,
+                                           address="udp.example", port=5684))
 
 
 def test_send_raw_never_raises() -> None:

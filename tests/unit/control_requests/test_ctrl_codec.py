@@ -94,7 +94,8 @@ def test_set_claim_code_bytes() -> None:
     assert requests.set_claim_code("MYCLAIMCODE").request == requests.EncodedRequest(
         RequestType.SET_CLAIM_CODE, CLAIM_CODE_PAYLOAD
     )
-    assert codec.decode_request(RequestType.SET_CLAIM_CODE, CLAIM_CODE_PAYLOAD) == message
+    assert codec.decode_request(RequestType.SET_CLAIM_CODE, CLAIM_CODE_PAYLOAD) == \
+        codec.device_view(message)
 
 
 def test_is_claimed_reply_bytes() -> None:
@@ -107,12 +108,12 @@ def test_is_claimed_reply_bytes() -> None:
 
 
 def test_join_new_network_as_particle_cli_sends_it() -> None:
-    message = codec.decode_request(RequestType.WIFI_JOIN_NEW_NETWORK, CLI_JOIN_WPA2)
-    assert isinstance(message, wifi_pb2.JoinNewNetworkRequest)
-    assert message.ssid == "MyNet"
+    message: Any = codec.decode_request(RequestType.WIFI_JOIN_NEW_NETWORK, CLI_JOIN_WPA2)
+    assert isinstance(message, codec.device_class(wifi_pb2.JoinNewNetworkRequest))
+    assert message.ssid == b"MyNet"  # strings are bytes on the device
     assert message.security == wifi_pb2.WPA2_PSK
     assert message.credentials.type == wifi_pb2.PASSWORD
-    assert message.credentials.password == "secret123"
+    assert message.credentials.password == b"secret123"
     assert not message.hidden and not message.bssid and not message.HasField("interface_config")
     # fwsim's builder yields the same message; protobufjs also writes the default hidden=false.
     ours = requests.join_new_network("MyNet", "secret123", wifi_pb2.WPA2_PSK).request
@@ -122,9 +123,9 @@ def test_join_new_network_as_particle_cli_sends_it() -> None:
 
 
 def test_join_open_network_as_particle_cli_sends_it() -> None:
-    message = codec.decode_request(RequestType.WIFI_JOIN_NEW_NETWORK, CLI_JOIN_OPEN)
-    assert isinstance(message, wifi_pb2.JoinNewNetworkRequest)
-    assert message.ssid == "OpenNet" and message.security == wifi_pb2.NO_SECURITY
+    message: Any = codec.decode_request(RequestType.WIFI_JOIN_NEW_NETWORK, CLI_JOIN_OPEN)
+    assert isinstance(message, codec.device_class(wifi_pb2.JoinNewNetworkRequest))
+    assert message.ssid == b"OpenNet" and message.security == wifi_pb2.NO_SECURITY
     assert not message.HasField("credentials")
     ours = requests.join_new_network("OpenNet").request.payload
     assert codec.decode_request(500, ours) == message
@@ -135,7 +136,7 @@ def test_join_open_network_as_particle_cli_sends_it() -> None:
 
 def test_claim_code_limit_is_64_characters() -> None:
     ok = codec.encode_request(config_pb2.SetClaimCodeRequest(code="C" * 64))
-    assert codec.decode_request(200, ok).code == "C" * 64  # type: ignore[attr-defined]
+    assert codec.decode_request(200, ok).code == b"C" * 64  # type: ignore[attr-defined]
     too_long = codec.encode_request(config_pb2.SetClaimCodeRequest(code="C" * 65))
     with pytest.raises(BadData) as caught:
         codec.decode_request(200, too_long)
@@ -148,7 +149,7 @@ def test_claim_code_limit_is_64_characters() -> None:
 
 def test_limit_counts_utf8_bytes_not_characters() -> None:
     fits = codec.encode_request(config_pb2.SetClaimCodeRequest(code="é" * 32))  # 64 bytes
-    assert codec.decode_request(200, fits).code == "é" * 32  # type: ignore[attr-defined]
+    assert codec.decode_request(200, fits).code == "é".encode() * 32  # type: ignore[attr-defined]
     with pytest.raises(BadData, match="string overflow"):
         codec.decode_request(
             200, codec.encode_request(config_pb2.SetClaimCodeRequest(code="é" * 33))
@@ -216,7 +217,8 @@ def test_every_nanopb_limit_is_enforced(request_type: RequestType, path: tuple[A
         return "s" * length if is_string else b"\x01" * length
 
     fits = _message_with(cls, path, value(capacity))
-    assert codec.decode_request(request_type, codec.encode_request(fits)) == fits
+    assert codec.decode_request(request_type, codec.encode_request(fits)) == \
+        codec.device_view(fits)
     over = codec.encode_request(_message_with(cls, path, value(capacity + 1)))
     expected = (
         "incorrect fixed length bytes size" if limits.fixed_length
@@ -230,7 +232,8 @@ def test_every_nanopb_limit_is_enforced(request_type: RequestType, path: tuple[A
     if any(f.is_repeated and field_limits(f).max_count is None for f in path[:-1]):
         # Inside an element of a callback repeated field: Device OS 6.2 never decodes those,
         # nanopb skips them unchecked, fwsim drops the malformed element.
-        assert codec.decode_request(request_type, over) != cls.FromString(over)
+        assert codec.decode_request(request_type, over) != \
+            codec.device_class(cls).FromString(over)
         return
     with pytest.raises(BadData) as caught:
         codec.decode_request(request_type, over)
@@ -238,7 +241,8 @@ def test_every_nanopb_limit_is_enforced(request_type: RequestType, path: tuple[A
     assert caught.value.field == ".".join(f.name for f in path)
     if limits.fixed_length:  # empty means "all zeros" on the device; shorter is an error
         empty = _message_with(cls, path, b"")
-        assert codec.decode_request(request_type, codec.encode_request(empty)) == empty
+        assert codec.decode_request(request_type, codec.encode_request(empty)) == \
+            codec.device_view(empty)
         with pytest.raises(BadData):
             codec.decode_request(
                 request_type, codec.encode_request(_message_with(cls, path, value(capacity - 1)))
@@ -309,15 +313,17 @@ def test_unknown_fields_are_skipped_and_dropped() -> None:
         " 290102030405060708"  # field 5 fixed64
     )
     message = codec.decode_request(RequestType.SET_CLAIM_CODE, payload)
-    assert message == config_pb2.SetClaimCodeRequest(code="A")
+    assert message == codec.device_view(config_pb2.SetClaimCodeRequest(code="A"))
     assert message.SerializeToString() == bytes.fromhex("0a0141")
 
 
-def test_strings_are_cut_at_nul_and_utf8_is_repaired() -> None:
+def test_strings_are_cut_at_nul_and_otherwise_kept_byte_for_byte() -> None:
+    """Issue 15 item 2: nanopb passes a string's bytes unchanged (no UTF-8 repair): the
+    device view holds them as bytes, cut at the first NUL as the C code reads them."""
     cut = codec.decode_request(200, bytes.fromhex("0a054142004344"))
-    assert cut.code == "AB"  # type: ignore[attr-defined]
-    repaired = codec.decode_request(200, bytes.fromhex("0a0341ff42"))
-    assert repaired.code == "A\ufffdB"  # type: ignore[attr-defined]
+    assert cut.code == b"AB"  # type: ignore[attr-defined]
+    raw = codec.decode_request(200, bytes.fromhex("0a03ff4142"))
+    assert raw.code == b"\xffAB"  # type: ignore[attr-defined]
     # the limit applies to the raw bytes: 64 invalid bytes fit, 65 do not
     assert len(codec.decode_request(200, b"\x0a\x40" + b"\xff" * 64).code) == 64  # type: ignore[attr-defined]
     with pytest.raises(BadData, match="string overflow"):
@@ -327,18 +333,18 @@ def test_strings_are_cut_at_nul_and_utf8_is_repaired() -> None:
 def test_padded_varints_are_accepted_like_nanopb() -> None:
     # key and length padded with zero continuation bytes: valid 32-bit varints for nanopb
     payload = bytes.fromhex("8a8000 838000") + b"ABC"
-    assert codec.decode_request(200, payload).code == "ABC"  # type: ignore[attr-defined]
+    assert codec.decode_request(200, payload).code == b"ABC"  # type: ignore[attr-defined]
 
 
 def test_last_value_wins_and_submessages_merge() -> None:
     payload = bytes.fromhex("0a0141 0a0142")
-    assert codec.decode_request(200, payload).code == "B"  # type: ignore[attr-defined]
+    assert codec.decode_request(200, payload).code == b"B"  # type: ignore[attr-defined]
     merged = codec.decode_request(
         500,
         bytes.fromhex("22020801 2205120370773f"),  # credentials{type} + credentials{pw}
     )
     assert merged.credentials.type == wifi_pb2.PASSWORD  # type: ignore[attr-defined]
-    assert merged.credentials.password == "pw?"  # type: ignore[attr-defined]
+    assert merged.credentials.password == b"pw?"  # type: ignore[attr-defined]
 
 
 def test_integer_width_rules() -> None:
@@ -398,12 +404,13 @@ def test_packed_and_unpacked_repeated_scalars() -> None:
     cls = mesh_pb2.GetNetworkDiagnosticsRequest
     packed = codec.decode_request(1012, bytes.fromhex("1203010209"))
     unpacked = codec.decode_request(1012, bytes.fromhex("100110021009"))
-    assert packed == unpacked == cls(diagnostic_types=[1, 2, 9])
+    assert packed == unpacked == codec.device_view(cls(diagnostic_types=[1, 2, 9]))
     with pytest.raises(BadData, match="parent stream too short"):
         codec.decode_request(1012, bytes.fromhex("120201"))  # packed run longer than payload
     # diagnostic_types has no max_count: a callback field, skipped by the device unchecked;
     # a malformed run is dropped instead of failing the request.
-    assert codec.decode_request(1012, bytes.fromhex("12020180 1803")) == cls(timeout=3)
+    assert codec.decode_request(1012, bytes.fromhex("12020180 1803")) == \
+        codec.device_view(cls(timeout=3))
 
 
 # -- replies ---------------------------------------------------------------------------------
@@ -449,16 +456,16 @@ def test_odd_bytes_limits_use_the_struct_padding() -> None:
 def test_callback_strings_take_scalar_wire_types_as_raw_bytes() -> None:
     # JoinNewNetworkRequest.ssid has no max_length: Device OS reads it with a decode callback
     # (DecodedCString), which receives the raw value of a varint / fixed32 / fixed64 too.
-    assert codec.decode_request(500, bytes.fromhex("0841")).ssid == "A"  # type: ignore[attr-defined]
-    assert codec.decode_request(500, bytes.fromhex("0d41424344")).ssid == "ABCD"  # type: ignore[attr-defined]
-    assert codec.decode_request(500, bytes.fromhex("094142434445464748")).ssid == "ABCDEFGH"  # type: ignore[attr-defined]
+    assert codec.decode_request(500, bytes.fromhex("0841")).ssid == b"A"  # type: ignore[attr-defined]
+    assert codec.decode_request(500, bytes.fromhex("0d41424344")).ssid == b"ABCD"  # type: ignore[attr-defined]
+    assert codec.decode_request(500, bytes.fromhex("094142434445464748")).ssid == b"ABCDEFGH"  # type: ignore[attr-defined]
     with pytest.raises(BadData, match="varint overflow"):  # read_raw_value takes 10 bytes
         codec.decode_request(500, bytes.fromhex("08 8080808080808080808001"))
     with pytest.raises(BadData, match="invalid wire_type"):
         codec.decode_request(500, bytes.fromhex("0b0c"))
     long_ssid = "S" * 300  # no nanopb limit on callback strings
     payload = codec.encode_request(wifi_pb2.JoinNewNetworkRequest(ssid=long_ssid))
-    assert codec.decode_request(500, payload).ssid == long_ssid  # type: ignore[attr-defined]
+    assert codec.decode_request(500, payload).ssid == long_ssid.encode()  # type: ignore[attr-defined]
 
 
 def test_malformed_callback_elements_are_dropped() -> None:

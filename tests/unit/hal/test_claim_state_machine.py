@@ -45,8 +45,10 @@ class ClaimHalMachine(RuleBasedStateMachine):
         assert self.hal.is_device_claimed() is (self.model_claimed == 0x31)
         first = self.model_code[0]
         expected = (None if first in (0, 0xFF)
-                    else bytes(self.model_code).split(b"\x00", 1)[0].decode("latin-1"))
-        assert self.hal.pending_code() == expected
+                    else bytes(self.model_code).split(b"\x00", 1)[0])
+        assert self.hal.pending_code_bytes() == expected
+        assert self.hal.pending_code() == (
+            None if expected is None else expected.decode("utf-8", "backslashreplace"))
         # nothing outside the two fields ever changes
         image = self.dct.image()
         assert image[:1762] == b"\xff" * 1762 and image[1826:] == b"\xff" * (8391 - 1826)
