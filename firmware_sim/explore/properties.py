@@ -33,7 +33,7 @@ Built-in properties (``PROPERTIES``; parameters in brackets):
 
 User properties: a :class:`Checker` subclass (constructed with the property's parameters as
 keyword arguments), or a function over the finished trace ``fn(records) -> None | str |
-list[str]`` (each string is a violation), named on the command line as ``module:attr`` or
+list[str]`` (each string is a violation; such runs last to the horizon), named on the command line as ``module:attr`` or
 ``path/to/file.py:attr``.
 """
 
@@ -459,7 +459,7 @@ class TraceFunction(Checker):
         self.function = function
 
     def settled(self) -> bool:
-        return True
+        return False  # the function judges the whole run: it runs to the horizon
 
     def finish(self) -> None:
         result = self.function(self.ctx.world.trace.records)

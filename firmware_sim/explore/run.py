@@ -20,8 +20,9 @@ byte-identical traces.
   Every decision is recorded as a :class:`~firmware_sim.explore.model.Step` and every firing as
   a :class:`~firmware_sim.explore.model.FaultFiring`: the schedule replays the run.
 
-A run ends at the first violation, at the horizon, or early once no decision is left and every
-property is settled. A :class:`~firmware_sim.kernel.errors.PowerCut` raised inside a DCT write
+A run ends at the first violation, at the horizon, or early - at least a second after the last
+action - once no decision is left, nothing an action started is under way and every property
+is settled. A :class:`~firmware_sim.kernel.errors.PowerCut` raised inside a DCT write
 (an armed ``operator.dct_power_cut`` or the fault point ``dct:<device>:power_cut:<step>``) is
 caught here: the device loses power and boots again a second later.
 """
@@ -114,6 +115,7 @@ class _Runner:
         self.checkers: list[Checker] = []
         self._wakeups: list[tuple[int, int, Checker]] = []
         self._wakeup_seq = 0
+        self._last_action_us = 0
         self.world.trace.emit("world", "scenario", "scenario.start", name=scenario.name)
         for prop in properties:
             checker = prop.make()
@@ -229,6 +231,7 @@ class _Runner:
             if self.stopped:
                 break
             if next_us is not None and now >= next_us:
+                self._last_action_us = now
                 if self.decider is None:
                     while pending and pending[0].at_us <= now:
                         self._replay_step(pending.pop(0))
@@ -238,8 +241,8 @@ class _Runner:
                     next_us = self._decide_wait(now)
             if self.stopped or now >= horizon:
                 break
-            if next_us is None and not self.ctx.busy() and all(c.settled()
-                                                                for c in self.checkers):
+            if (next_us is None and now >= self._last_action_us + SETTLE_CHECK_US
+                    and not self.ctx.busy() and all(c.settled() for c in self.checkers)):
                 break
         if not self.stopped:
             for checker in self.checkers:
