@@ -33,8 +33,8 @@ Built-in properties (``PROPERTIES``; parameters in brackets):
 
 User properties: a :class:`Checker` subclass (constructed with the property's parameters as
 keyword arguments), or a function over the finished trace ``fn(records) -> None | str |
-list[str]`` (each string is a violation; such runs last to the horizon), named on the command line as ``module:attr`` or
-``path/to/file.py:attr``.
+list[str]`` (each string is a violation; such runs last to the horizon), named on the command
+line as ``module:attr`` or ``path/to/file.py:attr``.
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ def test_the_resume_bug_and_the_too_early_session_end_are_found_from_scratch(
 def test_the_shrunk_schedules_replay_byte_identically_from_their_toml_files(
         default_firmware: tuple[object, Path], tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
-    report, out = default_firmware
+    report, _ = default_firmware
     for finding in report.findings:  # type: ignore[attr-defined]
         replay = finding.files["replay"]
         again = tmp_path / f"{finding.name}.jsonl"
