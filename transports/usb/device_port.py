@@ -6,9 +6,13 @@ How this works
 :func:`attach_usb` gives a device one :class:`UsbDevicePort` for its lifetime. The port follows
 the device through reboots with its boot and shutdown hooks: every boot is a new USB
 enumeration (``epoch`` + 1) with a fresh :class:`UsbControlService` (request ids restart at 1);
-while the device is off, rebooting or in DFU mode it is detached and every transfer fails with
-NO_DEVICE. A host that opened the device before a reboot holds a stale handle: transfers that
-name an older ``epoch`` fail with NO_DEVICE too, as libusb does after a re-enumeration.
+while the device is off or rebooting it is detached and every transfer fails with NO_DEVICE.
+In DFU mode (the device's DFU target in ``world.shared["dfu-targets"]`` turns active) the port
+enumerates again - new ``epoch`` - as the bootloader's DFU device on the platform's DFU PID, and
+every transfer goes to a :class:`~transports.usb.dfu.DfuClassDriver`; leaving DFU detaches it
+until Device OS has booted. A host that opened the device before a reboot holds a stale
+handle: transfers that name an older ``epoch`` fail with NO_DEVICE too, as libusb does after a
+re-enumeration.
 
 :meth:`UsbDevicePort.control_transfer` routes one control transfer:
 
@@ -33,6 +37,7 @@ from typing import Any
 
 from ..device_surface import UsbDevice
 from .descriptors import GET_DESCRIPTOR, UsbDescriptors
+from .dfu import DfuClassDriver, dfu_target_of
 from .platforms import QUIRK_OUT_DATA_STAGE
 from .protocol import MIN_WLENGTH, PARTICLE_BREQUEST, SetupPacket
 from .service import UsbControlService, UsbServiceFaults, UsbServiceTiming
@@ -98,16 +103,49 @@ class UsbDevicePort:
         self.faults = faults or UsbServiceFaults()
         self.epoch = 0
         self.service: UsbControlService | None = None
+        #: the DFU class driver while the device is in DFU mode
+        self.dfu: DfuClassDriver | None = None
         device.boot_hooks.append(self._booted)
         device.shutdown_hooks.append(self._shut_down)
+        self._dfu_target = dfu_target_of(self.world, device.name)
+        if self._dfu_target is not None:
+            self._dfu_target.on_change(self._dfu_changed)
         if device.running:
             self._booted(device)
+        elif self._dfu_target is not None and self._dfu_target.active:
+            self._dfu_changed(True)
 
     # -- lifecycle ------------------------------------------------------------------------------
 
     @property
     def attached(self) -> bool:
-        return self.service is not None
+        return self.service is not None or self.dfu is not None
+
+    @property
+    def in_dfu_mode(self) -> bool:
+        return self.dfu is not None
+
+    def _dfu_changed(self, active: bool) -> None:
+        if self.dfu is not None:
+            self.dfu.close()
+            self.dfu = None
+            self.tracer.emit("usb.detached", epoch=self.epoch)
+        if active and self._dfu_target is not None:
+            self._enumerate_dfu()
+
+    def _enumerate_dfu(self) -> None:
+        target = self._dfu_target
+        assert target is not None
+        self.epoch += 1
+        self.dfu = DfuClassDriver(target, self.world.scheduler, self.tracer.child("dfu"),
+                                  reenumerate=self._reenumerate_dfu)
+        self.tracer.emit("usb.attached", epoch=self.epoch, vid=target.usb_vid,
+                         pid=target.dfu_pid, mode="dfu")
+
+    def _reenumerate_dfu(self) -> None:
+        if self.dfu is not None:
+            self.dfu.close()
+            self._enumerate_dfu()
 
     def _booted(self, _device: object) -> None:
         if self.service is not None:
@@ -128,18 +166,26 @@ class UsbDevicePort:
 
     def describe(self) -> dict[str, Any]:
         """What a host enumerating the bus learns (used by the TCP bridge's LIST)."""
+        if self.dfu is not None:
+            strings = self.dfu.strings()
+            descriptor = self.dfu.device_descriptor
+            product, quirks = strings[2], []
+        else:
+            descriptor, product = self.descriptors.device, self.descriptors.strings[2]
+            quirks = sorted(self.quirks)
         return {
             "name": self.device.name,
             "serialNumber": self.device.device_id.upper(),
-            "vendorId": self.vendor_id,
-            "productId": self.product_id,
-            "deviceDescriptor": self.descriptors.device.encode().hex(),
+            "vendorId": descriptor.idVendor,
+            "productId": descriptor.idProduct,
+            "deviceDescriptor": descriptor.encode().hex(),
             "manufacturer": self.descriptors.strings[1],
-            "product": self.descriptors.strings[2],
+            "product": product,
             "epoch": self.epoch,
             "busNumber": 1,
             "deviceAddress": (self.epoch - 1) % 126 + 2,
-            "quirks": sorted(self.quirks),
+            "quirks": quirks,
+            "dfu": self.dfu is not None,
         }
 
     # -- transfers ------------------------------------------------------------------------------
@@ -147,6 +193,10 @@ class UsbDevicePort:
     def control_transfer(self, setup: SetupPacket, data: bytes = b"", *,
                          epoch: int | None = None) -> TransferResult:
         """Run one control transfer at the current virtual instant."""
+        if self.dfu is not None and (epoch is None or epoch == self.epoch):
+            if not setup.is_in and len(data) != setup.wLength:
+                return self._stall(setup, f"OUT data stage of {len(data)} bytes")
+            return self.dfu.control_transfer(setup, data)
         service = self.service
         if service is None or (epoch is not None and epoch != self.epoch):
             return TransferResult(TransferStatus.NO_DEVICE)
