@@ -49,6 +49,7 @@ table and the key in one line.
 from __future__ import annotations
 
 import dataclasses
+import textwrap
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -436,7 +437,7 @@ def _explore(table: _Table) -> ExploreDesc:
 def dumps(scenario: ScenarioFile) -> str:
     out = TomlWriter()
     for note in scenario.notes:
-        out.comment(note)
+        out.comment("\n".join(textwrap.wrap(note, 96, subsequent_indent="  ")) or "")
     out.table("scenario")
     out.pair("name", scenario.name)
     if scenario.description:
