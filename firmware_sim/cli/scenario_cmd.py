@@ -23,8 +23,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run.add_argument("name", nargs="?", help="scenario name (see `fwsim scenario list`)")
     run.add_argument("--all", action="store_true", help="run every scenario, one after another")
     run.add_argument("--file", metavar="F.toml",
-                     help="run a scenario file (a replay file of fwsim explore, or your own; "
-                     "docs/explore.md); its seed is the file's unless --seed is given")
+                     help="run a scenario file (a replay file of fwsim explore, your own, or a "
+                     "built-in one by name; docs/explore.md); its seed is the file's unless "
+                     "--seed is given")
     run.add_argument("--seed", type=seed_arg, default=None, help="world seed (default 0)")
     run.add_argument("--diagram", metavar="STEM",
                      help="write the run's sequence diagram as STEM.mmd and STEM.html")
@@ -34,11 +35,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from ..explore import builtin_scenarios, loads
     from ..scenarios import SCENARIOS
 
-    width = max(len(name) for name in SCENARIOS)
+    files = {name: loads(text, name) for name, text in builtin_scenarios().items()}
+    width = max(len(name) for name in [*SCENARIOS, *files])
     for name, scenario in SCENARIOS.items():
         print(f"{name:<{width}}  {scenario.summary}")
+    print("\nscenario files (fwsim scenario run --file NAME; fwsim explore --scenario NAME):")
+    for name, scenario_file in files.items():
+        print(f"{name:<{width}}  {scenario_file.description}")
     return 0
 
 
@@ -98,10 +104,10 @@ def _run_file(path: str, seed: int | None, trace: str | None, diagram: str | Non
     """Replay a scenario file: same file, same seed, byte-identical trace."""
     from dataclasses import replace
 
-    from ..explore import execute, load, resolve_all
+    from ..explore import execute, load_scenario, resolve_all
     from ..services.log import log_lines
 
-    scenario = load(path)
+    scenario = load_scenario(path)
     if seed is not None:
         scenario = replace(scenario, seed=seed)
     outcome = execute(scenario, resolve_all(scenario.properties), trace_path=trace,

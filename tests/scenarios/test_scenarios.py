@@ -128,3 +128,39 @@ def test_other_seeds_still_reproduce_the_behaviour() -> None:
     for seed in (1, 2, 99):
         for name in SCENARIOS:
             assert get_scenario(name).run(seed=seed).passed, (name, seed)
+
+
+# -- the stories as scenario files (fwsim scenario run --file NAME) ------------------------------
+
+STORY_FILES = ["resume-bug", "session-end-too-early", "fixed-firmware"]
+
+
+@pytest.mark.parametrize("name", STORY_FILES)
+def test_the_story_files_reproduce_their_story(name: str, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from firmware_sim.cli import main
+
+    trace = tmp_path / f"{name}.jsonl"
+    assert main(["scenario", "run", "--file", name, "--trace", str(trace)]) == 0
+    out = capsys.readouterr().out
+    assert f"PASS {name} (seed 0)" in out
+    lines = [line for line in out.splitlines() if line[:10].isdigit()]
+    # the same Device OS story as the Python scenario of the same name
+    index = assert_in_order(lines, FULL_HANDSHAKE)
+    if name == "fixed-firmware":
+        assert_in_order(lines, [*RESUME[:5], *CLAIM_DELIVERED], index)
+    else:
+        assert_in_order(lines, RESUME, index)
+        assert not any("claim/code" in line for line in lines)
+    again = tmp_path / "again.jsonl"
+    assert main(["scenario", "run", "--file", name, "--trace", str(again), "--quiet"]) == 0
+    assert again.read_bytes() == trace.read_bytes()
+
+
+def test_scenario_list_names_the_files(capsys: pytest.CaptureFixture[str]) -> None:
+    from firmware_sim.cli import main
+
+    assert main(["scenario", "list"]) == 0
+    out = capsys.readouterr().out
+    for name in [*STORY_FILES, "p2-provisioning", "p2-chaos"]:
+        assert f"\n{name} " in out
