@@ -258,3 +258,52 @@ def test_claim_code_by_dfu_through_the_usb_bridge_is_sent_after_a_full_handshake
     writes = world.trace.find("dfu.write", node="dev")
     assert [(w.get("alt"), w.get("address"), w.get("size")) for w in writes] == [
         (1, CLAIM_CODE_OFFSET, 63)]
+
+
+@pytest.mark.interop
+def test_particle_usb_writes_the_claim_code_over_dfu_through_the_bridge() -> None:
+    """particle-usb 4.1.0's own DFU support (``writeOverDfu`` with ``leave``) through the USB
+    bridge and fwsim's node-usb stand-in: the code lands at 1762 and is sent after the boot."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    node = shutil.which("node")
+    script = Path(__file__).with_name("particle_usb_dfu.js")
+    package = Path(__file__).parents[2] / "interop/node/node_modules/particle-usb/package.json"
+    if node is None or not package.exists():
+        pytest.skip("node or particle-usb (tests/interop/node) is not installed")
+    world, device, cloud, port = make()
+    code = cloud.create_claim_code(Principal.user("node@example.com")).code
+
+    async def main() -> dict[str, object]:
+        driver = AsyncioDriver(world, speed=20.0)
+        runner = asyncio.ensure_future(driver.run())
+        server = UsbBridgeServer(lambda: [port], sync=driver.sync, wake=driver.wake)
+        host_name, port_number = await server.start()
+        try:
+            process = await asyncio.create_subprocess_exec(
+                node, str(script), code, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env={"PATH": "/usr/bin:/bin", "FWSIM_USB_BRIDGE": f"{host_name}:{port_number}"})
+            stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+            assert process.returncode == 0, stderr.decode()
+            for _ in range(500):
+                if device.claim.is_device_claimed():
+                    break
+                await asyncio.sleep(0.01)
+            result: dict[str, object] = json.loads(stdout)
+            return result
+        finally:
+            await server.stop()
+            driver.stop()
+            await runner
+
+    out = asyncio.run(main())
+    assert out["cdcProductId"] == 0xC020 and out["dfuModeResult"] == 0
+    assert out["inDfuMode"] is True and out["dfuProductId"] == 0xD020
+    assert out["before"] == "ff" * 64  # no code yet, `claimed` erased
+    assert any(f"Send spark/device/claim/code event for code {code}" in line
+               for line in device.log_lines())
+    assert device.claim.is_device_claimed()
+    assert cloud.owner_of(device.device_id) == Principal.user("node@example.com")

@@ -244,10 +244,11 @@ function parseDeviceDescriptor(hex) {
 }
 
 class BridgedInterface {
-	constructor(number) {
+	constructor(number, device) {
 		this.interfaceNumber = number;
 		this.altSetting = 0;
 		this.endpoints = [];
+		this._device = device;
 	}
 
 	claim() {}
@@ -260,10 +261,15 @@ class BridgedInterface {
 	}
 
 	setAltSetting(altSetting, callback) {
-		this.altSetting = altSetting;
-		if (callback) {
-			process.nextTick(callback);
-		}
+		// A standard SET_INTERFACE request (the DFU bootloader selects a memory with it).
+		this._device.controlTransfer(0x01, 11, altSetting, this.interfaceNumber, Buffer.alloc(0), error => {
+			if (!error) {
+				this.altSetting = altSetting;
+			}
+			if (callback) {
+				callback(error);
+			}
+		});
 	}
 
 	isKernelDriverActive() {
@@ -302,7 +308,7 @@ class BridgedUsbDevice {
 		this._connection = connection;
 		this._opened = connection.open(this._info.serialNumber, this._info.epoch);
 		this._opened.catch(() => {}); // reported by the transfers
-		this.interfaces = [new BridgedInterface(0), new BridgedInterface(1)];
+		this.interfaces = [new BridgedInterface(0, this), new BridgedInterface(1, this)];
 	}
 
 	close() {
