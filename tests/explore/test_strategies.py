@@ -126,3 +126,22 @@ def test_property_parameters() -> None:
                      seed=0, progress=False, shrink_failures=False)
     assert strict.properties == ["claim-liveness"]
     assert strict.violating_runs["claim-liveness"] >= 1
+
+
+def test_exhaustive_depth_one_finds_the_resume_bug_and_says_it_is_complete() -> None:
+    report = explore("p2-provisioning", strategy="exhaustive", depth=1, runs=1000, seed=0,
+                     properties=["claim-liveness"], progress=False)
+    assert report.exhausted is True and report.runs < 1000
+    assert report.found("claim-liveness", "resumed-without-code")
+    assert "search space exhausted" in report.summary()
+
+
+def test_the_progress_bar_and_a_time_budget() -> None:
+    import io
+
+    stream = io.StringIO()
+    report = explore("p2-provisioning", properties=["dct-untorn"], seconds=0.3, seed=0,
+                     progress=stream)
+    assert report.runs >= 1 and report.wall_s >= 0.3
+    last = stream.getvalue().split("\r")[-1]
+    assert f"{report.runs} runs, 0 violating" in last and "#" in last
