@@ -352,7 +352,7 @@ def explore(scenario: str | Path | ScenarioFile = DEFAULT_SCENARIO, *,
 def _replay_file(finding: Finding, report: ExploreReport, specs: list[PropertySpec]
                  ) -> ScenarioFile:
     prop, signature = finding.key
-    notes = (
+    notes: tuple[str, ...] = (
         f"Found by fwsim explore: scenario {report.scenario}, strategy {report.strategy}, "
         f"seed {report.seed}, run {finding.run_index}.",
         f"Property {prop} broke{f' ({signature})' if signature else ''}: "
