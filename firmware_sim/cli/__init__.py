@@ -20,6 +20,7 @@ from ..kernel.errors import FwSimError
 COMMAND_MODULES = ["scenario", "trace", "control", "serve", "cloud", "device", "up", "usb", "ble"]
 COMMAND_MODULES.append("tb")  # ThingsBoard face (cloud_sim.thingsboard), lazily imported
 COMMAND_MODULES.append("explore")  # fwsim explore (firmware_sim.explore)
+COMMAND_MODULES.append("logdiff")  # fwsim logdiff (firmware_sim.logdiff)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
