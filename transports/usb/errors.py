@@ -55,5 +55,10 @@ class UsbDeviceNotFound(UsbError, UsageError):
     """No matching USB device (particle-usb ``NotFoundError``)."""
 
 
+class UsbNotAllowed(UsbError):
+    """The platform does not take control requests (particle-usb ``NotAllowedError('Control
+    requests are not supported')``, the ``controlRequestsNotSupported`` quirk)."""
+
+
 class UsbBridgeError(UsbError, TransportLost):
     """The TCP bridge connection failed or carried a malformed frame."""

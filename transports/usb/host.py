@@ -52,13 +52,19 @@ from .errors import (
     UsbDeviceNotFound,
     UsbError,
     UsbMemoryError,
+    UsbNotAllowed,
     UsbProtocolError,
     UsbRequestCancelled,
     UsbRequestTimeout,
     UsbStateError,
     UsbTransferError,
 )
-from .platforms import QUIRK_OUT_DATA_STAGE, UsbPlatform, platform_for_usb_ids
+from .platforms import (
+    QUIRK_NO_CONTROL_REQUESTS,
+    QUIRK_OUT_DATA_STAGE,
+    UsbPlatform,
+    platform_for_usb_ids,
+)
 from .protocol import (
     MAX_CONTROL_TRANSFER_DATA_SIZE,
     MAX_PAYLOAD_SIZE,
@@ -177,6 +183,11 @@ class UsbHost:
         return self.platform.quirks if self.platform is not None else frozenset()
 
     @property
+    def control_requests_supported(self) -> bool:
+        """False with the ``controlRequestsNotSupported`` quirk (the Tachyon)."""
+        return QUIRK_NO_CONTROL_REQUESTS not in self.quirks
+
+    @property
     def is_open(self) -> bool:
         return self.state is not HostState.CLOSED
 
@@ -218,13 +229,16 @@ class UsbHost:
 
         def got_product(text: str) -> None:
             self.product_name = text
+            if not self.control_requests_supported:
+                got_version(None)  # the quirk: no version read, no RESET of stale requests
+                return
             self._transfer(raw_request(30, device_to_host=True), b"", got_version)
 
-        def got_version(result: TransferResult) -> None:
-            if result.ok:
+        def got_version(result: TransferResult | None) -> None:
+            if result is not None and result.ok:
                 self.firmware_version = result.data.split(b"\x00", 1)[0].decode(
                     "utf-8", "replace")
-            self._reset_all = not self.in_dfu_mode
+            self._reset_all = not self.in_dfu_mode and self.control_requests_supported
             self._max_active = self.options.concurrent_requests
             self.state = HostState.OPEN
             self._trace("usb_host.open", device_id=self.device_id,
@@ -283,6 +297,8 @@ class UsbHost:
             raise UsbStateError("Device is being closed")
         if not isinstance(request_type, int) or not 0 <= request_type <= MAX_REQUEST_TYPE:
             raise UsageError(f"Invalid request type {request_type!r} (0..{MAX_REQUEST_TYPE})")
+        if not self.control_requests_supported:
+            raise UsbNotAllowed("Control requests are not supported")
         payload = bytes(payload)
         if len(payload) > MAX_PAYLOAD_SIZE:
             raise UsageError(f"Request data is too large ({len(payload)} bytes, at most "

@@ -223,3 +223,26 @@ def test_listing_json_is_compact_and_versioned() -> None:
         writer.close()
 
     run(body)
+
+
+def test_the_bridge_host_asks_for_5000_ms_per_transfer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """particle-usb's 5000 ms per-transfer timeout travels in every CONTROL frame."""
+    seen: list[int] = []
+    original = bp.decode_control
+
+    def recording(body: bytes) -> bp.ControlFrame:
+        frame = original(body)
+        seen.append(frame.timeout_ms)
+        return frame
+
+    monkeypatch.setattr("transports.usb.bridge_server.decode_control", recording)
+
+    async def body(address: str, server: UsbBridgeServer, device: Device) -> None:
+        client = await BridgeUsbClient.connect(address)
+        try:
+            assert await client.is_claimed() is False
+        finally:
+            await client.aclose()
+
+    run(body)
+    assert seen and set(seen) == {5000}

@@ -271,3 +271,43 @@ def test_opening_a_detached_device_fails(p2: Rig) -> None:
     device.power_off()
     with pytest.raises(UsbError, match="no_device"):
         VirtualUsbHost(world, device).open()
+
+
+def test_control_requests_not_supported_quirk() -> None:
+    """particle-usb's ``controlRequestsNotSupported`` (the Tachyon, 0x2B04:0xC02A): open reads
+    the descriptors only - no firmware version, no RESET of stale requests - and every
+    request is refused with NotAllowed."""
+    from firmware_sim.profiles import get_profile
+    from firmware_sim.system import AccessPoint, radio_environment
+    from transports.usb import UsbNotAllowed
+    from transports.usb.platforms import QUIRK_NO_CONTROL_REQUESTS, platform_for_usb_ids
+
+    world = World(0)
+    radio_environment(world).add(AccessPoint("HomeNet", "home-pass-1"))
+    tachyon = get_profile("p2").with_overrides(name="tachyon", platform_id=42,
+                                               usb_pid=0xC02A, dfu_pid=0, quirks=frozenset())
+    device = Device(world, "t", profile=tachyon, device_id=DEVICE_ID)
+    device.power_on()
+    world.run_for(1)
+    host = VirtualUsbHost(world, device)
+    recorder = Recorder(host)
+    host.open()
+    assert host.host.platform is not None and host.host.platform.name == "tachyon"
+    assert QUIRK_NO_CONTROL_REQUESTS in host.host.quirks
+    assert host.host.firmware_version is None
+    world.run_for(1)
+    assert {setup.request_kind for _, setup, _ in recorder.log} == {0}  # GET_DESCRIPTOR only
+    with pytest.raises(UsbNotAllowed, match="Control requests are not supported"):
+        host.request(1, b"x")
+    assert platform_for_usb_ids(0x2B04, 0) is None  # "no DFU" is not a DFU PID
+
+
+def test_a_transfer_the_device_never_completes_times_out_after_5000_ms(p2: Rig) -> None:
+    """particle-usb sets node-usb's per-transfer timeout to 5000 ms: the P2 never completes a
+    zero-length vendor OUT transfer, the host hears TIMED_OUT 5 s later."""
+    world, device, _ = p2
+    host = VirtualUsbHost(world, device)
+    start = world.now
+    result = host.transfer(SetupPacket(0x40, 0x50, 0, 302, 0))
+    assert result.status.value == "timed_out"
+    assert world.now - start == pytest.approx(5.0)
