@@ -30,9 +30,10 @@ event when full), and the server's CPU per published event with and without idle
         [--streams 100,1000] [--idle 0,1000] [--db :memory:] [--profile DIR]
         [--wait-quiet SECONDS]
 
-``--profile DIR`` samples the server with py-spy (if installed) during the highest level of
-every workload and writes collapsed stacks (``DIR/<workload>.txt``) plus a summary of the
-functions with the most samples, self and inclusive. Linux only (``/proc``).
+``--profile DIR`` samples the server with py-spy (if installed) during the highest level (or
+``--profile-level``) of every workload and during every fan-out row; it writes collapsed stacks
+(``DIR/<workload>.txt``) and a summary of the samples by package, by function (self) and by
+project function (inclusive). Linux only (``/proc``).
 """
 
 from __future__ import annotations
@@ -443,6 +444,8 @@ class Bench:
     machine_busy: float = 0.0
     #: the server's system (kernel) CPU seconds in the last window
     server_system: float = 0.0
+    #: the server's CPU seconds and the machine's busy seconds when the last window began
+    window_start: tuple[float, float] = (0.0, 0.0)
     #: before each row, wait until the machine is busy less than this many cores
     quiet_threshold: float = 0.25
     quiet_max_wait: float = 0.0
@@ -506,9 +509,10 @@ class Bench:
             note += f"  first error: {first_error[:120]}"
         p50, p99 = percentile(latencies, 0.5) * 1e3, percentile(latencies, 0.99) * 1e3
         system_share = self.server_system / server_cpu if server_cpu else 0.0
+        per_cpu = done / server_cpu if server_cpu else float("nan")
         print(f"{workload:<12}{clients:>8}{procs:>6}{done / self.seconds:>9.0f}{p50:>8.1f}"
               f"{p99:>8.1f}{errors:>7}{100 * server_cpu / self.seconds:>7.0f}% "
-              f"({system_share:>4.0%} sys){100 * client_cpu / self.seconds:>9.0f}%"
+              f"({system_share:>4.0%} sys){per_cpu:>8.0f}{100 * client_cpu / self.seconds:>9.0f}%"
               f"{self.others(self.seconds, server_cpu, client_cpu)}{note}")
 
     def _measure(self, jobs: list[Job], start_at: float, stop_at: float,
@@ -524,6 +528,7 @@ class Bench:
             processes.append(process)
         time.sleep(max(0.0, start_at - time.monotonic()))
         before, busy_before = cpu_split(self.server.pid), machine_busy_seconds()
+        self.window_start = sum(before), busy_before
         with profiled(self.server, stop_at - start_at, target):
             time.sleep(max(0.0, stop_at - time.monotonic()))
             after = cpu_split(self.server.pid)
@@ -598,23 +603,27 @@ class Bench:
             control.send("start")
         device_before = cpu_seconds(device_pid)
         target = self.profile_dir / f"fanout-{matching}-{idle}.txt" if self.profile_dir else None
-        server_before, busy_before = cpu_seconds(self.server.pid), machine_busy_seconds()
         results, _ = self._measure(jobs, start_at, stop_at, target)
+        server_before, busy_before = self.window_start
         published = sum(r.done - r.errors for r in results)
-        # the streams lag behind the publishers: wait until every delivery is in (or stalls)
+        # the streams lag behind the publishers: wait until every delivery is in (or stalls
+        # for 2 s: a stream that fell more than its queue behind has lost events); the CPU
+        # figures are taken at the last delivery
         delivered, last_change = 0, time.monotonic()
-        while delivered < published * matching and time.monotonic() - last_change < 5.0:
-            time.sleep(0.1)
+        server_cpu = cpu_seconds(self.server.pid) - server_before
+        device_cpu = cpu_seconds(device_pid) - device_before
+        self.machine_busy = machine_busy_seconds() - busy_before
+        while delivered < published * matching and time.monotonic() - last_change < 2.0:
+            time.sleep(0.05)
             for control in controls:
                 control.send("count")
             now_delivered = sum(control.recv() for control in controls)
             if now_delivered != delivered:
                 delivered, last_change = now_delivered, time.monotonic()
-        drained_s = max(last_change, stop_at) - start_at
-        server_cpu = cpu_seconds(self.server.pid) - server_before
-        device_cpu = cpu_seconds(device_pid) - device_before
-        self.machine_busy = machine_busy_seconds() - busy_before
-        span = time.monotonic() - start_at
+                server_cpu = cpu_seconds(self.server.pid) - server_before
+                device_cpu = cpu_seconds(device_pid) - device_before
+                self.machine_busy = machine_busy_seconds() - busy_before
+        span = max(last_change, stop_at) - start_at
         for control in controls:
             control.send("stop")
         stream_results: list[StreamResult] = [control.recv() for control in controls]
@@ -629,7 +638,7 @@ class Bench:
         note = f"  ({failed} streams failed to open)" if failed else ""
         note += f"  ({errors} publish errors: {results[0].first_error[:80]})" if errors else ""
         print(f"{matching:>8}{idle:>6}{published / self.seconds:>12.0f}"
-              f"{delivered / drained_s:>12.0f}{drained_s:>8.1f}{lost:>7}"
+              f"{delivered / span:>12.0f}{span:>8.1f}{lost:>7}"
               f"{100 * server_cpu / span:>9.0f}%{per_event:>10.0f}{keepalive_part:>11.0f}"
               f"{100 * device_cpu / span:>9.0f}%{100 * client_cpu / span:>9.0f}%"
               f"{self.others(span, server_cpu, client_cpu, device_cpu)}{note}")
@@ -653,6 +662,8 @@ def main() -> None:
                         help="claims per second to seed devices for (a client that runs out "
                         "stops and is reported)")
     parser.add_argument("--profile", type=Path, help="write py-spy profiles of the server here")
+    parser.add_argument("--profile-level", type=int, default=0,
+                        help="the client level to profile (default: the highest)")
     parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
                         help="before each row wait up to SECONDS until the rest of the machine "
                         "is nearly idle (a shared machine skews every figure)")
@@ -662,6 +673,7 @@ def main() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 8192)), hard))
     workloads = args.workloads.split(",")
     levels = [int(n) for n in args.levels.split(",")]
+    profile_level = args.profile_level or max(levels)
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="fwsim-bench-") as scratch:
@@ -676,12 +688,13 @@ def main() -> None:
                   f"{os.cpu_count()} CPUs; {args.seconds:g} s per row; load average before "
                   f"{os.getloadavg()[0]:.2f}")
             print(f"{'workload':<12}{'clients':>8}{'procs':>6}{'req/s':>9}{'p50 ms':>8}"
-                  f"{'p99 ms':>8}{'errors':>7}{'server CPU':>17}{'clients':>10}{'others':>10}")
+                  f"{'p99 ms':>8}{'errors':>7}{'server CPU':>17}{'req/CPUs':>8}{'clients':>10}"
+                  f"{'others':>10}")
             for workload in workloads:
                 if workload == "fanout":
                     continue
                 for clients in levels:
-                    bench.level(workload, clients, profile=clients == max(levels))
+                    bench.level(workload, clients, profile=clients == profile_level)
             if "fanout" in workloads:
                 rows = [(int(n), 0) for n in args.streams.split(",")]
                 rows += [(10, int(n)) for n in args.idle.split(",")]
@@ -690,7 +703,8 @@ def main() -> None:
             server.stop()
     print("(CPU: % of one core over the window; server = the fwsim process, clients = all "
           "load-generator processes, others = the rest of the machine, which disturbs the "
-          "figures when it is not near 0)")
+          "figures when it is not near 0; req/CPUs = requests per CPU-second of the server, "
+          "what one saturated core would serve)")
 
 
 if __name__ == "__main__":
