@@ -44,11 +44,13 @@ import multiprocessing
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -114,10 +116,10 @@ class Server:
         if self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.communicate(timeout=15)
+                self.process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.process.kill()
-                self.process.communicate()
+                self.process.wait()
 
 
 def start_server(db: str) -> Server:
@@ -139,8 +141,18 @@ def start_server(db: str) -> Server:
     if not url or not coap:
         process.kill()
         raise SystemExit(f"fwsim cloud serve did not start:\n{process.communicate()[0]}")
-    # nothing reads the server's output from here on; a full pipe must not block it
-    process.stdout.close()
+    # keep reading the server's output (a full pipe would block it; a closed one would break
+    # its next print); its last lines are printed if it dies
+    tail: deque[str] = deque(maxlen=20)
+    stdout = process.stdout
+
+    def drain() -> None:
+        for line in stdout:
+            tail.append(line)
+        if process.wait() not in (0, -signal.SIGTERM):
+            print("fwsim cloud serve exited:\n" + "".join(tail), file=sys.stderr)
+
+    threading.Thread(target=drain, name="server-output", daemon=True).start()
     return Server(process, url, coap)
 
 
@@ -186,15 +198,17 @@ class Admin:
 
 @dataclass
 class Job:
-    """What one client process does: ``connections`` closed-loop clients for one window."""
+    """What one client process does: one closed-loop client (connection) per token."""
 
     url: str
     workload: str
-    start_at: float  # time.monotonic(), shared by all processes on Linux
-    stop_at: float
-    #: per connection: its token and (claims) the device ids it may claim
+    #: per client: its access token ("" for none) and, for claims, the devices it may claim
     tokens: list[str]
     ids: list[list[str]] = field(default_factory=list)
+
+
+class OutOfDevices(Exception):
+    """A claiming client has claimed every device seeded for it."""
 
 
 @dataclass
@@ -218,7 +232,9 @@ def _request_for(job: Job, connection: int) -> Callable[[aiohttp.ClientSession],
         return response.status, body[:200].decode("utf-8", "replace")
 
     async def claim(http: aiohttp.ClientSession) -> tuple[int, str]:
-        device = next(fresh)  # StopIteration: this client has claimed all its devices
+        device = next(fresh, None)
+        if device is None:
+            raise OutOfDevices
         async with http.post("/v1/devices", json={"id": device}, headers=headers) as response:
             return await answer(response)
 
@@ -244,7 +260,9 @@ def _request_for(job: Job, connection: int) -> Callable[[aiohttp.ClientSession],
             "publish": publish}[job.workload]
 
 
-async def _run_job(job: Job) -> JobResult:
+async def _run_job(job: Job, control: Connection) -> JobResult:
+    """Connect, report ready, receive the window (``time.monotonic()`` values, one clock for
+    every process on Linux), run the clients through it."""
     result = JobResult()
     connector = aiohttp.TCPConnector(limit=0, force_close=False)
     timeout = aiohttp.ClientTimeout(total=60)
@@ -252,14 +270,16 @@ async def _run_job(job: Job) -> JobResult:
         requests = [_request_for(job, n) for n in range(len(job.tokens))]
         # open every connection before the window (an unknown path costs no store work)
         await asyncio.gather(*(http.get("/v1/warm-up") for _ in requests))
-        await asyncio.sleep(max(0.0, job.start_at - time.monotonic()))
+        control.send("ready")
+        start_at, stop_at = control.recv()
+        await asyncio.sleep(max(0.0, start_at - time.monotonic()))
 
         async def client(request: Callable[[aiohttp.ClientSession],
                                            Awaitable[tuple[int, str]]]) -> None:
-            while (started := time.monotonic()) < job.stop_at:
+            while (started := time.monotonic()) < stop_at:
                 try:
                     status, body = await request(http)
-                except StopIteration:
+                except OutOfDevices:
                     result.exhausted += 1
                     return
                 except (aiohttp.ClientError, TimeoutError) as exc:
@@ -276,9 +296,9 @@ async def _run_job(job: Job) -> JobResult:
     return result
 
 
-def _job_process(job: Job, out: Connection) -> None:
-    out.send(asyncio.run(_run_job(job)))
-    out.close()
+def _job_process(job: Job, control: Connection) -> None:
+    control.send(asyncio.run(_run_job(job, control)))
+    control.close()
 
 
 def split(items: list[Any], parts: int) -> list[list[Any]]:
@@ -446,6 +466,8 @@ class Bench:
     server_system: float = 0.0
     #: the server's CPU seconds and the machine's busy seconds when the last window began
     window_start: tuple[float, float] = (0.0, 0.0)
+    #: the last window (``time.monotonic()``)
+    window: tuple[float, float] = (0.0, 0.0)
     #: before each row, wait until the machine is busy less than this many cores
     quiet_threshold: float = 0.25
     quiet_max_wait: float = 0.0
@@ -489,15 +511,12 @@ class Bench:
             ids = [pool[n * per_client:(n + 1) * per_client] for n in range(clients)]
         procs = min(clients, self.client_procs)
         self.settle()
-        start_at = time.monotonic() + 1.5  # client processes import, fork and connect first
-        stop_at = start_at + self.seconds
-        jobs = [Job(self.server.url, workload, start_at, stop_at, tokens=part_tokens,
-                    ids=part_ids)
+        jobs = [Job(self.server.url, workload, tokens=part_tokens, ids=part_ids)
                 for part_tokens, part_ids in zip(split(tokens, procs),
                                                  split(ids, procs) if ids else [[]] * procs,
                                                  strict=True)]
         target = (self.profile_dir / f"{workload}.txt") if profile and self.profile_dir else None
-        results, server_cpu = self._measure(jobs, start_at, stop_at, target)
+        results, server_cpu = self._measure(jobs, target)
         latencies = [value for result in results for value in result.latencies]
         done = sum(r.done for r in results)
         errors = sum(r.errors for r in results)
@@ -515,27 +534,37 @@ class Bench:
               f"({system_share:>4.0%} sys){per_cpu:>8.0f}{100 * client_cpu / self.seconds:>9.0f}%"
               f"{self.others(self.seconds, server_cpu, client_cpu)}{note}")
 
-    def _measure(self, jobs: list[Job], start_at: float, stop_at: float,
-                 target: Path | None) -> tuple[list[JobResult], float]:
-        context = multiprocessing.get_context("fork")
-        pipes, processes = [], []
+    def _measure(self, jobs: list[Job], target: Path | None) -> tuple[list[JobResult], float]:
+        """Run ``jobs`` in client processes through one window of ``self.seconds``; the
+        server's CPU seconds in it. ``self.window`` holds the window, ``self.window_start``
+        the server's CPU and the machine's busy seconds when it began."""
+        context = multiprocessing.get_context("spawn")
+        controls, processes = [], []
         for job in jobs:
-            receiver, sender = context.Pipe(duplex=False)
-            process = context.Process(target=_job_process, args=(job, sender), daemon=True)
+            mine, theirs = context.Pipe()
+            process = context.Process(target=_job_process, args=(job, theirs), daemon=True)
             process.start()
-            sender.close()
-            pipes.append(receiver)
+            theirs.close()
+            controls.append(mine)
             processes.append(process)
+        for control in controls:
+            if control.recv() != "ready":
+                raise SystemExit("a client process did not start")
+        start_at = time.monotonic() + 0.2
+        stop_at = start_at + self.seconds
+        self.window = start_at, stop_at
+        for control in controls:
+            control.send((start_at, stop_at))
         time.sleep(max(0.0, start_at - time.monotonic()))
         before, busy_before = cpu_split(self.server.pid), machine_busy_seconds()
         self.window_start = sum(before), busy_before
-        with profiled(self.server, stop_at - start_at, target):
+        with profiled(self.server, self.seconds, target):
             time.sleep(max(0.0, stop_at - time.monotonic()))
             after = cpu_split(self.server.pid)
             self.machine_busy = machine_busy_seconds() - busy_before
         self.server_system = after[1] - before[1]
         server_cpu = sum(after) - sum(before)
-        results = [pipe.recv() for pipe in pipes]
+        results = [control.recv() for control in controls]
         for process in processes:
             process.join()
         return results, server_cpu
@@ -574,7 +603,7 @@ class Bench:
 
     def _fanout_row(self, owner_token: str, idle_tokens: list[str], matching: int, idle: int,
                     publishers: int, device_pid: int) -> None:
-        context = multiprocessing.get_context("fork")
+        context = multiprocessing.get_context("spawn")
         self.settle()
         stream_procs = max(1, min(self.client_procs, (matching + idle + 249) // 250))
         idle_list = [idle_tokens[n % len(idle_tokens)] for n in range(idle)]
@@ -595,16 +624,15 @@ class Bench:
         before = cpu_seconds(self.server.pid)
         time.sleep(quiet_s)
         quiet_cpu_rate = (cpu_seconds(self.server.pid) - before) / quiet_s
-        start_at = time.monotonic() + 1.0
-        stop_at = start_at + self.seconds
-        jobs = [Job(self.server.url, "publish", start_at, stop_at, tokens=[""] * len(part))
+        jobs = [Job(self.server.url, "publish", tokens=[""] * len(part))
                 for part in split(list(range(publishers)), min(publishers, 2))]
         for control in controls:
             control.send("start")
         device_before = cpu_seconds(device_pid)
         target = self.profile_dir / f"fanout-{matching}-{idle}.txt" if self.profile_dir else None
-        results, _ = self._measure(jobs, start_at, stop_at, target)
+        results, _ = self._measure(jobs, target)
         server_before, busy_before = self.window_start
+        start_at, stop_at = self.window
         published = sum(r.done - r.errors for r in results)
         # the streams lag behind the publishers: wait until every delivery is in (or stalls
         # for 2 s: a stream that fell more than its queue behind has lost events); the CPU
