@@ -3,7 +3,7 @@
 ``benchmarks/bench_cloud.py`` times its own httpx client in the server's neighbourhood; this
 script measures the server. It starts ``fwsim cloud serve`` as a subprocess (SQLite in a
 temporary file by default, as a user runs it), seeds users and devices through ``/fwsim/seed``
-(not timed), then for each workload and each level of concurrent clients it forks client
+(not timed), then for each workload and each level of concurrent clients it starts client
 processes (aiohttp, one keep-alive connection per simulated client, closed loop: a client sends
 its next request when the previous answer is in) and prints:
 
@@ -18,12 +18,16 @@ every request is a real claim), ``list`` (``GET /v1/devices``, the caller owns 1
 uvicorn + FastAPI + the runtime wrapper with no handler work).
 
 Event fan-out: one simulated device (``fwsim device run`` in its own process) is connected over
-CoAP/UDP; a publisher process sends it events through ``POST /fwsim/devices/<id>/events`` as
-fast as the server takes them, each published on the cloud's event bus. Stream processes hold
-``N`` matching streams (``GET /v1/devices/<id>/events``, the owner's token) and ``M`` idle ones
-(``GET /v1/devices/events`` of users whose devices never publish). It prints events published
-and delivered per second, how many deliveries were lost (a stream's queue drops its oldest
-event when full), and the server's CPU per published event with and without idle streams.
+CoAP/UDP; publisher processes send it events through ``POST /fwsim/devices/<id>/events`` as fast
+as the server takes them (``--publishers`` connections), each published on the cloud's event
+bus. Stream processes hold ``N`` matching streams (``GET /v1/devices/<id>/events``, the owner's
+token) and ``M`` idle ones (``GET /v1/devices/events`` of users whose devices never publish).
+It prints events published and delivered per second, how many deliveries were lost (a stream's
+queue drops its oldest event when full), and the server's CPU per published event with and
+without idle streams.
+
+Needs the ``bench`` extra (``pip install -e '.[bench]'``: aiohttp, py-spy). On a shared machine
+run with ``--wait-quiet``, or read the "others" column: other work skews every rate.
 
     python benchmarks/bench_rest_load.py [--seconds 5] [--levels 1,10,50]
         [--workloads claim,list,claim-code,404,fanout] [--client-procs 4]
@@ -32,8 +36,8 @@ event when full), and the server's CPU per published event with and without idle
 
 ``--profile DIR`` samples the server with py-spy (if installed) during the highest level (or
 ``--profile-level``) of every workload and during every fan-out row; it writes collapsed stacks
-(``DIR/<workload>.txt``) and a summary of the samples by package, by function (self) and by
-project function (inclusive). Linux only (``/proc``).
+(``DIR/<workload>.txt``) and a summary of the samples by layer and by package (innermost
+frame), by function (self) and by project function (inclusive). Linux only (``/proc``).
 """
 
 from __future__ import annotations
@@ -410,9 +414,33 @@ def profiled(server: Server, seconds: float, target: Path | None) -> Iterator[No
             summarize_profile(target)
 
 
+def layer_of(stack: str) -> str:
+    """The layer a py-spy sample belongs to, by its innermost frame (docs/performance.md)."""
+    leaf = stack.rsplit(";", 1)[-1]
+    path = leaf.partition(" (")[2]
+    if "_SelectorSocketTransport.write" in leaf:
+        return "socket send (kernel, incl. waking the client)"
+    if "sqlite_store" in path:
+        return "SQLite (SqliteStore + sqlite3)"
+    if "emit (firmware_sim/kernel/trace" in stack:
+        return "trace records"
+    if path.startswith(("h11/", "uvicorn/")):
+        return "HTTP/1.1 parse+serialize (uvicorn on h11)"
+    if path.startswith(("fastapi/", "starlette/")):
+        return "FastAPI/Starlette (routing, middleware, request/response)"
+    if path.startswith("json/"):
+        return "stdlib json"
+    if path.startswith(PROJECT_PACKAGES):
+        return "project code (handlers, auth, params, render)"
+    if path.startswith(("asyncio/", "selectors")):
+        return "asyncio loop"
+    return "other stdlib (dataclasses, enum, typing, urllib, ...)"
+
+
 def summarize_profile(collapsed: Path, top: int = 15) -> None:
-    """Summarize py-spy raw output: samples by package (self), by function (self), and the
-    project's own functions (inclusive)."""
+    """Summarize py-spy raw output: samples by layer and by package (innermost frame), by
+    function (self), and the project's own functions (inclusive)."""
+    by_layer: Counter[str] = Counter()
     by_package: Counter[str] = Counter()
     own: Counter[str] = Counter()
     project: Counter[str] = Counter()
@@ -423,6 +451,7 @@ def summarize_profile(collapsed: Path, top: int = 15) -> None:
             continue
         count = int(count_text)
         total += count
+        by_layer[layer_of(stack)] += count
         frames = []
         for frame in stack.split(";"):
             function, _, where = frame.partition(" (")
@@ -439,6 +468,7 @@ def summarize_profile(collapsed: Path, top: int = 15) -> None:
         return [title] + [f"  {100 * n / total:5.1f}%  {name}"
                           for name, n in counter.most_common(limit)]
     lines = [f"{total} samples of the server's main thread (py-spy, {collapsed.name})"]
+    lines += block("self, by layer:", by_layer, top)
     lines += block("self, by package:", by_package, top)
     lines += block("self, by function:", own, top)
     lines += block("inclusive, the project's functions:", project, 2 * top)
