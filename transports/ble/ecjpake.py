@@ -24,8 +24,9 @@ when ``r·G + h·X == V``. Readers reject trailing bytes.
 Every defect in peer input raises :class:`EcJpakeError` whose ``mbedtls_code`` is the error
 mbedTLS returns for the same bytes (checked against mbedTLS's own test-vector file). Misuse by
 the caller (calling steps out of order) raises :class:`~firmware_sim.kernel.errors.UsageError`.
-The point arithmetic is done by the ``ecdsa`` package (it uses ``gmpy2`` when installed); this
-module only encodes, decodes and validates.
+OpenSSL (through ``cryptography``) does the scalar multiplications; this module encodes, decodes,
+validates, adds points and recovers the y coordinate OpenSSL's ECDH leaves out (see "Point
+arithmetic" below).
 """
 
 from __future__ import annotations
@@ -35,10 +36,9 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum, IntEnum
-from typing import Any, Final
+from typing import Final
 
-from ecdsa.curves import NIST256p
-from ecdsa.ellipticcurve import PointJacobi
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from firmware_sim.kernel.errors import PeerProtocolError, UsageError
 
@@ -66,10 +66,12 @@ SECRET_SIZE: Final = 32
 #: TLS ``ECParameters``: curve_type named_curve (3), NamedCurve secp256r1 (23).
 EC_PARAMETERS_SECP256R1: Final = b"\x03\x00\x17"
 
-_CURVE = NIST256p.curve
-_BASE_JACOBIAN = NIST256p.generator
-_P: Final[int] = int(_CURVE.p())
-_N: Final[int] = int(NIST256p.order)
+# secp256r1 (SEC 2 §2.4.2): y² = x³ − 3x + b over GF(p), prime order n, base point (GX, GY).
+_P: Final = 0xFFFFFFFF00000001000000000000000000000000FFFFFFFFFFFFFFFFFFFFFFFF
+_B: Final = 0x5AC635D8AA3A93E7B3EBBD55769886BC651D06B0CC53B0F63BCE3C3E27D2604B
+_N: Final = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+_GX: Final = 0x6B17D1F2E12C4247F8BCE6E563A440F277037D812DEB33A0F4A13945D898C296
+_GY: Final = 0x4FE342E2FE1A7F9B8EE7EB4A7C0F9E162BCE33576B315ECECBB6406837BF51F5
 _COORD_SIZE: Final = 32
 _UNCOMPRESSED_SIZE: Final = 1 + 2 * _COORD_SIZE
 _MAX_KEYGEN_TRIES: Final = 64
@@ -112,47 +114,87 @@ class _Point:
 
     def is_valid(self) -> bool:
         """mbedTLS ``check_pubkey``: coordinates below p and on the curve."""
-        return self.x < _P and self.y < _P and bool(_CURVE.contains_point(self.x, self.y))
+        x, y = self.x, self.y
+        return x < _P and y < _P and (y * y - (x * x - 3) * x - _B) % _P == 0
 
     def encode(self) -> bytes:
         return b"\x04" + self.x.to_bytes(_COORD_SIZE, "big") + self.y.to_bytes(_COORD_SIZE, "big")
 
 
-_BASE = _Point(int(_BASE_JACOBIAN.x()), int(_BASE_JACOBIAN.y()))
+_BASE = _Point(_GX, _GY)
 
 # ---------------------------------------------------------------------------------------------
-# Point arithmetic, delegated to ``ecdsa`` (inputs are validated points, never infinity).
+# Point arithmetic. Inputs are valid points (never infinity); ``None`` stands for infinity.
+#
+# OpenSSL, through ``cryptography``, does every scalar multiplication. It gives ``k·G`` with
+# both coordinates (the public key of private key ``k``), but for any other point only the x
+# coordinate of ``k·P`` (ECDH). The y coordinate comes from a second ECDH: ``R = k·P`` and
+# ``x((k+1)·P) = x(R + P)``. The chord through R and P has slope ``λ = (y_R − y_P)/(x_R − x_P)``
+# and ``λ² = x(R + P) + x_R + x_P``; expanding ``λ²·(x_R − x_P)²`` with ``y_R² = x_R³ − 3x_R + b``
+# leaves y_R as the only unknown:
+#
+#     y_R = (y_R² + y_P² − (x(R + P) + x_R + x_P)·(x_R − x_P)²) / (2·y_P)
+#
+# (defined because k ∉ {1, n−1} makes R ≠ ±P, and y_P ≠ 0 on a curve of odd order). Additions
+# are affine, in Python, one inversion each. docs/ble-crypto.md compares the other backends.
+
+_OPENSSL_CURVE = ec.SECP256R1()
+_ECDH = ec.ECDH()
 
 
-def _jacobian(point: _Point) -> PointJacobi:
-    if point == _BASE:
-        return _BASE_JACOBIAN  # carries the precomputed tables
-    return PointJacobi(_CURVE, point.x, point.y, 1, _N)
-
-
-def _affine(result: Any) -> _Point | None:
-    """Convert an ``ecdsa`` result (``PointJacobi`` or its ``INFINITY``) to a ``_Point``."""
-    x = result.x()
-    if x is None:
-        return None
-    return _Point(int(x), int(result.y()))
+def _mul_x(k: int, point: _Point) -> int:
+    """x coordinate of ``k·point`` for ``k`` in [1, n), by one OpenSSL ECDH."""
+    peer = ec.EllipticCurvePublicKey.from_encoded_point(_OPENSSL_CURVE, point.encode())
+    shared = ec.derive_private_key(k, _OPENSSL_CURVE).exchange(_ECDH, peer)
+    return int.from_bytes(shared, "big")
 
 
 def _mul(k: int, point: _Point) -> _Point | None:
-    return _affine(_jacobian(point) * k)
+    """``k·point``."""
+    k %= _N
+    if k == 0:
+        return None
+    if point == _BASE:
+        numbers = ec.derive_private_key(k, _OPENSSL_CURVE).public_key().public_numbers()
+        return _Point(numbers.x, numbers.y)
+    if k == 1:
+        return point
+    if k == _N - 1:
+        return _Point(point.x, _P - point.y)
+    x, x_next = _mul_x(k, point), _mul_x(k + 1, point)
+    dx = x - point.x
+    y_squared = (x * x - 3) * x + _B
+    numerator = y_squared + point.y * point.y - (x_next + x + point.x) * dx * dx
+    return _Point(x, numerator * pow(2 * point.y, -1, _P) % _P)
+
+
+def _add(a: _Point | None, b: _Point | None) -> _Point | None:
+    """``a + b`` (affine; doubling when ``a == b``)."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    if a.x == b.x:
+        if (a.y + b.y) % _P == 0:
+            return None
+        slope = (3 * a.x * a.x - 3) * pow(2 * a.y, -1, _P) % _P
+    else:
+        slope = (b.y - a.y) * pow(b.x - a.x, -1, _P) % _P
+    x = (slope * slope - a.x - b.x) % _P
+    return _Point(x, (slope * (a.x - x) - a.y) % _P)
 
 
 def _mul_add(a: int, p: _Point, b: int, q: _Point) -> _Point | None:
     """``a·p + b·q``."""
-    return _affine(_jacobian(p).mul_add(a, _jacobian(q), b))
+    return _add(_mul(a, p), _mul(b, q))
 
 
 def _sum3(a: _Point, b: _Point, c: _Point) -> _Point | None:
     """``a + b + c``; like mbedTLS, a partial sum at infinity is an invalid key."""
-    partial = _mul_add(1, a, 1, b)
+    partial = _add(a, b)
     if partial is None:
         raise EcJpakeError(MbedtlsEcpError.INVALID_KEY, "generator sum is the point at infinity")
-    return _mul_add(1, partial, 1, c)
+    return _add(partial, c)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -375,9 +417,8 @@ class EcJpake:
         blinded = _mul_add(1, self._peer_round_two, -x2 * self._secret % _N, peer[1])
         if blinded is None:
             raise EcJpakeError(MbedtlsEcpError.INVALID_KEY, "premaster point is infinity")
-        premaster = _mul(x2, blinded)
-        assert premaster is not None
-        return hashlib.sha256(premaster.x.to_bytes(_COORD_SIZE, "big")).digest()
+        premaster_x = _mul_x(x2, blinded)  # x2 is in [1, n); only K.x is needed
+        return hashlib.sha256(premaster_x.to_bytes(_COORD_SIZE, "big")).digest()
 
     # -- helpers --------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""EC-JPAKE: mbedTLS's published vectors, round trips, sizes, and hostile input."""
+"""EC-JPAKE: mbedTLS's published vectors, round trips, sizes, hostile input, and the point
+arithmetic checked against an independent implementation (the pure-Python ``ecdsa`` package)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 from ecdsa.curves import NIST256p
+from ecdsa.ellipticcurve import INFINITY, Point
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,6 +27,11 @@ from transports.ble.ecjpake import (
     EcJpakeError,
     EcJpakeRole,
     MbedtlsEcpError,
+    _add,
+    _mul,
+    _mul_add,
+    _mul_x,
+    _Point,
 )
 
 VECTORS: dict[str, Any] = json.loads(
@@ -32,8 +39,8 @@ VECTORS: dict[str, Any] = json.loads(
 )
 REF: dict[str, str] = VECTORS["reference_handshake"]
 CLIENT, SERVER = EcJpakeRole.CLIENT, EcJpakeRole.SERVER
-P = NIST256p.curve.p()
-N = NIST256p.order
+P = int(NIST256p.curve.p())
+N = int(NIST256p.order)
 
 
 def ref(name: str) -> bytes:
@@ -218,6 +225,71 @@ def test_failed_read_leaves_the_side_usable() -> None:
 
 def test_error_is_a_peer_protocol_error() -> None:
     assert issubclass(EcJpakeError, PeerProtocolError)
+
+
+# --- point arithmetic (OpenSSL scalar multiplications, y recovery, affine additions) ----------
+
+GENERATOR = NIST256p.generator
+_EDGE_SCALARS = [0, 1, 2, N - 2, N - 1, N, N + 1, 2 * N - 1]
+_scalars = st.one_of(st.sampled_from(_EDGE_SCALARS), st.integers(0, 2 * N))
+_discrete_logs = st.one_of(st.sampled_from([1, 2, N - 1]), st.integers(1, N - 1))
+
+
+def _reference(t: int) -> Point:
+    return GENERATOR * t
+
+
+def _ours(point: Any) -> _Point | None:
+    return None if point == INFINITY else _Point(int(point.x()), int(point.y()))
+
+
+def test_curve_constants_are_secp256r1() -> None:
+    import transports.ble.ecjpake as module
+
+    curve = NIST256p.curve
+    assert (curve.p(), curve.b(), N) == (module._P, module._B, module._N)
+    assert _ours(GENERATOR) == module._BASE
+    assert curve.a() % P == P - 3  # the y-recovery and doubling formulas assume a = -3
+
+
+@settings(max_examples=60, deadline=None)
+@given(k=_scalars, t=_discrete_logs)
+def test_scalar_multiplication_matches_the_reference(k: int, t: int) -> None:
+    """``k·P`` for a point ``P = t·G`` of unknown (to the code) discrete log, and for ``G``."""
+    point = _ours(_reference(t))
+    assert point is not None
+    expected = _ours(_reference(t) * k)
+    assert _mul(k, point) == expected
+    assert _mul(k, _ours(GENERATOR)) == _ours(GENERATOR * k)  # type: ignore[arg-type]
+    if 0 < k < N:
+        assert expected is not None
+        assert _mul_x(k, point) == expected.x
+    if expected is not None:
+        assert expected.is_valid()
+
+
+@settings(max_examples=60, deadline=None)
+@given(a=_discrete_logs, b=_discrete_logs, same=st.sampled_from(["no", "equal", "negated"]))
+def test_addition_matches_the_reference(a: int, b: int, same: str) -> None:
+    """Generic sums, doubling (equal points) and a point plus its negation (infinity)."""
+    if same == "equal":
+        b = a
+    elif same == "negated":
+        b = N - a
+    left, right = _ours(_reference(a)), _ours(_reference(b))
+    expected = _ours(_reference(a) + _reference(b))
+    assert _add(left, right) == expected
+    assert _add(None, right) == right and _add(left, None) == left
+    if same == "negated":
+        assert expected is None
+
+
+@settings(max_examples=30, deadline=None)
+@given(a=_scalars, t=_discrete_logs, b=_scalars, u=_discrete_logs)
+def test_mul_add_matches_the_reference(a: int, t: int, b: int, u: int) -> None:
+    p, q = _ours(_reference(t)), _ours(_reference(u))
+    assert p is not None and q is not None
+    assert _mul_add(a, p, b, q) == _ours(_reference(t) * a + _reference(u) * b)
 
 
 # --- hostile input beyond the vectors --------------------------------------------------------
