@@ -15,6 +15,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     cmds = parser.add_subparsers(dest="scenario_command", metavar="SUBCOMMAND")
     cmds.required = True
     lst = cmds.add_parser("list", help="list the scenarios", description="List the scenarios.")
+    lst.add_argument("--files", action="store_true",
+                     help="list the built-in scenario files instead (fwsim scenario run --file "
+                     "NAME, fwsim explore --scenario NAME)")
     lst.set_defaults(handler=_list)
     run = cmds.add_parser("run", help="run one scenario and print its Device OS timeline",
                           description="Run a scenario on virtual time, print the Device OS log "
@@ -38,13 +41,15 @@ def _list(args: argparse.Namespace) -> int:
     from ..explore import builtin_scenarios, loads
     from ..scenarios import SCENARIOS
 
-    files = {name: loads(text, name) for name, text in builtin_scenarios().items()}
-    width = max(len(name) for name in [*SCENARIOS, *files])
+    if args.files:
+        files = {name: loads(text, name) for name, text in builtin_scenarios().items()}
+        width = max(len(name) for name in files)
+        for name, scenario_file in files.items():
+            print(f"{name:<{width}}  {scenario_file.description}")
+        return 0
+    width = max(len(name) for name in SCENARIOS)
     for name, scenario in SCENARIOS.items():
         print(f"{name:<{width}}  {scenario.summary}")
-    print("\nscenario files (fwsim scenario run --file NAME; fwsim explore --scenario NAME):")
-    for name, scenario_file in files.items():
-        print(f"{name:<{width}}  {scenario_file.description}")
     return 0
 
 
