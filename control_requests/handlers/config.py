@@ -4,7 +4,8 @@ Behaviour per device-os.md §3: DEVICE_ID is 24 lowercase hex (UNKNOWN if the id
 bytes); SET_CLAIM_CODE passes the decoded code's bytes, unchanged, to ``HAL_Set_Claim_Code``
 (NUL-padded, cut at 63, an empty code means "no code"; a code starting with 0xFF is stored as
 0xFF and therefore never published); SET_DEVICE_SETUP_DONE(true) is 0 and (false) NOT_SUPPORTED with
-nothing written; START_LISTENING while listening is 0; the reset family replies 0 and acts 1000 ms
+nothing written; START_LISTENING while listening is 0, and NOT_ALLOWED when the feature
+DISABLE_LISTENING_MODE is set (outside safe mode); the reset family replies 0 and acts 1000 ms
 after the reply is delivered; ECHO returns the request bytes; DIAGNOSTIC_INFO answers only an
 empty request.
 """
@@ -95,10 +96,11 @@ def safe_mode(ctx: HandlerContext) -> None:
 
 
 def start_listening(ctx: HandlerContext) -> None:
-    if not ctx.services.is_listening():  # already listening: INVALID_STATE mapped to 0
-        ctx.services.abort_connection()
-        ctx.services.start_listening()
-    ctx.done(0)
+    if ctx.services.is_listening():  # already listening: INVALID_STATE mapped to 0
+        ctx.done(0)
+        return
+    ctx.services.abort_connection()
+    ctx.done(ctx.services.start_listening())  # NOT_ALLOWED when listening mode is disabled
 
 
 def stop_listening(ctx: HandlerContext) -> None:

@@ -1,5 +1,5 @@
 """The system layer: device composition, system events, network, cloud connection, claim-code
-rules, app API."""
+rules, app API, timing profiles, feature flags, server settings, DFU mode."""
 
 from ..kernel.ids import validate_device_id
 from .app import Firmware, Particle
@@ -16,12 +16,17 @@ from .events import (
     SystemEventBus,
     TimeChanged,
 )
+from .features import Feature, FeatureFlags
 from .listening import ListeningMode
 from .network import CredentialStore, NetworkManager, NetworkTiming, WifiCredentials
 from .radio import AccessPoint, RadioEnvironment, WifiSecurity, radio_environment
+from .timing import FAST, THREAD, TIMING_PROFILES, TimingProfile, timing_profile
 
 __all__ = [
     "ALL_EVENTS",
+    "FAST",
+    "THREAD",
+    "TIMING_PROFILES",
     "AccessPoint",
     "BleProvMode",
     "ClaimCodeRules",
@@ -32,6 +37,8 @@ __all__ = [
     "CredentialStore",
     "Device",
     "DeviceState",
+    "Feature",
+    "FeatureFlags",
     "Firmware",
     "FirmwareOptions",
     "ListeningMode",
@@ -45,8 +52,10 @@ __all__ = [
     "SystemEventBus",
     "SystemMode",
     "TimeChanged",
+    "TimingProfile",
     "WifiCredentials",
     "WifiSecurity",
     "radio_environment",
+    "timing_profile",
     "validate_device_id",
 ]

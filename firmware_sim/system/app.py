@@ -25,6 +25,7 @@ from ..kernel.scheduler import TimerHandle
 from ..kernel.world import World
 from ..services.log import DeviceLog, LogLevel
 from .events import SystemEvent, SystemEventBus, SystemEventHandler
+from .features import Feature
 from .listening import ListeningMode
 
 EventHandler = Callable[[str, bytes], None]
@@ -58,6 +59,8 @@ class ApplicationHost(Protocol):
               safe_mode: bool = False) -> None: ...
 
     def uptime_ms(self) -> int: ...
+
+    def set_feature(self, feature: Feature, enabled: bool) -> int: ...
 
 
 class Firmware:
@@ -101,6 +104,13 @@ class Particle:
 
     def reset(self) -> None:
         self._device.reset("user")
+
+    def enable_feature(self, feature: Feature) -> int:
+        """``System.enableFeature`` (e.g. ``Feature.DISABLE_LISTENING_MODE``)."""
+        return self._device.set_feature(feature, True)
+
+    def disable_feature(self, feature: Feature) -> int:
+        return self._device.set_feature(feature, False)
 
     def listen(self, enable: bool = True) -> None:
         if enable:

@@ -22,6 +22,7 @@ from ..kernel.trace import Tracer
 from ..kernel.world import World
 from ..profiles import PlatformProfile
 from .cloud import CloudConnection, CloudState
+from .features import Feature, FeatureFlags
 from .listening import ListeningMode
 from .network import CredentialStore, NetworkManager, WifiCredentials
 from .radio import AccessPoint, WifiSecurity
@@ -93,6 +94,11 @@ class ControlledDevice(Protocol):
 
     def enter_dfu(self) -> None: ...
 
+    @property
+    def features(self) -> FeatureFlags: ...
+
+    def set_feature(self, feature: Feature, enabled: bool) -> int: ...
+
     def cloud_connect(self) -> None: ...
 
     def cloud_disconnect(self, *, clear_session: bool = False) -> None: ...
@@ -142,8 +148,12 @@ class DeviceControlServices:
     def is_listening(self) -> bool:
         return self.device.listening.active
 
-    def start_listening(self) -> None:
-        self.device.listening.enter()
+    def start_listening(self) -> int:
+        listening = self.device.listening
+        if not listening.allowed:
+            return int(ResultCode.NOT_ALLOWED)
+        listening.enter()
+        return 0
 
     def stop_listening(self) -> None:
         self.device.listening.exit()
@@ -158,18 +168,16 @@ class DeviceControlServices:
         return self.device.options.device_protected, False
 
     def set_feature(self, feature: int, enabled: bool) -> int:
+        """SET_FEATURE takes ``Feature`` ETHERNET_DETECTION (1) only; the DCT keeps it with
+        inverted logic (``system/features.py``)."""
         if feature != ETHERNET_DETECTION:
             return int(ResultCode.INVALID_ARGUMENT)
-        raw = self.device.dct.read_field("feature_flags")
-        flags = bytearray(4 if raw == b"\xff\xff\xff\xff" else raw)  # 0xffffffff: unset
-        flags[0] = (flags[0] | 0x02) if enabled else (flags[0] & ~0x02 & 0xFF)
-        return self.device.dct.write_field("feature_flags", bytes(flags))
+        return self.device.set_feature(Feature.ETHERNET_DETECTION, enabled)
 
     def get_feature(self, feature: int) -> bool:
         if feature != ETHERNET_DETECTION:
             return False
-        flags = self.device.dct.read_field("feature_flags")
-        return flags != b"\xff\xff\xff\xff" and bool(flags[0] & 0x02)
+        return self.device.features.get(Feature.ETHERNET_DETECTION)
 
     def set_softap_ssid(self, prefix: str, suffix: str) -> int:
         if not prefix:

@@ -61,6 +61,7 @@ from .cloud import (
 from .control_services import build_dispatcher
 from .dfu import DeviceDfu
 from .events import SystemEvent, SystemEventBus
+from .features import Feature, FeatureFlags
 from .listening import ListeningMode
 from .network import CredentialStore, NetworkManager, NetworkTiming, WifiCredentials
 from .radio import radio_environment
@@ -74,6 +75,10 @@ RESET_REASONS = (
     "update", "update_error", "update_timeout", "factory_reset", "safe_mode", "dfu_mode", "panic",
     "user", "config_update",
 )
+
+#: ``world.shared`` key: device name -> the device, for the BLE transport's start-up rules
+#: (:meth:`Device.ble_channel_at_boot`, :meth:`Device.ble_provisioning_allowed`)
+BLE_RULES = "ble-system-rules"
 
 #: ``START_DFU_FLASHER_SERIAL_SPEED``: opening the USB serial port at this bit rate enters DFU
 START_DFU_FLASHER_SERIAL_SPEED = 14400
@@ -176,9 +181,12 @@ class Device:
         self.log = DeviceLog(world.trace.bind(self.name, "log"), self.uptime_ms)
         self.claiming = ClaimCodeRules(self.claim, self.log,
                                        send_on_resume=self.options.send_claim_code_on_resume)
+        self.features = FeatureFlags(self.dct)
         self.server_config = ServerConfig(self.dct, self.log)
         if self.server_config.erased():  # factory provisioning of a new DCT
             self.server_config.restore_defaults(quiet=True)
+        rules: dict[str, Device] = world.shared.setdefault(BLE_RULES, {})
+        rules[self.name] = self
         self.dfu = DeviceDfu(world, self.name, self.dct, dfu_pid=self.profile.dfu_pid,
                              usb_vid=self.profile.usb_vid, series=self.profile.series,
                              device_id=self.device_id,
@@ -282,7 +290,7 @@ class Device:
         self.cloud.connector = self._connector
         self.network.on_change(self.cloud.set_network_ready)
         self.listening = ListeningMode(self.tracer.child("listening"), self.events,
-                                       self.cloud.set_blocked)
+                                       self.cloud.set_blocked, allowed=self._listening_allowed)
         self.listening.on_change(self._listening_changed)
         self.firmware: Firmware | None = None
         self.control = build_dispatcher(self)
@@ -448,6 +456,29 @@ class Device:
         self.state = DeviceState.OFF
         self.retained.reset_reason = reason
         self.world.scheduler.call_later(self.timing.boot_delay_s, self._boot, label="boot")
+
+    # -- feature flags (``system/features.py``) ------------------------------------------------
+
+    def _listening_allowed(self) -> bool:
+        return self.safe_mode or not self.features.get(Feature.DISABLE_LISTENING_MODE)
+
+    def set_feature(self, feature: Feature, enabled: bool) -> int:
+        """``HAL_Feature_Set``; setting DISABLE_LISTENING_MODE takes the device out of
+        listening mode (``manage_listening_mode_flag``)."""
+        result = self.features.set(feature, enabled)
+        if (feature is Feature.DISABLE_LISTENING_MODE and enabled and self.running
+                and self.listening.active and not self._listening_allowed()):
+            self.listening.exit()
+        return result
+
+    def ble_channel_at_boot(self) -> bool:
+        """``SystemControl::init``: the BLE control channel is initialised in safe mode or
+        when listening mode is not disabled."""
+        return self.safe_mode or not self.features.get(Feature.DISABLE_LISTENING_MODE)
+
+    def ble_provisioning_allowed(self) -> bool:
+        """BLE provisioning mode and its custom UUIDs need DISABLE_LISTENING_MODE."""
+        return self.features.get(Feature.DISABLE_LISTENING_MODE)
 
     def line_coding_changed(self, bitrate: int) -> None:
         """``system_lineCodingBitRateHandler``: the USB serial port opened at 14400 baud

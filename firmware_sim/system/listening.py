@@ -2,7 +2,9 @@
 
 How this works
 --------------
-Two states, NORMAL and LISTENING. ``enter()`` raises ``setup_begin`` (``wifi_listen_begin``),
+Two states, NORMAL and LISTENING. Outside safe mode the feature flag DISABLE_LISTENING_MODE
+(``system/features.py``) forbids entering (NOT_ALLOWED). ``enter()`` raises ``setup_begin``
+(``wifi_listen_begin``),
 pauses the cloud connection (it is torn down and not retried while listening) and enables the
 listening-mode consoles (USB serial commands, SoftAP on the Photon). ``exit()`` raises
 ``setup_end`` and lets the cloud connect again. A device without Wi-Fi credentials enters
@@ -23,10 +25,12 @@ from .events import SystemEvent, SystemEventBus
 
 class ListeningMode:
     def __init__(self, tracer: Tracer, events: SystemEventBus,
-                 pause_cloud: Callable[[bool], None]) -> None:
+                 pause_cloud: Callable[[bool], None],
+                 allowed: Callable[[], bool] = lambda: True) -> None:
         self._tracer = tracer
         self._events = events
         self._pause_cloud = pause_cloud
+        self._allowed = allowed
         self.active = False
         self._listeners: list[Callable[[bool], None]] = []
 
@@ -34,9 +38,18 @@ class ListeningMode:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
+    @property
+    def allowed(self) -> bool:
+        """False outside safe mode when the feature DISABLE_LISTENING_MODE is set
+        (``ListeningModeHandler::enter`` answers NOT_ALLOWED)."""
+        return self._allowed()
+
     def enter(self) -> bool:
-        """Returns False when already listening."""
+        """Returns False when already listening, or when listening mode is not allowed."""
         if self.active:
+            return False
+        if not self._allowed():
+            self._tracer.emit("listening.not_allowed", reason="FEATURE_DISABLE_LISTENING_MODE")
             return False
         self.active = True
         self._tracer.emit("listening.enter")

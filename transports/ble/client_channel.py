@@ -8,6 +8,11 @@ control request (``u16 size`` + encrypted ``id, type, reserved`` + payload + tag
 its id and bytes; the caller writes them in packets of at most ATT_MTU - 3 bytes, without
 interleaving two requests. Any error (bad frame, failed handshake, bad tag) leaves the channel
 FAILED; the caller should disconnect.
+
+Like Particle's Android client (``Framing.kt``), the phone caps a frame at
+:data:`CLIENT_MAX_FRAME_SIZE` (10,240 bytes, size header, encrypted header and tag included)
+although the device's limit is the u16 size: a larger request is refused before anything is
+sent (``UsageError``), a reply announcing a larger frame fails the channel (TOO_LARGE).
 """
 
 from __future__ import annotations
@@ -24,7 +29,12 @@ from .ecjpake import EcJpakeRole
 from .framing import FrameAssembler, frame_handshake, handshake_assembler, message_assembler
 from .handshake import ClientHandshake, ClientHandshakeState
 
-__all__ = ["ClientChannelState", "ClientControlChannel", "Received"]
+__all__ = ["CLIENT_MAX_FRAME_SIZE", "ClientChannelState", "ClientControlChannel", "Received"]
+
+#: The Android client's frame cap (bytes of a whole frame).
+CLIENT_MAX_FRAME_SIZE = 10240
+#: size header (2) + encrypted header (6) + CCM tag (8) around a payload
+_FRAME_OVERHEAD = 2 + 6 + 8
 
 
 class ClientChannelState(Enum):
@@ -56,10 +66,16 @@ class ClientControlChannel:
     """Handshake and request/reply framing for the phone (EC-JPAKE client)."""
 
     def __init__(self, mobile_secret: str | bytes,
-                 randbytes: Callable[[int], bytes] = os.urandom) -> None:
+                 randbytes: Callable[[int], bytes] = os.urandom, *,
+                 max_frame_size: int = CLIENT_MAX_FRAME_SIZE) -> None:
+        if not _FRAME_OVERHEAD < max_frame_size <= _FRAME_OVERHEAD + 0xFFFF:
+            raise UsageError(f"max_frame_size must lie in {_FRAME_OVERHEAD + 1}.."
+                             f"{_FRAME_OVERHEAD + 0xFFFF}")
+        self.max_frame_size = max_frame_size
         self._handshake = ClientHandshake(_password(mobile_secret), randbytes)
         self._handshake_reader: FrameAssembler = handshake_assembler()
-        self._message_reader: FrameAssembler = message_assembler()
+        self._message_reader: FrameAssembler = message_assembler(
+            max_payload=max_frame_size - _FRAME_OVERHEAD)
         self.session: ChannelSession | None = None
         self.state = ClientChannelState.NEW
         self._next_id = 1
@@ -119,6 +135,9 @@ class ClientControlChannel:
         """Seal one request; returns ``(request id, frame)``."""
         if self.state is not ClientChannelState.READY or self.session is None:
             raise UsageError(f"the channel is {self.state.value}; requests need a handshake")
+        if len(payload) + _FRAME_OVERHEAD > self.max_frame_size:
+            raise UsageError(f"a request frame of {len(payload) + _FRAME_OVERHEAD} bytes exceeds "
+                             f"the client's {self.max_frame_size}-byte cap")
         request_id = self._allocate_id()
         frame = self.session.seal_request(request_id, int(request_type), bytes(payload))
         self.outstanding.add(request_id)

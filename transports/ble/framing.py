@@ -173,7 +173,9 @@ def handshake_assembler() -> FrameAssembler:
                           max_size=MAX_HANDSHAKE_PAYLOAD_SIZE, what="handshake packet")
 
 
-def message_assembler() -> FrameAssembler:
-    """Encrypted request/reply messages: returns whole frames (size header included)."""
+def message_assembler(max_payload: int = 0xFFFF) -> FrameAssembler:
+    """Encrypted request/reply messages: returns whole frames (size header included); a
+    size above ``max_payload`` is TOO_LARGE (the phone's cap, ``client_channel``)."""
     assert MESSAGE_HEADER_SIZE == HANDSHAKE_HEADER_SIZE
-    return FrameAssembler(overhead=_MESSAGE_OVERHEAD, include_header=True, what="message")
+    return FrameAssembler(overhead=_MESSAGE_OVERHEAD, include_header=True,
+                          max_size=max_payload, what="message")

@@ -49,7 +49,24 @@ from .gatt import (
     negotiate_mtu,
 )
 
-__all__ = ["AdvertisingPolicy", "BlePeripheral", "PeripheralObserver", "static_address"]
+__all__ = ["NOT_ALLOWED", "AdvertisingPolicy", "BlePeripheral", "BleSystemRules",
+           "PeripheralObserver", "static_address"]
+
+#: ``world.shared`` key of the devices' BLE start-up rules (by device name)
+BLE_RULES = "ble-system-rules"
+#: ``SYSTEM_ERROR_NOT_ALLOWED``
+NOT_ALLOWED = -130
+
+
+class BleSystemRules(Protocol):
+    """What the system says about the BLE control channel (a ``Device`` fits it)."""
+
+    def ble_channel_at_boot(self) -> bool:
+        """``SystemControl::init``: initialise the channel at start-up (safe mode, or
+        listening mode not disabled)."""
+
+    def ble_provisioning_allowed(self) -> bool:
+        """Provisioning mode and custom UUIDs need FEATURE_DISABLE_LISTENING_MODE."""
 
 
 class AdvertisingPolicy(Enum):
@@ -135,6 +152,12 @@ class BlePeripheral:
         self._observers: list[PeripheralObserver] = []
         self._unsubscribe_listening: Callable[[], None] | None = None
         self._attached = False
+        #: the advertised control service (``setProvSvcUuid`` may replace it)
+        self.service_uuid = SERVICE_UUID
+        #: BLE provisioning mode (``system_ble_prov_mode``): channel initialised, advertising
+        self.provisioning = False
+        rules = device.world.shared.get(BLE_RULES, {})
+        self._rules: BleSystemRules | None = rules.get(device.name)
         self.attach()
 
     # -- attachment to the device ------------------------------------------------------------
@@ -158,10 +181,42 @@ class BlePeripheral:
         self._attached = False
 
     def _on_boot(self, _device: object) -> None:
-        self.channel = DeviceControlChannel(self._host, timing=self.timing)
+        self.provisioning = False  # RAM: provisioning mode and custom UUIDs are per boot
+        self.service_uuid = SERVICE_UUID
+        if self._rules is None or self._rules.ble_channel_at_boot():
+            self.channel = DeviceControlChannel(self._host, timing=self.timing)
+        else:
+            self.channel = None
+            self._host.tracer.emit("ble.channel_not_initialised",
+                                   reason="FEATURE_DISABLE_LISTENING_MODE")
         self._unsubscribe_listening = self.device.listening.on_change(
             lambda _active: self._advertising_changed())
         self._advertising_changed()
+
+    # -- BLE provisioning mode ---------------------------------------------------------------
+
+    def _provisioning_allowed(self) -> bool:
+        return self._rules is not None and self._rules.ble_provisioning_allowed()
+
+    def set_custom_service_uuid(self, uuid: str) -> int:
+        """``system_ble_prov_set_custom_svc_uuid``: NOT_ALLOWED unless listening mode is
+        disabled; the new UUID is advertised (in provisioning mode)."""
+        if not self._provisioning_allowed():
+            return NOT_ALLOWED
+        self.service_uuid = uuid.lower()
+        self._advertising_changed()
+        return 0
+
+    def set_provisioning_mode(self, enabled: bool) -> int:
+        """``system_ble_prov_mode``: NOT_ALLOWED unless listening mode is disabled; entering
+        initialises the control channel and advertises it."""
+        if not self._provisioning_allowed():
+            return NOT_ALLOWED
+        if enabled and self.device.running and self.channel is None:
+            self.channel = DeviceControlChannel(self._host, timing=self.timing)
+        self.provisioning = enabled
+        self._advertising_changed()
+        return 0
 
     def _on_shutdown(self, _device: object) -> None:
         link = self._link
@@ -197,7 +252,7 @@ class BlePeripheral:
     def advertising(self) -> bool:
         if self.channel is None or self._link is not None or not self.device.running:
             return False
-        if self.policy is AdvertisingPolicy.ALWAYS:
+        if self.policy is AdvertisingPolicy.ALWAYS or self.provisioning:
             return True
         if self.policy is AdvertisingPolicy.LISTENING:
             return self.device.listening.active
@@ -208,7 +263,7 @@ class BlePeripheral:
         if not self.advertising:
             return None
         return build_advertising(self.name, self.device.profile.platform_id,
-                                 self.device.setup_code, SERVICE_UUID)
+                                 self.device.setup_code, self.service_uuid)
 
     # -- GATT server (called by a radio) -----------------------------------------------------
 
