@@ -371,3 +371,40 @@ def test_a_failed_handshake_is_logged_at_warn() -> None:
     rst = lines.index("[comm.coap] WARN: Received RST message; discarding session")
     assert lines[rst + 1] == "[system] WARN: Cloud handshake failed, code=10"
     assert not any("] ERROR: Cloud handshake failed" in line for line in lines)
+
+
+@pytest.mark.parametrize("action", ["safe mode", "dfu", "network", "reboot"])
+def test_spark_device_reset_actions(action: str) -> None:
+    """Issue 15 item 3: ``spark/device/reset`` with ``safe mode`` enters safe mode, ``dfu``
+    DFU mode, ``network`` resets the network interfaces (WARN ``Received a command to reset
+    the network``), ``reboot`` resets (``systemEventHandler``)."""
+    from firmware_sim.system.device import DeviceState
+
+    world, device, cloud = make()
+    device.power_on()
+    connect(world, device)
+    assert cloud.endpoint.send_event(device.device_id, "spark/device/reset", action.encode())
+    world.run_for(0.5)
+    if action == "safe mode":
+        connect(world, device)
+        assert device.safe_mode and device.boot_count == 2
+        assert device.cloud.inputs.reset_reason == "safe_mode"
+        world.run_for(2)
+        assert cloud.bus.find("spark/device/safemode")
+    elif action == "dfu":
+        world.run_for(1)
+        assert device.state is DeviceState.DFU and device.boot_count == 1
+    elif action == "network":
+        assert device.boot_count == 1
+        assert [line[11:] for line in device.log_lines()[-3:]] == [
+            "[system] WARN: Received a command to reset the network",
+            "[system] INFO: Cloud: disconnecting", "[system] INFO: Cloud: disconnected"]
+        statuses = [r.get("param_name") for r in world.trace.find("system_event", node="dev")
+                    if r.get("event") == "network_status"]
+        assert statuses[-3:] == ["disconnecting", "disconnected", "connecting"]
+        connect(world, device)
+        assert device.cloud.handshakes["resumed"] == 1  # same boot: the session resumes
+    else:
+        connect(world, device)
+        assert device.boot_count == 2 and device.cloud.inputs.reset_reason == "user"
+        assert not device.safe_mode
