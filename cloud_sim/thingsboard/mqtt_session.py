@@ -189,16 +189,11 @@ class MqttServerSession:
             return
         topic = packet.topic
         code = mqtt5.PubAckReasonCode.SUCCESS
-        if topic == CLAIM_TOPIC:
-            ack = self.service.device_claim_from(self.device, packet.payload, transport="mqtt")
-            if ack is DeviceAck.MALFORMED:
-                if not self.service.settings.send_ack_on_validation_exception:
-                    self._disconnect(mqtt5.DisconnectReasonCode.PAYLOAD_FORMAT_INVALID,
-                                     "invalid_claim_payload")
-                    return
-                code = mqtt5.PubAckReasonCode.PAYLOAD_FORMAT_INVALID
-        elif topic == GATEWAY_CLAIM_TOPIC and self.device.is_gateway:
-            ack = self.service.gateway_claim(self.device, packet.payload, transport="mqtt")
+        claim = topic == CLAIM_TOPIC or (topic == GATEWAY_CLAIM_TOPIC and self.device.is_gateway)
+        if claim:
+            ack = (self.service.device_claim_from(self.device, packet.payload, transport="mqtt")
+                   if topic == CLAIM_TOPIC
+                   else self.service.gateway_claim(self.device, packet.payload, transport="mqtt"))
             if ack is DeviceAck.MALFORMED:
                 if not self.service.settings.send_ack_on_validation_exception:
                     self._disconnect(mqtt5.DisconnectReasonCode.PAYLOAD_FORMAT_INVALID,
