@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _list(args: argparse.Namespace) -> int:
     from ..explore import builtin_scenarios, loads
-    from ..scenarios import SCENARIOS
+    from ..scenarios import CATALOG
 
     if args.files:
         files = {name: loads(text, name) for name, text in builtin_scenarios().items()}
@@ -47,15 +47,15 @@ def _list(args: argparse.Namespace) -> int:
         for name, scenario_file in files.items():
             print(f"{name:<{width}}  {scenario_file.description}")
         return 0
-    width = max(len(name) for name in SCENARIOS)
-    for name, scenario in SCENARIOS.items():
+    width = max(len(name) for name in CATALOG)
+    for name, scenario in CATALOG.items():
         print(f"{name:<{width}}  {scenario.summary}")
     return 0
 
 
 def _run(args: argparse.Namespace) -> int:
     from ..kernel.errors import UsageError
-    from ..scenarios import SCENARIOS
+    from ..scenarios import CATALOG
 
     if args.file is not None:
         if args.all or args.name is not None:
@@ -68,19 +68,21 @@ def _run(args: argparse.Namespace) -> int:
         return _run_one(args.name, seed, args.trace, args.quiet, args.diagram)
     if args.trace or args.diagram:
         raise UsageError("--trace and --diagram need a single scenario")
-    failures = [name for name in SCENARIOS
+    failures = [name for name in CATALOG
                 if _run_one(name, seed, None, args.quiet) != 0]
-    print(f"{len(SCENARIOS) - len(failures)}/{len(SCENARIOS)} scenarios reproduced their "
+    print(f"{len(CATALOG) - len(failures)}/{len(CATALOG)} scenarios reproduced their "
           "expected behaviour" + (f"; failed: {', '.join(failures)}" if failures else ""))
     return 1 if failures else 0
 
 
 def _run_one(name: str, seed: int, trace: str | None, quiet: bool,
              diagram: str | None = None) -> int:
-    from ..scenarios import get_scenario
+    from ..scenarios import get_story
 
-    scenario = get_scenario(name)
-    result = scenario.run(seed, trace_path=trace)
+    result = get_story(name).run(seed, trace_path=trace)
+    if result.skipped is not None:
+        print(f"SKIP {result.name} (seed {result.seed}): {result.skipped}")
+        return 0
     if diagram:
         from ..diagram import write_diagrams
 
@@ -90,8 +92,7 @@ def _run_one(name: str, seed: int, trace: str | None, quiet: bool,
             print(f"# diagram written to {paths[0]} and {paths[1]}")
     out = sys.stdout
     if not quiet:
-        print(f"# scenario {result.name}, seed {result.seed}, device {result.device.name} "
-              f"({result.device.profile.name}, id {result.device.device_id})", file=out)
+        print(f"# scenario {result.name}, seed {result.seed}, {result.header}", file=out)
         for line in result.timeline:
             print(line, file=out)
         print("#", file=out)

@@ -8,10 +8,13 @@ testbed's actors.
 from ..apps import ClearSessionOnNewCredentials, SessionEndTooEarly, SessionEndWorkaround
 from ..testbed.actors import DirectProvisioning, Phone, Provisioning
 from .base import Check, Scenario, ScenarioResult
-from .catalog import SCENARIOS, get_scenario
+from .catalog import CATALOG, SCENARIOS, get_scenario, get_story
+from .thingsboard import TB_SCENARIOS
 
 __all__ = [
+    "CATALOG",
     "SCENARIOS",
+    "TB_SCENARIOS",
     "Check",
     "ClearSessionOnNewCredentials",
     "DirectProvisioning",
@@ -22,4 +25,5 @@ __all__ = [
     "SessionEndTooEarly",
     "SessionEndWorkaround",
     "get_scenario",
+    "get_story",
 ]

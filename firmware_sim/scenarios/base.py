@@ -35,10 +35,18 @@ class ScenarioResult:
     verdict: str
     testbed: Testbed
     checks: list[Check] = field(default_factory=list)
+    #: why the scenario did not run (a missing optional dependency), None when it ran
+    skipped: str | None = None
 
     @property
     def world(self) -> World:
         return self.testbed.world
+
+    @property
+    def header(self) -> str:
+        """What the run was about, for the first line of a report."""
+        device = self.device
+        return f"device {device.name} ({device.profile.name}, id {device.device_id})"
 
     @property
     def device(self) -> Device:

@@ -21,6 +21,7 @@ from ..system.radio import AccessPoint
 from ..testbed import CloudSpec, DeviceSpec, Phone, ProvisioningFactory, Testbed, TestbedSpec
 from . import transfer
 from .base import Check, Scenario, ScenarioResult, default_provisioning, particle
+from .thingsboard import TB_SCENARIOS, TbScenario
 
 HOME = AccessPoint("HomeNet", "home-pass-1", rssi=-62, channel=1)
 NEW = AccessPoint("NewNet", "new-pass-22", rssi=-48, channel=11)
@@ -222,6 +223,19 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
 )}
 
 
+#: every story, both clouds: the Particle catalog then the ThingsBoard scenarios
+CATALOG: dict[str, Scenario | TbScenario] = {**SCENARIOS, **TB_SCENARIOS}
+
+
+def get_story(name: str) -> Scenario | TbScenario:
+    """Any scenario of :data:`CATALOG` by name (one-line error listing them otherwise)."""
+    try:
+        return CATALOG[name]
+    except KeyError:
+        known = ", ".join(CATALOG)
+        raise UsageError(f"unknown scenario {name!r} (known: {known})") from None
+
+
 def get_scenario(name: str) -> Scenario:
     try:
         return SCENARIOS[name]
@@ -230,5 +244,6 @@ def get_scenario(name: str) -> Scenario:
         raise UsageError(f"unknown scenario {name!r} (known: {known})") from None
 
 
-__all__ = ["HOME", "NEW", "NEW_OWNER_EMAIL", "SCENARIOS", "Check", "Provisioned", "Scenario",
-           "ScenarioResult", "default_provisioning", "get_scenario", "p2_stage", "particle"]
+__all__ = ["CATALOG", "HOME", "NEW", "NEW_OWNER_EMAIL", "SCENARIOS", "Check", "Provisioned",
+           "Scenario", "ScenarioResult", "default_provisioning", "get_scenario", "get_story",
+           "p2_stage", "particle"]

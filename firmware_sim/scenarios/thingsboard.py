@@ -65,6 +65,11 @@ class TbScenarioResult:
         return thingsboard(self.testbed)
 
     @property
+    def header(self) -> str:
+        """What the run was about, for the first line of a report."""
+        return f"cloud thingsboard, {len(self.cloud.buttons)} claim button(s)"
+
+    @property
     def timeline(self) -> list[str]:
         return [record.summary() for record in self.world.trace.records
                 if record.layer in TIMELINE_LAYERS and not record.kind.endswith(".created")]

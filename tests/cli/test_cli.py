@@ -10,6 +10,7 @@ import pytest
 
 from firmware_sim.cli import build_parser, main
 from firmware_sim.kernel import read_jsonl
+from firmware_sim.scenarios import TB_SCENARIOS
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -24,9 +25,11 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 def test_scenario_list(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "scenario", "list")
     assert code == 0
-    assert [line.split()[0] for line in out.splitlines()] == [
+    names = [line.split()[0] for line in out.splitlines()]
+    assert names[:7] == [
         "fresh-claim", "resume-bug", "session-end-workaround", "session-end-too-early",
         "clear-session", "fixed-firmware", "product-customer-transfer"]
+    assert names[7:] == list(TB_SCENARIOS)  # then the ThingsBoard stories
 
 
 def test_scenario_run_prints_timeline_and_verdict(capsys: pytest.CaptureFixture[str],
