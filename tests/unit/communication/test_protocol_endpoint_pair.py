@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -67,6 +68,7 @@ class Listener:
         self.events: list[tuple[str, bytes]] = []
         self.times: list[int] = []
         self.idle = 0
+        self.server_moved: list[bytes] = []
 
     def protocol_begin_result(self, code: ProtocolResult) -> None:
         self.results.append(code)
@@ -82,6 +84,10 @@ class Listener:
 
     def protocol_idle(self) -> None:
         self.idle += 1
+
+    def protocol_server_moved(self, payload: bytes, respond: Callable[[int], None]) -> None:
+        self.server_moved.append(payload)
+        respond(-120)
 
 
 class WireEnd:
@@ -105,7 +111,7 @@ class WireEnd:
 
 
 class Pair:
-    def __init__(self, seed: int = 0) -> None:
+    def __init__(self, seed: int = 0, options: ProtocolOptions | None = None) -> None:
         self.world = World(seed)
         self.bus = EventBus()
         self.endpoint = DeviceEndpoint(self.world, MemoryStore(), self.bus)
@@ -115,7 +121,7 @@ class Pair:
             scheduler=self.world.scheduler, tracer=self.world.trace.bind("dev", "comm"),
             log=DeviceLog(self.world.trace.bind("dev", "log"), lambda: 0),
             session=self.session, identity=DeviceIdentity(DEVICE_ID, 32, 6200),
-            options=ProtocolOptions(), listener=self.listener,
+            options=options or ProtocolOptions(), listener=self.listener,
             system_describe=lambda: b'{"p":32}')
         self.drop_to_cloud: DropRule = lambda _m: False
         self.drop_to_device: DropRule = lambda _m: False
@@ -334,3 +340,31 @@ def test_random_loss_after_establishing_never_delivers_twice(drops: list[bool]) 
     else:  # a message timed out and failed the connection: nothing is left scheduled for it
         assert pair.listener.errors
         pair.disconnect()
+
+
+def test_thread_profile_crypto_time_and_resume_gap() -> None:
+    """The ``thread`` timing knobs: the device's DTLS crypto time delays its answer to the
+    server's flight; on a resume ``begin()`` reports SESSION_RESUMED ``resume_send_s`` after
+    ``Skipping HELLO message``, and the ping's ACK arriving meanwhile is read only after."""
+    options = ProtocolOptions(dtls_crypto_s=4.665, resume_send_s=0.183)
+    pair = Pair(options=options)
+    reported: list[float] = []
+    pair.listener.protocol_begin_result = (  # type: ignore[method-assign]
+        lambda code: (reported.append(pair.world.now), pair.listener.results.append(code)))
+    pair.connect()
+    pair.run(10)
+    assert pair.listener.results == [ProtocolResult.NO_ERROR]
+    assert reported[0] == pytest.approx(4 * LATENCY_S + 4.665)  # two round trips + crypto
+    pair.disconnect()
+    pair.listener.results.clear()
+    start = pair.world.now
+    idle_before = pair.listener.idle
+    pair.connect()
+    pair.run(0.183 - 1e-6)
+    assert pair.listener.results == [] and pair.listener.idle == idle_before
+    assert pair.world.trace.count("coap.acked", node="dev") == 2  # HELLO, describe only
+    pair.run(1)
+    assert pair.listener.results == [ProtocolResult.SESSION_RESUMED]
+    assert reported[1] - start == pytest.approx(0.183)
+    acked = [r.get("what") for r in pair.world.trace.find("coap.acked", node="dev")]
+    assert acked[-1] == "resume ping"  # processed after the begin result
