@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .cloud_cmd import positive_float
-from .common import seed_arg
+from .common import add_timing_argument, seed_arg
 
 if TYPE_CHECKING:
     from ..kernel.trace import TraceRecord
@@ -60,6 +60,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                      help="the cloud's REST API (for --scenario)")
     run.add_argument("--timeout", type=positive_float, default=120.0, metavar="SECONDS",
                      help="wall-clock limit for --scenario (default 120)")
+    add_timing_argument(run)
     run.set_defaults(handler=_run)
 
 
@@ -99,7 +100,7 @@ async def _device(args: argparse.Namespace) -> int:
                       wifi=(WifiCredentials(home.ssid, home.password),),
                       link=LinkSpec(cloud_url=args.cloud))
     testbed = Testbed(TestbedSpec(seed=args.seed, access_points=(home,), cloud=None,
-                                  trace_memory_limit=20_000))
+                                  trace_memory_limit=20_000, timing=args.timing))
     driver = testbed.driver(args.speed)
     device = testbed.add_device(spec)
     if args.claim_code is not None:
@@ -126,7 +127,7 @@ async def _scenario(args: argparse.Namespace) -> int:
     from ..scenarios.transfer import run_remote
 
     result = await run_remote(args.api, args.cloud, seed=args.seed, speed=args.speed,
-                              timeout_s=args.timeout)
+                              timeout_s=args.timeout, timing=args.timing)
     if not args.quiet:
         print(f"# scenario {args.scenario} over CoAP/UDP {args.cloud} and HTTP {args.api}, "
               f"seed {args.seed}, speed {args.speed:g}x", flush=True)

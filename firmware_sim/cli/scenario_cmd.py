@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import seed_arg
+from .common import add_timing_argument, seed_arg
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -34,6 +34,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                      help="write the run's sequence diagram as STEM.mmd and STEM.html")
     run.add_argument("--trace", metavar="FILE.jsonl", help="write the full structured trace")
     run.add_argument("--quiet", action="store_true", help="print only the verdict")
+    add_timing_argument(run)
     run.set_defaults(handler=_run)
 
 
@@ -65,21 +66,23 @@ def _run(args: argparse.Namespace) -> int:
     if args.all == (args.name is not None):
         raise UsageError("give a scenario name, --all or --file (see `fwsim scenario list`)")
     if not args.all:
-        return _run_one(args.name, seed, args.trace, args.quiet, args.diagram)
+        return _run_one(args.name, seed, args.trace, args.quiet, args.diagram, args.timing)
     if args.trace or args.diagram:
         raise UsageError("--trace and --diagram need a single scenario")
     failures = [name for name in CATALOG
-                if _run_one(name, seed, None, args.quiet) != 0]
+                if _run_one(name, seed, None, args.quiet, timing=args.timing) != 0]
     print(f"{len(CATALOG) - len(failures)}/{len(CATALOG)} scenarios reproduced their "
           "expected behaviour" + (f"; failed: {', '.join(failures)}" if failures else ""))
     return 1 if failures else 0
 
 
 def _run_one(name: str, seed: int, trace: str | None, quiet: bool,
-             diagram: str | None = None) -> int:
-    from ..scenarios import get_story
+             diagram: str | None = None, timing: str | None = None) -> int:
+    from ..scenarios import Scenario, get_story
 
-    result = get_story(name).run(seed, trace_path=trace)
+    story = get_story(name)
+    result = (story.run(seed, trace_path=trace, timing=timing) if isinstance(story, Scenario)
+              else story.run(seed, trace_path=trace))
     if result.skipped is not None:
         print(f"SKIP {result.name} (seed {result.seed}): {result.skipped}")
         return 0

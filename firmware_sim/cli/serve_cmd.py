@@ -11,7 +11,7 @@ import argparse
 import asyncio
 import sys
 
-from .common import seed_arg
+from .common import add_timing_argument, seed_arg
 
 
 def _ap_arg(text: str) -> tuple[str, str | None]:
@@ -57,6 +57,7 @@ def add_device_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--wifi", action="append", type=_ap_arg, metavar="SSID[:PASSWORD]",
                         help="Wi-Fi credentials the device already knows (repeatable)")
     parser.add_argument("--trace", metavar="FILE.jsonl", help="write the structured trace")
+    add_timing_argument(parser)
 
 
 def build_testbed(args: argparse.Namespace) -> object:
@@ -75,6 +76,7 @@ def build_testbed(args: argparse.Namespace) -> object:
                         wifi=tuple(WifiCredentials(ssid, pw) for ssid, pw in args.wifi or []))
     return Testbed(TestbedSpec(seed=args.seed, access_points=access_points,
                                cloud=CloudSpec("particle"), devices=(device,),
+                               timing=args.timing,
                                trace_path=args.trace, trace_memory_limit=10_000))
 
 

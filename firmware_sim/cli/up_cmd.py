@@ -22,6 +22,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from .cloud_cmd import add_cloud_arguments, cloud_spec, say, serve_options
+from .common import add_timing_argument
 from .tb_cmd import add_serve_arguments
 from .tb_cmd import serve as serve_thingsboard
 
@@ -81,6 +82,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         help="keep each device's DCT and Wi-Fi credentials under DIR/<name>")
     parser.add_argument("--firmware", default=None, metavar="NAME|MODULE:CLASS|FILE.py",
                         help="application firmware of every device (see `fwsim serve --help`)")
+    add_timing_argument(parser)
     add_edge_arguments(parser)
     add_serve_arguments(parser, "--cloud")
     parser.set_defaults(handler=_up)
@@ -145,6 +147,7 @@ async def _up_async(args: argparse.Namespace) -> int:
     cloud = cloud_spec(args)
     testbed = Testbed(TestbedSpec(seed=args.seed, access_points=(home,), cloud=cloud,
                                   devices=devices, link=LinkSpec(cloud_url=SERVED),
+                                  timing=args.timing,
                                   trace_memory_limit=20_000))
     plug = testbed.cloud
     assert isinstance(plug, ParticlePlug)

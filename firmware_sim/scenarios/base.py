@@ -80,8 +80,12 @@ class Scenario:
     runner: Runner
 
     def run(self, seed: int = 0, *, trace_path: str | Path | None = None,
-            provisioning: ProvisioningFactory | None = None) -> ScenarioResult:
+            provisioning: ProvisioningFactory | None = None,
+            timing: str | None = None) -> ScenarioResult:
+        """Play the story with ``seed``; ``timing`` overrides the stage's timing profile."""
         spec = replace(self.stage(), seed=seed, trace_path=trace_path)
+        if timing is not None:
+            spec = replace(spec, timing=timing)
         testbed = Testbed(spec)
         world = testbed.world
         world.trace.emit("world", "scenario", "scenario.start", name=self.name)

@@ -287,22 +287,25 @@ class RemoteResult:
 
 
 async def run_remote(api_url: str, cloud_url: str, *, seed: int = 0, speed: float = 10.0,
-                     timeout_s: float = 120.0,
+                     timeout_s: float = 120.0, timing: str | None = None,
                      provisioning: ProvisioningFactory | None = None) -> RemoteResult:
-    """Run the script against a cloud in another process: HTTP API + CoAP/UDP device link."""
+    """Run the script against a cloud in another process: HTTP API + CoAP/UDP device link.
+
+    The real-time driver starts after the (blocking) seeding requests, so virtual time does not
+    jump by how long they took."""
     from dataclasses import replace
 
     started = time.monotonic()
-    testbed = Testbed(replace(stage(link=LinkSpec(cloud_url=cloud_url), with_cloud=False),
-                              seed=seed))
+    spec = replace(stage(link=LinkSpec(cloud_url=cloud_url), with_cloud=False), seed=seed)
+    testbed = Testbed(spec if timing is None else replace(spec, timing=timing))
     world = testbed.world
     world.trace.emit("world", "scenario", "scenario.start", name=NAME, api=api_url,
                      cloud=cloud_url)
-    driver = testbed.driver(speed)
     device = testbed.device
     with remote_api(api_url) as api:
         script = TransferScript(world, device, api, (provisioning or default_provisioning)(device))
         script.seed()
+        driver = testbed.driver(speed)
         device.power_on()
         script.schedule()
         task = asyncio.create_task(driver.run())

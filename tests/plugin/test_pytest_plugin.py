@@ -15,7 +15,7 @@ def test_fixtures_and_failure_report(pytester: pytest.Pytester) -> None:
 
         def test_fails(fwsim_world, fwsim_device, fwsim_seed):
             fwsim_device.power_on()
-            fwsim_world.run_for(10)
+            fwsim_world.run_for(30)
             assert fwsim_seed == 99
             assert False, "deliberate"
     """)
