@@ -92,7 +92,7 @@ def _provision(hci: str, *extra: str) -> list[str]:
 
 def test_serve_hosts_the_radio_and_another_process_provisions() -> None:
     port = _free_port()
-    with _process([*FWSIM, "serve", "--secret", SECRET, "--for", "120",
+    with _process([*FWSIM, "serve", "--timing", "fast", "--secret", SECRET, "--for", "120",
                    "--ble", f"bumble:tcp-server:127.0.0.1:{port}"], ready="ready"):
         lines = _provision(f"tcp-client:127.0.0.1:{port}", "--claim-code", "interop-code")
     assert any(line.startswith("found ") and "P2-" in line and "platform 32" in line
@@ -108,7 +108,7 @@ def test_external_controllers_process() -> None:
                    f"tcp-server:127.0.0.1:{device_port}", f"tcp-server:127.0.0.1:{phone_port}"]
     with _process(controllers, ready=None):
         time.sleep(1.5)
-        with _process([*FWSIM, "serve", "--secret", SECRET, "--for", "120",
+        with _process([*FWSIM, "serve", "--timing", "fast", "--secret", SECRET, "--for", "120",
                        "--ble-hci", f"tcp-client:127.0.0.1:{device_port}"], ready="ready"):
             lines = _provision(f"tcp-client:127.0.0.1:{phone_port}")
     assert "handshake done" in lines and "join_new_network HomeNet: ok" in lines

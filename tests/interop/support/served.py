@@ -48,7 +48,8 @@ class Served:
         self.storage.mkdir(exist_ok=True)
         self.stderr_path = workdir / "serve.stderr"
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        command = [sys.executable, "-m", "firmware_sim.cli", "serve", "--device-id", DEVICE_ID,
+        command = [sys.executable, "-m", "firmware_sim.cli", "serve", "--timing", "fast",
+                   "--device-id", DEVICE_ID,
                    "--storage", str(self.storage), "--trace", str(self.trace),
                    "--for", str(duration_s), *args]
         with self.stderr_path.open("w") as stderr:
