@@ -197,6 +197,8 @@ class TransferDecision(Enum):
     #: not pending any more, or the device changed hands since the request
     VOID = "void"
     ALREADY_DECIDED = "already_decided"
+    #: the answer did not carry the token of the owner's email: nothing changes
+    REFUSED = "refused"
 
 
 def decide_transfer(transfer: Transfer, device: DeviceRecord | None,

@@ -37,7 +37,8 @@ from firmware_sim.kernel.realtime import AsyncioDriver
 from .claims import DEFAULT_CLAIM_CODE_TTL_S, ApiClaimPolicy
 from .cloud import Cloud
 from .device_endpoint import EndpointOptions
-from .http import ApiConfig, context_of, create_app
+from .http import AdminAccess, ApiConfig, HostPolicy, context_of, create_app
+from .security import check_token_text, new_token
 from .udp import CloudUdpProtocol, serve_udp
 
 
@@ -51,6 +52,12 @@ class ServerConfig:
     speed: float = 1.0
     api: ApiConfig = field(default_factory=ApiConfig)
     log_level: str = "warning"
+    #: serve the ``/fwsim`` admin namespace (off by default); always behind an admin token:
+    #: ``admin_token``, or a fresh one from the CSPRNG (``CloudServer.admin_token``)
+    admin: bool = False
+    admin_token: str | None = None
+    #: further host names the API answers to (the bound address always works)
+    allowed_hosts: tuple[str, ...] = ()
 
 
 #: a device silent for three keepalives (25 s each) is offline (UNVERIFIED, docs/cloud-api.md)
@@ -94,7 +101,13 @@ class CloudServer:
         self.config = config or ServerConfig()
         self.driver = driver or AsyncioDriver(cloud.world, speed=self.config.speed)
         self._run_driver = run_driver
-        self.app = create_app(cloud, runtime=self.driver, config=self.config.api)
+        #: the token of the ``/fwsim`` namespace (None: the namespace is off)
+        self.admin_token: str | None = None
+        if self.config.admin:
+            self.admin_token = (check_token_text(self.config.admin_token, "the admin token")
+                                if self.config.admin_token is not None else new_token())
+        api = replace(self.config.api, admin=AdminAccess(self.config.admin, self.admin_token))
+        self.app = create_app(cloud, runtime=self.driver, config=api)
         self.http_port = 0
         self.coap_port = 0
         self._uvicorn: _Uvicorn | None = None
@@ -114,6 +127,8 @@ class CloudServer:
         config = self.config
         sock = _bind_tcp(config.host, config.http_port)
         self.http_port = int(sock.getsockname()[1])
+        context_of(self.app).config.hosts = HostPolicy.for_bound(
+            config.host, self.http_port, config.allowed_hosts)
         try:
             self._udp, self.udp_protocol = await serve_udp(
                 self.cloud.endpoint, config.coap_host, config.coap_port, self.driver)
@@ -162,7 +177,8 @@ def open_cloud(db: str, *, seed: int, epoch: int, world_name: str = "cloud",
                claim_policy: ApiClaimPolicy | None = None,
                trace_memory_limit: int = 20_000) -> Cloud:
     """A cloud for a long-running server: its own World, an SQLite store (``db`` path or
-    ``:memory:``), cloud time anchored at ``epoch`` (Unix seconds, normally the wall clock)."""
+    ``:memory:``), cloud time anchored at ``epoch`` (Unix seconds, normally the wall clock),
+    secrets from the OS CSPRNG (it serves sockets)."""
     from firmware_sim.kernel.world import World
 
     from .sqlite_store import SqliteStore
@@ -174,7 +190,7 @@ def open_cloud(db: str, *, seed: int, epoch: int, world_name: str = "cloud",
     cloud = Cloud(world, store=store, options=options, name=world_name,
                   claim_code_ttl_s=(DEFAULT_CLAIM_CODE_TTL_S if claim_code_ttl_s is None
                                     else claim_code_ttl_s),
-                  claim_policy=claim_policy)
+                  claim_policy=claim_policy, unpredictable=True)
     cloud.mark_all_offline()
     store.delete_expired_claim_codes(cloud.unix_us)
     return cloud

@@ -51,6 +51,12 @@ def add_cloud_arguments(parser: argparse.ArgumentParser, *, default_http: int = 
     parser.add_argument("--for", dest="duration", type=positive_float, default=None,
                         metavar="SECONDS", help="stop after this many wall seconds "
                         "(default: run until interrupted)")
+    parser.add_argument("--admin-token", metavar="TOKEN",
+                        help="the /fwsim admin namespace's token (default: a fresh random one, "
+                        "printed at start)")
+    parser.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                        help="a further host name the REST API answers to (repeatable; the "
+                        "bound address always works)")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -61,9 +67,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve = cmds.add_parser(
         "serve", help="serve the REST API and the CoAP/UDP device link",
         description="Serve the REST API (particle-api-js / particle-cli compatible, OpenAPI at "
-        "/openapi.json, emulator admin under /fwsim) and the device link (CoAP over UDP) until "
-        "interrupted. Prints the endpoints first.")
+        "/openapi.json; with --admin the emulator's admin namespace /fwsim) and the device link "
+        "(CoAP over UDP) until interrupted. Prints the endpoints first.")
     add_cloud_arguments(serve)
+    serve.add_argument("--admin", action="store_true",
+                       help="serve the /fwsim admin namespace (seeding, outbox, transfers), "
+                       "behind the admin token printed at start (--admin-token implies it)")
     serve.set_defaults(handler=_serve)
 
 
@@ -81,8 +90,11 @@ def build_cloud(args: argparse.Namespace) -> Cloud:
 def server_config(args: argparse.Namespace) -> ServerConfig:
     from cloud_sim.server import ServerConfig
 
+    # `cloud serve` has --admin (off by default); `up` has none: its admin namespace is on
+    admin = bool(getattr(args, "admin", True)) or args.admin_token is not None
     return ServerConfig(host=args.host, http_port=args.http, coap_host=args.host,
-                        coap_port=args.coap, speed=args.speed)
+                        coap_port=args.coap, speed=args.speed, admin=admin,
+                        admin_token=args.admin_token, allowed_hosts=tuple(args.allow_host))
 
 
 def say(prefix: str, label: str, value: str) -> None:
@@ -102,7 +114,9 @@ async def _serve_async(args: argparse.Namespace) -> int:
     try:
         await server.start()
         say("fwsim cloud", "REST API", f"{server.http_url}  (OpenAPI {server.http_url}"
-            "/openapi.json, admin /fwsim/state)")
+            "/openapi.json)")
+        say("fwsim cloud", "admin", f"{server.http_url}/fwsim/state  (X-Fwsim-Admin-Token: "
+            f"{server.admin_token})" if server.admin_token else "off (--admin to serve /fwsim)")
         say("fwsim cloud", "CoAP/UDP", server.coap_url)
         say("fwsim cloud", "database", args.db)
         say("fwsim cloud", "seed", f"{args.seed}, speed {args.speed:g}x")

@@ -80,6 +80,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "home-pass-1 is in range")
     parser.add_argument("--state-dir", metavar="DIR",
                         help="keep each device's DCT and Wi-Fi credentials under DIR/<name>")
+    parser.add_argument("--token", metavar="TOKEN",
+                        help="the developer's access token to print (default: a fresh random "
+                        "one on every start; the previous start's token is revoked)")
     add_service_arguments(parser)
     parser.set_defaults(handler=_up)
 
@@ -89,8 +92,9 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def seed_cloud(cloud: Cloud, args: argparse.Namespace, devices: list[Device]) -> str:
-    """Developer account (+ product); returns a never-expiring access token."""
-    from cloud_sim.model import DeviceRecord, Principal, TokenKind
+    """Developer account (+ product); returns the access token to print (fresh per start)."""
+    from cloud_sim.model import DeviceRecord, Principal
+    from cloud_sim.security import start_token
 
     store = cloud.store
     with store.transaction():
@@ -111,14 +115,7 @@ def seed_cloud(cloud: Cloud, args: argparse.Namespace, devices: list[Device]) ->
             if product_id is not None:
                 record.product_id = product_id
             store.put_device(record)
-        # the same never-expiring token on every start with a persistent database
-        for token in store.tokens_of(Principal.user(user.id)):
-            if (token.kind is TokenKind.ACCESS and token.expires_us is None
-                    and token.client_id == "fwsim-up"):
-                return token.token
-        issued = cloud.issue_tokens(Principal.user(user.id), "fwsim-up", expires_in_s=0,
-                                    with_refresh=False)
-    return issued.access.token
+    return start_token(cloud, Principal.user(user.id), "fwsim-up", args.token)
 
 
 async def _up_async(args: argparse.Namespace) -> int:
@@ -182,7 +179,8 @@ def _print_line(line: str) -> None:
 def _announce(args: argparse.Namespace, server: CloudServer, token: str,
               devices: list[Device]) -> None:
     say(PREFIX, "REST API", f"{server.http_url}  (OpenAPI {server.http_url}/openapi.json)")
-    say(PREFIX, "admin", f"{server.http_url}/fwsim/state  (outbox /fwsim/outbox)")
+    say(PREFIX, "admin", f"{server.http_url}/fwsim/state  (outbox /fwsim/outbox; "
+        f"X-Fwsim-Admin-Token: {server.admin_token})")
     say(PREFIX, "events", f"{server.http_url}/v1/devices/events  (server-sent events)")
     say(PREFIX, "CoAP/UDP", server.coap_url)
     say(PREFIX, "database", args.db)

@@ -290,8 +290,10 @@ class RemoteResult:
 
 async def run_remote(api_url: str, cloud_url: str, *, seed: int = 0, speed: float = 10.0,
                      timeout_s: float = 120.0,
-                     provisioning: ProvisioningFactory | None = None) -> RemoteResult:
-    """Run the script against a cloud in another process: HTTP API + CoAP/UDP device link."""
+                     provisioning: ProvisioningFactory | None = None,
+                     admin_token: str | None = None) -> RemoteResult:
+    """Run the script against a cloud in another process: HTTP API + CoAP/UDP device link
+    (``admin_token``: the cloud's ``/fwsim`` token, for seeding and the checks)."""
     from transports.net import UdpCloudConnector
 
     from .catalog import default_provisioning
@@ -304,7 +306,7 @@ async def run_remote(api_url: str, cloud_url: str, *, seed: int = 0, speed: floa
     device = make_device(world)
     device.attach_cloud(UdpCloudConnector.from_url(cloud_url, driver,
                                                    tracer=device.tracer.child("udp")))
-    with HttpApiClient(api_url) as api:
+    with HttpApiClient(api_url, admin_token=admin_token) as api:
         script = TransferScript(world, device, api, (provisioning or default_provisioning)(device))
         script.seed()
         device.power_on()

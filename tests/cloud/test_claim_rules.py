@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -280,7 +281,10 @@ def test_A6_developers_request_transfers_by_email(cloud: Cloud, api: AsgiApiClie
     _, outbox = api.request("GET", "/fwsim/outbox")
     [email] = outbox["emails"]
     assert email["to"] == "other@dev.io" and email["kind"] == "transfer_request"
-    assert email["actions"]["approve"] == f"/fwsim/transfers/{body['transfer_id']}/approve"
+    transfer = cloud.store.get_transfer(body["transfer_id"])
+    assert transfer is not None and len(transfer.approval_token) == 40
+    assert email["actions"]["approve"] == (f"/fwsim/transfers/{body['transfer_id']}/approve"
+                                           f"?token={transfer.approval_token}")
     other = cloud.store.find_user("other@dev.io")
     assert other is not None and cloud.owner_of(OTHER_DEVICE) == Principal.user(other.id)
 
@@ -319,10 +323,18 @@ def _transfer(api: AsgiApiClient, tokens: Tokens) -> str:
     return str(body["transfer_id"])
 
 
+def _answer(api: AsgiApiClient, transfer_id: str, answer: str) -> tuple[int, Any]:
+    """Follow the link of the owner's email (it carries the approval token)."""
+    _, outbox = api.request("GET", "/fwsim/outbox")
+    [link] = [e["actions"][answer] for e in outbox["emails"] if e["ref"] == transfer_id
+              and e["kind"] == "transfer_request"]
+    return api.request("POST", link, json={})
+
+
 def test_T1_approving_moves_the_device(cloud: Cloud, api: AsgiApiClient,
                                        tokens: Tokens) -> None:
     transfer_id = _transfer(api, tokens)
-    status, body = api.request("POST", f"/fwsim/transfers/{transfer_id}/approve")
+    status, body = _answer(api, transfer_id, "approve")
     assert status == 200 and body["decision"] == "approved"
     third = cloud.store.find_user("third@dev.io")
     assert third is not None and cloud.owner_of(OTHER_DEVICE) == Principal.user(third.id)
@@ -334,7 +346,7 @@ def test_T1_approving_moves_the_device(cloud: Cloud, api: AsgiApiClient,
 def test_T2_denying_changes_nothing(cloud: Cloud, api: AsgiApiClient, tokens: Tokens) -> None:
     before = cloud.owner_of(OTHER_DEVICE)
     transfer_id = _transfer(api, tokens)
-    status, body = api.request("POST", f"/fwsim/transfers/{transfer_id}/deny")
+    status, body = _answer(api, transfer_id, "deny")
     assert status == 200 and body["decision"] == "denied"
     assert cloud.owner_of(OTHER_DEVICE) == before
     _, outbox = api.request("GET", "/fwsim/outbox")
@@ -345,7 +357,7 @@ def test_T3_a_device_that_changed_hands_voids_the_transfer(cloud: Cloud, api: As
                                                            tokens: Tokens) -> None:
     transfer_id = _transfer(api, tokens)
     assert api.request("DELETE", f"/v1/devices/{OTHER_DEVICE}", token=tokens.other)[0] == 200
-    status, body = api.request("POST", f"/fwsim/transfers/{transfer_id}/approve")
+    status, body = _answer(api, transfer_id, "approve")
     assert status == 200 and body["decision"] == "void" and cloud.owner_of(OTHER_DEVICE) is None
     transfer = Transfer("t", "d", DEV, OTHER, TransferStatus.PENDING, 0)
     assert decide_transfer(transfer, DeviceRecord("d", owner=ALICE), True) is \
@@ -355,11 +367,11 @@ def test_T3_a_device_that_changed_hands_voids_the_transfer(cloud: Cloud, api: As
 def test_T4_a_transfer_is_answered_once(cloud: Cloud, api: AsgiApiClient,
                                         tokens: Tokens) -> None:
     transfer_id = _transfer(api, tokens)
-    api.request("POST", f"/fwsim/transfers/{transfer_id}/deny")
-    status, body = api.request("POST", f"/fwsim/transfers/{transfer_id}/approve")
+    _answer(api, transfer_id, "deny")
+    status, body = _answer(api, transfer_id, "approve")
     assert status == 200 and body["decision"] == "already_decided"
     assert body["transfer"]["status"] == "denied"
-    assert api.request("POST", "/fwsim/transfers/nope/approve")[0] == 404
+    assert api.request("POST", "/fwsim/transfers/nope/approve", json={})[0] == 404
 
 
 # -- between customers ---------------------------------------------------------------------------
