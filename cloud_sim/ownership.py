@@ -47,6 +47,13 @@ def _customer_product(store: CloudStore, principal: Principal) -> int | None:
     return customer.product_id if customer else None
 
 
+def _on_team(store: CloudStore, caller: Principal, device: DeviceRecord | None) -> bool:
+    if device is None or device.product_id is None or not caller.is_user:
+        return False
+    product = store.get_product(device.product_id)
+    return product is not None and caller.id in product.team
+
+
 def api_claim(store: CloudStore, rng: random.Random, caller: Principal, device_id: str,
               request_transfer: bool, now_us: int,
               policy: ApiClaimPolicy | None = None) -> ApiClaimResult:
@@ -56,7 +63,8 @@ def api_claim(store: CloudStore, rng: random.Random, caller: Principal, device_i
         outcome = decide_api_claim(device, caller,
                                    caller_product_id=_customer_product(store, caller),
                                    request_transfer=request_transfer,
-                                   policy=policy or ApiClaimPolicy())
+                                   policy=policy or ApiClaimPolicy(),
+                                   caller_on_team=_on_team(store, caller, device))
         if device is None:
             return ApiClaimResult(outcome, None)
         if outcome is ApiClaimOutcome.CLAIMED:

@@ -25,7 +25,7 @@ from cloud_sim.server import CloudServer, ServerConfig, open_cloud
 from firmware_sim.kernel import World
 from firmware_sim.kernel.errors import ConfigurationError
 
-from .conftest import OTHER_DEVICE, SEED, Tokens
+from .conftest import SEED, Tokens
 
 LOGIN = {"grant_type": "password", "client_id": "particle", "client_secret": "particle"}
 
@@ -214,24 +214,6 @@ def test_seed_never_returns_an_existing_users_token_for_a_wrong_password(
     status, body = api.request("POST", "/fwsim/seed", json={
         "users": [{"username": "dev@acme.io", "password": "dev-pw"}]})
     assert status == 200 and len(body["users"]["dev@acme.io"]["access_token"]) == 40
-
-
-def test_the_requester_cannot_approve_its_own_transfer(cloud: Cloud, api: AsgiApiClient,
-                                                       tokens: Tokens) -> None:
-    before = cloud.owner_of(OTHER_DEVICE)
-    _, body = api.request("POST", "/v1/devices", token=tokens.third,
-                          json={"id": OTHER_DEVICE, "request_transfer": True})
-    transfer_id = body["transfer_id"]  # the requester knows the id, not the email's token
-    for path in (f"/fwsim/transfers/{transfer_id}/approve",
-                 f"/fwsim/transfers/{transfer_id}/approve?token=" + "0" * 40):
-        status, answer = api.request("POST", path, json={})
-        assert status == 403 and answer["error"] == "Forbidden", answer
-    status, answer = api.request("POST", f"/fwsim/transfers/{transfer_id}/approve",
-                                 json={"token": "f" * 40})
-    assert status == 403
-    assert cloud.owner_of(OTHER_DEVICE) == before
-    transfer = cloud.store.get_transfer(transfer_id)
-    assert transfer is not None and transfer.status.value == "pending"
 
 
 def test_a_foreign_page_cannot_drive_the_admin_namespace(cloud: Cloud,
