@@ -13,10 +13,12 @@ so its World) and starts three things on the running loop:
    works and the real port is known before anything is printed);
 3. the UDP device endpoint (:mod:`cloud_sim.udp`).
 
-The HTTP layer and the UDP protocol call ``driver.sync()`` before touching the cloud and
-``driver.wake()`` after; since everything runs on one thread there are no locks. Signals are
-left to the caller (``fwsim cloud serve`` / ``fwsim up``): uvicorn's own handlers are disabled,
-``stop()`` ends event streams, then the servers, then the driver.
+uvicorn runs with the guarded h11 protocol of :mod:`cloud_sim.connections` (connection cap,
+request-head deadline, JSON 400s) and the API behind :mod:`cloud_sim.http.guard` (Host/Origin,
+the admin namespace). The HTTP layer and the UDP protocol call ``driver.sync()`` before touching
+the cloud and ``driver.wake()`` after; since everything runs on one thread there are no locks.
+Signals are left to the caller (``fwsim cloud serve`` / ``fwsim up``): uvicorn's own handlers
+are disabled, ``stop()`` ends event streams, then the servers, then the driver.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from firmware_sim.kernel.realtime import AsyncioDriver
 
 from .claims import DEFAULT_CLAIM_CODE_TTL_S, ApiClaimPolicy
 from .cloud import Cloud
+from .connections import ConnectionLimits, ConnectionRegistry, guarded_protocol
 from .device_endpoint import EndpointOptions
 from .http import AdminAccess, ApiConfig, HostPolicy, context_of, create_app
 from .security import check_token_text, new_token
@@ -58,6 +61,8 @@ class ServerConfig:
     admin_token: str | None = None
     #: further host names the API answers to (the bound address always works)
     allowed_hosts: tuple[str, ...] = ()
+    #: HTTP connection cap and timeouts (cloud_sim.connections)
+    limits: ConnectionLimits = field(default_factory=ConnectionLimits)
 
 
 #: a device silent for three keepalives (25 s each) is offline (UNVERIFIED, docs/cloud-api.md)
@@ -114,6 +119,8 @@ class CloudServer:
         self._tasks: list[asyncio.Task[None]] = []
         self._udp: asyncio.DatagramTransport | None = None
         self.udp_protocol: CloudUdpProtocol | None = None
+        #: the open HTTP connections (cap, evictions, refusals, timeouts)
+        self.connections = ConnectionRegistry(self.config.limits)
 
     @property
     def http_url(self) -> str:
@@ -140,7 +147,10 @@ class CloudServer:
         if self._run_driver:
             self._tasks.append(asyncio.create_task(self.driver.run(), name="fwsim-driver"))
         server_config = uvicorn.Config(self.app, log_level=config.log_level, lifespan="off",
-                                       access_log=False, timeout_graceful_shutdown=2)
+                                       access_log=False, timeout_graceful_shutdown=2,
+                                       http=guarded_protocol(self.connections),
+                                       timeout_keep_alive=max(1, round(
+                                           config.limits.keep_alive_s)))
         logging.getLogger("uvicorn.error").setLevel(config.log_level.upper())
         self._uvicorn = _Uvicorn(server_config)
         self._tasks.append(asyncio.create_task(self._uvicorn.serve(sockets=[sock]),

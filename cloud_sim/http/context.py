@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 
 from ..cloud import Cloud
 from ..runtime import NullRuntime, Runtime
+from .fanout import StreamHub
 from .guard import AdminAccess, HostPolicy
 
 
@@ -33,13 +33,12 @@ class ApiContext:
     cloud: Cloud
     runtime: Runtime = field(default_factory=NullRuntime)
     config: ApiConfig = field(default_factory=ApiConfig)
-    #: queues of the open event streams; ``close_streams`` ends them (server shutdown)
-    streams: set[asyncio.Queue[object]] = field(default_factory=set)
+    #: the open event streams (``close_streams`` ends them: server shutdown)
+    hub: StreamHub = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.hub = StreamHub(self.cloud, self.config.sse_queue_size, self.config.max_streams,
+                             self.config.max_streams_per_token)
 
     def close_streams(self) -> None:
-        for queue in list(self.streams):
-            try:
-                queue.put_nowait(None)
-            except asyncio.QueueFull:
-                queue.get_nowait()
-                queue.put_nowait(None)
+        self.hub.close_all()

@@ -135,7 +135,7 @@ def fresh_token() -> str:
     from cloud_sim.model import Principal
 
     return CLOUD.issue_tokens(Principal.user(DEV.id), "particle").access.token
-#: every operation but the event streams (they never end by design; tests/cloud/test_events.py,
+#: every operation but the event streams (they never end by design; test_server.py, test_limits.py
 #: and the socket campaign in benchmarks/fuzz_rest.py reads their first bytes)
 OPERATIONS = sorted((method.upper(), path) for path, ops in APP.openapi()["paths"].items()
                     for method in ops if "/events" not in path or path.startswith("/fwsim"))
