@@ -10,6 +10,8 @@ changed.
 from __future__ import annotations
 
 import random
+from collections import Counter
+from dataclasses import dataclass, field
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
@@ -53,22 +55,22 @@ def message_payload(rng: random.Random, descriptor: Descriptor, depth: int = 0) 
     """A protobuf encoding of ``descriptor`` with fuzzed values (strings often not UTF-8,
     lengths past nanopb's limits, varints up to 64 bits, nested messages)."""
     out = bytearray()
-    for field in descriptor.fields:
+    for member in descriptor.fields:
         if rng.random() < 0.3:
             continue
         for _ in range(rng.choice([1, 1, 1, 2])):
-            number = field.number
-            if field.type in (FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_BYTES):
+            number = member.number
+            if member.type in (FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_BYTES):
                 data = _text_bytes(rng)
                 out += _varint(number << 3 | 2) + _varint(len(data)) + data
-            elif field.type == FieldDescriptor.TYPE_MESSAGE:
-                data = (message_payload(rng, field.message_type, depth + 1) if depth < 3
+            elif member.type == FieldDescriptor.TYPE_MESSAGE:
+                data = (message_payload(rng, member.message_type, depth + 1) if depth < 3
                         else rng.randbytes(4))
                 out += _varint(number << 3 | 2) + _varint(len(data)) + data
-            elif field.type in (FieldDescriptor.TYPE_FIXED32, FieldDescriptor.TYPE_SFIXED32,
+            elif member.type in (FieldDescriptor.TYPE_FIXED32, FieldDescriptor.TYPE_SFIXED32,
                                 FieldDescriptor.TYPE_FLOAT):
                 out += _varint(number << 3 | 5) + rng.randbytes(4)
-            elif field.type in (FieldDescriptor.TYPE_FIXED64, FieldDescriptor.TYPE_SFIXED64,
+            elif member.type in (FieldDescriptor.TYPE_FIXED64, FieldDescriptor.TYPE_SFIXED64,
                                 FieldDescriptor.TYPE_DOUBLE):
                 out += _varint(number << 3 | 1) + rng.randbytes(8)
             else:
@@ -102,3 +104,47 @@ def control_requests(rng: random.Random, count: int, *, allow_resets: bool = Fal
     with fuzzed payloads and some unknown numbers."""
     return [control_request(rng, KNOWN_TYPES[i % len(KNOWN_TYPES)], allow_resets=allow_resets)
             for i in range(count)]
+
+
+# -- campaign results ----------------------------------------------------------------------------
+
+
+@dataclass
+class CampaignResult:
+    """The figures a campaign prints: inputs, then 0 server errors, 0 crashes, 0 hangs, and a
+    correct answer afterwards."""
+
+    name: str
+    unit: str
+    inputs: int = 0
+    server_errors: int = 0
+    crashes: int = 0
+    hangs: int = 0
+    correct_after: bool = False
+    seconds: float = 0.0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    samples: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return (self.server_errors == self.crashes == self.hangs == 0) and self.correct_after
+
+    def failure(self, kind: str, sample: str) -> None:
+        setattr(self, kind, getattr(self, kind) + 1)
+        if len(self.samples) < 10:
+            self.samples.append(f"{kind}: {sample[:300]}")
+
+    def report(self) -> str:
+        rate = self.inputs / self.seconds if self.seconds else 0.0
+        lines = [f"{self.name}: {self.inputs:,} {self.unit} in {self.seconds:.1f} s "
+                 f"({rate:,.0f}/s)",
+                 f"  server errors {self.server_errors}, crashes {self.crashes}, "
+                 f"hangs {self.hangs}, correct answer afterwards: "
+                 f"{'yes' if self.correct_after else 'NO'}",
+                 "  outcomes: " + ", ".join(f"{k} {v:,}" for k, v in
+                                            sorted(self.outcomes.items()))]
+        lines += [f"  note: {note}" for note in self.notes]
+        lines += [f"  sample {sample}" for sample in self.samples]
+        lines.append("  PASS" if self.ok else "  FAIL")
+        return "\n".join(lines)

@@ -22,7 +22,7 @@ from email.policy import HTTP
 from typing import Any
 from urllib.parse import parse_qsl
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from .errors import ApiError, api_error, bad_request
 
@@ -80,6 +80,9 @@ async def read_body(request: Request, limit: int, timeout_s: float = BODY_TIMEOU
         raise api_error(408, "Request timeout",
                         error_description=f"the request body did not arrive within "
                         f"{timeout_s:g} s") from None
+    except ClientDisconnect:  # the client left mid-body: nobody reads the answer
+        raise api_error(400, "Client disconnected",
+                        error_description="the client closed the connection") from None
     return b"".join(chunks)
 
 
