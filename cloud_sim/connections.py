@@ -105,7 +105,6 @@ class GuardedH11Protocol(H11Protocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._deadline: asyncio.TimerHandle | None = None
-        self._admitted = False
 
     @property
     def idle(self) -> bool:
@@ -121,7 +120,6 @@ class GuardedH11Protocol(H11Protocol):
                                        "too many open connections; retry shortly"))
             transport.close()
             return
-        self._admitted = True
         self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -42,7 +42,7 @@ schema.config.generation.update(modes=[schemathesis.GenerationMode.POSITIVE,
 
 
 @schema.parametrize()
-@settings(max_examples=6, deadline=None, derandomize=True, database=None,
+@settings(max_examples=5, deadline=None, derandomize=True, database=None,
           suppress_health_check=list(HealthCheck))
 def test_no_input_makes_a_server_error(case: schemathesis.Case[Any]) -> None:
     response = case.call(headers={"Authorization": f"Bearer {TOKEN}",
