@@ -29,11 +29,14 @@ from firmware_sim.testbed import CloudSpec, Testbed, TestbedSpec, provisioned
 from firmware_sim.testbed.clouds.particle import ParticlePlug
 
 LEVELS = (1, 10, 50)
+#: the /fwsim namespace (seeding) is behind an admin token on a served cloud
+ADMIN_TOKEN = "bench-cloud-admin-token-0123456789"
 
 
 def start_cloud() -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen([sys.executable, "-m", "firmware_sim.cli", "cloud", "serve",
-                             "--http", "0", "--coap", "0", "--db", ":memory:", "--for", "3600"],
+                             "--http", "0", "--coap", "0", "--db", ":memory:", "--for", "3600",
+                             "--admin-token", ADMIN_TOKEN],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     assert proc.stdout is not None
@@ -84,7 +87,8 @@ async def api_benchmark(seconds: float) -> None:
     proc, url = start_cloud()
     try:
         limits = httpx.Limits(max_connections=max(LEVELS), max_keepalive_connections=max(LEVELS))
-        async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as http:
+        async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30,
+                                     headers={"X-Fwsim-Admin-Token": ADMIN_TOKEN}) as http:
             tokens, ids = await seed(http, 2 * max(LEVELS), int(6000 * seconds) + 2000)
             # claim codes are made by other users than the claims (who own many devices by
             # then, and ``device_ids`` lists them all)

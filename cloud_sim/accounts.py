@@ -37,10 +37,16 @@ def random_hex(rng: random.Random, nbytes: int) -> str:
     return rng.randbytes(nbytes).hex()
 
 
+def _utf8(text: str) -> bytes:
+    """The bytes of ``text``; a lone surrogate (which the API refuses before it gets here) is
+    kept as its WTF-8 bytes rather than raising."""
+    return text.encode("utf-8", "surrogatepass")
+
+
 def hash_password(password: str, rng: random.Random,
                   iterations: int = PBKDF2_ITERATIONS) -> str:
     salt = random_hex(rng, 16)
-    digest = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), salt.encode(), iterations)
+    digest = hashlib.pbkdf2_hmac("sha256", _utf8(password), salt.encode(), iterations)
     return f"pbkdf2_sha256${iterations}${salt}${digest.hex()}"
 
 
@@ -52,8 +58,7 @@ def verify_password(password: str, encoded: str) -> bool:
         return False
     if scheme != "pbkdf2_sha256" or not 1 <= rounds <= 10_000_000:
         return False
-    digest = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8", "surrogatepass"),
-                                 salt.encode(), rounds)
+    digest = hashlib.pbkdf2_hmac("sha256", _utf8(password), salt.encode(), rounds)
     return hmac.compare_digest(digest.hex(), expected)
 
 
@@ -65,7 +70,7 @@ def ensure_public_clients(store: CloudStore) -> None:
 
 def authenticate_client(store: CloudStore, client_id: str, secret: str) -> OAuthClient | None:
     client = store.get_client(client_id)
-    if client is None or not hmac.compare_digest(client.secret.encode(), secret.encode()):
+    if client is None or not hmac.compare_digest(_utf8(client.secret), _utf8(secret)):
         return None
     return client
 

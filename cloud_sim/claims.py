@@ -24,10 +24,13 @@ The claim API, ``POST /v1/devices`` (cloud.md A3)
     is refused with 403 "That belongs to someone else."; with ``request_transfer`` a developer
     (user) asking for a device another developer owns gets a transfer request the owner approves
     or denies by email; customers cannot request transfers, and devices owned by customers
-    cannot be transferred. An unclaimed developer device (no product) must be online; an
-    unclaimed product device may be claimed offline (the manufacturing flow) by developers and
-    by customers of that product. Anything else is "device not found" - the same answer for an
-    unknown id, so the API does not tell unauthorized callers which ids exist.
+    cannot be transferred. An unclaimed developer device (no product) must be online. An
+    unclaimed product device may be claimed by a member of the product's team, online or not
+    (the manufacturing flow), and by a customer of that product while it is online; other
+    developers may not claim it. Anything else is "device not found" - the same answer for an
+    unknown id, so the API does not tell unauthorized callers which ids exist. The three
+    "online"/"team" conditions come from staff posts the spec marks [3P]; each can be turned
+    off in :class:`ApiClaimPolicy` (docs/claiming.md).
 """
 
 from __future__ import annotations
@@ -162,12 +165,18 @@ class ApiClaimOutcome(Enum):
 class ApiClaimPolicy:
     #: an unclaimed device that is in no product must be online to be claimed by id
     require_online: bool = True
+    #: a customer claims an unclaimed device of its product only while it is online
+    customer_requires_online: bool = True
+    #: only members of the product's team may claim an unclaimed product device (developers)
+    product_team_only: bool = True
 
 
 def decide_api_claim(device: DeviceRecord | None, caller: Principal, *,
                      caller_product_id: int | None, request_transfer: bool,
-                     policy: ApiClaimPolicy = ApiClaimPolicy()) -> ApiClaimOutcome:
-    """``POST /v1/devices`` by ``caller`` (``caller_product_id``: a customer's product)."""
+                     policy: ApiClaimPolicy = ApiClaimPolicy(),
+                     caller_on_team: bool = False) -> ApiClaimOutcome:
+    """``POST /v1/devices`` by ``caller`` (``caller_product_id``: a customer's product;
+    ``caller_on_team``: the caller is a member of the device's product team)."""
     if device is None:
         return ApiClaimOutcome.NOT_FOUND
     owner = device.owner
@@ -182,8 +191,14 @@ def decide_api_claim(device: DeviceRecord | None, caller: Principal, *,
     if caller.is_customer:
         if device.product_id is None or device.product_id != caller_product_id:
             return ApiClaimOutcome.NOT_FOUND
+        if policy.customer_requires_online and not device.online:
+            return ApiClaimOutcome.NOT_FOUND
         return ApiClaimOutcome.CLAIMED
-    if device.product_id is None and policy.require_online and not device.online:
+    if device.product_id is None:
+        if policy.require_online and not device.online:
+            return ApiClaimOutcome.NOT_FOUND
+        return ApiClaimOutcome.CLAIMED
+    if policy.product_team_only and not caller_on_team:
         return ApiClaimOutcome.NOT_FOUND
     return ApiClaimOutcome.CLAIMED
 
@@ -197,6 +212,8 @@ class TransferDecision(Enum):
     #: not pending any more, or the device changed hands since the request
     VOID = "void"
     ALREADY_DECIDED = "already_decided"
+    #: the answer did not carry the token of the owner's email: nothing changes
+    REFUSED = "refused"
 
 
 def decide_transfer(transfer: Transfer, device: DeviceRecord | None,

@@ -1,5 +1,10 @@
 """The emulated cloud as one object: store, event bus, device endpoint, accounts and claiming.
 
+Randomness: in process, token values, ids, salts, claim codes and session ids come from seeded
+streams of the World (replayable); with ``unpredictable=True`` (every cloud that serves
+sockets: ``ParticleSettings(unpredictable=True)`` in the testbed) they come from the OS CSPRNG
+instead (``cloud_sim.security``).
+
 Time: the cloud's World runs on virtual time; everything the store keeps is stamped in *cloud
 time* (``unix_us`` = ``EndpointOptions.epoch`` seconds + virtual time). In-process scenarios keep
 the fixed default epoch (2026-01-01), so they stay deterministic; ``fwsim cloud serve`` sets the
@@ -32,6 +37,7 @@ from .model import (
     Transfer,
     User,
 )
+from .security import csprng
 from .store import CloudStore, MemoryStore
 
 
@@ -41,7 +47,8 @@ class Cloud:
     def __init__(self, world: World, *, store: CloudStore | None = None,
                  options: EndpointOptions | None = None, name: str = "cloud",
                  claim_code_ttl_s: float = DEFAULT_CLAIM_CODE_TTL_S,
-                 claim_policy: ApiClaimPolicy | None = None) -> None:
+                 claim_policy: ApiClaimPolicy | None = None,
+                 unpredictable: bool = False) -> None:
         self.world = world
         self.name = name
         self.store: CloudStore = store if store is not None else MemoryStore()
@@ -52,6 +59,11 @@ class Cloud:
         self._claim_rng = world.rng_for(f"{name}:claim-codes")
         #: tokens, ids, password salts
         self.rng: random.Random = world.rng_for(f"{name}:accounts")
+        self.unpredictable = unpredictable
+        if unpredictable:
+            self._claim_rng = self.rng = csprng()
+            # the device link's session ids (the endpoint takes no option for it yet)
+            self.endpoint._rng = csprng()
         self._links = 0
         self.tracer = world.trace.bind(name, "cloud")
         world.add_node(name, self)
@@ -152,9 +164,11 @@ class Cloud:
                          transfer_id=result.transfer.id if result.transfer else None)
         return result
 
-    def answer_transfer(self, transfer_id: str, approve: bool
+    def answer_transfer(self, transfer_id: str, approve: bool, token: str
                         ) -> tuple[TransferDecision, Transfer] | None:
-        answer = ownership.answer_transfer(self.store, transfer_id, approve, self.unix_us)
+        """The owner's answer through a link of the email (``token``: the link's secret)."""
+        answer = ownership.answer_transfer(self.store, transfer_id, approve, self.unix_us,
+                                           token)
         if answer is not None:
             self.tracer.emit("transfer.answered", transfer_id=transfer_id,
                              decision=answer[0].value)

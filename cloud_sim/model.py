@@ -153,6 +153,9 @@ class Transfer:
     status: TransferStatus
     created_us: int
     decided_us: int | None = None
+    #: the secret carried by the links of the owner's email; answering needs it ("" - a
+    #: transfer stored by an older fwsim - can never be answered)
+    approval_token: str = ""
 
 
 @dataclass

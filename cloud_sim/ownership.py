@@ -2,10 +2,15 @@
 
 These apply the decisions of :mod:`cloud_sim.claims` to a store, inside one transaction each,
 and write the simulated emails of the transfer flow to the outbox.
+
+A transfer request carries an unguessable approval token (20 random bytes, hex) that only the
+owner's email holds, in its approve/deny links - as a real emailed link would. The transfer id is
+no secret (the requester gets it back), so answering without the token changes nothing.
 """
 
 from __future__ import annotations
 
+import hmac
 import random
 from dataclasses import dataclass, replace
 
@@ -42,6 +47,13 @@ def _customer_product(store: CloudStore, principal: Principal) -> int | None:
     return customer.product_id if customer else None
 
 
+def _on_team(store: CloudStore, caller: Principal, device: DeviceRecord | None) -> bool:
+    if device is None or device.product_id is None or not caller.is_user:
+        return False
+    product = store.get_product(device.product_id)
+    return product is not None and caller.id in product.team
+
+
 def api_claim(store: CloudStore, rng: random.Random, caller: Principal, device_id: str,
               request_transfer: bool, now_us: int,
               policy: ApiClaimPolicy | None = None) -> ApiClaimResult:
@@ -51,7 +63,8 @@ def api_claim(store: CloudStore, rng: random.Random, caller: Principal, device_i
         outcome = decide_api_claim(device, caller,
                                    caller_product_id=_customer_product(store, caller),
                                    request_transfer=request_transfer,
-                                   policy=policy or ApiClaimPolicy())
+                                   policy=policy or ApiClaimPolicy(),
+                                   caller_on_team=_on_team(store, caller, device))
         if device is None:
             return ApiClaimResult(outcome, None)
         if outcome is ApiClaimOutcome.CLAIMED:
@@ -70,23 +83,38 @@ def _request_transfer(store: CloudStore, rng: random.Random, device: DeviceRecor
                 and existing.owner == owner and existing.status is TransferStatus.PENDING):
             return existing
     transfer = Transfer(rng.randbytes(12).hex(), device.id, requester, owner,
-                        TransferStatus.PENDING, now_us)
+                        TransferStatus.PENDING, now_us,
+                        approval_token=rng.randbytes(APPROVAL_TOKEN_BYTES).hex())
     store.add_transfer(transfer)
+    approve, deny = transfer_links(transfer)
     store.add_email(Email(0, email_of(store, owner), "Device transfer request",
                           f"{email_of(store, requester)} asks for device {device.id}. "
-                          f"Approve: POST /fwsim/transfers/{transfer.id}/approve; "
-                          f"deny: POST /fwsim/transfers/{transfer.id}/deny.",
+                          f"Approve: POST {approve}; deny: POST {deny}.",
                           now_us, "transfer_request", transfer.id))
     return transfer
 
 
+APPROVAL_TOKEN_BYTES = 20
+
+
+def transfer_links(transfer: Transfer) -> tuple[str, str]:
+    """The approve and deny links of the owner's email (they carry the approval token)."""
+    base = f"/fwsim/transfers/{transfer.id}"
+    query = f"?token={transfer.approval_token}"
+    return f"{base}/approve{query}", f"{base}/deny{query}"
+
+
 def answer_transfer(store: CloudStore, transfer_id: str, approve: bool,
-                    now_us: int) -> tuple[TransferDecision, Transfer] | None:
-    """The owner approves or denies a transfer request (None: no such transfer)."""
+                    now_us: int, token: str) -> tuple[TransferDecision, Transfer] | None:
+    """The owner approves or denies a transfer request through the link of the email, which
+    carries ``token`` (None: no such transfer; REFUSED: not the email's token)."""
     with store.transaction():
         transfer = store.get_transfer(transfer_id)
         if transfer is None:
             return None
+        if not transfer.approval_token or not hmac.compare_digest(
+                transfer.approval_token.encode(), token.encode("utf-8", "replace")):
+            return TransferDecision.REFUSED, transfer
         device = store.get_device(transfer.device_id)
         decision = decide_transfer(transfer, device, approve)
         if decision is TransferDecision.ALREADY_DECIDED:

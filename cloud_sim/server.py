@@ -13,10 +13,12 @@ so its World) and starts three things on the running loop:
    works and the real port is known before anything is printed);
 3. the UDP device endpoint (:mod:`cloud_sim.udp`).
 
-The HTTP layer and the UDP protocol call ``driver.sync()`` before touching the cloud and
-``driver.wake()`` after; since everything runs on one thread there are no locks. Signals are
-left to the caller (``fwsim cloud serve`` / ``fwsim up``): uvicorn's own handlers are disabled,
-``stop()`` ends event streams, then the servers, then the driver.
+uvicorn runs with the guarded h11 protocol of :mod:`cloud_sim.connections` (connection cap,
+request-head deadline, JSON 400s) and the API behind :mod:`cloud_sim.http.guard` (Host/Origin,
+the admin namespace). The HTTP layer and the UDP protocol call ``driver.sync()`` before touching
+the cloud and ``driver.wake()`` after; since everything runs on one thread there are no locks.
+Signals are left to the caller (``fwsim cloud serve`` / ``fwsim up``): uvicorn's own handlers
+are disabled, ``stop()`` ends event streams, then the servers, then the driver.
 """
 
 from __future__ import annotations
@@ -35,7 +37,9 @@ from firmware_sim.kernel.errors import ConfigurationError
 from firmware_sim.kernel.realtime import AsyncioDriver
 
 from .cloud import Cloud
-from .http import ApiConfig, context_of, create_app
+from .connections import ConnectionLimits, ConnectionRegistry, guarded_protocol
+from .http import AdminAccess, ApiConfig, HostPolicy, context_of, create_app
+from .security import check_token_text, new_token
 from .udp import CloudUdpProtocol, serve_udp
 
 
@@ -49,6 +53,14 @@ class ServerConfig:
     speed: float = 1.0
     api: ApiConfig = field(default_factory=ApiConfig)
     log_level: str = "warning"
+    #: serve the ``/fwsim`` admin namespace (off by default); always behind an admin token:
+    #: ``admin_token``, or a fresh one from the CSPRNG (``CloudServer.admin_token``)
+    admin: bool = False
+    admin_token: str | None = None
+    #: further host names the API answers to (the bound address always works)
+    allowed_hosts: tuple[str, ...] = ()
+    #: HTTP connection cap and timeouts (cloud_sim.connections)
+    limits: ConnectionLimits = field(default_factory=ConnectionLimits)
 
 
 class _Uvicorn(uvicorn.Server):
@@ -88,13 +100,21 @@ class CloudServer:
         self.config = config or ServerConfig()
         self.driver = driver or AsyncioDriver(cloud.world, speed=self.config.speed)
         self._run_driver = run_driver
-        self.app = create_app(cloud, runtime=self.driver, config=self.config.api)
+        #: the token of the ``/fwsim`` namespace (None: the namespace is off)
+        self.admin_token: str | None = None
+        if self.config.admin:
+            self.admin_token = (check_token_text(self.config.admin_token, "the admin token")
+                                if self.config.admin_token is not None else new_token())
+        api = replace(self.config.api, admin=AdminAccess(self.config.admin, self.admin_token))
+        self.app = create_app(cloud, runtime=self.driver, config=api)
         self.http_port = 0
         self.coap_port = 0
         self._uvicorn: _Uvicorn | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._udp: asyncio.DatagramTransport | None = None
         self.udp_protocol: CloudUdpProtocol | None = None
+        #: the open HTTP connections (cap, evictions, refusals, timeouts)
+        self.connections = ConnectionRegistry(self.config.limits)
 
     @property
     def http_url(self) -> str:
@@ -108,6 +128,8 @@ class CloudServer:
         config = self.config
         sock = _bind_tcp(config.host, config.http_port)
         self.http_port = int(sock.getsockname()[1])
+        context_of(self.app).config.hosts = HostPolicy.for_bound(
+            config.host, self.http_port, config.allowed_hosts)
         try:
             self._udp, self.udp_protocol = await serve_udp(
                 self.cloud.endpoint, config.coap_host, config.coap_port, self.driver)
@@ -119,7 +141,10 @@ class CloudServer:
         if self._run_driver:
             self._tasks.append(asyncio.create_task(self.driver.run(), name="fwsim-driver"))
         server_config = uvicorn.Config(self.app, log_level=config.log_level, lifespan="off",
-                                       access_log=False, timeout_graceful_shutdown=2)
+                                       access_log=False, timeout_graceful_shutdown=2,
+                                       http=guarded_protocol(self.connections),
+                                       timeout_keep_alive=max(1, round(
+                                           config.limits.keep_alive_s)))
         logging.getLogger("uvicorn.error").setLevel(config.log_level.upper())
         self._uvicorn = _Uvicorn(server_config)
         self._tasks.append(asyncio.create_task(self._uvicorn.serve(sockets=[sock]),

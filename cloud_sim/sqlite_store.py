@@ -39,6 +39,7 @@ from .model import (
     TransferStatus,
     User,
 )
+from .store import StoreInputError
 
 MIGRATIONS: list[str] = [
     # 0 -> 1: the initial schema
@@ -131,6 +132,10 @@ MIGRATIONS: list[str] = [
         ref TEXT
     );
     """,
+    # 2 -> 3: the secret of a transfer's email links
+    """
+    ALTER TABLE transfers ADD COLUMN approval_token TEXT NOT NULL DEFAULT '';
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -207,15 +212,21 @@ class SqliteStore:
         self._depth = 0
         self._db.execute("COMMIT")
 
+    def _execute(self, sql: str, params: tuple[Any, ...]) -> sqlite3.Cursor:
+        try:
+            return self._db.execute(sql, params)
+        except (UnicodeEncodeError, OverflowError) as exc:
+            # text SQLite cannot store (a lone surrogate) or an integer beyond 64 bits
+            raise StoreInputError(f"value not storable: {type(exc).__name__}") from None
+
     def _write(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
-        return self._db.execute(sql, params)
+        return self._execute(sql, params)
 
     def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-        cursor = self._db.execute(sql, params)
-        return list(cursor.fetchall())
+        return list(self._execute(sql, params).fetchall())
 
     def _row(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
-        return self._db.execute(sql, params).fetchone()
+        return self._execute(sql, params).fetchone()
 
     def close(self) -> None:
         self._db.close()
@@ -309,7 +320,7 @@ class SqliteStore:
         return self._product(row) if row else None
 
     def find_product(self, id_or_slug: str) -> Product | None:
-        if id_or_slug.isdigit() and len(id_or_slug) <= 18:
+        if id_or_slug.isascii() and id_or_slug.isdigit() and len(id_or_slug) <= 18:
             product = self.get_product(int(id_or_slug))
             if product is not None:
                 return product
@@ -424,19 +435,20 @@ class SqliteStore:
 
     # -- transfers and the outbox --------------------------------------------------------------
 
-    _TRANSFER = ("SELECT id, device_id, requester, owner, status, created_us, decided_us "
-                 "FROM transfers")
+    _TRANSFER = ("SELECT id, device_id, requester, owner, status, created_us, decided_us, "
+                 "approval_token FROM transfers")
 
     @staticmethod
     def _transfer(row: Any) -> Transfer:
         return Transfer(row[0], row[1], Principal.parse(row[2]), Principal.parse(row[3]),
-                        TransferStatus(row[4]), row[5], row[6])
+                        TransferStatus(row[4]), row[5], row[6], row[7])
 
     def add_transfer(self, transfer: Transfer) -> None:
-        self._write("INSERT INTO transfers VALUES (?, ?, ?, ?, ?, ?, ?)",
+        self._write("INSERT INTO transfers (id, device_id, requester, owner, status, created_us, "
+                    "decided_us, approval_token) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (transfer.id, transfer.device_id, str(transfer.requester),
                      str(transfer.owner), transfer.status.value, transfer.created_us,
-                     transfer.decided_us))
+                     transfer.decided_us, transfer.approval_token))
 
     def get_transfer(self, transfer_id: str) -> Transfer | None:
         row = self._row(f"{self._TRANSFER} WHERE id = ?", (transfer_id,))

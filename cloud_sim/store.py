@@ -18,6 +18,8 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 from typing import Protocol, TypeVar
 
+from firmware_sim.kernel.errors import UsageError
+
 from .model import (
     ClaimCode,
     Customer,
@@ -32,6 +34,11 @@ from .model import (
 )
 
 _T = TypeVar("_T")
+
+
+class StoreInputError(UsageError):
+    """A value a store cannot keep (text that is not Unicode, an integer beyond 64 bits); the
+    REST API answers it 400. Inputs are validated at the edges first; this is the backstop."""
 
 
 class CloudStore(Protocol):
@@ -162,7 +169,7 @@ class MemoryStore:
         return replace(product, team=set(product.team)) if product else None
 
     def find_product(self, id_or_slug: str) -> Product | None:
-        if id_or_slug.isdigit() and len(id_or_slug) <= 18:
+        if id_or_slug.isascii() and id_or_slug.isdigit() and len(id_or_slug) <= 18:
             product = self.get_product(int(id_or_slug))
             if product is not None:
                 return product

@@ -18,6 +18,12 @@ The order of checks is Device OS's (``system_control_internal.cpp``):
 A type the platform knows but does not support (``SET_SECURITY_KEY`` on a P2) answers
 ``NOT_SUPPORTED`` itself. Handlers run in a fresh scheduler entry, never inside ``submit``.
 
+A handler (or the application's handler) that raises anything but a ``DeviceOsError`` is a bug:
+the request is completed with INTERNAL (-250) - the host gets an answer, as from Device OS - a
+``control.handler_failed`` record is traced, and the exception is re-raised, so a test or
+scenario fails loudly and a served world's real-time driver contains it
+(``firmware_sim.kernel.realtime``).
+
 After the transport delivered the reply it calls :meth:`RequestHandle.reply_delivered`; requests
 that act only then (RESET, FACTORY_RESET, DFU_MODE, SAFE_MODE) do so 1000 ms later.
 :meth:`RequestHandle.cancel` completes a pending request with ``CANCELLED`` (-140); its handler
@@ -237,13 +243,29 @@ class ControlDispatcher:
             handler(context)
         except DeviceOsError as exc:
             handle._complete(exc.code, b"")
+        except Exception as exc:
+            self._failed(handle, exc)
+            raise
+
+    def _failed(self, handle: RequestHandle, exc: Exception) -> None:
+        """A handler bug: answer INTERNAL (-250) before the exception goes on."""
+        self.tracer.emit("control.handler_failed", type=handle.type,
+                         error=f"{type(exc).__name__}: {exc}"[:300])
+        if not handle.completed:
+            handle._complete(int(ResultCode.INTERNAL), b"")
 
     def _to_app(self, handle: RequestHandle) -> None:
         if self.app_handler is None:
             handle._complete(int(ResultCode.NOT_SUPPORTED), b"")
             return
         self.tracer.emit("control.to_app", type=handle.type)
-        self.app_handler(AppRequest(handle.channel, handle.type, handle.payload, handle))
+        try:
+            self.app_handler(AppRequest(handle.channel, handle.type, handle.payload, handle))
+        except DeviceOsError as exc:
+            handle._complete(exc.code, b"")
+        except Exception as exc:
+            self._failed(handle, exc)
+            raise
 
 
 def _known_type(number: int) -> RequestType | None:

@@ -4,6 +4,7 @@ from ..runtime import NullRuntime, Runtime
 from .app import context_of, create_app
 from .context import ApiConfig, ApiContext
 from .errors import ApiError
+from .guard import AdminAccess, HostPolicy
 
-__all__ = ["ApiConfig", "ApiContext", "ApiError", "NullRuntime", "Runtime", "context_of",
-           "create_app"]
+__all__ = ["AdminAccess", "ApiConfig", "ApiContext", "ApiError", "HostPolicy", "NullRuntime",
+           "Runtime", "context_of", "create_app"]

@@ -1,6 +1,8 @@
 """The emulator's own namespace, ``/fwsim/...``: seeding, the email outbox, transfers, claim
-codes, sessions and events. It has no counterpart in Particle's API and no authentication (the
-emulator is meant for loopback); tests and demos use it to set up and inspect a world.
+codes, sessions and events. It has no counterpart in Particle's API; tests and demos use it to
+set up and inspect a world. It is powerful (it hands out tokens and moves devices), so it is
+guarded (:mod:`.guard`, docs/security.md): off unless enabled (``fwsim cloud serve --admin``),
+behind an admin token when served, JSON bodies only, Host and Origin checked.
 
 ``POST /fwsim/seed`` takes one JSON document::
 
@@ -12,7 +14,12 @@ emulator is meant for loopback); tests and demos use it to set up and inspect a 
                   "platform_id": 32}]}
 
 (``owner`` is ``user:<username>`` or ``customer:<email>``) and answers with the ids and a fresh
-access token for every user and customer it created.
+access token for every user and customer it names. For a user or customer that already exists
+the password must be the right one (403 otherwise): seeding never hands out the token of an
+account whose password the caller does not know.
+
+A transfer is answered through the links of the owner's email (``GET /fwsim/outbox``), which
+carry the transfer's approval token: ``POST /fwsim/transfers/<id>/approve?token=<token>``.
 """
 
 from __future__ import annotations
@@ -24,11 +31,12 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .. import ownership
+from .. import accounts, ownership
+from ..claims import TransferDecision
 from ..model import DeviceRecord, Principal, Product
 from .common import context, json, params_of
 from .context import ApiContext
-from .errors import api_error, bad_request
+from .errors import api_error, bad_request, forbidden
 from .openapi import BOOLEAN, ERRORS, STRING, body
 from .params import get_bool, get_str
 from .render import claim_code_json, device_json, email_json, iso, transfer_json
@@ -50,6 +58,16 @@ def _items(params: dict[str, Any], key: str) -> list[dict[str, Any]]:
 
 def _text(item: dict[str, Any], key: str, *, required: bool = True) -> str | None:
     value = get_str(item, key, required=required, max_length=254)
+    return value
+
+
+def _int(item: dict[str, Any], key: str, default: int | None, *, minimum: int = 0,
+         maximum: int = 2**31 - 1) -> int | None:
+    value = item.get(key, default)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
+        raise bad_request(f"{key} must be an integer between {minimum} and {maximum}")
     return value
 
 
@@ -92,7 +110,11 @@ async def seed(request: Request) -> Response:
         for item in _items(params, "users"):
             username = _text(item, "username") or ""
             password = _text(item, "password") or ""
-            user = store.find_user(username) or cloud.create_user(username, password)
+            user = store.find_user(username)
+            if user is None:
+                user = cloud.create_user(username, password)
+            elif not accounts.verify_password(password, user.password_hash):
+                raise forbidden(f"user {username!r} exists and the password does not match")
             token = cloud.issue_tokens(Principal.user(user.id), "particle")
             created["users"][username] = {"id": user.id, "access_token": token.access.token}
         for item in _items(params, "products"):
@@ -100,9 +122,13 @@ async def seed(request: Request) -> Response:
         for item in _items(params, "customers"):
             product = _product_of(ctx, item.get("product"))
             email = _text(item, "email") or ""
-            customer = (store.find_customer(product.id, email)
-                        or cloud.create_customer(product.id, email,
-                                                 _text(item, "password", required=False) or ""))
+            password = _text(item, "password", required=False) or ""
+            customer = store.find_customer(product.id, email)
+            if customer is None:
+                customer = cloud.create_customer(product.id, email, password)
+            elif not (customer.password_hash
+                      and accounts.verify_password(password, customer.password_hash)):
+                raise forbidden(f"customer {email!r} exists and the password does not match")
             token = cloud.issue_tokens(Principal.customer(customer.id), "particle",
                                        scope=f"customer={customer.email}")
             created["customers"][email] = {"id": customer.id, "product_id": product.id,
@@ -115,9 +141,8 @@ async def seed(request: Request) -> Response:
 def _seed_product(ctx: ApiContext, item: dict[str, Any]) -> dict[str, Any]:
     cloud = ctx.cloud
     store = cloud.store
-    product_id = item.get("id")
-    if not isinstance(product_id, int) or isinstance(product_id, bool) or not (
-            1 <= product_id < 2**31):
+    product_id = _int(item, "id", None, minimum=1)
+    if product_id is None:
         raise bad_request("product id must be a positive integer")
     slug = _text(item, "slug") or ""
     if slug.isdigit() or not slug:
@@ -132,9 +157,7 @@ def _seed_product(ctx: ApiContext, item: dict[str, Any]) -> dict[str, Any]:
     if product is None:
         if store.find_product(slug) is not None:
             raise bad_request(f"slug {slug!r} is taken")
-        platform_id = item.get("platform_id", 32)
-        if not isinstance(platform_id, int) or isinstance(platform_id, bool):
-            raise bad_request("platform_id must be an integer")
+        platform_id = _int(item, "platform_id", 32) or 32
         product = cloud.create_product(product_id, slug, _text(item, "name", required=False)
                                        or slug, team=team, platform_id=platform_id)
     else:
@@ -159,10 +182,7 @@ def _seed_device(ctx: ApiContext, item: dict[str, Any]) -> dict[str, Any]:
     owner = _owner(ctx, owner_text, product) if owner_text else None
     store = ctx.cloud.store
     device = store.get_device(device_id) or DeviceRecord(device_id)
-    platform_id = item.get("platform_id", device.platform_id)
-    if platform_id is not None and (not isinstance(platform_id, int)
-                                    or isinstance(platform_id, bool)):
-        raise bad_request("platform_id must be an integer")
+    platform_id = _int(item, "platform_id", device.platform_id)
     device = replace(device, product_id=product.id if product else device.product_id,
                      owner=owner if owner_text else device.owner, platform_id=platform_id,
                      online=bool(item.get("online", device.online)))
@@ -193,19 +213,25 @@ async def state(request: Request) -> Response:
 @router.get("/outbox", responses=ERRORS)
 async def outbox(request: Request) -> Response:
     ctx = context(request)
-    return json({"emails": [email_json(e) for e in ctx.cloud.store.list_emails()]})
+    store = ctx.cloud.store
+    return json({"emails": [email_json(e, store) for e in store.list_emails()]})
 
 
-@router.post("/transfers/{transfer_id}/{answer}", responses=ERRORS, openapi_extra=body({}))
+@router.post("/transfers/{transfer_id}/{answer}", responses=ERRORS,
+             openapi_extra=body({"token": STRING}, form=False))
 async def answer_transfer(request: Request, transfer_id: str, answer: str) -> Response:
+    """The owner's answer: a link of the email, carrying the transfer's approval token."""
     ctx = context(request)
-    await params_of(request)
+    params = await params_of(request)
     if answer not in ("approve", "deny"):
-        raise api_error(404, "Not Found")
-    result = ctx.cloud.answer_transfer(transfer_id, answer == "approve")
+        raise api_error(404, "Not Found", error_description="Not Found")
+    token = get_str(params, "token", max_length=128) or ""
+    result = ctx.cloud.answer_transfer(transfer_id, answer == "approve", token)
     if result is None:
-        raise api_error(404, "Transfer not found")
+        raise api_error(404, "Transfer not found", error_description="Transfer not found")
     decision, transfer = result
+    if decision is TransferDecision.REFUSED:
+        raise forbidden("the token of the owner's email link is missing or wrong")
     return json({"ok": True, "decision": decision.value, "transfer": transfer_json(transfer)})
 
 
@@ -218,7 +244,7 @@ async def claim_codes(request: Request) -> Response:
 
 
 @router.post("/claim_codes/expire", responses=ERRORS,
-             openapi_extra=body({"code": STRING, "all": BOOLEAN}))
+             openapi_extra=body({"code": STRING, "all": BOOLEAN}, form=False))
 async def expire_claim_codes(request: Request) -> Response:
     """Expire one claim code (``code``) or every unused one (``all``)."""
     ctx = context(request)
@@ -260,14 +286,15 @@ async def events(request: Request) -> Response:
 
 
 @router.post("/devices/{device_id}/events", responses=ERRORS,
-             openapi_extra=body({"name": STRING, "data": STRING}, required=("name",)))
+             openapi_extra=body({"name": STRING, "data": STRING}, required=("name",),
+                                form=False))
 async def send_to_device(request: Request, device_id: str) -> Response:
     """Send a cloud event to a connected device (e.g. ``spark/device/claim/confirm``)."""
     ctx = context(request)
     params = await params_of(request)
     name = get_str(params, "name", required=True, max_length=64) or ""
     data = get_str(params, "data", max_length=1024) or ""
-    if not ctx.cloud.endpoint.send_event(device_id.lower(), name, data.encode()):
+    if not ctx.cloud.endpoint.send_event(device_id.lower(), name, data.encode("utf-8", "replace")):
         raise api_error(404, "device not connected")
     ctx.runtime.wake()
     return json({"ok": True})

@@ -45,8 +45,12 @@ def _decode(response: httpx.Response) -> tuple[int, Any]:
 
 
 class HttpApiClient:
-    def __init__(self, base_url: str, timeout_s: float = 10.0) -> None:
-        self._client = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout_s)
+    def __init__(self, base_url: str, timeout_s: float = 10.0, *,
+                 admin_token: str | None = None) -> None:
+        """``admin_token``: sent with every request (the ``/fwsim`` namespace needs it)."""
+        headers = {"X-Fwsim-Admin-Token": admin_token} if admin_token else {}
+        self._client = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout_s,
+                                    headers=headers)
 
     def request(self, method: str, path: str, *, token: str | None = None,
                 json: Any = None, form: dict[str, str] | None = None,

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from ..model import Product
 from .auth import Caller, authenticate
 from .context import ApiContext
 from .errors import product_not_found
 from .params import Params, read_params
+from .responses import ApiJSONResponse
 
 
 def context(request: Request) -> ApiContext:
@@ -20,7 +21,8 @@ def context(request: Request) -> ApiContext:
 
 
 async def params_of(request: Request) -> Params:
-    return await read_params(request, context(request).config.max_body_bytes)
+    config = context(request).config
+    return await read_params(request, config.max_body_bytes, config.body_timeout_s)
 
 
 async def caller_of(request: Request) -> tuple[ApiContext, Params, Caller]:
@@ -37,8 +39,8 @@ def find_product(ctx: ApiContext, id_or_slug: str) -> Product:
     return product
 
 
-def json(body: Any, status: int = 200) -> JSONResponse:
-    return JSONResponse(body, status_code=status)
+def json(body: Any, status: int = 200) -> ApiJSONResponse:
+    return ApiJSONResponse(body, status_code=status)
 
 
 def no_content() -> Response:

@@ -41,6 +41,10 @@ def bad_request(message: str) -> ApiError:
     return api_error(400, message, error_description=message)
 
 
+def forbidden(message: str) -> ApiError:
+    return api_error(403, "Forbidden", error_description=message)
+
+
 def permission_denied() -> ApiError:
     """The answer for a device the caller may not see - and for an unknown id (no leak)."""
     return api_error(403, "Permission Denied",

@@ -2,14 +2,15 @@
 
 How this works
 --------------
-A stream subscribes a listener to the cloud's :class:`~cloud_sim.events.EventBus`. The listener
-runs synchronously wherever the cloud publishes (inside a World step, on the event loop); it
-decides right then whether the caller may see the event - ownership and product membership *at
-publish time* - and queues it. The response body is an async generator that sends ``:ok``, then
-each queued event as ``event: <name>`` / ``data: {"data", "ttl", "published_at", "coreid"}``,
-and a keep-alive comment every few seconds (particle-api-js drops a stream idle for 15 s). A
-full queue drops its oldest event. A ``None`` in the queue ends the stream (server shutdown);
-a client that goes away cancels the generator, which unsubscribes.
+A stream registers with the API's :class:`~.fanout.StreamHub` under the keys of what it follows
+(the caller's devices, one device, a product, public events); the hub, subscribed once to the
+cloud's event bus, decides at publish time - ownership and product membership *then* - which
+streams get an event, at a cost that does not depend on how many other streams are open. The
+response body is an async generator that sends ``:ok``, then each queued event as ``event:
+<name>`` / ``data: {"data", "ttl", "published_at", "coreid"}``, and a keep-alive comment every
+few seconds (particle-api-js drops a stream idle for 15 s). A full queue drops its oldest event.
+A ``None`` in the queue ends the stream (server shutdown); a client that goes away cancels the
+generator, which closes the stream. Streams are capped in all and per token (429).
 
 Who sees what:
 
@@ -27,93 +28,41 @@ Events include the device's own (``spark/device/claim/code`` too) and the cloud'
 from __future__ import annotations
 
 import asyncio
-import json as jsonlib
-import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Iterable
 
 from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from ..events import CloudEvent
-from ..model import Product
 from .auth import Caller
 from .common import caller_of, find_product
 from .context import ApiContext
 from .devices import visible_device
-from .errors import ApiError
+from .errors import ApiError, api_error
+from .fanout import PUBLIC, Key, StreamLimitError, device_key, encode_event, owner_key, product_key
 from .openapi import ERRORS, query
-from .render import iso
 
 router = APIRouter(tags=["events"])
 
-Filter = Callable[[CloudEvent], bool]
+__all__ = ["encode_event", "open_stream", "router"]
 
 
-def _owned_by(ctx: ApiContext, caller: Caller) -> Filter:
-    store = ctx.cloud.store
-
-    def check(event: CloudEvent) -> bool:
-        if event.device_id is None:
-            return False
-        device = store.get_device(event.device_id)
-        return device is not None and device.owner == caller.principal
-    return check
-
-
-def _in_product(ctx: ApiContext, product: Product) -> Filter:
-    store = ctx.cloud.store
-
-    def check(event: CloudEvent) -> bool:
-        if event.product_id == product.id:
-            return True
-        device = store.get_device(event.device_id) if event.device_id else None
-        return device is not None and device.product_id == product.id
-    return check
-
-
-def _prefixed(prefix: str | None, check: Filter) -> Filter:
-    if not prefix:
-        return check
-    return lambda event: event.name.startswith(prefix) and check(event)
-
-
-def encode_event(event: CloudEvent) -> bytes:
-    data = {"data": event.data, "ttl": event.ttl, "published_at": iso(event.published_us),
-            "coreid": event.device_id or "particle-internal"}
-    name = event.name.replace("\n", " ").replace("\r", " ")
-    return (f"event: {name}\ndata: {jsonlib.dumps(data, separators=(',', ':'))}\n\n"
-            ).encode()
-
-
-def open_stream(ctx: ApiContext, check: Filter) -> Response:
-    loop = asyncio.get_running_loop()
-    loop_thread = threading.get_ident()
-    queue: asyncio.Queue[object] = asyncio.Queue(ctx.config.sse_queue_size)
-
-    def put(item: object) -> None:
-        if queue.full():
-            queue.get_nowait()
-        queue.put_nowait(item)
-
-    def listener(event: CloudEvent) -> None:
-        if not check(event):
-            return
-        if threading.get_ident() == loop_thread:
-            put(event)
-        else:
-            loop.call_soon_threadsafe(put, event)
-
-    unsubscribe = ctx.cloud.bus.subscribe(listener)
-    ctx.streams.add(queue)
+def open_stream(ctx: ApiContext, caller: Caller, keys: Iterable[Key],
+                prefix: str | None) -> Response:
+    try:
+        stream = ctx.hub.open(keys, prefix, caller.token.token)
+    except StreamLimitError as exc:
+        raise api_error(429, "Too many event streams", error_description=str(exc)) from None
     keepalive = ctx.config.sse_keepalive_s
+    hub = ctx.hub
 
     async def body() -> AsyncIterator[bytes]:
         try:
             yield b":ok\n\n"
             while True:
                 try:
-                    item = await asyncio.wait_for(queue.get(), timeout=keepalive)
+                    item = await asyncio.wait_for(stream.queue.get(), timeout=keepalive)
                 except TimeoutError:
                     yield b":keepalive\n\n"
                     continue
@@ -121,8 +70,7 @@ def open_stream(ctx: ApiContext, check: Filter) -> Response:
                     return
                 yield encode_event(item)
         finally:
-            unsubscribe()
-            ctx.streams.discard(queue)
+            hub.close(stream)
 
     return StreamingResponse(body(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
@@ -143,13 +91,13 @@ NO_BODY = query()
 @router.get("/v1/devices/events", responses=RESPONSES, openapi_extra=NO_BODY)
 async def my_events(request: Request) -> Response:
     ctx, _, caller = await caller_of(request)
-    return open_stream(ctx, _owned_by(ctx, caller))
+    return open_stream(ctx, caller, [owner_key(caller.principal)], None)
 
 
 @router.get("/v1/devices/events/{prefix:path}", responses=RESPONSES, openapi_extra=NO_BODY)
 async def my_events_prefixed(request: Request, prefix: str) -> Response:
     ctx, _, caller = await caller_of(request)
-    return open_stream(ctx, _prefixed(_check_prefix(prefix), _owned_by(ctx, caller)))
+    return open_stream(ctx, caller, [owner_key(caller.principal)], _check_prefix(prefix))
 
 
 @router.get("/v1/events", responses=RESPONSES, openapi_extra=NO_BODY)
@@ -164,8 +112,7 @@ async def public_events_prefixed(request: Request, prefix: str) -> Response:
 
 async def _public(request: Request, prefix: str | None) -> Response:
     ctx, _, caller = await caller_of(request)
-    mine = _owned_by(ctx, caller)
-    return open_stream(ctx, _prefixed(prefix, lambda e: e.public or mine(e)))
+    return open_stream(ctx, caller, [PUBLIC, owner_key(caller.principal)], prefix)
 
 
 @router.get("/v1/devices/{device_id}/events", responses=RESPONSES, openapi_extra=NO_BODY)
@@ -182,7 +129,7 @@ async def device_events_prefixed(request: Request, device_id: str, prefix: str) 
 async def _device(request: Request, device_id: str, prefix: str | None) -> Response:
     ctx, _, caller = await caller_of(request)
     device = visible_device(ctx, caller, device_id)
-    return open_stream(ctx, _prefixed(prefix, lambda e: e.device_id == device.id))
+    return open_stream(ctx, caller, [device_key(device.id)], prefix)
 
 
 @router.get("/v1/products/{product}/events", responses=RESPONSES, openapi_extra=NO_BODY)
@@ -209,14 +156,10 @@ async def product_device_events_prefixed(request: Request, product: str, device_
     return await _product(request, product, device_id, _check_prefix(prefix))
 
 
-async def _product(request: Request, product_key: str, device_id: str | None,
+async def _product(request: Request, product_ref: str, device_id: str | None,
                    prefix: str | None) -> Response:
     ctx, _, caller = await caller_of(request)
-    product = find_product(ctx, product_key)
+    product = find_product(ctx, product_ref)
     caller.require_team(product)
-    check = _in_product(ctx, product)
-    if device_id is not None:
-        wanted = device_id.strip().lower()
-        inner = check
-        check = lambda e: e.device_id == wanted and inner(e)  # noqa: E731
-    return open_stream(ctx, _prefixed(prefix, check))
+    wanted = device_id.strip().lower() if device_id is not None else None
+    return open_stream(ctx, caller, [product_key(product.id, wanted)], prefix)

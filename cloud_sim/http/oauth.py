@@ -22,7 +22,7 @@ from .common import caller_of, context, json, params_of
 from .context import ApiContext
 from .errors import ApiError, api_error, errors_list, oauth_error
 from .openapi import BOOLEAN, ERRORS, INTEGER, STRING, body, query
-from .params import Params, get_str, media_type
+from .params import Params, get_str, is_ascii_digits, media_type
 from .render import iso
 
 router = APIRouter()
@@ -76,7 +76,7 @@ def _lifetime(params: Params, now_us: int) -> int:
     raw = params.get("expires_in")
     if raw is None or raw == "":
         return accounts.DEFAULT_TOKEN_DURATION_S
-    if not isinstance(raw, str) or not raw.isdigit() or len(raw) > 10:
+    if not isinstance(raw, str) or not is_ascii_digits(raw) or len(raw) > 10:
         raise oauth_error(400, "invalid_request", "Invalid parameter: `expires_in`")
     return int(raw)
 

@@ -4,11 +4,17 @@ The real API takes JSON or ``application/x-www-form-urlencoded`` bodies (cloud.m
 a few parameters (``access_token``, ``request_transfer``), the query string. :func:`read_params`
 merges them - body over query - into one ``dict``. Everything malformed is a 400 with a JSON
 body; a body over the size limit is a 413, checked both against ``Content-Length`` and while
-streaming (chunked uploads).
+streaming (chunked uploads); a body that does not arrive within ``timeout_s`` is a 408.
+
+Text is validated once, here: a JSON string (or key) holding a lone surrogate (``"\\ud800"``,
+which JSON can escape but UTF-8 cannot encode) is a 400, as are ``NaN``/``Infinity``; numbers in
+text (``per_page``, ``Content-Length``, ``expires_in``) are ASCII digits only - ``str.isdigit``
+also accepts ``"²"`` or ``"١"``, which ``int()`` then refuses or reads.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from email.message import Message
 from email.parser import BytesParser
@@ -16,25 +22,67 @@ from email.policy import HTTP
 from typing import Any
 from urllib.parse import parse_qsl
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from .errors import ApiError, api_error, bad_request
 
 MAX_FIELDS = 256
+#: seconds a request body may take to arrive (a slow upload is answered 408)
+BODY_TIMEOUT_S = 20.0
 Params = dict[str, Any]
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+def is_ascii_digits(text: str) -> bool:
+    """``"0"``-``"9"`` only (``str.isdigit`` is true for every Unicode digit)."""
+    return text.isascii() and text.isdigit()
+
+
+def has_lone_surrogate(text: str) -> bool:
+    """True when ``text`` cannot be encoded as UTF-8 (it holds a lone surrogate)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def check_text(value: Any) -> None:
+    """Reject (400) a parsed body holding a lone surrogate anywhere, keys included.
+
+    Iterative, so a deeply nested document cannot exhaust the stack."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if has_lone_surrogate(item):
+                raise bad_request("Invalid text: a string holds a lone surrogate (not Unicode)")
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+
+
+async def read_body(request: Request, limit: int, timeout_s: float = BODY_TIMEOUT_S) -> bytes:
+    declared = request.headers.get("content-length", "").strip()
+    if is_ascii_digits(declared) and (len(declared) > 18 or int(declared) > limit):
         raise _too_large(limit)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(limit)
+                chunks.append(chunk)
+    except TimeoutError:
+        raise api_error(408, "Request timeout",
+                        error_description=f"the request body did not arrive within "
+                        f"{timeout_s:g} s") from None
+    except ClientDisconnect:  # the client left mid-body: nobody reads the answer
+        raise api_error(400, "Client disconnected",
+                        error_description="the client closed the connection") from None
     return b"".join(chunks)
 
 
@@ -47,11 +95,16 @@ def media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
 
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def parse_json_body(body: bytes) -> Params:
     try:
-        value = json.loads(body.decode("utf-8"))
+        value = json.loads(body.decode("utf-8"), parse_constant=_no_constants)
     except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError are ValueErrors
         raise bad_request("Malformed JSON body") from None
+    check_text(value)
     # Well-formed JSON that is not an object carries no parameters (e.g. ``[]`` or ``"x"``).
     return value if isinstance(value, dict) else {}
 
@@ -108,8 +161,9 @@ def parse_body(body: bytes, content_type: str, full_content_type: str) -> Params
     return parse_form_body(body)
 
 
-async def read_params(request: Request, limit: int) -> Params:
-    body = await read_body(request, limit)
+async def read_params(request: Request, limit: int, timeout_s: float = BODY_TIMEOUT_S
+                      ) -> Params:
+    body = await read_body(request, limit, timeout_s)
     params: Params = {}
     try:
         query = parse_qsl(request.url.query, keep_blank_values=True, errors="strict",
@@ -134,6 +188,8 @@ def get_str(params: Params, name: str, *, required: bool = False, max_length: in
         return None
     if not isinstance(value, str):
         raise bad_request(f"{name} must be a string")
+    if has_lone_surrogate(value):
+        raise bad_request(f"{name} is not valid Unicode text (a lone surrogate)")
     if len(value) > max_length:
         raise bad_request(f"{name} is longer than {max_length} characters")
     return value
@@ -167,7 +223,7 @@ def get_int(params: Params, name: str, *, minimum: int = 0, maximum: int = 2**31
         raise bad_request(f"{name} must be an integer")
     if isinstance(value, str):
         text = value.strip()
-        if not text.isdigit() or len(text) > 12:
+        if not is_ascii_digits(text) or len(text) > 12:
             raise bad_request(f"{name} must be an integer")
         value = int(text)
     if not isinstance(value, int) or not minimum <= value <= maximum:

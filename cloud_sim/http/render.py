@@ -7,7 +7,7 @@ from typing import Any
 
 from ..claims import ApiClaimOutcome
 from ..model import ClaimCode, DeviceRecord, Email, Product, Transfer
-from ..ownership import ApiClaimResult
+from ..ownership import ApiClaimResult, transfer_links
 from ..store import CloudStore
 from .errors import ApiError, api_error, errors_list
 
@@ -98,13 +98,15 @@ def transfer_json(transfer: Transfer) -> dict[str, Any]:
             "decided_at": iso(transfer.decided_us)}
 
 
-def email_json(email: Email) -> dict[str, Any]:
+def email_json(email: Email, store: CloudStore) -> dict[str, Any]:
     body: dict[str, Any] = {"id": email.id, "to": email.to, "subject": email.subject,
                             "body": email.body, "kind": email.kind, "ref": email.ref,
                             "created_at": iso(email.created_us)}
-    if email.kind == "transfer_request" and email.ref:
-        body["actions"] = {"approve": f"/fwsim/transfers/{email.ref}/approve",
-                           "deny": f"/fwsim/transfers/{email.ref}/deny"}
+    transfer = (store.get_transfer(email.ref) if email.kind == "transfer_request" and email.ref
+                else None)
+    if transfer is not None:
+        approve, deny = transfer_links(transfer)
+        body["actions"] = {"approve": approve, "deny": deny}
     return body
 
 

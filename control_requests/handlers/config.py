@@ -156,7 +156,8 @@ def not_supported(ctx: HandlerContext) -> None:
 
 def set_softap_ssid(ctx: HandlerContext) -> None:
     msg = cast(config_pb2.SetSoftApSsidRequest, ctx.message)
-    ctx.done(ctx.services.set_softap_ssid(text(msg, "prefix"), text(msg, "suffix")))
+    # the prefix is stored as the bytes the client sent (nanopb hands them over unchanged)
+    ctx.done(ctx.services.set_softap_ssid(raw(msg, "prefix"), text(msg, "suffix")))
 
 
 def set_server_address(ctx: HandlerContext) -> None:

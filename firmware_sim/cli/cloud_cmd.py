@@ -52,6 +52,12 @@ def add_cloud_arguments(parser: argparse.ArgumentParser, *, default_http: int = 
     parser.add_argument("--for", dest="duration", type=positive_float, default=None,
                         metavar="SECONDS", help="stop after this many wall seconds "
                         "(default: run until interrupted)")
+    parser.add_argument("--admin-token", metavar="TOKEN",
+                        help="the /fwsim admin namespace's token (default: a fresh random one, "
+                        "printed at start)")
+    parser.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                        help="a further host name the REST API answers to (repeatable; the "
+                        "bound address always works)")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -62,9 +68,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve = cmds.add_parser(
         "serve", help="serve the REST API and the CoAP/UDP device link",
         description="Serve the REST API (particle-api-js / particle-cli compatible, OpenAPI at "
-        "/openapi.json, emulator admin under /fwsim) and the device link (CoAP over UDP) until "
-        "interrupted. Prints the endpoints first.")
+        "/openapi.json; with --admin the emulator's admin namespace /fwsim) and the device link "
+        "(CoAP over UDP) until interrupted. Prints the endpoints first.")
     add_cloud_arguments(serve)
+    serve.add_argument("--admin", action="store_true",
+                       help="serve the /fwsim admin namespace (seeding, outbox, transfers), "
+                       "behind the admin token printed at start (--admin-token implies it)")
     add_serve_arguments(serve, "--kind")
     serve.set_defaults(handler=_serve)
 
@@ -83,15 +92,19 @@ def cloud_spec(args: argparse.Namespace) -> CloudSpec:
     settings = ParticleSettings(
         db=args.db, epoch=int(time.time()), claim_code_ttl_s=args.claim_code_ttl,
         claim_policy=ApiClaimPolicy(require_online=not args.allow_offline_claims),
-        offline_after_s=SERVED_OFFLINE_AFTER_S)
+        offline_after_s=SERVED_OFFLINE_AFTER_S, unpredictable=True)
     return CloudSpec("particle", settings=settings)
 
 
 def serve_options(args: argparse.Namespace) -> ServeOptions:
     from ..testbed import ServeOptions
 
+    # `cloud serve` has --admin (off by default); `up` has none: its admin namespace is on
+    admin = bool(getattr(args, "admin", True)) or args.admin_token is not None
     return ServeOptions(host=args.host, http_port=args.http, device_port=args.coap,
-                        speed=args.speed)
+                        speed=args.speed,
+                        extra={"admin": admin, "admin_token": args.admin_token,
+                               "allowed_hosts": tuple(args.allow_host)})
 
 
 def say(prefix: str, label: str, value: str) -> None:
@@ -118,8 +131,10 @@ async def _serve_async(args: argparse.Namespace) -> int:
         driver = asyncio.create_task(testbed.driver().run())
         try:
             for label, value in served.lines:
-                say("fwsim cloud", label, value + ("  (admin /fwsim/state)"
-                                                   if label == "REST API" else ""))
+                say("fwsim cloud", label, value)
+            admin_token = getattr(served.server, "admin_token", None)
+            say("fwsim cloud", "admin", f"{served.http_url}/fwsim/state  (X-Fwsim-Admin-Token: "
+                f"{admin_token})" if admin_token else "off (--admin to serve /fwsim)")
             say("fwsim cloud", "database", args.db)
             say("fwsim cloud", "seed", f"{args.seed}, speed {args.speed:g}x")
             say("fwsim cloud", "ready", "Ctrl-C to stop" if args.duration is None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -60,6 +61,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                      help="the cloud's REST API (for --scenario)")
     run.add_argument("--timeout", type=positive_float, default=120.0, metavar="SECONDS",
                      help="wall-clock limit for --scenario (default 120)")
+    run.add_argument("--admin-token", default=os.environ.get("FWSIM_ADMIN_TOKEN"),
+                     metavar="TOKEN", help="the cloud's /fwsim admin token, for --scenario "
+                     "(printed by `fwsim cloud serve --admin`; default $FWSIM_ADMIN_TOKEN)")
     add_timing_argument(run)
     run.set_defaults(handler=_run)
 
@@ -127,7 +131,8 @@ async def _scenario(args: argparse.Namespace) -> int:
     from ..scenarios.transfer import run_remote
 
     result = await run_remote(args.api, args.cloud, seed=args.seed, speed=args.speed,
-                              timeout_s=args.timeout, timing=args.timing)
+                              timeout_s=args.timeout, timing=args.timing,
+                              admin_token=args.admin_token)
     if not args.quiet:
         print(f"# scenario {args.scenario} over CoAP/UDP {args.cloud} and HTTP {args.api}, "
               f"seed {args.seed}, speed {args.speed:g}x", flush=True)

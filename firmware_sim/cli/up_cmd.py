@@ -80,6 +80,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "home-pass-1 is in range")
     parser.add_argument("--state-dir", metavar="DIR",
                         help="keep each device's DCT and Wi-Fi credentials under DIR/<name>")
+    parser.add_argument("--token", metavar="TOKEN",
+                        help="the developer's access token to print (default: a fresh random "
+                        "one on every start; the previous start's token is revoked)")
     parser.add_argument("--firmware", default=None, metavar="NAME|MODULE:CLASS|FILE.py",
                         help="application firmware of every device (see `fwsim serve --help`)")
     add_timing_argument(parser)
@@ -95,8 +98,9 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def seed_cloud(cloud: Cloud, args: argparse.Namespace, devices: list[Device]) -> str:
-    """Developer account (+ product); returns a never-expiring access token."""
-    from cloud_sim.model import DeviceRecord, Principal, TokenKind
+    """Developer account (+ product); returns the access token to print (fresh per start)."""
+    from cloud_sim.model import DeviceRecord, Principal
+    from cloud_sim.security import start_token
 
     store = cloud.store
     with store.transaction():
@@ -117,14 +121,7 @@ def seed_cloud(cloud: Cloud, args: argparse.Namespace, devices: list[Device]) ->
             if product_id is not None:
                 record.product_id = product_id
             store.put_device(record)
-        # the same never-expiring token on every start with a persistent database
-        for token in store.tokens_of(Principal.user(user.id)):
-            if (token.kind is TokenKind.ACCESS and token.expires_us is None
-                    and token.client_id == "fwsim-up"):
-                return token.token
-        issued = cloud.issue_tokens(Principal.user(user.id), "fwsim-up", expires_in_s=0,
-                                    with_refresh=False)
-    return issued.access.token
+    return start_token(cloud, Principal.user(user.id), "fwsim-up", args.token)
 
 
 async def _up_async(args: argparse.Namespace) -> int:
@@ -180,7 +177,8 @@ def _announce(args: argparse.Namespace, served: ServedCloud, token: str,
     http_url = served.http_url
     for label, value in served.lines:
         say(PREFIX, label, value)
-    say(PREFIX, "admin", f"{http_url}/fwsim/state  (outbox /fwsim/outbox)")
+    say(PREFIX, "admin", f"{http_url}/fwsim/state  (outbox /fwsim/outbox; "
+        f"X-Fwsim-Admin-Token: {getattr(served.server, 'admin_token', None)})")
     say(PREFIX, "events", f"{http_url}/v1/devices/events  (server-sent events)")
     say(PREFIX, "database", args.db)
     say(PREFIX, "developer", f"{args.username} / {args.password}")

@@ -8,9 +8,12 @@ from .dct import (
     Dct,
     DctBackend,
     DctField,
+    DctFile,
+    DctFiles,
     DctSizeError,
     FileDctBackend,
     MemoryDctBackend,
+    OsDctFiles,
 )
 from .device_config import SETUP_CODE_ALPHABET, DeviceConfigHal
 from .retained import RetainedMemory
@@ -27,9 +30,12 @@ __all__ = [
     "Dct",
     "DctBackend",
     "DctField",
+    "DctFile",
+    "DctFiles",
     "DctSizeError",
     "DeviceConfigHal",
     "FileDctBackend",
     "MemoryDctBackend",
+    "OsDctFiles",
     "RetainedMemory",
 ]

@@ -10,21 +10,31 @@ A write never modifies the committed image in place. It is performed as a sequen
 each announced to an optional fault hook before it happens:
 
 ``begin`` -> ``modify:0`` ... ``modify:n-1`` (one per byte, into a shadow copy) -> the backend's
-own steps (``persist:k`` chunks of a temporary file, then ``commit``) -> ``done``.
+own steps -> ``done``.
 
-The backend makes ``commit`` atomic (an ``os.replace`` of a fully written and fsync'ed temporary
-file, or a reference swap in memory). A fault hook that raises :class:`PowerCut` at any step
-leaves the committed image either entirely old or entirely new: a claim code is never torn. The
-Dct object that saw the power cut is dead; "rebooting" means opening a new Dct on the same
-backend, exactly as the device would re-read flash.
+The file backend's steps are those of a crash-safe replace: ``persist:k`` (write chunk *k* of a
+temporary file ``dct.bin.tmp``), ``sync`` (fsync it: its data is on the disk), ``commit``
+(``os.replace`` over ``dct.bin``), ``sync-dir`` (fsync the directory: the rename is on the
+disk). Until ``sync`` the new bytes may sit in the page cache and be lost at a power cut; until
+``sync-dir`` the rename may be lost. So at any cut the file names either the old image or the
+complete new one, and once ``done`` is announced the new one survives. The memory backend swaps
+a reference (``commit``). A fault hook that raises :class:`PowerCut` at any step leaves the
+committed image either entirely old or entirely new. The Dct object that saw the power cut is
+dead; "rebooting" means opening a new Dct on the same backend, as the device re-reads flash.
+
+The file backend does its I/O through a :class:`DctFiles` seam (:class:`OsDctFiles`: the real
+system calls), so a test can put a page-cache model under it and cut the power between any two
+operations (``tests/unit/hal/test_dct_power_cut.py``).
 
 A DCT file whose size is not 8391 bytes is refused with :class:`DctSizeError` and never
-overwritten.
+overwritten; a directory (or anything not a regular file) where ``dct.bin`` or its temporary
+file belongs is a :class:`~firmware_sim.kernel.errors.ConfigurationError` naming the path.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,23 +145,115 @@ class MemoryDctBackend:
         return "memory"
 
 
+class DctFile(Protocol):
+    """A file open for writing (created or truncated)."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def sync(self) -> None:
+        """fsync: the data written so far is on the disk."""
+
+    def close(self) -> None: ...
+
+
+class DctFiles(Protocol):
+    """The file operations of :class:`FileDctBackend` (real ones: :class:`OsDctFiles`)."""
+
+    def kind(self, path: Path) -> str:
+        """``"missing"``, ``"file"`` (a regular file) or ``"other"`` (a directory, ...)."""
+
+    def read(self, path: Path) -> bytes: ...
+
+    def remove(self, path: Path) -> None: ...
+
+    def create(self, path: Path) -> DctFile: ...
+
+    def replace(self, source: Path, target: Path) -> None: ...
+
+    def sync_dir(self, directory: Path) -> None:
+        """fsync a directory: the names created, renamed or removed in it are on the disk."""
+
+
+class _OsFile:
+    def __init__(self, path: Path) -> None:
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view):]
+
+    def sync(self) -> None:
+        os.fsync(self._fd)
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+class OsDctFiles:
+    """The real system calls."""
+
+    def kind(self, path: Path) -> str:
+        try:
+            mode = os.stat(path).st_mode
+        except FileNotFoundError:
+            return "missing"
+        return "file" if stat.S_ISREG(mode) else "other"
+
+    def read(self, path: Path) -> bytes:
+        return path.read_bytes()
+
+    def remove(self, path: Path) -> None:
+        path.unlink()
+
+    def create(self, path: Path) -> DctFile:
+        return _OsFile(path)
+
+    def replace(self, source: Path, target: Path) -> None:
+        os.replace(source, target)
+
+    def sync_dir(self, directory: Path) -> None:
+        try:
+            fd = os.open(directory, os.O_RDONLY)
+        except OSError:
+            return  # a platform without directory descriptors (the rename is its best)
+        try:
+            os.fsync(fd)
+        except OSError:
+            pass  # not supported for directories here
+        finally:
+            os.close(fd)
+
+
 class FileDctBackend:
-    """Committed image in a file (``dct.bin``), replaced atomically on every write."""
+    """Committed image in a file (``dct.bin``), replaced crash-safely on every write."""
 
     CHUNK = 2048
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, files: DctFiles | None = None) -> None:
         self.path = Path(path)
         self._tmp = self.path.with_name(self.path.name + ".tmp")
+        self.files: DctFiles = files if files is not None else OsDctFiles()
+
+    def _not_a_file(self, path: Path, what: str) -> ConfigurationError:
+        return ConfigurationError(f"{path} is not a regular file (a directory?); {what} - "
+                                  "move it away to continue")
 
     def load(self) -> bytes | None:
-        if self._tmp.exists():
-            # A write was cut before its commit: the temporary file is garbage.
-            self._tmp.unlink()
+        files = self.files
         try:
-            data = self.path.read_bytes()
-        except FileNotFoundError:
-            return None
+            tmp_kind = files.kind(self._tmp)
+            if tmp_kind == "other":
+                raise self._not_a_file(self._tmp, "it is where the DCT's temporary file goes")
+            if tmp_kind == "file":
+                # A write was cut before its commit: the temporary file is garbage.
+                files.remove(self._tmp)
+            kind = files.kind(self.path)
+            if kind == "missing":
+                return None
+            if kind == "other":
+                raise self._not_a_file(self.path, "it is where the DCT file goes")
+            data = files.read(self.path)
         except OSError as exc:
             raise ConfigurationError(f"cannot read {self.path}: {exc.strerror or exc}") from exc
         if len(data) != DCT_SIZE:
@@ -161,16 +263,24 @@ class FileDctBackend:
         return data
 
     def commit(self, image: bytes, fault: FaultHook) -> None:
+        files = self.files
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self._tmp.open("wb") as tmp:
+            if files.kind(self._tmp) == "other":
+                raise self._not_a_file(self._tmp, "it is where the DCT's temporary file goes")
+            tmp = files.create(self._tmp)
+            try:
                 for index, start in enumerate(range(0, len(image), self.CHUNK)):
                     fault(f"persist:{index}")
                     tmp.write(image[start:start + self.CHUNK])
-                tmp.flush()
-                os.fsync(tmp.fileno())
+                fault("sync")
+                tmp.sync()
+            finally:
+                tmp.close()
             fault("commit")
-            os.replace(self._tmp, self.path)
+            files.replace(self._tmp, self.path)
+            fault("sync-dir")
+            files.sync_dir(self.path.parent)
         except OSError as exc:
             raise ConfigurationError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
 

@@ -10,6 +10,8 @@ from .dct import ERASED, FIELDS, Dct
 SETUP_CODE_SIZE = 6
 MOBILE_SECRET_SIZE = 15
 SETUP_CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+#: Device OS ``MAX_SSID_PREFIX_LEN``: the DCT field is 26 bytes, the first one the length
+MAX_SSID_PREFIX_SIZE = FIELDS["ssid_prefix"].size - 1
 
 
 def _is_printable(raw: bytes) -> bool:
@@ -39,11 +41,12 @@ class DeviceConfigHal:
         raw = self.dct.read_field("device_code")
         return raw.decode("ascii") if _is_printable(raw) else None
 
-    def set_device_code(self, code: str) -> None:
-        raw = code.encode("ascii")
-        if len(raw) != SETUP_CODE_SIZE or not _is_printable(raw):
-            raise ValueError("the setup code is exactly 6 printable ASCII characters")
-        self.dct.write_field("device_code", raw)
+    def set_device_code(self, code: str | bytes) -> None:
+        """Store a setup code: its bytes (text as UTF-8), cut or padded with ``X`` to 6, as
+        Device OS copies them; a code that is not printable reads back as unset (the serial
+        number's last 6 characters are used), as on the device."""
+        raw = code.encode("utf-8", "replace") if isinstance(code, str) else bytes(code)
+        self.dct.write_field("device_code", raw[:SETUP_CODE_SIZE].ljust(SETUP_CODE_SIZE, b"X"))
 
     def setup_code(self, serial_number: str | None) -> str:
         """DCT ``device_code``, else the last 6 characters of the serial, else ``XXXXXX``."""
@@ -55,17 +58,19 @@ class DeviceConfigHal:
         return "X" * SETUP_CODE_SIZE
 
     # SSID / BLE name prefix (first byte is the length) ---------------------------------------
+    # Device OS keeps raw bytes (an SSID is bytes): the protobuf string's UTF-8 bytes, cut at a
+    # NUL and at MAX_SSID_PREFIX_LEN (25) bytes, as ``strnlen(prefix, 25)`` does on the Photon.
     def ssid_prefix(self) -> str | None:
         raw = self.dct.read_field("ssid_prefix")
         length = raw[0]
-        if length in (0, ERASED) or length > FIELDS["ssid_prefix"].size - 1:
+        if length in (0, ERASED) or length > MAX_SSID_PREFIX_SIZE:
             return None
-        return raw[1:1 + length].decode("latin-1")
+        return raw[1:1 + length].decode("utf-8", "replace")
 
-    def set_ssid_prefix(self, prefix: str) -> None:
-        raw = prefix.encode("latin-1")
-        if len(raw) > FIELDS["ssid_prefix"].size - 1:
-            raise ValueError("SSID prefix is at most 25 characters")
+    def set_ssid_prefix(self, prefix: str | bytes) -> None:
+        """Store ``prefix`` (text as UTF-8); any text fits - longer ones are cut to 25 bytes."""
+        raw = prefix.encode("utf-8", "replace") if isinstance(prefix, str) else bytes(prefix)
+        raw = raw.split(b"\0", 1)[0][:MAX_SSID_PREFIX_SIZE]
         self.dct.write_field("ssid_prefix", bytes([len(raw)]) + raw)
 
     # setup done ------------------------------------------------------------------------------

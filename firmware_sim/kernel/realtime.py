@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
+import traceback
 from collections.abc import Callable
 
 from .clock import to_micros
@@ -20,10 +22,15 @@ from .world import World
 
 # A driver never sleeps longer than this, so ``stop`` and ``wake`` stay responsive.
 _MAX_SLEEP_S = 0.25
+#: contained failures kept in ``driver.failures`` (the trace has every one)
+MAX_KEPT_FAILURES = 100
+
+log = logging.getLogger("fwsim.realtime")
 
 
 class _WallMapping:
-    def __init__(self, world: World, speed: float, wall: Callable[[], float]) -> None:
+    def __init__(self, world: World, speed: float, wall: Callable[[], float], *,
+                 contain_errors: bool = False) -> None:
         if speed <= 0:
             raise UsageError("real-time speed must be positive")
         self.world = world
@@ -31,6 +38,10 @@ class _WallMapping:
         self._wall = wall
         self._start_wall = wall()
         self._start_virtual_us = world.clock.now_us
+        self.contain_errors = contain_errors
+        #: the exceptions contained so far (the most recent ``MAX_KEPT_FAILURES``)
+        self.failures: list[Exception] = []
+        self.failure_count = 0
 
     def target_us(self) -> int:
         elapsed = (self._wall() - self._start_wall) * self.speed
@@ -38,7 +49,35 @@ class _WallMapping:
 
     def sync(self) -> None:
         """Advance virtual time to the wall-equivalent instant, running what falls due."""
-        self.world.scheduler.run_until_time(max(self.target_us(), self.world.clock.now_us))
+        until_us = max(self.target_us(), self.world.clock.now_us)
+        if not self.contain_errors:
+            self.world.scheduler.run_until_time(until_us)
+            return
+        scheduler = self.world.scheduler
+        while True:
+            due = scheduler.next_due_us()
+            if due is None or due > until_us:
+                break
+            try:
+                scheduler.step()
+            except Exception as exc:  # contained: see the module header
+                self._contain(exc)
+        if until_us > self.world.clock.now_us:
+            self.world.clock.advance_to(until_us)
+
+    def _contain(self, exc: Exception) -> None:
+        self.failure_count += 1
+        self.failures = [*self.failures[-(MAX_KEPT_FAILURES - 1):], exc]
+        frames = traceback.extract_tb(exc.__traceback__)
+        inner = [f for f in frames if not f.filename.endswith(("realtime.py", "scheduler.py"))]
+        where = inner[0] if inner else (frames[-1] if frames else None)
+        text = "".join(traceback.format_exception(exc))
+        self.world.trace.emit(
+            "world", "kernel", "callback.failed", error=f"{type(exc).__name__}: {exc}"[:500],
+            where=f"{where.filename}:{where.lineno} {where.name}" if where else "",
+            traceback=text[-4000:], count=self.failure_count)
+        log.error("a scheduled callback failed; the world keeps running (%s)",
+                  f"{type(exc).__name__}: {exc}"[:200], exc_info=exc)
 
     def seconds_until_next(self) -> float:
         nxt = self.world.scheduler.next_due_us()
@@ -49,12 +88,14 @@ class _WallMapping:
 
 
 class RealtimeDriver(_WallMapping):
-    """Blocking driver: ``run(seconds)`` runs the world for that many wall seconds."""
+    """Blocking driver: ``run(seconds)`` runs the world for that many wall seconds (failing
+    callbacks propagate unless ``contain_errors``)."""
 
     def __init__(self, world: World, speed: float = 1.0,
                  wall: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
-        super().__init__(world, speed, wall)
+                 sleep: Callable[[float], None] = time.sleep, *,
+                 contain_errors: bool = False) -> None:
+        super().__init__(world, speed, wall, contain_errors=contain_errors)
         self._sleep = sleep
 
     def run(self, wall_seconds: float) -> None:
@@ -66,11 +107,13 @@ class RealtimeDriver(_WallMapping):
 
 
 class AsyncioDriver(_WallMapping):
-    """Drives a World from inside an asyncio loop, alongside real sockets."""
+    """Drives a World from inside an asyncio loop, alongside real sockets; a failing callback
+    is contained (module header) unless ``contain_errors=False``."""
 
     def __init__(self, world: World, speed: float = 1.0,
-                 wall: Callable[[], float] = time.monotonic) -> None:
-        super().__init__(world, speed, wall)
+                 wall: Callable[[], float] = time.monotonic, *,
+                 contain_errors: bool = True) -> None:
+        super().__init__(world, speed, wall, contain_errors=contain_errors)
         self._wakeup = asyncio.Event()
         self._stopped = False
 

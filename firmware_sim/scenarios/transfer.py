@@ -288,8 +288,10 @@ class RemoteResult:
 
 async def run_remote(api_url: str, cloud_url: str, *, seed: int = 0, speed: float = 10.0,
                      timeout_s: float = 120.0, timing: str | None = None,
-                     provisioning: ProvisioningFactory | None = None) -> RemoteResult:
-    """Run the script against a cloud in another process: HTTP API + CoAP/UDP device link.
+                     provisioning: ProvisioningFactory | None = None,
+                     admin_token: str | None = None) -> RemoteResult:
+    """Run the script against a cloud in another process: HTTP API + CoAP/UDP device link
+    (``admin_token``: the cloud's ``/fwsim`` token, for seeding and the checks).
 
     The real-time driver starts after the (blocking) seeding requests, so virtual time does not
     jump by how long they took."""
@@ -302,7 +304,7 @@ async def run_remote(api_url: str, cloud_url: str, *, seed: int = 0, speed: floa
     world.trace.emit("world", "scenario", "scenario.start", name=NAME, api=api_url,
                      cloud=cloud_url)
     device = testbed.device
-    with remote_api(api_url) as api:
+    with remote_api(api_url, admin_token=admin_token) as api:
         script = TransferScript(world, device, api, (provisioning or default_provisioning)(device))
         script.seed()
         driver = testbed.driver(speed)

@@ -179,7 +179,7 @@ class DeviceControlServices:
             return False
         return self.device.features.get(Feature.ETHERNET_DETECTION)
 
-    def set_softap_ssid(self, prefix: str, suffix: str) -> int:
+    def set_softap_ssid(self, prefix: bytes, suffix: str) -> int:
         if not prefix:
             return int(ResultCode.INVALID_ARGUMENT)
         self.device.config.set_ssid_prefix(prefix)

@@ -70,7 +70,7 @@ class CredentialStore:
                                         bytes.fromhex(item.get("bssid", "")),
                                         bool(item.get("hidden", False)))
                 self._networks[creds.ssid] = creds
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
             raise ConfigurationError(f"cannot read Wi-Fi credentials {path}: {exc}") from exc
 
     def _save(self) -> None:

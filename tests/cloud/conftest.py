@@ -15,6 +15,7 @@ from cloud_sim.http.client import AsgiApiClient
 from cloud_sim.sqlite_store import SqliteStore
 from cloud_sim.store import CloudStore, MemoryStore
 from firmware_sim.kernel import World
+from firmware_sim.testbed.clouds.particle import open_served_cloud
 
 DEVICE = "e00fce68aabbccddeeff0011"
 OTHER_DEVICE = "e00fce68aabbccddeeff0022"
@@ -79,3 +80,8 @@ def tokens(api: AsgiApiClient) -> Tokens:
                   customers["a@cust.io"]["access_token"],
                   customers["b@cust.io"]["access_token"],
                   customers["c@cust.io"]["access_token"])
+
+
+def open_cloud(db: str, *, seed: int, epoch: int) -> Cloud:
+    """A cloud as the serving commands open it (SQLite, wall-clock epoch, CSPRNG secrets)."""
+    return open_served_cloud(db, seed=seed, epoch=epoch)

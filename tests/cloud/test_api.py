@@ -234,7 +234,8 @@ def test_device_info_rename_and_list(cloud: Cloud, api: AsgiApiClient, tokens: T
 
 
 def test_every_error_is_json(api: AsgiApiClient) -> None:
-    assert api.request("GET", "/v2/nothing") == (404, {"ok": False, "error": "Not Found"})
+    assert api.request("GET", "/v2/nothing") == (404, {"ok": False, "error": "Not Found",
+                                                       "error_description": "Not Found"})
     assert api.request("PATCH", "/v1/devices")[0] == 405
     assert isinstance(api.request("PATCH", "/v1/devices")[1], dict)
     status, document = api.request("GET", "/openapi.json")

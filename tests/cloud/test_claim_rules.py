@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -254,19 +255,61 @@ def test_A4_unclaimed_developer_devices_must_be_online(cloud: Cloud, api: AsgiAp
     assert cloud.owner_of(FREE_DEVICE) is not None
 
 
-def test_A5_unclaimed_product_devices_may_be_claimed_offline(cloud: Cloud, api: AsgiApiClient,
-                                                             tokens: Tokens) -> None:
+def test_A5_the_team_claims_unclaimed_product_devices_even_offline(
+        cloud: Cloud, api: AsgiApiClient, tokens: Tokens) -> None:
     status, _ = api.request("DELETE", f"/v1/products/{SLUG}/devices/{DEVICE}/owner",
                             token=tokens.dev)
     assert status == 200
     status, _ = api.request("POST", "/v1/devices", token=tokens.c, json={"id": DEVICE})
     assert status == 404  # a customer of another product
-    status, body = api.request("POST", "/v1/devices", token=tokens.b, json={"id": DEVICE})
-    assert status == 200 and body["product_id"] == 4242
+    status, body = api.request("POST", "/v1/devices", token=tokens.dev, json={"id": DEVICE})
+    assert status == 200 and body["product_id"] == 4242 and body["connected"] is False
     device = cloud.device(DEVICE)
     assert device is not None and not device.online and device.owner is not None
     assert decide_api_claim(DeviceRecord("d", product_id=7), OTHER, caller_product_id=None,
-                            request_transfer=False) is ApiClaimOutcome.CLAIMED
+                            request_transfer=False, caller_on_team=True) is \
+        ApiClaimOutcome.CLAIMED
+
+
+def test_A9_a_customer_claims_a_product_device_only_while_it_is_online(
+        cloud: Cloud, api: AsgiApiClient, tokens: Tokens) -> None:
+    """Finding 8: a customer claimed an *offline* product device (the spec, cloud.md A3:
+    customer claims need the device online)."""
+    assert api.request("DELETE", f"/v1/products/{SLUG}/devices/{DEVICE}/owner",
+                       token=tokens.dev)[0] == 200
+    status, body = api.request("POST", "/v1/devices", token=tokens.b, json={"id": DEVICE})
+    assert (status, body["error"]) == (404, "device not found")
+    assert cloud.owner_of(DEVICE) is None
+    device = cloud.device(DEVICE)
+    assert device is not None
+    cloud.store.put_device(replace(device, online=True))
+    status, body = api.request("POST", "/v1/devices", token=tokens.b, json={"id": DEVICE})
+    assert status == 200 and body["customer_id"] and body["connected"] is True
+    offline = DeviceRecord("d", product_id=4242)
+    assert decide_api_claim(offline, BOB, caller_product_id=4242, request_transfer=False,
+                            policy=ApiClaimPolicy(customer_requires_online=False)) is \
+        ApiClaimOutcome.CLAIMED
+
+
+def test_A10_only_the_product_team_claims_an_unclaimed_product_device(
+        cloud: Cloud, api: AsgiApiClient, tokens: Tokens) -> None:
+    """Finding 8: any developer, not only the product's team, claimed an unclaimed product
+    device."""
+    assert api.request("DELETE", f"/v1/products/{SLUG}/devices/{DEVICE}/owner",
+                       token=tokens.dev)[0] == 200
+    device = cloud.device(DEVICE)
+    assert device is not None
+    cloud.store.put_device(replace(device, online=True))  # online does not change it
+    for outsider in (tokens.other, tokens.third):
+        status, body = api.request("POST", "/v1/devices", token=outsider, json={"id": DEVICE})
+        assert (status, body["error"]) == (404, "device not found")
+    assert cloud.owner_of(DEVICE) is None
+    unclaimed = DeviceRecord("d", product_id=4242, online=True)
+    assert decide_api_claim(unclaimed, OTHER, caller_product_id=None,
+                            request_transfer=False) is ApiClaimOutcome.NOT_FOUND
+    assert decide_api_claim(unclaimed, OTHER, caller_product_id=None, request_transfer=False,
+                            policy=ApiClaimPolicy(product_team_only=False)) is \
+        ApiClaimOutcome.CLAIMED
 
 
 def test_A6_developers_request_transfers_by_email(cloud: Cloud, api: AsgiApiClient,
@@ -280,7 +323,10 @@ def test_A6_developers_request_transfers_by_email(cloud: Cloud, api: AsgiApiClie
     _, outbox = api.request("GET", "/fwsim/outbox")
     [email] = outbox["emails"]
     assert email["to"] == "other@dev.io" and email["kind"] == "transfer_request"
-    assert email["actions"]["approve"] == f"/fwsim/transfers/{body['transfer_id']}/approve"
+    transfer = cloud.store.get_transfer(body["transfer_id"])
+    assert transfer is not None and len(transfer.approval_token) == 40
+    assert email["actions"]["approve"] == (f"/fwsim/transfers/{body['transfer_id']}/approve"
+                                           f"?token={transfer.approval_token}")
     other = cloud.store.find_user("other@dev.io")
     assert other is not None and cloud.owner_of(OTHER_DEVICE) == Principal.user(other.id)
 
@@ -319,10 +365,18 @@ def _transfer(api: AsgiApiClient, tokens: Tokens) -> str:
     return str(body["transfer_id"])
 
 
+def _answer(api: AsgiApiClient, transfer_id: str, answer: str) -> tuple[int, Any]:
+    """Follow the link of the owner's email (it carries the approval token)."""
+    _, outbox = api.request("GET", "/fwsim/outbox")
+    [link] = [e["actions"][answer] for e in outbox["emails"] if e["ref"] == transfer_id
+              and e["kind"] == "transfer_request"]
+    return api.request("POST", link, json={})
+
+
 def test_T1_approving_moves_the_device(cloud: Cloud, api: AsgiApiClient,
                                        tokens: Tokens) -> None:
     transfer_id = _transfer(api, tokens)
-    status, body = api.request("POST", f"/fwsim/transfers/{transfer_id}/approve")
+    status, body = _answer(api, transfer_id, "approve")
     assert status == 200 and body["decision"] == "approved"
     third = cloud.store.find_user("third@dev.io")
     assert third is not None and cloud.owner_of(OTHER_DEVICE) == Principal.user(third.id)
@@ -334,7 +388,7 @@ def test_T1_approving_moves_the_device(cloud: Cloud, api: AsgiApiClient,
 def test_T2_denying_changes_nothing(cloud: Cloud, api: AsgiApiClient, tokens: Tokens) -> None:
     before = cloud.owner_of(OTHER_DEVICE)
     transfer_id = _transfer(api, tokens)
-    status, body = api.request("POST", f"/fwsim/transfers/{transfer_id}/deny")
+    status, body = _answer(api, transfer_id, "deny")
     assert status == 200 and body["decision"] == "denied"
     assert cloud.owner_of(OTHER_DEVICE) == before
     _, outbox = api.request("GET", "/fwsim/outbox")
@@ -345,7 +399,7 @@ def test_T3_a_device_that_changed_hands_voids_the_transfer(cloud: Cloud, api: As
                                                            tokens: Tokens) -> None:
     transfer_id = _transfer(api, tokens)
     assert api.request("DELETE", f"/v1/devices/{OTHER_DEVICE}", token=tokens.other)[0] == 200
-    status, body = api.request("POST", f"/fwsim/transfers/{transfer_id}/approve")
+    status, body = _answer(api, transfer_id, "approve")
     assert status == 200 and body["decision"] == "void" and cloud.owner_of(OTHER_DEVICE) is None
     transfer = Transfer("t", "d", DEV, OTHER, TransferStatus.PENDING, 0)
     assert decide_transfer(transfer, DeviceRecord("d", owner=ALICE), True) is \
@@ -355,11 +409,30 @@ def test_T3_a_device_that_changed_hands_voids_the_transfer(cloud: Cloud, api: As
 def test_T4_a_transfer_is_answered_once(cloud: Cloud, api: AsgiApiClient,
                                         tokens: Tokens) -> None:
     transfer_id = _transfer(api, tokens)
-    api.request("POST", f"/fwsim/transfers/{transfer_id}/deny")
-    status, body = api.request("POST", f"/fwsim/transfers/{transfer_id}/approve")
+    _answer(api, transfer_id, "deny")
+    status, body = _answer(api, transfer_id, "approve")
     assert status == 200 and body["decision"] == "already_decided"
     assert body["transfer"]["status"] == "denied"
-    assert api.request("POST", "/fwsim/transfers/nope/approve")[0] == 404
+    assert api.request("POST", "/fwsim/transfers/nope/approve", json={})[0] == 404
+
+
+def test_T5_only_the_emailed_link_answers_a_transfer(cloud: Cloud, api: AsgiApiClient,
+                                                     tokens: Tokens) -> None:
+    """Finding 3: the requester approved its own transfer (it knows the transfer id)."""
+    before = cloud.owner_of(OTHER_DEVICE)
+    _, body = api.request("POST", "/v1/devices", token=tokens.third,
+                          json={"id": OTHER_DEVICE, "request_transfer": True})
+    transfer_id = body["transfer_id"]  # the requester knows the id, not the email's token
+    for path in (f"/fwsim/transfers/{transfer_id}/approve",
+                 f"/fwsim/transfers/{transfer_id}/approve?token=" + "0" * 40):
+        status, answer = api.request("POST", path, json={})
+        assert status == 403 and answer["error"] == "Forbidden", answer
+    status, answer = api.request("POST", f"/fwsim/transfers/{transfer_id}/approve",
+                                 json={"token": "f" * 40})
+    assert status == 403
+    assert cloud.owner_of(OTHER_DEVICE) == before
+    transfer = cloud.store.get_transfer(transfer_id)
+    assert transfer is not None and transfer.status.value == "pending"
 
 
 # -- between customers ---------------------------------------------------------------------------
@@ -440,5 +513,5 @@ def test_every_rule_of_the_docs_has_its_test() -> None:
     docs = (Path(__file__).resolve().parents[2] / "docs" / "claiming.md").read_text()
     rules = re.findall(r"^\| ([A-Z][0-9]+) \|", docs, flags=re.MULTILINE)
     tests = {name.split("_")[1] for name in globals() if name.startswith("test_")}
-    assert len(rules) == 28 and len(set(rules)) == 28
+    assert len(rules) == 31 and len(set(rules)) == 31
     assert set(rules) <= tests, sorted(set(rules) - tests)

@@ -139,11 +139,13 @@ def test_up_for_a_bounded_time() -> None:
 
 def test_the_scenario_across_processes_over_coap_udp() -> None:
     with running("cloud", "serve", "--http", "0", "--coap", "0", "--db", ":memory:",
-                 "--speed", "20", "--for", "60") as serve:
+                 "--speed", "20", "--for", "60", "--admin") as serve:
         serve.wait_for("ready")
         api, coap = serve.value("REST API"), serve.value("CoAP/UDP")
+        admin_token = serve.wait_for("X-Fwsim-Admin-Token").split()[-1].rstrip(")")
         with running("device", "run", "--cloud", coap, "--api", api, "--scenario",
-                     "product-customer-transfer", "--speed", "25", "--timeout", "40") as dev:
+                     "product-customer-transfer", "--speed", "25", "--timeout", "40",
+                     "--admin-token", admin_token) as dev:
             code, out, err = dev.finish(timeout=60)
         assert code == 0, out + err
         assert "PASS product-customer-transfer" in out

@@ -32,10 +32,13 @@ def run(body: Callable[[CloudServer, httpx.AsyncClient], Awaitable[None]], *,
     async def main() -> None:
         world = World(5, trace_memory_limit=50_000)
         cloud = Cloud(world, store=SqliteStore(":memory:"))
-        server = CloudServer(cloud, ServerConfig(http_port=0, coap_port=0, speed=speed))
+        server = CloudServer(cloud, ServerConfig(http_port=0, coap_port=0, speed=speed,
+                                                 admin=True))
         await server.start()
         try:
-            async with httpx.AsyncClient(base_url=server.http_url, timeout=10) as http:
+            assert server.admin_token is not None
+            async with httpx.AsyncClient(base_url=server.http_url, timeout=10, headers={
+                    "X-Fwsim-Admin-Token": server.admin_token}) as http:
                 await body(server, http)
         finally:
             for node in list(world.nodes.values()):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cloud_sim import Cloud, Principal
+from cloud_sim import Principal
 from cloud_sim.model import (
     ClaimCode,
     Customer,
@@ -24,8 +24,8 @@ from cloud_sim.model import (
 from cloud_sim.sqlite_store import MIGRATIONS, SCHEMA_VERSION, SqliteStore
 from cloud_sim.store import CloudStore
 from firmware_sim.kernel import ConfigurationError
-from firmware_sim.testbed import CloudSpec, Testbed, TestbedSpec
-from firmware_sim.testbed.clouds.particle import ParticlePlug, ParticleSettings
+
+from .conftest import open_cloud
 
 ALICE = Principal.customer("c1")
 
@@ -106,14 +106,6 @@ def test_transactions_roll_back(store: CloudStore) -> None:
         raise RuntimeError("boom")
     if isinstance(store, SqliteStore):
         assert store.list_devices() == []
-
-
-def open_cloud(db: str, *, seed: int, epoch: int) -> Cloud:
-    """A cloud as the serving commands open it: SQLite, cloud time anchored at ``epoch``."""
-    spec = CloudSpec("particle", settings=ParticleSettings(db=db, epoch=epoch))
-    plug = Testbed(TestbedSpec(seed=seed, cloud=spec, access_points=())).cloud
-    assert isinstance(plug, ParticlePlug)
-    return plug.cloud
 
 
 def test_a_restart_keeps_accounts_devices_owners_and_live_claim_codes(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ CLI_PACKAGE = REPO / "tests/interop/node/node_modules/particle-cli"
 FREE = "e00fce68aabbccddeeff0011"
 THEIRS = "e00fce68aabbccddeeff0022"
 UNKNOWN = "e00fce68aabbccddeeff9999"
+ADMIN_TOKEN = "interop-admin-token-0123456789"
 SEED = {"users": [{"username": "dev@example.com", "password": "dev-password"},
                   {"username": "owner@example.com", "password": "owner-password"}],
         "devices": [{"id": FREE, "online": True, "platform_id": 32},
@@ -55,7 +56,8 @@ def node() -> str:
 @pytest.fixture
 def cloud_url(node: str) -> Iterator[str]:
     proc = subprocess.Popen([sys.executable, "-m", "firmware_sim.cli", "cloud", "serve",
-                             "--http", "0", "--coap", "0", "--db", ":memory:", "--for", "120"],
+                             "--http", "0", "--coap", "0", "--db", ":memory:", "--for", "120",
+                             "--admin-token", ADMIN_TOKEN],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
@@ -92,7 +94,8 @@ class Cli:
 
 def test_particle_cli_login_device_add_transfer_and_remove(node: str, cloud_url: str,
                                                            tmp_path: Path) -> None:
-    with httpx.Client(base_url=cloud_url) as http:
+    with httpx.Client(base_url=cloud_url,
+                      headers={"X-Fwsim-Admin-Token": ADMIN_TOKEN}) as http:
         assert http.post("/fwsim/seed", json=SEED).status_code == 200
         # the local profile (writing the files is what `particle config` does)
         particle_dir = tmp_path / ".particle"
@@ -137,6 +140,6 @@ def test_particle_cli_login_device_add_transfer_and_remove(node: str, cloud_url:
 
         # approving the emailed transfer moves the device to the CLI user
         transfer = emails[0]["actions"]["approve"]
-        assert http.post(transfer).json()["decision"] == "approved"
+        assert http.post(transfer, json={}).json()["decision"] == "approved"
         code, out = cli("list")
         assert code == 0 and THEIRS in out, out

@@ -59,6 +59,9 @@ class ParticleSettings:
     epoch: int | None = None
     #: mark devices offline after this many silent seconds (None: never, as in process)
     offline_after_s: float | None = None
+    #: tokens, ids, salts, claim codes and session ids from the OS CSPRNG instead of the world
+    #: seed: every cloud that serves sockets (replayable in-process runs keep the seed)
+    unpredictable: bool = False
 
 
 def _missing_extra(exc: ModuleNotFoundError) -> ConfigurationError:
@@ -93,7 +96,8 @@ class ParticlePlug:
         if settings.claim_code_ttl_s is not None:
             kwargs["claim_code_ttl_s"] = settings.claim_code_ttl_s
         self.cloud = Cloud(world, store=store, options=options, name=spec.name,
-                           claim_policy=settings.claim_policy, **kwargs)
+                           claim_policy=settings.claim_policy,
+                           unpredictable=settings.unpredictable, **kwargs)
         #: per device name: its connector (future links) and its link in use
         self._connectors: dict[str, Any] = {}
         self._links: dict[str, DatagramLink] = {}
@@ -205,13 +209,32 @@ class ParticlePlug:
         return AsgiApiClient(create_app(self.cloud))
 
 
-def remote_api(base_url: str) -> AbstractContextManager[ApiClient]:
-    """A client of a Particle cloud's REST API in another process (HTTP)."""
+def open_served_cloud(db: str, *, seed: int, epoch: int,
+                      trace_memory_limit: int = 20_000) -> Cloud:
+    """A Particle cloud as the serving commands open it, for code that runs its own
+    ``cloud_sim.server.CloudServer`` (benchmarks, fuzzers, tests): a testbed world with no
+    device, SQLite ``db`` (or ``:memory:``), cloud time anchored at ``epoch``, devices offline
+    after 75 silent seconds, secrets from the OS CSPRNG."""
+    from ..spec import TestbedSpec
+    from ..testbed import Testbed
+
+    settings = ParticleSettings(db=db, epoch=epoch, offline_after_s=SERVED_OFFLINE_AFTER_S,
+                                unpredictable=True)
+    plug = Testbed(TestbedSpec(seed=seed, cloud=CloudSpec("particle", settings=settings),
+                               access_points=(), trace_memory_limit=trace_memory_limit)).cloud
+    assert isinstance(plug, ParticlePlug)
+    return plug.cloud
+
+
+def remote_api(base_url: str, *, admin_token: str | None = None
+               ) -> AbstractContextManager[ApiClient]:
+    """A client of a Particle cloud's REST API in another process (HTTP); ``admin_token`` goes
+    with every request (the ``/fwsim`` namespace needs it)."""
     try:
         from cloud_sim.http.client import HttpApiClient
     except ModuleNotFoundError as exc:
         raise _missing_extra(exc) from None
-    return HttpApiClient(base_url)
+    return HttpApiClient(base_url, admin_token=admin_token)
 
 
 def claim_code_well_formed(code: str) -> bool:

@@ -137,8 +137,10 @@ def _write_steps(backend_factory: type[FileDctBackend] | None, tmp: Path) -> lis
 
 
 @pytest.mark.parametrize("file_backed", [False, True], ids=["memory", "file"])
-def test_power_cut_at_every_step_never_tears_the_claim_code(tmp_path: Path,
-                                                            file_backed: bool) -> None:
+def test_power_cut_at_every_step_leaves_the_whole_old_or_new_image(tmp_path: Path,
+                                                                   file_backed: bool) -> None:
+    """Cuts at the DCT's own steps, real files; the page cache is modelled in
+    test_dct_power_cut.py (which also proves its check fails on unsafe writers)."""
     old, new = "A" * 63, CODE63
     steps = _write_steps(FileDctBackend if file_backed else None, tmp_path)
     assert steps[0] == "begin" and steps[-1] == "done" and "commit" in steps
@@ -148,7 +150,10 @@ def test_power_cut_at_every_step_never_tears_the_claim_code(tmp_path: Path,
         directory = tmp_path / f"cut{index}"
         backend = (FileDctBackend(directory / "dct.bin") if file_backed
                    else MemoryDctBackend())
-        ClaimCodeHal(Dct(backend)).set_claim_code(old)
+        before = Dct(backend)
+        ClaimCodeHal(before).set_claim_code(old)
+        old_image = before.image()
+        new_image = old_image[:1762] + new.encode() + old_image[1825:]
 
         def cut(current: str, target: str = step) -> None:
             if current == target:
@@ -161,14 +166,13 @@ def test_power_cut_at_every_step_never_tears_the_claim_code(tmp_path: Path,
             dying.read(0, 1)  # the dead DCT refuses further use
         if file_backed:
             backend = FileDctBackend(directory / "dct.bin")  # a new process after reboot
-        rebooted = ClaimCodeHal(Dct(backend))
-        stored = rebooted.stored_code().decode()
-        assert stored in (old, new), f"torn claim code after a cut at {step}: {stored!r}"
-        outcomes.add(stored)
+        image = Dct(backend).image()
+        assert image in (old_image, new_image), f"torn image after a cut at {step}"
+        outcomes.add(image == new_image)
         if file_backed:
             assert not (directory / "dct.bin.tmp").exists()
             assert (directory / "dct.bin").stat().st_size == 8391
-    assert outcomes == {old, new}
+    assert outcomes == {False, True}
 
 
 def test_device_config_fields() -> None:
