@@ -42,6 +42,7 @@ from ..hal.dct import (
     MemoryDctBackend,
 )
 from ..hal.device_config import SETUP_CODE_ALPHABET, DeviceConfigHal
+from ..hal.device_keys import DeviceKeys, RandomBytes
 from ..hal.retained import RetainedMemory
 from ..kernel.errors import ConfigurationError, UsageError
 from ..kernel.ids import validate_device_id
@@ -153,7 +154,8 @@ class Device:
                  serial_number: str | None = None, mobile_secret: str | None = None,
                  storage_dir: str | Path | None = None, firmware: FirmwareFactory | None = None,
                  options: FirmwareOptions | None = None, dct_fault_hook: FaultHook | None = None,
-                 wifi: list[WifiCredentials] | None = None) -> None:
+                 wifi: list[WifiCredentials] | None = None,
+                 key_random: RandomBytes | None = None) -> None:
         self.world = world
         self.profile = profile if isinstance(profile, PlatformProfile) else get_profile(profile)
         self.options = options or FirmwareOptions()
@@ -185,6 +187,11 @@ class Device:
         self.server_config = ServerConfig(self.dct, self.log)
         if self.server_config.erased():  # factory provisioning of a new DCT
             self.server_config.restore_defaults(quiet=True)
+        #: the P-256 key pair of the UDP cloud link (DCT ``alt_device_*_key``), generated once
+        #: when the DCT has none: from ``key_random`` (the testbed passes the OS CSPRNG for a
+        #: device on a socket), else from a seeded stream (in-process runs stay replayable)
+        self.keys = DeviceKeys(self.dct)
+        self.keys.ensure(key_random or world.rng_for(f"device-key:{self.name}").randbytes)
         rules: dict[str, Device] = world.shared.setdefault(BLE_RULES, {})
         rules[self.name] = self
         self.dfu = DeviceDfu(world, self.name, self.dct, dfu_pid=self.profile.dfu_pid,
