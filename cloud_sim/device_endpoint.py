@@ -19,7 +19,7 @@ back to it. Per address it tracks a connection; per session id a :class:`CloudSe
   (``cloud_sim/dtls.py``).
 * Half-open sessions (created by CLIENT_FINISHED, not yet confirmed by a HELLO or a resume) are
   capped (``max_half_open``, the oldest dropped first) and expire after ``half_open_expiry_s``;
-  both are checked when a session is created or used, so no timer is involved.
+  both are checked as datagrams arrive, so no timer is involved.
 * HELLO marks a full handshake; a ping as the first message on a connection marks a resume.
   Either way the device is online and ``spark/status`` "online" is published.
 * CoAP messages of a session go through its :class:`CoapExchange` (the device's message layer,
@@ -249,6 +249,8 @@ class DeviceEndpoint:
     # -- receive -------------------------------------------------------------------------------
 
     def datagram_received(self, address: Hashable, data: bytes, reply: Reply) -> None:
+        if self._half_open:
+            self._expire_half_open()
         try:
             record = wire.decode_record(data)
         except PeerProtocolError as exc:
@@ -297,15 +299,19 @@ class DeviceEndpoint:
     def _half_open_expired(self, created_us: int) -> bool:
         return self.now_us - created_us > round(self.options.half_open_expiry_s * 1e6)
 
-    def _hold_half_open(self, session_id: bytes) -> None:
-        """Count a new session as half-open; drop the expired ones and, over the cap, the
-        oldest."""
+    def _expire_half_open(self) -> None:
+        """Drop the half-open sessions that expired (oldest first; stops at a live one)."""
         half_open = self._half_open
         while half_open:
             oldest, created_us = next(iter(half_open.items()))
             if not self._half_open_expired(created_us):
-                break
+                return
             self._drop_session(oldest, "half-open expired")
+
+    def _hold_half_open(self, session_id: bytes) -> None:
+        """Count a new session as half-open; over the cap, drop the oldest."""
+        half_open = self._half_open
+        self._expire_half_open()
         while len(half_open) >= self.options.max_half_open:
             self._drop_session(next(iter(half_open)), "half-open cap")
         half_open[session_id] = self.now_us

@@ -32,12 +32,14 @@ Resource limits, so spoofed or abandoned handshakes cost nothing lasting:
   ``MBEDTLS_SSL_DTLS_ANTI_REPLAY``, on in Device OS too).
 
 A handshake that completes but whose device is unknown, or whose key is not the registered one,
-or that sent no certificate, is refused: the peer is dropped before any record reaches the
-endpoint. Every outcome is counted in :class:`DtlsStats`.
+or that sent no certificate, is refused: the peer gets a close_notify and is dropped before any
+record reaches the endpoint (stock mbedTLS cannot check a key *during* the handshake, so the
+refusal comes right after it). Every outcome is counted in :class:`DtlsStats`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import time
 from collections import OrderedDict
@@ -313,6 +315,10 @@ class DtlsServer:
         del self._handshaking[address]
         device_id = self._authenticate(buffer)
         if device_id is None:
+            # tell the peer at once (a close_notify), rather than let it time out
+            with contextlib.suppress(TLSError):
+                buffer.shutdown()
+                _flush(buffer, send)
             return []
         peer.device_id = device_id
         self._peers[address] = peer

@@ -205,8 +205,8 @@ class DtlsClient:
                 if not plaintext:
                     break
                 records.append(plaintext)
-        except TLSError as exc:
-            self._fail(f"read: {exc}")
+        except TLSError as exc:  # a close_notify from the cloud (it refused us), or worse
+            self._fail(f"the cloud closed the connection ({exc!r})")
         self._flush()
         self.records_in += len(records)
         return records
