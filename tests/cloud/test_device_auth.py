@@ -15,6 +15,7 @@ import asyncio
 import datetime as dt
 import socket
 from collections.abc import Awaitable, Callable
+from typing import ClassVar
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -53,7 +54,7 @@ def _public_der(key: ec.EllipticCurvePrivateKey) -> bytes:
 class RawPeer:
     """An attacker's UDP socket to the cloud, optionally with a DTLS client on it."""
 
-    opened: list[RawPeer] = []
+    opened: ClassVar[list[RawPeer]] = []
 
     def __init__(self, port: int) -> None:
         RawPeer.opened.append(self)
