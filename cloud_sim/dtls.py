@@ -59,8 +59,11 @@ from .device_keys import ServerKey
 
 #: Device OS's only cipher suite (``MBEDTLS_SSL_CIPHERSUITES``)
 CIPHER_SUITE = "TLS-ECDHE-ECDSA-WITH-AES-128-CCM-8"
-#: path MTU assumed for handshake flights (Device OS: 1200 + headers on cellular; UNVERIFIED)
-HANDSHAKE_MTU = 1200
+#: datagram size the DTLS layer writes at most (the cloud drops larger datagrams)
+DATAGRAM_MTU = 1500
+#: a record's plaintext at most: the MTU less the record header (13), the CCM_8 explicit
+#: nonce (8) and tag (8); a larger one is dropped like an oversize UDP datagram
+MAX_PLAINTEXT = DATAGRAM_MTU - 29
 _CONTENT_HANDSHAKE = 22
 _CLIENT_HELLO = 1
 _RECORD_HEADER = 13
@@ -99,6 +102,11 @@ def is_client_hello(data: bytes) -> bool:
     """A DTLS record of epoch 0 carrying a ClientHello handshake message."""
     return (len(data) > _RECORD_HEADER and data[0] == _CONTENT_HANDSHAKE
             and data[3:5] == b"\x00\x00" and data[_RECORD_HEADER] == _CLIENT_HELLO)
+
+
+def _is_handshake_flight(data: bytes) -> bool:
+    """A record of a handshake in progress: handshake (22) or ChangeCipherSpec (20)."""
+    return len(data) > _RECORD_HEADER and data[0] in (_CONTENT_HANDSHAKE, 20)
 
 
 def _dtls12_configuration(**kwargs: object) -> mbed_tls.DTLSConfiguration:
@@ -217,17 +225,17 @@ class DtlsServer:
         now = self._clock()
         self._expire(now)
         peer = self._peers.get(address)
-        if peer is not None:
-            if is_client_hello(data):  # the device starts over from the same address
-                self._forget(address)
-            else:
-                peer.last_heard = now
-                self._peers.move_to_end(address)
-                return self._read(address, peer, data, send)
-        peer = self._handshaking.get(address)
-        if peer is not None:
+        pending = self._handshaking.get(address)
+        if pending is not None and (peer is None or _is_handshake_flight(data)):
+            pending.last_heard = now
+            return self._handshake(address, pending, data, send)
+        if peer is not None and not is_client_hello(data):
             peer.last_heard = now
-            return self._handshake(address, peer, data, send)
+            self._peers.move_to_end(address)
+            return self._read(address, peer, data, send)
+        # a ClientHello from an address with an authenticated peer starts a new handshake
+        # beside it: the old association goes only when the new one completes (RFC 6347
+        # 4.2.8), so a replayed ClientHello cannot cut a device off
         if not is_client_hello(data):
             self.stats.stray += 1
             return []
@@ -236,7 +244,7 @@ class DtlsServer:
     def encrypt(self, address: Hashable, plaintext: bytes, send: Send) -> bool:
         """Send ``plaintext`` as one record to an authenticated peer."""
         peer = self._peers.get(address)
-        if peer is None:
+        if peer is None or len(plaintext) > MAX_PLAINTEXT:
             return False
         try:
             peer.buffer.write(plaintext)
@@ -277,7 +285,7 @@ class DtlsServer:
     def _client_hello(self, address: Hashable, data: bytes, send: Send, now: float
                       ) -> list[tuple[str, bytes]]:
         buffer = self._context.wrap_buffers()
-        buffer.setmtu(HANDSHAKE_MTU)
+        buffer.setmtu(DATAGRAM_MTU)
         buffer.setcookieparam(repr(address).encode())
         peer = _Peer(buffer, now)
         try:
@@ -380,9 +388,14 @@ class DtlsServer:
         return records
 
     def _fail(self, address: Hashable, stage: str, exc: Exception) -> None:
+        """Drop the failed association: the handshake in progress, or the peer (the other
+        one of the same address, if any, stays)."""
         self.stats.failed += 1
         self._event("dtls.failed", stage=stage, error=str(exc))
-        self._forget(address)
+        if stage == "handshake":
+            self._handshaking.pop(address, None)
+        else:
+            self._peers.pop(address, None)
 
 
 __all__ = ["CIPHER_SUITE", "DtlsLimits", "DtlsServer", "DtlsStats", "certificate_identity",

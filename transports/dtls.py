@@ -42,7 +42,11 @@ from mbedtls.exceptions import TLSError
 
 #: Device OS's only cipher suite (``MBEDTLS_SSL_CIPHERSUITES``)
 CIPHER_SUITE = "TLS-ECDHE-ECDSA-WITH-AES-128-CCM-8"
-HANDSHAKE_MTU = 1200
+#: datagram size the DTLS layer writes at most (the cloud drops larger datagrams)
+DATAGRAM_MTU = 1500
+#: a record's plaintext at most: the MTU less the record header (13), the CCM_8 explicit
+#: nonce (8) and tag (8); a larger one is dropped like an oversize UDP datagram
+MAX_PLAINTEXT = DATAGRAM_MTU - 29
 RETRANSMIT_POLL_S = 0.25
 _READ_SIZE = 2048
 
@@ -130,7 +134,7 @@ class DtlsClient:
         self.handshake_timeout_s = handshake_timeout_s
         config = configuration or client_configuration(credentials)
         self._buffer = mbed_tls.ClientContext(config).wrap_buffers(None)
-        self._buffer.setmtu(HANDSHAKE_MTU)
+        self._buffer.setmtu(DATAGRAM_MTU)
         self._queue: list[bytes] = []
         self._started = 0.0
         self.established = False
@@ -166,7 +170,7 @@ class DtlsClient:
 
     def write(self, plaintext: bytes) -> bool:
         """Send one record (queued until the handshake is done); False if dropped."""
-        if self.failed:
+        if self.failed or len(plaintext) > MAX_PLAINTEXT:
             return False
         if not self.established:
             if len(self._queue) >= self.max_queued:
