@@ -306,6 +306,14 @@ def test_a_replayed_datagram_is_discarded() -> None:
                                and dtls.stats.stray >= stray + 1)
         assert dtls.stats.records == delivered
         assert cloud.world.trace.count("dtls.client_hello") == hellos + 1
+        # its first ClientHello replayed from its address does not cut the association off
+        peer.send(peer.sent[0])
+        peer.send(peer.sent[0])
+        client.write(wire.encode_handshake(HandshakeType.CLIENT_HELLO,
+                                           bytes.fromhex(ATTACKER_DEVICE)))
+        assert await peer.pump(lambda: cloud.world.trace.count("dtls.client_hello")
+                               == hellos + 2)
+        assert dtls.device_of(("127.0.0.1", peer.sock.getsockname()[1])) == ATTACKER_DEVICE
         peer.close()
         other.close()
 
