@@ -19,6 +19,8 @@ itself and enters listening mode when it has no Wi-Fi credentials.
 from __future__ import annotations
 
 import json
+import struct
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -246,6 +248,16 @@ class Device:
         if self.profile.has_softap and self.config.device_code() is None:
             self.config.set_device_code(_random_text(rng, SETUP_CODE_ALPHABET, 6))
 
+    def keys_checksum(self) -> int:
+        """``compute_checksum`` of ``dtls_message_channel.cpp``: a CRC over the CRCs of the
+        server public key and the device private key; a persisted session whose checksum
+        differs is not restored (new keys, or another cloud: a full handshake). fwsim: zlib's
+        CRC-32 over the two DCT fields (Device OS uses the HAL's CRC-32 over the key buffers;
+        UNVERIFIED whether the values agree)."""
+        server = zlib.crc32(self.dct.read_field("alt_server_public_key"))
+        device = zlib.crc32(self.dct.read_field("alt_device_private_key"))
+        return zlib.crc32(struct.pack("<II", server, device))
+
     @property
     def mobile_secret(self) -> str:
         return self.config.device_secret() or ""
@@ -273,7 +285,8 @@ class Device:
             product_id=(self.options.product_id if self.options.product_id is not None
                         else self.profile.platform_id),
             product_version=self.options.product_version,
-            persists_session=self.profile.persists_session)
+            persists_session=self.profile.persists_session,
+            keys_checksum=self.keys_checksum())
         self.particle = Particle(self)
         inputs = HandshakeInputs(
             is_tcp=self.profile.cloud_transport == "tcp",

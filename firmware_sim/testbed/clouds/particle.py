@@ -157,7 +157,8 @@ class ParticlePlug:
         server = CloudServer(self.cloud, config, driver=driver, run_driver=False)
         await server.start()
         lines = [("REST API", f"{server.http_url}  (OpenAPI {server.http_url}/openapi.json)"),
-                 ("CoAP/UDP", server.coap_url)]
+                 ("CoAP/UDP", f"{server.coap_url}  (DTLS 1.2; a device in another process "
+                  "enrols its key: fwsim device run --api URL --admin-token T)")]
         return ServedCloud(lines, server.http_url, server.coap_url, server.stop, server)
 
     def close(self) -> None:
