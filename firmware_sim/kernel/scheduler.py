@@ -26,8 +26,8 @@ from collections.abc import Callable
 from heapq import heappop, heappush
 from typing import Any
 
-from .choice import Chooser
-from .clock import VirtualClock, to_micros
+from .choice import Chooser, SeededChooser
+from .clock import MICROS_PER_SECOND, VirtualClock
 
 URGENT = 0
 NORMAL = 1
@@ -65,6 +65,8 @@ class Scheduler:
     def __init__(self, clock: VirtualClock, chooser: Chooser) -> None:
         self.clock = clock
         self._tiebreak = chooser.tiebreak
+        #: the seeded chooser's tie-break ignores the label: draw from its stream directly
+        self._tie_random = chooser.tie_random if type(chooser) is SeededChooser else None
         self._heap: list[tuple[int, int, float, int, TimerHandle]] = []
         self._seq = 0
         self.steps = 0
@@ -75,19 +77,32 @@ class Scheduler:
     def call_at(self, due_us: int, callback: Callable[..., Any], *args: Any,
                 priority: int = NORMAL, label: str = "") -> TimerHandle:
         """Run ``callback(*args)`` at virtual instant ``due_us`` (clamped to now)."""
-        now_us = self.clock.now_us
+        now_us = self.clock._now_us
         if due_us < now_us:
             due_us = now_us
         handle = TimerHandle(due_us, callback, args, label)
         self._seq = seq = self._seq + 1
-        heappush(self._heap, (due_us, priority, self._tiebreak(label), seq, handle))
+        tie_random = self._tie_random
+        heappush(self._heap, (due_us, priority,
+                              tie_random() if tie_random is not None else self._tiebreak(label),
+                              seq, handle))
         return handle
 
     def call_later(self, delay_s: float, callback: Callable[..., Any], *args: Any,
                    priority: int = NORMAL, label: str = "") -> TimerHandle:
         """Run ``callback(*args)`` ``delay_s`` seconds from now."""
-        return self.call_at(self.clock.now_us + to_micros(delay_s), callback, *args,
-                            priority=priority, label=label)
+        # call_at inlined (the hottest path of a fleet): same arithmetic as to_micros
+        now_us = self.clock._now_us
+        due_us = now_us + round(delay_s * MICROS_PER_SECOND)
+        if due_us < now_us:
+            due_us = now_us
+        handle = TimerHandle(due_us, callback, args, label)
+        self._seq = seq = self._seq + 1
+        tie_random = self._tie_random
+        heappush(self._heap, (due_us, priority,
+                              tie_random() if tie_random is not None else self._tiebreak(label),
+                              seq, handle))
+        return handle
 
     def call_soon(self, callback: Callable[..., Any], *args: Any, priority: int = NORMAL,
                   label: str = "") -> TimerHandle:
@@ -112,7 +127,7 @@ class Scheduler:
             due_us, _, _, _, handle = heappop(heap)
             if handle.cancelled:
                 continue
-            self.clock.advance_to(due_us)
+            self.clock._now_us = due_us  # never backwards: the heap's minimum
             handle.cancelled = True  # a handle runs at most once
             self.steps += 1
             handle.callback(*handle.args)
