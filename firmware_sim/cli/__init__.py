@@ -21,6 +21,7 @@ COMMAND_MODULES = ["scenario", "trace", "control", "serve", "cloud", "device", "
 COMMAND_MODULES.append("tb")  # ThingsBoard face (cloud_sim.thingsboard), lazily imported
 COMMAND_MODULES.append("explore")  # fwsim explore (firmware_sim.explore)
 COMMAND_MODULES.append("logdiff")  # fwsim logdiff (firmware_sim.logdiff)
+COMMAND_MODULES.append("ctl")  # fwsim ctl: steering a running up / cloud serve
 
 EXIT_OK = 0
 EXIT_FAILED = 1

@@ -294,6 +294,25 @@ class Operator:
         self.tracer.emit("operator.cloud_connect", device=device.name)
         device.cloud_connect()
 
+    def network_cut(self, device: Device) -> None:
+        """The device loses its network (it leaves its access point and stays off it until
+        :meth:`network_restore`); the cloud connection drops with it."""
+        self.tracer.emit("operator.network_cut", device=device.name)
+        device.network.disconnect()
+
+    def network_restore(self, device: Device) -> None:
+        """The device's network is back: it joins again and reconnects to the cloud."""
+        self.tracer.emit("operator.network_restore", device=device.name)
+        device.network.connect()
+        device.cloud_connect()
+
+    def publish(self, device: Device, name: str, data: str = "", *,
+                private: bool = True) -> bool:
+        """The device's application publishes an event (``Particle.publish``); False when it
+        was not sent (not connected, a handshake in progress, a bad name)."""
+        self.tracer.emit("operator.publish", device=device.name, event=name, private=private)
+        return device.app_publish(name, data, private=private, ttl=60)
+
     def clear_credentials(self, device: Device) -> None:
         """Forget every Wi-Fi network the device knows (``WiFi.clearCredentials()``)."""
         self.tracer.emit("operator.clear_credentials", device=device.name)
