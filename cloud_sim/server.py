@@ -29,7 +29,7 @@ import logging
 import signal
 import socket
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import uvicorn
 
@@ -61,6 +61,8 @@ class ServerConfig:
     allowed_hosts: tuple[str, ...] = ()
     #: HTTP connection cap and timeouts (cloud_sim.connections)
     limits: ConnectionLimits = field(default_factory=ConnectionLimits)
+    #: device peers (UDP source addresses) remembered; beyond, the oldest is forgotten
+    max_device_peers: int = 4096
 
 
 class _Uvicorn(uvicorn.Server):
@@ -132,7 +134,8 @@ class CloudServer:
             config.host, self.http_port, config.allowed_hosts)
         try:
             self._udp, self.udp_protocol = await serve_udp(
-                self.cloud.endpoint, config.coap_host, config.coap_port, self.driver)
+                self.cloud.endpoint, config.coap_host, config.coap_port, self.driver,
+                max_peers=config.max_device_peers)
         except OSError as exc:
             sock.close()
             raise ConfigurationError(f"cannot listen for CoAP on {config.coap_host}:"

@@ -18,6 +18,8 @@ so one is caught, traced and the datagram dropped. Peers are forgotten, oldest f
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, cast
@@ -28,6 +30,9 @@ from .device_endpoint import DeviceEndpoint
 from .runtime import NullRuntime, Runtime
 
 Address = tuple[Any, ...]
+#: receive buffer asked for (the kernel caps it at net.core.rmem_max): room for the datagrams
+#: of thousands of devices connecting at once
+RECEIVE_BUFFER = 4 * 1024 * 1024
 
 
 class CloudUdpProtocol(asyncio.DatagramProtocol):
@@ -83,10 +88,15 @@ class CloudUdpProtocol(asyncio.DatagramProtocol):
 
 
 async def serve_udp(endpoint: DeviceEndpoint, host: str, port: int,
-                    runtime: Runtime | None = None
+                    runtime: Runtime | None = None, *, max_peers: int = 4096
                     ) -> tuple[asyncio.DatagramTransport, CloudUdpProtocol]:
     """Listen for device datagrams on ``host:port`` (0: any free port)."""
     loop = asyncio.get_running_loop()
     transport, protocol = await loop.create_datagram_endpoint(
-        lambda: CloudUdpProtocol(endpoint, runtime), local_addr=(host, port))
+        lambda: CloudUdpProtocol(endpoint, runtime, max_peers=max_peers),
+        local_addr=(host, port))
+    sock = transport.get_extra_info("socket")
+    if sock is not None:  # a burst of many devices must not overflow the default buffer
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
     return transport, protocol

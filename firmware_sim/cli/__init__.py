@@ -22,6 +22,7 @@ COMMAND_MODULES.append("tb")  # ThingsBoard face (cloud_sim.thingsboard), lazily
 COMMAND_MODULES.append("explore")  # fwsim explore (firmware_sim.explore)
 COMMAND_MODULES.append("logdiff")  # fwsim logdiff (firmware_sim.logdiff)
 COMMAND_MODULES.append("ctl")  # fwsim ctl: steering a running up / cloud serve
+COMMAND_MODULES.append("fleet")  # fwsim fleet run (firmware_sim.fleet)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
