@@ -23,6 +23,7 @@ from .actors import (
     Phone,
     Provisioning,
     ProvisioningFactory,
+    SerialConsoleProvisioning,
     carrier,
 )
 from .clouds import CLOUDS, CloudPlug, ServedCloud, ServeOptions, cloud_kinds
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
         remote_api,
     )
     from .clouds.thingsboard import TbCloudSettings, ThingsBoardPlug
+    from .steering import Steering, UnknownDevice
 
 _LAZY = {
     "ParticlePlug": "firmware_sim.testbed.clouds.particle",
@@ -45,6 +47,8 @@ _LAZY = {
     "remote_api": "firmware_sim.testbed.clouds.particle",
     "TbCloudSettings": "firmware_sim.testbed.clouds.thingsboard",
     "ThingsBoardPlug": "firmware_sim.testbed.clouds.thingsboard",
+    "Steering": "firmware_sim.testbed.steering",
+    "UnknownDevice": "firmware_sim.testbed.steering",
 }
 
 __all__ = [
@@ -66,12 +70,15 @@ __all__ = [
     "Phone",
     "Provisioning",
     "ProvisioningFactory",
+    "SerialConsoleProvisioning",
     "ServeOptions",
     "ServedCloud",
+    "Steering",
     "TbCloudSettings",
     "Testbed",
     "TestbedSpec",
     "ThingsBoardPlug",
+    "UnknownDevice",
     "carrier",
     "claim_code_well_formed",
     "cloud_kinds",
