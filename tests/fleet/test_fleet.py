@@ -5,6 +5,7 @@ fleet proves the wiring."""
 from __future__ import annotations
 
 import importlib.util
+import os
 
 import pytest
 
@@ -45,3 +46,13 @@ def test_shard_tasks_are_plain_values_any_pool_can_ship() -> None:
 def test_the_ray_backend_without_ray_is_a_one_line_error() -> None:
     with pytest.raises(ConfigurationError, match="fwsim\\[ray\\]"):
         RayBackend().run([ShardTask(0, "coap://127.0.0.1:5683", ("CODE",))])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None or not os.environ.get("FWSIM_TEST_RAY"),
+                    reason="needs the ray extra and FWSIM_TEST_RAY=1 (a local Ray takes ~15 s)")
+def test_the_same_shards_run_as_ray_tasks_on_a_local_ray() -> None:
+    result = run_fleet(FleetPlan(devices=6, shards=2, timeout_s=60),
+                       RayBackend(num_cpus=2, include_dashboard=False))
+    assert result.ok and result.backend == "ray"
+    assert [shard.index for shard in result.shards] == [0, 1]
