@@ -89,13 +89,13 @@ def memory_benchmark(count: int, top: int = 12) -> None:
               f"{frame.lineno}")
 
 
-def fleet_benchmark(count: int, shard_counts: list[int]) -> None:
+def fleet_benchmark(count: int, shard_counts: list[int], in_flight: int | None) -> None:
     from firmware_sim.fleet import FleetPlan, run_fleet
 
     print(f"\nfwsim fleet run --devices {count}: shards side by side (one cloud process, UDP)")
     rates = {}
     for shards in shard_counts:
-        result = run_fleet(FleetPlan(devices=count, shards=shards))
+        result = run_fleet(FleetPlan(devices=count, shards=shards, in_flight=in_flight))
         for line in result.lines():
             print("  " + line)
         rates[shards] = result.devices_per_s
@@ -110,6 +110,8 @@ def main() -> None:
     parser.add_argument("--memory", type=int, default=1_000)
     parser.add_argument("--fleet", type=int, default=4_000)
     parser.add_argument("--shards", default="1,2")
+    parser.add_argument("--in-flight", type=int, default=None,
+                        help="per shard, devices booting at once at most (default: all)")
     parser.add_argument("--only", choices=["world", "memory", "fleet"])
     args = parser.parse_args()
     if args.only in (None, "world"):
@@ -117,7 +119,7 @@ def main() -> None:
     if args.only in (None, "memory"):
         memory_benchmark(args.memory)
     if args.only in (None, "fleet"):
-        fleet_benchmark(args.fleet, [int(k) for k in args.shards.split(",")])
+        fleet_benchmark(args.fleet, [int(k) for k in args.shards.split(",")], args.in_flight)
 
 
 if __name__ == "__main__":

@@ -54,6 +54,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run.add_argument("--timing", choices=["fast", "thread"], default="fast",
                      help="the devices' timing profile (default fast)")
     run.add_argument("--seed", type=seed_arg, default=0, help="seed of shard 0 (shard i: +i)")
+    run.add_argument("--in-flight", type=_positive_int, metavar="M",
+                     help="per shard, devices booting at once at most (default: all at once)")
     run.add_argument("--timeout", type=_positive_float, default=300.0, metavar="S",
                      help="wall seconds a shard waits for its devices (default 300)")
     run.set_defaults(handler=_run)
@@ -75,7 +77,8 @@ def _run(args: argparse.Namespace) -> int:
     from ..fleet import run_fleet
 
     result = run_fleet(FleetPlan(devices=args.devices, shards=args.shards, seed=args.seed,
-                                 timing=args.timing, host=args.host, timeout_s=args.timeout),
+                                 timing=args.timing, host=args.host, timeout_s=args.timeout,
+                                 in_flight=args.in_flight),
                        backend)
     for line in result.lines():
         print(line)

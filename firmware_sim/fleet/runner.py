@@ -37,6 +37,8 @@ class FleetPlan:
     #: where the cloud listens (other machines of a Ray cluster must reach it)
     host: str = "127.0.0.1"
     timeout_s: float = 300.0
+    #: per shard: devices booting at once at most (None: all at once; ShardTask.in_flight)
+    in_flight: int | None = None
 
     def __post_init__(self) -> None:
         if self.devices < 1:
@@ -141,7 +143,7 @@ def run_fleet(plan: FleetPlan, backend: ShardBackend | None = None) -> FleetResu
         with backend.barrier(plan.shards) as barrier:
             tasks = [ShardTask(index, str(cloud["coap"]), chunk, seed=plan.seed + index,
                                timing=plan.timing, timeout_s=plan.timeout_s,
-                               start_barrier=barrier)
+                               start_barrier=barrier, in_flight=plan.in_flight)
                      for index, chunk in enumerate(slices)]
             result.shards = backend.run(tasks)
         result.cloud_cpu_s = process_cpu_s(proc.pid) - cloud_cpu0

@@ -7,7 +7,8 @@ or Ray, can run it). It builds a testbed without a cloud whose devices link to
 ``task.cloud_url`` (``coap://host:port``: one UDP socket per device), gives each device its
 claim code and drives the world with the real-time driver inside its own asyncio loop. When
 ``task.start_barrier`` is given, it waits there once its devices are built, so that every
-shard powers its devices on at the same moment. It powers every device on and returns when
+shard powers its devices on at the same moment. It powers devices on - all at once, or at most
+``in_flight`` not yet done at any time - and returns when
 every claim code has been cleared (the cloud confirmed it) or ``timeout_s`` wall seconds
 passed, with its timings in a :class:`ShardResult`.
 """
@@ -43,6 +44,10 @@ class ShardTask:
     start_barrier: Any = None
     #: trace records kept in memory (0: none; a fleet's trace is for debugging only)
     trace_records: int = 0
+    #: devices powered on and not yet done at most (None: all at once); more are powered on
+    #: as earlier ones finish, so a shard that falls behind real time does not turn every late
+    #: ACK into a retransmission storm
+    in_flight: int | None = None
 
 
 @dataclass(frozen=True)
@@ -99,15 +104,21 @@ async def _run(task: ShardTask) -> ShardResult:
         await asyncio.get_running_loop().run_in_executor(None, task.start_barrier.wait)
     runner = asyncio.create_task(driver.run())
     started, started_at = time.perf_counter(), time.time()
-    driver.sync()
-    for device in devices:
-        device.power_on()
-    driver.wake()
-    pending = list(devices)
+    waiting = list(reversed(devices))  # powered off yet, next at the end
+    limit = task.in_flight or len(devices)
+    pending: list[Any] = []
     deadline = started + task.timeout_s
-    while pending and time.perf_counter() < deadline:
+    while (pending or waiting) and time.perf_counter() < deadline:
+        if waiting and len(pending) < limit:
+            driver.sync()
+            while waiting and len(pending) < limit:
+                device = waiting.pop()
+                device.power_on()
+                pending.append(device)
+            driver.wake()
         await asyncio.sleep(POLL_S)
         pending = [d for d in pending if d.claim.pending_code() is not None]
+    pending += waiting
     run_s = time.perf_counter() - started
     finished_at = time.time()
     driver.stop()
