@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from cloud_sim.cloud import Cloud
     from cloud_sim.model import Principal
 
+    from ..dashboard import Dashboard
     from ..system.device import Device
     from ..system.network import WifiCredentials
     from ..testbed import DeviceSpec, ServedCloud
@@ -162,6 +163,7 @@ async def _up_async(args: argparse.Namespace) -> int:
     token = seed_cloud(plug.cloud, args, list(testbed))
     stop = asyncio.Event()
     served: ServedCloud | None = None
+    dashboard: Dashboard | None = None
     steering = Steering(testbed)
     try:
         with stop_on_signals(stop):
@@ -170,10 +172,15 @@ async def _up_async(args: argparse.Namespace) -> int:
                 from ..testbed.steering_routes import mount_steering
 
                 mount_steering(served.server.app, steering)
+                from ..dashboard import mount_dashboard
+
+                dashboard = mount_dashboard(served, testbed, steering=steering)
             code = plug.create_claim_code(
                 _developer(plug, args),
                 product_id=args.product[0] if args.product is not None else None)
             _announce(args, served, token, code, list(testbed))
+            for label, value in dashboard.lines if dashboard is not None else ():
+                say(PREFIX, label, value)
             start_live_log(args, testbed.world, devices=list(testbed.devices),
                            cloud=plug.name,
                            ids=[(d.name, d.device_id) for d in testbed])
@@ -183,6 +190,8 @@ async def _up_async(args: argparse.Namespace) -> int:
             await run_edge(ctx, args, duration_s=args.duration, announce=_print_line,
                            stop_event=stop)
     finally:
+        if dashboard is not None:
+            dashboard.close()
         steering.close()
         if served is not None:
             await served.stop()
