@@ -131,6 +131,7 @@ async def _serve_async(args: argparse.Namespace) -> int:
                                   trace_path=getattr(args, "trace", None),
                                   trace_memory_limit=20_000))
     reason = "error"
+    dashboard = None
     try:
         served = await testbed.serve_cloud(serve_options(args))
         driver = asyncio.create_task(testbed.driver().run())
@@ -140,6 +141,12 @@ async def _serve_async(args: argparse.Namespace) -> int:
             admin_token = getattr(served.server, "admin_token", None)
             say("fwsim cloud", "admin", f"{served.http_url}/fwsim/state  (X-Fwsim-Admin-Token: "
                 f"{admin_token})" if admin_token else "off (--admin to serve /fwsim)")
+            if admin_token:
+                from ..dashboard import mount_dashboard
+
+                dashboard = mount_dashboard(served, testbed)
+                for label, value in dashboard.lines:
+                    say("fwsim cloud", label, value)
             say("fwsim cloud", "database", args.db)
             say("fwsim cloud", "seed", f"{args.seed}, speed {args.speed:g}x")
             say("fwsim cloud", "ready", "Ctrl-C to stop" if args.duration is None
@@ -148,6 +155,8 @@ async def _serve_async(args: argparse.Namespace) -> int:
             start_live_log(args, testbed.world, cloud=testbed.cloud.name)
             reason = await wait_until_stopped(args.duration)
         finally:
+            if dashboard is not None:
+                dashboard.close()
             await served.stop()
             testbed.driver().stop()
             await driver
