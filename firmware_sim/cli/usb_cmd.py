@@ -132,7 +132,7 @@ def _request(args: argparse.Namespace) -> int:
         except ValueError:
             raise UsageError(f"invalid request type {text!r}") from None
         if not 0 <= request_type <= 0xFFFF:
-            raise UsageError(f"request type {request_type} is not between 0 and 65535")
+            raise UsageError(f"Invalid request type {request_type} (0..65535)")
     else:
         request_type = _request_type_by_name(text)
     try:
@@ -172,8 +172,8 @@ def _request_type_by_name(text: str) -> int:
         close = difflib.get_close_matches(wanted, names, n=3, cutoff=0.5)
         close += [n for n in names if wanted.startswith("GET_") and n == wanted[4:]]
         hint = f" (did you mean {', '.join(dict.fromkeys(close))}?)" if close else ""
-        raise UsageError(f"unknown control request type {text!r}{hint}; `fwsim control "
-                         "list` lists them") from None
+        raise UsageError(f"unknown control request type name: {text!r}{hint}; `fwsim "
+                         "control list` lists them") from None
 
 
 def decode_reply(request_type: int, data: bytes) -> dict[str, Any] | None:
