@@ -271,3 +271,16 @@ def test_every_not_runnable_command_says_why() -> None:
         assert mode in ("run", "serve") or mode.startswith(("with:", "no: ")), (command, mode)
         if mode.startswith("no: "):
             assert len(mode) > 20, f"{command}: give a reason"
+
+
+def test_the_docs_stand_alone() -> None:
+    """Users have the repository, not the team's reference sheets: no doc points at them, and
+    every relative link of README.md and docs/ resolves."""
+    for path in DOCS:
+        text = path.read_text(encoding="utf-8")
+        for needle in ("shared/spec", "../shared", "/work/shared"):
+            assert needle not in text, f"{path.name} cites {needle}"
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):
+            if target.startswith(("http://", "https://", "mailto:")):
+                continue
+            assert (path.parent / target).exists(), f"{path.name}: broken link {target}"
