@@ -26,7 +26,8 @@ The rules of :mod:`.security` apply to every request: same origin, a session for
 the login and the static files, JSON plus the session's CSRF token for every POST. Bad input is
 a 4xx with ``{"ok": false, "error": "<one line>"}`` (a page for browsers asking for HTML) - never
 a 5xx for input; every response carries a strict Content-Security-Policy (scripts, styles and
-connections from this origin only; no inline script), ``nosniff``, no referrer, no framing.
+connections from this origin only; no inline script), ``nosniff``, a referrer only to this
+origin, no framing.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ SECURITY_HEADERS = [
      b"img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; "
      b"frame-ancestors 'none'"),
     (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),
+    (b"referrer-policy", b"same-origin"),
     (b"x-frame-options", b"DENY"),
 ]
 

@@ -170,6 +170,7 @@ class ParticleBackend:
         self.transitions = _Transitions()
         self.feed = Feed(testbed.world.trace, self._route)
         self.feed.on_device_record(self._seen)
+        self._backfill_events()
         self._unsubscribe_events = plug.subscribe_events(self._cloud_event)
 
     def close(self) -> None:
@@ -215,6 +216,17 @@ class ParticleBackend:
     def _seen(self, name: str, record: TraceRecord) -> None:
         if record.kind == "device.boot":
             self.transitions.end(name)
+
+    def _backfill_events(self) -> None:
+        """The events the trace still holds from before the dashboard came (their data is not
+        in the trace: the cloud's event bus carries it, from now on)."""
+        for name, records in self.feed.records.items():
+            for record in records:
+                if record.node == self.cloud_node and record.kind in ("event",
+                                                                       "event.to_device"):
+                    self.feed.add_extra(name, EventRow(
+                        0, record.t_us / 1e6, "up" if record.kind == "event" else "down",
+                        str(record.fields.get("name")), "(before the dashboard started)"))
 
     def _cloud_event(self, event: CloudEvent) -> None:
         name = self._name_of_id(event.device_id)

@@ -9,6 +9,8 @@ it names - and whether the record is worth keeping; kept records go into that de
 buffer (the live log, the event stream, the "why" panel and the sequence diagram are read from
 it). Any record about a device, kept or not, bumps :attr:`Feed.generation` and wakes every open
 stream (:meth:`Feed.wait`), which then recomputes what it shows and sends only what changed.
+The records the trace still holds in memory when the feed starts are read first, so a dashboard
+mounted late shows the history too.
 
 Everything runs on the event loop's thread (the real-time driver steps the world there), so the
 listener sets ``asyncio.Event`` objects directly. The listener does a few dictionary look-ups per
@@ -48,6 +50,8 @@ class Feed:
         self._waiters: set[asyncio.Event] = set()
         self._hooks: list[Callable[[str, TraceRecord], None]] = []
         self.closed = False
+        for record in list(trace.memory.records):  # what happened before the dashboard came
+            self._on_record(record)
         self._unsubscribe = trace.subscribe(self._on_record)
 
     def close(self) -> None:

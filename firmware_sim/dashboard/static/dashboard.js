@@ -317,6 +317,9 @@
     if (log) log.scrollTop = log.scrollHeight;
   }
 
+  if (page !== "login" && /(?:^#|&)token=/.test(location.hash)) {
+    history.replaceState(null, "", location.pathname + location.search);  // already logged in
+  }
   if (page === "login") loginFromFragment();
   else if (page === "index") openStream("", { rows: updateRows });
   else if (page === "device") setupDevice();
