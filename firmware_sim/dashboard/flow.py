@@ -27,8 +27,8 @@ from control_requests import RequestType, ResultCode
 from ..diagram import Diagram, Lane, Row, build_diagram
 from ..kernel.trace import TraceRecord
 
-#: rows of the diagram at most (the latest)
-MAX_ROWS = 80
+#: rows of the diagram at most (the latest; Device OS log lines are rows too)
+MAX_ROWS = 150
 
 
 def _request_name(number: object) -> str:

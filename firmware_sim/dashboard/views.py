@@ -218,8 +218,12 @@ def particle_reasons(records: Iterable[TraceRecord], *, name: str, device_id: st
         elif record.node != name:
             continue
         elif kind == "handshake.resumed" and f.get("claim_code_pending"):
+            resumes = 1
+            if reasons and reasons[-1].level == "pending":  # the same stuck code again
+                resumes = int(reasons.pop().detail.split(" ", 1)[0]) + 1
             reasons.append(Reason(
                 t, "pending", "Session resumed with a claim code pending: the code was not sent",
+                f"{resumes} resumed session{'s' if resumes > 1 else ''} without sending it. "
                 f"Device OS publishes {CLAIM_CODE_EVENT} only after a full handshake, never on "
                 "a resumed session. Drop the session (or run the session-end workaround "
                 "firmware) to force a full handshake."))

@@ -208,7 +208,8 @@ def test_the_resume_bug_reproduced_from_the_page_alone(page: Any) -> None:
     check(page.locator("#session")).to_contain_text("customer-b@example.com")
     check(page.locator("#why")).to_contain_text("owner (none) -> customer-b@example.com")
     if os.environ.get("FWSIM_UPDATE_SCREENSHOT") == "1":
-        page.locator("#log").evaluate("log => { log.scrollTop = log.scrollHeight; }")
+        page.set_viewport_size({"width": 1280, "height": 1560})
+        check(page.locator("#diagram")).to_contain_text("claim code redeemed")
         page.screenshot(path=str(REPO / "docs" / "dashboard.png"))
 
 

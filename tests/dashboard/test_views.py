@@ -108,6 +108,7 @@ def test_particle_reasons_explain_refusals_the_stuck_code_and_the_claim() -> Non
     claim = int(RequestType.SET_CLAIM_CODE)
     records = [
         rec(1, "dev1", "control", "control.done", type=claim, result=-160),
+        rec(2, "dev1", "cloud", "handshake.resumed", 1.5, claim_code_pending=True),
         rec(2, "dev1", "cloud", "handshake.resumed", 2.0, claim_code_pending=True),
         rec(3, "cloud", "endpoint", "claim.redeem", 3.0, device_id=DEVICE_ID,
             outcome="expired", previous_owner=None, new_owner=None),
@@ -128,6 +129,7 @@ def test_particle_reasons_explain_refusals_the_stuck_code_and_the_claim() -> Non
         ("failed", 1.0), ("pending", 2.0), ("refused", 3.0), ("refused", 4.0), ("ok", 5.0),
         ("ok", 6.0), ("failed", 8.0)]
     assert "result -160" in reasons[0].detail
+    assert reasons[1].detail.startswith("2 resumed sessions without sending it")
     assert "only after a full handshake" in reasons[1].detail
     assert "time to live" in reasons[2].detail and reasons[2].title.endswith("expired")
     assert reasons[3].detail.startswith("b@example.com: the device is owned by someone else")

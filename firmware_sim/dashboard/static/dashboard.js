@@ -249,7 +249,12 @@
         if (shown) reveal(shown, true);
       }
     }
-    if (payload.diagram !== undefined) document.getElementById("diagram").innerHTML = payload.diagram;
+    if (payload.diagram !== undefined) {
+      const diagram = document.getElementById("diagram");
+      const atEnd = diagram.scrollHeight - diagram.scrollTop - diagram.clientHeight < 40;
+      diagram.innerHTML = payload.diagram;
+      if (atEnd) diagram.scrollTop = diagram.scrollHeight;  // the latest step in view
+    }
     if (payload.diagram_text !== undefined) document.getElementById("diagram-text").textContent = payload.diagram_text;
     appendLog(payload.log || []);
     appendEvents(payload.events || []);
@@ -313,8 +318,10 @@
     });
     openStream("?device=" + encodeURIComponent(body.dataset.device) + "&after=" + body.dataset.after,
       { device: updateDevice });
-    const log = document.getElementById("log");
-    if (log) log.scrollTop = log.scrollHeight;
+    for (const id of ["log", "diagram"]) {
+      const element = document.getElementById(id);
+      if (element) element.scrollTop = element.scrollHeight;
+    }
   }
 
   if (page !== "login" && /(?:^#|&)token=/.test(location.hash)) {
