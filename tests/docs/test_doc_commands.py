@@ -189,7 +189,20 @@ def test_runnable_commands_run_as_written(doc: str, scratch: Path) -> None:
 
 
 class Server:
+    """A documented server command, started as written. Its ports are the documented fixed
+    ones, so a port another process still holds is waited for (a few retries)."""
+
     def __init__(self, argv: list[str] | str, cwd: Path) -> None:
+        for attempt in range(4):
+            try:
+                self._start(argv, cwd)
+                return
+            except AssertionError as exc:
+                if "Address already in use" not in str(exc) or attempt == 3:
+                    raise
+                time.sleep(3)
+
+    def _start(self, argv: list[str] | str, cwd: Path) -> None:
         command = argv if isinstance(argv, str) else shlex.join(["fwsim", *argv])
         self.proc = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=cwd, env=_env(),
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
