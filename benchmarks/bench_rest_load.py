@@ -126,10 +126,21 @@ class Server:
                 self.process.wait()
 
 
-def start_server(db: str) -> Server:
+#: the /fwsim namespace (seeding, publishing) is behind an admin token on a served cloud
+ADMIN_TOKEN = "bench-rest-load-admin-token-0123456789ab"
+ADMIN = {"X-Fwsim-Admin-Token": ADMIN_TOKEN}
+
+#: ``--server-loop uvloop``: the same ``fwsim cloud serve``, its asyncio.run on uvloop
+_UVLOOP_SERVE = ("import asyncio, sys, uvloop; asyncio.set_event_loop_policy("
+                 "uvloop.EventLoopPolicy()); from firmware_sim.cli import main; "
+                 "sys.exit(main(sys.argv[1:]))")
+
+
+def start_server(db: str, loop: str = "asyncio") -> Server:
+    launcher = ["-c", _UVLOOP_SERVE] if loop == "uvloop" else ["-m", "firmware_sim.cli"]
     process = subprocess.Popen(
-        [sys.executable, "-m", "firmware_sim.cli", "cloud", "serve", "--http", "0", "--coap", "0",
-         "--db", db, "--seed", "1"],
+        [sys.executable, *launcher, "cloud", "serve", "--http", "0", "--coap", "0",
+         "--db", db, "--seed", "1", "--admin", "--admin-token", ADMIN_TOKEN],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"})
     assert process.stdout is not None
@@ -168,7 +179,7 @@ class Admin:
     """Set-up through the emulator's admin namespace (not timed)."""
 
     def __init__(self, url: str) -> None:
-        self.http = httpx.Client(base_url=url, timeout=60)
+        self.http = httpx.Client(base_url=url, timeout=60, headers=ADMIN)
 
     def users(self, names: list[str]) -> list[str]:
         """Create users (PBKDF2 makes this ~10 ms each); their access tokens, in order."""
@@ -257,7 +268,8 @@ def _request_for(job: Job, connection: int) -> Callable[[aiohttp.ClientSession],
 
     async def publish(http: aiohttp.ClientSession) -> tuple[int, str]:
         async with http.post(f"/fwsim/devices/{EVENT_DEVICE}/events",
-                             json={"name": EVENT_NAME, "data": "x" * 32}) as response:
+                             json={"name": EVENT_NAME, "data": "x" * 32},
+                             headers=ADMIN) as response:
             return await answer(response)
 
     return {"claim": claim, "list": listing, "claim-code": claim_code, "404": not_found,
@@ -719,6 +731,9 @@ def main() -> None:
     parser.add_argument("--claim-rate-guess", type=float, default=4000,
                         help="claims per second to seed devices for (a client that runs out "
                         "stops and is reported)")
+    parser.add_argument("--server-loop", choices=["asyncio", "uvloop"], default="asyncio",
+                        help="the server's event loop (uvloop: the policy set before "
+                        "fwsim cloud serve's asyncio.run)")
     parser.add_argument("--profile", type=Path, help="write py-spy profiles of the server here")
     parser.add_argument("--profile-level", type=int, default=0,
                         help="the client level to profile (default: the highest)")
@@ -736,7 +751,7 @@ def main() -> None:
         args.profile.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="fwsim-bench-") as scratch:
         db = args.db or str(Path(scratch) / "cloud.db")
-        server = start_server(db)
+        server = start_server(db, args.server_loop)
         try:
             bench = Bench(server, Admin(server.url), args.seconds, args.client_procs,
                           args.profile, args.claim_rate_guess, quiet_max_wait=args.wait_quiet)

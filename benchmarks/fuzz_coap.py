@@ -47,7 +47,8 @@ from firmware_sim.communication import wire
 from firmware_sim.communication.wire import CoapMessage, CoapType, HandshakeType
 from firmware_sim.kernel.trace import TraceRecord
 from firmware_sim.system import AccessPoint, Device, WifiCredentials, radio_environment
-from firmware_sim.testbed.clouds.particle import link_over_dtls, open_served_cloud
+from firmware_sim.testbed.clouds.particle import link_over_dtls
+from firmware_sim.testbed.served import open_served_cloud
 from transports.dtls import DtlsClient, DtlsCredentials
 
 KNOWN_IDS = [bytes.fromhex(f"e00f{i:020x}") for i in range(1, 4)]

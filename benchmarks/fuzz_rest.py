@@ -207,7 +207,7 @@ async def server_process() -> AsyncIterator[Served]:
 @asynccontextmanager
 async def server_in_process() -> AsyncIterator[Served]:
     from cloud_sim.server import CloudServer, ServerConfig
-    from firmware_sim.testbed.clouds.particle import open_served_cloud
+    from firmware_sim.testbed.served import open_served_cloud
 
     errors: list[str] = []
 

@@ -31,7 +31,7 @@ import json
 import resource
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -113,7 +113,8 @@ class GuardedH11Protocol(H11Protocol):
             self.cycle is None or self.cycle.response_complete)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # a stream transport (uvloop's are not asyncio.Transport subclasses)
+        transport = cast(asyncio.Transport, transport)
         super().connection_made(transport)
         if not self.registry.admit(self):
             transport.write(_raw_error(503, "Service Unavailable", "Service unavailable",

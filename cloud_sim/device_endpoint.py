@@ -442,8 +442,7 @@ class DeviceEndpoint:
                                     product_id=device.product_id))
 
     def _touch_device(self, device_id: str) -> None:
-        device = self.store.get_device(device_id) or DeviceRecord(device_id)
-        self.store.put_device(replace(device, last_heard_us=self.unix_us))
+        self.store.touch_device(device_id, self.unix_us)
         if self.options.offline_after_s is not None:
             timer = self._offline_timers.pop(device_id, None)
             if timer is not None:

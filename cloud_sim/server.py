@@ -62,6 +62,8 @@ class ServerConfig:
     allowed_hosts: tuple[str, ...] = ()
     #: HTTP connection cap and timeouts (cloud_sim.connections)
     limits: ConnectionLimits = field(default_factory=ConnectionLimits)
+    #: device peers (UDP source addresses) remembered; beyond, the oldest is forgotten
+    max_device_peers: int = 4096
     #: the device link's DTLS handshake and peer limits (cloud_sim.dtls)
     dtls: DtlsLimits = field(default_factory=DtlsLimits)
 
@@ -147,7 +149,7 @@ class CloudServer:
         try:
             self._udp, self.udp_protocol = await serve_udp(
                 self.cloud.endpoint, config.coap_host, config.coap_port, self.driver,
-                dtls=self._dtls_server())
+                max_peers=config.max_device_peers, dtls=self._dtls_server())
         except OSError as exc:
             sock.close()
             raise ConfigurationError(f"cannot listen for CoAP on {config.coap_host}:"

@@ -387,6 +387,11 @@ class SqliteStore:
                      device.name, int(device.online), device.last_heard_us,
                      device.last_handshake_us, device.system_version, device.notes))
 
+    def touch_device(self, device_id: str, last_heard_us: int) -> None:
+        self._write("INSERT INTO devices (id, online, last_heard_us) VALUES (?, 0, ?) "
+                    "ON CONFLICT(id) DO UPDATE SET last_heard_us = excluded.last_heard_us",
+                    (device_id, last_heard_us))
+
     def list_devices(self) -> list[DeviceRecord]:
         return [self._device(r) for r in self._rows(f"{self._DEVICE} ORDER BY id")]
 

@@ -73,6 +73,8 @@ class CloudStore(Protocol):
     # devices
     def get_device(self, device_id: str) -> DeviceRecord | None: ...
     def put_device(self, device: DeviceRecord) -> None: ...
+    def touch_device(self, device_id: str, last_heard_us: int) -> None:
+        """Set ``last_heard_us`` (a new record if the device is unknown): every datagram."""
     def list_devices(self) -> list[DeviceRecord]: ...
     def devices_owned_by(self, owner: Principal) -> list[DeviceRecord]: ...
     def devices_in_product(self, product_id: int) -> list[DeviceRecord]: ...
@@ -211,6 +213,13 @@ class MemoryStore:
 
     def put_device(self, device: DeviceRecord) -> None:
         self.devices[device.id] = _copy(device)
+
+    def touch_device(self, device_id: str, last_heard_us: int) -> None:
+        device = self.devices.get(device_id)
+        if device is None:
+            self.devices[device_id] = DeviceRecord(device_id, last_heard_us=last_heard_us)
+        else:
+            device.last_heard_us = last_heard_us  # the store's own copy: no one else holds it
 
     def list_devices(self) -> list[DeviceRecord]:
         return [_copy(d) for d in sorted(self.devices.values(), key=lambda d: d.id)]

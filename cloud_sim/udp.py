@@ -25,6 +25,8 @@ so one is caught, traced and the datagram dropped. Peers are forgotten, oldest f
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, cast
@@ -38,6 +40,9 @@ from .dtls import DtlsServer
 from .runtime import NullRuntime, Runtime
 
 Address = tuple[Any, ...]
+#: receive buffer asked for (the kernel caps it at net.core.rmem_max): room for the datagrams
+#: of thousands of devices connecting at once
+RECEIVE_BUFFER = 4 * 1024 * 1024
 
 
 def bound_to_device(endpoint: DeviceEndpoint, device_id: str, plaintext: bytes) -> bool:
@@ -137,12 +142,18 @@ class CloudUdpProtocol(asyncio.DatagramProtocol):
 
 
 async def serve_udp(endpoint: DeviceEndpoint, host: str, port: int,
-                    runtime: Runtime | None = None, *, dtls: DtlsServer | None = None
+                    runtime: Runtime | None = None, *, max_peers: int = 4096,
+                    dtls: DtlsServer | None = None
                     ) -> tuple[asyncio.DatagramTransport, CloudUdpProtocol]:
     """Listen for device datagrams on ``host:port`` (0: any free port); with ``dtls`` every
     datagram is DTLS (the serving commands), without it the stand-in records travel in the
     clear (tests of the endpoint's codec only)."""
     loop = asyncio.get_running_loop()
     transport, protocol = await loop.create_datagram_endpoint(
-        lambda: CloudUdpProtocol(endpoint, runtime, dtls=dtls), local_addr=(host, port))
+        lambda: CloudUdpProtocol(endpoint, runtime, max_peers=max_peers, dtls=dtls),
+        local_addr=(host, port))
+    sock = transport.get_extra_info("socket")
+    if sock is not None:  # a burst of many devices must not overflow the default buffer
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
     return transport, protocol

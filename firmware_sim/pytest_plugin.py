@@ -1,27 +1,41 @@
 """pytest plugin (registered through the ``pytest11`` entry point).
 
-Fixtures: ``fwsim_explore`` (search a scenario for property violations and fail the test with
-the report, replay files and diagrams when one is found: a regression suite's "no violation in
-N runs"; see docs/explore.md); ``fwsim_seed``; ``fwsim_testbed`` (a
-:class:`~firmware_sim.testbed.Testbed` with ``HomeNet`` in range and the Particle cloud, no
-device yet); ``fwsim_world`` and ``fwsim_cloud`` (its World and its :class:`cloud_sim.Cloud`);
-``fwsim_device`` (a P2 named ``dev`` with Wi-Fi credentials for ``HomeNet``, linked to the
-cloud, not yet powered on).
+Fixtures (docs/pytest-plugin.md has each one's defaults and an example):
 
-Options: ``--fwsim-seed N`` (default: ``$FWSIM_SEED`` or 0), ``--fwsim-trace-dir DIR``
-(default ``.fwsim-traces``), ``--fwsim-trace-lines N`` (default 40).
+* ``fwsim_seed`` - the world seed: ``--fwsim-seed N`` (or ``$FWSIM_SEED``), 0 by default; with
+  ``--fwsim-seeds 0..99`` every test that uses it runs once per seed;
+* ``fwsim_testbed`` - a :class:`~firmware_sim.testbed.Testbed` with ``HomeNet`` in range and the
+  Particle cloud, no device yet; ``fwsim_world`` and ``fwsim_cloud`` are its World and its
+  :class:`cloud_sim.Cloud`;
+* ``fwsim_make_device(name="dev", *, profile="p2", firmware=None, wifi=True, storage=None,
+  timing=None, options=None, power_on=False)`` - a device factory (``wifi=True``: it knows
+  ``HomeNet``; ``False``: it boots into listening mode; or a list of
+  :class:`~firmware_sim.system.network.WifiCredentials`); ``fwsim_device`` is
+  ``fwsim_make_device()``;
+* ``fwsim_phone(device, carrier="control", *, think_time_s=1.5)`` - a
+  :class:`~firmware_sim.testbed.Phone` provisioning ``device`` over ``usb``, ``ble``,
+  ``serial``, ``control`` or ``direct``;
+* ``fwsim_trace`` - strict queries of the world's trace (:class:`StrictTrace`): an unknown kind
+  or field raises :class:`UnknownTraceQuery` listing the known ones, so a misspelt negative
+  assertion cannot pass;
+* ``fwsim_explore`` - search a scenario for property violations (docs/explore.md).
 
-When a test that used ``fwsim_world`` fails, the report gets a section with the seed, the command
-to rerun with it, and the last trace lines, and the full trace is written as JSON lines to the
-trace directory. The simulator is imported inside the fixtures, so loading the plugin costs
-nothing for test suites that do not use it.
+Options: ``--fwsim-seed N``, ``--fwsim-seeds A..B[,C...]``, ``--fwsim-trace-dir DIR`` (default
+``.fwsim-traces``), ``--fwsim-trace-lines N`` (default 40).
+
+When a test that used a testbed fails, the report gets a section with the seed, the command to
+rerun with it, each device's Device OS timeline (its last lines) and the last cloud records,
+and the full trace is written as JSON lines to the trace directory. The simulator is imported
+inside the fixtures, so loading the plugin costs nothing for test suites that do not use it.
 """
 
 from __future__ import annotations
 
+import ast
+import functools
 import os
 import re
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,9 +47,10 @@ if TYPE_CHECKING:
     from cloud_sim import Cloud
 
     from .explore import ExploreReport
+    from .kernel.trace import Trace, TraceRecord
     from .kernel.world import World
     from .system.device import Device
-    from .testbed import Testbed
+    from .testbed import Phone, Testbed
 
 _WORLD_KEY = pytest.StashKey[list[Any]]()
 
@@ -44,6 +59,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("fwsim", "fwsim device simulator")
     group.addoption("--fwsim-seed", action="store", default=None,
                     help="seed of the fwsim worlds (default: $FWSIM_SEED or 0)")
+    group.addoption("--fwsim-seeds", action="store", default=None, metavar="A..B[,C]",
+                    help="run every test that uses fwsim_seed once per seed: a range A..B "
+                    "(inclusive) and/or single seeds, comma-separated (e.g. 0..99)")
     group.addoption("--fwsim-trace-dir", action="store", default=".fwsim-traces",
                     help="where full traces of failed fwsim tests are written")
     group.addoption("--fwsim-trace-lines", action="store", type=int, default=40,
@@ -53,7 +71,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 _SEED_KEY = pytest.StashKey[int]()
 
 
+_SEEDS_KEY = pytest.StashKey[list[int]]()
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    sweep = config.getoption("--fwsim-seeds", None)
+    if sweep is not None:
+        from .kernel.errors import ConfigurationError
+
+        try:
+            config.stash[_SEEDS_KEY] = parse_seeds(sweep)
+        except (ValueError, ConfigurationError) as exc:
+            raise pytest.UsageError(f"--fwsim-seeds: {exc}") from None
     raw = config.getoption("--fwsim-seed", None) or os.environ.get("FWSIM_SEED")
     if raw is None:
         return
@@ -64,6 +93,35 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[_SEED_KEY] = parse_seed(raw)
     except ConfigurationError as exc:
         raise pytest.UsageError(f"--fwsim-seed: {exc}") from None
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0..3,7"`` -> ``[0, 1, 2, 3, 7]`` (ranges inclusive, at most 100,000 seeds)."""
+    from .kernel.world import parse_seed
+
+    seeds: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if ".." in part:
+            low_text, _, high_text = part.partition("..")
+            low, high = parse_seed(low_text.strip()), parse_seed(high_text.strip())
+            if high < low:
+                raise ValueError(f"empty seed range {part!r}")
+            seeds.extend(range(low, high + 1))
+        elif part:
+            seeds.append(parse_seed(part))
+        if len(seeds) > 100_000:
+            raise ValueError("at most 100000 seeds")
+    if not seeds:
+        raise ValueError(f"no seed in {text!r}")
+    return list(dict.fromkeys(seeds))
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    seeds = metafunc.config.stash.get(_SEEDS_KEY, None)
+    if seeds is None or "fwsim_seed" not in metafunc.fixturenames:
+        return
+    metafunc.parametrize("fwsim_seed", seeds, ids=[f"seed{s}" for s in seeds])
 
 
 @pytest.fixture
@@ -96,11 +154,64 @@ def fwsim_cloud(fwsim_testbed: Testbed) -> Cloud:
 
 
 @pytest.fixture
-def fwsim_device(fwsim_testbed: Testbed) -> Device:
-    from .testbed import DeviceSpec, provisioned
+def fwsim_make_device(fwsim_testbed: Testbed) -> Callable[..., Device]:
+    """``fwsim_make_device(name="dev", *, profile="p2", firmware=None, wifi=True, storage=None,
+    timing=None, options=None, power_on=False)``: a device in the test's testbed, linked to its
+    cloud. ``firmware``: a built-in name, ``module:Class``, ``file.py[:Class]`` or a
+    ``Firmware`` subclass (None: an empty app); ``wifi``: True (knows ``HomeNet``), False
+    (boots into listening mode) or WifiCredentials; ``storage``: a folder for the DCT;
+    ``timing``: "thread" or "fast" (None: the testbed's, "thread")."""
+    from .system.network import WifiCredentials
+    from .testbed import HOME_NETWORK, DeviceSpec
 
-    spec: DeviceSpec = provisioned("dev")[0]
-    return fwsim_testbed.add_device(spec)
+    def make(name: str = "dev", *, profile: str = "p2", firmware: Any = None,
+             wifi: bool | Sequence[WifiCredentials] = True, storage: str | Path | None = None,
+             timing: str | None = None, options: Any = None, power_on: bool = False,
+             **spec: Any) -> Device:
+        if wifi is True:
+            known: tuple[WifiCredentials, ...] = (
+                WifiCredentials(HOME_NETWORK.ssid, HOME_NETWORK.password),)
+        elif wifi is False:
+            known = ()
+        else:
+            known = tuple(wifi)
+        device = fwsim_testbed.add_device(DeviceSpec(
+            name, profile=profile, firmware=firmware, wifi=known, storage_dir=storage,
+            timing=timing, options=options, **spec))
+        if power_on:
+            device.power_on()
+        return device
+
+    return make
+
+
+@pytest.fixture
+def fwsim_device(fwsim_make_device: Callable[..., Device]) -> Device:
+    """A P2 named ``dev`` that knows ``HomeNet``, linked to the cloud, not powered on."""
+    return fwsim_make_device()
+
+
+@pytest.fixture
+def fwsim_phone(fwsim_testbed: Testbed) -> Callable[..., Phone]:
+    """``fwsim_phone(device, carrier="control", *, think_time_s=1.5)``: a phone that
+    provisions ``device`` over a carrier (``usb``, ``ble``, ``serial``, ``control``,
+    ``direct``; firmware_sim.testbed.CARRIERS). Queue steps (``set_claim_code``,
+    ``join_new_network``, ``start_listening``, ``stop_listening``), then ``run()``; each
+    step's result is in ``phone.results``."""
+    from .testbed import Phone, carrier
+
+    def make(device: Device, carrier_name: str = "control", *,
+             think_time_s: float = 1.5) -> Phone:
+        return Phone(fwsim_testbed.world, carrier(carrier_name)(device),
+                     think_time_s=think_time_s)
+
+    return make
+
+
+@pytest.fixture
+def fwsim_trace(fwsim_testbed: Testbed) -> StrictTrace:
+    """Strict queries of the test's trace (:class:`StrictTrace`)."""
+    return StrictTrace(fwsim_testbed.world.trace)
 
 
 @pytest.fixture
@@ -135,6 +246,144 @@ def _safe_name(nodeid: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid).strip("_")[:150] or "test"
 
 
+# -- strict trace queries -----------------------------------------------------------------------
+
+_PROJECT_PACKAGES = ("firmware_sim", "cloud_sim", "transports", "control_requests")
+_KIND = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$")
+_EMITTERS = {"emit", "_emit", "_trace"}
+
+
+class UnknownTraceQuery(AssertionError):
+    """A trace query named a kind or a field fwsim never writes (a typo)."""
+
+
+@functools.cache
+def trace_catalog() -> dict[str, frozenset[str] | None]:
+    """Every record kind fwsim's code writes, with its fields (None: open, the call passes
+    ``**fields``), read from the sources: calls of ``.emit(kind, ...)``,
+    ``trace.emit(node, layer, kind, ...)`` and the ``_emit``/``_trace`` helpers."""
+    root = Path(__file__).resolve().parent.parent
+    catalog: dict[str, set[str] | None] = {}
+    for package in _PROJECT_PACKAGES:
+        for path in sorted((root / package).rglob("*.py")):
+            if "_pb" in path.parts:
+                continue
+            try:
+                tree = ast.parse(path.read_text(encoding="utf-8"))
+            except (OSError, SyntaxError):
+                continue
+            for node in ast.walk(tree):
+                if not isinstance(node, ast.Call):
+                    continue
+                func = node.func
+                name = func.attr if isinstance(func, ast.Attribute) else (
+                    func.id if isinstance(func, ast.Name) else None)
+                if name not in _EMITTERS or not node.args:
+                    continue
+                arg = node.args[2] if name == "emit" and len(node.args) >= 3 else node.args[0]
+                if not (isinstance(arg, ast.Constant) and isinstance(arg.value, str)
+                        and _KIND.match(arg.value)):
+                    continue
+                fields = catalog.setdefault(arg.value, set())
+                if any(kw.arg is None for kw in node.keywords):
+                    catalog[arg.value] = None
+                elif fields is not None:
+                    fields.update(kw.arg for kw in node.keywords if kw.arg is not None)
+    return {kind: (frozenset(f) if f is not None else None) for kind, f in catalog.items()}
+
+
+class StrictTrace:
+    """``find``/``count``/``first`` over a trace that refuse unknown kinds and fields.
+
+    A kind is known when fwsim's code writes it (:func:`trace_catalog`) or the trace holds it;
+    a field is known for a kind when a call site writes it or a record of that kind in the trace
+    has it. Anything else raises :class:`UnknownTraceQuery` naming the closest known ones -
+    ``count("claim.redem") == 0`` fails instead of passing."""
+
+    def __init__(self, trace: Trace) -> None:
+        self.trace = trace
+
+    def known_kinds(self) -> set[str]:
+        return set(trace_catalog()) | {r.kind for r in self.trace.records}
+
+    def known_fields(self, kind: str) -> set[str] | None:
+        written = trace_catalog().get(kind, frozenset())
+        seen = {key for r in self.trace.records if r.kind == kind for key in r.fields}
+        return None if written is None else set(written) | seen
+
+    def _check(self, kind: str | None, fields: dict[str, Any]) -> None:
+        import difflib
+
+        if kind is not None and kind not in self.known_kinds():
+            close = difflib.get_close_matches(kind, sorted(self.known_kinds()), n=5)
+            raise UnknownTraceQuery(
+                f"unknown trace kind {kind!r}" + (f"; did you mean {', '.join(close)}?"
+                                                 if close else "")
+                + f" (known kinds: {', '.join(sorted(self.known_kinds()))})")
+        if not fields:
+            return
+        known: set[str] | None = set()
+        for candidate in ([kind] if kind is not None else sorted(self.known_kinds())):
+            these = self.known_fields(candidate)
+            if these is None:
+                return
+            assert known is not None
+            known |= these
+        unknown = sorted(set(fields) - (known or set()))
+        if unknown:
+            raise UnknownTraceQuery(
+                f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} for "
+                f"{'kind ' + repr(kind) if kind else 'any kind'} (known: "
+                f"{', '.join(sorted(known or ())) or 'none'})")
+
+    def find(self, kind: str | None = None, *, node: str | None = None,
+             **fields: Any) -> list[TraceRecord]:
+        self._check(kind, fields)
+        return self.trace.find(kind, node=node, **fields)
+
+    def count(self, kind: str | None = None, *, node: str | None = None, **fields: Any) -> int:
+        return len(self.find(kind, node=node, **fields))
+
+    def first(self, kind: str | None = None, *, node: str | None = None,
+              **fields: Any) -> TraceRecord | None:
+        found = self.find(kind, node=node, **fields)
+        return found[0] if found else None
+
+    def log_lines(self, node: str | None = None) -> list[str]:
+        """The Device OS log of ``node`` (or of every device)."""
+        from .services.log import log_lines
+
+        return log_lines(self.trace.records, node)
+
+
+# -- the failure report ---------------------------------------------------------------------------
+
+
+def failure_section(world: World, lines_wanted: int) -> str:
+    """Each device's Device OS timeline (last lines) and the last cloud records."""
+    from .services.log import format_log_line
+
+    records = world.trace.records
+    parts = []
+    devices = sorted({r.node for r in records if r.kind == "log"})
+    for device in devices:
+        timeline = [format_log_line(r) for r in records if r.kind == "log" and r.node == device]
+        shown = timeline[-lines_wanted:]
+        parts.append(f"Device OS log of {device} (uptime ms; last {len(shown)} of "
+                     f"{len(timeline)} lines):\n" + "\n".join(shown))
+    cloud_layers = {"cloud", "endpoint", "http"}
+    cloud = [r for r in records if r.layer in cloud_layers and r.node not in devices
+             and not r.kind.startswith("coap.")]
+    if cloud:
+        shown_records = cloud[-lines_wanted:]
+        parts.append(f"last {len(shown_records)} cloud records (world time):\n"
+                     + "\n".join(r.summary() for r in shown_records))
+    if not parts:
+        parts.append(f"last {lines_wanted} trace records:\n"
+                     + "\n".join(r.summary() for r in world.trace.tail(lines_wanted)))
+    return "\n\n".join(parts)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
                               ) -> Generator[None, Any, None]:
@@ -159,8 +408,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
             written = f"full trace: {path}"
         except OSError as exc:
             written = f"full trace not written: {exc}"
-        tail = "\n".join(r.summary() for r in world.trace.tail(lines_wanted))
         sections.append(
             f"seed: {world.seed}  (rerun: pytest {item.nodeid} --fwsim-seed {world.seed})\n"
-            f"{written}\nlast {lines_wanted} trace records:\n{tail}")
+            f"{written}\n{failure_section(world, lines_wanted)}")
     report.sections.append(("fwsim", "\n\n".join(sections)))

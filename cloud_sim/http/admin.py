@@ -276,6 +276,19 @@ async def sessions(request: Request) -> Response:
                               for s in endpoint.sessions.values()]})
 
 
+@router.post("/sessions/{device_id}/forget", responses=ERRORS,
+             openapi_extra=body({}, form=False))
+async def forget_session(request: Request, device_id: str) -> Response:
+    """The cloud forgets the device's session (as ``spark/device/session/end`` does): the
+    device's next message on it gets a RST and it does a full handshake."""
+    ctx = context(request)
+    device_id = device_id.lower()
+    if not ownership.is_device_id(device_id):
+        raise bad_request(f"invalid device id {device_id[:40]!r}")
+    dropped = ctx.cloud.endpoint.forget_session(device_id)
+    return json({"ok": True, "device_id": device_id, "dropped": dropped})
+
+
 @router.get("/events", responses=ERRORS)
 async def events(request: Request) -> Response:
     ctx = context(request)

@@ -21,6 +21,8 @@ COMMAND_MODULES = ["scenario", "trace", "control", "serve", "cloud", "device", "
 COMMAND_MODULES.append("tb")  # ThingsBoard face (cloud_sim.thingsboard), lazily imported
 COMMAND_MODULES.append("explore")  # fwsim explore (firmware_sim.explore)
 COMMAND_MODULES.append("logdiff")  # fwsim logdiff (firmware_sim.logdiff)
+COMMAND_MODULES.append("ctl")  # fwsim ctl: steering a running up / cloud serve
+COMMAND_MODULES.append("fleet")  # fwsim fleet run (firmware_sim.fleet)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -36,6 +38,22 @@ class _Parser(argparse.ArgumentParser):
         self.print_usage(sys.stderr)
         print(f"{self.prog}: error: {message}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
+
+
+#: top-level module -> the extra of fwsim that installs it
+EXTRAS = {"uvicorn": "cloud", "fastapi": "cloud", "starlette": "cloud", "httpx": "cloud",
+          "bleak": "ble", "dbus_fast": "ble", "bumble": "bumble", "serial": "serial",
+          "grpc_tools": "dev-proto", "aiohttp": "bench", "hypothesis": "test",
+          "schemathesis": "test", "tb_device_mqtt": "test", "tb_rest_client": "test"}
+
+
+def missing_extra_hint(module: str) -> str:
+    """One line naming the extra that installs ``module`` (a missing optional dependency)."""
+    top = module.split(".", 1)[0]
+    extra = EXTRAS.get(top)
+    if extra is None:
+        return f"this needs the Python module {top!r}, which is not installed"
+    return f"this needs {top}, which is not installed: install fwsim[{extra}] for this"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,6 +80,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FwSimError as exc:
         print(f"fwsim: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except ModuleNotFoundError as exc:
+        print(f"fwsim: error: {missing_extra_hint(exc.name or str(exc))}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("fwsim: interrupted", file=sys.stderr)
         return 130
@@ -75,4 +96,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
 
 
-__all__ = ["COMMAND_MODULES", "CliError", "build_parser", "main"]
+__all__ = ["COMMAND_MODULES", "EXTRAS", "CliError", "build_parser", "main", "missing_extra_hint"]

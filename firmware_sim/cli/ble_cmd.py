@@ -135,6 +135,7 @@ async def _open(args: argparse.Namespace) -> _Where:
     if args.in_process:
         return _in_process(args)
     if args.os_bluetooth:
+        _check_bluez()
         return _Where()
     if not args.hci:
         raise ConfigurationError("say where the device is: --hci TRANSPORT (a device served "
@@ -149,6 +150,20 @@ async def _open(args: argparse.Namespace) -> _Where:
     except Exception as exc:
         raise ConfigurationError(f"cannot open HCI transport {args.hci!r}: {exc}") from None
     return _Where(central.scanner_backend, central.client_backend, None, central.close)
+
+
+def _check_bluez() -> None:
+    """``--os-bluetooth`` goes through bleak's BlueZ backend, which needs the D-Bus system bus
+    (and bluetoothd behind it): say so in one line instead of failing deep inside bleak."""
+    import os
+
+    address = os.environ.get("DBUS_SYSTEM_BUS_ADDRESS", "")
+    path = (address.split("unix:path=", 1)[1].split(",", 1)[0] if "unix:path=" in address
+            else "/run/dbus/system_bus_socket")
+    if not os.path.exists(path):
+        raise ConfigurationError(
+            f"--os-bluetooth needs BlueZ: no D-Bus system bus at {path} (start dbus and "
+            "bluetoothd, or use --hci with `fwsim serve --ble ...`, or --in-process)")
 
 
 def _run(coroutine: Awaitable[int]) -> int:

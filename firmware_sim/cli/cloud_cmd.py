@@ -10,6 +10,7 @@ import time
 from typing import TYPE_CHECKING
 
 from .common import port_arg, seed_arg
+from .live import add_live_log_arguments, start_live_log
 from .tb_cmd import add_serve_arguments
 from .tb_cmd import serve as serve_thingsboard
 
@@ -70,7 +71,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Serve the REST API (particle-api-js / particle-cli compatible, OpenAPI at "
         "/openapi.json; with --admin the emulator's admin namespace /fwsim) and the device link "
         "(CoAP over UDP) until interrupted. Prints the endpoints first.")
-    add_cloud_arguments(serve)
+    add_cloud_arguments(serve, default_seed=0)
+    serve.add_argument("--trace", metavar="FILE.jsonl",
+                       help="write the structured trace, line by line as it happens")
+    add_live_log_arguments(serve, devices=False)
     serve.add_argument("--admin", action="store_true",
                        help="serve the /fwsim admin namespace (seeding, outbox, transfers), "
                        "behind the admin token printed at start (--admin-token implies it)")
@@ -124,8 +128,10 @@ async def _serve_async(args: argparse.Namespace) -> int:
 
     cloud = cloud_spec(args)
     testbed = Testbed(TestbedSpec(seed=args.seed, cloud=cloud, access_points=(),
+                                  trace_path=getattr(args, "trace", None),
                                   trace_memory_limit=20_000))
     reason = "error"
+    dashboard = None
     try:
         served = await testbed.serve_cloud(serve_options(args))
         driver = asyncio.create_task(testbed.driver().run())
@@ -135,12 +141,22 @@ async def _serve_async(args: argparse.Namespace) -> int:
             admin_token = getattr(served.server, "admin_token", None)
             say("fwsim cloud", "admin", f"{served.http_url}/fwsim/state  (X-Fwsim-Admin-Token: "
                 f"{admin_token})" if admin_token else "off (--admin to serve /fwsim)")
+            if admin_token:
+                from ..dashboard import mount_dashboard
+
+                dashboard = mount_dashboard(served, testbed)
+                for label, value in dashboard.lines:
+                    say("fwsim cloud", label, value)
             say("fwsim cloud", "database", args.db)
             say("fwsim cloud", "seed", f"{args.seed}, speed {args.speed:g}x")
             say("fwsim cloud", "ready", "Ctrl-C to stop" if args.duration is None
                 else f"stopping after {args.duration:g} s")
+            assert testbed.cloud is not None
+            start_live_log(args, testbed.world, cloud=testbed.cloud.name)
             reason = await wait_until_stopped(args.duration)
         finally:
+            if dashboard is not None:
+                dashboard.close()
             await served.stop()
             testbed.driver().stop()
             await driver

@@ -9,7 +9,13 @@ from transports.edge_api import port_arg
 from ..kernel.errors import ConfigurationError
 from ..kernel.world import parse_seed
 
-__all__ = ["add_timing_argument", "port_arg", "seed_arg"]
+__all__ = ["BUILTIN_NAMES", "add_timing_argument", "device_arg", "load_device_config",
+           "port_arg", "seed_arg"]
+
+#: the built-in firmware names (``firmware_sim.apps.BUILTIN_FIRMWARE``), for help texts
+BUILTIN_NAMES = ("default", "session-end-workaround", "session-end-too-early", "clear-session")
+
+_DEVICE_KEYS = {"name", "profile", "firmware", "timing"}
 
 
 def seed_arg(text: str) -> int:
@@ -28,3 +34,54 @@ def add_timing_argument(parser: argparse.ArgumentParser) -> None:
                             f"{name}: {profile.summary}"
                             for name, profile in TIMING_PROFILES.items())
                         + f" (default {DEFAULT_TIMING})")
+
+
+def device_arg(text: str) -> tuple[str, str, str | None]:
+    """``NAME:PROFILE[:FIRMWARE]`` (the firmware may itself hold colons: ``mod:Class``)."""
+    name, _, rest = text.partition(":")
+    profile, _, firmware = rest.partition(":")
+    if not name or not profile:
+        raise argparse.ArgumentTypeError(
+            f"invalid device {text!r}: expected NAME:PROFILE[:FIRMWARE]")
+    return name, profile, firmware or None
+
+
+def load_device_config(path: str) -> list[tuple[str, str, str | None, str | None]]:
+    """The ``[[device]]`` tables of a TOML file: ``(name, profile, firmware, timing)``.
+
+    ::
+
+        [[device]]
+        name = "bench"
+        profile = "p2"
+        firmware = "session-end-workaround"   # optional
+        timing = "fast"                         # optional
+    """
+    import tomllib
+
+    try:
+        with open(path, "rb") as stream:
+            data = tomllib.load(stream)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"{path} is not valid TOML: {exc}") from None
+    tables = data.get("device")
+    if not isinstance(tables, list) or not tables:
+        raise ConfigurationError(f"{path}: expected one or more [[device]] tables")
+    devices = []
+    for index, table in enumerate(tables, 1):
+        if not isinstance(table, dict):
+            raise ConfigurationError(f"{path}: device {index} is not a table")
+        unknown = set(table) - _DEVICE_KEYS
+        if unknown:
+            raise ConfigurationError(f"{path}: device {index} has unknown keys "
+                                     f"{', '.join(sorted(unknown))} (known: "
+                                     f"{', '.join(sorted(_DEVICE_KEYS))})")
+        values = {key: table.get(key) for key in _DEVICE_KEYS}
+        for key, value in values.items():
+            if value is not None and not isinstance(value, str):
+                raise ConfigurationError(f"{path}: device {index}: {key} must be a string")
+        devices.append((values["name"] or f"dev{index}", values["profile"] or "p2",
+                        values["firmware"], values["timing"]))
+    return devices

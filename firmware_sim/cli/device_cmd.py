@@ -19,21 +19,19 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from .cloud_cmd import positive_float
-from .common import add_timing_argument, seed_arg
+from .common import BUILTIN_NAMES, add_timing_argument, seed_arg
+from .live import add_live_log_arguments, start_live_log
 
-if TYPE_CHECKING:
-    from ..kernel.trace import TraceRecord
-
-FIRMWARE = ("default", "session-end-workaround", "session-end-too-early", "clear-session")
+FIRMWARE = BUILTIN_NAMES
 """The built-in firmware names (``firmware_sim.apps.BUILTIN_FIRMWARE``)."""
 REMOTE_SCENARIOS = ("product-customer-transfer",)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from ..testbed.serving import add_edge_arguments
+
     parser = sub.add_parser("device", help="run a simulated device against a cloud",
                             description="A simulated device on real sockets.")
     cmds = parser.add_subparsers(dest="device_command", metavar="SUBCOMMAND")
@@ -60,7 +58,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                      help="virtual seconds per wall second (default 1)")
     run.add_argument("--for", dest="duration", type=positive_float, default=None,
                      metavar="SECONDS", help="stop after this many wall seconds")
-    run.add_argument("--quiet", action="store_true", help="do not print the device log")
+    run.add_argument("--trace", metavar="FILE.jsonl",
+                     help="write the structured trace, line by line as it happens")
+    add_live_log_arguments(run)
     run.add_argument("--scenario", choices=REMOTE_SCENARIOS,
                      help="run this scenario's script against the remote cloud (needs --api)")
     run.add_argument("--api", metavar="http://HOST:PORT",
@@ -73,6 +73,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                      "device's key and for --scenario (printed by `fwsim cloud serve --admin`; "
                      "default $FWSIM_ADMIN_TOKEN)")
     add_timing_argument(run)
+    add_edge_arguments(run)
     run.set_defaults(handler=_run)
 
 
@@ -91,22 +92,13 @@ def _run(args: argparse.Namespace) -> int:
     return asyncio.run(_device(args))
 
 
-def _printer(node: str, quiet: bool) -> Callable[[TraceRecord], None]:
-    from ..services.log import format_log_line
-
-    def show(record: TraceRecord) -> None:
-        if not quiet and record.kind == "log" and record.node == node:
-            print(format_log_line(record), flush=True)
-    return show
-
-
 async def _device(args: argparse.Namespace) -> int:
-    from cloud_sim.server import wait_until_stopped
-
     from ..kernel.errors import UsageError
     from ..system.network import WifiCredentials
     from ..system.radio import AccessPoint
     from ..testbed import DeviceSpec, LinkSpec, Testbed, TestbedSpec
+    from ..testbed.adapters import surface_for
+    from ..testbed.serving import EdgeContext, run_edge, stop_on_signals
 
     home = AccessPoint("HomeNet", "home-pass-1")
     spec = DeviceSpec(args.name, profile=args.profile, device_id=args.device_id,
@@ -114,28 +106,33 @@ async def _device(args: argparse.Namespace) -> int:
                       wifi=(WifiCredentials(home.ssid, home.password),),
                       link=LinkSpec(cloud_url=args.cloud))
     testbed = Testbed(TestbedSpec(seed=args.seed, access_points=(home,), cloud=None,
-                                  trace_memory_limit=20_000, timing=args.timing))
-    driver = testbed.driver(args.speed)
-    device = testbed.add_device(spec)
-    if args.api is not None:
-        from ..testbed import enrol_remote, remote_api
-
-        with remote_api(args.api, admin_token=args.admin_token) as api:
-            enrol_remote(api, device)
-    if args.claim_code is not None:
-        result = device.claim.set_claim_code(args.claim_code.encode("latin-1", "replace"))
-        if result != 0:
-            raise UsageError(f"the device refused the claim code (result {result})")
-    testbed.world.trace.subscribe(_printer(device.name, args.quiet))
-    print(f"fwsim device: {device.name} id {device.device_id} ({device.profile.name}) -> "
-          f"{args.cloud}; Ctrl-C to stop", flush=True)
-    device.power_on()
-    task = asyncio.create_task(driver.run())
+                                  trace_path=args.trace, trace_memory_limit=20_000,
+                                  timing=args.timing))
     try:
-        await wait_until_stopped(args.duration)
+        driver = testbed.driver(args.speed)
+        device = testbed.add_device(spec)
+        if args.api is not None:  # the cloud learns the device's key, the device the cloud's
+            from ..testbed import enrol_remote, remote_api
+
+            with remote_api(args.api, admin_token=args.admin_token) as api:
+                enrol_remote(api, device)
+        if args.claim_code is not None:
+            result = device.claim.set_claim_code(args.claim_code.encode("latin-1", "replace"))
+            if result != 0:
+                raise UsageError(f"the device refused the claim code (result {result})")
+        print(f"fwsim device: {device.name} id {device.device_id} ({device.profile.name}) -> "
+              f"{args.cloud}; serial {device.serial_number} mobile secret "
+              f"{device.mobile_secret} setup code {device.setup_code}; Ctrl-C to stop",
+              flush=True)
+        start_live_log(args, testbed.world, devices=[device.name])
+        device.power_on()
+        stop = asyncio.Event()
+        with stop_on_signals(stop):
+            ctx = EdgeContext(testbed.world, driver, [surface_for(device)], None)
+            await run_edge(ctx, args, duration_s=args.duration,
+                           announce=lambda line: print(f"fwsim device: {line}", flush=True),
+                           stop_event=stop)
     finally:
-        driver.stop()
-        await task
         testbed.close()
     print(f"fwsim device: stopped; handshakes full={device.cloud.handshakes['full']} "
           f"resumed={device.cloud.handshakes['resumed']}", file=sys.stderr, flush=True)
@@ -143,11 +140,19 @@ async def _device(args: argparse.Namespace) -> int:
 
 
 async def _scenario(args: argparse.Namespace) -> int:
+    from ..kernel.errors import ConfigurationError
     from ..scenarios.transfer import run_remote
 
-    result = await run_remote(args.api, args.cloud, seed=args.seed, speed=args.speed,
-                              timeout_s=args.timeout, timing=args.timing,
-                              admin_token=args.admin_token)
+    try:
+        result = await run_remote(args.api, args.cloud, seed=args.seed, speed=args.speed,
+                                  timeout_s=args.timeout, timing=args.timing,
+                                  admin_token=args.admin_token)
+    except (OSError, ImportError) as exc:
+        raise ConfigurationError(_remote_failure(args.api, exc)) from None
+    except Exception as exc:  # httpx's transport errors, without importing httpx here
+        if type(exc).__module__.split(".")[0] != "httpx":
+            raise
+        raise ConfigurationError(_remote_failure(args.api, exc)) from None
     if not args.quiet:
         print(f"# scenario {args.scenario} over CoAP/UDP {args.cloud} and HTTP {args.api}, "
               f"seed {args.seed}, speed {args.speed:g}x", flush=True)
@@ -159,3 +164,10 @@ async def _scenario(args: argparse.Namespace) -> int:
     print(f"{'PASS' if result.passed else 'FAIL'} {args.scenario} (seed {args.seed}, "
           f"{result.wall_seconds:.1f} s wall): {result.verdict}", flush=True)
     return 0 if result.passed else 1
+
+
+def _remote_failure(api: str, exc: BaseException) -> str:
+    if isinstance(exc, ImportError):
+        return (f"--scenario needs the REST API client ({exc.name or exc}): install "
+                "fwsim[cloud] for this")
+    return f"cannot reach the cloud's REST API at {api}: {exc} (is `fwsim cloud serve` running?)"

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
-from .common import add_timing_argument, seed_arg
+from .common import BUILTIN_NAMES, add_timing_argument, seed_arg
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -33,6 +34,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run.add_argument("--diagram", metavar="STEM",
                      help="write the run's sequence diagram as STEM.mmd and STEM.html")
     run.add_argument("--trace", metavar="FILE.jsonl", help="write the full structured trace")
+    run.add_argument("--trace-dir", metavar="DIR",
+                     help="write each scenario's trace as DIR/NAME.jsonl (with --all; the "
+                     "folder is created)")
+    run.add_argument("--firmware", metavar="NAME|MODULE:CLASS|FILE.py",
+                     help="run the scenario's device with this application firmware instead "
+                     "of its own (Particle scenarios; the checks stay the scenario's): a "
+                     "built-in name (" + ", ".join(BUILTIN_NAMES) + "), module:Class or "
+                     "file.py[:Class]")
+    run.add_argument("--json", action="store_true",
+                     help="print one JSON document (verdict, checks, seed, timings) instead of "
+                     "the timeline")
     run.add_argument("--quiet", action="store_true", help="print only the verdict")
     add_timing_argument(run)
     run.set_defaults(handler=_run)
@@ -55,47 +67,110 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    import json
+
     from ..kernel.errors import UsageError
     from ..scenarios import CATALOG
 
     if args.file is not None:
         if args.all or args.name is not None:
             raise UsageError("give a scenario name, --all or --file, not several")
+        if args.json or args.trace_dir or args.firmware:
+            raise UsageError("--json, --trace-dir and --firmware apply to catalog scenarios, "
+                             "not to --file")
         return _run_file(args.file, args.seed, args.trace, args.diagram, args.quiet)
     seed = 0 if args.seed is None else args.seed
     if args.all == (args.name is not None):
         raise UsageError("give a scenario name, --all or --file (see `fwsim scenario list`)")
-    if not args.all:
-        return _run_one(args.name, seed, args.trace, args.quiet, args.diagram, args.timing)
-    if args.trace or args.diagram:
-        raise UsageError("--trace and --diagram need a single scenario")
-    failures = [name for name in CATALOG
-                if _run_one(name, seed, None, args.quiet, timing=args.timing) != 0]
-    print(f"{len(CATALOG) - len(failures)}/{len(CATALOG)} scenarios reproduced their "
-          "expected behaviour" + (f"; failed: {', '.join(failures)}" if failures else ""))
+    names = list(CATALOG) if args.all else [args.name]
+    if args.all and (args.trace or args.diagram):
+        raise UsageError("--trace and --diagram need a single scenario (--trace-dir DIR "
+                         "writes one trace per scenario)")
+    if args.trace and args.trace_dir:
+        raise UsageError("give --trace or --trace-dir, not both")
+    reports = []
+    for name in names:
+        trace = args.trace
+        if args.trace_dir:
+            from pathlib import Path
+
+            trace = str(Path(args.trace_dir) / f"{name}.jsonl")
+        reports.append(_run_one(name, seed, trace, args.quiet or args.json, args.diagram,
+                                args.timing, firmware=args.firmware, show=not args.json))
+    failures = [r["name"] for r in reports if not r["passed"]]
+    if args.json:
+        document: dict[str, object] = reports[0] if not args.all else {
+            "seed": seed, "timing": args.timing, "total": len(reports),
+            "passed": len(reports) - len(failures), "failed": failures, "scenarios": reports}
+        print(json.dumps(document, indent=2))
+    elif args.all:
+        print(f"{len(reports) - len(failures)}/{len(reports)} scenarios reproduced their "
+              "expected behaviour" + (f"; failed: {', '.join(failures)}" if failures else ""))
     return 1 if failures else 0
 
 
+def _with_firmware(story: Any, firmware: str) -> Any:
+    """``story`` with every device running ``firmware`` (a Particle scenario only)."""
+    from dataclasses import replace
+
+    from ..apps import resolve_firmware
+    from ..kernel.errors import UsageError
+    from ..scenarios import Scenario
+
+    if not isinstance(story, Scenario):
+        raise UsageError(f"scenario {story.name} has no Particle device: --firmware does not "
+                         "apply")
+    resolve_firmware(firmware)  # a bad reference is a one-line error before the run
+    stage = story.stage
+
+    def staged() -> Any:
+        spec = stage()
+        return replace(spec, devices=tuple(replace(d, firmware=firmware)
+                                           for d in spec.devices))
+
+    return replace(story, stage=staged)
+
+
 def _run_one(name: str, seed: int, trace: str | None, quiet: bool,
-             diagram: str | None = None, timing: str | None = None) -> int:
+             diagram: str | None = None, timing: str | None = None, *,
+             firmware: str | None = None, show: bool = True) -> dict[str, Any]:
+    import time
+
     from ..scenarios import Scenario, get_story
 
     story = get_story(name)
+    if firmware is not None:
+        story = _with_firmware(story, firmware)
+    started = time.perf_counter()
     result = (story.run(seed, trace_path=trace, timing=timing) if isinstance(story, Scenario)
               else story.run(seed, trace_path=trace))
+    wall = time.perf_counter() - started
+    report: dict[str, Any] = {"name": result.name, "seed": result.seed, "passed": True,
+                              "skipped": result.skipped, "verdict": None, "checks": [],
+                              "wall_seconds": round(wall, 3), "trace": trace,
+                              "firmware": firmware}
     if result.skipped is not None:
-        print(f"SKIP {result.name} (seed {result.seed}): {result.skipped}")
-        return 0
+        if show:
+            print(f"SKIP {result.name} (seed {result.seed}): {result.skipped}")
+        return report
+    report.update(passed=result.passed, verdict=result.verdict,
+                  checks=[{"description": c.description, "ok": c.ok} for c in result.checks],
+                  simulated_seconds=round(result.world.now, 6),
+                  timing=timing if isinstance(story, Scenario) else None)
     if diagram:
         from ..diagram import write_diagrams
 
         paths = write_diagrams(result.world.trace.records, diagram,
                                title=f"scenario {name} (seed {seed})", summary=[result.verdict])
+        report["diagram"] = [str(p) for p in paths]
         if not quiet:
             print(f"# diagram written to {paths[0]} and {paths[1]}")
+    if not show:
+        return report
     out = sys.stdout
     if not quiet:
-        print(f"# scenario {result.name}, seed {result.seed}, {result.header}", file=out)
+        print(f"# scenario {result.name}, seed {result.seed}, {result.header}"
+              + (f", firmware {firmware}" if firmware else ""), file=out)
         for line in result.timeline:
             print(line, file=out)
         print("#", file=out)
@@ -104,8 +179,11 @@ def _run_one(name: str, seed: int, trace: str | None, quiet: bool,
         if trace:
             print(f"# trace written to {trace}", file=out)
     status = "PASS" if result.passed else "FAIL"
-    print(f"{status} {result.name} (seed {result.seed}): {result.verdict}", file=out)
-    return 0 if result.passed else 1
+    failed = [c.description for c in result.checks if not c.ok]
+    print(f"{status} {result.name} (seed {result.seed}): "
+          + (result.verdict if result.passed else
+             f"expected: {result.verdict}; failed checks: {'; '.join(failed)}"), file=out)
+    return report
 
 
 def _run_file(path: str, seed: int | None, trace: str | None, diagram: str | None,

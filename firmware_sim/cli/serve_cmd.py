@@ -11,7 +11,11 @@ import argparse
 import asyncio
 import sys
 
-from .common import add_timing_argument, seed_arg
+from .common import BUILTIN_NAMES, add_timing_argument, seed_arg
+from .live import add_live_log_arguments, start_live_log
+
+#: the in-process cloud's user a printed claim code belongs to
+DEFAULT_OWNER = "developer@fwsim.local"
 
 
 def _ap_arg(text: str) -> tuple[str, str | None]:
@@ -32,9 +36,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--for", dest="duration", type=float, metavar="SECONDS",
                         help="stop after this many seconds (default: run until Ctrl-C)")
     parser.add_argument("--claim-code-for", "--softap-claim-owner", dest="claim_owner",
-                        metavar="EMAIL",
-                        help="issue a claim code for this user in the in-process cloud and "
-                        "print it (for a setup client that needs a code the cloud accepts)")
+                        metavar="EMAIL", default=DEFAULT_OWNER,
+                        help="the user of the in-process cloud a printed claim code is for "
+                        f"(default {DEFAULT_OWNER}): set it over USB, BLE, SoftAP or serial "
+                        "and the cloud accepts it")
+    add_live_log_arguments(parser)
     add_edge_arguments(parser)
     parser.set_defaults(handler=_serve)
 
@@ -43,9 +49,8 @@ def add_device_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", default="p2",
                         help="platform profile: p2, photon2, argon, photon (default p2)")
     parser.add_argument("--firmware", default=None, metavar="NAME|MODULE:CLASS|FILE.py",
-                        help="application firmware: a built-in name (default, "
-                        "session-end-workaround, session-end-too-early, clear-session), a "
-                        "Python import path module:Class, or a file path.py[:Class]")
+                        help="application firmware: a built-in name (" + ", ".join(BUILTIN_NAMES)
+                        + "), a Python import path module:Class, or a file path.py[:Class]")
     parser.add_argument("--device-id", help="24 hex characters (default: derived from the seed)")
     parser.add_argument("--serial", help="15-character serial number")
     parser.add_argument("--secret", help="15-character mobile secret")
@@ -56,7 +61,8 @@ def add_device_arguments(parser: argparse.ArgumentParser) -> None:
                         help="an access point in range (repeatable; default HomeNet:home-pass-1)")
     parser.add_argument("--wifi", action="append", type=_ap_arg, metavar="SSID[:PASSWORD]",
                         help="Wi-Fi credentials the device already knows (repeatable)")
-    parser.add_argument("--trace", metavar="FILE.jsonl", help="write the structured trace")
+    parser.add_argument("--trace", metavar="FILE.jsonl",
+                        help="write the structured trace, line by line as it happens")
     add_timing_argument(parser)
 
 
@@ -81,12 +87,13 @@ def build_testbed(args: argparse.Namespace) -> object:
 
 
 def describe_device(device: object) -> str:
+    from ..apps import firmware_name
     from ..system import Device
 
     assert isinstance(device, Device)
     return (f"device {device.name}: {device.profile.name} id {device.device_id} serial "
             f"{device.serial_number} mobile secret {device.mobile_secret} setup code "
-            f"{device.setup_code}")
+            f"{device.setup_code} firmware {firmware_name(device.firmware_factory)}")
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -107,13 +114,14 @@ def _serve(args: argparse.Namespace) -> int:
             print(line, flush=True)
 
         with stop_on_signals(stop):
-            testbed.power_on()
             announce(describe_device(testbed.device))
-            if args.claim_owner:
-                cloud = testbed.cloud
-                assert isinstance(cloud, ParticlePlug)
-                code = cloud.create_claim_code(cloud.user(args.claim_owner))
-                announce(f"claim code {code} for {args.claim_owner}")
+            cloud = testbed.cloud
+            assert isinstance(cloud, ParticlePlug)
+            code = cloud.create_claim_code(cloud.user(args.claim_owner))
+            announce(f"claim code {code} for {args.claim_owner}")
+            start_live_log(args, testbed.world, devices=list(testbed.devices), cloud=cloud.name,
+                           ids=[(d.name, d.device_id) for d in testbed])
+            testbed.power_on()
             await run_edge(ctx, args, duration_s=args.duration, announce=announce,
                            stop_event=stop)
 

@@ -143,6 +143,7 @@ async def _serve(args: argparse.Namespace, prefix: str) -> int:
     stop = asyncio.Event()
     runner: asyncio.Future[None] | None = None
     served = None
+    dashboard = None
     try:
         with stop_on_signals(stop):
             served = await testbed.serve_cloud(ServeOptions(
@@ -154,6 +155,11 @@ async def _serve(args: argparse.Namespace, prefix: str) -> int:
                 say(prefix, label, value)
             say(prefix, "admin", f"{served.http_url}/fwsim/devices/<name>/why  (POST .../press;"
                 " tenant administrators)")
+            from ..dashboard import mount_dashboard
+
+            dashboard = mount_dashboard(served, testbed, token=args.admin_token)
+            for label, value in dashboard.lines:
+                say(prefix, label, value)
             say(prefix, "database", db)
             say(prefix, "seed", f"{args.seed}, speed {args.speed:g}x")
             assert plug.demo is not None
@@ -178,6 +184,8 @@ async def _serve(args: argparse.Namespace, prefix: str) -> int:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=args.duration)
     finally:
+        if dashboard is not None:
+            dashboard.close()
         if served is not None:
             await served.stop()
         if runner is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..kernel.trace import read_jsonl
+from ..kernel.trace import TraceRecord, read_jsonl
 from ..services.log import format_log_line
 
 
@@ -20,6 +20,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     show.add_argument("--node", help="only records of this node")
     show.add_argument("--kind", help="only records of this kind")
     show.add_argument("--log", action="store_true", help="only Device OS log lines")
+    show.add_argument("-f", "--follow", action="store_true",
+                      help="keep printing records as they are appended (a trace being written "
+                      "by `fwsim up/serve/device run --trace`); Ctrl-C stops")
+    show.add_argument("--for", dest="duration", type=float, metavar="SECONDS",
+                      help="with --follow: stop after this many seconds")
     show.set_defaults(handler=_show)
     diagram = cmds.add_parser(
         "diagram", help="draw a trace as a sequence diagram (Mermaid + offline HTML/SVG)",
@@ -37,16 +42,59 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _show(args: argparse.Namespace) -> int:
+    if args.follow:
+        return _follow(args)
     for record in read_jsonl(args.file):
-        if args.node and record.node != args.node:
-            continue
-        if args.log:
-            if record.kind == "log":
-                print(f"{record.node}: {format_log_line(record)}")
-            continue
-        if args.kind and record.kind != args.kind:
-            continue
-        print(record.summary())
+        _print_record(args, record)
+    return 0
+
+
+def _print_record(args: argparse.Namespace, record: TraceRecord) -> None:
+    if args.node and record.node != args.node:
+        return
+    if args.log:
+        if record.kind == "log":
+            print(f"{record.node}: {format_log_line(record)}", flush=args.follow)
+        return
+    if args.kind and record.kind != args.kind:
+        return
+    print(record.summary(), flush=args.follow)
+
+
+def _follow(args: argparse.Namespace) -> int:
+    """``tail -f`` for a trace: whole lines as they are appended, until Ctrl-C or --for."""
+    import time
+
+    from ..kernel.errors import ConfigurationError
+
+    deadline = None if args.duration is None else time.monotonic() + args.duration
+    try:
+        stream = open(args.file, encoding="utf-8")  # noqa: SIM115 - read until stopped
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read trace file {args.file}: "
+                                 f"{exc.strerror or exc}") from None
+    pending = ""
+    try:
+        with stream:
+            while deadline is None or time.monotonic() < deadline:
+                chunk = stream.readline()
+                if not chunk:
+                    time.sleep(0.1)
+                    continue
+                pending += chunk
+                if not pending.endswith("\n"):
+                    continue  # a line being written: wait for its end
+                line, pending = pending.strip(), ""
+                if not line:
+                    continue
+                try:
+                    record = TraceRecord.from_json(line)
+                except (ValueError, KeyError, TypeError):
+                    raise ConfigurationError(f"{args.file}: not a trace line: "
+                                             f"{line[:80]!r}") from None
+                _print_record(args, record)
+    except KeyboardInterrupt:
+        pass
     return 0
 
 

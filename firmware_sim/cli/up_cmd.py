@@ -22,15 +22,20 @@ import sys
 from typing import TYPE_CHECKING
 
 from .cloud_cmd import add_cloud_arguments, cloud_spec, say, serve_options
-from .common import add_timing_argument
+from .common import BUILTIN_NAMES, add_timing_argument, device_arg, load_device_config
+from .live import add_live_log_arguments, start_live_log
 from .tb_cmd import add_serve_arguments
 from .tb_cmd import serve as serve_thingsboard
 
 if TYPE_CHECKING:
     from cloud_sim.cloud import Cloud
+    from cloud_sim.model import Principal
 
+    from ..dashboard import Dashboard
     from ..system.device import Device
-    from ..testbed import ServedCloud
+    from ..system.network import WifiCredentials
+    from ..testbed import DeviceSpec, ServedCloud
+    from ..testbed.clouds.particle import ParticlePlug
 
 DEVELOPER = "developer@fwsim.local"
 PRODUCT_CLIENT = ("fwsim-product-client", "fwsim-product-secret")
@@ -84,8 +89,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         help="the developer's access token to print (default: a fresh random "
                         "one on every start; the previous start's token is revoked)")
     parser.add_argument("--firmware", default=None, metavar="NAME|MODULE:CLASS|FILE.py",
-                        help="application firmware of every device (see `fwsim serve --help`)")
+                        help="application firmware of every device: a built-in name ("
+                        + ", ".join(BUILTIN_NAMES) + "), a Python import path module:Class, "
+                        "or a file path.py[:Class]")
+    parser.add_argument("--device", dest="device_specs", action="append", type=device_arg,
+                        metavar="NAME:PROFILE[:FIRMWARE]",
+                        help="a device of your own (repeatable; replaces --devices/--profile/"
+                        "--firmware), e.g. --device bench:p2:session-end-workaround")
+    parser.add_argument("--config", metavar="FILE.toml",
+                        help="devices from a TOML file: [[device]] tables with name, profile, "
+                        "firmware, timing (docs/cloud-api.md, 'fwsim up')")
+    parser.add_argument("--trace", metavar="FILE.jsonl",
+                        help="write the structured trace, line by line as it happens")
     add_timing_argument(parser)
+    add_live_log_arguments(parser)
     add_edge_arguments(parser)
     add_serve_arguments(parser, "--cloud")
     parser.set_defaults(handler=_up)
@@ -125,42 +142,57 @@ def seed_cloud(cloud: Cloud, args: argparse.Namespace, devices: list[Device]) ->
 
 
 async def _up_async(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from ..system.network import WifiCredentials
     from ..system.radio import AccessPoint
-    from ..testbed import SERVED, DeviceSpec, LinkSpec, Testbed, TestbedSpec
+    from ..testbed import SERVED, LinkSpec, Testbed, TestbedSpec
     from ..testbed.adapters import surface_for
     from ..testbed.clouds.particle import ParticlePlug
     from ..testbed.serving import EdgeContext, run_edge, stop_on_signals
+    from ..testbed.steering import Steering
 
     home = AccessPoint("HomeNet", "home-pass-1")
     wifi = () if args.unprovisioned else (WifiCredentials(home.ssid, home.password),)
-    devices = tuple(
-        DeviceSpec(f"dev{i + 1}", profile=args.profile, firmware=args.firmware, wifi=wifi,
-                   storage_dir=(Path(args.state_dir) / f"dev{i + 1}" if args.state_dir
-                                else None))
-        for i in range(args.devices))
+    devices = up_device_specs(args, wifi)
     cloud = cloud_spec(args)
     testbed = Testbed(TestbedSpec(seed=args.seed, access_points=(home,), cloud=cloud,
                                   devices=devices, link=LinkSpec(cloud_url=SERVED),
-                                  timing=args.timing,
+                                  timing=args.timing, trace_path=args.trace,
                                   trace_memory_limit=20_000))
     plug = testbed.cloud
     assert isinstance(plug, ParticlePlug)
     token = seed_cloud(plug.cloud, args, list(testbed))
     stop = asyncio.Event()
     served: ServedCloud | None = None
+    dashboard: Dashboard | None = None
+    steering = Steering(testbed)
     try:
         with stop_on_signals(stop):
             served = await testbed.serve_cloud(serve_options(args))
+            if served.server is not None:
+                from ..testbed.steering_routes import mount_steering
+
+                mount_steering(served.server.app, steering)
+                from ..dashboard import mount_dashboard
+
+                dashboard = mount_dashboard(served, testbed, steering=steering)
+            code = plug.create_claim_code(
+                _developer(plug, args),
+                product_id=args.product[0] if args.product is not None else None)
+            _announce(args, served, token, code, list(testbed))
+            for label, value in dashboard.lines if dashboard is not None else ():
+                say(PREFIX, label, value)
+            start_live_log(args, testbed.world, devices=list(testbed.devices),
+                           cloud=plug.name,
+                           ids=[(d.name, d.device_id) for d in testbed])
             testbed.power_on()
-            _announce(args, served, token, list(testbed))
             ctx = EdgeContext(testbed.world, testbed.driver(),
                               [surface_for(device) for device in testbed], plug)
             await run_edge(ctx, args, duration_s=args.duration, announce=_print_line,
                            stop_event=stop)
     finally:
+        if dashboard is not None:
+            dashboard.close()
+        steering.close()
         if served is not None:
             await served.stop()
         testbed.close()
@@ -168,17 +200,60 @@ async def _up_async(args: argparse.Namespace) -> int:
     return 0
 
 
+def _developer(plug: ParticlePlug, args: argparse.Namespace) -> Principal:
+    from cloud_sim.model import Principal
+
+    user = plug.cloud.store.find_user(args.username)
+    assert user is not None
+    return Principal.user(user.id)
+
+
+def up_device_specs(args: argparse.Namespace, wifi: tuple[WifiCredentials, ...]
+                    ) -> tuple[DeviceSpec, ...]:
+    """The devices of ``fwsim up``: ``--config``, else ``--device`` (repeatable), else
+    ``--devices N`` of ``--profile`` running ``--firmware``."""
+    from pathlib import Path
+
+    from ..kernel.errors import UsageError
+    from ..testbed import DeviceSpec
+
+    chosen: list[tuple[str, str, str | None, str | None]] = []
+    if args.config is not None:
+        if args.device_specs:
+            raise UsageError("give --config or --device, not both")
+        chosen = load_device_config(args.config)
+    elif args.device_specs:
+        chosen = [(name, profile, firmware, None) for name, profile, firmware
+                  in args.device_specs]
+    else:
+        chosen = [(f"dev{i + 1}", args.profile, args.firmware, None)
+                  for i in range(args.devices)]
+    names = [name for name, *_ in chosen]
+    if len(set(names)) != len(names):
+        raise UsageError(f"device names must be unique: {', '.join(names)}")
+    return tuple(
+        DeviceSpec(name, profile=profile, firmware=firmware or args.firmware, wifi=wifi,
+                   timing=timing,
+                   storage_dir=(Path(args.state_dir) / name if args.state_dir else None))
+        for name, profile, firmware, timing in chosen)
+
+
 def _print_line(line: str) -> None:
     print(f"{PREFIX}: {line}", flush=True)
 
 
-def _announce(args: argparse.Namespace, served: ServedCloud, token: str,
+def _announce(args: argparse.Namespace, served: ServedCloud, token: str, code: str,
               devices: list[Device]) -> None:
+    from ..apps import firmware_name
+
     http_url = served.http_url
+    admin_token = getattr(served.server, "admin_token", None)
     for label, value in served.lines:
         say(PREFIX, label, value)
     say(PREFIX, "admin", f"{http_url}/fwsim/state  (outbox /fwsim/outbox; "
-        f"X-Fwsim-Admin-Token: {getattr(served.server, 'admin_token', None)})")
+        f"X-Fwsim-Admin-Token: {admin_token})")
+    say(PREFIX, "steer", f"export FWSIM_URL={http_url} FWSIM_ADMIN_TOKEN={admin_token}; "
+        "fwsim ctl devices")
     say(PREFIX, "events", f"{http_url}/v1/devices/events  (server-sent events)")
     say(PREFIX, "database", args.db)
     say(PREFIX, "developer", f"{args.username} / {args.password}")
@@ -188,6 +263,15 @@ def _announce(args: argparse.Namespace, served: ServedCloud, token: str,
         say(PREFIX, "product", f"{product_id} ({slug}); OAuth client {PRODUCT_CLIENT[0]} / "
             f"{PRODUCT_CLIENT[1]}")
     for device in devices:
-        say(PREFIX, f"device {device.name}", f"{device.device_id} ({device.profile.name}), "
-            f"cloud link {served.device_url}")
-    say(PREFIX, "try", f"curl -H 'Authorization: Bearer {token}' {http_url}/v1/devices")
+        say(PREFIX, f"device {device.name}", f"{device.device_id} ({device.profile.name}, "
+            f"firmware {firmware_name(device.firmware_factory)}), cloud link "
+            f"{served.device_url}")
+        say(PREFIX, "", f"serial {device.serial_number}  mobile secret {device.mobile_secret}"
+            f"  setup code {device.setup_code}")
+    say(PREFIX, "claim code", f"{code}  (for {args.username}"
+        + (f", product {args.product[0]}" if args.product is not None else "")
+        + "; set it on a device over USB, BLE, SoftAP, serial or `fwsim ctl set-claim-code`)")
+    first = devices[0]
+    say(PREFIX, "try", f"curl -H 'Authorization: Bearer {token}' -d id={first.device_id} "
+        f"{http_url}/v1/devices   (claims {first.name} once it is online; then "
+        f"curl -H 'Authorization: Bearer {token}' {http_url}/v1/devices lists it)")

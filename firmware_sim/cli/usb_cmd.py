@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -24,6 +25,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         cmd = cmds.add_parser(name, help=help_text, description=help_text)
         cmd.add_argument("--bridge", required=True, metavar="HOST:PORT",
                          help="address of the USB bridge (fwsim serve --usb-bridge)")
+        if name != "request":
+            cmd.add_argument("--json", action="store_true",
+                             help="print the decoded answer as JSON")
         if name != "list":
             cmd.add_argument("--device", metavar="ID",
                              help="device id (default: the first device on the bridge)")
@@ -34,7 +38,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         handler=_identify)
     request = command("request", "send one control request and print the result and reply")
     request.add_argument("type", help="request type: a number (0..65535) or a name "
-                         "(e.g. GET_DEVICE_ID)")
+                         "(e.g. DEVICE_ID; `fwsim control list` lists them)")
+    request.add_argument("--json", action="store_true",
+                         help="print the result and the decoded reply as JSON")
     request.add_argument("--data", default="", metavar="HEX", help="payload as hex")
     request.set_defaults(handler=_request)
     claim = command("set-claim-code", "set the claim code (SET_CLAIM_CODE, 200)")
@@ -77,6 +83,16 @@ def _list(args: argparse.Namespace) -> int:
             await connection.close()
 
     devices = asyncio.run(main())
+    if args.json:
+        rows = []
+        for device in devices:
+            vid, pid = int(device.get("vendorId", 0)), int(device.get("productId", 0))
+            found = platform_for_usb_ids(vid, pid)
+            rows.append({"id": str(device.get("serialNumber", "")).lower(),
+                         "platform": found[0].name if found else None,
+                         "vendor_id": vid, "product_id": pid, "name": device.get("name", "")})
+        print(json.dumps({"devices": rows}, sort_keys=True))
+        return 0
     if not devices:
         print("No devices found.")
     for device in devices:
@@ -93,6 +109,11 @@ def _identify(args: argparse.Namespace) -> int:
         mode = await client.get_device_mode()
         usb = client.usb
         platform = usb.platform.name if usb.platform else "unknown"
+        if args.json:
+            print(json.dumps({"device_id": usb.device_id, "firmware_version":
+                              usb.firmware_version, "platform": platform,
+                              "mode": getattr(mode, "name", str(mode))}, sort_keys=True))
+            return
         print(f"Your device id is {usb.device_id}")
         print(f"Your system firmware version is {usb.firmware_version}")
         print(f"Platform: {platform}")
@@ -102,12 +123,18 @@ def _identify(args: argparse.Namespace) -> int:
 
 
 def _request(args: argparse.Namespace) -> int:
-    from control_requests.types import parse_request_type
     from firmware_sim.kernel.errors import UsageError, result_name
 
     text = args.type.strip()
-    request_type = int(text, 0) if text.isdigit() or text.lower().startswith("0x") else int(
-        parse_request_type(text))
+    if text.isdigit() or text.lower().startswith("0x"):
+        try:
+            request_type = int(text, 0)
+        except ValueError:
+            raise UsageError(f"invalid request type {text!r}") from None
+        if not 0 <= request_type <= 0xFFFF:
+            raise UsageError(f"Invalid request type {request_type} (0..65535)")
+    else:
+        request_type = _request_type_by_name(text)
     try:
         payload = bytes.fromhex(args.data)
     except ValueError:
@@ -115,23 +142,69 @@ def _request(args: argparse.Namespace) -> int:
 
     async def body(client: Any) -> None:
         reply = await client.send_raw(request_type, payload)
+        decoded = decode_reply(request_type, reply.data)
+        if args.json:
+            print(json.dumps({"type": request_type, "result": reply.result,
+                              "result_name": result_name(reply.result),
+                              "reply_hex": reply.data.hex(), "reply": decoded},
+                             sort_keys=True))
+            return
         print(f"result {reply.result} ({result_name(reply.result)})")
         print(f"reply {reply.data.hex() or '(empty)'}")
+        if decoded:
+            print(f"decoded {json.dumps(decoded, sort_keys=True)}")
 
     return _run(args, body)
+
+
+def _request_type_by_name(text: str) -> int:
+    """A request type by its name; a one-line error with the closest names otherwise."""
+    import difflib
+
+    from control_requests.types import RequestType, parse_request_type
+    from firmware_sim.kernel.errors import UsageError
+
+    try:
+        return int(parse_request_type(text))
+    except Exception:
+        names = [t.name for t in RequestType]
+        wanted = text.upper().replace("-", "_")
+        close = difflib.get_close_matches(wanted, names, n=3, cutoff=0.5)
+        close += [n for n in names if wanted.startswith("GET_") and n == wanted[4:]]
+        hint = f" (did you mean {', '.join(dict.fromkeys(close))}?)" if close else ""
+        raise UsageError(f"unknown control request type name: {text!r}{hint}; `fwsim "
+                         "control list` lists them") from None
+
+
+def decode_reply(request_type: int, data: bytes) -> dict[str, Any] | None:
+    """The reply's protobuf message as a dict (``control_requests.codec``), None when fwsim
+    has no message for the type or the bytes do not parse."""
+    from google.protobuf.json_format import MessageToDict
+
+    from control_requests import codec
+
+    if codec.message_pair(request_type) is None:
+        return None
+    try:
+        message = codec.decode_reply(request_type, data)
+    except Exception:
+        return None
+    decoded: dict[str, Any] = MessageToDict(message, preserving_proto_field_name=True)
+    return decoded
 
 
 def _set_claim_code(args: argparse.Namespace) -> int:
     async def body(client: Any) -> None:
         await client.set_claim_code(args.code)
-        print("Claim code set.")
+        _say(args, "Claim code set.", {"ok": True, "request": "SET_CLAIM_CODE"})
 
     return _run(args, body)
 
 
 def _is_claimed(args: argparse.Namespace) -> int:
     async def body(client: Any) -> None:
-        print("claimed" if await client.is_claimed() else "not claimed")
+        claimed = await client.is_claimed()
+        _say(args, "claimed" if claimed else "not claimed", {"claimed": claimed})
 
     return _run(args, body)
 
@@ -139,7 +212,7 @@ def _is_claimed(args: argparse.Namespace) -> int:
 def _start_listening(args: argparse.Namespace) -> int:
     async def body(client: Any) -> None:
         await client.start_listening()
-        print("Done.")
+        _say(args, "Done.", {"ok": True, "request": "START_LISTENING"})
 
     return _run(args, body)
 
@@ -147,7 +220,7 @@ def _start_listening(args: argparse.Namespace) -> int:
 def _stop_listening(args: argparse.Namespace) -> int:
     async def body(client: Any) -> None:
         await client.stop_listening()
-        print("Done.")
+        _say(args, "Done.", {"ok": True, "request": "STOP_LISTENING"})
 
     return _run(args, body)
 
@@ -155,7 +228,7 @@ def _stop_listening(args: argparse.Namespace) -> int:
 def _join_network(args: argparse.Namespace) -> int:
     async def body(client: Any) -> None:
         await client.join_new_network(args.ssid, args.password)
-        print("Done.")
+        _say(args, "Done.", {"ok": True, "request": "WIFI_JOIN_NEW_NETWORK"})
 
     return _run(args, body)
 
@@ -163,6 +236,10 @@ def _join_network(args: argparse.Namespace) -> int:
 def _reset(args: argparse.Namespace) -> int:
     async def body(client: Any) -> None:
         await client.reset()
-        print("Done.")
+        _say(args, "Done.", {"ok": True, "request": "RESET"})
 
     return _run(args, body)
+
+
+def _say(args: argparse.Namespace, text: str, answer: dict[str, Any]) -> None:
+    print(json.dumps(answer, sort_keys=True) if getattr(args, "json", False) else text)

@@ -28,7 +28,6 @@ The owner keeps what belongs to its side: what it traces, what an ACK means, kee
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -127,7 +126,11 @@ class CoapExchange:
         self._on_retransmit = on_retransmit
         self._timer_label = timer_label
         self._pending: dict[int, Confirmable] = {}
-        self._received: deque[int] = deque(maxlen=dedup_window)
+        #: the last ``dedup_window`` ids received, as a ring (a list: an idle exchange holds
+        #: a few bytes, not a deque's 600)
+        self._received: list[int] = []
+        self._received_next = 0
+        self._dedup_window = dedup_window
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -208,9 +211,14 @@ class CoapExchange:
 
     def is_duplicate(self, mid: int) -> bool:
         """Record ``mid`` as received from the peer; True if it was within the window already."""
-        if mid in self._received:
+        received = self._received
+        if mid in received:
             return True
-        self._received.append(mid)
+        if len(received) < self._dedup_window:
+            received.append(mid)
+        else:
+            received[self._received_next] = mid
+            self._received_next = (self._received_next + 1) % self._dedup_window
         return False
 
     # -- teardown ------------------------------------------------------------------------------
@@ -222,4 +230,5 @@ class CoapExchange:
                 confirmable._timer.cancel()
                 confirmable._timer = None
         self._pending.clear()
-        self._received.clear()
+        self._received = []
+        self._received_next = 0

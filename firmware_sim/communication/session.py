@@ -27,6 +27,9 @@ _MAGIC = b"FWSS"
 # the application describe and subscriptions the cloud received in this session (0 = none)
 _LAYOUT = struct.Struct(">4sB8sIBHIII")
 _VERSION = 2
+#: where ``next_coap_id`` sits in the blob
+_COAP_ID_OFFSET = struct.calcsize(">4sB8sIB")
+_COAP_ID = struct.Struct(">H")
 
 
 class RestoreStatus(IntEnum):
@@ -102,9 +105,13 @@ class SessionPersist:
             self.save(replace(data, subscriptions_crc=crc))
 
     def update_coap_id(self, next_coap_id: int) -> None:
-        data = self.load()
-        if data is not None:
-            self.save(replace(data, next_coap_id=next_coap_id & 0xFFFF))
+        """After every message sent: patch the id into the blob (if it holds a session)."""
+        blob = self._retained.session
+        if SessionData.unpack(blob) is not None:
+            assert blob is not None
+            self._retained.session = (blob[:_COAP_ID_OFFSET]
+                                      + _COAP_ID.pack(next_coap_id & 0xFFFF)
+                                      + blob[_COAP_ID_OFFSET + _COAP_ID.size:])
 
     def clear(self) -> None:
         """Save a zeroed blob (``clearSessionData``)."""

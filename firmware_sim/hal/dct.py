@@ -22,6 +22,12 @@ a reference (``commit``). A fault hook that raises :class:`PowerCut` at any step
 committed image either entirely old or entirely new. The Dct object that saw the power cut is
 dead; "rebooting" means opening a new Dct on the same backend, as the device re-reads flash.
 
+The image is kept in 128-byte pages: a page never written is one shared, immutable page of
+0xFF, and a write replaces only the pages it touches (copy on write, so the committed image of a
+memory backend and the device's view share every page). An idle device therefore holds only the
+few pages it wrote - its id, claim code, server settings - not a private 8 KiB copy, twice.
+Without a fault hook a write skips announcing its per-byte steps (nobody listens).
+
 The file backend does its I/O through a :class:`DctFiles` seam (:class:`OsDctFiles`: the real
 system calls), so a test can put a page-cache model under it and cut the power between any two
 operations (``tests/unit/hal/test_dct_power_cut.py``).
@@ -126,20 +132,81 @@ class DctBackend(Protocol):
     def describe(self) -> str: ...
 
 
+PAGE_SIZE = 128
+#: The written pages of an image by index (a page not in it reads as 0xFF). Never changed in
+#: place once built: a write makes a new one.
+Pages = dict[int, bytes]
+_PAGE_COUNT = (DCT_SIZE + PAGE_SIZE - 1) // PAGE_SIZE
+#: the erased page of each index (the last one is shorter), shared by every image
+_ERASED_PAGES: tuple[bytes, ...] = tuple(
+    bytes([ERASED]) * (min(DCT_SIZE, (i + 1) * PAGE_SIZE) - i * PAGE_SIZE)
+    for i in range(_PAGE_COUNT))
+
+
+def _pages_of(image: bytes) -> Pages:
+    """The written pages of a full image (erased ones left out)."""
+    pages: Pages = {}
+    for index, erased in enumerate(_ERASED_PAGES):
+        page = image[index * PAGE_SIZE:index * PAGE_SIZE + len(erased)]
+        if page != erased:
+            pages[index] = bytes(page)
+    return pages
+
+
+def _join(pages: Pages) -> bytes:
+    if not pages:
+        return b"".join(_ERASED_PAGES)
+    get = pages.get
+    return b"".join([get(index, erased) for index, erased in enumerate(_ERASED_PAGES)])
+
+
+def _read(pages: Pages, offset: int, size: int) -> bytes:
+    first, last = offset // PAGE_SIZE, (offset + size - 1) // PAGE_SIZE
+    start = offset - first * PAGE_SIZE
+    if first == last or size == 0:
+        return pages.get(first, _ERASED_PAGES[first])[start:start + size]
+    chunk = b"".join([pages.get(i, _ERASED_PAGES[i]) for i in range(first, last + 1)])
+    return chunk[start:start + size]
+
+
+def _written(pages: Pages, offset: int, data: bytes) -> Pages:
+    """A new page map: ``pages`` with ``data`` written at ``offset``."""
+    new = dict(pages)
+    end = offset + len(data)
+    for index in range(offset // PAGE_SIZE, (end - 1) // PAGE_SIZE + 1):
+        base = index * PAGE_SIZE
+        erased = _ERASED_PAGES[index]
+        page = bytearray(pages.get(index, erased))
+        lo, hi = max(offset, base), min(end, base + len(erased))
+        page[lo - base:hi - base] = data[lo - offset:hi - offset]
+        if page == erased:
+            new.pop(index, None)
+        else:
+            new[index] = bytes(page)
+    return new
+
+
 class MemoryDctBackend:
     """Committed image held in memory (survives a simulated reboot, not the process)."""
 
     def __init__(self, image: bytes | None = None) -> None:
         if image is not None and len(image) != DCT_SIZE:
             raise DctSizeError(f"DCT image has {len(image)} bytes, expected {DCT_SIZE}")
-        self._image = image
+        self._pages: Pages | None = None if image is None else _pages_of(image)
 
     def load(self) -> bytes | None:
-        return self._image
+        return None if self._pages is None else _join(self._pages)
+
+    def load_pages(self) -> Pages | None:
+        """The committed image as pages (shared with the caller: never change them)."""
+        return self._pages
 
     def commit(self, image: bytes, fault: FaultHook) -> None:
+        self.commit_pages(_pages_of(image), fault)
+
+    def commit_pages(self, pages: Pages, fault: FaultHook) -> None:
         fault("commit")
-        self._image = image
+        self._pages = pages
 
     def describe(self) -> str:
         return "memory"
@@ -295,14 +362,17 @@ class Dct:
                  fault_hook: FaultHook | None = None) -> None:
         self.backend: DctBackend = backend if backend is not None else MemoryDctBackend()
         self.fault_hook: FaultHook = fault_hook or _no_fault
-        loaded = self.backend.load()
-        self._image = bytearray(loaded if loaded is not None else bytes([ERASED]) * DCT_SIZE)
+        if isinstance(self.backend, MemoryDctBackend):
+            self._pages: Pages = self.backend.load_pages() or {}
+        else:
+            loaded = self.backend.load()
+            self._pages = {} if loaded is None else _pages_of(loaded)
         self._dead = False
         self.writes = 0
 
     @property
     def size(self) -> int:
-        return len(self._image)
+        return DCT_SIZE
 
     def _check_alive(self) -> None:
         if self._dead:
@@ -315,7 +385,7 @@ class Dct:
     def read(self, offset: int, size: int) -> bytes:
         self._check_alive()
         self._check_range(offset, size)
-        return bytes(self._image[offset:offset + size])
+        return _read(self._pages, offset, size)
 
     def read_field(self, name: str) -> bytes:
         field = FIELDS[name]
@@ -323,22 +393,25 @@ class Dct:
 
     def image(self) -> bytes:
         self._check_alive()
-        return bytes(self._image)
+        return _join(self._pages)
 
     def write(self, offset: int, data: bytes) -> int:
         """Write ``data`` at ``offset`` atomically. Returns 0 (``dct_write_app_data``)."""
         self._check_alive()
         self._check_range(offset, len(data))
         fault = self.fault_hook
+        backend = self.backend
         try:
             fault("begin")
-            shadow = bytearray(self._image)
-            for index, byte in enumerate(data):
-                fault(f"modify:{index}")
-                shadow[offset + index] = byte
-            committed = bytes(shadow)
-            self.backend.commit(committed, fault)
-            self._image = shadow
+            if fault is not _no_fault:
+                for index in range(len(data)):
+                    fault(f"modify:{index}")
+            pages = _written(self._pages, offset, bytes(data)) if data else self._pages
+            if isinstance(backend, MemoryDctBackend):
+                backend.commit_pages(pages, fault)
+            else:
+                backend.commit(_join(pages), fault)
+            self._pages = pages
             self.writes += 1
             fault("done")
         except PowerCut:

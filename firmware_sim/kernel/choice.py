@@ -142,11 +142,12 @@ def _stream_key(name: str) -> str:
 class SeededChooser:
     """Today's behaviour: seeded streams, no faults (see the module header)."""
 
-    __slots__ = ("_streams", "_tie_random", "seed")
+    __slots__ = ("_streams", "seed", "tie_random")
 
     def __init__(self, seed: int | str) -> None:
         self.seed = seed
-        self._tie_random = random.Random(f"fwsim-scheduler:{seed}").random
+        #: the tie-break stream (the scheduler draws from it directly: the label is not used)
+        self.tie_random = random.Random(f"fwsim-scheduler:{seed}").random
         self._streams: dict[str, random.Random] = {}
 
     def _stream(self, name: str) -> random.Random:
@@ -156,7 +157,7 @@ class SeededChooser:
         return stream
 
     def tiebreak(self, label: str) -> float:
-        return self._tie_random()
+        return self.tie_random()
 
     def chance(self, name: str, p: float) -> bool:
         _check_probability(p)

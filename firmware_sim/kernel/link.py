@@ -20,7 +20,6 @@ UDP socket that went away).
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
@@ -49,7 +48,8 @@ class LinkEnd:
         self.receiver: Receiver | None = None
         self._closed = False
         self.peer: LinkEnd | None = None
-        self._queue: deque[bytes] = deque()
+        #: datagrams in flight towards this end (a list: short, and small when idle)
+        self._queue: list[bytes] = []
 
     @property
     def closed(self) -> bool:
@@ -125,6 +125,6 @@ class DatagramLink:
     def _deliver_head(self, target: LinkEnd) -> None:
         if not target._queue:
             return
-        data = target._queue.popleft()
+        data = target._queue.pop(0)
         if not target.closed and target.receiver is not None:
             target.receiver(data)

@@ -13,6 +13,11 @@ Entries live in one heap ordered by ``(due_us, priority, tiebreak, seq)``:
   chooser steers that order instead;
 * ``seq`` - insertion counter: entries with equal tie-breaks run in the order they were created.
 
+Cancelled entries stay in the heap until they come up (a keepalive re-armed on every message
+leaves one behind each time). The scheduler counts them and, when they are more than half of a
+heap of at least 1,024 entries, rebuilds the heap without them; the order of the live entries
+is a total order on their keys, so it is unchanged.
+
 Components that need FIFO delivery among same-instant entries (a link carrying several datagrams
 with equal latency) keep their own queue and let each scheduled entry take the queue's head.
 
@@ -23,11 +28,11 @@ out of ``step()`` (and so out of ``run_*``) unchanged: a failing callback is a b
 from __future__ import annotations
 
 from collections.abc import Callable
-from heapq import heappop, heappush
+from heapq import heapify, heappop, heappush
 from typing import Any
 
-from .choice import Chooser
-from .clock import VirtualClock, to_micros
+from .choice import Chooser, SeededChooser
+from .clock import MICROS_PER_SECOND, VirtualClock
 
 URGENT = 0
 NORMAL = 1
@@ -36,18 +41,25 @@ NORMAL = 1
 class TimerHandle:
     """A scheduled callback; ``cancel()`` makes it a no-op."""
 
-    __slots__ = ("args", "callback", "cancelled", "due_us", "label")
+    __slots__ = ("args", "callback", "cancelled", "due_us", "label", "scheduler")
 
     def __init__(self, due_us: int, callback: Callable[..., Any], args: tuple[Any, ...],
-                 label: str) -> None:
+                 label: str, scheduler: Scheduler | None = None) -> None:
         self.due_us = due_us
         self.callback = callback
         self.args = args
         self.label = label
         self.cancelled = False
+        #: told of a cancellation while the entry is in its heap
+        self.scheduler = scheduler
 
     def cancel(self) -> None:
-        self.cancelled = True
+        if not self.cancelled:
+            self.cancelled = True
+            scheduler = self.scheduler
+            if scheduler is not None:
+                self.scheduler = None
+                scheduler._entry_cancelled()
 
     @property
     def active(self) -> bool:
@@ -65,8 +77,11 @@ class Scheduler:
     def __init__(self, clock: VirtualClock, chooser: Chooser) -> None:
         self.clock = clock
         self._tiebreak = chooser.tiebreak
+        #: the seeded chooser's tie-break ignores the label: draw from its stream directly
+        self._tie_random = chooser.tie_random if type(chooser) is SeededChooser else None
         self._heap: list[tuple[int, int, float, int, TimerHandle]] = []
         self._seq = 0
+        self._cancelled = 0
         self.steps = 0
 
     def __len__(self) -> int:
@@ -75,19 +90,32 @@ class Scheduler:
     def call_at(self, due_us: int, callback: Callable[..., Any], *args: Any,
                 priority: int = NORMAL, label: str = "") -> TimerHandle:
         """Run ``callback(*args)`` at virtual instant ``due_us`` (clamped to now)."""
-        now_us = self.clock.now_us
+        now_us = self.clock._now_us
         if due_us < now_us:
             due_us = now_us
-        handle = TimerHandle(due_us, callback, args, label)
+        handle = TimerHandle(due_us, callback, args, label, self)
         self._seq = seq = self._seq + 1
-        heappush(self._heap, (due_us, priority, self._tiebreak(label), seq, handle))
+        tie_random = self._tie_random
+        heappush(self._heap, (due_us, priority,
+                              tie_random() if tie_random is not None else self._tiebreak(label),
+                              seq, handle))
         return handle
 
     def call_later(self, delay_s: float, callback: Callable[..., Any], *args: Any,
                    priority: int = NORMAL, label: str = "") -> TimerHandle:
         """Run ``callback(*args)`` ``delay_s`` seconds from now."""
-        return self.call_at(self.clock.now_us + to_micros(delay_s), callback, *args,
-                            priority=priority, label=label)
+        # call_at inlined (the hottest path of a fleet): same arithmetic as to_micros
+        now_us = self.clock._now_us
+        due_us = now_us + round(delay_s * MICROS_PER_SECOND)
+        if due_us < now_us:
+            due_us = now_us
+        handle = TimerHandle(due_us, callback, args, label, self)
+        self._seq = seq = self._seq + 1
+        tie_random = self._tie_random
+        heappush(self._heap, (due_us, priority,
+                              tie_random() if tie_random is not None else self._tiebreak(label),
+                              seq, handle))
+        return handle
 
     def call_soon(self, callback: Callable[..., Any], *args: Any, priority: int = NORMAL,
                   label: str = "") -> TimerHandle:
@@ -103,7 +131,16 @@ class Scheduler:
         heap = self._heap
         while heap and heap[0][4].cancelled:
             heappop(heap)
+            self._cancelled -= 1
         return heap[0][0] if heap else None
+
+    def _entry_cancelled(self) -> None:
+        self._cancelled += 1
+        heap = self._heap
+        if self._cancelled > 512 and 2 * self._cancelled > len(heap):
+            self._heap = heap = [entry for entry in heap if not entry[4].cancelled]
+            heapify(heap)
+            self._cancelled = 0
 
     def step(self) -> bool:
         """Run one entry. Returns False when nothing is scheduled."""
@@ -111,9 +148,11 @@ class Scheduler:
         while heap:
             due_us, _, _, _, handle = heappop(heap)
             if handle.cancelled:
+                self._cancelled -= 1
                 continue
-            self.clock.advance_to(due_us)
+            self.clock._now_us = due_us  # never backwards: the heap's minimum
             handle.cancelled = True  # a handle runs at most once
+            handle.scheduler = None
             self.steps += 1
             handle.callback(*handle.args)
             return True

@@ -8,7 +8,6 @@ were raised.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum, IntFlag
@@ -133,7 +132,7 @@ class SystemEventBus:
         self._scheduler = scheduler
         self._tracer = tracer
         self._subscriptions: list[_Subscription] = []
-        self._queue: deque[tuple[SystemEvent, int]] = deque()
+        self._queue: list[tuple[SystemEvent, int]] = []
         self._drain_scheduled = False
         self.enabled = True
 
@@ -160,7 +159,7 @@ class SystemEventBus:
     def _drain(self) -> None:
         self._drain_scheduled = False
         while self._queue:
-            event, param = self._queue.popleft()
+            event, param = self._queue.pop(0)
             for subscription in list(self._subscriptions):
                 if subscription.mask & int(event):
                     subscription.handler(event, param)

@@ -23,6 +23,7 @@ from .actors import (
     Phone,
     Provisioning,
     ProvisioningFactory,
+    SerialConsoleProvisioning,
     carrier,
 )
 from .clouds import CLOUDS, CloudPlug, ServedCloud, ServeOptions, cloud_kinds
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
         remote_api,
     )
     from .clouds.thingsboard import TbCloudSettings, ThingsBoardPlug
+    from .steering import Steering, UnknownDevice
 
 _LAZY = {
     "ParticlePlug": "firmware_sim.testbed.clouds.particle",
@@ -47,6 +49,8 @@ _LAZY = {
     "enrol_remote": "firmware_sim.testbed.clouds.particle",
     "TbCloudSettings": "firmware_sim.testbed.clouds.thingsboard",
     "ThingsBoardPlug": "firmware_sim.testbed.clouds.thingsboard",
+    "Steering": "firmware_sim.testbed.steering",
+    "UnknownDevice": "firmware_sim.testbed.steering",
 }
 
 __all__ = [
@@ -68,12 +72,15 @@ __all__ = [
     "Phone",
     "Provisioning",
     "ProvisioningFactory",
+    "SerialConsoleProvisioning",
     "ServeOptions",
     "ServedCloud",
+    "Steering",
     "TbCloudSettings",
     "Testbed",
     "TestbedSpec",
     "ThingsBoardPlug",
+    "UnknownDevice",
     "carrier",
     "claim_code_well_formed",
     "cloud_kinds",

@@ -4,8 +4,10 @@
   network, enter/leave listening mode) through a *carrier*: ``control`` (encoded control
   requests handed to the device's dispatcher, the bytes USB/BLE carry without their framing),
   ``usb`` (an in-process USB host, as particle-usb talks), ``ble`` (a BLE central with the
-  EC-JPAKE handshake, as the Particle app talks), or ``direct`` (calls the system layer; for
-  tests of the layers below). :data:`CARRIERS` lists them; :func:`carrier` loads one lazily.
+  EC-JPAKE handshake, as the Particle app talks), ``serial`` (the listening-mode console's
+  ``C`` and ``w`` dialogs, as a terminal or particle-cli talks), or ``direct`` (calls the system
+  layer; for tests of the layers below). :data:`CARRIERS` lists them; :func:`carrier` loads
+  one lazily.
 * :class:`Customer` - an app server or a customer's app calling the cloud's REST API.
 * :class:`Operator` - the person at the bench (and the weather): power cuts (also at a chosen
   step of a DCT write), resets, listening mode, Wi-Fi going out of range or forgotten, cloud
@@ -28,7 +30,7 @@ from control_requests.requests import Call
 from control_requests.steps import Done, ProvisioningSteps
 
 from ..hal.dct import Dct
-from ..kernel.errors import ConfigurationError, PowerCut
+from ..kernel.errors import ConfigurationError, PowerCut, ResultCode
 from ..kernel.world import World
 from ..system.device import Device
 from ..system.network import WifiCredentials
@@ -105,6 +107,7 @@ CARRIERS: dict[str, str] = {
     "direct": "firmware_sim.testbed.actors:DirectProvisioning",
     "usb": "transports.usb.provisioning:UsbProvisioning",
     "ble": "firmware_sim.testbed.actors:_ble_carrier",
+    "serial": "firmware_sim.testbed.actors:SerialConsoleProvisioning",
 }
 
 
@@ -115,6 +118,87 @@ def _ble_carrier(device: Device) -> Provisioning:
 
     phone: Provisioning = ble_provisioning()(surface_for(device))
     return phone
+
+
+class SerialConsoleProvisioning:
+    """Provisioning through the listening-mode serial console, as a person at a terminal (or
+    particle-cli's ``serial wifi``) would: ``C`` and the 63-character code for a claim code,
+    the ``w`` dialog (SSID, security, cipher, password) for Wi-Fi, ``x`` to leave listening
+    mode. Each step answers the console's prompts as they appear; its result is 0 when the
+    console confirmed, ``INVALID_STATE`` when the device is not in listening mode (nobody reads
+    the console then), ``NOT_SUPPORTED`` for entering listening mode (the console cannot)."""
+
+    def __init__(self, device: Device) -> None:
+        from transports.serial.device_port import attach_console
+
+        self.device = device
+        self.port = attach_console(device)
+
+    def _dialog(self, first: bytes, answers: list[tuple[bytes, bytes]],
+                outcomes: dict[bytes, int], done: Done) -> None:
+        if not self.device.running or not self.device.listening.active:
+            done(int(ResultCode.INVALID_STATE))
+            return
+        seen = bytearray()
+        pending = list(answers)
+        finished: list[bool] = []
+
+        def output(data: bytes) -> None:
+            if finished:
+                return
+            seen.extend(data)
+            while pending and pending[0][0] in seen:
+                prompt, reply = pending.pop(0)
+                del seen[:seen.index(prompt) + len(prompt)]
+                self.port.write(reply)
+            for marker, result in outcomes.items():
+                if not pending and marker in seen:
+                    finished.append(True)
+                    unsubscribe()
+                    done(result)
+                    return
+
+        unsubscribe = self.port.subscribe(output)
+        self.port.write(first)
+
+    def set_claim_code(self, code: str, done: Done) -> None:
+        self._dialog(b"C", [(b"Enter 63-digit claim code: ", code.encode() + b"\r")],
+                     {b"Claim code set to: ": 0,
+                      b"claim code is not 63 characters long": int(ResultCode.INVALID_ARGUMENT)},
+                     done)
+
+    def join_new_network(self, ssid: str, password: str, done: Done) -> None:
+        self._dialog(b"w", [(b"SSID: ", ssid.encode() + b"\r")],
+                     {b"Particle <3 you!": 0, b"couldn't save": int(ResultCode.INTERNAL)},
+                     lambda result: done(result))
+        # the security, cipher and password prompts depend on the scan: answered as they come
+        self._answer_while_open({b"Security 0=unsecured": b"3\r",
+                                 b"Security Cipher": b"1\r",
+                                 b"Password: ": password.encode() + b"\r"})
+
+    def _answer_while_open(self, prompts: dict[bytes, bytes]) -> None:
+        seen = bytearray()
+
+        def output(data: bytes) -> None:
+            seen.extend(data)
+            for prompt, reply in prompts.items():
+                if prompt in seen:
+                    del seen[:seen.index(prompt) + len(prompt)]
+                    self.port.write(reply)
+            if b"Particle <3 you!" in seen or b"couldn't save" in seen:
+                unsubscribe()
+
+        unsubscribe = self.port.subscribe(output)
+
+    def start_listening(self, done: Done) -> None:
+        done(int(ResultCode.NOT_SUPPORTED))
+
+    def stop_listening(self, done: Done) -> None:
+        if not self.device.running or not self.device.listening.active:
+            done(int(ResultCode.INVALID_STATE))
+            return
+        self.port.write(b"x")
+        self.device.world.call_soon(lambda: done(0), label="serial-stop-listening")
 
 
 def carrier(name: str) -> ProvisioningFactory:
@@ -294,6 +378,25 @@ class Operator:
         self.tracer.emit("operator.cloud_connect", device=device.name)
         device.cloud_connect()
 
+    def network_cut(self, device: Device) -> None:
+        """The device loses its network (it leaves its access point and stays off it until
+        :meth:`network_restore`); the cloud connection drops with it."""
+        self.tracer.emit("operator.network_cut", device=device.name)
+        device.network.disconnect()
+
+    def network_restore(self, device: Device) -> None:
+        """The device's network is back: it joins again and reconnects to the cloud."""
+        self.tracer.emit("operator.network_restore", device=device.name)
+        device.network.connect()
+        device.cloud_connect()
+
+    def publish(self, device: Device, name: str, data: str = "", *,
+                private: bool = True) -> bool:
+        """The device's application publishes an event (``Particle.publish``); False when it
+        was not sent (not connected, a handshake in progress, a bad name)."""
+        self.tracer.emit("operator.publish", device=device.name, event=name, private=private)
+        return device.app_publish(name, data, private=private, ttl=60)
+
     def clear_credentials(self, device: Device) -> None:
         """Forget every Wi-Fi network the device knows (``WiFi.clearCredentials()``)."""
         self.tracer.emit("operator.clear_credentials", device=device.name)
@@ -388,4 +491,5 @@ class Operator:
 
 __all__ = ["CARRIERS", "DCT_WRITE_STEPS", "ApiClient", "CloudControl",
            "ControlRequestProvisioning", "Customer", "DirectProvisioning", "Operator", "Phone",
-           "Provisioning", "ProvisioningFactory", "Step", "carrier"]
+           "Provisioning", "ProvisioningFactory", "SerialConsoleProvisioning", "Step",
+           "carrier"]

@@ -34,7 +34,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..apps import resolve_firmware
 from ..kernel.errors import ConfigurationError, UsageError
-from ..kernel.trace import JsonlSink, TraceSink
+from ..kernel.link import DatagramPort, Receiver
+from ..kernel.trace import JsonlSink, TraceRecord, TraceSink
 from ..kernel.world import World
 from ..system.device import Device, FirmwareOptions
 from ..system.radio import radio_environment
@@ -60,13 +61,15 @@ class Testbed:
         if world is None:
             sinks: list[TraceSink] = list(spec.sinks)
             if spec.trace_path is not None:
-                sinks.append(JsonlSink(spec.trace_path))
+                sinks.append(LiveJsonlSink(spec.trace_path))
             world = World(spec.seed, sinks=sinks, trace_memory_limit=spec.trace_memory_limit,
                           chooser=spec.chooser)
         self.world = world
         self._driver: AsyncioDriver | None = None
         self.served: ServedCloud | None = None
         self._pending_links: list[tuple[Device, LinkSpec]] = []
+        #: per device name: the steerable loss/latency of its UDP link (served devices)
+        self.link_conditioners: dict[str, ConditionedConnector] = {}
         radio = radio_environment(world)
         for access_point in spec.access_points:
             radio.add(access_point)
@@ -132,9 +135,12 @@ class Testbed:
 
         from .adapters import dtls_credentials
 
-        device.attach_cloud(UdpCloudConnector.from_url(
-            url, self.driver(), tracer=device.tracer.child("udp"),
-            credentials=lambda: dtls_credentials(device)))
+        connector = ConditionedConnector(
+            UdpCloudConnector.from_url(url, self.driver(), tracer=device.tracer.child("udp"),
+                                       credentials=lambda: dtls_credentials(device)),
+            self.world, device.name)
+        self.link_conditioners[device.name] = connector
+        device.attach_cloud(connector)
 
     @property
     def device(self) -> Device:
@@ -213,5 +219,92 @@ class Testbed:
                             for name, d in self.devices.items()}}
 
 
+class LiveJsonlSink:
+    """A JSON-lines trace file written line by line as records happen (line-buffered, so a
+    reader - ``fwsim trace show --follow`` - sees each record at once). Missing parent folders
+    are created."""
 
-__all__ = ["SERVED", "Testbed"]
+    def __init__(self, path: str | Path) -> None:
+        target = Path(path)
+        try:
+            if target.parent != Path():
+                target.parent.mkdir(parents=True, exist_ok=True)
+            self._stream = target.open("w", encoding="utf-8", buffering=1)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot write trace file {target}: {exc.strerror or exc}") from None
+        self._sink = JsonlSink(self._stream)
+
+    def write(self, record: TraceRecord) -> None:
+        self._sink.write(record)
+
+    def close(self) -> None:
+        self._sink.close()
+        self._stream.close()
+
+
+class ConditionedConnector:
+    """A device's cloud connector with steerable loss and one-way latency, applied to both
+    directions of every port it opens (a served device's UDP link: what
+    :meth:`~firmware_sim.testbed.steering.Steering.link` changes). At loss 0 and latency 0 it
+    passes datagrams straight through."""
+
+    def __init__(self, inner: Callable[[Receiver], DatagramPort], world: World,
+                 name: str) -> None:
+        self.inner = inner
+        self.world = world
+        self.name = name
+        self.loss = 0.0
+        self.latency_s = 0.0
+        self._rng = world.rng_for(f"link-conditions:{name}")
+        self._tracer = world.trace.bind(name, "link")
+
+    def set(self, *, loss: float | None = None, latency_s: float | None = None) -> None:
+        if loss is not None:
+            self.loss = float(loss)
+        if latency_s is not None:
+            self.latency_s = float(latency_s)
+
+    def _carry(self, direction: str, deliver: Callable[[bytes], None], data: bytes) -> None:
+        if self.loss > 0 and self._rng.random() < self.loss:
+            self._tracer.emit("datagram.lost", direction=direction, size=len(data))
+            return
+        if self.latency_s > 0:
+            self.world.call_later(self.latency_s, deliver, data, label="link-latency")
+        else:
+            deliver(data)
+
+    def __call__(self, receiver: Receiver) -> DatagramPort:
+        holder: list[DatagramPort] = []
+
+        def receive(data: bytes) -> None:
+            def deliver(payload: bytes) -> None:
+                if holder and not holder[0].closed:
+                    receiver(payload)
+            self._carry("to-device", deliver, data)
+
+        port = self.inner(receive)
+        holder.append(port)
+        return _ConditionedPort(self, port)
+
+
+class _ConditionedPort:
+    def __init__(self, connector: ConditionedConnector, port: DatagramPort) -> None:
+        self._connector = connector
+        self._port = port
+
+    def send(self, data: bytes) -> None:
+        def deliver(payload: bytes) -> None:
+            if not self._port.closed:
+                self._port.send(payload)
+        self._connector._carry("to-cloud", deliver, bytes(data))
+
+    def close(self) -> None:
+        self._port.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._port.closed
+
+
+__all__ = ["SERVED", "ConditionedConnector", "LiveJsonlSink", "Testbed"]

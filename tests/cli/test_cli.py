@@ -50,8 +50,8 @@ def test_scenario_run_prints_timeline_and_verdict(capsys: pytest.CaptureFixture[
     (["scenario", "run", "no-such"], "fwsim: error: unknown scenario 'no-such'"),
     (["scenario", "run", "resume-bug", "--seed", "abc"], "invalid seed 'abc'"),
     (["scenario", "run", "resume-bug", "--seed", "-5"], "invalid seed '-5'"),
-    (["scenario", "run", "resume-bug", "--trace", "/nonexistent-dir/x.jsonl"],
-     "fwsim: error: cannot write trace file /nonexistent-dir/x.jsonl"),
+    (["scenario", "run", "resume-bug", "--trace", "/dev/null/x.jsonl"],
+     "fwsim: error: cannot write trace file /dev/null/x.jsonl"),
     (["trace", "show", "/nonexistent-dir/x.jsonl"], "fwsim: error: cannot read trace file"),
     (["no-such-command"], "invalid choice"),
 ])

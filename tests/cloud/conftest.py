@@ -15,7 +15,7 @@ from cloud_sim.http.client import AsgiApiClient
 from cloud_sim.sqlite_store import SqliteStore
 from cloud_sim.store import CloudStore, MemoryStore
 from firmware_sim.kernel import World
-from firmware_sim.testbed.clouds.particle import open_served_cloud
+from firmware_sim.testbed.served import open_served_cloud
 
 DEVICE = "e00fce68aabbccddeeff0011"
 OTHER_DEVICE = "e00fce68aabbccddeeff0022"

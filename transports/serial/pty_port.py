@@ -50,6 +50,7 @@ class PtyConsole:
         self.path = os.ttyname(self.slave)
         if self.link is not None:
             try:
+                self.link.parent.mkdir(parents=True, exist_ok=True)  # mkdir -p: ours to make
                 if self.link.is_symlink():
                     self.link.unlink()
                 self.link.symlink_to(self.path)

@@ -236,23 +236,6 @@ class ParticlePlug:
         return AsgiApiClient(create_app(self.cloud))
 
 
-def open_served_cloud(db: str, *, seed: int, epoch: int,
-                      trace_memory_limit: int = 20_000) -> Cloud:
-    """A Particle cloud as the serving commands open it, for code that runs its own
-    ``cloud_sim.server.CloudServer`` (benchmarks, fuzzers, tests): a testbed world with no
-    device, SQLite ``db`` (or ``:memory:``), cloud time anchored at ``epoch``, devices offline
-    after 75 silent seconds, secrets from the OS CSPRNG."""
-    from ..spec import TestbedSpec
-    from ..testbed import Testbed
-
-    settings = ParticleSettings(db=db, epoch=epoch, offline_after_s=SERVED_OFFLINE_AFTER_S,
-                                unpredictable=True)
-    plug = Testbed(TestbedSpec(seed=seed, cloud=CloudSpec("particle", settings=settings),
-                               access_points=(), trace_memory_limit=trace_memory_limit)).cloud
-    assert isinstance(plug, ParticlePlug)
-    return plug.cloud
-
-
 def remote_api(base_url: str, *, admin_token: str | None = None
                ) -> AbstractContextManager[ApiClient]:
     """A client of a Particle cloud's REST API in another process (HTTP); ``admin_token`` goes

@@ -1,0 +1,66 @@
+"""The fleet's cloud: the Particle cloud served on sockets in a process of its own.
+
+How this works
+--------------
+``python -m firmware_sim.fleet.cloud_process --codes N --users U --admin-token T`` builds a
+testbed holding only the cloud, makes ``N`` claim codes for ``U`` users in process (no request
+per code), serves the cloud (REST with the ``/fwsim`` namespace behind the admin token, and the
+device link over UDP, remembering enough peers for the whole fleet) and prints one JSON line:
+``{"http": ..., "coap": ..., "codes": [...]}``. It runs its world with the real-time driver
+until its standard input closes or it gets SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+
+from ..testbed import CloudSpec, ServeOptions, Testbed, TestbedSpec
+from . import loop
+
+
+def user_email(number: int) -> str:
+    return f"fleet-user{number}@example.com"
+
+
+async def serve(codes: int, users: int, admin_token: str, seed: int, host: str) -> None:
+    bed = Testbed(TestbedSpec(seed=seed, cloud=CloudSpec("particle"), trace_memory_limit=0))
+    plug = bed.cloud
+    assert plug is not None
+    made = [plug.create_claim_code(plug.user(user_email(n % users)), ttl_s=3600)  # type: ignore[attr-defined]
+            for n in range(codes)]
+    served = await bed.serve_cloud(ServeOptions(
+        host=host, extra={"admin": True, "admin_token": admin_token,
+                          "max_device_peers": max(4096, 2 * codes)}))
+    runner = asyncio.create_task(bed.driver().run())
+    print(json.dumps({"http": served.http_url, "coap": served.device_url, "codes": made}),
+          flush=True)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    with contextlib.suppress(NotImplementedError):
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_reader(sys.stdin.fileno(), lambda: stop.set() if not sys.stdin.read(1) else None)
+    await stop.wait()
+    bed.driver().stop()
+    await runner
+    await served.stop()
+    bed.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--codes", type=int, required=True)
+    parser.add_argument("--users", type=int, default=100)
+    parser.add_argument("--admin-token", required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--host", default="127.0.0.1")
+    args = parser.parse_args(argv)
+    loop.run(serve(args.codes, max(1, args.users), args.admin_token, args.seed, args.host))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,247 @@
+"""Steering a running testbed from outside: the operations behind ``fwsim ctl`` and the
+``/fwsim/devices`` admin routes (and, later, the dashboard's buttons).
+
+How this works
+--------------
+:class:`Steering` wraps a built :class:`~firmware_sim.testbed.Testbed` and offers one method per
+operation, each taking a device by name or id: drop its cloud session, power-cycle, reset,
+enter/leave listening mode, cut/restore its network, set its link's loss and latency, publish
+an event as its application, set a claim code as a phone would (an encoded ``SET_CLAIM_CODE``
+control request through the device's dispatcher), and read its state. Every operation goes
+through the testbed's :class:`~firmware_sim.testbed.actors.Operator` (or the phone's carrier), so
+it is a trace record like any other actor's step, and answers a JSON-ready ``dict``.
+
+The object is sans-IO and runs on the world's thread: whoever calls it from real time (the HTTP
+routes of :mod:`.steering_routes`) brings the world up to the wall clock first and wakes the
+driver after. Operations that complete later (the control request) take a ``done`` callback.
+
+Session counts are counted here from the trace (``handshake.full`` / ``handshake.resumed`` of
+the device's ``cloud`` layer) since the steering started, so they survive reboots - the
+device's own ``CloudConnection.handshakes`` restarts at every boot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..apps import firmware_name
+from ..kernel.errors import ConfigurationError, UsageError
+from ..kernel.trace import TraceRecord
+from ..system.cloud import CloudState
+from ..system.device import Device, DeviceState
+from .actors import ControlRequestProvisioning, Operator
+from .testbed import Testbed
+
+#: the states :meth:`Steering.state` reports, in the order a device goes through them
+DEVICE_STATES = ("off", "dfu", "listening", "disconnected", "connecting", "handshake",
+                 "connected")
+
+
+class UnknownDevice(UsageError):
+    """No device of that name or id in the testbed."""
+
+
+class Steering:
+    """Operations on the devices (and their cloud) of a running testbed."""
+
+    def __init__(self, testbed: Testbed, operator: Operator | None = None) -> None:
+        self.testbed = testbed
+        self.world = testbed.world
+        self.operator = operator or Operator(testbed.world)
+        self._counts: dict[str, dict[str, int]] = {name: {"full": 0, "resumed": 0}
+                                                   for name in testbed.devices}
+        self._last: dict[str, str | None] = {name: None for name in testbed.devices}
+        self._unsubscribe = self.world.trace.subscribe(self._watch)
+
+    def close(self) -> None:
+        self._unsubscribe()
+
+    def _watch(self, record: TraceRecord) -> None:
+        if record.layer == "cloud" and record.kind in ("handshake.full", "handshake.resumed"):
+            counts = self._counts.get(record.node)
+            if counts is not None:
+                kind = "full" if record.kind == "handshake.full" else "resumed"
+                counts[kind] += 1
+                self._last[record.node] = kind
+
+    # -- finding devices -----------------------------------------------------------------------
+
+    def names(self) -> list[str]:
+        return list(self.testbed.devices)
+
+    def device(self, key: str) -> Device:
+        """The device called ``key``, or whose id is ``key`` (any case)."""
+        found = self.testbed.devices.get(key)
+        if found is not None:
+            return found
+        for device in self.testbed.devices.values():
+            if device.device_id == key.lower():
+                return device
+        known = ", ".join(self.testbed.devices) or "none"
+        raise UnknownDevice(f"unknown device {key!r} (devices: {known})")
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def states(self) -> list[dict[str, Any]]:
+        return [self.state(name) for name in self.testbed.devices]
+
+    def state(self, key: str) -> dict[str, Any]:
+        """Everything a person looking at the device wants to know, JSON-ready."""
+        device = self.device(key)
+        running = device.running
+        pending = device.claim.pending_code() if running or device.state is DeviceState.OFF \
+            else None
+        state: dict[str, Any] = {
+            "name": device.name,
+            "device_id": device.device_id,
+            "profile": device.profile.name,
+            "firmware": firmware_name(device.firmware_factory),
+            "serial_number": device.serial_number,
+            "state": device_state(device),
+            "uptime_ms": device.uptime_ms() if running else None,
+            "listening": running and device.listening.active,
+            "network": {"state": device.network.state.value if running else "off",
+                        "ssid": device.network.current.ssid
+                        if running and device.network.current else None},
+            "cloud": {"state": device.cloud.state.value if running else "off",
+                      "connected": device.cloud_connected,
+                      "session_persisted": device.session.load() is not None},
+            "sessions": dict(self._counts.get(device.name, {"full": 0, "resumed": 0})),
+            "last_session": self._last.get(device.name),
+            "claim_code_pending": pending is not None,
+            "claim_code": pending,
+            "claimed_flag": device.claim.is_device_claimed(),
+        }
+        state.update(self._cloud_view(device))
+        return state
+
+    def _cloud_view(self, device: Device) -> dict[str, Any]:
+        """What the testbed's cloud knows of the device (the Particle cloud only)."""
+        plug = self.testbed.cloud
+        cloud = getattr(plug, "cloud", None)
+        if cloud is None or not hasattr(cloud, "store"):
+            return {"owner": None, "product_id": None, "online": None, "cloud_session": None}
+        record = cloud.store.get_device(device.device_id)
+        session = cloud.endpoint.session_for_device(device.device_id)
+        return {
+            "owner": str(record.owner) if record is not None and record.owner else None,
+            "product_id": record.product_id if record is not None else None,
+            "online": bool(record.online) if record is not None else False,
+            "cloud_session": None if session is None else {
+                "full_handshakes": session.full_handshakes, "resumes": session.resumes},
+        }
+
+    # -- operations ----------------------------------------------------------------------------
+
+    def drop_session(self, key: str) -> dict[str, Any]:
+        """The cloud forgets the device's session: its next message on it (a keepalive, a
+        publish, a resume after a reconnect) gets a RST and it does a full handshake."""
+        device = self.device(key)
+        dropped = self.operator.cloud_forget_session(self._cloud_control(), device)
+        return {"device": device.name, "dropped": dropped}
+
+    def power_cycle(self, key: str, off_s: float = 1.0) -> dict[str, Any]:
+        if not 0 < off_s <= 3600:
+            raise ConfigurationError("off_s must be between 0 and 3600 seconds")
+        device = self.device(key)
+        self.operator.power_cut(device, off_s)
+        return {"device": device.name, "off_s": off_s}
+
+    def reset(self, key: str) -> dict[str, Any]:
+        device = self.device(key)
+        self._require_running(device)
+        self.operator.reset(device)
+        return {"device": device.name}
+
+    def listening(self, key: str, active: bool) -> dict[str, Any]:
+        device = self.device(key)
+        self._require_running(device)
+        self.operator.listening(device, active)
+        return {"device": device.name, "listening": device.listening.active}
+
+    def network(self, key: str, up: bool) -> dict[str, Any]:
+        """Cut the device's network (it leaves its access point) or restore it (it joins
+        again and reconnects to the cloud)."""
+        device = self.device(key)
+        self._require_running(device)
+        if up:
+            self.operator.network_restore(device)
+        else:
+            self.operator.network_cut(device)
+        return {"device": device.name, "network": device.network.state.value}
+
+    def link(self, key: str, *, loss: float | None = None,
+             latency_s: float | None = None) -> dict[str, Any]:
+        """Set the loss (0..1) and/or one-way latency of the device's link to its cloud."""
+        device = self.device(key)
+        if loss is not None and not 0.0 <= loss <= 1.0:
+            raise ConfigurationError(f"loss must be between 0 and 1, not {loss!r}")
+        if latency_s is not None and not 0.0 <= latency_s <= 60.0:
+            raise ConfigurationError(f"latency must be between 0 and 60 s, not {latency_s!r}")
+        conditioned = self.testbed.link_conditioners.get(device.name)
+        if conditioned is not None:
+            self.operator.tracer.emit("operator.link_conditions", device=device.name, loss=loss,
+                                      latency_s=latency_s)
+            conditioned.set(loss=loss, latency_s=latency_s)
+            now_loss, now_latency = conditioned.loss, conditioned.latency_s
+        else:
+            control = self._cloud_control()
+            self.operator.link_conditions(control, device, loss=loss, latency_s=latency_s)
+            now_loss, now_latency = control.link_conditions(device.name)
+        return {"device": device.name, "loss": now_loss, "latency_ms": round(now_latency * 1000)}
+
+    def publish(self, key: str, name: str, data: str = "", *,
+                private: bool = True) -> dict[str, Any]:
+        """Publish an event as the device's application would (``Particle.publish``)."""
+        device = self.device(key)
+        self._require_running(device)
+        sent = self.operator.publish(device, name, data, private=private)
+        return {"device": device.name, "event": name, "sent": sent}
+
+    def set_claim_code(self, key: str, code: str, done: Callable[[dict[str, Any]], None]
+                       ) -> None:
+        """Set a claim code as a phone would: a ``SET_CLAIM_CODE`` control request through the
+        device's dispatcher; ``done`` gets ``{"device", "result"}`` (0: stored)."""
+        device = self.device(key)
+        self._require_running(device)
+        self.operator.tracer.emit("operator.set_claim_code", device=device.name)
+
+        def completed(result: int) -> None:
+            done({"device": device.name, "result": result})
+
+        ControlRequestProvisioning(device, channel="steering").set_claim_code(code, completed)
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _require_running(device: Device) -> None:
+        if not device.running:
+            raise UsageError(f"device {device.name} is off (power-cycle it first)")
+
+    def _cloud_control(self) -> Any:
+        cloud = self.testbed.cloud
+        if cloud is None or not hasattr(cloud, "forget_session"):
+            raise ConfigurationError("this testbed's cloud cannot do that (no Particle cloud)")
+        return cloud
+
+
+def device_state(device: Device) -> str:
+    """One word for where the device is (:data:`DEVICE_STATES`)."""
+    if device.state in (DeviceState.DFU, DeviceState.ENTERING_DFU):
+        return "dfu"
+    if not device.running:
+        return "off"
+    if device.listening.active:
+        return "listening"
+    cloud = device.cloud.state
+    if cloud is CloudState.CONNECTED:
+        return "connected"
+    if cloud in (CloudState.HANDSHAKING, CloudState.HANDSHAKE_PENDING):
+        return "handshake"
+    if cloud is CloudState.SOCKET_CONNECTING or device.network.connecting:
+        return "connecting"
+    return "disconnected"
+
+
+__all__ = ["DEVICE_STATES", "Steering", "UnknownDevice", "device_state"]
