@@ -119,7 +119,7 @@ def _dtls12_configuration(**kwargs: object) -> mbed_tls.DTLSConfiguration:
 @dataclass(frozen=True)
 class DtlsLimits:
     #: handshakes in progress at once (past the cookie exchange)
-    max_handshakes: int = 256
+    max_handshakes: int = 1024
     #: a handshake not finished this long after it started is dropped
     handshake_timeout_s: float = 10.0
     #: authenticated peers remembered (least recently heard dropped beyond it)

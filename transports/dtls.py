@@ -7,7 +7,8 @@ How this works
 all read from the DCT by the testbed) and a ``send`` function; ``start()`` sends the
 ClientHello, ``datagram_received(data)`` feeds it whatever the socket received and returns the
 plaintext records, ``write(plaintext)`` sends one record once the handshake is done (records
-written earlier wait, at most ``max_queued``, and go out when it completes), ``poll()``
+written earlier wait, at most ``max_queued`` and each once - the protocol's retransmissions of a
+waiting record are the same bytes - and go out when it completes), ``poll()``
 retransmits a handshake flight whose timer ran out (call it every ``RETRANSMIT_POLL_S``).
 
 The handshake is Device OS's (``communication/src/dtls_message_channel.cpp``): DTLS 1.2 only,
@@ -79,7 +80,7 @@ def _public_key_of(certificate_der: bytes) -> bytes | None:
         return None
 
 
-def client_configuration(credentials: DtlsCredentials, *, handshake_timeout_min: float = 1.0,
+def client_configuration(credentials: DtlsCredentials, *, handshake_timeout_min: float = 3.0,
                          handshake_timeout_max: float = 16.0) -> mbed_tls.DTLSConfiguration:
     certificate, key = _certificate(credentials.private_key_der, credentials.device_id)
     return mbed_tls.DTLSConfiguration(
@@ -173,6 +174,9 @@ class DtlsClient:
         if self.failed or len(plaintext) > MAX_PLAINTEXT:
             return False
         if not self.established:
+            # a retransmission of a record still waiting is the same record: it goes once
+            if plaintext in self._queue:
+                return True
             if len(self._queue) >= self.max_queued:
                 return False
             self._queue.append(bytes(plaintext))
