@@ -66,3 +66,17 @@ def test_the_registry_survives_a_restart(tmp_path: Path) -> None:
     assert memory.server_key() != server  # a fresh key from the CSPRNG
     with pytest.raises(KeyRegistryError):
         memory.register("e00f", key)
+
+
+def test_batch_enrolment_is_all_or_nothing(api: AsgiApiClient, cloud: object) -> None:
+    keys = [_public(ec.generate_private_key(ec.SECP256R1())) for _ in range(3)]
+    ids = [f"e00f{n:020x}" for n in range(3)]
+    bad = [{"id": i, "public_key": k.hex()} for i, k in zip(ids, keys, strict=True)] + [
+        {"id": "e00f" + "ff" * 10, "public_key": "00"}]
+    status, body = api.request("POST", "/fwsim/device_keys", json={"devices": bad})
+    assert status == 400 and "e00f" + "ff" * 10 in body["error_description"] + str(body)
+    registry = cloud.device_keys  # type: ignore[attr-defined]
+    assert not any(i in registry for i in ids)
+    status, body = api.request("POST", "/fwsim/device_keys", json={"devices": bad[:3]})
+    assert status == 200 and body["enrolled"] == 3
+    assert [registry.public_key(i) for i in ids] == keys
