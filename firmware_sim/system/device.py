@@ -22,7 +22,7 @@ import json
 import struct
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -367,6 +367,10 @@ class Device:
         self.cloud.inputs.reset_data = reset_data
         self.cloud.inputs.safe_mode = self.safe_mode
         self._validate_server_settings()
+        # Spark_Protocol_Init reads the keys at every start: the session restore compares the
+        # checksum of this boot's keys (the server key may have changed since the last one)
+        protocol = self.cloud.protocol
+        protocol.identity = replace(protocol.identity, keys_checksum=self.keys_checksum())
         self.tracer.emit("device.boot", boot=self.boot_count, reset_reason=reason,
                          profile=self.profile.name, device_id=self.device_id,
                          system_version=self.profile.system_version, safe_mode=self.safe_mode)
