@@ -279,12 +279,15 @@ class ParticleBackend:
             known = ", ".join(self.devices) or "none here"
             raise ActionError(404, f"unknown device {device_id!r} (devices: {known})")
         session = cloud.endpoint.session_for_device(device_id)
+        last = next((r.kind for r in reversed(self.feed.device_records(device_id))
+                     if r.kind in ("handshake.full", "session.resumed")), None)
         return DeviceRow(
             name=device_id, device_id=device_id, profile=f"platform {record.platform_id}"
             if record.platform_id is not None else "\u2014",
             firmware="(another process)",
             state="connected" if record.online and session is not None else "offline",
-            last_session=None,
+            last_session=None if last is None else (
+                "full" if last == "handshake.full" else "resumed"),
             full=session.full_handshakes if session is not None else 0,
             resumed=session.resumes if session is not None else 0, claim_pending=None,
             claim_length=0, claimed=None,
