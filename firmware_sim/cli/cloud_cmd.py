@@ -9,7 +9,7 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from .common import port_arg, seed_arg
+from .common import port_arg, positive_float, seed_arg
 from .live import add_live_log_arguments, start_live_log
 from .tb_cmd import add_serve_arguments
 from .tb_cmd import serve as serve_thingsboard
@@ -18,14 +18,6 @@ if TYPE_CHECKING:
     from ..testbed import CloudSpec, ServeOptions
 
 
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
-    return value
 
 
 def add_cloud_arguments(parser: argparse.ArgumentParser, *, default_http: int = 8080,

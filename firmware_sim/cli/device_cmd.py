@@ -20,8 +20,7 @@ import asyncio
 import os
 import sys
 
-from .cloud_cmd import positive_float
-from .common import BUILTIN_NAMES, add_timing_argument, seed_arg
+from .common import BUILTIN_NAMES, add_timing_argument, positive_float, seed_arg
 from .live import add_live_log_arguments, start_live_log
 
 FIRMWARE = BUILTIN_NAMES

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from .common import seed_arg
+from .common import positive_float, positive_int, seed_arg
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -30,9 +30,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         choices=["random", "pct", "exhaustive", "hypothesis"],
                         help="search strategy (default random)")
     budget = parser.add_mutually_exclusive_group()
-    budget.add_argument("--runs", type=_positive_int, metavar="N",
+    budget.add_argument("--runs", type=positive_int, metavar="N",
                         help="budget in runs (default 200)")
-    budget.add_argument("--seconds", type=_positive_float, metavar="S",
+    budget.add_argument("--seconds", type=positive_float, metavar="S",
                         help="budget in wall-clock seconds")
     parser.add_argument("--seed", type=seed_arg, default=0, help="search seed (default 0)")
     parser.add_argument("--out", metavar="DIR", help="write replay files (.toml) and their "
@@ -44,9 +44,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="a firmware option for every device, e.g. "
                         "send_claim_code_on_resume=true (repeatable)")
-    parser.add_argument("--depth", type=_positive_int, metavar="D",
+    parser.add_argument("--depth", type=positive_int, metavar="D",
                         help="most actions per run (the exhaustive search's depth)")
-    parser.add_argument("--pct-depth", type=_positive_int, default=3, metavar="D",
+    parser.add_argument("--pct-depth", type=positive_int, default=3, metavar="D",
                         help="PCT priority change points + 1 (default 3)")
     parser.add_argument("--stop-at-first", action="store_true",
                         help="stop searching at the first violation")
@@ -60,24 +60,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.set_defaults(handler=_explore)
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be positive")
-    return value
 
 
 def parse_options(items: list[str]) -> dict[str, Any]:

@@ -5,27 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import seed_arg
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be positive")
-    return value
+from .common import positive_float, positive_int, seed_arg
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -39,9 +19,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "own UDP socket to the cloud. Every device boots, connects, sends its claim code and "
         "clears it when the cloud confirms. Prints each shard's figures and the devices per "
         "second over the run; exit status 1 unless every device was claimed.")
-    run.add_argument("--devices", type=_positive_int, default=1000, metavar="N",
+    run.add_argument("--devices", type=positive_int, default=1000, metavar="N",
                      help="devices in the fleet (default 1000)")
-    run.add_argument("--shards", type=_positive_int, default=1, metavar="K",
+    run.add_argument("--shards", type=positive_int, default=1, metavar="K",
                      help="worlds, each in its own process (default 1)")
     run.add_argument("--backend", choices=["process", "inline", "ray"], default="process",
                      help="where shards run: processes on this machine (default), this "
@@ -54,9 +34,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run.add_argument("--timing", choices=["fast", "thread"], default="fast",
                      help="the devices' timing profile (default fast)")
     run.add_argument("--seed", type=seed_arg, default=0, help="seed of shard 0 (shard i: +i)")
-    run.add_argument("--in-flight", type=_positive_int, metavar="M",
+    run.add_argument("--in-flight", type=positive_int, metavar="M",
                      help="per shard, devices booting at once at most (default: all at once)")
-    run.add_argument("--timeout", type=_positive_float, default=300.0, metavar="S",
+    run.add_argument("--timeout", type=positive_float, default=300.0, metavar="S",
                      help="wall seconds a shard waits for its devices (default 300)")
     run.set_defaults(handler=_run)
 

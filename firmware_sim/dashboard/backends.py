@@ -37,7 +37,7 @@ from ..kernel.errors import FwSimError, UsageError
 from ..kernel.trace import TraceRecord
 from ..testbed.steering import Steering, UnknownDevice
 from . import views
-from .feed import Feed
+from .feed import MAX_DEVICES, Feed, per_device_for
 from .flow import button_diagram, device_diagram
 from .views import DeviceRow, EventRow, Reason
 
@@ -168,7 +168,9 @@ class ParticleBackend:
         self.cloud_node = plug.cloud.name
         self._sessions: dict[Any, str] = {}  # cloud session id -> device id
         self.transitions = _Transitions()
-        self.feed = Feed(testbed.world.trace, self._route)
+        # a cloud serving devices of other processes: as many as MAX_DEVICES may show up
+        self.feed = Feed(testbed.world.trace, self._route, per_device=per_device_for(
+            len(self.devices) or MAX_DEVICES))
         self.feed.on_device_record(self._seen)
         self._backfill_events()
         self._unsubscribe_events = plug.subscribe_events(self._cloud_event)
@@ -279,12 +281,15 @@ class ParticleBackend:
             known = ", ".join(self.devices) or "none here"
             raise ActionError(404, f"unknown device {device_id!r} (devices: {known})")
         session = cloud.endpoint.session_for_device(device_id)
+        last = next((r.kind for r in reversed(self.feed.device_records(device_id))
+                     if r.kind in ("handshake.full", "session.resumed")), None)
         return DeviceRow(
             name=device_id, device_id=device_id, profile=f"platform {record.platform_id}"
             if record.platform_id is not None else "\u2014",
             firmware="(another process)",
             state="connected" if record.online and session is not None else "offline",
-            last_session=None,
+            last_session=None if last is None else (
+                "full" if last == "handshake.full" else "resumed"),
             full=session.full_handshakes if session is not None else 0,
             resumed=session.resumes if session is not None else 0, claim_pending=None,
             claim_length=0, claimed=None,
@@ -485,7 +490,8 @@ class ThingsBoardBackend:
         self.tenant = plug.demo.tenant.id if plug.demo is not None else None
         self.nodes = {node_name(name): name for name in plug.buttons}
         self.transitions = _Transitions()
-        self.feed = Feed(testbed.world.trace, self._route)
+        self.feed = Feed(testbed.world.trace, self._route,
+                         per_device=per_device_for(max(len(plug.buttons), 10)))
 
     def close(self) -> None:
         self.feed.close()

@@ -14,7 +14,7 @@ mounted late shows the history too.
 
 Everything runs on the event loop's thread (the real-time driver steps the world there), so the
 listener sets ``asyncio.Event`` objects directly. The listener does a few dictionary look-ups per
-record; buffers are bounded (:data:`PER_DEVICE`, :data:`MAX_DEVICES`).
+record; buffers are bounded (:data:`PER_DEVICE`, :data:`BUDGET` in all, :data:`MAX_DEVICES`).
 """
 
 from __future__ import annotations
@@ -27,10 +27,17 @@ from typing import Any
 
 from ..kernel.trace import Trace, TraceRecord
 
-#: records kept per device
+#: records kept per device at most
 PER_DEVICE = 3000
+#: records kept in all: a testbed of many devices keeps fewer per device (200 at least)
+BUDGET = 200_000
 #: devices with a buffer at most (a cloud serving a fleet: the first ones seen)
 MAX_DEVICES = 500
+
+
+def per_device_for(devices: int) -> int:
+    """Records kept per device for a testbed of ``devices`` devices (:data:`BUDGET`)."""
+    return max(200, min(PER_DEVICE, BUDGET // max(1, devices)))
 #: extra items (cloud events) kept per device
 EXTRAS_PER_DEVICE = 200
 
@@ -131,4 +138,5 @@ class Feed:
         return len(self._waiters)
 
 
-__all__ = ["EXTRAS_PER_DEVICE", "MAX_DEVICES", "PER_DEVICE", "Feed", "Router"]
+__all__ = ["BUDGET", "EXTRAS_PER_DEVICE", "MAX_DEVICES", "PER_DEVICE", "Feed", "Router",
+           "per_device_for"]

@@ -28,7 +28,9 @@ class Check:
 
 
 @dataclass
-class ScenarioResult:
+class StoryResult:
+    """What any scenario run gives back, whichever cloud it tells about."""
+
     name: str
     seed: int
     passed: bool
@@ -41,6 +43,15 @@ class ScenarioResult:
     @property
     def world(self) -> World:
         return self.testbed.world
+
+    @property
+    def simulated_seconds(self) -> float:
+        return self.world.now
+
+
+@dataclass
+class ScenarioResult(StoryResult):
+    """A Particle story's run: its timeline is the device's Device OS log."""
 
     @property
     def header(self) -> str:
@@ -59,10 +70,6 @@ class ScenarioResult:
     @property
     def timeline(self) -> list[str]:
         return log_lines(self.world.trace.records, self.device.name)
-
-    @property
-    def simulated_seconds(self) -> float:
-        return self.world.now
 
 
 #: a scenario's body: it gets the built testbed and the phone's carrier, runs, and judges
@@ -114,4 +121,5 @@ def particle(testbed: Testbed) -> ParticlePlug:
     return cloud
 
 
-__all__ = ["Check", "Runner", "Scenario", "ScenarioResult", "default_provisioning", "particle"]
+__all__ = ["Check", "Runner", "Scenario", "ScenarioResult", "StoryResult", "default_provisioning",
+           "particle"]

@@ -25,7 +25,6 @@ from typing import Any
 
 from ..claim_button import ClaimButtonDevice, MqttDeviceClient
 from ..kernel.errors import UsageError
-from ..kernel.world import World
 from ..testbed import CloudSpec, Testbed, TestbedSpec
 from ..testbed.clouds.thingsboard import (
     CLAIM_ATTRIBUTE_NAME,
@@ -40,25 +39,14 @@ from ..testbed.clouds.thingsboard import (
     ThingsBoardSettings,
     User,
 )
-from .base import Check
+from .base import Check, StoryResult
 
 TIMELINE_LAYERS = ("tb", "tb.mqtt", "button", "mqtt", "scenario")
 
 
 @dataclass
-class TbScenarioResult:
-    name: str
-    seed: int
-    passed: bool
-    verdict: str
-    testbed: Testbed
-    checks: list[Check] = field(default_factory=list)
-    #: why the scenario did not run (a missing optional dependency), None when it ran
-    skipped: str | None = None
-
-    @property
-    def world(self) -> World:
-        return self.testbed.world
+class TbScenarioResult(StoryResult):
+    """A ThingsBoard story's run: its timeline is the service's and the buttons' records."""
 
     @property
     def cloud(self) -> ThingsBoardPlug:
@@ -73,10 +61,6 @@ class TbScenarioResult:
     def timeline(self) -> list[str]:
         return [record.summary() for record in self.world.trace.records
                 if record.layer in TIMELINE_LAYERS and not record.kind.endswith(".created")]
-
-    @property
-    def simulated_seconds(self) -> float:
-        return self.world.now
 
 
 def thingsboard(testbed: Testbed) -> ThingsBoardPlug:

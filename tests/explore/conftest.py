@@ -38,8 +38,8 @@ def non_atomic_dct(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
             self.fault_hook("begin")
             for index, byte in enumerate(data):
                 self.fault_hook(f"modify:{index}")
-                self._image[offset + index] = byte
-                self.backend.commit(bytes(self._image), lambda step: None)
+                self._pages = dct_module._written(self._pages, offset + index, bytes([byte]))
+                self.backend.commit(dct_module._join(self._pages), lambda step: None)
             self.writes += 1
             self.fault_hook("done")
         except PowerCut:

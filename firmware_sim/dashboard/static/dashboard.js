@@ -264,10 +264,16 @@
     return Array.from(document.querySelectorAll(".actions button"));
   }
 
+  // While a request runs the buttons say so (aria-disabled, not disabled: a disabled button
+  // loses the keyboard focus) and further clicks are ignored: a double click sends one request.
+  let acting = false;
+
   async function act(action, payload, after) {
+    if (acting) return null;
+    acting = true;
     const name = body.dataset.device;
     const buttons = actionButtons();
-    for (const button of buttons) button.disabled = true;
+    for (const button of buttons) button.setAttribute("aria-disabled", "true");
     document.querySelector(".actions").setAttribute("aria-busy", "true");
     try {
       const result = await api("POST", "/api/devices/" + encodeURIComponent(name) + "/" + action, payload);
@@ -279,8 +285,9 @@
       }
       return result;
     } finally {
-      for (const button of buttons) button.disabled = false;
+      for (const button of buttons) button.removeAttribute("aria-disabled");
       document.querySelector(".actions").removeAttribute("aria-busy");
+      acting = false;
     }
   }
 
