@@ -620,7 +620,9 @@ class Bench:
         idle_tokens = self.tokens("idle", 100)
         device = subprocess.Popen(
             [sys.executable, "-m", "firmware_sim.cli", "device", "run", "--cloud",
-             self.server.coap, "--device-id", EVENT_DEVICE, "--quiet", "--seed", "1"],
+             self.server.coap, "--device-id", EVENT_DEVICE, "--quiet", "--seed", "1",
+             # the device link is DTLS: the device enrols its key first
+             "--api", self.server.url, "--admin-token", ADMIN_TOKEN],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + 30

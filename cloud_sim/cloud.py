@@ -26,6 +26,7 @@ from .claims import (
     issue_claim_code,
 )
 from .device_endpoint import DeviceEndpoint, EndpointOptions
+from .device_keys import DeviceKeyRegistry
 from .events import EventBus
 from .model import (
     ClaimCode,
@@ -48,12 +49,16 @@ class Cloud:
                  options: EndpointOptions | None = None, name: str = "cloud",
                  claim_code_ttl_s: float = DEFAULT_CLAIM_CODE_TTL_S,
                  claim_policy: ApiClaimPolicy | None = None,
-                 unpredictable: bool = False) -> None:
+                 unpredictable: bool = False,
+                 device_keys: DeviceKeyRegistry | None = None) -> None:
         self.world = world
         self.name = name
         self.store: CloudStore = store if store is not None else MemoryStore()
         self.bus = EventBus()
         self.endpoint = DeviceEndpoint(world, self.store, self.bus, options, name=name)
+        #: every device's public key and the server key pair (the device link's DTLS)
+        self.device_keys = device_keys if device_keys is not None else DeviceKeyRegistry()
+        self.endpoint.known_device = self.device_keys.__contains__
         self.claim_code_ttl_s = claim_code_ttl_s
         self.claim_policy = claim_policy or ApiClaimPolicy()
         self._claim_rng = world.rng_for(f"{name}:claim-codes")
@@ -79,6 +84,10 @@ class Cloud:
                   ) -> _InProcessConnector:
         """A connector a device uses to open a datagram port to this cloud, in process."""
         return _InProcessConnector(self, latency_s, loss)
+
+    def register_device_key(self, device_id: str, public_key: bytes | str) -> bytes:
+        """Record a device's public key (what the DTLS handshake authenticates it with)."""
+        return self.device_keys.register(device_id, public_key)
 
     def mark_all_offline(self) -> int:
         """At start-up: no device has a session with a cloud that just started."""

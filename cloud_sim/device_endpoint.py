@@ -12,6 +12,14 @@ back to it. Per address it tracks a connection; per session id a :class:`CloudSe
 * Application data names its session. An unknown, expired or ended session is answered with a
   CoAP RST (or ignored, ``unknown_session_reply="ignore"``), which makes the device discard its
   session and fall back to a full handshake.
+* Registered devices only (``registered_only``, set by the testbed): a CLIENT_HELLO naming a
+  device whose key the cloud does not hold (``known_device``) is answered with an
+  UNKNOWN_DEVICE alert and leaves nothing behind, so an unknown id is never marked online. Over
+  UDP the stand-in travels inside real DTLS that has already authenticated the device
+  (``cloud_sim/dtls.py``).
+* Half-open sessions (created by CLIENT_FINISHED, not yet confirmed by a HELLO or a resume) are
+  capped (``max_half_open``, the oldest dropped first) and expire after ``half_open_expiry_s``;
+  both are checked as datagrams arrive, so no timer is involved.
 * HELLO marks a full handshake; a ping as the first message on a connection marks a resume.
   Either way the device is online and ``spark/status`` "online" is published.
 * CoAP messages of a session go through its :class:`CoapExchange` (the device's message layer,
@@ -93,6 +101,12 @@ class EndpointOptions:
     offline_after_s: float | None = None
     #: Unix time of virtual time 0 (2026-01-01T00:00:00Z), for time requests and timestamps.
     epoch: int = 1_767_225_600
+    #: refuse a handshake from a device whose key the cloud does not hold (``known_device``)
+    registered_only: bool = False
+    #: sessions created but not yet confirmed by a HELLO (or a resume): at most this many ...
+    max_half_open: int = 1024
+    #: ... and each dropped when still unconfirmed this long after its creation
+    half_open_expiry_s: float = 120.0
 
     def __post_init__(self) -> None:
         if self.unknown_session_reply not in ("rst", "ignore"):
@@ -151,6 +165,10 @@ class DeviceEndpoint:
         self._forget_fault = f"endpoint:{name}:forget_session"
         self._ack_fault = f"endpoint:{name}:drop_ack"
         self._confirm_fault = f"endpoint:{name}:skip_confirm"
+        #: is this device id registered (its key held)? (``Cloud`` sets it to its registry)
+        self.known_device: Callable[[str], bool] = lambda device_id: True
+        #: sessions not yet confirmed by a HELLO or a resume, oldest first (id -> created)
+        self._half_open: dict[bytes, int] = {}
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -204,6 +222,7 @@ class DeviceEndpoint:
 
     def _drop_session(self, session_id: bytes, reason: str) -> None:
         session = self.sessions.pop(session_id, None)
+        self._half_open.pop(session_id, None)
         if session is None:
             return
         of_device = self._sessions_by_device.get(session.device_id)
@@ -219,6 +238,9 @@ class DeviceEndpoint:
         session = self.sessions.get(session_id)
         if session is None:
             return None
+        if session_id in self._half_open and self._half_open_expired(session.created_us):
+            self._drop_session(session_id, "half-open expired")
+            return None
         if self.now_us - session.created_us > round(self.options.session_max_age_s * 1e6):
             self._drop_session(session_id, "expired")
             return None
@@ -227,6 +249,8 @@ class DeviceEndpoint:
     # -- receive -------------------------------------------------------------------------------
 
     def datagram_received(self, address: Hashable, data: bytes, reply: Reply) -> None:
+        if self._half_open:
+            self._expire_half_open()
         try:
             record = wire.decode_record(data)
         except PeerProtocolError as exc:
@@ -247,6 +271,11 @@ class DeviceEndpoint:
     def _on_handshake(self, address: Hashable, connection: _Connection, htype: HandshakeType,
                       body: bytes, reply: Reply) -> None:
         if htype is HandshakeType.CLIENT_HELLO:
+            if self.options.registered_only and not self.known_device(body.hex()):
+                connection.device_id = connection.session_id = None
+                self.tracer.emit("dtls.unknown_device", device_id=body.hex())
+                reply(wire.encode_alert(wire.AlertCode.UNKNOWN_DEVICE))
+                return
             connection.device_id = body.hex()
             connection.session_id = None
             self.tracer.emit("dtls.client_hello", device_id=connection.device_id)
@@ -262,9 +291,34 @@ class DeviceEndpoint:
                 self._sessions_by_device.setdefault(connection.device_id, set()).add(session_id)
                 self.tracer.emit("session.created", device_id=connection.device_id,
                                  session_id=session_id)
+                self._hold_half_open(session_id)
             reply(wire.encode_handshake(HandshakeType.SERVER_FINISHED, connection.session_id))
         else:
             self.tracer.emit("dtls.unexpected", message=htype.name)
+
+    def _half_open_expired(self, created_us: int) -> bool:
+        return self.now_us - created_us > round(self.options.half_open_expiry_s * 1e6)
+
+    def _expire_half_open(self) -> None:
+        """Drop the half-open sessions that expired (oldest first; stops at a live one)."""
+        half_open = self._half_open
+        while half_open:
+            oldest, created_us = next(iter(half_open.items()))
+            if not self._half_open_expired(created_us):
+                return
+            self._drop_session(oldest, "half-open expired")
+
+    def _hold_half_open(self, session_id: bytes) -> None:
+        """Count a new session as half-open; over the cap, drop the oldest."""
+        half_open = self._half_open
+        self._expire_half_open()
+        while len(half_open) >= self.options.max_half_open:
+            self._drop_session(next(iter(half_open)), "half-open cap")
+        half_open[session_id] = self.now_us
+
+    @property
+    def half_open_count(self) -> int:
+        return len(self._half_open)
 
     def _on_app_data(self, address: Hashable, connection: _Connection, session_id: bytes,
                      body: bytes, reply: Reply) -> None:
@@ -302,6 +356,7 @@ class DeviceEndpoint:
             # A ping. As the first message of a connection it is a resumed session.
             self._send_ack(session, message)
             if first and not duplicate:
+                self._half_open.pop(session.session_id, None)
                 session.resumes += 1
                 self.tracer.emit("session.resumed", device_id=session.device_id)
                 self._device_online(session.device_id)
@@ -343,6 +398,7 @@ class DeviceEndpoint:
             self.tracer.emit("hello.device_mismatch", device_id=session.device_id)
             return
         session.full_handshakes += 1
+        self._half_open.pop(session.session_id, None)
         device = self.store.get_device(session.device_id) or DeviceRecord(session.device_id)
         self.store.put_device(replace(device, platform_id=hello.platform_id,
                                       system_version=hello.system_version,

@@ -38,6 +38,7 @@ from firmware_sim.kernel.realtime import AsyncioDriver
 
 from .cloud import Cloud
 from .connections import ConnectionLimits, ConnectionRegistry, guarded_protocol
+from .dtls import DtlsLimits, DtlsServer
 from .http import AdminAccess, ApiConfig, HostPolicy, context_of, create_app
 from .security import check_token_text, new_token
 from .udp import CloudUdpProtocol, serve_udp
@@ -63,6 +64,8 @@ class ServerConfig:
     limits: ConnectionLimits = field(default_factory=ConnectionLimits)
     #: device peers (UDP source addresses) remembered; beyond, the oldest is forgotten
     max_device_peers: int = 4096
+    #: the device link's DTLS handshake and peer limits (cloud_sim.dtls)
+    dtls: DtlsLimits = field(default_factory=DtlsLimits)
 
 
 class _Uvicorn(uvicorn.Server):
@@ -126,6 +129,17 @@ class CloudServer:
     def coap_url(self) -> str:
         return f"coap://{_url_host(self.config.coap_host)}:{self.coap_port}"
 
+    def _dtls_server(self) -> DtlsServer:
+        """DTLS for the device link: the cloud's server key, its registry of device keys."""
+        keys = self.cloud.device_keys
+        tracer = self.cloud.world.trace.bind(self.cloud.name, "dtls")
+
+        def on_event(kind: str, fields: dict[str, object]) -> None:
+            tracer.emit(kind, **fields)
+
+        return DtlsServer(keys.server_key(), keys.public_key, limits=self.config.dtls,
+                          on_event=on_event)
+
     async def start(self) -> None:
         config = self.config
         sock = _bind_tcp(config.host, config.http_port)
@@ -135,7 +149,7 @@ class CloudServer:
         try:
             self._udp, self.udp_protocol = await serve_udp(
                 self.cloud.endpoint, config.coap_host, config.coap_port, self.driver,
-                max_peers=config.max_device_peers)
+                max_peers=config.max_device_peers, dtls=self._dtls_server())
         except OSError as exc:
             sock.close()
             raise ConfigurationError(f"cannot listen for CoAP on {config.coap_host}:"

@@ -12,18 +12,33 @@ first (``runtime.sync()``), then the device's receiver runs, then the real-time 
 UDP semantics are kept: a datagram the kernel refuses to send (buffer full, ICMP port
 unreachable reported on a connected socket) is dropped and traced, and the device's own
 retransmission and timeouts deal with it, exactly as with a lossy in-process link.
+
+Every port runs **DTLS 1.2** (:mod:`transports.dtls`, mbedTLS): the connector reads the device's
+credentials (its id, its private key and the server key it trusts, from its DCT) through the
+``credentials`` callable for each new socket, the port handshakes first (what the device's
+protocol sends meanwhile waits in the DTLS client's queue) and every datagram of the device's
+protocol then travels as one DTLS record. A handshake that fails (the cloud does not know the
+device's key, the server's key is not the one in the DCT, no answer) is traced
+(``dtls.failed``) and the port goes quiet: to the device's protocol it is a cloud that does not
+answer. The configuration (with the device's self-signed certificate) is built once per set of
+credentials.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Callable
 from urllib.parse import urlsplit
+
+from mbedtls import tls as mbed_tls
 
 from firmware_sim.kernel.errors import ConfigurationError
 from firmware_sim.kernel.link import DatagramPort, Receiver
 from firmware_sim.kernel.runtime import Runtime
 from firmware_sim.kernel.trace import Tracer
+
+from .dtls import RETRANSMIT_POLL_S, DtlsClient, DtlsCredentials, client_configuration
 
 DEFAULT_COAP_PORT = 5683
 _RECV_SIZE = 65535
@@ -99,10 +114,91 @@ class UdpPort:
                 self._runtime.wake()
 
 
+class DtlsPort:
+    """A device-side :class:`DatagramPort` whose datagrams are DTLS records on a UDP port."""
+
+    def __init__(self, sock: socket.socket, receiver: Receiver, runtime: Runtime,
+                 loop: asyncio.AbstractEventLoop, tracer: Tracer | None,
+                 credentials: DtlsCredentials | None,
+                 configuration: mbed_tls.DTLSConfiguration | None) -> None:
+        self._receiver = receiver
+        self._tracer = tracer
+        self._loop = loop
+        self._udp = UdpPort(sock, self._from_network, runtime, loop, tracer)
+        self._timer: asyncio.TimerHandle | None = None
+        self._reported = False
+        self.client: DtlsClient | None = None
+        if credentials is None:
+            self._trace("dtls.failed", reason="no valid key pair or server key in the DCT")
+            self._reported = True
+            return
+        self.client = DtlsClient(credentials, self._udp.send, configuration=configuration)
+        self.client.start()
+        self._timer = loop.call_later(RETRANSMIT_POLL_S, self._poll)
+
+    @property
+    def closed(self) -> bool:
+        return self._udp.closed
+
+    @property
+    def established(self) -> bool:
+        return self.client is not None and self.client.established
+
+    def send(self, data: bytes) -> None:
+        if self.client is not None and not self.closed:
+            self.client.write(data)
+            self._report()
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._udp.close()
+
+    def _trace(self, kind: str, **fields: object) -> None:
+        if self._tracer is not None:
+            self._tracer.emit(kind, **fields)
+
+    def _report(self) -> None:
+        client = self.client
+        if self._reported or client is None:
+            return
+        if client.failed:
+            self._reported = True
+            self._trace("dtls.failed", reason=client.failure)
+        elif client.established:
+            self._reported = True
+            self._trace("dtls.established", cipher=client.cipher_suite,
+                        handshake_ms=round((client.handshake_s or 0.0) * 1000, 1))
+
+    def _poll(self) -> None:
+        self._timer = None
+        client = self.client
+        if client is None or self.closed:
+            return
+        client.poll()
+        self._report()
+        if not (client.established or client.failed):
+            self._timer = self._loop.call_later(RETRANSMIT_POLL_S, self._poll)
+
+    def _from_network(self, data: bytes) -> None:
+        if self.client is None:
+            return
+        records = self.client.datagram_received(data)
+        self._report()
+        for record in records:
+            if self.closed:
+                return
+            self._receiver(record)
+
+
 class UdpCloudConnector:
-    """Opens UDP ports to a cloud at ``host:port`` for a device (a ``CloudConnector``)."""
+    """Opens DTLS-over-UDP ports to a cloud at ``host:port`` for a device (a
+    ``CloudConnector``); ``credentials()`` gives the device's DTLS credentials for each new
+    socket (None: the device has no usable keys, the port stays silent)."""
 
     def __init__(self, host: str, port: int, runtime: Runtime, *,
+                 credentials: Callable[[], DtlsCredentials | None],
                  loop: asyncio.AbstractEventLoop | None = None,
                  tracer: Tracer | None = None) -> None:
         try:
@@ -112,9 +208,11 @@ class UdpCloudConnector:
         self.family: socket.AddressFamily = infos[0][0]
         self.address: tuple[str, int] = (str(infos[0][4][0]), int(infos[0][4][1]))
         self.runtime = runtime
+        self.credentials = credentials
         self._loop = loop
         self.tracer = tracer
-        self.ports: list[UdpPort] = []
+        self.ports: list[DtlsPort] = []
+        self._configurations: dict[DtlsCredentials, mbed_tls.DTLSConfiguration] = {}
 
     @classmethod
     def from_url(cls, url: str, runtime: Runtime, **kwargs: object) -> UdpCloudConnector:
@@ -130,6 +228,14 @@ class UdpCloudConnector:
         except OSError as exc:  # unreachable: every send fails and is dropped, like UDP
             if self.tracer is not None:
                 self.tracer.emit("udp.connect_failed", error=str(exc))
-        port = UdpPort(sock, receiver, self.runtime, loop, self.tracer)
+        credentials = self.credentials()
+        configuration = None
+        if credentials is not None:
+            configuration = self._configurations.get(credentials)
+            if configuration is None:
+                self._configurations = {credentials: client_configuration(credentials)}
+                configuration = self._configurations[credentials]
+        port = DtlsPort(sock, receiver, self.runtime, loop, self.tracer, credentials,
+                        configuration)
         self.ports = [p for p in self.ports if not p.closed] + [port]
         return port

@@ -34,7 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..cloud import Cloud
 from ..runtime import Runtime
 from ..store import StoreInputError
-from . import admin, devices, events, oauth, openapi, products
+from . import admin, device_keys, devices, events, oauth, openapi, products
 from .context import ApiConfig, ApiContext
 from .errors import ApiError
 from .guard import Guard
@@ -57,7 +57,7 @@ def create_app(cloud: Cloud, *, runtime: Runtime | None = None,
     app.state.fwsim = ctx
     routers = [oauth.router, events.router, devices.router, products.router]
     if ctx.config.admin.enabled:
-        routers.append(admin.router)
+        routers += [admin.router, device_keys.router]
     for router in routers:
         app.include_router(router)
     app.add_exception_handler(ApiError, _api_error)

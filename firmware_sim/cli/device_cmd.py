@@ -5,6 +5,12 @@ cloud connection opens UDP sockets to ``--cloud coap://HOST:PORT`` (``fwsim clou
 another process, or ``fwsim up``). The Device OS log is printed as it happens. With
 ``--scenario product-customer-transfer --api URL`` it runs that scenario's script against the
 remote cloud instead and exits 0 when every check passes.
+
+The link is DTLS 1.2 authenticated by the device's key (docs/security.md): the cloud must hold
+the device's public key and the device the cloud's. With ``--api URL`` and the admin token
+(``--admin-token`` or ``$FWSIM_ADMIN_TOKEN``) the device enrols itself first
+(``POST /fwsim/devices/<id>/key``); without them the cloud must already know the key (a device
+kept with ``--storage`` that enrolled before, against a cloud with a persistent ``--db``).
 """
 
 from __future__ import annotations
@@ -57,12 +63,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run.add_argument("--scenario", choices=REMOTE_SCENARIOS,
                      help="run this scenario's script against the remote cloud (needs --api)")
     run.add_argument("--api", metavar="http://HOST:PORT",
-                     help="the cloud's REST API (for --scenario)")
+                     help="the cloud's REST API: the device enrols its key there first (with "
+                     "--admin-token); needed by --scenario")
     run.add_argument("--timeout", type=positive_float, default=120.0, metavar="SECONDS",
                      help="wall-clock limit for --scenario (default 120)")
     run.add_argument("--admin-token", default=os.environ.get("FWSIM_ADMIN_TOKEN"),
-                     metavar="TOKEN", help="the cloud's /fwsim admin token, for --scenario "
-                     "(printed by `fwsim cloud serve --admin`; default $FWSIM_ADMIN_TOKEN)")
+                     metavar="TOKEN", help="the cloud's /fwsim admin token, to enrol the "
+                     "device's key and for --scenario (printed by `fwsim cloud serve --admin`; "
+                     "default $FWSIM_ADMIN_TOKEN)")
     add_timing_argument(run)
     add_edge_arguments(run)
     run.set_defaults(handler=_run)
@@ -74,8 +82,10 @@ def _run(args: argparse.Namespace) -> int:
     from ..kernel.errors import UsageError
 
     parse_cloud_url(args.cloud)  # a bad URL is a usage error before anything starts
+    if args.api is not None and not args.api.startswith(("http://", "https://")):
+        raise UsageError(f"invalid --api {args.api!r}: expected http://HOST:PORT")
     if args.scenario is not None:
-        if not args.api or not args.api.startswith(("http://", "https://")):
+        if not args.api:
             raise UsageError("--scenario needs --api http://HOST:PORT (the cloud's REST API)")
         return asyncio.run(_scenario(args))
     return asyncio.run(_device(args))
@@ -100,6 +110,11 @@ async def _device(args: argparse.Namespace) -> int:
     try:
         driver = testbed.driver(args.speed)
         device = testbed.add_device(spec)
+        if args.api is not None:  # the cloud learns the device's key, the device the cloud's
+            from ..testbed import enrol_remote, remote_api
+
+            with remote_api(args.api, admin_token=args.admin_token) as api:
+                enrol_remote(api, device)
         if args.claim_code is not None:
             result = device.claim.set_claim_code(args.claim_code.encode("latin-1", "replace"))
             if result != 0:

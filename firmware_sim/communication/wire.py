@@ -2,8 +2,9 @@
 
 Two layers travel in each datagram of the device-cloud link:
 
-1. A *record* standing in for DTLS (fwsim does not encrypt the device-cloud link; the session
-   semantics are what matter). First byte is the record type:
+1. The *stand-in record layer*: records that stand in for DTLS in process (no encryption, no
+   key exchange: a seeded run stays replayable); on a socket they travel inside real DTLS 1.2
+   (``transports/dtls.py``, ``cloud_sim/dtls.py``). First byte is the record type:
 
    * ``0x16`` HANDSHAKE: ``0x16 | msg_type | body`` - CLIENT_HELLO (device id, 12 bytes),
      SERVER_HELLO (nothing), CLIENT_FINISHED (nothing), SERVER_FINISHED (session id, 8 bytes).

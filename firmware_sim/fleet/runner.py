@@ -143,7 +143,8 @@ def run_fleet(plan: FleetPlan, backend: ShardBackend | None = None) -> FleetResu
         with backend.barrier(plan.shards) as barrier:
             tasks = [ShardTask(index, str(cloud["coap"]), chunk, seed=plan.seed + index,
                                timing=plan.timing, timeout_s=plan.timeout_s,
-                               start_barrier=barrier, in_flight=plan.in_flight)
+                               start_barrier=barrier, in_flight=plan.in_flight,
+                               api_url=str(cloud["http"]), admin_token=token)
                      for index, chunk in enumerate(slices)]
             result.shards = backend.run(tasks)
         result.cloud_cpu_s = process_cpu_s(proc.pid) - cloud_cpu0

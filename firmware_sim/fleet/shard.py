@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import resource
 import time
+import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +50,10 @@ class ShardTask:
     #: as earlier ones finish, so a shard that falls behind real time does not turn every late
     #: ACK into a retransmission storm
     in_flight: int | None = None
+    #: the cloud's REST API and admin token: the shard enrols its devices' keys there (the
+    #: device link is DTLS, authenticated by each device's key); None: already known
+    api_url: str | None = None
+    admin_token: str | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,28 @@ def _raise_open_file_limit(wanted: int) -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
+#: devices per enrolment request (each entry is about 230 bytes of JSON; the API takes 64 KiB)
+ENROL_BATCH = 200
+
+
+def enrol(api_url: str, admin_token: str | None, devices: list[Any]) -> None:
+    """Register the devices' public keys with the cloud (``POST /fwsim/device_keys``) and store
+    the cloud's server key in each device's DCT."""
+    server_key = b""
+    for start in range(0, len(devices), ENROL_BATCH):
+        batch = devices[start:start + ENROL_BATCH]
+        body = json.dumps({"devices": [{"id": d.device_id, "public_key": d.keys.public_key_der(
+            ).hex()} for d in batch]}).encode()
+        request = urllib.request.Request(
+            f"{api_url}/fwsim/device_keys", data=body, method="POST",
+            headers={"Content-Type": "application/json",
+                     **({"X-Fwsim-Admin-Token": admin_token} if admin_token else {})})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            server_key = bytes.fromhex(json.load(response)["server_public_key"])
+    for device in devices:
+        device.server_config.set_public_key(server_key)
+
+
 def run_shard(task: ShardTask) -> ShardResult:
     """Run one shard to the end (blocking; it runs its own asyncio loop)."""
     _raise_open_file_limit(len(task.codes) + 256)
@@ -99,6 +127,9 @@ async def _run(task: ShardTask) -> ShardResult:
         device = bed.add_device(spec)
         device.claim.set_claim_code(code.encode())
         devices.append(device)
+    if task.api_url is not None:
+        await asyncio.get_running_loop().run_in_executor(
+            None, enrol, task.api_url, task.admin_token, devices)
     build_s = time.perf_counter() - built_at
     if task.start_barrier is not None:
         await asyncio.get_running_loop().run_in_executor(None, task.start_barrier.wait)

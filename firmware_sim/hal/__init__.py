@@ -16,6 +16,7 @@ from .dct import (
     OsDctFiles,
 )
 from .device_config import SETUP_CODE_ALPHABET, DeviceConfigHal
+from .device_keys import DeviceKeys
 from .retained import RetainedMemory
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "DctFiles",
     "DctSizeError",
     "DeviceConfigHal",
+    "DeviceKeys",
     "FileDctBackend",
     "MemoryDctBackend",
     "OsDctFiles",

@@ -45,7 +45,7 @@ from ..testbed import (
     Testbed,
     TestbedSpec,
 )
-from ..testbed.clouds.particle import claim_code_well_formed, remote_api
+from ..testbed.clouds.particle import claim_code_well_formed, enrol_remote, remote_api
 from .base import Check, default_provisioning, particle
 
 NAME = "product-customer-transfer"
@@ -305,6 +305,7 @@ async def run_remote(api_url: str, cloud_url: str, *, seed: int = 0, speed: floa
                      cloud=cloud_url)
     device = testbed.device
     with remote_api(api_url, admin_token=admin_token) as api:
+        enrol_remote(api, device)  # the cloud learns the device's key, the device the cloud's
         script = TransferScript(world, device, api, (provisioning or default_provisioning)(device))
         script.seed()
         driver = testbed.driver(speed)

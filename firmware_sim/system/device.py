@@ -19,8 +19,10 @@ itself and enters listening mode when it has no Wi-Fi credentials.
 from __future__ import annotations
 
 import json
+import struct
+import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,7 @@ from ..hal.dct import (
     MemoryDctBackend,
 )
 from ..hal.device_config import SETUP_CODE_ALPHABET, DeviceConfigHal
+from ..hal.device_keys import DeviceKeys, RandomBytes
 from ..hal.retained import RetainedMemory
 from ..kernel.errors import ConfigurationError, UsageError
 from ..kernel.ids import validate_device_id
@@ -153,7 +156,8 @@ class Device:
                  serial_number: str | None = None, mobile_secret: str | None = None,
                  storage_dir: str | Path | None = None, firmware: FirmwareFactory | None = None,
                  options: FirmwareOptions | None = None, dct_fault_hook: FaultHook | None = None,
-                 wifi: list[WifiCredentials] | None = None) -> None:
+                 wifi: list[WifiCredentials] | None = None,
+                 key_random: RandomBytes | None = None) -> None:
         self.world = world
         self.profile = profile if isinstance(profile, PlatformProfile) else get_profile(profile)
         self.options = options or FirmwareOptions()
@@ -185,6 +189,11 @@ class Device:
         self.server_config = ServerConfig(self.dct, self.log)
         if self.server_config.erased():  # factory provisioning of a new DCT
             self.server_config.restore_defaults(quiet=True)
+        #: the P-256 key pair of the UDP cloud link (DCT ``alt_device_*_key``), generated once
+        #: when the DCT has none: from ``key_random`` (the testbed passes the OS CSPRNG for a
+        #: device on a socket), else from a seeded stream (in-process runs stay replayable)
+        self.keys = DeviceKeys(self.dct)
+        self.keys.ensure(key_random or world.rng_for(f"device-key:{self.name}").randbytes)
         rules: dict[str, Device] = world.shared.setdefault(BLE_RULES, {})
         rules[self.name] = self
         self.dfu = DeviceDfu(world, self.name, self.dct, dfu_pid=self.profile.dfu_pid,
@@ -239,6 +248,16 @@ class Device:
         if self.profile.has_softap and self.config.device_code() is None:
             self.config.set_device_code(_random_text(rng, SETUP_CODE_ALPHABET, 6))
 
+    def keys_checksum(self) -> int:
+        """``compute_checksum`` of ``dtls_message_channel.cpp``: a CRC over the CRCs of the
+        server public key and the device private key; a persisted session whose checksum
+        differs is not restored (new keys, or another cloud: a full handshake). fwsim: zlib's
+        CRC-32 over the two DCT fields (Device OS uses the HAL's CRC-32 over the key buffers;
+        UNVERIFIED whether the values agree)."""
+        server = zlib.crc32(self.dct.read_field("alt_server_public_key"))
+        device = zlib.crc32(self.dct.read_field("alt_device_private_key"))
+        return zlib.crc32(struct.pack("<II", server, device))
+
     @property
     def mobile_secret(self) -> str:
         return self.config.device_secret() or ""
@@ -266,7 +285,8 @@ class Device:
             product_id=(self.options.product_id if self.options.product_id is not None
                         else self.profile.platform_id),
             product_version=self.options.product_version,
-            persists_session=self.profile.persists_session)
+            persists_session=self.profile.persists_session,
+            keys_checksum=self.keys_checksum())
         self.particle = Particle(self)
         inputs = HandshakeInputs(
             is_tcp=self.profile.cloud_transport == "tcp",
@@ -347,6 +367,10 @@ class Device:
         self.cloud.inputs.reset_data = reset_data
         self.cloud.inputs.safe_mode = self.safe_mode
         self._validate_server_settings()
+        # Spark_Protocol_Init reads the keys at every start: the session restore compares the
+        # checksum of this boot's keys (the server key may have changed since the last one)
+        protocol = self.cloud.protocol
+        protocol.identity = replace(protocol.identity, keys_checksum=self.keys_checksum())
         self.tracer.emit("device.boot", boot=self.boot_count, reset_reason=reason,
                          profile=self.profile.name, device_id=self.device_id,
                          system_version=self.profile.system_version, safe_mode=self.safe_mode)

@@ -152,6 +152,22 @@ class ServerConfig:
         self._dct.write(_KEY.offset, settings.public_key)
         self._dct.write(_ADDRESS.offset, address)
 
+    def set_public_key(self, public_key: bytes) -> None:
+        """Store the server's public key, keeping the address (what ``particle keys server``
+        writes over USB; fwsim's testbed gives a device the key of the cloud it enrols with).
+        Nothing is written when the key is already there."""
+        if len(public_key) > _KEY.size:
+            raise ValueError("server public key too large")
+        current = self.settings()
+        if current is not None and current.public_key == public_key:
+            return
+        self._dct.write(_KEY.offset, public_key.ljust(_KEY.size, b"\xff"))
+
+    def public_key(self) -> bytes | None:
+        """The stored server public key (DER), None when the settings do not validate."""
+        settings = self.settings()
+        return settings.public_key if settings is not None else None
+
     def restore_defaults(self, *, quiet: bool = False) -> None:
         """``restoreDefaultSettings``."""
         self.update(ServerSettings(DEFAULT_UDP_SERVER_ADDRESS, DEFAULT_UDP_SERVER_PORT,

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
         ParticlePlug,
         ParticleSettings,
         claim_code_well_formed,
+        enrol_remote,
         remote_api,
     )
     from .clouds.thingsboard import TbCloudSettings, ThingsBoardPlug
@@ -45,6 +46,7 @@ _LAZY = {
     "ParticleSettings": "firmware_sim.testbed.clouds.particle",
     "claim_code_well_formed": "firmware_sim.testbed.clouds.particle",
     "remote_api": "firmware_sim.testbed.clouds.particle",
+    "enrol_remote": "firmware_sim.testbed.clouds.particle",
     "TbCloudSettings": "firmware_sim.testbed.clouds.thingsboard",
     "ThingsBoardPlug": "firmware_sim.testbed.clouds.thingsboard",
     "Steering": "firmware_sim.testbed.steering",
@@ -82,6 +84,7 @@ __all__ = [
     "carrier",
     "claim_code_well_formed",
     "cloud_kinds",
+    "enrol_remote",
     "provisioned",
     "remote_api",
 ]

@@ -42,6 +42,7 @@ from transports.device_surface import (
     PlatformFacts,
     UsbDevice,
 )
+from transports.dtls import DtlsCredentials
 
 from ..hal.dct import FIELDS, Dct
 from ..kernel.errors import UsageError
@@ -54,12 +55,24 @@ __all__ = [
     "DctKeyStore",
     "DeviceSurfaceAdapter",
     "console_device",
+    "dtls_credentials",
     "surface_for",
     "usb_device",
 ]
 
 _PRIVATE_KEY = FIELDS["device_private_key"]
 _PUBLIC_KEY = FIELDS["device_public_key"]
+
+
+def dtls_credentials(device: Device) -> DtlsCredentials | None:
+    """What the device's UDP link authenticates with, read from its DCT at each new socket
+    (its id, ``alt_device_private_key`` and ``alt_server_public_key``); None when either key is
+    missing or does not parse."""
+    private = device.keys.private_key_der() if device.keys.private_key() is not None else None
+    server = device.server_config.public_key()
+    if private is None or server is None:
+        return None
+    return DtlsCredentials(device.device_id, private, server)
 
 
 def usb_device(device: Device) -> UsbDevice:

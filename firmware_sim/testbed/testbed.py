@@ -25,6 +25,7 @@ and ``transports``.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -93,15 +94,20 @@ class Testbed:
                                          f"{exc.strerror or exc}") from None
         options = replace(spec.options or FirmwareOptions(),
                           timing=timing_profile(spec.timing or self.spec.timing).name)
+        link = spec.link or self.spec.link
+        # a device on a socket gets its key pair from the OS CSPRNG (a seeded key could be
+        # computed by anyone who knows the seed); in process from the seeded stream
+        key_random = secrets.token_bytes if link.cloud_url is not None else None
         device = Device(self.world, spec.name, profile=spec.profile, device_id=spec.device_id,
                         serial_number=spec.serial_number, mobile_secret=spec.mobile_secret,
                         storage_dir=storage, firmware=resolve_firmware(spec.firmware),
-                        options=options, dct_fault_hook=spec.dct_fault_hook)
+                        options=options, dct_fault_hook=spec.dct_fault_hook,
+                        key_random=key_random)
         if len(device.credentials) == 0:  # a stored device keeps what it learnt
             for credentials in spec.wifi:
                 device.credentials.set(credentials)
         self.devices[spec.name] = device
-        self._link(device, spec.link or self.spec.link)
+        self._link(device, link)
         return device
 
     def _link(self, device: Device, link: LinkSpec) -> None:
@@ -114,6 +120,10 @@ class Testbed:
             if self.served is None:
                 self._pending_links.append((device, link))
             else:
+                # the testbed's own cloud knows the device's key, the device the cloud's
+                enrol = getattr(self.cloud, "enrol_device", None)
+                if enrol is not None:
+                    enrol(device)
                 self._attach_udp(device, self.served.device_url)
         elif self._driver is not None:
             self._attach_udp(device, link.cloud_url)
@@ -123,8 +133,11 @@ class Testbed:
     def _attach_udp(self, device: Device, url: str) -> None:
         from transports.net import UdpCloudConnector
 
+        from .adapters import dtls_credentials
+
         connector = ConditionedConnector(
-            UdpCloudConnector.from_url(url, self.driver(), tracer=device.tracer.child("udp")),
+            UdpCloudConnector.from_url(url, self.driver(), tracer=device.tracer.child("udp"),
+                                       credentials=lambda: dtls_credentials(device)),
             self.world, device.name)
         self.link_conditioners[device.name] = connector
         device.attach_cloud(connector)

@@ -153,6 +153,35 @@ def test_the_scenario_across_processes_over_coap_udp() -> None:
         assert "Received RST message; discarding session" in out
 
 
+def test_device_run_enrols_its_key_and_connects_over_dtls() -> None:
+    """``fwsim device run --api --admin-token`` registers its key and connects over DTLS (an
+    unenrolled device is refused: tests/cloud/test_device_auth.py); a wrong admin token is a
+    one-line error."""
+    with running("cloud", "serve", "--http", "0", "--coap", "0", "--db", ":memory:",
+                 "--speed", "20", "--for", "60", "--admin") as serve:
+        serve.wait_for("ready")
+        api, coap = serve.value("REST API"), serve.value("CoAP/UDP")
+        admin_token = serve.wait_for("X-Fwsim-Admin-Token").split()[-1].rstrip(")")
+        with running("device", "run", "--cloud", coap, "--speed", "20", "--api", api,
+                     "--admin-token", admin_token) as dev:
+            line = dev.wait_for("fwsim device:")
+            device_id = line.split(" id ")[1].split()[0]
+            dev.wait_for("Handshake completed")
+            with httpx.Client(base_url=api,
+                              headers={"X-Fwsim-Admin-Token": admin_token}) as http:
+                deadline = time.monotonic() + 10
+                online: list[str] = []
+                while time.monotonic() < deadline and device_id not in online:
+                    online = [d["id"] for d in http.get("/fwsim/state").json()["devices"]
+                              if d["online"]]
+                    time.sleep(0.1)
+                assert device_id in online
+        with running("device", "run", "--cloud", coap, "--api", api, "--admin-token",
+                     "wrong", "--for", "1") as dev:
+            code, _, err = dev.finish(timeout=20)
+        assert code == 2 and err.count("\n") == 1 and "refused to enrol" in err, err
+
+
 def test_usage_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     from firmware_sim.cli import main
 

@@ -28,7 +28,7 @@ from cloud_sim.sqlite_store import SqliteStore
 from firmware_sim.kernel import World
 from firmware_sim.scenarios.catalog import default_provisioning
 from firmware_sim.system import AccessPoint, Device, WifiCredentials, radio_environment
-from transports.net import UdpCloudConnector
+from firmware_sim.testbed.clouds.particle import link_over_dtls
 
 pytestmark = pytest.mark.interop
 
@@ -66,7 +66,7 @@ async def _flow(node: str) -> tuple[list[dict[str, Any]], Cloud, Device, str]:
     radio_environment(world).add(AccessPoint("HomeNet", "home-pass-1"))
     device = Device(world, "p2", device_id=DEVICE_ID,
                     wifi=[WifiCredentials("HomeNet", "home-pass-1")])
-    device.attach_cloud(UdpCloudConnector("127.0.0.1", server.coap_port, server.driver))
+    link_over_dtls(device, server.cloud, "127.0.0.1", server.coap_port, server.driver)
     device.power_on()
     config = {"baseUrl": server.http_url, "developer": "dev@acme.example",
               "password": "dev-password", "clientId": "acme-app", "clientSecret": "acme-secret",

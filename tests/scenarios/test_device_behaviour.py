@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from cloud_sim import Cloud, EndpointOptions, Principal
 from firmware_sim.hal import ClaimCodeHal, Dct, MemoryDctBackend
@@ -82,6 +84,23 @@ def test_software_reset_resumes_but_power_cycle_does_a_full_handshake() -> None:
     assert device.cloud.handshakes == {"full": 1, "resumed": 0}
     assert device.claim.pending_code() is None and device.claim.is_device_claimed()
     assert cloud.owner_of(device.device_id) == Principal.user("u")
+
+
+def test_a_session_of_other_keys_is_not_resumed() -> None:
+    """``compute_checksum``: the persisted session carries a checksum of the server key and the
+    device key; after either changes, the next connection is a full handshake."""
+    world, device, _ = make()
+    device.power_on()
+    connect(world, device)
+    device.reset("user")
+    world.run_for(30)
+    assert device.cloud.handshakes == {"full": 0, "resumed": 1}
+    other = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    device.server_config.set_public_key(other)  # another cloud's key
+    device.reset("user")
+    world.run_for(30)
+    assert device.cloud.handshakes == {"full": 1, "resumed": 0}
 
 
 def test_last_reset_is_published_once_per_boot_with_the_reason() -> None:

@@ -10,6 +10,14 @@ follows. Sessions write and close through the asyncio transport, also from sched
 (timeouts, the delayed ``scan-ap`` reply), which run in the loop's thread. While the device is
 not in listening mode the SoftAP is down and a new connection is closed at once.
 
+Limits (:class:`SoftApLimits`, docs/security.md), on top of the sessions' own request timeout
+(``SoftApOptions.request_timeout_s``, virtual time: a request not complete that long after the
+connection opened or the last reply - a slow sender - closes the connection): each server holds
+at most ``max_connections`` connections - one arriving at the cap evicts the least recently
+active connection with no request executing, or is closed at once when every one is busy - and
+a connection that sent nothing for ``idle_timeout_s`` wall seconds is closed whatever the
+world's clock does. Refusals and evictions are counted on the :class:`SoftApServer`.
+
 :func:`serve_softap` opens the servers of any one device, for commands that run several. A
 claim code for the setup client to send is the composition side's business (``fwsim serve``
 issues one in its cloud): this module knows no cloud.
@@ -19,6 +27,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from collections import OrderedDict
+from dataclasses import dataclass
 
 from firmware_sim.kernel.errors import ConfigurationError
 
@@ -27,7 +37,8 @@ from ..edge_api import EdgeContext, EdgeHandle, port_arg
 from .service import SoftAp, softap_for
 from .session import Session
 
-__all__ = ["NAME", "add_arguments", "enabled", "serve_softap", "start"]
+__all__ = ["NAME", "SoftApLimits", "SoftApServer", "add_arguments", "enabled", "serve_softap",
+           "start"]
 
 NAME = "softap"
 
@@ -48,19 +59,70 @@ def enabled(args: argparse.Namespace) -> bool:
     return args.softap_http is not None or args.softap_tcp is not None
 
 
+@dataclass(frozen=True)
+class SoftApLimits:
+    #: connections one server (TCP or HTTP) holds at once
+    max_connections: int = 32
+    #: wall seconds without a byte from the client before its connection is closed
+    idle_timeout_s: float = 60.0
+
+
+class SoftApServer:
+    """The accepted connections of one listener, least recently active first."""
+
+    def __init__(self, protocol: str, limits: SoftApLimits) -> None:
+        self.protocol = protocol
+        self.limits = limits
+        self.connections: OrderedDict[_SoftApSocket, None] = OrderedDict()
+        self.refused = 0
+        self.evicted = 0
+        self.idle_closed = 0
+
+    def admit(self, connection: _SoftApSocket) -> bool:
+        if len(self.connections) >= self.limits.max_connections:
+            victim = next((c for c in self.connections if not c.busy), None)
+            if victim is None:
+                self.refused += 1
+                return False
+            self.evicted += 1
+            victim.drop("evicted: too many connections")
+        self.connections[connection] = None
+        return True
+
+    def touch(self, connection: _SoftApSocket) -> None:
+        if connection in self.connections:
+            self.connections.move_to_end(connection)
+
+    def remove(self, connection: _SoftApSocket) -> None:
+        self.connections.pop(connection, None)
+
+
 class _SoftApSocket(asyncio.Protocol):
     """One accepted client socket, bridged to a SoftAP session."""
 
-    def __init__(self, ctx: EdgeContext, softap: SoftAp, protocol: str) -> None:
+    def __init__(self, ctx: EdgeContext, softap: SoftAp, server: SoftApServer) -> None:
         self.ctx = ctx
         self.softap = softap
-        self.protocol = protocol
+        self.server = server
+        self.protocol = server.protocol
         self.transport: asyncio.Transport | None = None
         self.session: Session | None = None
+        self._idle: asyncio.TimerHandle | None = None
+        self._last_heard = 0.0
+
+    @property
+    def busy(self) -> bool:
+        return self.session is not None and not self.session.closed and self.session.busy
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        if not self.server.admit(self):
+            transport.abort()
+            return
+        loop = asyncio.get_running_loop()
+        self._last_heard = loop.time()
+        self._idle = loop.call_later(self.server.limits.idle_timeout_s, self._idle_check)
         self.ctx.sync()
         opener = self.softap.open_tcp if self.protocol == "tcp" else self.softap.open_http
         self.session = opener(self._write, self._close)
@@ -68,7 +130,31 @@ class _SoftApSocket(asyncio.Protocol):
             transport.close()
         self.ctx.wake()
 
+    def drop(self, reason: str) -> None:
+        """Close the connection for the edge's own reasons (cap, idle)."""
+        self.server.remove(self)
+        if self.session is not None and not self.session.closed:
+            self.ctx.sync()
+            self.session.close(reason)
+            self.ctx.wake()
+        self._close()
+
+    def _idle_check(self) -> None:
+        self._idle = None
+        if self.transport is None or self.transport.is_closing():
+            return
+        loop = asyncio.get_running_loop()
+        quiet = loop.time() - self._last_heard
+        limit = self.server.limits.idle_timeout_s
+        if quiet >= limit and not self.busy:
+            self.server.idle_closed += 1
+            self.drop("idle")
+        else:
+            self._idle = loop.call_later(max(limit - quiet, 0.05), self._idle_check)
+
     def data_received(self, data: bytes) -> None:
+        self._last_heard = asyncio.get_running_loop().time()
+        self.server.touch(self)
         if self.session is not None:
             self.ctx.sync()
             self.session.data_received(data)
@@ -82,6 +168,10 @@ class _SoftApSocket(asyncio.Protocol):
         return True  # keep our half open: a reply may still be on its way
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.server.remove(self)
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
         if self.session is not None and not self.session.closed:
             self.ctx.sync()
             self.session.connection_lost()
@@ -111,20 +201,26 @@ async def start(ctx: EdgeContext, args: argparse.Namespace) -> EdgeHandle:
 
 
 async def serve_softap(ctx: EdgeContext, device: SoftApDevice, *, host: str = "127.0.0.1",
-                       tcp_port: int | None = None, http_port: int | None = None
-                       ) -> EdgeHandle:
-    """Open the SoftAP servers of one device (reusable by commands that run several devices)."""
+                       tcp_port: int | None = None, http_port: int | None = None,
+                       limits: SoftApLimits | None = None,
+                       listeners: dict[str, SoftApServer] | None = None) -> EdgeHandle:
+    """Open the SoftAP servers of one device (reusable by commands that run several devices);
+    ``listeners`` (if given) receives each server's :class:`SoftApServer` by protocol."""
     ctx.sync()
     softap = softap_for(device)
     loop = asyncio.get_running_loop()
+    limits = limits or SoftApLimits()
     servers: list[asyncio.Server] = []
     lines = [f"softap: SSID {softap.setup_ssid()} (up while the device is in listening mode)"]
     try:
         for protocol, port in (("tcp", tcp_port), ("http", http_port)):
             if port is None:
                 continue
+            listener = SoftApServer(protocol, limits)
+            if listeners is not None:
+                listeners[protocol] = listener
             server = await loop.create_server(
-                lambda protocol=protocol: _SoftApSocket(ctx, softap, protocol),  # type: ignore[misc]
+                lambda listener=listener: _SoftApSocket(ctx, softap, listener),  # type: ignore[misc]
                 host, port)
             servers.append(server)
             bound_host, bound = _address(server)

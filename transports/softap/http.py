@@ -71,6 +71,10 @@ class HttpSession:
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def busy(self) -> bool:
+        return self._busy
+
     # -- input ---------------------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:

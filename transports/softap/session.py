@@ -28,6 +28,10 @@ class Session(Protocol):
     @property
     def closed(self) -> bool: ...
 
+    @property
+    def busy(self) -> bool:
+        """A request is executing (its reply is on its way)."""
+
     def data_received(self, data: bytes) -> None: ...
 
     def eof_received(self) -> None: ...

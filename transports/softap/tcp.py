@@ -158,6 +158,10 @@ class TcpSession:
     def closed(self) -> bool:
         return self._state is _State.CLOSED
 
+    @property
+    def busy(self) -> bool:
+        return self._state is _State.EXECUTING
+
     # -- input ---------------------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:

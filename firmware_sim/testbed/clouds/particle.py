@@ -33,6 +33,7 @@ from cloud_sim import (
     Principal,
     is_well_formed,
 )
+from cloud_sim.device_keys import DeviceKeyRegistry
 from cloud_sim.events import CloudEvent
 
 from ...kernel.errors import ConfigurationError
@@ -43,7 +44,10 @@ from ..spec import CloudSpec, LinkSpec
 from . import ServedCloud, ServeOptions
 
 if TYPE_CHECKING:
+    from transports.net import UdpCloudConnector
+
     from ...kernel.realtime import AsyncioDriver
+    from ...kernel.runtime import Runtime
     from ...system.device import Device
 
 #: a device silent for three keepalives (25 s each) is marked offline when served
@@ -86,7 +90,9 @@ class ParticlePlug:
             store = SqliteStore(settings.db)
         else:
             store = MemoryStore()
-        options = settings.endpoint
+        # the testbed registers the key of every device it links (in process and served), so
+        # the cloud refuses handshakes from any other device id
+        options = replace(settings.endpoint or EndpointOptions(), registered_only=True)
         if settings.epoch is not None:
             options = replace(options or EndpointOptions(), epoch=settings.epoch)
         if settings.offline_after_s is not None:
@@ -97,7 +103,8 @@ class ParticlePlug:
             kwargs["claim_code_ttl_s"] = settings.claim_code_ttl_s
         self.cloud = Cloud(world, store=store, options=options, name=spec.name,
                            claim_policy=settings.claim_policy,
-                           unpredictable=settings.unpredictable, **kwargs)
+                           unpredictable=settings.unpredictable,
+                           device_keys=DeviceKeyRegistry(settings.db), **kwargs)
         #: per device name: its connector (future links) and its link in use
         self._connectors: dict[str, Any] = {}
         self._links: dict[str, DatagramLink] = {}
@@ -108,7 +115,25 @@ class ParticlePlug:
 
     # -- the testbed's interface ---------------------------------------------------------------
 
+    def enrol_device(self, device: Device) -> bytes:
+        """Register the device's public key with the cloud (as at manufacturing) and give the
+        device the cloud's server public key; returns that key (SubjectPublicKeyInfo DER)."""
+        public = device.keys.public_key_der()
+        if public is None:
+            raise ConfigurationError(f"device {device.name} has no valid key pair in its DCT")
+        self.cloud.register_device_key(device.device_id, public)
+        server_key = self.cloud.device_keys.server_key().public_der
+        device.server_config.set_public_key(server_key)
+        return server_key
+
+    def register_device(self, device: Device) -> None:
+        """Register the device's public key (in process: the stand-in does no key exchange)."""
+        public = device.keys.public_key_der()
+        if public is not None:
+            self.cloud.register_device_key(device.device_id, public)
+
     def connect_device(self, device: Device, link: LinkSpec) -> None:
+        self.register_device(device)
         connector = self.cloud.connector(latency_s=link.latency_s, loss=link.loss)
         self._connectors[device.name] = connector
         name = device.name
@@ -132,11 +157,13 @@ class ParticlePlug:
         server = CloudServer(self.cloud, config, driver=driver, run_driver=False)
         await server.start()
         lines = [("REST API", f"{server.http_url}  (OpenAPI {server.http_url}/openapi.json)"),
-                 ("CoAP/UDP", server.coap_url)]
+                 ("CoAP/UDP", f"{server.coap_url}  (DTLS 1.2; a device in another process "
+                  "enrols its key: fwsim device run --api URL --admin-token T)")]
         return ServedCloud(lines, server.http_url, server.coap_url, server.stop, server)
 
     def close(self) -> None:
         self.cloud.store.close()
+        self.cloud.device_keys.close()
 
     # -- what scenarios and actors use ---------------------------------------------------------
 
@@ -220,10 +247,55 @@ def remote_api(base_url: str, *, admin_token: str | None = None
     return HttpApiClient(base_url, admin_token=admin_token)
 
 
+def enrol_remote(api: ApiClient, device: Device) -> bytes:
+    """Enrol ``device`` with a Particle cloud in another process (its admin namespace, so
+    ``api`` carries the admin token): register the device's public key and store the server's
+    public key in the device's DCT. Returns that key; a refusal is a ConfigurationError."""
+    public = device.keys.public_key_der()
+    if public is None:
+        raise ConfigurationError(f"device {device.name} has no valid key pair in its DCT")
+    status, answer = api.request("POST", f"/fwsim/devices/{device.device_id}/key",
+                                 json={"public_key": public.hex()})
+    server_hex = answer.get("server_public_key") if isinstance(answer, dict) else None
+    if status != 200 or not isinstance(server_hex, str):
+        detail = answer.get("error") if isinstance(answer, dict) else None
+        raise ConfigurationError(
+            f"the cloud refused to enrol device {device.device_id} (HTTP {status}"
+            f"{': ' + str(detail) if detail else ''}); the admin namespace and its token "
+            "are needed (`fwsim cloud serve --admin`, --admin-token)")
+    try:
+        server_key = bytes.fromhex(server_hex)
+        device.server_config.set_public_key(server_key)
+    except ValueError as exc:
+        raise ConfigurationError(f"the cloud answered an unusable server key: {exc}") from None
+    return server_key
+
+
+def link_over_dtls(device: Device, cloud: Cloud, host: str, port: int,
+                   runtime: Runtime) -> UdpCloudConnector:
+    """Enrol ``device`` with ``cloud`` (both in this process; its key registered, the cloud's
+    key in its DCT) and link it to the cloud's UDP socket at ``host:port`` over DTLS - for code
+    that runs its own ``cloud_sim.server.CloudServer`` (tests, benchmarks, fuzzers)."""
+    from transports.net import UdpCloudConnector
+
+    from ..adapters import dtls_credentials
+
+    public = device.keys.public_key_der()
+    if public is None:
+        raise ConfigurationError(f"device {device.name} has no valid key pair in its DCT")
+    cloud.register_device_key(device.device_id, public)
+    device.server_config.set_public_key(cloud.device_keys.server_key().public_der)
+    connector = UdpCloudConnector(host, port, runtime,
+                                  credentials=lambda: dtls_credentials(device),
+                                  tracer=device.tracer.child("udp"))
+    device.attach_cloud(connector)
+    return connector
+
+
 def claim_code_well_formed(code: str) -> bool:
     """63 characters of the claim-code alphabet (what the cloud issues)."""
     return is_well_formed(code)
 
 
 __all__ = ["SERVED_OFFLINE_AFTER_S", "ParticlePlug", "ParticleSettings", "claim_code_well_formed",
-           "remote_api"]
+           "enrol_remote", "link_over_dtls", "remote_api"]
