@@ -1,5 +1,5 @@
-"""The event loop a fleet process runs: uvloop when it is installed (the ``cloud`` extra brings
-it), else asyncio's own. A fleet process spends much of its time in UDP reads and writes;
+"""The event loop a fleet process runs: uvloop when it is installed (``pip install uvloop``),
+else asyncio's own. A fleet process spends much of its time in UDP reads and writes;
 uvloop's are in C."""
 
 from __future__ import annotations
