@@ -14,7 +14,8 @@ Fixtures (docs/pytest-plugin.md has each one's defaults and an example):
   ``fwsim_make_device()``;
 * ``fwsim_phone(device, carrier="control", *, think_time_s=1.5)`` - a
   :class:`~firmware_sim.testbed.Phone` provisioning ``device`` over ``usb``, ``ble``,
-  ``serial``, ``control`` or ``direct``;
+  ``serial``, ``softap`` (a Photon in listening mode), ``softap-http``, ``control`` or
+  ``direct``;
 * ``fwsim_trace`` - strict queries of the world's trace (:class:`StrictTrace`): an unknown kind
   or field raises :class:`UnknownTraceQuery` listing the known ones, so a misspelt negative
   assertion cannot pass;
@@ -194,15 +195,15 @@ def fwsim_device(fwsim_make_device: Callable[..., Device]) -> Device:
 @pytest.fixture
 def fwsim_phone(fwsim_testbed: Testbed) -> Callable[..., Phone]:
     """``fwsim_phone(device, carrier="control", *, think_time_s=1.5)``: a phone that
-    provisions ``device`` over a carrier (``usb``, ``ble``, ``serial``, ``control``,
-    ``direct``; firmware_sim.testbed.CARRIERS). Queue steps (``set_claim_code``,
-    ``join_new_network``, ``start_listening``, ``stop_listening``), then ``run()``; each
-    step's result is in ``phone.results``."""
-    from .testbed import Phone, carrier
+    provisions ``device`` over a carrier (``usb``, ``ble``, ``serial``, ``softap``,
+    ``softap-http``, ``control``, ``direct``; firmware_sim.testbed.CARRIERS). Queue steps
+    (``set_claim_code``, ``join_new_network``, ``start_listening``, ``stop_listening``), then
+    ``run()``; each step's result is in ``phone.results``."""
+    from .testbed import Phone
+    from .testbed import carrier as carrier_factory
 
-    def make(device: Device, carrier_name: str = "control", *,
-             think_time_s: float = 1.5) -> Phone:
-        return Phone(fwsim_testbed.world, carrier(carrier_name)(device),
+    def make(device: Device, carrier: str = "control", *, think_time_s: float = 1.5) -> Phone:
+        return Phone(fwsim_testbed.world, carrier_factory(carrier)(device),
                      think_time_s=think_time_s)
 
     return make

@@ -4,8 +4,8 @@
 benchmarks and the pytest plugin all build through it. Clouds come from a lazy registry
 (:data:`CLOUDS`), edge services (the transports served on real sockets) from another
 (:data:`EDGE_SERVICES`). This package - with the CLI and the pytest plugin - is the only code
-that imports ``cloud_sim`` and ``transports``; the cloud plugs and edge services are imported
-only when used (PEP 562 lazy names below).
+that imports ``cloud_sim`` and ``transports``; the cloud plugs, the SoftAP phone and edge services
+are imported only when used (PEP 562 lazy names below).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
         remote_api,
     )
     from .clouds.thingsboard import TbCloudSettings, ThingsBoardPlug
+    from .softap_carrier import SoftApPhoneOptions, SoftApProvisioning
     from .steering import Steering, UnknownDevice
 
 _LAZY = {
@@ -49,6 +50,8 @@ _LAZY = {
     "enrol_remote": "firmware_sim.testbed.clouds.particle",
     "TbCloudSettings": "firmware_sim.testbed.clouds.thingsboard",
     "ThingsBoardPlug": "firmware_sim.testbed.clouds.thingsboard",
+    "SoftApPhoneOptions": "firmware_sim.testbed.softap_carrier",
+    "SoftApProvisioning": "firmware_sim.testbed.softap_carrier",
     "Steering": "firmware_sim.testbed.steering",
     "UnknownDevice": "firmware_sim.testbed.steering",
 }
@@ -75,6 +78,8 @@ __all__ = [
     "SerialConsoleProvisioning",
     "ServeOptions",
     "ServedCloud",
+    "SoftApPhoneOptions",
+    "SoftApProvisioning",
     "Steering",
     "TbCloudSettings",
     "Testbed",

@@ -5,8 +5,10 @@
   requests handed to the device's dispatcher, the bytes USB/BLE carry without their framing),
   ``usb`` (an in-process USB host, as particle-usb talks), ``ble`` (a BLE central with the
   EC-JPAKE handshake, as the Particle app talks), ``serial`` (the listening-mode console's
-  ``C`` and ``w`` dialogs, as a terminal or particle-cli talks), or ``direct`` (calls the system
-  layer; for tests of the layers below). :data:`CARRIERS` lists them; :func:`carrier` loads
+  ``C`` and ``w`` dialogs, as a terminal or particle-cli talks), ``softap`` / ``softap-http``
+  (a Photon's SoftAP commands over TCP or HTTP, as @particle/softap-setup talks;
+  ``softap_carrier.py``), or ``direct`` (calls the system layer; for tests of the layers
+  below). :data:`CARRIERS` lists them; :func:`carrier` loads
   one lazily.
 * :class:`Customer` - an app server or a customer's app calling the cloud's REST API.
 * :class:`Operator` - the person at the bench (and the weather): power cuts (also at a chosen
@@ -108,6 +110,8 @@ CARRIERS: dict[str, str] = {
     "usb": "transports.usb.provisioning:UsbProvisioning",
     "ble": "firmware_sim.testbed.actors:_ble_carrier",
     "serial": "firmware_sim.testbed.actors:SerialConsoleProvisioning",
+    "softap": "firmware_sim.testbed.softap_carrier:SoftApProvisioning",
+    "softap-http": "firmware_sim.testbed.softap_carrier:softap_http_provisioning",
 }
 
 
