@@ -16,15 +16,13 @@ testbed, the pytest plugin's device factory) it accepts, through :func:`resolve_
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import inspect
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from .communication.event_names import SESSION_END_EVENT
 from .kernel.errors import ConfigurationError
+from .kernel.user_modules import import_location, load_file
 from .system.app import Firmware, Particle
 from .system.events import CloudStatus, NetworkCredentials, SystemEvent
 
@@ -133,36 +131,14 @@ def resolve_firmware(ref: str | FirmwareFactory | None) -> FirmwareFactory:
         return BUILTIN_FIRMWARE[text]
     location, _, attr = text.rpartition(":") if ":" in text else (text, "", "")
     if location.endswith(".py") or (not attr and text.endswith(".py")):
-        module = _load_file(Path(location or text))
+        module = load_file(Path(location or text), "firmware")
     elif location and attr:
-        try:
-            module = importlib.import_module(location)
-        except ImportError as exc:
-            raise ConfigurationError(f"firmware {text!r}: cannot import {location!r}: {exc}"
-                                     ) from None
+        module = import_location(location, "firmware", text)
     else:
         known = ", ".join(BUILTIN_FIRMWARE)
         raise ConfigurationError(f"unknown firmware {text!r}: give a built-in name ({known}), "
                                  "module:Class or path/to/app.py[:Class]")
     return _pick_class(module, attr, text)
-
-
-def _load_file(path: Path) -> object:
-    if not path.is_file():
-        raise ConfigurationError(f"firmware file {str(path)!r} not found")
-    name = f"fwsim_user_firmware_{abs(hash(str(path.resolve())))}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ConfigurationError(f"firmware file {str(path)!r} is not a Python module")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except Exception as exc:
-        sys.modules.pop(name, None)
-        raise ConfigurationError(f"firmware file {str(path)!r} failed to load: "
-                                 f"{type(exc).__name__}: {exc}") from None
-    return module
 
 
 def _pick_class(module: object, attr: str, text: str) -> FirmwareFactory:

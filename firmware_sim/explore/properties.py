@@ -39,20 +39,17 @@ line as ``module:attr`` or ``path/to/file.py:attr``.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import inspect
-import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ..communication.event_names import CLAIM_CODE_EVENT, CLAIM_CONFIRM_EVENT, SESSION_END_EVENT
 from ..hal.claim import CLAIM_CODE_SIZE
 from ..kernel.errors import ConfigurationError, PowerCut
 from ..kernel.trace import TraceRecord
+from ..kernel.user_modules import import_location
 from ..system.device import Device
 from .context import RunContext
 from .model import seconds
@@ -535,28 +532,7 @@ def _load_attr(reference: str) -> Any:
         raise ConfigurationError(f"unknown property {reference!r}: give a built-in name "
                                  f"({', '.join([*PROPERTIES, *GROUPS])}), module:attr or "
                                  "path/to/file.py:attr")
-    if location.endswith(".py"):
-        path = Path(location)
-        if not path.is_file():
-            raise ConfigurationError(f"property file {location!r} not found")
-        module_name = f"fwsim_user_property_{abs(hash(str(path.resolve())))}"
-        spec = importlib.util.spec_from_file_location(module_name, path)
-        if spec is None or spec.loader is None:
-            raise ConfigurationError(f"property file {location!r} is not a Python module")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        try:
-            spec.loader.exec_module(module)
-        except Exception as exc:
-            sys.modules.pop(module_name, None)
-            raise ConfigurationError(f"property file {location!r} failed to load: "
-                                     f"{type(exc).__name__}: {exc}") from None
-    else:
-        try:
-            module = importlib.import_module(location)
-        except ImportError as exc:
-            raise ConfigurationError(f"property {reference!r}: cannot import {location!r}: "
-                                     f"{exc}") from None
+    module = import_location(location, "property", reference)
     found = getattr(module, attr, None)
     if found is None:
         raise ConfigurationError(f"property {reference!r}: no attribute {attr!r}")

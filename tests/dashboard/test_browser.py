@@ -23,7 +23,6 @@ import contextlib
 import os
 import queue
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -33,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.processes import stop_process
 
 pytestmark = pytest.mark.interop
 
@@ -92,16 +93,7 @@ class Up:
             self.lines.put(line.rstrip("\n"))
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-        self.stderr.close()
+        stop_process(self.proc, self.proc.stdout, self.stderr)
 
 
 @pytest.fixture(scope="module")

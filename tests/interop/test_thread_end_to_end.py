@@ -27,7 +27,6 @@ import json
 import os
 import queue
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -37,6 +36,8 @@ from typing import Any
 
 import pytest
 from support.served import HELPERS, PRELOAD, REPO, node_with, run_node
+
+from tests.processes import stop_process
 
 pytestmark = pytest.mark.interop
 
@@ -96,16 +97,7 @@ class Up:
         raise AssertionError(f"no line matching {pattern!r}")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-        self.stderr.close()
+        stop_process(self.proc, self.proc.stdout, self.stderr)
 
 
 def api(node: str, base_url: str, steps: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -7,7 +7,6 @@ import os
 import queue
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -16,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.processes import stop_process
 
 REPO = Path(__file__).resolve().parents[3]
 NODE_MODULES = REPO / "tests/interop/node/node_modules"
@@ -97,15 +98,7 @@ class Served:
         return self.endpoint(r"^serial pty: (\S+)")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
+        stop_process(self.proc, self.proc.stdout)
 
     def claim_code(self) -> bytes:
         """The 63 claim-code bytes of the device's DCT file."""
