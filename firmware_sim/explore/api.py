@@ -37,6 +37,7 @@ from .run import RunOutcome, execute
 from .scenario_file import ExploreDesc, ScenarioFile, dump, firmware_options, load, loads
 from .shrink import schedule_size, shrink
 from .strategies import STRATEGIES, hypothesis_search, make_strategy
+from .thingsboard_properties import TB_DEFAULT_PROPERTIES
 
 DEFAULT_SCENARIO = "p2-provisioning"
 DEFAULT_RUNS = 200
@@ -47,11 +48,13 @@ DEFAULT_RUNS = 200
 
 def builtin_scenarios() -> dict[str, str]:
     """Built-in scenario files: name -> TOML text (``firmware_sim/scenarios/toml``)."""
-    folder = resources.files("firmware_sim.scenarios") / "toml"
     out: dict[str, str] = {}
-    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
-        if entry.name.endswith(".toml"):
-            out[entry.name.removesuffix(".toml")] = entry.read_text(encoding="utf-8")
+    # the ThingsBoard exploration scenarios live beside the explorer's ThingsBoard vocabulary
+    for folder in (resources.files("firmware_sim.scenarios") / "toml",
+                   resources.files("firmware_sim.explore") / "scenarios"):
+        for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+            if entry.name.endswith(".toml"):
+                out[entry.name.removesuffix(".toml")] = entry.read_text(encoding="utf-8")
     return out
 
 
@@ -74,6 +77,9 @@ def with_firmware(scenario: ScenarioFile, firmware: str | None = None,
     """Every device of ``scenario`` runs ``firmware`` and/or with these firmware options."""
     if firmware is None and not options:
         return scenario
+    if not scenario.world.devices:
+        raise ConfigurationError(f"scenario {scenario.name} has no Particle device: firmware and "
+                                 "firmware options do not apply")
     if firmware is not None:
         resolve_firmware(firmware)  # a clear error now, not in the first run
     devices = []
@@ -243,8 +249,9 @@ def explore(scenario: str | Path | ScenarioFile = DEFAULT_SCENARIO, *,
         explore_desc = replace(explore_desc, max_actions=depth)
     base = replace(base, explore=explore_desc)
     if properties is None:
-        specs = resolve_all(base.properties) if base.properties else resolve_all(
-            DEFAULT_PROPERTIES)
+        defaults = (TB_DEFAULT_PROPERTIES if base.world.cloud == "thingsboard"
+                    else DEFAULT_PROPERTIES)
+        specs = resolve_all(base.properties) if base.properties else resolve_all(defaults)
     else:
         specs = resolve_all(properties)
     if not specs:
@@ -390,9 +397,11 @@ def _write(finding: Finding, out: Path, diagram: bool) -> None:
     if diagram:
         from ..diagram import write_diagrams
 
-        firmware = finding.scenario.world.devices[0].firmware
+        world = finding.scenario.world
+        what = (f"{world.devices[0].firmware} firmware" if world.devices
+                else f"{world.cloud}, {len(world.buttons)} claim button(s)")
         mermaid, html = write_diagrams(
-            read_jsonl(trace), stem, title=f"{finding.name} ({firmware} firmware)",
+            read_jsonl(trace), stem, title=f"{finding.name} ({what})",
             summary=[finding.violation.describe(), *finding.scenario.schedule.describe()])
         finding.files["mermaid"] = mermaid
         finding.files["html"] = html

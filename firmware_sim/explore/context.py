@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..kernel.clock import to_micros
 from ..kernel.errors import UsageError
@@ -23,6 +23,11 @@ from ..testbed import Operator, Phone, Testbed
 from ..testbed.clouds.particle import ParticlePlug
 from .model import Step
 from .scenario_file import ScenarioFile
+from .thingsboard_world import abstract_state as tb_abstract_state
+from .thingsboard_world import tb_plug
+
+if TYPE_CHECKING:
+    from ..testbed.clouds.thingsboard import ThingsBoardPlug
 
 
 class RunContext:
@@ -40,6 +45,9 @@ class RunContext:
         #: claim codes the actions set (for the torn-code property)
         self.codes_set: list[str] = []
         self.step_index = 0
+        #: during a search, the explorer's next decision comes no earlier than this
+        #: (``hold``: an action that lets time pass)
+        self.hold_until_us = 0
         self.passwords = {ap.ssid: ap.password for ap in scenario.world.access_points}
 
     # -- the world -----------------------------------------------------------------------------
@@ -60,6 +68,10 @@ class RunContext:
     def particle(self) -> ParticlePlug | None:
         cloud = self.testbed.cloud
         return cloud if isinstance(cloud, ParticlePlug) else None
+
+    @property
+    def thingsboard(self) -> ThingsBoardPlug | None:
+        return tb_plug(self.testbed)
 
     def in_range(self) -> list[str]:
         return [ap.ssid for ap in radio_environment(self.world).scan()]
@@ -84,6 +96,11 @@ class RunContext:
         self._timer_seq += 1
         heapq.heappush(self._timers, (self.world.clock.now_us + to_micros(delay_s),
                                       self._timer_seq, callback))
+
+    def hold(self, seconds: float) -> None:
+        """During a search, take the next decision no earlier than ``seconds`` from now (a
+        replay plays its steps at their recorded times anyway)."""
+        self.hold_until_us = max(self.hold_until_us, self.world.clock.now_us + to_micros(seconds))
 
     def next_timer_us(self) -> int | None:
         return self._timers[0][0] if self._timers else None
@@ -117,6 +134,9 @@ class RunContext:
                           pending, device.session.load() is not None,
                           device.cloud.want_connected if running else False,
                           not self.phone_idle(device)))
+        plug = self.thingsboard
+        if plug is not None:
+            parts.extend(tb_abstract_state(plug))
         return tuple(parts)
 
 

@@ -53,6 +53,9 @@ from .model import (
 )
 from .properties import Checker, PropertySpec
 from .scenario_file import ExploreDesc, ScenarioFile
+from .thingsboard_actions import TB_ACTIONS  # noqa: F401  (registers the ThingsBoard actions)
+from .thingsboard_properties import TB_PROPERTIES  # noqa: F401  (and its properties)
+from .thingsboard_world import add_buttons, power_on_buttons
 
 WAIT = "wait"
 #: with no action left, how often (virtual time) the run loop asks whether it may end early
@@ -117,6 +120,7 @@ class _Runner:
         self._wakeup_seq = 0
         self._last_action_us = 0
         self.world.trace.emit("world", "scenario", "scenario.start", name=scenario.name)
+        add_buttons(self.testbed, scenario.world.buttons)
         for prop in properties:
             checker = prop.make()
             checker.name = prop.name
@@ -198,6 +202,7 @@ class _Runner:
         for desc in self.scenario.world.devices:
             if desc.power_on:
                 self.testbed.devices[desc.name].power_on()
+        power_on_buttons(self.testbed, self.scenario.world.buttons)
         if self.decider is None:
             pending = list(self.scenario.schedule.steps)
             next_us: int | None = pending[0].at_us if pending else None
@@ -280,7 +285,7 @@ class _Runner:
         self.decisions_left -= 1
         waits = self.explore.waits
         index = self.chooser.pick(f"explore:wait:{len(self.steps)}", waits)
-        at = now + micros(waits[index])
+        at = max(now + micros(waits[index]), self.ctx.hold_until_us)
         return at if at <= micros(self.explore.until_s) else None
 
     def _decide_action(self, now: int) -> None:

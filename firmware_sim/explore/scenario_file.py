@@ -95,6 +95,23 @@ class DeviceDesc:
 
 
 @dataclass(frozen=True)
+class ButtonDesc:
+    """A claim-button device of a ``thingsboard`` world (``firmware_sim.claim_button``): a
+    device of the demo tenant linked to the emulated service over ``transport``."""
+
+    name: str = "Claim Button 1"
+    #: ``mqtt``, ``http`` or ``coap``
+    transport: str = "mqtt"
+    #: ``random``, ``fixed`` (``fixed_secret``) or ``empty`` (``SecretMode``)
+    secret: str = "random"
+    fixed_secret: str = ""
+    duration_ms: int = 30_000
+    #: the firmware sends claim info at boot (else only when the button is pressed)
+    press_on_boot: bool = True
+    power_on: bool = True
+
+
+@dataclass(frozen=True)
 class ApDesc:
     ssid: str
     password: str | None = None
@@ -112,6 +129,10 @@ class WorldDesc:
     #: the timing profile of every device (``TestbedSpec.timing``: ``thread``, ``fast``;
     #: None: the testbed's default)
     timing: str | None = None
+    #: claim buttons (``thingsboard`` cloud only)
+    buttons: tuple[ButtonDesc, ...] = ()
+    #: ``ThingsBoardSettings`` fields of a ``thingsboard`` cloud (claim rules, cache)
+    thingsboard: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -176,6 +197,13 @@ class ScenarioFile:
                 device_id=desc.device_id, serial_number=desc.serial_number,
                 mobile_secret=desc.mobile_secret, wifi=tuple(wifi)))
         cloud = CloudSpec(world.cloud) if world.cloud is not None else None
+        if world.cloud == "thingsboard":
+            from ..testbed.clouds.thingsboard import TbCloudSettings, ThingsBoardSettings
+
+            service = _dataclass_from(ThingsBoardSettings, world.thingsboard, "world.thingsboard")
+            # nobody logs in during a run: no password hashing (~40 ms a world)
+            cloud = CloudSpec("thingsboard", settings=TbCloudSettings(service=service,
+                                                                      demo_logins=False))
         if world.timing is not None:
             extra = {**extra, **_timing(world.timing)}
         return TestbedSpec(seed=self.seed, devices=tuple(devices),
@@ -392,10 +420,47 @@ def _world(table: _Table) -> WorldDesc:
             dict(dev.get("options", dict, {})), dev.get("power_on", bool, True)))
         dev.done()
     timing = table.get("timing", str)
+    buttons = tuple(_button(b) for b in table.tables("buttons"))
+    thingsboard = dict(table.get("thingsboard", dict, {}))
     table.done()
-    if not devices:
+    if cloud == "thingsboard":
+        from ..testbed.clouds.thingsboard import ThingsBoardSettings
+
+        _dataclass_from(ThingsBoardSettings, thingsboard, f"{table.source}: [world.thingsboard]")
+        if devices:
+            raise ConfigurationError(f"{table.source}: [world] the thingsboard cloud has no "
+                                     "endpoint for Particle devices: give [[world.buttons]]")
+        if not buttons:
+            raise ConfigurationError(f"{table.source}: [world] needs at least one "
+                                     "[[world.buttons]]")
+    elif buttons or thingsboard:
+        raise ConfigurationError(f"{table.source}: [world] buttons and thingsboard need "
+                                 'cloud = "thingsboard"')
+    elif not devices:
         raise ConfigurationError(f"{table.source}: [world] needs at least one [[world.devices]]")
-    return WorldDesc(cloud, tuple(points), tuple(devices), latency, loss, timing)
+    return WorldDesc(cloud, tuple(points), tuple(devices), latency, loss, timing, buttons,
+                     thingsboard)
+
+
+def _button(table: _Table) -> ButtonDesc:
+    base = ButtonDesc()
+    desc = ButtonDesc(table.get("name", str, base.name),
+                      table.get("transport", str, base.transport),
+                      table.get("secret", str, base.secret),
+                      table.get("fixed_secret", str, base.fixed_secret),
+                      table.get("duration_ms", int, base.duration_ms),
+                      table.get("press_on_boot", bool, base.press_on_boot),
+                      table.get("power_on", bool, base.power_on))
+    table.done()
+    if desc.transport not in ("mqtt", "http", "coap"):
+        raise table._error(f"transport must be mqtt, http or coap, not {desc.transport!r}")
+    if desc.secret not in ("random", "fixed", "empty"):
+        raise table._error(f"secret must be random, fixed or empty, not {desc.secret!r}")
+    if desc.secret == "fixed" and not desc.fixed_secret:
+        raise table._error('secret = "fixed" needs fixed_secret')
+    if not desc.name.strip():
+        raise table._error("name must not be empty")
+    return desc
 
 
 def _explore(table: _Table) -> ExploreDesc:
@@ -466,6 +531,17 @@ def dumps(scenario: ScenarioFile) -> str:
             out.pair("options", dict(dev.options))
         if not dev.power_on:
             out.pair("power_on", False)
+    if world.thingsboard:
+        out.table("world.thingsboard")
+        out.pairs(dict(world.thingsboard))
+    for button in world.buttons:
+        out.table("world.buttons", array=True)
+        out.pairs({"name": button.name, "transport": button.transport, "secret": button.secret,
+                   "duration_ms": button.duration_ms, "press_on_boot": button.press_on_boot})
+        if button.fixed_secret:
+            out.pair("fixed_secret", button.fixed_secret)
+        if not button.power_on:
+            out.pair("power_on", False)
     if scenario.properties:
         out.table("properties")
         for name, params in scenario.properties.items():
@@ -509,5 +585,5 @@ def dump(scenario: ScenarioFile, path: str | Path) -> Path:
     return target
 
 
-__all__ = ["DEFAULT_HORIZON_S", "ApDesc", "DeviceDesc", "ExploreDesc", "ScenarioFile",
+__all__ = ["DEFAULT_HORIZON_S", "ApDesc", "ButtonDesc", "DeviceDesc", "ExploreDesc", "ScenarioFile",
            "WorldDesc", "dump", "dumps", "firmware_options", "load", "loads"]

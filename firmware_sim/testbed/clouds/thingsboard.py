@@ -37,12 +37,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from cloud_sim.thingsboard.claiming import ClaimOutcome, Reason
-from cloud_sim.thingsboard.demo import CUSTOMERS, DemoWorld, device_name, seed_demo
+from cloud_sim.thingsboard.claiming import ClaimOutcome, Reason, fingerprint
+from cloud_sim.thingsboard.demo import (
+    CUSTOMERS,
+    SYSADMIN,
+    TENANT_ADMIN,
+    TENANT_TITLE,
+    DemoWorld,
+    device_name,
+    seed_demo,
+)
 from cloud_sim.thingsboard.model import (
     CLAIM_ATTRIBUTE_NAME,
     CLAIM_DATA_ATTRIBUTE_NAME,
     SERVER_SCOPE,
+    Authority,
     User,
 )
 from cloud_sim.thingsboard.mqtt_session import MqttServerSession
@@ -94,6 +103,9 @@ class TbCloudSettings:
     epoch_ms: int | None = None
     #: seed ThingsBoard's demo accounts (tenant, customers A-C, their users)
     demo: bool = True
+    #: give the demo users their passwords (False: no password hashing, ~8 ms a user, and
+    #: nobody can log in: worlds driven in process only, like the explorer's)
+    demo_logins: bool = True
     #: claim-button devices ``Claim Button 1..N`` of the demo tenant, linked in process
     buttons: int = 0
     #: how those buttons behave
@@ -162,6 +174,8 @@ class ThingsBoardPlug:
         epoch_ms = settings.epoch_ms if settings.epoch_ms is not None else DEFAULT_EPOCH_MS
         self.service = ThingsBoardService(world, store=store, settings=settings.service,
                                           epoch_ms=epoch_ms)
+        if settings.demo and not settings.demo_logins:
+            _demo_accounts_without_logins(self.service)
         self.demo: DemoWorld | None = (seed_demo(self.service, devices=settings.buttons)
                                        if settings.demo else None)
         self.buttons: dict[str, ClaimButtonDevice] = {}
@@ -329,6 +343,22 @@ class ThingsBoardPlug:
         return asyncio.run(_asgi(create_app(self.service), method, path, raw_headers, body))
 
 
+def _demo_accounts_without_logins(service: ThingsBoardService) -> None:
+    """The demo accounts of ``seed_demo`` (which then leaves them as they are), with no
+    passwords."""
+    store = service.store
+    if store.find_tenant(TENANT_TITLE) is not None:
+        return
+    with store.transaction():
+        service.create_user(SYSADMIN[0], Authority.SYS_ADMIN, tenant_id=None)
+        tenant = service.create_tenant(TENANT_TITLE)
+        service.create_user(TENANT_ADMIN[0], Authority.TENANT_ADMIN, tenant_id=tenant.id)
+        for title, email in CUSTOMERS:
+            customer = service.create_customer(tenant.id, title, email)
+            service.create_user(email, Authority.CUSTOMER_USER, tenant_id=tenant.id,
+                                customer_id=customer.id)
+
+
 async def _asgi(app: Any, method: str, path: str, headers: list[tuple[bytes, bytes]],
                 body: bytes) -> tuple[int, bytes]:
     """One request through an ASGI app, in process."""
@@ -376,4 +406,5 @@ __all__ = [
     "ThingsBoardPlug",
     "ThingsBoardSettings",
     "User",
+    "fingerprint",
 ]
