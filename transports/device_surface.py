@@ -268,6 +268,8 @@ class ConsoleDevice(Identity, Lifecycle, Protocol):
     def control(self) -> ControlEndpoint: ...
     @property
     def options(self) -> FirmwareFacts: ...
+    def line_coding_changed(self, bitrate: int) -> None:
+        """The host set the CDC port's bit rate (SET_LINE_CODING): 14400 enters DFU mode."""
 
 
 class BleDevice(Identity, Lifecycle, SystemEvents, Protocol):

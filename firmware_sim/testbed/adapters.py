@@ -171,6 +171,9 @@ class DeviceSurfaceAdapter:
     def cloud_disconnect(self) -> None:
         self.device.cloud_disconnect()
 
+    def line_coding_changed(self, bitrate: int) -> None:
+        self.device.line_coding_changed(bitrate)
+
     @property
     def listening(self) -> ListeningState:
         return self.device.listening

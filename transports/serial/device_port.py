@@ -182,6 +182,8 @@ class ConsolePort:
         self._listening: ListeningState | None = None
         self.bytes_in = 0
         self.bytes_out = 0
+        #: the host's last line coding (None until a host set one)
+        self.bitrate: int | None = None
         device.boot_hooks.append(self._booted)
         device.shutdown_hooks.append(self._shut_down)
         self._follow(device.listening)
@@ -200,6 +202,17 @@ class ConsolePort:
             self.tracer.emit("serial.discarded", size=len(data), reason="not listening")
             return
         self.console.feed(data)
+
+    def set_line_coding(self, bitrate: int) -> None:
+        """The host opened or reconfigured the port at ``bitrate`` baud (a CDC SET_LINE_CODING);
+        the device sees it at the current virtual instant. Device OS ignores the rate except
+        14400, which enters DFU mode (``system_lineCodingBitRateHandler``)."""
+        if self.bitrate == bitrate:
+            return
+        self.bitrate = bitrate
+        self.tracer.emit("serial.line_coding", bitrate=bitrate)
+        self.world.call_soon(lambda: self.device.line_coding_changed(bitrate),
+                             label="serial-line-coding")
 
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
         self._subscribers.append(subscriber)

@@ -10,6 +10,7 @@ import serial
 from cloud_sim import Cloud
 from firmware_sim.kernel import World
 from firmware_sim.system import AccessPoint, Device, WifiCredentials, radio_environment
+from firmware_sim.system.device import DeviceState
 from transports.serial import URL_HANDLER_PACKAGE, attach_console, enable_pyserial_urls
 
 DEVICE_ID = "e00fce68aabbccddeeff0011"
@@ -145,3 +146,16 @@ def test_url_errors() -> None:
     handle.close()
     with pytest.raises(serial.PortNotOpenError):
         handle.write(b"i")
+
+
+def test_pyserial_url_at_14400_baud_enters_dfu_mode() -> None:
+    """The pyserial URL handler passes the bit rate on as the port's line coding: 9600 does
+    nothing, 14400 enters DFU mode (``system_lineCodingBitRateHandler``)."""
+    world, device, _ = make(name="baud")
+    handle = serial.serial_for_url("fwsim://baud", timeout=0.5)
+    assert device.running
+    handle.baudrate = 14400
+    world.run_for(1)
+    assert device.state is DeviceState.DFU
+    handle.close()
+    assert [r.fields["bitrate"] for r in world.trace.find("serial.line_coding")] == [9600, 14400]

@@ -10,6 +10,7 @@ from pathlib import Path
 import serial
 
 from firmware_sim.kernel import AsyncioDriver
+from firmware_sim.system.device import DeviceState
 from transports.serial import PtyConsole, attach_console
 
 from .test_device_console import make
@@ -82,5 +83,41 @@ def test_output_nobody_reads_is_dropped_not_blocking() -> None:
             pty.close()
             driver.stop()
             await runner
+
+    asyncio.run(main())
+
+
+def test_a_client_opening_the_pty_at_14400_baud_puts_the_device_in_dfu_mode() -> None:
+    """``system_lineCodingBitRateHandler``: the CDC port opened at 14400 baud enters DFU; the
+    pty carries the rate a client sets (pyserial uses BOTHER for it) to the device."""
+    _, device, _ = make(name="dfu-by-baud")
+
+    async def main() -> None:
+        driver = AsyncioDriver(device.world)
+        runner = asyncio.ensure_future(driver.run())
+        console = attach_console(device)
+        pty = PtyConsole(console, sync=driver.sync, wake=driver.wake)
+        path = pty.open(asyncio.get_running_loop())
+        try:
+            def open_at(rate: int) -> None:
+                with serial.Serial(path, rate, timeout=0.1):
+                    pass
+
+            await asyncio.to_thread(open_at, 9600)
+            await asyncio.sleep(0.3)
+            assert device.running and console.bitrate == 9600
+            await asyncio.to_thread(open_at, 14400)
+            for _ in range(50):
+                if device.state is DeviceState.DFU:
+                    break
+                await asyncio.sleep(0.05)
+            assert device.state is DeviceState.DFU
+        finally:
+            pty.close()
+            driver.stop()
+            await runner
+        rates = [r.fields["bitrate"] for r in device.world.trace.find("serial.line_coding")]
+        assert rates == [9600, 14400]
+        assert device.world.trace.count("usb.serial_dfu_request") == 1
 
     asyncio.run(main())

@@ -49,6 +49,7 @@ class Serial(SerialBase):  # type: ignore[misc]  # pyserial is untyped
         self._rx.clear()
         self._unsubscribe = self._console.subscribe(self._rx.extend)
         self.is_open = True
+        self._reconfigure_port()
 
     def close(self) -> None:
         if self._unsubscribe is not None:
@@ -77,7 +78,11 @@ class Serial(SerialBase):  # type: ignore[misc]  # pyserial is untyped
         return console
 
     def _reconfigure_port(self) -> None:
-        pass  # USB CDC: baud rate and framing do not matter
+        """USB CDC: framing does not matter, the bit rate reaches the device as a line coding
+        (14400 baud enters DFU mode, as on a real device)."""
+        if self._console is not None and self._baudrate:
+            self._console.set_line_coding(int(self._baudrate))
+            self._settle()
 
     def _settle(self) -> None:
         """Run what is due at the current virtual instant (e.g. the device reading input)."""
