@@ -78,7 +78,7 @@ def _powered(ctx: RunContext) -> tuple[ParamValue, ...]:
     return tuple(n for n, b in plug.buttons.items() if b.powered) if plug is not None else ()
 
 
-def _mqtt_connected(ctx: RunContext) -> tuple[ParamValue, ...]:
+def _mqtt_open(ctx: RunContext) -> tuple[ParamValue, ...]:
     plug = ctx.thingsboard
     if plug is None:
         return ()
@@ -86,7 +86,8 @@ def _mqtt_connected(ctx: RunContext) -> tuple[ParamValue, ...]:
 
     return tuple(name for name, button in plug.buttons.items()
                  if isinstance(button.uplink, MqttUplink)
-                 and button.uplink.client.state is ClientState.CONNECTED)
+                 and button.uplink.client.state in (ClientState.CONNECTING,
+                                                    ClientState.CONNECTED))
 
 
 def _fingerprint(secret: str) -> str:
@@ -266,8 +267,8 @@ def _any_powered(ctx: RunContext) -> bool:
     return bool(_powered(ctx))
 
 
-def _any_mqtt_connected(ctx: RunContext) -> bool:
-    return bool(_mqtt_connected(ctx))
+def _any_mqtt_open(ctx: RunContext) -> bool:
+    return bool(_mqtt_open(ctx))
 
 
 TB_ACTIONS: tuple[ActionDef, ...] = (
@@ -276,9 +277,9 @@ TB_ACTIONS: tuple[ActionDef, ...] = (
               _any_powered, _press,
               {"button": _powered, "secret": ("random", "fixed", "empty"),
                "duration_ms": (60_000, 30_000, 1_000)}, cloud="thingsboard"),
-    ActionDef("button.reconnect", "the button's MQTT connection drops (it connects again with "
-              "its next claim message)", _any_mqtt_connected, _reconnect,
-              {"button": _mqtt_connected}, cloud="thingsboard"),
+    ActionDef("button.reconnect", "the button's MQTT connection (or connection attempt) drops; "
+              "it connects again with its next claim message", _any_mqtt_open, _reconnect,
+              {"button": _mqtt_open}, cloud="thingsboard"),
     ActionDef("tb.customer_claim", "a customer user claims the device by name with a secret "
               "(POST /api/customer/device/{name}/claim)", _has_tb, _customer_claim,
               {"button": _buttons, "customer": ("A", "B"),

@@ -107,6 +107,8 @@ class DeviceLedger:
     #: when the device was last assigned (by a claim the ledger saw)
     owned_since_us: int | None = None
     removals: list[Removal] = field(default_factory=list)
+    #: every piece of claim data the device ever had (cached or as the attribute)
+    history: list[ClaimData] = field(default_factory=list)
     #: the secret fingerprint and choice of the explorer's claim step now running
     typed: tuple[str, str] | None = None
 
@@ -210,6 +212,7 @@ class TbLedger(Checker):
                 self.attributes_set += 1
                 dev.attribute = ClaimData(f"claimingData #{self.attributes_set}", str(f["key"]),
                                           int(f.get("expiration_time_ms", 0)), record.t_us)
+                dev.history.append(dev.attribute)
             elif f.get("skipped") is None:
                 dev.attribute = None
         elif action == "tb.allow_claiming" and f.get("skipped") is None:
@@ -234,6 +237,7 @@ class TbLedger(Checker):
             if f.get("outcome") == "saved":
                 dev.cached = ClaimData(f"press #{press.number}", str(f.get("secret")),
                                        int(f.get("expiration_time_ms") or 0), record.t_us, press)
+                dev.history.append(dev.cached)
             else:
                 press.kept_behind = live.press if live is not None else None
         elif kind == "tb.claim.customer":
@@ -459,7 +463,12 @@ class TbSecretOnce(TbLedger):
 
     def judge_claim(self, dev: DeviceLedger, record: TraceRecord, data: ClaimData | None,
                     source: str | None, typed: tuple[str, str] | None) -> None:
-        if record.fields.get("response") != "SUCCESS" or data is None:
+        if record.fields.get("response") != "SUCCESS":
+            return
+        if typed is not None and (data is None or data.secret_fp != typed[0]):
+            # the service took claim data the ledger no longer holds: the latest with that secret
+            data = next((d for d in reversed(dev.history) if d.secret_fp == typed[0]), None)
+        if data is None:
             return
         key = f"{dev.name}:{data.ident}"
         if key in self.used:
