@@ -7,10 +7,10 @@ the action is due (an action that is not ready is skipped, and a replay records 
 ``apply(ctx, step)``. Parameters whose menu depends on the world (the networks in range) give a
 function instead of a tuple.
 
-Actions are grouped by the cloud they need (``ActionDef.cloud``): today ``particle``; a
-ThingsBoard plug adds its own (button press, customer claim, cache eviction) to the same
-registry with ``cloud="thingsboard"`` and the explorer offers only the actions of the world's
-cloud (docs/explore.md, "Adding actions").
+Actions are grouped by the cloud they need (``ActionDef.cloud``): these are ``particle``'s;
+``thingsboard_actions`` adds ThingsBoard's (button press, customer claim and reclaim, cache
+expiry and eviction) to the same registry with ``cloud="thingsboard"``, and the explorer offers
+only the actions of the world's cloud (docs/explore.md, "Adding actions").
 """
 
 from __future__ import annotations

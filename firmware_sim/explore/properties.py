@@ -31,6 +31,9 @@ Built-in properties (``PROPERTIES``; parameters in brackets):
   reaches the cloud (not dropped because the device was not connected, not timed out).
 * ``safety``: ``ownership`` + ``code-once`` + ``dct-untorn``.
 
+A ThingsBoard world has its own (``tb-claim-liveness``, ``tb-ownership``, ``tb-secret-once``,
+``tb-reclaim-by-owner``, ``tb-safety``), registered here by ``thingsboard_properties``.
+
 User properties: a :class:`Checker` subclass (constructed with the property's parameters as
 keyword arguments), or a function over the finished trace ``fn(records) -> None | str |
 list[str]`` (each string is a violation; such runs last to the horizon), named on the command

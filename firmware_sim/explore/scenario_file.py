@@ -42,6 +42,10 @@ docs/explore.md describes every key; in short::
     violation = "claim-liveness"
     signature = "resumed-without-code"
 
+A ``cloud = "thingsboard"`` world has ``[[world.buttons]]`` (claim buttons: name, transport,
+secret, duration_ms, press_on_boot) instead of devices, and ``[world.thingsboard]`` (the
+service's ``ThingsBoardSettings`` fields).
+
 Unknown keys are errors (a typo must not be silently ignored); every error names the file, the
 table and the key in one line.
 """
