@@ -70,6 +70,14 @@ class Checker:
         """Called once before the world runs."""
         self.ctx = ctx
 
+    def require_particle_devices(self, ctx: RunContext) -> None:
+        """Refuse a world without Particle devices (a ThingsBoard world): the property would
+        check nothing there and always pass."""
+        if not ctx.testbed.devices:
+            raise ConfigurationError(
+                f"property {self.name} checks Particle devices; this world has none (its cloud "
+                f"is {ctx.scenario.world.cloud or 'none'})")
+
     def on_record(self, record: TraceRecord) -> None:
         """Called with every trace record as it is emitted."""
 
@@ -133,6 +141,7 @@ class ClaimLiveness(Checker):
 
     def start(self, ctx: RunContext) -> None:
         super().start(ctx)
+        self.require_particle_devices(ctx)
         self._devices = {name: _Obligation(device) for name, device in
                          ctx.testbed.devices.items()}
         self._by_id = {ob.device.device_id: ob for ob in self._devices.values()}
@@ -263,6 +272,7 @@ class _ClaimLedger(Checker):
 
     def start(self, ctx: RunContext) -> None:
         super().start(ctx)
+        self.require_particle_devices(ctx)
         self.issued: dict[str, str] = {}
         self.queues: dict[str, deque[str]] = {}
         self.consumed: dict[str, tuple[int, str]] = {}
@@ -386,6 +396,7 @@ class DctUntorn(Checker):
 
     def start(self, ctx: RunContext) -> None:
         super().start(ctx)
+        self.require_particle_devices(ctx)
         self.legit: dict[str, set[bytes]] = {}
         for name, device in ctx.testbed.devices.items():
             self.legit[name] = {device.claim.stored_code()}
@@ -436,6 +447,7 @@ class NoLostPublish(Checker):
 
     def start(self, ctx: RunContext) -> None:
         super().start(ctx)
+        self.require_particle_devices(ctx)
         self._devices = set(ctx.testbed.devices)
 
     def on_record(self, record: TraceRecord) -> None:

@@ -203,6 +203,15 @@ def test_thingsboard_properties_refuse_a_particle_world() -> None:
         properties(["tb-claim-liveness:allow=nope"])[0].make()
 
 
+@pytest.mark.parametrize("name", ["claim-liveness", "ownership", "code-once", "dct-untorn",
+                                  "no-lost-publish"])
+def test_particle_properties_refuse_a_thingsboard_world(name: str) -> None:
+    """They would check nothing there and always pass."""
+    with pytest.raises(ConfigurationError, match="checks Particle devices; this world has none "
+                                                 r"\(its cloud is thingsboard\)"):
+        execute(load_scenario("tb-press-and-claim"), properties([name]))
+
+
 def test_a_replay_file_reads_back_unchanged(tmp_path: Path) -> None:
     scenario = loads(_file(_step(1, "button.press", secret="empty"),
                            settings="thingsboard = { cache_ttl_minutes = 5 }"), "x.toml")
