@@ -42,7 +42,6 @@ the same seed still gives a byte-identical trace.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -62,7 +61,7 @@ from transports.softap import (
     security_value,
     softap_for,
 )
-from transports.softap.client import parse_reply
+from transports.softap.client import parse_reply, request_body
 
 from ..kernel.errors import ConfigurationError, ResultCode
 from ..system.device import Device
@@ -249,8 +248,7 @@ class SoftApProvisioning:
     # -- one command, one connection -----------------------------------------------------------
 
     def _command(self, name: str, body: dict[str, Any] | None, reply: Reply) -> None:
-        payload = None if body is None else json.dumps(
-            body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        payload = None if body is None else request_body(body)
         received = bytearray()
         finished: list[bool] = []
 

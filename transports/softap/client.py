@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -68,10 +69,31 @@ class ScanResult:
         return security_name(self.security)
 
 
+def node_utf8(text: str) -> bytes:
+    """``Buffer.from(text, "utf8")``: UTF-8, a lone surrogate written as U+FFFD."""
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode("utf-8")
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def request_body(body: Mapping[str, Any]) -> bytes:
+    """A command's JSON body as the JavaScript library sends it (``JSON.stringify``, then UTF-8):
+    non-ASCII text as itself, a lone surrogate as its ``\\uXXXX`` escape (well-formed
+    JSON.stringify)."""
+    text = json.dumps(dict(body), separators=(",", ":"), ensure_ascii=False)
+    return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text).encode("utf-8")
+
+
 def encrypt_password(public_key: rsa.RSAPublicKey, password: str | bytes) -> str:
-    """``pwd``: RSA PKCS#1 v1.5 with the device key, lower-case hex (as node-rsa writes it)."""
-    data = password.encode("utf-8") if isinstance(password, str) else password
-    return public_key.encrypt(data, padding.PKCS1v15()).hex()
+    """``pwd``: RSA PKCS#1 v1.5 with the device key, lower-case hex (as node-rsa writes it).
+    Like node-rsa, a password longer than one block (the key size in bytes less 11: 117 bytes
+    for the device's 1024-bit key) is encrypted block by block and the blocks concatenated;
+    the device then fails to decrypt it and answers with mbedTLS's error code."""
+    data = node_utf8(password) if isinstance(password, str) else password
+    block = public_key.key_size // 8 - 11
+    chunks = [data[i:i + block] for i in range(0, len(data), block)] or [b""]
+    return "".join(public_key.encrypt(chunk, padding.PKCS1v15()).hex() for chunk in chunks)
 
 
 def encrypt_private_key(public_key: rsa.RSAPublicKey, pem: str,
@@ -123,8 +145,7 @@ class SoftApClient:
     async def send_command(self, name: str, body: Mapping[str, Any] | None = None
                            ) -> dict[str, Any] | None:
         """Send one command; the reply's JSON object, or None when the device wrote none."""
-        payload = None if body is None else json.dumps(
-            dict(body), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        payload = None if body is None else request_body(body)
         try:
             raw = await asyncio.wait_for(
                 self._tcp(name, payload) if self.protocol == "tcp" else self._http(name, payload),
