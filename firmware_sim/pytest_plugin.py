@@ -283,7 +283,7 @@ def trace_catalog() -> dict[str, frozenset[str] | None]:
                     continue
                 arg = node.args[2] if name == "emit" and len(node.args) >= 3 else node.args[0]
                 if not (isinstance(arg, ast.Constant) and isinstance(arg.value, str)
-                        and _KIND.match(arg.value)):
+                        and _KIND.fullmatch(arg.value)):
                     continue
                 fields = catalog.setdefault(arg.value, set())
                 if any(kw.arg is None for kw in node.keywords):

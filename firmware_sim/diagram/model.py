@@ -11,7 +11,11 @@ to see into rows:
 * notes - the explorer's steps and hooks, boots and resets, lost publishes, dropped or delayed
   datagrams, the cloud's session drops, claim redemptions and fault firings, and in red the
   ``explore.violation`` record where a property broke;
-* log rows - each Device OS log line of a device, shown beside the diagram.
+* log rows - each Device OS log line of a device, shown beside the diagram;
+* for a ThingsBoard world: each claim button is a device lane (press, the secret it displays,
+  its claim message and the server's acknowledgement, MQTT connects), the service a cloud lane
+  (what it did with the claim data, and why), and each customer user a customer lane (claim and
+  reclaim requests with the service's response and reason).
 
 Lanes appear in a fixed order (explorer, phone, operator, customer, devices, clouds), only when
 used. Every row keeps the trace ``seq`` and ``t_us`` of its record, so a report can point at a
@@ -28,6 +32,9 @@ from ..kernel.trace import TraceRecord
 DEVICE_LAYERS = frozenset({"system", "cloud", "comm", "net", "events", "control", "listening",
                            "log", "udp"})
 CLOUD_LAYERS = frozenset({"endpoint", "cloud"})
+#: a ThingsBoard world: the claim buttons' layers and the service's
+BUTTON_LAYERS = frozenset({"button", "mqtt"})
+TB_LAYERS = frozenset({"tb", "tb.mqtt", "tb.http", "tb.coap"})
 
 
 @dataclass(frozen=True)
@@ -84,6 +91,8 @@ class _Builder:
         self.devices: set[str] = set()
         self.device_ids: dict[str, str] = {}
         self.clouds: set[str] = set()
+        self.buttons: set[str] = set()
+        self.tb: str | None = None
 
     def lane(self, lane_id: str, kind: str, title: str | None = None) -> str:
         if lane_id not in self.lanes:
@@ -113,6 +122,12 @@ class _Builder:
         if kind == "device.boot":
             self.device_ids[str(f.get("device_id"))] = node
             self.lane(node, "device", f"{node} ({f.get('profile', 'device')})")
+        if layer in BUTTON_LAYERS:
+            self._button(record)
+            return
+        if layer in TB_LAYERS:
+            self._thingsboard(record)
+            return
         if node == "explorer":
             self._explorer(record)
         elif node == "phone":
@@ -234,6 +249,60 @@ class _Builder:
                      self.lane(node, "device"), style="alert")
         elif kind == "cloud.state" and f.get("state") in ("connected", "disconnected"):
             self.add(record, "note", f"cloud {f.get('state')}", self.lane(node, "device"))
+
+    def _button_lane(self, name: object) -> str:
+        """A claim button's lane (trace nodes spell its name with dashes, the service with
+        spaces)."""
+        node = str(name).replace(" ", "-")
+        self.buttons.add(node)
+        return self.lane(node, "device")
+
+    def _tb_lane(self) -> str:
+        return self.lane(self.tb or "thingsboard", "cloud")
+
+    def _button(self, record: TraceRecord) -> None:
+        f, kind = record.fields, record.kind
+        button = self._button_lane(record.node)
+        if kind == "button.pressed":
+            self.add(record, "note", "button pressed", button, style="step")
+        elif kind == "claim.secret":
+            self.add(record, "note", f"displays secret {f.get('secret')!r} for "
+                     f"{f.get('duration_ms')} ms", button)
+        elif kind == "claim.sent":
+            self.add(record, "arrow", f"claim ({f.get('uplink')}, {f.get('size')} bytes)",
+                     button, self._tb_lane(), "request")
+        elif kind in ("claim.acked", "claim.failed"):
+            self.add(record, "arrow", str(f.get("detail")), self._tb_lane(), button,
+                     "reply" if kind == "claim.acked" else "alert")
+        elif kind in ("mqtt.refused", "mqtt.disconnected_by_server", "mqtt.closed",
+                      "device.off"):
+            self.add(record, "note", kind.replace("_", " "), button, style="alert")
+
+    def _thingsboard(self, record: TraceRecord) -> None:
+        f, kind = record.fields, record.kind
+        self.tb = self.tb or record.node
+        service = self._tb_lane()
+        if kind == "tb.mqtt.connected":
+            self.add(record, "arrow", "MQTT CONNECT -> accepted", self._button_lane(
+                f.get("device")), service, "request")
+        elif kind == "tb.mqtt.refused":
+            self.add(record, "note", f"MQTT connection refused ({f.get('reason', '')})".strip(),
+                     service, style="alert")
+        elif kind == "tb.claim.register":
+            saved = f.get("outcome") == "saved"
+            self.add(record, "note", f"{f.get('device')}: claim data {f.get('outcome')} "
+                     f"({f.get('reason')})", service, style="info" if saved else "alert")
+        elif kind in ("tb.claim.rejected", "tb.claim.bodyless"):
+            self.add(record, "note", f"{f.get('device')}: claim {kind.rsplit('.', 1)[1]} "
+                     f"({f.get('reason')})", service, style="alert")
+        elif kind in ("tb.claim.customer", "tb.claim.reclaim"):
+            customer = self.lane(str(f.get("user") or "customer"), "customer")
+            if kind == "tb.claim.customer":
+                text = f"claim {f.get('device')} -> {f.get('response')} ({f.get('reason')})"
+                style = "request" if f.get("response") == "SUCCESS" else "alert"
+            else:
+                text, style = f"reclaim {f.get('device')} -> {f.get('reason')}", "request"
+            self.add(record, "arrow", text, customer, service, style)
 
     def _link(self, record: TraceRecord) -> None:
         f = record.fields

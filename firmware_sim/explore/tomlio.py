@@ -18,12 +18,12 @@ from typing import Any
 
 from ..kernel.errors import UsageError
 
-_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def key(name: str) -> str:
     """A key, bare when it can be, quoted otherwise."""
-    return name if _BARE_KEY.match(name) else string(name)
+    return name if _BARE_KEY.fullmatch(name) else string(name)
 
 
 def string(text: str) -> str:

@@ -92,8 +92,15 @@ def test_the_putifabsent_and_wrong_key_pitfalls_are_found_from_scratch_and_shrun
     trace = tmp_path / "again.jsonl"
     assert main(["scenario", "run", "--file", str(replay), "--trace", str(trace), "--quiet"]) == 0
     assert trace.read_bytes() == kept.files["trace"].read_bytes()
-    assert "VIOLATION tb-claim-liveness [kept-first-secret]" in kept.files["mermaid"].read_text()
+    mermaid = kept.files["mermaid"].read_text()
+    assert "VIOLATION tb-claim-liveness [kept-first-secret]" in mermaid
     assert kept.files["html"].read_text().startswith("<!DOCTYPE html>")
+    # the picture shows the button, the service and the customer, not only the explorer's steps
+    assert mermaid.count("participant ") == 4
+    assert mermaid.count("claim (mqtt, ") == 2
+    assert "claim data saved (registered)" in mermaid
+    assert "claim data not_saved (kept_first_secret)" in mermaid
+    assert "-> FAILURE (secret_mismatch)" in mermaid
 
 
 def test_the_documented_flow_shows_no_violation() -> None:
