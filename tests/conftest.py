@@ -1,5 +1,6 @@
-"""Suite-wide settings: in CI (FWSIM_REQUIRE_INTEROP=1) a skipped interop test fails; the
-project's modules are byte-compiled once before the run."""
+"""Suite-wide settings: in CI (FWSIM_REQUIRE_INTEROP=1) a skipped interop test fails; with
+FWSIM_HYPOTHESIS_PROFILE=ci Hypothesis draws the same examples every run; the project's modules
+are byte-compiled once before the run."""
 
 from __future__ import annotations
 
@@ -10,6 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
+
+#: ``.ci/run`` sets FWSIM_HYPOTHESIS_PROFILE=ci: the same examples on every CI run (a red CI
+#: is then reproducible and means a change broke something); local runs draw new examples each
+#: time and keep finding new inputs.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.load_profile(os.environ.get("FWSIM_HYPOTHESIS_PROFILE", "default"))
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("firmware_sim", "control_requests", "transports", "cloud_sim")
