@@ -81,9 +81,10 @@ class SoftApPhoneOptions:
 
     #: ``tcp`` (port 5609, softap-setup's default) or ``http`` (port 80)
     protocol: str = "tcp"
-    #: how long ``join_new_network`` waits for the device to join the network it configured
+    #: how long ``join_new_network`` waits for the device to come online (join the network it
+    #: configured, or reach the cloud)
     join_timeout_s: float = 60.0
-    #: how often it looks whether the device has joined
+    #: how often it looks whether the device is online
     poll_s: float = 1.0
     #: softap-setup sends a throw-away ``device-id`` before its first command
     warm_up: bool = True
@@ -225,17 +226,26 @@ class SoftApProvisioning:
         done(result)
 
     def _await_join(self, ssid: str, done: Done) -> None:
+        """Wait, as the setup app does after ``connect-ap``, for the device to come online: it
+        joined ``ssid``, or it reached the cloud at all (over another network it knows, say:
+        the app asks the cloud whether the device is online, not which network it used)."""
         started = self.world.now
 
         def joined() -> bool:
-            network = self.device.network if self.device.running else None
-            return (network is not None and network.ready and network.current is not None
-                    and network.current.ssid == ssid)
+            if not self.device.running:
+                return False
+            network = self.device.network
+            on_ssid = (network is not None and network.ready and network.current is not None
+                       and network.current.ssid == ssid)
+            return on_ssid or self.device.cloud.connected
 
         def look() -> None:
             waited = round(self.world.now - started, 6)
             if joined():
-                self.tracer.emit("softap_phone.device_joined", ssid=ssid, after_s=waited)
+                network = self.device.network
+                current = network.current.ssid if network.current is not None else ""
+                self.tracer.emit("softap_phone.device_joined", ssid=ssid, after_s=waited,
+                                 network=current, cloud=self.device.cloud.connected)
                 done(0)
             elif waited >= self.options.join_timeout_s:
                 self.tracer.emit("softap_phone.join_timeout", ssid=ssid, after_s=waited)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from firmware_sim.kernel.errors import ConfigurationError, ResultCode
 from firmware_sim.system.device import Device
 from firmware_sim.system.network import WifiCredentials
-from firmware_sim.system.radio import WifiSecurity
+from firmware_sim.system.radio import AccessPoint, WifiSecurity
 from firmware_sim.testbed import (
     CARRIERS,
     CloudSpec,
@@ -154,6 +154,25 @@ def test_a_wrong_password_is_accepted_by_the_softap_and_the_join_times_out() -> 
     assert timeout is not None and timeout.fields["after_s"] == 20
     assert not device.cloud_connected and trace.count("claim.redeem") == 0
     assert cloud.owner_of(device.device_id) is None
+
+
+def test_online_over_another_known_network_counts_as_joined() -> None:
+    """The setup app asks the cloud whether the device came online, not which network it used:
+    a device that knows HomeNet, given a wrong password for OtherNet, is online over HomeNet."""
+    bed = Testbed(TestbedSpec(seed=3, cloud=CloudSpec("particle"), access_points=(
+        AccessPoint("HomeNet", "home-pass-1"), AccessPoint("OtherNet", "other-pass-1"))))
+    device = bed.add_device(DeviceSpec("ph", profile="photon", wifi=(HOME,), timing="fast"))
+    device.power_on()
+    assert bed.world.run_until(lambda: device.cloud_connected, 30)
+    device.listening.enter()
+    bed.run_for(2)
+    phone = Phone(bed.world, SoftApProvisioning(device), think_time_s=0.5)
+    phone.join_new_network("OtherNet", "not-the-password")
+    assert run_steps(bed, phone) == [("join_new_network OtherNet", 0)]
+    joined = bed.world.trace.first("softap_phone.device_joined")
+    assert joined is not None
+    assert (joined.fields["ssid"], joined.fields["network"], joined.fields["cloud"]) == (
+        "OtherNet", "HomeNet", True)
 
 
 def test_the_devices_own_result_codes_come_back() -> None:
