@@ -130,9 +130,10 @@ def _raw_error(status: int, reason: str, error: str, description: str) -> bytes:
             f"connection: close\r\ncontent-length: {len(body)}\r\n\r\n").encode() + body
 
 
-class Guarded:
+class Guarded(asyncio.Protocol):
     """The limits of the module header, shared by both protocol variants (mixed in before
-    uvicorn's protocol class; :func:`guarded_protocol` binds it to a registry)."""
+    uvicorn's protocol class, so ``super()`` is uvicorn's; :func:`guarded_protocol` binds it to
+    a registry)."""
 
     registry: ConnectionRegistry
     transport: asyncio.Transport
@@ -144,19 +145,21 @@ class Guarded:
         """No request in progress: waiting for (or receiving) a request head."""
         raise NotImplementedError
 
-    def _admitted(self, transport: asyncio.Transport) -> bool:
-        """After uvicorn's ``connection_made``: take a place in the registry, or refuse."""
-        if not self.registry.admit(self):
-            transport.write(_raw_error(503, "Service Unavailable", "Service unavailable",
-                                       "too many open connections; retry shortly"))
-            transport.close()
-            return False
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # a stream transport (uvloop's are not asyncio.Transport subclasses)
+        stream = cast(asyncio.Transport, transport)
+        super().connection_made(stream)
+        if not self.registry.admit(self):  # no room: refused
+            stream.write(_raw_error(503, "Service Unavailable", "Service unavailable",
+                                    "too many open connections; retry shortly"))
+            stream.close()
+            return
         self._arm()
-        return True
 
-    def _lost(self) -> None:
+    def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         self.registry.forget(self)
+        super().connection_lost(exc)
 
     def _answered(self) -> None:
         """A response is complete: the next head has its own deadline."""
@@ -198,16 +201,6 @@ class GuardedH11Protocol(Guarded, H11Protocol):
     def idle(self) -> bool:
         return self.conn.their_state in (h11.IDLE, h11.MUST_CLOSE, h11.CLOSED, h11.ERROR) and (
             self.cycle is None or self.cycle.response_complete)
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # a stream transport (uvloop's are not asyncio.Transport subclasses)
-        transport = cast(asyncio.Transport, transport)
-        super().connection_made(transport)
-        self._admitted(transport)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._lost()
-        super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         self.registry.touch(self)
@@ -257,15 +250,6 @@ def _httptools_protocol() -> type[Guarded]:
         @property
         def idle(self) -> bool:
             return self.cycle is None or self.cycle.response_complete
-
-        def connection_made(self, transport: asyncio.BaseTransport) -> None:
-            transport = cast(asyncio.Transport, transport)
-            super().connection_made(transport)
-            self._admitted(transport)
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._lost()
-            super().connection_lost(exc)
 
         def data_received(self, data: bytes) -> None:
             self.registry.touch(self)
