@@ -130,19 +130,46 @@ class Server:
 ADMIN_TOKEN = "bench-rest-load-admin-token-0123456789ab"
 ADMIN = {"X-Fwsim-Admin-Token": ADMIN_TOKEN}
 
-#: ``--server-loop uvloop``: the same ``fwsim cloud serve``, its asyncio.run on uvloop
-_UVLOOP_SERVE = ("import asyncio, sys, uvloop; asyncio.set_event_loop_policy("
-                 "uvloop.EventLoopPolicy()); from firmware_sim.cli import main; "
-                 "sys.exit(main(sys.argv[1:]))")
+#: the server's launcher: the same ``fwsim cloud serve``, with its stream and connection caps
+#: raised for the fan-out rows, its asyncio.run on uvloop (``--server-loop uvloop``) and
+#: uvicorn's HTTP protocol chosen (``--server-http``)
+_LAUNCHER = """
+import asyncio, sys
+loop, http = sys.argv[1:3]
+if loop == "uvloop":
+    import uvloop
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+import dataclasses
+import cloud_sim.server as served
+from cloud_sim.connections import ConnectionLimits
+original = served.CloudServer.__init__
+def init(self, cloud, config=None, **kwargs):
+    config = config or served.ServerConfig()
+    if http != "default":
+        config.http_protocol = http
+    # the fan-out rows hold up to ~1,100 streams, most of them on one token
+    config.api = dataclasses.replace(config.api, max_streams=4096, max_streams_per_token=4096)
+    config.limits = dataclasses.replace(config.limits, max_connections=4096)
+    original(self, cloud, config, **kwargs)
+served.CloudServer.__init__ = init
+from firmware_sim.cli import main
+sys.exit(main(sys.argv[3:]))
+"""
 
 
-def start_server(db: str, loop: str = "asyncio") -> Server:
-    launcher = ["-c", _UVLOOP_SERVE] if loop == "uvloop" else ["-m", "firmware_sim.cli"]
+def start_server(db: str, loop: str = "asyncio", http: str = "default",
+                 source: Path | None = None) -> Server:
+    """``source``: run the server from this source tree (a checkout of another commit, for
+    before/after figures in one window) instead of the installed package."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if source is not None:
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(source.resolve()), *filter(None, [env.get("PYTHONPATH")])])
     process = subprocess.Popen(
-        [sys.executable, *launcher, "cloud", "serve", "--http", "0", "--coap", "0",
-         "--db", db, "--seed", "1", "--admin", "--admin-token", ADMIN_TOKEN],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        [sys.executable, "-c", _LAUNCHER, loop, http, "cloud", "serve", "--http", "0",
+         "--coap", "0", "--db", db, "--seed", "1", "--admin", "--admin-token", ADMIN_TOKEN],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        cwd=str(source) if source is not None else None)
     assert process.stdout is not None
     url = coap = ""
     for line in process.stdout:
@@ -736,6 +763,12 @@ def main() -> None:
     parser.add_argument("--server-loop", choices=["asyncio", "uvloop"], default="asyncio",
                         help="the server's event loop (uvloop: the policy set before "
                         "fwsim cloud serve's asyncio.run)")
+    parser.add_argument("--server-http", choices=["default", "auto", "h11", "httptools"],
+                        default="default", help="uvicorn's HTTP/1.1 protocol in the server "
+                        "(ServerConfig.http_protocol; default: the server's own default)")
+    parser.add_argument("--server-src", type=Path, metavar="DIR",
+                        help="run the server from this source tree (e.g. `git archive` of "
+                        "another commit) for before/after figures in one window")
     parser.add_argument("--profile", type=Path, help="write py-spy profiles of the server here")
     parser.add_argument("--profile-level", type=int, default=0,
                         help="the client level to profile (default: the highest)")
@@ -753,7 +786,7 @@ def main() -> None:
         args.profile.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="fwsim-bench-") as scratch:
         db = args.db or str(Path(scratch) / "cloud.db")
-        server = start_server(db, args.server_loop)
+        server = start_server(db, args.server_loop, args.server_http, args.server_src)
         try:
             bench = Bench(server, Admin(server.url), args.seconds, args.client_procs,
                           args.profile, args.claim_rate_guess, quiet_max_wait=args.wait_quiet)

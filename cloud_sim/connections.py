@@ -2,10 +2,12 @@
 
 How this works
 --------------
-uvicorn's HTTP/1.1 protocol (h11) keeps a connection that sends nothing, or sends a request head
-one byte at a time (slowloris), open forever, so 1,000 such connections used to exhaust an
+uvicorn's HTTP/1.1 protocols keep a connection that sends nothing, or sends a request head one
+byte at a time (slowloris), open forever, so 1,000 such connections used to exhaust an
 open-file limit of 1,024 and deny service to everyone. :func:`guarded_protocol` makes a subclass
-of it, bound to one :class:`ConnectionRegistry`, that uvicorn uses instead:
+of one of them - ``httptools`` (a C parser, the default when it is installed: the ``cloud``
+extra brings it) or the pure-Python ``h11`` - bound to one :class:`ConnectionRegistry`, that
+uvicorn uses instead. Both variants apply the same rules, with the same answers:
 
 * **Request-head deadline.** From the moment a connection opens - and again after each response
   - the next request head must be complete within ``head_timeout_s``; otherwise the connection
@@ -21,20 +23,37 @@ of it, bound to one :class:`ConnectionRegistry`, that uvicorn uses instead:
   second and retries, while the open connections go on being served.
 * **Malformed HTTP** is answered ``400`` with the API's JSON error shape (uvicorn answers
   ``text/plain``), and a request target that is not ASCII - which uvicorn's decoding raised on,
-  killing the connection - is answered the same way.
+  killing the connection - is answered the same way. So is a request head larger than
+  ``max_head_bytes`` (h11 keeps at most that much of an incomplete head; llhttp, under
+  httptools, has no limit of its own, so the guard counts the head's bytes).
+
+:func:`http_protocol_name` picks the variant: ``auto`` (httptools if importable, else h11),
+``h11`` or ``httptools``; the environment variable ``FWSIM_HTTP_PROTOCOL`` sets the default.
+Every answer above is byte for byte the same under both. Where they differ is what counts as
+malformed: llhttp refuses (JSON 400) a few heads h11 lets through - bare-LF line ends, folded
+header lines, control characters in a header value, ``Content-Length`` next to
+``Transfer-Encoding`` (a request-smuggling shape) - so the httptools variant is the stricter.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import resource
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, cast
+from importlib.util import find_spec
+from typing import cast
+from urllib.parse import unquote
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+#: the bytes of a request head kept at most (uvicorn's h11 default; both variants apply it)
+MAX_HEAD_BYTES = 16 * 1024
+HTTP_PROTOCOLS = ("auto", "h11", "httptools")
+INVALID_REQUEST = "Invalid HTTP request received."
 
 
 @dataclass(frozen=True)
@@ -57,22 +76,36 @@ def effective_cap(limits: ConnectionLimits) -> int:
     return min(limits.max_connections, max(8, soft - limits.fd_reserve))
 
 
+def default_http_protocol() -> str:
+    """``FWSIM_HTTP_PROTOCOL`` if set, else ``auto``."""
+    return os.environ.get("FWSIM_HTTP_PROTOCOL", "auto").strip().lower() or "auto"
+
+
+def http_protocol_name(choice: str) -> str:
+    """The variant ``choice`` (``auto``, ``h11``, ``httptools``) stands for here."""
+    if choice not in HTTP_PROTOCOLS:
+        raise ValueError(f"unknown HTTP protocol {choice!r} (one of {', '.join(HTTP_PROTOCOLS)})")
+    if choice == "auto":
+        return "httptools" if find_spec("httptools") is not None else "h11"
+    return choice
+
+
 class ConnectionRegistry:
     """The open connections of one server, least recently active first."""
 
     def __init__(self, limits: ConnectionLimits) -> None:
         self.limits = limits
         self.cap = effective_cap(limits)
-        self.open: OrderedDict[GuardedH11Protocol, None] = OrderedDict()
+        self.open: OrderedDict[Guarded, None] = OrderedDict()
         self.refused = 0
         self.evicted = 0
         self.timed_out = 0
 
-    def touch(self, protocol: GuardedH11Protocol) -> None:
+    def touch(self, protocol: Guarded) -> None:
         if protocol in self.open:
             self.open.move_to_end(protocol)
 
-    def admit(self, protocol: GuardedH11Protocol) -> bool:
+    def admit(self, protocol: Guarded) -> bool:
         """Make room for ``protocol`` (evicting an idle connection if needed)."""
         if len(self.open) >= self.cap:
             victim = next((p for p in self.open if p.idle), None)
@@ -85,41 +118,41 @@ class ConnectionRegistry:
         self.open[protocol] = None
         return True
 
-    def forget(self, protocol: GuardedH11Protocol) -> None:
+    def forget(self, protocol: Guarded) -> None:
         self.open.pop(protocol, None)
 
 
 def _raw_error(status: int, reason: str, error: str, description: str) -> bytes:
     body = json.dumps({"ok": False, "error": error, "error_description": description},
                       separators=(",", ":")).encode()
+    # the head h11 writes for the same answer (GuardedH11Protocol.send_400_response)
     return (f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
-            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n").encode() + body
+            f"connection: close\r\ncontent-length: {len(body)}\r\n\r\n").encode() + body
 
 
-class GuardedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol with the limits of the module header (use
-    :func:`guarded_protocol` to bind it to a registry)."""
+class Guarded(asyncio.Protocol):
+    """The limits of the module header, shared by both protocol variants (mixed in before
+    uvicorn's protocol class, so ``super()`` is uvicorn's; :func:`guarded_protocol` binds it to
+    a registry)."""
 
     registry: ConnectionRegistry
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._deadline: asyncio.TimerHandle | None = None
+    transport: asyncio.Transport
+    loop: asyncio.AbstractEventLoop
+    _deadline: asyncio.TimerHandle | None = None
 
     @property
     def idle(self) -> bool:
         """No request in progress: waiting for (or receiving) a request head."""
-        return self.conn.their_state in (h11.IDLE, h11.MUST_CLOSE, h11.CLOSED, h11.ERROR) and (
-            self.cycle is None or self.cycle.response_complete)
+        raise NotImplementedError
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # a stream transport (uvloop's are not asyncio.Transport subclasses)
-        transport = cast(asyncio.Transport, transport)
-        super().connection_made(transport)
-        if not self.registry.admit(self):
-            transport.write(_raw_error(503, "Service Unavailable", "Service unavailable",
-                                       "too many open connections; retry shortly"))
-            transport.close()
+        stream = cast(asyncio.Transport, transport)
+        super().connection_made(stream)
+        if not self.registry.admit(self):  # no room: refused
+            stream.write(_raw_error(503, "Service Unavailable", "Service unavailable",
+                                    "too many open connections; retry shortly"))
+            stream.close()
             return
         self._arm()
 
@@ -128,40 +161,11 @@ class GuardedH11Protocol(H11Protocol):
         self.registry.forget(self)
         super().connection_lost(exc)
 
-    def data_received(self, data: bytes) -> None:
+    def _answered(self) -> None:
+        """A response is complete: the next head has its own deadline."""
         self.registry.touch(self)
-        super().data_received(data)
-        if self.conn.their_state is not h11.IDLE:
-            self._disarm()  # the head is complete: the request runs on its own deadlines
-
-    def handle_events(self) -> None:
-        try:
-            super().handle_events()
-        except UnicodeDecodeError:  # a request target that is not ASCII
-            self.send_400_response("Invalid request target")
-
-    def on_response_complete(self) -> None:
-        self.registry.touch(self)
-        super().on_response_complete()
         if not self.transport.is_closing():
             self._arm()
-
-    def send_400_response(self, msg: str) -> None:
-        if self.transport.is_closing():
-            return
-        body = json.dumps({"ok": False, "error": "Bad request", "error_description": msg},
-                          separators=(",", ":")).encode()
-        try:
-            data = self.conn.send(h11.Response(
-                status_code=400, reason=b"Bad Request",
-                headers=[(b"content-type", b"application/json"), (b"connection", b"close"),
-                         (b"content-length", str(len(body)).encode())]))
-            data = (data or b"") + (self.conn.send(h11.Data(data=body)) or b"")
-            data += self.conn.send(h11.EndOfMessage()) or b""
-        except h11.LocalProtocolError:  # h11 cannot answer in this state: raw bytes
-            data = _raw_error(400, "Bad Request", "Bad request", msg)
-        self.transport.write(data)
-        self.transport.close()
 
     # -- the request-head deadline -------------------------------------------------------------
 
@@ -190,6 +194,111 @@ class GuardedH11Protocol(H11Protocol):
             self.transport.close()
 
 
-def guarded_protocol(registry: ConnectionRegistry) -> type[GuardedH11Protocol]:
-    """A protocol class for ``uvicorn.Config(http=...)`` bound to ``registry``."""
-    return type("ServedH11Protocol", (GuardedH11Protocol,), {"registry": registry})
+class GuardedH11Protocol(Guarded, H11Protocol):
+    """uvicorn's h11 protocol with the limits of the module header."""
+
+    @property
+    def idle(self) -> bool:
+        return self.conn.their_state in (h11.IDLE, h11.MUST_CLOSE, h11.CLOSED, h11.ERROR) and (
+            self.cycle is None or self.cycle.response_complete)
+
+    def data_received(self, data: bytes) -> None:
+        self.registry.touch(self)
+        super().data_received(data)
+        if self.conn.their_state is not h11.IDLE:
+            self._disarm()  # the head is complete: the request runs on its own deadlines
+
+    def handle_events(self) -> None:
+        try:
+            super().handle_events()
+        except UnicodeDecodeError:  # a request target that is not ASCII
+            self.send_400_response("Invalid request target")
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._answered()
+
+    def send_400_response(self, msg: str) -> None:
+        if self.transport.is_closing():
+            return
+        body = json.dumps({"ok": False, "error": "Bad request", "error_description": msg},
+                          separators=(",", ":")).encode()
+        try:
+            data = self.conn.send(h11.Response(
+                status_code=400, reason=b"Bad Request",
+                headers=[(b"content-type", b"application/json"), (b"connection", b"close"),
+                         (b"content-length", str(len(body)).encode())]))
+            data = (data or b"") + (self.conn.send(h11.Data(data=body)) or b"")
+            data += self.conn.send(h11.EndOfMessage()) or b""
+        except h11.LocalProtocolError:  # h11 cannot answer in this state: raw bytes
+            data = _raw_error(400, "Bad Request", "Bad request", msg)
+        self.transport.write(data)
+        self.transport.close()
+
+
+def _httptools_protocol() -> type[Guarded]:
+    """The httptools variant (defined on first use: httptools is optional)."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class GuardedHttpToolsProtocol(Guarded, HttpToolsProtocol):
+        """uvicorn's httptools protocol with the limits of the module header."""
+
+        _head_complete = False
+        _head_bytes = 0
+        _bad_target = False
+
+        @property
+        def idle(self) -> bool:
+            return self.cycle is None or self.cycle.response_complete
+
+        def data_received(self, data: bytes) -> None:
+            self.registry.touch(self)
+            super().data_received(data)
+            if self._head_complete or self.transport.is_closing():
+                return
+            # llhttp keeps an incomplete head without limit: count it as h11 does
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEAD_BYTES:
+                self.send_400_response(INVALID_REQUEST)
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self._head_complete = False
+            self._head_bytes = 0
+
+        def on_headers_complete(self) -> None:
+            self._head_complete = True
+            self._disarm()  # the head is complete: the request runs on its own deadlines
+            try:
+                super().on_headers_complete()
+            except UnicodeDecodeError:  # a request target that is not ASCII
+                self._bad_target = True
+                raise
+            if not self.url.startswith(b"/") and "path" in self.scope:
+                # an absolute-form target is routed by its whole text, as under h11 (so
+                # ``GET http://other/v1/devices`` is a 404, not /v1/devices)
+                raw_path = self.url.partition(b"?")[0]
+                self.scope["raw_path"] = raw_path
+                self.scope["path"] = unquote(raw_path.decode("ascii"))
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._answered()
+
+        def send_400_response(self, msg: str) -> None:
+            if self._bad_target:
+                msg = "Invalid request target"
+            if not self.transport.is_closing():
+                self.transport.write(_raw_error(400, "Bad Request", "Bad request", msg))
+                self.transport.close()
+
+    return GuardedHttpToolsProtocol
+
+
+def guarded_protocol(registry: ConnectionRegistry, protocol: str = "auto") -> type[Guarded]:
+    """A protocol class for ``uvicorn.Config(http=...)`` bound to ``registry``: the
+    ``protocol`` variant (``auto``, ``h11``, ``httptools``; see :func:`http_protocol_name`)."""
+    base: type[Guarded] = (_httptools_protocol() if http_protocol_name(protocol) == "httptools"
+                           else GuardedH11Protocol)
+    return type(f"Served{base.__name__.removeprefix('Guarded')}", (base,),
+                {"registry": registry})

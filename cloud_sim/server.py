@@ -13,10 +13,11 @@ so its World) and starts three things on the running loop:
    works and the real port is known before anything is printed);
 3. the UDP device endpoint (:mod:`cloud_sim.udp`).
 
-uvicorn runs with the guarded h11 protocol of :mod:`cloud_sim.connections` (connection cap,
-request-head deadline, JSON 400s) and the API behind :mod:`cloud_sim.http.guard` (Host/Origin,
-the admin namespace). The HTTP layer and the UDP protocol call ``driver.sync()`` before touching
-the cloud and ``driver.wake()`` after; since everything runs on one thread there are no locks.
+uvicorn runs with a guarded HTTP/1.1 protocol of :mod:`cloud_sim.connections` (httptools when
+installed, else h11; connection cap, request-head deadline, JSON 400s) and the API behind
+:mod:`cloud_sim.http.guard` (Host/Origin, the admin namespace). The HTTP layer and the UDP
+protocol call ``driver.sync()`` before touching the cloud and ``driver.wake()`` after; since
+everything runs on one thread there are no locks.
 Signals are left to the caller (``fwsim cloud serve`` / ``fwsim up``): uvicorn's own handlers
 are disabled, ``stop()`` ends event streams, then the servers, then the driver.
 """
@@ -25,22 +26,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import signal
-import socket
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-
-import uvicorn
 
 from firmware_sim.kernel.errors import ConfigurationError
 from firmware_sim.kernel.realtime import AsyncioDriver
 
 from .cloud import Cloud
-from .connections import ConnectionLimits, ConnectionRegistry, guarded_protocol
+from .connections import (
+    ConnectionLimits,
+    ConnectionRegistry,
+    default_http_protocol,
+    guarded_protocol,
+    http_protocol_name,
+)
 from .dtls import DtlsLimits, DtlsServer
 from .http import AdminAccess, ApiConfig, HostPolicy, context_of, create_app
 from .security import check_token_text, new_token
+from .serving import QuietUvicorn, start_uvicorn, url_host
+from .serving import bind_tcp as _bind_tcp
 from .udp import CloudUdpProtocol, serve_udp
 
 
@@ -66,34 +70,9 @@ class ServerConfig:
     max_device_peers: int = 4096
     #: the device link's DTLS handshake and peer limits (cloud_sim.dtls)
     dtls: DtlsLimits = field(default_factory=DtlsLimits)
-
-
-class _Uvicorn(uvicorn.Server):
-    """uvicorn without its signal handlers: the CLI owns SIGINT/SIGTERM."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-def _bind_tcp(host: str, port: int) -> socket.socket:
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError) as exc:
-        raise ConfigurationError(f"cannot listen for HTTP on {host}:{port}: {exc}") from None
-    family, kind, proto = infos[0][:3]
-    # proto must be IPPROTO_TCP: asyncio only sets TCP_NODELAY on such sockets (and on the
-    # connections they accept); without it Nagle + delayed ACKs cost 40 ms per response
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(infos[0][4])
-    except OSError as exc:
-        sock.close()
-        raise ConfigurationError(f"cannot listen for HTTP on {host}:{port}: "
-                                 f"{exc.strerror or exc}") from None
-    sock.set_inheritable(True)
-    return sock
+    #: uvicorn's HTTP/1.1 protocol: "auto" (httptools when installed, else h11), "h11" or
+    #: "httptools" (cloud_sim.connections; env FWSIM_HTTP_PROTOCOL sets the default)
+    http_protocol: str = field(default_factory=default_http_protocol)
 
 
 class CloudServer:
@@ -114,20 +93,25 @@ class CloudServer:
         self.app = create_app(cloud, runtime=self.driver, config=api)
         self.http_port = 0
         self.coap_port = 0
-        self._uvicorn: _Uvicorn | None = None
+        self._uvicorn: QuietUvicorn | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._udp: asyncio.DatagramTransport | None = None
         self.udp_protocol: CloudUdpProtocol | None = None
         #: the open HTTP connections (cap, evictions, refusals, timeouts)
         self.connections = ConnectionRegistry(self.config.limits)
+        try:
+            #: the HTTP/1.1 protocol served ("h11" or "httptools")
+            self.http_protocol = http_protocol_name(self.config.http_protocol)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
 
     @property
     def http_url(self) -> str:
-        return f"http://{_url_host(self.config.host)}:{self.http_port}"
+        return f"http://{url_host(self.config.host)}:{self.http_port}"
 
     @property
     def coap_url(self) -> str:
-        return f"coap://{_url_host(self.config.coap_host)}:{self.coap_port}"
+        return f"coap://{url_host(self.config.coap_host)}:{self.coap_port}"
 
     def _dtls_server(self) -> DtlsServer:
         """DTLS for the device link: the cloud's server key, its registry of device keys."""
@@ -157,20 +141,11 @@ class CloudServer:
         self.coap_port = int(self._udp.get_extra_info("sockname")[1])
         if self._run_driver:
             self._tasks.append(asyncio.create_task(self.driver.run(), name="fwsim-driver"))
-        server_config = uvicorn.Config(self.app, log_level=config.log_level, lifespan="off",
-                                       access_log=False, timeout_graceful_shutdown=2,
-                                       http=guarded_protocol(self.connections),
-                                       timeout_keep_alive=max(1, round(
-                                           config.limits.keep_alive_s)))
-        logging.getLogger("uvicorn.error").setLevel(config.log_level.upper())
-        self._uvicorn = _Uvicorn(server_config)
-        self._tasks.append(asyncio.create_task(self._uvicorn.serve(sockets=[sock]),
-                                               name="fwsim-http"))
-        while not self._uvicorn.started:
-            if self._tasks[-1].done():
-                self._tasks[-1].result()
-                raise ConfigurationError("the HTTP server did not start")
-            await asyncio.sleep(0.01)
+        self._uvicorn, task = await start_uvicorn(
+            self.app, sock, name="fwsim-http", log_level=config.log_level,
+            http=guarded_protocol(self.connections, self.http_protocol),
+            timeout_keep_alive=max(1, round(config.limits.keep_alive_s)))
+        self._tasks.append(task)
 
     async def stop(self) -> None:
         context_of(self.app).close_streams()
@@ -184,12 +159,6 @@ class CloudServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
-
-
-def _url_host(host: str) -> str:
-    if host in ("0.0.0.0", ""):
-        return "127.0.0.1"
-    return f"[{host}]" if ":" in host else host
 
 
 async def wait_until_stopped(duration_s: float | None) -> str:

@@ -2,28 +2,30 @@
 
 How this works
 --------------
-The schema version lives in SQLite's ``PRAGMA user_version``. ``MIGRATIONS[i]`` takes a database
-from version ``i`` to ``i + 1``; opening a store applies every missing migration in order, each
-in its own transaction, so an old emulator database is upgraded in place and keeps its users,
-tokens, products, devices, owners and claim codes. A database written by a newer fwsim (a version
-above ``SCHEMA_VERSION``) is refused with a :class:`ConfigurationError` rather than guessed at.
+The schema and transactions are :mod:`cloud_sim.sqlite_db`'s: the schema version lives in
+SQLite's ``PRAGMA user_version``; ``MIGRATIONS[i]`` takes a database from version ``i`` to
+``i + 1``; opening a store applies every missing migration in order, each in its own
+transaction, so an old emulator database is upgraded in place and keeps its users, tokens,
+products, devices, owners and claim codes. A database written by a newer fwsim (a version above
+``SCHEMA_VERSION``) is refused with a :class:`ConfigurationError` rather than guessed at. Writes
+commit on their own unless they run inside ``transaction()`` (one ``BEGIN IMMEDIATE``/
+``COMMIT``, rolled back if the block raises). A file database uses WAL journaling.
 
-Connections run in autocommit mode; every write method commits on its own unless it runs inside
-``transaction()``, which wraps the writes in one ``BEGIN IMMEDIATE``/``COMMIT`` (rolled back if
-the block raises). A file database uses WAL journaling. The store is used from one thread at a
-time (the emulator's event loop), so it opens its connection with ``check_same_thread=False``.
+Every authenticated request reads its access token and its user (or customer), so those rows
+are kept in read caches by key: filled by a read outside a transaction (committed rows only),
+dropped by this store's own writes of the same key (a revoked or deleted token, a changed
+password), emptied after a rollback, and bounded (``CACHE_ROWS``). Expiry is a field of the
+token, checked at each use. The caches assume what a served cloud is: the database's only
+writer - another process changing the same file while it runs is not seen for these rows.
+Every read still returns a fresh row object.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
-
-from firmware_sim.kernel.errors import ConfigurationError
 
 from .model import (
     ClaimCode,
@@ -39,6 +41,7 @@ from .model import (
     TransferStatus,
     User,
 )
+from .sqlite_db import SqliteDatabase
 from .store import StoreInputError
 
 MIGRATIONS: list[str] = [
@@ -148,69 +151,37 @@ def _text(principal: Principal | None) -> str | None:
     return str(principal) if principal is not None else None
 
 
-class SqliteStore:
+#: rows kept per read cache at most (a full cache starts over)
+CACHE_ROWS = 4096
+_MISSING = object()
+
+
+class SqliteStore(SqliteDatabase):
     """A :class:`CloudStore` in an SQLite database (``path`` or ``":memory:"``)."""
 
     def __init__(self, path: str | Path = ":memory:", *,
                  migrate_to: int = SCHEMA_VERSION) -> None:
-        self.path = str(path)
-        try:
-            self._db = sqlite3.connect(self.path, isolation_level=None,
-                                       check_same_thread=False)
-            self._db.execute("PRAGMA foreign_keys = ON")
-            if self.path != ":memory:":
-                self._db.execute("PRAGMA journal_mode = WAL")
-                self._db.execute("PRAGMA synchronous = NORMAL")
-            self._migrate(migrate_to)
-        except sqlite3.DatabaseError as exc:
-            raise ConfigurationError(f"cannot open cloud database {self.path}: {exc}") from None
-        self._depth = 0
+        # read caches of the rows every authenticated request reads (module header)
+        self._token_rows: dict[str, Any] = {}
+        self._user_rows: dict[str, Any] = {}
+        self._customer_rows: dict[str, Any] = {}
+        super().__init__(path, MIGRATIONS, what="cloud database", migrate_to=migrate_to)
 
-    # -- schema --------------------------------------------------------------------------------
+    # -- read caches ---------------------------------------------------------------------------
 
-    @property
-    def schema_version(self) -> int:
-        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+    def _cached_row(self, cache: dict[str, Any], key: str, sql: str) -> Any:
+        row = cache.get(key, _MISSING)
+        if row is _MISSING:
+            row = self._row(sql, (key,))
+            if row is not None and not self._depth:  # committed rows only
+                if len(cache) >= CACHE_ROWS:
+                    cache.clear()
+                cache[key] = row
+        return row
 
-    def _migrate(self, target: int) -> None:
-        current = self.schema_version
-        if current > SCHEMA_VERSION:
-            raise ConfigurationError(
-                f"cloud database {self.path} has schema version {current}, newer than this "
-                f"fwsim understands ({SCHEMA_VERSION})")
-        for version in range(current, min(target, SCHEMA_VERSION)):
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                for statement in MIGRATIONS[version].split(";"):
-                    if statement.strip():
-                        self._db.execute(statement)
-                self._db.execute(f"PRAGMA user_version = {version + 1}")
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-
-    # -- transactions --------------------------------------------------------------------------
-
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        if self._depth:
-            self._depth += 1
-            try:
-                yield
-            finally:
-                self._depth -= 1
-            return
-        self._db.execute("BEGIN IMMEDIATE")
-        self._depth = 1
-        try:
-            yield
-        except BaseException:
-            self._depth = 0
-            self._db.execute("ROLLBACK")
-            raise
-        self._depth = 0
-        self._db.execute("COMMIT")
+    def on_rollback(self) -> None:
+        for cache in (self._token_rows, self._user_rows, self._customer_rows):
+            cache.clear()
 
     def _execute(self, sql: str, params: tuple[Any, ...]) -> sqlite3.Cursor:
         try:
@@ -222,14 +193,11 @@ class SqliteStore:
     def _write(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
         return self._execute(sql, params)
 
-    def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+    def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         return list(self._execute(sql, params).fetchall())
 
     def _row(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
         return self._execute(sql, params).fetchone()
-
-    def close(self) -> None:
-        self._db.close()
 
     # -- users ---------------------------------------------------------------------------------
 
@@ -240,11 +208,12 @@ class SqliteStore:
         return User(row[0], row[1], row[2], row[3])
 
     def add_user(self, user: User) -> None:
+        self._user_rows.pop(user.id, None)
         self._write("INSERT INTO users VALUES (?, ?, ?, ?)",
                     (user.id, user.username, user.password_hash, user.created_us))
 
     def get_user(self, user_id: str) -> User | None:
-        row = self._row(f"{self._USER} WHERE id = ?", (user_id,))
+        row = self._cached_row(self._user_rows, user_id, f"{self._USER} WHERE id = ?")
         return self._user(row) if row else None
 
     def find_user(self, username: str) -> User | None:
@@ -252,6 +221,7 @@ class SqliteStore:
         return self._user(row) if row else None
 
     def update_user(self, user: User) -> None:
+        self._user_rows.pop(user.id, None)
         self._write("UPDATE users SET username = ?, password_hash = ? WHERE id = ?",
                     (user.username, user.password_hash, user.id))
 
@@ -282,15 +252,17 @@ class SqliteStore:
                      row[6])
 
     def add_token(self, token: Token) -> None:
+        self._token_rows.pop(token.token, None)
         self._write("INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (token.token, token.kind.value, str(token.principal), token.client_id,
                      token.created_us, token.expires_us, token.scope))
 
     def get_token(self, token: str) -> Token | None:
-        row = self._row(f"{self._TOKEN} WHERE token = ?", (token,))
+        row = self._cached_row(self._token_rows, token, f"{self._TOKEN} WHERE token = ?")
         return self._token(row) if row else None
 
     def delete_token(self, token: str) -> None:
+        self._token_rows.pop(token, None)
         self._write("DELETE FROM tokens WHERE token = ?", (token,))
 
     def tokens_of(self, principal: Principal) -> list[Token]:
@@ -343,12 +315,14 @@ class SqliteStore:
     _CUSTOMER = "SELECT id, email, product_id, password_hash, created_us FROM customers"
 
     def add_customer(self, customer: Customer) -> None:
+        self._customer_rows.pop(customer.id, None)
         self._write("INSERT INTO customers VALUES (?, ?, ?, ?, ?)",
                     (customer.id, customer.email, customer.product_id, customer.password_hash,
                      customer.created_us))
 
     def get_customer(self, customer_id: str) -> Customer | None:
-        row = self._row(f"{self._CUSTOMER} WHERE id = ?", (customer_id,))
+        row = self._cached_row(self._customer_rows, customer_id,
+                               f"{self._CUSTOMER} WHERE id = ?")
         return Customer(*row) if row else None
 
     def find_customer(self, product_id: int, email: str) -> Customer | None:
@@ -361,10 +335,12 @@ class SqliteStore:
             f"{self._CUSTOMER} WHERE product_id = ? ORDER BY created_us, id", (product_id,))]
 
     def update_customer(self, customer: Customer) -> None:
+        self._customer_rows.pop(customer.id, None)
         self._write("UPDATE customers SET email = ?, password_hash = ? WHERE id = ?",
                     (customer.email, customer.password_hash, customer.id))
 
     def delete_customer(self, customer_id: str) -> None:
+        self._customer_rows.pop(customer_id, None)
         self._write("DELETE FROM customers WHERE id = ?", (customer_id,))
 
     # -- devices -------------------------------------------------------------------------------

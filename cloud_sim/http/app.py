@@ -9,8 +9,12 @@ requests are serialized on the event loop: two concurrent claims of one device c
 and exactly one wins.
 
 An outer ASGI wrapper (:class:`_Runtime`) brings the cloud's World up to the wall clock before
-each request (``runtime.sync()``), wakes the real-time driver afterwards (the request may have
-scheduled work) and writes one ``http.request`` trace record per request. Outside it,
+each request (``runtime.sync()``), wakes the real-time driver afterwards if the request
+scheduled work sooner than the driver's next wake-up, and writes one ``http.request`` trace
+record per request. Routes with a fixed path are found by a direct lookup
+(:class:`_StaticRoutes`, the same route the router's walk would pick); the routers' routes are
+added to the app's own router, not included as routers (FastAPI matches an included router
+through per-request route contexts, about half of the CPU of a request). Outside it,
 :class:`~.guard.Guard` checks Host, Origin and the admin namespace's rules first. Every error is
 a JSON body (:mod:`.errors`): the router's 404/405 too, a value a store cannot keep (400), and a
 last-resort 500 - the API's own errors in one shape, ``{"ok": false, "error",
@@ -22,17 +26,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..cloud import Cloud
-from ..runtime import Runtime
+from ..runtime import NullRuntime, Runtime
 from ..store import StoreInputError
 from . import admin, device_keys, devices, events, oauth, openapi, products
 from .context import ApiConfig, ApiContext
@@ -59,13 +63,17 @@ def create_app(cloud: Cloud, *, runtime: Runtime | None = None,
     if ctx.config.admin.enabled:
         routers += [admin.router, device_keys.router]
     for router in routers:
-        app.include_router(router)
+        # the routes themselves, not the routers: FastAPI matches an included router through
+        # per-request route contexts (about half of the CPU of a request); these routers have
+        # no prefix, dependencies or settings of their own to combine, so it is the same table
+        app.router.routes.extend(router.routes)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StoreInputError, _store_input_error)
     app.add_exception_handler(Exception, _internal_error)
     openapi.install(app)
+    _StaticRoutes.install(app)
     app.add_middleware(_Runtime, ctx=ctx)
     app.add_middleware(Guard, config=ctx.config,
                        tracer=cloud.world.trace.bind(cloud.name, "http"))
@@ -109,29 +117,85 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
 
 
 class _Runtime:
-    """ASGI wrapper: World sync before, driver wake after, one trace record per request."""
+    """ASGI wrapper: World sync before, one trace record per request, and a driver wake when
+    the request moved the World's next due time earlier.
+
+    The driver sleeps until the earliest due time it last saw, which is never later than the
+    earliest due time when a request begins. So only a request that leaves something due
+    *sooner* than that needs to wake it (most requests schedule nothing); waking it after every
+    request cost a task switch and a new ``wait_for`` each."""
 
     def __init__(self, app: ASGIApp, ctx: ApiContext) -> None:
         self.app = app
         self.ctx = ctx
         self.tracer = ctx.cloud.world.trace.bind(ctx.cloud.name, "http")
+        self.scheduler = ctx.cloud.world.scheduler
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        self.ctx.runtime.sync()
-        status: dict[str, Any] = {}
+        runtime = self.ctx.runtime
+        driven = not isinstance(runtime, NullRuntime)
+        due_before = self.scheduler.next_due_us() if driven else None
+        runtime.sync()
+
+        def wake_if_sooner() -> None:
+            if driven:
+                due = self.scheduler.next_due_us()
+                if due is not None and (due_before is None or due < due_before):
+                    runtime.wake()
 
         async def watch(message: Message) -> None:
             if message["type"] == "http.response.start":
-                status["code"] = message["status"]
                 self.tracer.emit("http.request", method=scope["method"],
                                  path=scope["path"][:200], status=message["status"])
-                self.ctx.runtime.wake()
+                wake_if_sooner()
             await send(message)
 
         try:
             await self.app(scope, receive, watch)
         finally:
-            self.ctx.runtime.wake()
+            wake_if_sooner()
+
+
+class _StaticRoutes:
+    """Direct lookup of the routes with a fixed path (``/v1/devices``, ``/oauth/token``, ...):
+    the route the router's walk would pick for that method and path, found in a dict. Other
+    requests (paths with parameters, 404, 405) take the router's walk as before.
+
+    The table is built by asking every route, in the router's order, whether it matches each
+    fixed path with each of its methods - the walk's own rule - so the lookup always picks the
+    route the walk would pick."""
+
+    def __init__(self, routes: list[BaseRoute], walk: ASGIApp) -> None:
+        self.walk = walk
+        self.table: dict[tuple[str, str], BaseRoute] = {}
+        paths = {(path, method) for route in routes
+                 if "{" not in (path := getattr(route, "path", "{"))
+                 for method in (getattr(route, "methods", None) or ())}
+        for path, method in paths:
+            probe: Scope = {"type": "http", "path": path, "root_path": "", "method": method}
+            for route in routes:
+                match, _ = route.matches(probe)
+                if match is Match.FULL:  # the walk stops at the first full match
+                    self.table[(method, path)] = route
+                    break
+
+    @classmethod
+    def install(cls, app: FastAPI) -> None:
+        router = app.router
+        # Starlette's Router calls ``middleware_stack``, which is its ``app`` when it has no
+        # middleware of its own
+        assert router.middleware_stack == router.app, "the router has middleware"
+        router.middleware_stack = cls(router.routes, router.app)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route = self.table.get((scope.get("method", ""), scope.get("path", "")))
+        if route is None or scope["type"] != "http" or scope.get("root_path"):
+            await self.walk(scope, receive, send)
+            return
+        _, child_scope = route.matches(scope)
+        scope.setdefault("router", scope["app"].router)
+        scope.update(child_scope)
+        await route.handle(scope, receive, send)

@@ -7,10 +7,12 @@ A stream registers with the API's :class:`~.fanout.StreamHub` under the keys of 
 cloud's event bus, decides at publish time - ownership and product membership *then* - which
 streams get an event, at a cost that does not depend on how many other streams are open. The
 response body is an async generator that sends ``:ok``, then each queued event as ``event:
-<name>`` / ``data: {"data", "ttl", "published_at", "coreid"}``, and a keep-alive comment every
-few seconds (particle-api-js drops a stream idle for 15 s). A full queue drops its oldest event.
-A ``None`` in the queue ends the stream (server shutdown); a client that goes away cancels the
-generator, which closes the stream. Streams are capped in all and per token (429).
+<name>`` / ``data: {"data", "ttl", "published_at", "coreid"}`` (what is queued when it runs
+goes out in one write; each event's bytes are encoded once for all streams), and a keep-alive
+comment when nothing arrived for a few seconds (particle-api-js drops a stream idle for 15 s).
+A full queue drops its oldest event. A ``None`` in the queue ends the stream (server shutdown);
+a client that goes away cancels the generator, which closes the stream. Streams are capped in
+all and per token (429).
 
 Who sees what:
 
@@ -57,18 +59,32 @@ def open_stream(ctx: ApiContext, caller: Caller, keys: Iterable[Key],
     keepalive = ctx.config.sse_keepalive_s
     hub = ctx.hub
 
+    queue = stream.queue
+
     async def body() -> AsyncIterator[bytes]:
         try:
             yield b":ok\n\n"
             while True:
-                try:
-                    item = await asyncio.wait_for(stream.queue.get(), timeout=keepalive)
-                except TimeoutError:
-                    yield b":keepalive\n\n"
-                    continue
+                if queue.empty():  # a timer only while waiting, not a task per event
+                    try:
+                        async with asyncio.timeout(keepalive):
+                            item = await queue.get()
+                    except TimeoutError:
+                        yield b":keepalive\n\n"
+                        continue
+                else:
+                    item = queue.get_nowait()
+                # everything queued goes out in one write
+                chunks: list[bytes] = []
+                while isinstance(item, CloudEvent):
+                    chunks.append(encode_event(item))
+                    if queue.empty():
+                        break
+                    item = queue.get_nowait()
+                if chunks:
+                    yield b"".join(chunks)
                 if not isinstance(item, CloudEvent):
                     return
-                yield encode_event(item)
         finally:
             hub.close(stream)
 

@@ -18,17 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import socket
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
-
-import uvicorn
 
 from firmware_sim.kernel.errors import ConfigurationError
 from firmware_sim.kernel.realtime import AsyncioDriver
 
+from ..serving import QuietUvicorn, bind_tcp, start_uvicorn, url_host
 from .coap import serve_coap
 from .http_api import create_app
 from .service import ThingsBoardService
@@ -45,37 +42,15 @@ class TbServerConfig:
     log_level: str = "warning"
 
 
-class _Uvicorn(uvicorn.Server):
-    """uvicorn without its signal handlers: the caller owns SIGINT/SIGTERM."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-def url_host(host: str) -> str:
-    """``host`` as it goes into a URL (a wildcard address as loopback, IPv6 in brackets)."""
-    if host in ("0.0.0.0", ""):
-        return "127.0.0.1"
-    return f"[{host}]" if ":" in host else host
-
-
-def _family(host: str) -> socket.AddressFamily:
-    return socket.AF_INET6 if ":" in host else socket.AF_INET
-
-
 def listen_tcp(host: str, port: int, what: str) -> socket.socket:
-    """A listening TCP socket on ``host:port`` (0: any free port); a one-line error if not."""
-    try:
-        return socket.create_server((host, port), family=_family(host), backlog=1024)
-    except (OSError, UnicodeError) as exc:
-        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-        raise ConfigurationError(f"cannot listen for {what} on {host}:{port}: "
-                                 f"{detail}") from None
+    """A TCP socket bound to ``host:port`` (0: any free port; uvicorn listens on it); a
+    one-line error if not."""
+    return bind_tcp(host, port, what)
 
 
 def _free_udp_port(host: str) -> int:
-    with socket.socket(_family(host), socket.SOCK_DGRAM) as sock:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
 
@@ -90,7 +65,7 @@ class ThingsBoardServer:
         self.app = create_app(service, runtime=self.driver)
         self.http_port = 0
         self.coap_port = 0
-        self._uvicorn: _Uvicorn | None = None
+        self._uvicorn: QuietUvicorn | None = None
         self._coap: Any = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -127,17 +102,9 @@ class ThingsBoardServer:
         self.coap_port = port
         if self._run_driver:
             self._tasks.append(asyncio.create_task(self.driver.run(), name="tb-driver"))
-        server_config = uvicorn.Config(self.app, log_level=config.log_level, lifespan="off",
-                                       access_log=False, timeout_graceful_shutdown=2)
-        logging.getLogger("uvicorn.error").setLevel(config.log_level.upper())
-        self._uvicorn = _Uvicorn(server_config)
-        self._tasks.append(asyncio.create_task(self._uvicorn.serve(sockets=[sock]),
-                                               name="tb-http"))
-        while not self._uvicorn.started:
-            if self._tasks[-1].done():
-                self._tasks[-1].result()
-                raise ConfigurationError("the HTTP server did not start")
-            await asyncio.sleep(0.01)
+        self._uvicorn, task = await start_uvicorn(self.app, sock, name="tb-http",
+                                                  log_level=config.log_level)
+        self._tasks.append(task)
 
     async def stop(self) -> None:
         if self._uvicorn is not None:

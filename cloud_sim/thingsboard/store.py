@@ -2,10 +2,11 @@
 
 How this works
 --------------
-Like the Particle face's :mod:`cloud_sim.sqlite_store`: the schema version lives in SQLite's
-``PRAGMA user_version``; ``MIGRATIONS[i]`` takes a database from version ``i`` to ``i + 1`` and
-opening a store applies the missing ones, each in its own transaction. A database written by a
-newer fwsim is refused. ``":memory:"`` keeps nothing (tests, in-process scenarios).
+Like the Particle face's :mod:`cloud_sim.sqlite_store`, on the same base
+(:mod:`cloud_sim.sqlite_db`): the schema version lives in SQLite's ``PRAGMA user_version``;
+``MIGRATIONS[i]`` takes a database from version ``i`` to ``i + 1`` and opening a store applies
+the missing ones, each in its own transaction. A database written by a newer fwsim is refused.
+``":memory:"`` keeps nothing (tests, in-process scenarios).
 
 Persisted: tenants, customers, users, device profiles, devices, access-token credentials and
 attributes. Not persisted, on purpose: the claim cache (in memory like ThingsBoard's Caffeine
@@ -18,13 +19,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from firmware_sim.kernel.errors import ConfigurationError, UsageError
+from firmware_sim.kernel.errors import UsageError
 
+from ..sqlite_db import SqliteDatabase
 from .model import (
     Attribute,
     Authority,
@@ -105,80 +105,17 @@ MIGRATIONS: list[str] = [
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-class TbStore:
+class TbStore(SqliteDatabase):
     """State of one emulated ThingsBoard in SQLite (``path`` or ``":memory:"``)."""
 
     def __init__(self, path: str | Path = ":memory:") -> None:
-        self.path = str(path)
-        try:
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA foreign_keys = ON")
-            if self.path != ":memory:":
-                self._db.execute("PRAGMA journal_mode = WAL")
-                self._db.execute("PRAGMA synchronous = NORMAL")
-            self._migrate()
-        except sqlite3.DatabaseError as exc:
-            raise ConfigurationError(
-                f"cannot open ThingsBoard database {self.path}: {exc}") from None
-        self._depth = 0
-
-    @property
-    def schema_version(self) -> int:
-        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
-
-    def _migrate(self) -> None:
-        current = self.schema_version
-        if current > SCHEMA_VERSION:
-            raise ConfigurationError(
-                f"ThingsBoard database {self.path} has schema version {current}, newer than "
-                f"this fwsim understands ({SCHEMA_VERSION})")
-        for version in range(current, SCHEMA_VERSION):
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                for statement in MIGRATIONS[version].split(";"):
-                    if statement.strip():
-                        self._db.execute(statement)
-                self._db.execute(f"PRAGMA user_version = {version + 1}")
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """Group writes into one transaction (nested calls join the outer one)."""
-        if self._depth:
-            self._depth += 1
-            try:
-                yield
-            finally:
-                self._depth -= 1
-            return
-        self._db.execute("BEGIN IMMEDIATE")
-        self._depth = 1
-        try:
-            yield
-        except BaseException:
-            self._depth = 0
-            self._db.execute("ROLLBACK")
-            raise
-        self._depth = 0
-        self._db.execute("COMMIT")
-
-    def close(self) -> None:
-        self._db.close()
+        super().__init__(path, MIGRATIONS, what="ThingsBoard database")
 
     def _insert(self, sql: str, params: tuple[Any, ...], what: str) -> None:
         try:
             self._db.execute(sql, params)
         except sqlite3.IntegrityError as exc:
             raise UsageError(f"{what} already exists") from exc
-
-    def _row(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
-        return self._db.execute(sql, params).fetchone()
-
-    def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-        return list(self._db.execute(sql, params).fetchall())
 
     # -- tenants and customers -----------------------------------------------------------------
 
