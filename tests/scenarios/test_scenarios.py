@@ -163,4 +163,5 @@ def test_scenario_list_names_the_files(capsys: pytest.CaptureFixture[str]) -> No
     assert main(["scenario", "list", "--files"]) == 0
     out = capsys.readouterr().out
     names = [line.split()[0] for line in out.splitlines()]
-    assert sorted(names) == sorted([*STORY_FILES, "p2-provisioning", "p2-chaos"])
+    assert sorted(names) == sorted([*STORY_FILES, "p2-provisioning", "p2-chaos",
+                                    "tb-claiming", "tb-documented-flow", "tb-press-and-claim"])
