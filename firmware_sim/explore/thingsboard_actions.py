@@ -30,7 +30,7 @@ from .model import ParamValue, Step
 from .thingsboard_world import CUSTOMER_LETTERS, TENANT_ADMIN_EMAIL, button_named, customer_of
 
 if TYPE_CHECKING:
-    from ..testbed.clouds.thingsboard import ClaimButtonDevice, ThingsBoardPlug
+    from ..testbed.clouds.thingsboard import ClaimButtonDevice, TbDevice, ThingsBoardPlug
 
 #: the key printed on the box: what ``tb.claiming_data`` sets as ``claimingData.secretKey``
 BOX_KEY = "BOX-4711"
@@ -188,15 +188,20 @@ def _reclaim(ctx: RunContext, step: Step) -> None:
     plug.service.reclaim_device(user, button.name)
 
 
-def _claiming_data(ctx: RunContext, step: Step) -> None:
-    from ..testbed.clouds.thingsboard import CLAIM_DATA_ATTRIBUTE_NAME, SERVER_SCOPE
-
+def _demo_device(ctx: RunContext, step: Step) -> tuple[ThingsBoardPlug, TbDevice]:
+    """The world's ThingsBoard plug and the step's button as a device of the demo tenant."""
     plug = _plug(ctx, step)
     button = _button(ctx, step)
     demo = plug.demo
     if demo is None:
         raise ConfigurationError(f"{step.action} needs ThingsBoard's demo tenant")
-    device = plug.service.device_named(demo.tenant.id, button.name)
+    return plug, plug.service.device_named(demo.tenant.id, button.name)
+
+
+def _claiming_data(ctx: RunContext, step: Step) -> None:
+    from ..testbed.clouds.thingsboard import CLAIM_DATA_ATTRIBUTE_NAME, SERVER_SCOPE
+
+    plug, device = _demo_device(ctx, step)
     if step.param("set", True) in (True, "true"):
         valid_s = step.param("valid_s", 3600)
         if isinstance(valid_s, bool) or not isinstance(valid_s, int | float):
@@ -213,12 +218,7 @@ def _claiming_data(ctx: RunContext, step: Step) -> None:
 def _allow_claiming(ctx: RunContext, step: Step) -> None:
     from ..testbed.clouds.thingsboard import CLAIM_ATTRIBUTE_NAME, SERVER_SCOPE
 
-    plug = _plug(ctx, step)
-    button = _button(ctx, step)
-    demo = plug.demo
-    if demo is None:
-        raise ConfigurationError(f"{step.action} needs ThingsBoard's demo tenant")
-    device = plug.service.device_named(demo.tenant.id, button.name)
+    plug, device = _demo_device(ctx, step)
     ctx.record_step(step)
     plug.service.save_attributes(device, SERVER_SCOPE, {CLAIM_ATTRIBUTE_NAME: True})
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import signal
 import subprocess
 import sys
 import time
@@ -30,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.processes import ReadyServer
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
@@ -188,56 +189,18 @@ def test_runnable_commands_run_as_written(doc: str, scratch: Path) -> None:
         assert "Traceback" not in done.stderr and "internal error" not in done.stderr
 
 
-class Server:
+def start_server(argv: list[str] | str, cwd: Path) -> ReadyServer:
     """A documented server command, started as written. Its ports are the documented fixed
     ones, so a port another process still holds is waited for (a few retries)."""
-
-    def __init__(self, argv: list[str] | str, cwd: Path) -> None:
-        for attempt in range(4):
-            try:
-                self._start(argv, cwd)
-                return
-            except AssertionError as exc:
-                if "Address already in use" not in str(exc) or attempt == 3:
-                    raise
-                time.sleep(3)
-
-    def _start(self, argv: list[str] | str, cwd: Path) -> None:
-        command = argv if isinstance(argv, str) else shlex.join(["fwsim", *argv])
-        self.proc = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=cwd, env=_env(),
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True)
-        self.output: list[str] = []
-        deadline = time.monotonic() + 40
-        assert self.proc.stdout is not None
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            self.output.append(line.rstrip("\n"))
-            if re.search(r"\bready\b", line):
-                return
-        self.stop()
-        raise AssertionError(f"{command} never became ready:\n" + "\n".join(self.output))
-
-    def value(self, pattern: str) -> str:
-        for line in self.output:
-            match = re.search(pattern, line)
-            if match:
-                return match.group(1)
-        raise AssertionError(f"no {pattern!r} in {self.output}")
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        assert self.proc.stdout is not None
-        self.proc.stdout.close()
-        return self.proc.returncode
+    command = argv if isinstance(argv, str) else shlex.join(["fwsim", *argv])
+    for attempt in range(4):
+        try:
+            return ReadyServer(command, cwd, _env())
+        except AssertionError as exc:
+            if "Address already in use" not in str(exc) or attempt == 3:
+                raise
+            time.sleep(3)
+    raise AssertionError("unreachable")
 
 
 #: the documented servers fall into two groups that share no fixed port: the clouds (``up``,
@@ -277,7 +240,7 @@ def _server_commands(group: str, scratch: Path) -> None:
         if text in seen or _group(text) != group:
             continue
         seen.add(text)
-        server = Server(text, scratch)
+        server = start_server(text, scratch)
         assert server.stop() == 0, f"{command}: {server.output[-5:]}"
 
 
@@ -285,7 +248,7 @@ def _client_commands(name: str, scratch: Path) -> None:
     argv, fills = SERVERS[name]
     commands = _by_doc(f"with:{name}")
     assert commands, f"no documented command needs the {name} server any more"
-    server = Server(argv, scratch)
+    server = start_server(argv, scratch)
     try:
         for command in commands:
             text = re.sub(r"\s+#.*$", "", command.text)

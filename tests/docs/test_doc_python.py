@@ -28,16 +28,15 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.processes import ReadyServer
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
@@ -288,47 +287,6 @@ def test_pytest_blocks_pass(tmp_path: Path) -> None:
     assert re.search(rf"\b{len(blocks)} passed\b", done.stdout), done.stdout[-2000:]
 
 
-class Server:
-    """``fwsim <argv>`` until it prints its ready line; :meth:`stop` sends Ctrl-C."""
-
-    def __init__(self, argv: list[str], cwd: Path) -> None:
-        self.command = shlex.join(["fwsim", *argv])
-        self.proc = subprocess.Popen(["fwsim", *argv], cwd=cwd, env=_env(),
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.output: list[str] = []
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + 40
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            self.output.append(line.rstrip("\n"))
-            if re.search(r"\bready\b", line):
-                return
-        self.stop()
-        raise AssertionError(f"{self.command} never became ready:\n" + "\n".join(self.output))
-
-    def value(self, pattern: str) -> str:
-        for line in self.output:
-            match = re.search(pattern, line)
-            if match:
-                return match.group(1)
-        raise AssertionError(f"{self.command}: no {pattern!r} in its output:\n"
-                             + "\n".join(self.output))
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        assert self.proc.stdout is not None
-        self.proc.stdout.close()
-        return self.proc.returncode
-
-
 SERVER_BLOCKS = [block for block in ALL if rule_for(block).mode.startswith("server:")]
 
 
@@ -342,7 +300,7 @@ def test_server_clients_run(block: Block, tmp_path: Path) -> None:
     """A block that talks to a server runs against a fresh one, its placeholders filled from
     what the server printed."""
     argv, fills = SERVERS[rule_for(block).mode.removeprefix("server:")]
-    running = Server(argv, tmp_path)
+    running = ReadyServer(["fwsim", *argv], tmp_path, _env())
     try:
         text = filled(block)
         for placeholder, pattern in fills.items():

@@ -54,6 +54,7 @@ from cloud_sim.thingsboard.model import (
     Authority,
     User,
 )
+from cloud_sim.thingsboard.model import Device as TbDevice
 from cloud_sim.thingsboard.mqtt_session import MqttServerSession
 from cloud_sim.thingsboard.service import DeviceAck, ThingsBoardService
 from cloud_sim.thingsboard.settings import (
@@ -403,6 +404,7 @@ __all__ = [
     "SecretMode",
     "ServiceUplink",
     "TbCloudSettings",
+    "TbDevice",
     "ThingsBoardPlug",
     "ThingsBoardSettings",
     "User",
