@@ -95,6 +95,8 @@ def _follow(args: argparse.Namespace) -> int:
                 _print_record(args, record)
     except KeyboardInterrupt:
         pass
+    except UnicodeDecodeError:
+        raise ConfigurationError(f"{args.file} is not a fwsim trace (not UTF-8 text)") from None
     return 0
 
 

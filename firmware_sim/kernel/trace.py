@@ -230,6 +230,9 @@ def read_jsonl(path: str | Path) -> list[TraceRecord]:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigurationError(f"cannot read trace file {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigurationError(f"{path} is not a fwsim trace (not UTF-8 text at byte "
+                                 f"{exc.start})") from None
     records = []
     for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip():
