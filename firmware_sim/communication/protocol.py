@@ -149,6 +149,13 @@ class ProtocolListener(Protocol):
 class DeviceProtocol:
     """The device's half of one cloud connection at a time."""
 
+    __slots__ = (
+        "_begin_reported", "_begin_timer", "_dtls_attempts", "_dtls_timer", "_exchange",
+        "_heard_on_resumed", "_held", "_keepalive", "_listener", "_log", "_next_token", "_port",
+        "_resumed", "_scheduler", "_session", "_session_id", "_subscription_mids",
+        "_subscriptions_crc", "_system_describe", "_tracer", "identity", "options", "phase",
+    )
+
     def __init__(self, *, scheduler: Scheduler, tracer: Tracer, log: DeviceLog,
                  session: SessionPersist, identity: DeviceIdentity, options: ProtocolOptions,
                  listener: ProtocolListener, system_describe: Callable[[], bytes]) -> None:
@@ -179,7 +186,7 @@ class DeviceProtocol:
         #: datagrams that arrived while ``begin`` was still running (see ``resume_send_s``)
         self._held: list[bytes] = []
         #: message ids of the subscriptions not yet acknowledged, and their checksum
-        self._subscription_mids: set[int] = set()
+        self._subscription_mids: list[int] = []
         self._subscriptions_crc = 0
 
     # -- public API ----------------------------------------------------------------------------
@@ -297,7 +304,7 @@ class DeviceProtocol:
         for prefix in prefixes:
             mid = self._send_con(wire.GET, (wire.URI_PUBLIC_EVENT, prefix), b"",
                                  what=f"subscribe {prefix}", on_ack=self._subscription_acked)
-            self._subscription_mids.add(mid)
+            self._subscription_mids.append(mid)
         return True
 
     def _subscription_acked(self, ack: CoapMessage) -> None:
@@ -306,7 +313,7 @@ class DeviceProtocol:
         if not _is_success(ack):
             self._subscription_mids.clear()  # one refusal: the checksum is not kept
             return
-        self._subscription_mids.discard(ack.mid)
+        self._subscription_mids.remove(ack.mid)
         if not self._subscription_mids:
             self._session.update_subscriptions_crc(self._subscriptions_crc)
 

@@ -189,6 +189,8 @@ def _written(pages: Pages, offset: int, data: bytes) -> Pages:
 class MemoryDctBackend:
     """Committed image held in memory (survives a simulated reboot, not the process)."""
 
+    __slots__ = ("_pages",)
+
     def __init__(self, image: bytes | None = None) -> None:
         if image is not None and len(image) != DCT_SIZE:
             raise DctSizeError(f"DCT image has {len(image)} bytes, expected {DCT_SIZE}")
@@ -357,6 +359,8 @@ class FileDctBackend:
 
 class Dct:
     """The DCT image of one device, read from and written through a backend."""
+
+    __slots__ = ("_dead", "_pages", "backend", "fault_hook", "writes")
 
     def __init__(self, backend: DctBackend | None = None, *,
                  fault_hook: FaultHook | None = None) -> None:

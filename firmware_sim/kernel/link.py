@@ -42,6 +42,8 @@ class DatagramPort(Protocol):
 class LinkEnd:
     """One side of a :class:`DatagramLink`; ``receiver`` gets each datagram that arrives."""
 
+    __slots__ = ("_closed", "_link", "_queue", "name", "peer", "receiver")
+
     def __init__(self, link: DatagramLink, name: str) -> None:
         self._link = link
         self.name = name
@@ -73,6 +75,11 @@ class LinkEnd:
 
 class DatagramLink:
     """Two connected :class:`LinkEnd` objects, ``a`` and ``b``."""
+
+    __slots__ = (
+        "_chooser", "_delay_fault", "_drop_fault", "_loss_choice", "a", "b", "dropped",
+        "latency_s", "loss", "name", "sent", "world",
+    )
 
     def __init__(self, world: World, name: str, *, latency_s: float = 0.09,
                  loss: float = 0.0) -> None:

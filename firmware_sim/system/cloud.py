@@ -104,7 +104,7 @@ class CloudTiming:
     reconnect_backoff_s: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
 
 
-@dataclass
+@dataclass(slots=True)
 class HandshakeInputs:
     """What the system layer publishes during a handshake (set by the device)."""
 
@@ -130,6 +130,13 @@ class HandshakeInputs:
 
 class CloudConnection:
     """The system's view of the cloud connection of one device."""
+
+    __slots__ = (
+        "_clear_session_on_disconnect", "_events", "_failures", "_last_reset_sent", "_log",
+        "_on_cloud_event", "_on_server_moved", "_on_time", "_scheduler", "_session", "_timer",
+        "_tracer", "blocked", "claiming", "connector", "handshakes", "inputs", "network_ready",
+        "protocol", "state", "time_synced", "timing", "want_connected",
+    )
 
     def __init__(self, *, scheduler: Scheduler, tracer: Tracer, log: DeviceLog,
                  events: SystemEventBus, claiming: ClaimCodeRules, session: SessionPersist,
