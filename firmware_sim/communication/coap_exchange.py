@@ -197,6 +197,7 @@ class CoapExchange:
             return
         if confirmable.transmissions > self.policy.max_retransmit:
             del self._pending[confirmable.mid]
+            self._release_pending()
             self._on_timeout(confirmable)
             return
         if self._on_retransmit is not None:
@@ -211,10 +212,18 @@ class CoapExchange:
         if answer.mtype not in (CoapType.ACK, CoapType.RST):
             raise ValueError(f"acknowledge needs an ACK or RST, got {answer.mtype.name}")
         confirmable = self._pending.pop(answer.mid, None)
-        if confirmable is not None and confirmable._timer is not None:
-            confirmable._timer.cancel()
-            confirmable._timer = None
+        if confirmable is not None:
+            if confirmable._timer is not None:
+                confirmable._timer.cancel()
+                confirmable._timer = None
+            self._release_pending()
         return confirmable
+
+    def _release_pending(self) -> None:
+        """A dict keeps its grown table when emptied by ``pop``: once nothing is awaited, start
+        a fresh (tableless) one, so an idle exchange holds 64 bytes here, not 300."""
+        if not self._pending:
+            self._pending = {}
 
     def is_duplicate(self, mid: int) -> bool:
         """Record ``mid`` as received from the peer; True if it was within the window already."""

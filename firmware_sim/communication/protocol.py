@@ -35,6 +35,7 @@ entry so that listener code never runs inside ``begin``/``datagram_received``.
 
 from __future__ import annotations
 
+import functools
 import struct
 import zlib
 from collections.abc import Callable
@@ -102,7 +103,7 @@ class ProtocolOptions:
     resume_send_s: float = 0.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DeviceIdentity:
     device_id: bytes
     platform_id: int
@@ -122,6 +123,12 @@ class DeviceIdentity:
         header = struct.pack(">HHIH", self.hello_flags, self.system_module_version,
                              0x180000, 512)
         return zlib.crc32(header + describe)
+
+
+@functools.lru_cache(maxsize=16)
+def _retransmit_policy(ack_timeout_s: float, max_retransmit: int) -> RetransmitPolicy:
+    """One (immutable) policy object per setting, shared by every device that uses it."""
+    return RetransmitPolicy(ack_timeout_s, max_retransmit)
 
 
 def _is_success(ack: CoapMessage) -> bool:
@@ -175,7 +182,7 @@ class DeviceProtocol:
         self._next_token = 1
         self._exchange = CoapExchange(
             scheduler, self._send_coap, ids=MessageIds(1, 0xFFFF),
-            policy=RetransmitPolicy(options.ack_timeout_s, options.max_retransmit),
+            policy=_retransmit_policy(options.ack_timeout_s, options.max_retransmit),
             on_timeout=self._coap_timeout, on_retransmit=self._coap_retransmit,
             timer_label="coap-retransmit")
         self._dtls_timer: TimerHandle | None = None

@@ -100,7 +100,7 @@ class SystemMode(Enum):
     MANUAL = "manual"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FirmwareOptions:
     """Build-time options of the simulated Device OS + application."""
 
@@ -129,8 +129,12 @@ class FirmwareOptions:
     server_moved_key: bytes | None = None
 
     def resolved_timing(self) -> TimingProfile:
-        """The named profile with this options' overrides applied."""
+        """The named profile with this options' overrides applied (the named profile itself,
+        shared by every device, when nothing is overridden)."""
         base = timing_profile(self.timing)
+        if (self.boot_delay_s is None and self.network is None and self.cloud is None
+                and self.protocol is None):
+            return base
         return TimingProfile(
             base.name, base.summary,
             base.boot_delay_s if self.boot_delay_s is None else self.boot_delay_s,
@@ -144,6 +148,29 @@ class DeviceState(Enum):
     DFU = "dfu"
     #: the bootloader is starting DFU mode (between the reset and the enumeration)
     ENTERING_DFU = "entering_dfu"
+
+
+class _HandshakeAnswers:
+    """A device's answers to what its handshakes ask (``HandshakeQuestions``), read from the
+    device at the time."""
+
+    __slots__ = ("_device",)
+
+    def __init__(self, device: Device) -> None:
+        self._device = device
+
+    def app_describe(self) -> bytes:
+        return self._device._app_describe()
+
+    def app_subscriptions(self) -> list[str]:
+        return self._device.particle.subscription_prefixes
+
+    def send_app_description(self) -> bool:
+        device = self._device
+        return device.options.system_mode is not SystemMode.AUTOMATIC or device.app_setup_done
+
+    def time_known(self) -> bool:
+        return self._device._time_known()
 
 
 def _random_text(rng: Any, alphabet: str, length: int) -> str:
@@ -313,11 +340,7 @@ class Device:
             publish_reset_info=self.options.publish_reset_info, reset_reason=None,
             updates_enabled=self.options.updates_enabled,
             updates_forced=self.options.updates_forced,
-            app_describe=self._app_describe,
-            app_subscriptions=lambda: self.particle.subscription_prefixes,
-            send_app_description=lambda: (self.options.system_mode is not SystemMode.AUTOMATIC
-                                          or self.app_setup_done),
-            time_known=self._time_known)
+            device=_HandshakeAnswers(self))
         self.cloud = CloudConnection(
             scheduler=world.scheduler, tracer=self.tracer.child("cloud"), log=self.log,
             events=self.events, claiming=self.claiming, session=self.session, identity=identity,
