@@ -20,8 +20,10 @@ from __future__ import annotations
 import argparse
 import gc
 import resource
+import sysconfig
 import time
 import tracemalloc
+from pathlib import Path
 
 from firmware_sim.testbed import CloudSpec, Testbed, TestbedSpec, provisioned
 from firmware_sim.testbed.clouds.particle import ParticlePlug
@@ -63,6 +65,14 @@ def world_benchmark(count: int) -> None:
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MB")
 
 
+def _short(filename: str) -> str:
+    """A file name relative to the repository (or to the standard library)."""
+    for root in (str(Path(__file__).resolve().parents[1]), sysconfig.get_paths()["stdlib"]):
+        if filename.startswith(root + "/"):
+            return filename[len(root) + 1:]
+    return filename
+
+
 def memory_benchmark(count: int, top: int = 12) -> None:
     testbed = Testbed(TestbedSpec(seed=1, cloud=CloudSpec("particle"), trace_memory_limit=0,
                                   timing="fast"))
@@ -85,8 +95,7 @@ def memory_benchmark(count: int, top: int = 12) -> None:
     print(f"  {total / count / 1024:.2f} KiB per device; largest sites:")
     for stat in stats[:top]:
         frame = stat.traceback[0]
-        print(f"    {stat.size_diff / count:7.0f} B  {frame.filename.split('/work/main/')[-1]}:"
-              f"{frame.lineno}")
+        print(f"    {stat.size_diff / count:7.0f} B  {_short(frame.filename)}:{frame.lineno}")
 
 
 def fleet_benchmark(count: int, shard_counts: list[int], in_flight: int | None) -> None:

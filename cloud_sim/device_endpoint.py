@@ -117,6 +117,9 @@ class CloudSession:
     """A session the cloud keeps for resumption: its device, where it was last heard from, and
     the CoAP exchange (message ids, retransmissions, duplicates) of that session."""
 
+    __slots__ = ("_on_timeout", "address", "created_us", "device_id", "exchange",
+                 "full_handshakes", "reply", "resumes", "session_id")
+
     def __init__(self, session_id: bytes, device_id: str, created_us: int, *,
                  scheduler: Scheduler, policy: RetransmitPolicy,
                  on_timeout: Callable[[CloudSession, Confirmable], None],
@@ -128,9 +131,13 @@ class CloudSession:
         self.reply = reply
         self.full_handshakes = 0
         self.resumes = 0
+        self._on_timeout = on_timeout
         self.exchange = CoapExchange(
             scheduler, self._transmit, ids=MessageIds(*CLOUD_MESSAGE_IDS), policy=policy,
-            on_timeout=lambda pending: on_timeout(self, pending), timer_label="cloud-retransmit")
+            on_timeout=self._timed_out, timer_label="cloud-retransmit")
+
+    def _timed_out(self, pending: Confirmable) -> None:
+        self._on_timeout(self, pending)
 
     def _transmit(self, coap: bytes) -> None:
         """Send to wherever the device was last heard from on this session."""
@@ -138,7 +145,7 @@ class CloudSession:
             self.reply(wire.encode_app_data(self.session_id, coap))
 
 
-@dataclass
+@dataclass(slots=True)
 class _Connection:
     device_id: str | None = None
     session_id: bytes | None = None
@@ -155,7 +162,9 @@ class DeviceEndpoint:
         self.tracer = world.trace.bind(name, "endpoint")
         self._rng: random.Random = world.rng_for(f"{name}:sessions")
         self.sessions: dict[bytes, CloudSession] = {}
-        self._sessions_by_device: dict[str, set[bytes]] = {}
+        #: session ids of each device, oldest first (a list: most devices have one session,
+        #: and a set costs 216 bytes even then)
+        self._sessions_by_device: dict[str, list[bytes]] = {}
         self._connections: dict[Hashable, _Connection] = {}
         self.claim_results: list[ClaimResult] = []
         self._offline_timers: dict[str, TimerHandle] = {}
@@ -227,7 +236,8 @@ class DeviceEndpoint:
             return
         of_device = self._sessions_by_device.get(session.device_id)
         if of_device is not None:
-            of_device.discard(session_id)
+            if session_id in of_device:
+                of_device.remove(session_id)
             if not of_device:
                 del self._sessions_by_device[session.device_id]
         session.exchange.close()
@@ -288,7 +298,7 @@ class DeviceEndpoint:
                     session_id, connection.device_id, self.now_us,
                     scheduler=self.world.scheduler, policy=self._retransmit_policy,
                     on_timeout=self._delivery_timed_out, address=address, reply=reply)
-                self._sessions_by_device.setdefault(connection.device_id, set()).add(session_id)
+                self._sessions_by_device.setdefault(connection.device_id, []).append(session_id)
                 self.tracer.emit("session.created", device_id=connection.device_id,
                                  session_id=session_id)
                 self._hold_half_open(session_id)

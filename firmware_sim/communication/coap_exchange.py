@@ -28,6 +28,7 @@ The owner keeps what belongs to its side: what it traces, what an ACK means, kee
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -37,7 +38,7 @@ from .wire import EMPTY, CoapMessage, CoapType
 Transmit = Callable[[bytes], None]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RetransmitPolicy:
     """RFC 7252 ACK_TIMEOUT and MAX_RETRANSMIT (without ACK_RANDOM_FACTOR)."""
 
@@ -58,6 +59,8 @@ class RetransmitPolicy:
 
 class MessageIds:
     """Message ids ``low..high`` (inclusive), handed out in order and wrapping around."""
+
+    __slots__ = ("_next", "high", "low")
 
     def __init__(self, low: int, high: int, first: int | None = None) -> None:
         if not 0 <= low <= high <= 0xFFFF:
@@ -112,6 +115,10 @@ class CoapExchange:
     """Confirmable tracking, retransmission, ACK/RST matching and duplicate detection for one
     peer."""
 
+    __slots__ = ("_dedup_window", "_on_retransmit", "_on_timeout", "_pending", "_received",
+                 "_received_next", "_scheduler", "_timer_label", "_transmit_bytes", "ids",
+                 "policy")
+
     def __init__(self, scheduler: Scheduler, transmit: Transmit, *, ids: MessageIds,
                  policy: RetransmitPolicy, on_timeout: Callable[[Confirmable], None],
                  on_retransmit: Callable[[Confirmable], None] | None = None,
@@ -126,9 +133,9 @@ class CoapExchange:
         self._on_retransmit = on_retransmit
         self._timer_label = timer_label
         self._pending: dict[int, Confirmable] = {}
-        #: the last ``dedup_window`` ids received, as a ring (a list: an idle exchange holds
-        #: a few bytes, not a deque's 600)
-        self._received: list[int] = []
+        #: the last ``dedup_window`` ids received, as a ring of 16-bit ids (an array: an idle
+        #: exchange holds a few bytes, not a deque's 600 or a list of int objects)
+        self._received = array("H")
         self._received_next = 0
         self._dedup_window = dedup_window
 
@@ -190,6 +197,7 @@ class CoapExchange:
             return
         if confirmable.transmissions > self.policy.max_retransmit:
             del self._pending[confirmable.mid]
+            self._release_pending()
             self._on_timeout(confirmable)
             return
         if self._on_retransmit is not None:
@@ -204,10 +212,18 @@ class CoapExchange:
         if answer.mtype not in (CoapType.ACK, CoapType.RST):
             raise ValueError(f"acknowledge needs an ACK or RST, got {answer.mtype.name}")
         confirmable = self._pending.pop(answer.mid, None)
-        if confirmable is not None and confirmable._timer is not None:
-            confirmable._timer.cancel()
-            confirmable._timer = None
+        if confirmable is not None:
+            if confirmable._timer is not None:
+                confirmable._timer.cancel()
+                confirmable._timer = None
+            self._release_pending()
         return confirmable
+
+    def _release_pending(self) -> None:
+        """A dict keeps its grown table when emptied by ``pop``: once nothing is awaited, start
+        a fresh (tableless) one, so an idle exchange holds 64 bytes here, not 300."""
+        if not self._pending:
+            self._pending = {}
 
     def is_duplicate(self, mid: int) -> bool:
         """Record ``mid`` as received from the peer; True if it was within the window already."""
@@ -230,5 +246,5 @@ class CoapExchange:
                 confirmable._timer.cancel()
                 confirmable._timer = None
         self._pending.clear()
-        self._received = []
+        self._received = array("H")
         self._received_next = 0

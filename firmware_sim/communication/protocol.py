@@ -35,6 +35,7 @@ entry so that listener code never runs inside ``begin``/``datagram_received``.
 
 from __future__ import annotations
 
+import functools
 import struct
 import zlib
 from collections.abc import Callable
@@ -102,7 +103,7 @@ class ProtocolOptions:
     resume_send_s: float = 0.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DeviceIdentity:
     device_id: bytes
     platform_id: int
@@ -122,6 +123,12 @@ class DeviceIdentity:
         header = struct.pack(">HHIH", self.hello_flags, self.system_module_version,
                              0x180000, 512)
         return zlib.crc32(header + describe)
+
+
+@functools.lru_cache(maxsize=16)
+def _retransmit_policy(ack_timeout_s: float, max_retransmit: int) -> RetransmitPolicy:
+    """One (immutable) policy object per setting, shared by every device that uses it."""
+    return RetransmitPolicy(ack_timeout_s, max_retransmit)
 
 
 def _is_success(ack: CoapMessage) -> bool:
@@ -149,6 +156,13 @@ class ProtocolListener(Protocol):
 class DeviceProtocol:
     """The device's half of one cloud connection at a time."""
 
+    __slots__ = (
+        "_begin_reported", "_begin_timer", "_dtls_attempts", "_dtls_timer", "_exchange",
+        "_heard_on_resumed", "_held", "_keepalive", "_listener", "_log", "_next_token", "_port",
+        "_resumed", "_scheduler", "_session", "_session_id", "_subscription_mids",
+        "_subscriptions_crc", "_system_describe", "_tracer", "identity", "options", "phase",
+    )
+
     def __init__(self, *, scheduler: Scheduler, tracer: Tracer, log: DeviceLog,
                  session: SessionPersist, identity: DeviceIdentity, options: ProtocolOptions,
                  listener: ProtocolListener, system_describe: Callable[[], bytes]) -> None:
@@ -168,7 +182,7 @@ class DeviceProtocol:
         self._next_token = 1
         self._exchange = CoapExchange(
             scheduler, self._send_coap, ids=MessageIds(1, 0xFFFF),
-            policy=RetransmitPolicy(options.ack_timeout_s, options.max_retransmit),
+            policy=_retransmit_policy(options.ack_timeout_s, options.max_retransmit),
             on_timeout=self._coap_timeout, on_retransmit=self._coap_retransmit,
             timer_label="coap-retransmit")
         self._dtls_timer: TimerHandle | None = None
@@ -179,7 +193,7 @@ class DeviceProtocol:
         #: datagrams that arrived while ``begin`` was still running (see ``resume_send_s``)
         self._held: list[bytes] = []
         #: message ids of the subscriptions not yet acknowledged, and their checksum
-        self._subscription_mids: set[int] = set()
+        self._subscription_mids: list[int] = []
         self._subscriptions_crc = 0
 
     # -- public API ----------------------------------------------------------------------------
@@ -297,7 +311,7 @@ class DeviceProtocol:
         for prefix in prefixes:
             mid = self._send_con(wire.GET, (wire.URI_PUBLIC_EVENT, prefix), b"",
                                  what=f"subscribe {prefix}", on_ack=self._subscription_acked)
-            self._subscription_mids.add(mid)
+            self._subscription_mids.append(mid)
         return True
 
     def _subscription_acked(self, ack: CoapMessage) -> None:
@@ -306,7 +320,7 @@ class DeviceProtocol:
         if not _is_success(ack):
             self._subscription_mids.clear()  # one refusal: the checksum is not kept
             return
-        self._subscription_mids.discard(ack.mid)
+        self._subscription_mids.remove(ack.mid)
         if not self._subscription_mids:
             self._session.update_subscriptions_crc(self._subscriptions_crc)
 

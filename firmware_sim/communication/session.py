@@ -68,6 +68,8 @@ class SessionData:
 class SessionPersist:
     """Reads and writes the session blob in retained memory."""
 
+    __slots__ = ("_retained",)
+
     def __init__(self, retained: RetainedMemory) -> None:
         self._retained = retained
 

@@ -35,6 +35,8 @@ def _as_bytes(code: bytes | bytearray | str) -> bytes:
 class ClaimCodeHal:
     """The three claim-code HAL calls over one DCT."""
 
+    __slots__ = ("dct",)
+
     def __init__(self, dct: Dct) -> None:
         self.dct = dct
 

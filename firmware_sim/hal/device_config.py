@@ -21,6 +21,8 @@ def _is_printable(raw: bytes) -> bool:
 class DeviceConfigHal:
     """Accessors over the identity-related DCT fields."""
 
+    __slots__ = ("dct",)
+
     def __init__(self, dct: Dct) -> None:
         self.dct = dct
 

@@ -71,6 +71,8 @@ def generate_private_key(random_bytes: RandomBytes) -> ec.EllipticCurvePrivateKe
 class DeviceKeys:
     """The UDP key pair fields of one device's DCT."""
 
+    __slots__ = ("_dct",)
+
     def __init__(self, dct: Dct) -> None:
         self._dct = dct
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-@dataclass
+@dataclass(slots=True)
 class RetainedMemory:
     session: bytes | None = None
     reset_reason: str | None = None

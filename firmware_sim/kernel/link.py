@@ -40,16 +40,24 @@ class DatagramPort(Protocol):
 
 
 class LinkEnd:
-    """One side of a :class:`DatagramLink`; ``receiver`` gets each datagram that arrives."""
+    """One side (``"a"`` or ``"b"``) of a :class:`DatagramLink`; ``receiver`` gets each
+    datagram that arrives."""
 
-    def __init__(self, link: DatagramLink, name: str) -> None:
+    __slots__ = ("_closed", "_link", "_queue", "_side", "peer", "receiver")
+
+    def __init__(self, link: DatagramLink, side: str) -> None:
         self._link = link
-        self.name = name
+        self._side = side
         self.receiver: Receiver | None = None
         self._closed = False
         self.peer: LinkEnd | None = None
-        #: datagrams in flight towards this end (a list: short, and small when idle)
-        self._queue: list[bytes] = []
+        #: datagrams in flight towards this end (a list while there are any; None when idle)
+        self._queue: list[bytes] | None = None
+
+    @property
+    def name(self) -> str:
+        """``<link name>.a`` or ``.b`` (made when asked: a fleet has a link per device)."""
+        return f"{self._link.name}.{self._side}"
 
     @property
     def closed(self) -> bool:
@@ -68,11 +76,14 @@ class LinkEnd:
 
     def close(self) -> None:
         self._closed = True
-        self._queue.clear()
+        self._queue = None
 
 
 class DatagramLink:
-    """Two connected :class:`LinkEnd` objects, ``a`` and ``b``."""
+    """Two connected :class:`LinkEnd` objects, ``a`` and ``b``. The names of its choice and
+    fault points are made when asked, not kept (a fleet has a link per device)."""
+
+    __slots__ = ("_chooser", "a", "b", "dropped", "latency_s", "loss", "name", "sent", "world")
 
     def __init__(self, world: World, name: str, *, latency_s: float = 0.09,
                  loss: float = 0.0) -> None:
@@ -85,36 +96,38 @@ class DatagramLink:
         self.latency_s = latency_s
         self.loss = loss
         self._chooser = world.chooser
-        self._loss_choice = f"link:{name}:loss"
-        self._drop_fault = f"link:{name}:drop"
-        self._delay_fault = f"link:{name}:delay"
-        self.a = LinkEnd(self, f"{name}.a")
-        self.b = LinkEnd(self, f"{name}.b")
+        self.a = LinkEnd(self, "a")
+        self.b = LinkEnd(self, "b")
         self.a.peer, self.b.peer = self.b, self.a
         self.sent = 0
         self.dropped = 0
 
     def transmit(self, source: LinkEnd, target: LinkEnd, data: bytes) -> None:
         self.sent += 1
-        if self._chooser.fault(self._drop_fault):
+        name = self.name
+        drop_fault = f"link:{name}:drop"
+        if self._chooser.fault(drop_fault):
             self.dropped += 1
-            self.world.trace.emit(self.name, "link", "datagram.lost", direction=source.name,
-                                  size=len(data), fault=self._drop_fault)
+            self.world.trace.emit(name, "link", "datagram.lost", direction=source.name,
+                                  size=len(data), fault=drop_fault)
             return
-        if self.loss and self._chooser.chance(self._loss_choice, self.loss):
+        if self.loss and self._chooser.chance(f"link:{name}:loss", self.loss):
             self.dropped += 1
-            self.world.trace.emit(self.name, "link", "datagram.lost", direction=source.name,
+            self.world.trace.emit(name, "link", "datagram.lost", direction=source.name,
                                   size=len(data))
             return
-        if self._chooser.fault(self._delay_fault):
-            extra = self._chooser.uniform(f"{self._delay_fault}_s", 0.5, 3.0)
-            self.world.trace.emit(self.name, "link", "datagram.delayed", direction=source.name,
-                                  size=len(data), extra_s=round(extra, 6),
-                                  fault=self._delay_fault)
+        delay_fault = f"link:{name}:delay"
+        if self._chooser.fault(delay_fault):
+            extra = self._chooser.uniform(f"{delay_fault}_s", 0.5, 3.0)
+            self.world.trace.emit(name, "link", "datagram.delayed", direction=source.name,
+                                  size=len(data), extra_s=round(extra, 6), fault=delay_fault)
             self.world.scheduler.call_later(self.latency_s + extra, self._deliver_one, target,
                                             data, label=f"{self.name}-deliver")
             return
-        target._queue.append(data)
+        queue = target._queue
+        if queue is None:
+            queue = target._queue = []
+        queue.append(data)
         self.world.scheduler.call_later(self.latency_s, self._deliver_head, target,
                                         label=f"{self.name}-deliver")
 
@@ -123,8 +136,11 @@ class DatagramLink:
             target.receiver(data)
 
     def _deliver_head(self, target: LinkEnd) -> None:
-        if not target._queue:
+        queue = target._queue
+        if not queue:
             return
-        data = target._queue.pop(0)
+        data = queue.pop(0)
+        if not queue:
+            target._queue = None
         if not target.closed and target.receiver is not None:
             target.receiver(data)

@@ -73,6 +73,8 @@ class Firmware:
 class Particle:
     """The user API of one device for one boot."""
 
+    __slots__ = ("_device", "_subscriptions", "_timers")
+
     def __init__(self, device: ApplicationHost) -> None:
         self._device = device
         self._subscriptions: list[tuple[str, EventHandler]] = []

@@ -44,6 +44,8 @@ PrivatePublish = Callable[[str, bytes], object]
 class ClaimCodeRules:
     """The publish and clear rules of one device's claim code."""
 
+    __slots__ = ("_hal", "_log", "send_on_resume")
+
     def __init__(self, hal: ClaimCodeHal, log: DeviceLog, *,
                  send_on_resume: bool = False) -> None:
         self._hal = hal

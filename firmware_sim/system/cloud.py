@@ -41,6 +41,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
+from typing import Protocol
 
 from ..communication.event_names import (
     KEY_ERROR_EVENT,
@@ -104,7 +105,23 @@ class CloudTiming:
     reconnect_backoff_s: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
 
 
-@dataclass
+class HandshakeQuestions(Protocol):
+    """What a handshake asks the device at the time (the device answers from its state)."""
+
+    def app_describe(self) -> bytes: ...
+
+    def app_subscriptions(self) -> list[str]: ...
+
+    def send_app_description(self) -> bool:
+        """``system_mode() != AUTOMATIC || APPLICATION_SETUP_DONE``: send the application
+        DESCRIBE and subscriptions after the handshake."""
+
+    def time_known(self) -> bool:
+        """``hal_rtc_time_is_valid() || spark_sync_time_last() != 0``: a resume skips the time
+        request when the device already knows the time."""
+
+
+@dataclass(slots=True)
 class HandshakeInputs:
     """What the system layer publishes during a handshake (set by the device)."""
 
@@ -113,23 +130,24 @@ class HandshakeInputs:
     reset_reason: str | None
     updates_enabled: bool
     updates_forced: bool
-    app_describe: Callable[[], bytes]
-    app_subscriptions: Callable[[], list[str]]
+    #: asked during each handshake (one object, not four callables: a fleet has many devices)
+    device: HandshakeQuestions
     safe_mode: bool = False
     #: panic code of a ``panic`` reset (``HAL_Core_Get_Last_Reset_Info``'s data)
     reset_data: int = 0
-    #: ``system_mode() != AUTOMATIC || APPLICATION_SETUP_DONE``: send the application DESCRIBE
-    #: and subscriptions after the handshake
-    send_app_description: Callable[[], bool] = lambda: True
     #: ``particle_key_errors``: published as ``spark/device/key/error`` when not 0
     key_errors: int = 0
-    #: ``hal_rtc_time_is_valid() || spark_sync_time_last() != 0``: a resume skips the time
-    #: request when the device already knows the time
-    time_known: Callable[[], bool] = lambda: True
 
 
 class CloudConnection:
     """The system's view of the cloud connection of one device."""
+
+    __slots__ = (
+        "_clear_session_on_disconnect", "_events", "_failures", "_last_reset_sent", "_log",
+        "_on_cloud_event", "_on_server_moved", "_on_time", "_scheduler", "_session", "_timer",
+        "_tracer", "blocked", "claiming", "connector", "handshakes", "inputs", "network_ready",
+        "protocol", "state", "time_synced", "timing", "want_connected",
+    )
 
     def __init__(self, *, scheduler: Scheduler, tracer: Tracer, log: DeviceLog,
                  events: SystemEventBus, claiming: ClaimCodeRules, session: SessionPersist,
@@ -292,7 +310,7 @@ class CloudConnection:
             self._events.notify(SystemEvent.CLOUD_STATUS, CloudStatus.SESSION_RESUME)
             self._log.info(LOG, "cloud connected from existing session.")
             self.claiming.after_handshake(resumed=True, publish=self._publish_private)
-            if not self.inputs.time_known():
+            if not self.inputs.device.time_known():
                 self.protocol.send_time_request()
             self._after_handshake()
         elif code is ProtocolResult.NO_ERROR:
@@ -366,7 +384,7 @@ class CloudConnection:
                               b"true" if inputs.updates_enabled else b"false", private=True)
         self.protocol.publish(UPDATES_FORCED_EVENT,
                               b"true" if inputs.updates_forced else b"false", private=True)
-        if inputs.send_app_description():
+        if inputs.device.send_app_description():
             self._send_application_description()
         if inputs.key_errors:
             self._log.info(LOG, f"Send event {KEY_ERROR_EVENT}={inputs.key_errors}")
@@ -380,9 +398,9 @@ class CloudConnection:
         skips either message when this session's cloud already acknowledged the same
         checksum (``Checksum has not changed; ...``)."""
         self._log.info(LOG, "Sending application DESCRIBE")
-        self.protocol.post_application_describe(self.inputs.app_describe())
+        self.protocol.post_application_describe(self.inputs.device.app_describe())
         self._log.info(LOG, "Sending subscriptions")
-        self.protocol.send_subscriptions(self.inputs.app_subscriptions())
+        self.protocol.send_subscriptions(self.inputs.device.app_subscriptions())
 
     def _set_connected(self) -> None:
         self._failures = 0

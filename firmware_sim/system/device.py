@@ -27,6 +27,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from control_requests.dispatcher import ControlDispatcher
+
 from ..communication.event_names import (
     KEY_RESTORE_EVENT,
     RESET_EVENT,
@@ -98,7 +100,7 @@ class SystemMode(Enum):
     MANUAL = "manual"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FirmwareOptions:
     """Build-time options of the simulated Device OS + application."""
 
@@ -127,8 +129,12 @@ class FirmwareOptions:
     server_moved_key: bytes | None = None
 
     def resolved_timing(self) -> TimingProfile:
-        """The named profile with this options' overrides applied."""
+        """The named profile with this options' overrides applied (the named profile itself,
+        shared by every device, when nothing is overridden)."""
         base = timing_profile(self.timing)
+        if (self.boot_delay_s is None and self.network is None and self.cloud is None
+                and self.protocol is None):
+            return base
         return TimingProfile(
             base.name, base.summary,
             base.boot_delay_s if self.boot_delay_s is None else self.boot_delay_s,
@@ -144,12 +150,54 @@ class DeviceState(Enum):
     ENTERING_DFU = "entering_dfu"
 
 
+class _HandshakeAnswers:
+    """A device's answers to what its handshakes ask (``HandshakeQuestions``), read from the
+    device at the time."""
+
+    __slots__ = ("_device",)
+
+    def __init__(self, device: Device) -> None:
+        self._device = device
+
+    def app_describe(self) -> bytes:
+        return self._device._app_describe()
+
+    def app_subscriptions(self) -> list[str]:
+        return self._device.particle.subscription_prefixes
+
+    def send_app_description(self) -> bool:
+        device = self._device
+        return device.options.system_mode is not SystemMode.AUTOMATIC or device.app_setup_done
+
+    def time_known(self) -> bool:
+        return self._device._time_known()
+
+
 def _random_text(rng: Any, alphabet: str, length: int) -> str:
     return "".join(alphabet[rng.randrange(len(alphabet))] for _ in range(length))
 
 
 class Device:
-    """One simulated Particle device in a :class:`World`."""
+    """One simulated Particle device in a :class:`World`.
+
+    Memory: a fleet holds thousands of these, so the attributes are slots (an instance dict of
+    more than 30 keys is not key-shared: 1.5 KiB per device), and the parts an idle device never
+    uses - the control-request dispatcher, listening mode - are built on first use (the same
+    object until the next boot, as before). The parts that hold the DCT (``claim``, ``config``,
+    ``features``, ``server_config``, ``keys``) stay in the instance dict, where a tool that
+    reopens the flash after a power cut finds them with ``vars(device)``; ``__dict__`` also
+    takes any attribute a test or a subclass adds.
+    """
+
+    __slots__ = (
+        "__dict__", "__weakref__", "_boot_us", "_connector", "_control", "_listening",
+        "_power_lost", "_safe_mode_next_boot", "app_setup_done", "boot_count", "boot_hooks",
+        "claiming", "cloud", "credentials", "dct", "device_id", "dfu", "events", "firmware",
+        "firmware_factory", "key_errors", "log", "name", "network", "options", "particle",
+        "profile", "retained", "safe_mode", "serial_number", "session", "shutdown_hooks",
+        "state", "storage_dir", "timing", "tracer", "updates_forced", "updates_pending",
+        "world",
+    )
 
     def __init__(self, world: World, name: str | None = None, *,
                  profile: str | PlatformProfile = "p2", device_id: str | None = None,
@@ -199,8 +247,7 @@ class Device:
         self.dfu = DeviceDfu(world, self.name, self.dct, dfu_pid=self.profile.dfu_pid,
                              usb_vid=self.profile.usb_vid, series=self.profile.series,
                              device_id=self.device_id,
-                             protected=lambda: self.options.device_protected,
-                             leave=lambda: self._leave_dfu())
+                             protected=self._device_protected, leave=self._leave_dfu)
         #: ``particle_key_errors`` of the current boot
         self.key_errors = 0
         self.app_setup_done = False
@@ -293,11 +340,7 @@ class Device:
             publish_reset_info=self.options.publish_reset_info, reset_reason=None,
             updates_enabled=self.options.updates_enabled,
             updates_forced=self.options.updates_forced,
-            app_describe=self._app_describe,
-            app_subscriptions=lambda: self.particle.subscription_prefixes,
-            send_app_description=lambda: (self.options.system_mode is not SystemMode.AUTOMATIC
-                                          or self.app_setup_done),
-            time_known=self._time_known)
+            device=_HandshakeAnswers(self))
         self.cloud = CloudConnection(
             scheduler=world.scheduler, tracer=self.tracer.child("cloud"), log=self.log,
             events=self.events, claiming=self.claiming, session=self.session, identity=identity,
@@ -309,11 +352,28 @@ class Device:
         self.updates_pending: bool | None = None  # None: no "pending" event this boot
         self.cloud.connector = self._connector
         self.network.on_change(self.cloud.set_network_ready)
-        self.listening = ListeningMode(self.tracer.child("listening"), self.events,
-                                       self.cloud.set_blocked, allowed=self._listening_allowed)
-        self.listening.on_change(self._listening_changed)
+        self._listening: ListeningMode | None = None  # built on first use: ``listening``
         self.firmware: Firmware | None = None
-        self.control = build_dispatcher(self)
+        self._control: ControlDispatcher | None = None  # built on first use: ``control``
+
+    @property
+    def listening(self) -> ListeningMode:
+        """Listening mode of this boot (built when first asked for: most devices never are)."""
+        listening = self._listening
+        if listening is None:
+            listening = self._listening = ListeningMode(
+                self.tracer.child("listening"), self.events, self.cloud.set_blocked,
+                allowed=self._listening_allowed)
+            listening.on_change(self._listening_changed)
+        return listening
+
+    @property
+    def control(self) -> ControlDispatcher:
+        """The control-request dispatcher of this boot (built when a request first comes)."""
+        control = self._control
+        if control is None:
+            control = self._control = build_dispatcher(self)
+        return control
 
     def _system_describe(self) -> bytes:
         describe = {"p": self.profile.platform_id, "v": self.profile.system_version,
@@ -463,6 +523,9 @@ class Device:
         self.world.scheduler.call_later(self.timing.boot_delay_s, self._dfu_started,
                                         label="dfu-start")
 
+    def _device_protected(self) -> bool:
+        return self.options.device_protected
+
     def _dfu_started(self) -> None:
         if self.state is not DeviceState.ENTERING_DFU:
             return
@@ -491,7 +554,8 @@ class Device:
         listening mode (``manage_listening_mode_flag``)."""
         result = self.features.set(feature, enabled)
         if (feature is Feature.DISABLE_LISTENING_MODE and enabled and self.running
-                and self.listening.active and not self._listening_allowed()):
+                and self._listening is not None and self._listening.active
+                and not self._listening_allowed()):
             self.listening.exit()
         return result
 

@@ -123,7 +123,11 @@ class DctMemory:
 
 
 class DeviceDfu:
-    """The DFU target of one device (lives as long as the device object)."""
+    """The DFU target of one device (lives as long as the device object). Its memories and
+    its listener list are made when first asked for: a fleet device never enters DFU."""
+
+    __slots__ = ("_dct", "_dct_memory", "_flash", "_leave", "_listeners", "_protected", "active",
+                 "device_id", "dfu_pid", "name", "series", "usb_vid", "world")
 
     def __init__(self, world: World, name: str, dct: Dct, *, dfu_pid: int, usb_vid: int,
                  series: str, device_id: str, protected: Callable[[], bool],
@@ -134,14 +138,29 @@ class DeviceDfu:
         self.usb_vid = usb_vid
         self.series = series
         self.device_id = device_id
-        self.flash = InternalFlash()
-        self.dct_memory = DctMemory(dct)
+        self._dct = dct
+        self._flash: InternalFlash | None = None
+        self._dct_memory: DctMemory | None = None
         self._protected = protected
         self._leave = leave
         self.active = False
-        self._listeners: list[Callable[[bool], None]] = []
+        self._listeners: list[Callable[[bool], None]] | None = None
         targets: dict[str, DeviceDfu] = world.shared.setdefault(DFU_TARGETS, {})
         targets[name] = self
+
+    @property
+    def flash(self) -> InternalFlash:
+        """Alt 0 (made on first use)."""
+        if self._flash is None:
+            self._flash = InternalFlash()
+        return self._flash
+
+    @property
+    def dct_memory(self) -> DctMemory:
+        """Alt 1 (made on first use), on the DCT the device had when this target was made."""
+        if self._dct_memory is None:
+            self._dct_memory = DctMemory(self._dct)
+        return self._dct_memory
 
     @property
     def protected(self) -> bool:
@@ -158,14 +177,17 @@ class DeviceDfu:
         return memory.protected_name if self.protected else memory.name
 
     def on_change(self, listener: Callable[[bool], None]) -> Callable[[], None]:
-        self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+        if self._listeners is None:
+            self._listeners = []
+        listeners = self._listeners
+        listeners.append(listener)
+        return lambda: listeners.remove(listener) if listener in listeners else None
 
     def set_active(self, active: bool) -> None:
         if self.active == active:
             return
         self.active = active
-        for listener in list(self._listeners):
+        for listener in list(self._listeners or ()):
             listener(active)
 
     def leave(self) -> None:

@@ -119,7 +119,7 @@ def event_name(event: SystemEvent) -> str:
 SystemEventHandler = Callable[[SystemEvent, int], None]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Subscription:
     mask: int
     handler: SystemEventHandler
@@ -127,6 +127,10 @@ class _Subscription:
 
 class SystemEventBus:
     """Queues system events and delivers them, in order, to subscribers whose mask matches."""
+
+    __slots__ = (
+        "_drain_scheduled", "_queue", "_scheduler", "_subscriptions", "_tracer", "enabled",
+    )
 
     def __init__(self, scheduler: Scheduler, tracer: Tracer) -> None:
         self._scheduler = scheduler

@@ -36,6 +36,8 @@ class Feature(IntEnum):
 
 
 class FeatureFlags:
+    __slots__ = ("_dct",)
+
     def __init__(self, dct: Dct) -> None:
         self._dct = dct
 

@@ -24,6 +24,8 @@ from .events import SystemEvent, SystemEventBus
 
 
 class ListeningMode:
+    __slots__ = ("_allowed", "_events", "_listeners", "_pause_cloud", "_tracer", "active")
+
     def __init__(self, tracer: Tracer, events: SystemEventBus,
                  pause_cloud: Callable[[bool], None],
                  allowed: Callable[[], bool] = lambda: True) -> None:

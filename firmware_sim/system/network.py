@@ -55,6 +55,8 @@ class WifiCredentials:
 class CredentialStore:
     """Known networks, kept in insertion order; optionally persisted to a JSON file."""
 
+    __slots__ = ("_networks", "_path")
+
     def __init__(self, path: Path | None = None) -> None:
         self._path = path
         self._networks: dict[str, WifiCredentials] = {}
@@ -141,6 +143,11 @@ class NetworkTiming:
 class NetworkManager:
     """The Wi-Fi station interface of one device."""
 
+    __slots__ = (
+        "_events", "_join_done", "_join_target", "_listeners", "_radio", "_scheduler", "_timer",
+        "_tracer", "credentials", "current", "state", "timing", "want_connected",
+    )
+
     def __init__(self, *, scheduler: Scheduler, tracer: Tracer, events: SystemEventBus,
                  radio: RadioEnvironment, credentials: CredentialStore,
                  timing: NetworkTiming | None = None) -> None:
@@ -157,7 +164,7 @@ class NetworkManager:
         self._join_target: str | None = None
         self._join_done: Callable[[int], None] | None = None
         self._listeners: list[Callable[[bool], None]] = []
-        self._unsubscribe_radio = radio.subscribe(self._radio_changed)
+        radio.subscribe(self._radio_changed)
 
     # -- observers -----------------------------------------------------------------------------
 
@@ -176,7 +183,7 @@ class NetworkManager:
     def shutdown(self) -> None:
         """Forget timers and observers (the device is rebooting)."""
         self._cancel()
-        self._unsubscribe_radio()
+        self._radio.unsubscribe(self._radio_changed)
         self._listeners.clear()
 
     # -- transitions ---------------------------------------------------------------------------

@@ -74,7 +74,12 @@ class RadioEnvironment:
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+        return lambda: self.unsubscribe(listener)
+
+    def unsubscribe(self, listener: Listener) -> None:
+        """Stop calling ``listener`` (an equal bound method of the same object will do)."""
+        if listener in self._listeners:
+            self._listeners.remove(listener)
 
     def _changed(self) -> None:
         for listener in list(self._listeners):

@@ -112,6 +112,8 @@ def _der_length(raw: bytes) -> int | None:
 class ServerConfig:
     """The server settings of one device's DCT."""
 
+    __slots__ = ("_dct", "_log")
+
     def __init__(self, dct: Dct, log: DeviceLog) -> None:
         self._dct = dct
         self._log = log
