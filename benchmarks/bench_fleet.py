@@ -25,14 +25,21 @@ import time
 import tracemalloc
 from pathlib import Path
 
+from cloud_sim import EndpointOptions
 from firmware_sim.testbed import CloudSpec, Testbed, TestbedSpec, provisioned
-from firmware_sim.testbed.clouds.particle import ParticlePlug
+from firmware_sim.testbed.clouds.particle import ParticlePlug, ParticleSettings
 
 
-def world_benchmark(count: int) -> None:
+def world_benchmark(count: int, half_open_cap: int | None = None) -> None:
+    """``half_open_cap``: the cloud's cap on half-open sessions (None: the fleet's size). The
+    default cap (1,024, ``EndpointOptions.max_half_open``) guards a served cloud against spoofed
+    handshakes; with thousands of devices handshaking at the same virtual instant it drops the
+    oldest half-open sessions, and those devices start over after a RST."""
     started, cpu0 = time.perf_counter(), time.process_time()
-    testbed = Testbed(TestbedSpec(seed=1, cloud=CloudSpec("particle"), trace_memory_limit=1000,
-                                  timing="fast"))
+    cap = count if half_open_cap is None else half_open_cap
+    settings = ParticleSettings(endpoint=EndpointOptions(max_half_open=max(1, cap)))
+    testbed = Testbed(TestbedSpec(seed=1, cloud=CloudSpec("particle", settings=settings),
+                                  trace_memory_limit=1000, timing="fast"))
     world, cloud = testbed.world, testbed.cloud
     assert isinstance(cloud, ParticlePlug)
     wifi = provisioned("x")[0]
@@ -54,7 +61,7 @@ def world_benchmark(count: int) -> None:
     finished = time.perf_counter()
     claimed = sum(1 for d in devices if cloud.owner_of(d.device_id) is not None)
     print(f"{count} devices claimed by claim code in one world (in-process link, MemoryStore, "
-          f"fast timing)")
+          f"fast timing, half-open session cap {max(1, cap)})")
     cleared = sum(1 for d in devices if d.claim.pending_code() is None)
     print(f"  confirmed and cleared: {cleared}/{count}; owned in the cloud: "
           f"{claimed}/{count}")
@@ -121,10 +128,13 @@ def main() -> None:
     parser.add_argument("--shards", default="1,2")
     parser.add_argument("--in-flight", type=int, default=None,
                         help="per shard, devices booting at once at most (default: all)")
+    parser.add_argument("--half-open-cap", type=int, default=None,
+                        help="the cloud's cap on half-open sessions in --world (default: the "
+                        "number of devices; the served default is 1,024)")
     parser.add_argument("--only", choices=["world", "memory", "fleet"])
     args = parser.parse_args()
     if args.only in (None, "world"):
-        world_benchmark(args.world)
+        world_benchmark(args.world, args.half_open_cap)
     if args.only in (None, "memory"):
         memory_benchmark(args.memory)
     if args.only in (None, "fleet"):
