@@ -151,6 +151,7 @@ def test_url_errors() -> None:
 def test_pyserial_url_at_14400_baud_enters_dfu_mode() -> None:
     """The pyserial URL handler passes the bit rate on as the port's line coding: 9600 does
     nothing, 14400 enters DFU mode (``system_lineCodingBitRateHandler``)."""
+    enable_pyserial_urls()
     world, device, _ = make(name="baud")
     handle = serial.serial_for_url("fwsim://baud", timeout=0.5)
     assert device.running
