@@ -8,7 +8,10 @@
   :func:`add_serve_arguments`.
 * ``fwsim tb why DEVICE`` / ``fwsim tb press DEVICE``: a running server's admin API
   (``/fwsim/devices/{name}/why`` and ``/press``), logged in as the tenant administrator;
-* ``fwsim tb scenario [NAME | --all]``: the ThingsBoard claiming scenarios.
+* ``fwsim tb scenario [NAME | --all]``: the ThingsBoard claiming scenarios;
+* ``fwsim tb button --token T [--mqtt HOST:PORT | --http URL | --coap HOST:PORT]``: one
+  simulated claim button against any ThingsBoard-style server, a real one included
+  (``tb_button.py``).
 
 Expected errors are one line (``fwsim: error: ...``, exit 2); what needs the ``thingsboard``
 extra says so in that line.
@@ -222,6 +225,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     scenario.add_argument("--seed", type=seed_arg, default=0)
     scenario.add_argument("--trace", default=None, metavar="FILE", help="JSON-lines trace")
     scenario.set_defaults(handler=_scenario)
+    from .tb_button import register as register_button
+
+    register_button(commands)
     moved = commands.add_parser("serve", help="moved: fwsim up --cloud thingsboard",
                                 description="Moved: serve the emulated ThingsBoard with `fwsim "
                                 "up --cloud thingsboard` (with claim buttons) or `fwsim cloud "

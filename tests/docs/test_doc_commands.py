@@ -109,7 +109,9 @@ RULES: list[tuple[str, str]] = [
      "tests/transports/usb runs each over the bridge"),
     (r"^fwsim usb ", "with:usb"),
     (r"^fwsim ble (scan|provision) --hci tcp-client:127\.0\.0\.1:19001", "with:ble"),
-    (r"^fwsim tb (press|why) ", "with:tb"),
+    (r"^fwsim tb button --mqtt tb\.example\.com", "no: a real ThingsBoard's host; "
+     "tests/thingsboard/test_tb_button_cli.py runs the button against fwsim up"),
+    (r"^fwsim tb (press|why|button) ", "with:tb"),
     (r"^fwsim ctl ", "with:up"),
     (r"^fwsim (scenario|trace|explore|tb scenario|logdiff|control|ble provision --in-process)"
      r"\b", "run"),
@@ -127,7 +129,8 @@ SERVERS: dict[str, tuple[list[str], dict[str, str]]] = {
              "ABCDEFGHJKLMNPQ", "--timing", "fast", "--quiet"],
             {"<mobile secret>": r"mobile secret (\w+)", "<code>": r"claim code (\S+) for",
              "CODE": r"claim code (\S+) for"}),
-    "tb": (["up", "--cloud", "thingsboard", "--devices", "3"], {}),
+    "tb": (["up", "--cloud", "thingsboard", "--devices", "3"],
+           {"TOKEN": r"'Claim Button 2' token (\S+)"}),
 }
 
 
