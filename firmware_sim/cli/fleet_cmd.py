@@ -34,11 +34,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run.add_argument("--timing", choices=["fast", "thread"], default="fast",
                      help="the devices' timing profile (default fast)")
     run.add_argument("--seed", type=seed_arg, default=0, help="seed of shard 0 (shard i: +i)")
-    run.add_argument("--in-flight", type=positive_int, metavar="M",
-                     help="per shard, devices booting at once at most (default: all at once)")
+    run.add_argument("--in-flight", type=positive_int, default=DEFAULT_IN_FLIGHT, metavar="M",
+                     help="per shard, devices between power-on and claimed at once at most "
+                     f"(default {DEFAULT_IN_FLIGHT}: thousands of DTLS handshakes at once "
+                     "outrun the cloud process, time out and are retried without end)")
     run.add_argument("--timeout", type=positive_float, default=300.0, metavar="S",
                      help="wall seconds a shard waits for its devices (default 300)")
     run.set_defaults(handler=_run)
+
+
+#: ``--in-flight`` by default. Measured (2 cores, one shard, DTLS over UDP): 4,000 devices all
+#: at once claimed 0 in 300 s (every handshake timed out and was retried while the cloud process
+#: used a whole core); 2,000 with 200 in flight: all claimed, 20 devices/s.
+DEFAULT_IN_FLIGHT = 200
 
 
 def _run(args: argparse.Namespace) -> int:
