@@ -30,6 +30,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.docs.fences import fenced_blocks
 from tests.processes import ReadyServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,31 +49,16 @@ class Command:
 
 
 def extract(path: Path) -> list[Command]:
-    lines = path.read_text(encoding="utf-8").splitlines()
     found: list[Command] = []
-    index = 0
-    while index < len(lines):
-        opening = re.match(r"^(\s*>?\s*)```(\S*)\s*$", lines[index])
-        if not opening:
-            index += 1
-            continue
-        prefix, info = opening.group(1), opening.group(2)
-        body: list[str] = []
-        end = index + 1
-        while end < len(lines) and not re.match(r"^\s*>?\s*```\s*$", lines[end]):
-            body.append(lines[end][len(prefix):] if lines[end].startswith(prefix)
-                        else lines[end].lstrip("> "))
-            end += 1
-        joined = "\n".join(body).replace("\\\n", " ")
-        for text in joined.splitlines():
+    for line, info, body in fenced_blocks(path):
+        for text in "\n".join(body).replace("\\\n", " ").splitlines():
             text = text.strip()
             if info in SHELL_INFOS:
                 text = text.removeprefix("$ ")
                 if text and not text.startswith("#"):
-                    found.append(Command(path.name, index + 1, text))
+                    found.append(Command(path.name, line, text))
             elif text.startswith("$ "):
-                found.append(Command(path.name, index + 1, text[2:]))
-        index = end + 1
+                found.append(Command(path.name, line, text[2:]))
     return found
 
 

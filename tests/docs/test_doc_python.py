@@ -36,6 +36,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.docs.fences import fenced_blocks
 from tests.processes import ReadyServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -55,24 +56,8 @@ class Block:
 
 
 def extract(path: Path) -> list[Block]:
-    lines = path.read_text(encoding="utf-8").splitlines()
-    found: list[Block] = []
-    index = 0
-    while index < len(lines):
-        opening = re.match(r"^(\s*)```(\S*)\s*$", lines[index])
-        if not opening:
-            index += 1
-            continue
-        indent, info = opening.group(1), opening.group(2)
-        end = index + 1
-        while end < len(lines) and not re.match(r"^\s*```\s*$", lines[end]):
-            end += 1
-        if info in PYTHON_INFOS:
-            body = "\n".join(line[len(indent):] if line.startswith(indent) else line
-                             for line in lines[index + 1:end])
-            found.append(Block(path.name, index + 1, body + "\n"))
-        index = end + 1
-    return found
+    return [Block(path.name, line, "\n".join(body) + "\n")
+            for line, info, body in fenced_blocks(path) if info in PYTHON_INFOS]
 
 
 @dataclass(frozen=True)
