@@ -39,6 +39,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 from ..hal.dct import FIELDS, Dct
+from ..hal.device_keys import der_length
 from ..services.log import DeviceLog
 
 LOG = "system"
@@ -96,19 +97,6 @@ def decode_address(raw: bytes) -> tuple[int, str, int]:
     return ADDRESS_INVALID, "", port
 
 
-def _der_length(raw: bytes) -> int | None:
-    """Total size of the DER SEQUENCE at the start of ``raw`` (``mbedtls_asn1_get_tag``)."""
-    if len(raw) < 2 or raw[0] != 0x30:
-        return None
-    first = raw[1]
-    if first < 0x80:
-        return 2 + first
-    count = first & 0x7F
-    if count == 0 or count > 2 or len(raw) < 2 + count:
-        return None
-    return 2 + count + int.from_bytes(raw[2:2 + count], "big")
-
-
 class ServerConfig:
     """The server settings of one device's DCT."""
 
@@ -128,7 +116,7 @@ class ServerConfig:
         if addr_type == ADDRESS_INVALID:
             return None
         raw = self._dct.read_field("alt_server_public_key")
-        size = _der_length(raw)
+        size = der_length(raw)
         if size is None or size > len(raw):
             return None
         try:
