@@ -21,11 +21,11 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from cloud_sim.device_keys import DeviceKeyRegistry
 from cloud_sim.dtls import DtlsServer
+from firmware_sim.hal.device_keys import public_key_der, sec1_private_der
 from transports.dtls import DtlsClient, DtlsCredentials, client_configuration
 
 DEVICE = "e00f" + "42" * 10
@@ -37,12 +37,9 @@ def main() -> None:
     args = parser.parse_args()
     registry = DeviceKeyRegistry()
     key = ec.generate_private_key(ec.SECP256R1())
-    registry.register(DEVICE, key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo))
+    registry.register(DEVICE, public_key_der(key.public_key()))
     server_key = registry.server_key()
-    credentials = DtlsCredentials(DEVICE, key.private_bytes(
-        serialization.Encoding.DER, serialization.PrivateFormat.TraditionalOpenSSL,
-        serialization.NoEncryption()), server_key.public_der)
+    credentials = DtlsCredentials(DEVICE, sec1_private_der(key), server_key.public_der)
     server = DtlsServer(server_key, registry.public_key)
     started = time.perf_counter()
     configuration = client_configuration(credentials)

@@ -37,7 +37,6 @@ from typing import cast
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from benchmarks.fuzzing import NASTY_TEXT, CampaignResult
@@ -45,6 +44,7 @@ from cloud_sim import Cloud, Principal
 from cloud_sim.server import CloudServer, ServerConfig
 from firmware_sim.communication import wire
 from firmware_sim.communication.wire import CoapMessage, CoapType, HandshakeType
+from firmware_sim.hal.device_keys import public_key_der, sec1_private_der
 from firmware_sim.kernel.trace import TraceRecord
 from firmware_sim.system import AccessPoint, Device, WifiCredentials, radio_environment
 from firmware_sim.testbed.clouds.particle import link_over_dtls
@@ -164,11 +164,7 @@ def raw_datagram(rng: random.Random, hello: bytes, captured: list[bytes]) -> byt
 
 def _key() -> tuple[bytes, bytes]:
     key = ec.generate_private_key(ec.SECP256R1())
-    return (key.private_bytes(serialization.Encoding.DER,
-                              serialization.PrivateFormat.TraditionalOpenSSL,
-                              serialization.NoEncryption()),
-            key.public_key().public_bytes(serialization.Encoding.DER,
-                                          serialization.PublicFormat.SubjectPublicKeyInfo))
+    return sec1_private_der(key), public_key_der(key.public_key())
 
 
 def _register(cloud: Cloud, device_id: bytes) -> DtlsCredentials:

@@ -60,6 +60,13 @@ def public_key_der(key: ec.EllipticCurvePublicKey) -> bytes:
                             serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
+def sec1_private_der(key: ec.EllipticCurvePrivateKey) -> bytes:
+    """The SEC1 (``ECPrivateKey``) DER of ``key``, as the DCT stores it."""
+    return key.private_bytes(serialization.Encoding.DER,
+                             serialization.PrivateFormat.TraditionalOpenSSL,
+                             serialization.NoEncryption())
+
+
 def generate_private_key(random_bytes: RandomBytes) -> ec.EllipticCurvePrivateKey:
     """A secp256r1 key whose scalar comes from ``random_bytes`` (rejection sampling)."""
     while True:
@@ -110,9 +117,7 @@ class DeviceKeys:
 
     def store(self, key: ec.EllipticCurvePrivateKey) -> None:
         """Write the key pair in Device OS's layout."""
-        der = key.private_bytes(serialization.Encoding.DER,
-                                serialization.PrivateFormat.TraditionalOpenSSL,
-                                serialization.NoEncryption())
+        der = sec1_private_der(key)
         self._dct.write_field(PRIVATE_KEY_FIELD.name,
                               der.ljust(PRIVATE_KEY_FIELD.size, b"\xff"))
         self._write_public(key)

@@ -17,7 +17,6 @@ import socket
 from collections.abc import Awaitable, Callable
 from typing import ClassVar
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from mbedtls import hashlib as mbed_hashlib
 from mbedtls import pk as mbed_pk
@@ -30,6 +29,7 @@ from cloud_sim.sqlite_store import SqliteStore
 from firmware_sim.communication import wire
 from firmware_sim.communication.event_names import CLAIM_CODE_EVENT
 from firmware_sim.communication.wire import CoapMessage, CoapType, HandshakeType
+from firmware_sim.hal.device_keys import public_key_der, sec1_private_der
 from firmware_sim.kernel import World
 from firmware_sim.system import AccessPoint, Device, WifiCredentials, radio_environment
 from firmware_sim.testbed.clouds.particle import link_over_dtls
@@ -40,15 +40,8 @@ ATTACKER_DEVICE = "e00faaaaaaaaaaaaaaaaaaaa"
 SPEED = 50.0
 
 
-def _private_der(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.DER,
-                             serialization.PrivateFormat.TraditionalOpenSSL,
-                             serialization.NoEncryption())
-
-
 def _public_der(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.public_key().public_bytes(serialization.Encoding.DER,
-                                         serialization.PublicFormat.SubjectPublicKeyInfo)
+    return public_key_der(key.public_key())
 
 
 class RawPeer:
@@ -196,7 +189,7 @@ def test_a_handshake_with_another_key_is_refused() -> None:
         dtls = server.udp_protocol.dtls if server.udp_protocol else None
         assert dtls is not None
         server_key = cloud.device_keys.server_key().public_der
-        own_key = _private_der(ec.generate_private_key(ec.SECP256R1()))
+        own_key = sec1_private_der(ec.generate_private_key(ec.SECP256R1()))
         # the victim's id with the attacker's key, then an id the cloud never saw
         for device_id, reason in ((VICTIM, "wrong key"), ("e00f" + "ee" * 10, "unknown device")):
             peer = RawPeer(server.coap_port)
@@ -227,7 +220,7 @@ def test_the_victims_certificate_without_its_private_key_fails_the_handshake() -
         csr = mbed_x509.CSR.new(victim_key, f"CN={VICTIM}", mbed_hashlib.sha256())
         victim_certificate = mbed_x509.CRT.selfsign(
             csr, victim_key, dt.datetime(2000, 1, 1), dt.datetime(2099, 1, 1), 7)
-        attacker_key = mbed_pk.ECC.from_DER(_private_der(ec.generate_private_key(
+        attacker_key = mbed_pk.ECC.from_DER(sec1_private_der(ec.generate_private_key(
             ec.SECP256R1())))
         config = mbed_tls.DTLSConfiguration(
             ciphers=("TLS-ECDHE-ECDSA-WITH-AES-128-CCM-8",),
@@ -258,7 +251,7 @@ def test_a_registered_device_cannot_speak_for_another() -> None:
         key = ec.generate_private_key(ec.SECP256R1())
         cloud.register_device_key(ATTACKER_DEVICE, _public_der(key))
         peer = RawPeer(server.coap_port)
-        client = peer.dtls(DtlsCredentials(ATTACKER_DEVICE, _private_der(key),
+        client = peer.dtls(DtlsCredentials(ATTACKER_DEVICE, sec1_private_der(key),
                                            cloud.device_keys.server_key().public_der))
         victim_session = cloud.endpoint.session_for_device(VICTIM)
         assert victim_session is not None
@@ -289,7 +282,7 @@ def test_a_replayed_datagram_is_discarded() -> None:
         key = ec.generate_private_key(ec.SECP256R1())
         cloud.register_device_key(ATTACKER_DEVICE, _public_der(key))
         peer = RawPeer(server.coap_port)
-        client = peer.dtls(DtlsCredentials(ATTACKER_DEVICE, _private_der(key),
+        client = peer.dtls(DtlsCredentials(ATTACKER_DEVICE, sec1_private_der(key),
                                            cloud.device_keys.server_key().public_der))
         assert await peer.pump(lambda: client.established)
         hellos = cloud.world.trace.count("dtls.client_hello")

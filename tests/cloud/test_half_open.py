@@ -15,7 +15,6 @@ import socket
 from collections.abc import Callable
 from dataclasses import replace
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from cloud_sim import Cloud, EndpointOptions
@@ -24,6 +23,7 @@ from cloud_sim.server import CloudServer, ServerConfig
 from cloud_sim.sqlite_store import SqliteStore
 from firmware_sim.communication import wire
 from firmware_sim.communication.wire import CoapMessage, CoapType, HandshakeType
+from firmware_sim.hal.device_keys import public_key_der, sec1_private_der
 from firmware_sim.kernel import World
 from transports.dtls import DtlsClient, DtlsCredentials
 
@@ -34,11 +34,7 @@ FLOOD = 5_000  # in process: well past every cap, and quick
 
 def _key() -> tuple[bytes, bytes]:
     key = ec.generate_private_key(ec.SECP256R1())
-    return (key.private_bytes(serialization.Encoding.DER,
-                              serialization.PrivateFormat.TraditionalOpenSSL,
-                              serialization.NoEncryption()),
-            key.public_key().public_bytes(serialization.Encoding.DER,
-                                          serialization.PublicFormat.SubjectPublicKeyInfo))
+    return sec1_private_der(key), public_key_der(key.public_key())
 
 
 def _stand_in_handshake(device_id: str) -> list[bytes]:

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import time
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cloud_sim.device_keys import DeviceKeyRegistry
 from cloud_sim.dtls import DtlsServer
+from firmware_sim.hal.device_keys import public_key_der, sec1_private_der
 from transports.dtls import MAX_PLAINTEXT, DtlsClient, DtlsCredentials, client_configuration
 
 DEVICE = "e00f" + "5a" * 10
@@ -21,12 +21,9 @@ DEVICE = "e00f" + "5a" * 10
 def _pair() -> tuple[DtlsCredentials, DtlsServer]:
     registry = DeviceKeyRegistry()
     key = ec.generate_private_key(ec.SECP256R1())
-    registry.register(DEVICE, key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo))
+    registry.register(DEVICE, public_key_der(key.public_key()))
     server_key = registry.server_key()
-    credentials = DtlsCredentials(DEVICE, key.private_bytes(
-        serialization.Encoding.DER, serialization.PrivateFormat.TraditionalOpenSSL,
-        serialization.NoEncryption()), server_key.public_der)
+    credentials = DtlsCredentials(DEVICE, sec1_private_der(key), server_key.public_der)
     return credentials, DtlsServer(server_key, registry.public_key)
 
 
