@@ -33,6 +33,7 @@ from firmware_sim.hal.device_keys import public_key_der, sec1_private_der
 from firmware_sim.kernel import World
 from firmware_sim.system import AccessPoint, Device, WifiCredentials, radio_environment
 from firmware_sim.testbed.clouds.particle import link_over_dtls
+from tests.waiting import until
 from transports.dtls import DtlsClient, DtlsCredentials
 
 VICTIM = "e00f11223344556677889900"
@@ -111,7 +112,7 @@ def run(body: Body) -> None:
         device.claim.set_claim_code(code.encode())
         device.power_on()
         try:
-            assert await _until(lambda: cloud.owner_of(VICTIM) == Principal.user(
+            assert await until(lambda: cloud.owner_of(VICTIM) == Principal.user(
                 victim_owner.id) and device.claim.pending_code() is None)
             await body(server, device)
         finally:
@@ -123,16 +124,6 @@ def run(body: Body) -> None:
             cloud.store.close()
 
     asyncio.run(main())
-
-
-async def _until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            return False
-        await asyncio.sleep(0.01)
-    return True
 
 
 def _attacker(cloud: Cloud) -> Principal:
@@ -172,7 +163,7 @@ def test_a_spoofed_handshake_in_the_clear_moves_nothing() -> None:
             peer.send(datagram)
         dtls = server.udp_protocol.dtls if server.udp_protocol else None
         assert dtls is not None
-        assert await _until(lambda: dtls.stats.stray >= 8)
+        assert await until(lambda: dtls.stats.stray >= 8)
         await asyncio.sleep(3.0 / SPEED * 2)  # past the claim redemption delay
         assert set(cloud.endpoint.sessions) == sessions
         assert cloud.owner_of(VICTIM) == owner
@@ -323,7 +314,7 @@ def test_a_device_refuses_a_server_without_the_key_in_its_dct() -> None:
         other.server_config.set_public_key(_public_der(imposter))
         other.power_on()
         try:
-            assert await _until(lambda: cloud.world.trace.count("dtls.failed") >= 1)
+            assert await until(lambda: cloud.world.trace.count("dtls.failed") >= 1)
             failures = [r for r in cloud.world.trace.records
                         if r.kind == "dtls.failed" and r.node == "pinned"]
             assert failures and "not the one in the DCT" in str(failures[0].fields["reason"])

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from collections.abc import Callable
 from dataclasses import replace
 
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -25,6 +24,7 @@ from firmware_sim.communication import wire
 from firmware_sim.communication.wire import CoapMessage, CoapType, HandshakeType
 from firmware_sim.hal.device_keys import public_key_der, sec1_private_der
 from firmware_sim.kernel import World
+from tests.waiting import until
 from transports.dtls import DtlsClient, DtlsCredentials
 
 DEVICE = "e00f11223344556677889900"
@@ -125,16 +125,6 @@ def test_the_dtls_server_caps_and_expires_handshakes() -> None:
     assert server.stats.cookies_sent == 20 + FLOOD
 
 
-async def _until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            return False
-        await asyncio.sleep(0)
-    return True
-
-
 def test_20000_spoofed_handshakes_over_udp_hold_no_session() -> None:
     """The issue's reproduction, on the served cloud's UDP port."""
     async def main() -> None:
@@ -161,8 +151,8 @@ def test_20000_spoofed_handshakes_over_udp_hold_no_session() -> None:
                     sock.sendto(datagram, target)
                     sent += 1
                 if n % 100 == 99:  # let the server keep up (loopback buffers are finite)
-                    await _until(lambda s=sent: protocol.received >= s - 200)  # type: ignore[misc]
-            assert await _until(lambda: protocol.received >= sent * 0.99)
+                    await until(lambda s=sent: protocol.received >= s - 200, 5.0, poll_s=0)  # type: ignore[misc]
+            assert await until(lambda: protocol.received >= sent * 0.99, 5.0, poll_s=0)
             assert not cloud.endpoint.sessions
             assert protocol.dtls.handshakes_in_progress == 0
             assert protocol.dtls.peer_count == 0

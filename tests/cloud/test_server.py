@@ -21,6 +21,7 @@ from firmware_sim.communication.wire import CoapMessage, CoapType, HandshakeType
 from firmware_sim.kernel import World
 from firmware_sim.system import AccessPoint, Device, WifiCredentials, radio_environment
 from firmware_sim.testbed.clouds.particle import link_over_dtls
+from tests.waiting import until
 from transports.net import parse_cloud_url
 
 from .conftest import SEED, SLUG
@@ -61,16 +62,6 @@ def udp_device(server: CloudServer, name: str = "dev", code: str | None = None) 
     if code is not None:
         device.claim.set_claim_code(code.encode())
     return device
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            return False
-        await asyncio.sleep(0.01)
-    return True
 
 
 async def seed(http: httpx.AsyncClient) -> dict[str, Any]:

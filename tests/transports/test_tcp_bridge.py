@@ -10,14 +10,8 @@ from firmware_sim.kernel.errors import ConfigurationError
 from firmware_sim.kernel.realtime import AsyncioDriver
 from firmware_sim.kernel.stream import StreamEnd
 from firmware_sim.kernel.world import World
+from tests.waiting import until
 from transports.tcp import TcpStreamListener, listen_tcp, tcp_connector
-
-
-async def _until(predicate, timeout_s: float = 5.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.01)
 
 
 def test_echo_through_a_listener_and_a_connector_in_one_world() -> None:
@@ -47,7 +41,7 @@ def test_echo_through_a_listener_and_a_connector_in_one_world() -> None:
         ends: list[StreamEnd | None] = []
         connect = tcp_connector("127.0.0.1", listener.port, world, driver)
         connect(ends.append)
-        await _until(lambda: bool(ends))
+        assert await until(lambda: bool(ends), 5.0), "timed out"
         client = ends[0]
         assert client is not None
         client.on_data = received.extend
@@ -55,13 +49,13 @@ def test_echo_through_a_listener_and_a_connector_in_one_world() -> None:
         driver.sync()
         client.write(b"hello")
         driver.wake()
-        await _until(lambda: bytes(received) == b"HELLO")
+        assert await until(lambda: bytes(received) == b"HELLO", 5.0), "timed out"
         connect(ends.append)  # a second connection is above the limit
-        await _until(lambda: "refused" in events)
+        assert await until(lambda: "refused" in events, 5.0), "timed out"
         driver.sync()
         client.close()
         driver.wake()
-        await _until(lambda: "server eof" in events)
+        assert await until(lambda: "server eof" in events, 5.0), "timed out"
         await listener.stop()
         driver.stop()
         await runner
@@ -82,7 +76,7 @@ def test_a_connector_hands_none_when_nobody_listens() -> None:
         runner = asyncio.ensure_future(driver.run())
         ends: list[StreamEnd | None] = []
         tcp_connector("127.0.0.1", port, world, driver, timeout_s=2)(ends.append)
-        await _until(lambda: bool(ends))
+        assert await until(lambda: bool(ends), 5.0), "timed out"
         driver.stop()
         await runner
         return ends

@@ -21,6 +21,7 @@ from firmware_sim.kernel.world import World
 from firmware_sim.system.device import Device
 from firmware_sim.system.radio import radio_environment
 from firmware_sim.testbed.adapters import surface_for
+from tests.waiting import until
 from transports.device_surface import DeviceSurface
 from transports.softap import SoftApClient, SoftApCommandError, SoftApError, softap_for
 from transports.softap import edge as softap_edge
@@ -52,15 +53,6 @@ def _args(**overrides: object) -> argparse.Namespace:
     return argparse.Namespace(**values)
 
 
-async def _until(predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)
-
-
 def run_with_edge(test: Callable[[Device, Cloud, dict[str, object]], Awaitable[None]], *,
                   profile: str = "photon", **arg_overrides: object) -> None:
     async def main() -> None:
@@ -81,7 +73,7 @@ def run_with_edge(test: Callable[[Device, Cloud, dict[str, object]], Awaitable[N
                 if match := re.match(r"softap (tcp|http): (?:http://)?[\d.]+:(\d+)", line):
                     info[match.group(1)] = int(match.group(2))
             try:
-                await _until(lambda: softap_for(surface_for(device)).active)
+                assert await until(lambda: softap_for(surface_for(device)).active)
                 await test(device, cloud, info)
             finally:
                 assert handle.stop is not None
@@ -145,7 +137,7 @@ def test_client_full_setup_and_claim(protocol: str) -> None:
         await client.configure("HomeNet", "home-pass-1", security="wpa2_aes", channel=6)
         assert (await client.send_command("set", {"k": "cc", "v": "x", "junk": "1"})) is None
         await client.connect(0)
-        await _until(lambda: device.claim.is_device_claimed())
+        assert await until(lambda: device.claim.is_device_claimed())
         assert cloud.owner_of(device.device_id) == owner
         assert device.claim.pending_code() is None
         with pytest.raises(SoftApError):  # SoftAP is gone with listening mode

@@ -19,11 +19,12 @@ from firmware_sim.kernel.world import World
 from firmware_sim.system.device import Device
 from firmware_sim.system.radio import radio_environment
 from firmware_sim.testbed.adapters import surface_for
+from tests.waiting import until
 from transports.softap import SoftApClient, softap_for
 from transports.softap.edge import SoftApLimits, SoftApServer, serve_softap
 
 from .conftest import HOME
-from .test_client_sockets import Ctx, _until
+from .test_client_sockets import Ctx
 
 SPEED = 10.0
 
@@ -48,7 +49,7 @@ def run(check: Check, limits: SoftApLimits) -> None:
                 protocol = "tcp" if line.startswith("softap tcp") else "http"
                 ports[protocol] = int(line.rsplit(":", 1)[1].strip("/"))
             try:
-                await _until(lambda: softap_for(surface_for(device)).active)
+                assert await until(lambda: softap_for(surface_for(device)).active)
                 await check(listeners, ports)
             finally:
                 assert handle.stop is not None
@@ -76,7 +77,7 @@ def test_idle_connections_beyond_the_cap_are_evicted_oldest_first() -> None:
             for _ in range(6):
                 opened.append(await asyncio.open_connection("127.0.0.1", ports[protocol]))
             server = listeners[protocol]
-            await _until(lambda s=server: s.evicted == 2)  # type: ignore[misc]
+            assert await until(lambda s=server: s.evicted == 2)  # type: ignore[misc]
             assert len(server.connections) == 4
             assert await _closed(opened[0][0]) and await _closed(opened[1][0])
             # the newest are still open, and a client is served
