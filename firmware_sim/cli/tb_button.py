@@ -88,7 +88,7 @@ def run_button(args: argparse.Namespace) -> int:
 
 
 async def _run(args: argparse.Namespace) -> int:
-    from ..claim_button import ButtonConfig, ClaimButtonDevice, MqttUplink, SecretMode
+    from ..claim_button import ButtonConfig, ClaimButtonDevice, MqttUplink, SecretMode, Uplink
     from ..kernel import AsyncioDriver, World
 
     mode, fixed = args.secret
@@ -100,7 +100,7 @@ async def _run(args: argparse.Namespace) -> int:
     if args.http is not None:
         from transports.claim_uplinks import HttpUplink
 
-        uplink: object = HttpUplink(args.http, args.token, driver, timeout_s=args.timeout)
+        uplink: Uplink = HttpUplink(args.http, args.token, driver, timeout_s=args.timeout)
         target = args.http
     elif args.coap is not None:
         from transports.claim_uplinks import CoapUplink
@@ -115,7 +115,7 @@ async def _run(args: argparse.Namespace) -> int:
         uplink = MqttUplink(world, args.name, args.token,
                             tcp_connector(host, port, world, driver, timeout_s=args.timeout))
         target = f"mqtt://{host}:{port}"
-    button = ClaimButtonDevice(world, args.name, uplink, config)  # type: ignore[arg-type]
+    button = ClaimButtonDevice(world, args.name, uplink, config)
     answers: list[TraceRecord] = []
 
     def show(record: TraceRecord) -> None:
