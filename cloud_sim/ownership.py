@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hmac
 import random
+import re
 from dataclasses import dataclass, replace
 
 from .claims import (
@@ -183,5 +184,9 @@ def import_devices(store: CloudStore, product_id: int, device_ids: list[str]) ->
     return ImportResult(updated, [], invalid)
 
 
+_DEVICE_ID = re.compile("[0-9a-f]{24}")
+
+
 def is_device_id(text: str) -> bool:
-    return len(text) == 24 and all(c in "0123456789abcdef" for c in text)
+    """24 lowercase hex digits."""
+    return _DEVICE_ID.fullmatch(text) is not None

@@ -11,28 +11,31 @@ and exactly one wins.
 An outer ASGI wrapper (:class:`_Runtime`) brings the cloud's World up to the wall clock before
 each request (``runtime.sync()``), wakes the real-time driver afterwards if the request
 scheduled work sooner than the driver's next wake-up, and writes one ``http.request`` trace
-record per request. Routes with a fixed path are found by a direct lookup
-(:class:`_StaticRoutes`, the same route the router's walk would pick); the routers' routes are
-added to the app's own router, not included as routers (FastAPI matches an included router
-through per-request route contexts, about half of the CPU of a request). Outside it,
-:class:`~.guard.Guard` checks Host, Origin and the admin namespace's rules first. Every error is
-a JSON body (:mod:`.errors`): the router's 404/405 too, a value a store cannot keep (400), and a
-last-resort 500 - the API's own errors in one shape, ``{"ok": false, "error",
-"error_description"}``, except the OAuth errors and the claim API's ``errors`` list, whose
-shapes the real API and its clients fix (cloud.md A3, A5).
+record per request. It calls the simple fixed-path endpoints (``endpoint(request)``, no FastAPI
+parameters) directly, past FastAPI's request handling (:mod:`.direct`). Other routes with a
+fixed path are found by a direct lookup (:class:`_StaticRoutes`, the same route the router's
+walk would pick); the routers' routes are added to the app's own router, not included as
+routers (FastAPI matches an included router through per-request route contexts, about half of
+the CPU of a request). Outside it, :class:`~.guard.Guard` checks Host, Origin and the admin
+namespace's rules first. Every error is a JSON body (:mod:`.errors`): the router's 404/405 too,
+a value a store cannot keep (400), and a last-resort 500 - the API's own errors in one shape,
+``{"ok": false, "error", "error_description"}``, except the OAuth errors and the claim API's
+``errors`` list, whose shapes the real API and its clients fix (cloud.md A3, A5).
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Match
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..cloud import Cloud
@@ -40,6 +43,7 @@ from ..runtime import NullRuntime, Runtime
 from ..store import StoreInputError
 from . import admin, device_keys, devices, events, oauth, openapi, products
 from .context import ApiConfig, ApiContext
+from .direct import DirectEndpoints, fixed_paths, walk_pick
 from .errors import ApiError
 from .guard import Guard
 from .responses import ApiJSONResponse
@@ -48,8 +52,11 @@ log = logging.getLogger("cloud_sim.http")
 
 
 def create_app(cloud: Cloud, *, runtime: Runtime | None = None,
-               config: ApiConfig | None = None) -> FastAPI:
-    """The REST API of ``cloud`` (an ASGI app; serve it with uvicorn)."""
+               config: ApiConfig | None = None, direct_endpoints: bool = True) -> FastAPI:
+    """The REST API of ``cloud`` (an ASGI app; serve it with uvicorn).
+
+    ``direct_endpoints=False`` sends every request through FastAPI's request handling (the
+    same answers, more CPU; :mod:`.direct`), for comparisons."""
     ctx = ApiContext(cloud, config=config or ApiConfig())
     if runtime is not None:
         ctx.runtime = runtime
@@ -57,7 +64,8 @@ def create_app(cloud: Cloud, *, runtime: Runtime | None = None,
                   description="A Particle cloud REST API subset for claiming (users, OAuth "
                   "tokens, products, customers, claim codes, devices, transfers, event "
                   "streams) and the emulator's own /fwsim namespace.",
-                  docs_url=None, redoc_url=None, openapi_url="/openapi.json")
+                  docs_url=None, redoc_url=None, openapi_url="/openapi.json",
+                  **_NO_TELEMETRY)
     app.state.fwsim = ctx
     routers = [oauth.router, events.router, devices.router, products.router]
     if ctx.config.admin.enabled:
@@ -74,10 +82,18 @@ def create_app(cloud: Cloud, *, runtime: Runtime | None = None,
     app.add_exception_handler(Exception, _internal_error)
     openapi.install(app)
     _StaticRoutes.install(app)
-    app.add_middleware(_Runtime, ctx=ctx)
+    app.add_middleware(_Runtime, ctx=ctx,
+                       direct=DirectEndpoints(app) if direct_endpoints else None)
     app.add_middleware(Guard, config=ctx.config,
                        tracer=cloud.world.trace.bind(cloud.name, "http"))
     return app
+
+
+#: FastAPI 0.16x reports requests to OpenTelemetry providers when the process has any; the
+#: emulator's own record of a request is its trace, and the check costs CPU on every request
+_NO_TELEMETRY: dict[str, Any] = (
+    {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+    if "telemetry" in inspect.signature(FastAPI.__init__).parameters else {})
 
 
 def context_of(app: FastAPI) -> ApiContext:
@@ -125,9 +141,10 @@ class _Runtime:
     *sooner* than that needs to wake it (most requests schedule nothing); waking it after every
     request cost a task switch and a new ``wait_for`` each."""
 
-    def __init__(self, app: ASGIApp, ctx: ApiContext) -> None:
+    def __init__(self, app: ASGIApp, ctx: ApiContext, direct: DirectEndpoints | None) -> None:
         self.app = app
         self.ctx = ctx
+        self.direct = direct
         self.tracer = ctx.cloud.world.trace.bind(ctx.cloud.name, "http")
         self.scheduler = ctx.cloud.world.scheduler
 
@@ -153,8 +170,13 @@ class _Runtime:
                 wake_if_sooner()
             await send(message)
 
+        direct = self.direct
+        route = direct.route_for(scope) if direct is not None else None
         try:
-            await self.app(scope, receive, watch)
+            if direct is not None and route is not None:
+                await direct.call(route, scope, receive, watch)
+            else:
+                await self.app(scope, receive, watch)
         finally:
             wake_if_sooner()
 
@@ -171,16 +193,10 @@ class _StaticRoutes:
     def __init__(self, routes: list[BaseRoute], walk: ASGIApp) -> None:
         self.walk = walk
         self.table: dict[tuple[str, str], BaseRoute] = {}
-        paths = {(path, method) for route in routes
-                 if "{" not in (path := getattr(route, "path", "{"))
-                 for method in (getattr(route, "methods", None) or ())}
-        for path, method in paths:
-            probe: Scope = {"type": "http", "path": path, "root_path": "", "method": method}
-            for route in routes:
-                match, _ = route.matches(probe)
-                if match is Match.FULL:  # the walk stops at the first full match
-                    self.table[(method, path)] = route
-                    break
+        for path, method in fixed_paths(routes):
+            route = walk_pick(routes, method, path)
+            if route is not None:
+                self.table[(method, path)] = route
 
     @classmethod
     def install(cls, app: FastAPI) -> None:

@@ -165,12 +165,13 @@ async def read_params(request: Request, limit: int, timeout_s: float = BODY_TIME
                       ) -> Params:
     body = await read_body(request, limit, timeout_s)
     params: Params = {}
-    try:
-        query = parse_qsl(request.url.query, keep_blank_values=True, errors="strict",
-                          max_num_fields=MAX_FIELDS)
-    except ValueError:
-        raise bad_request("Malformed query string") from None
-    params.update(query)
+    if request.scope.get("query_string"):  # most requests have none: no URL to build
+        try:
+            query = parse_qsl(request.url.query, keep_blank_values=True, errors="strict",
+                              max_num_fields=MAX_FIELDS)
+        except ValueError:
+            raise bad_request("Malformed query string") from None
+        params.update(query)
     params.update(parse_body(body, media_type(request),
                              request.headers.get("content-type", "")))
     return params
