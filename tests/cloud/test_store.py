@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -164,3 +165,41 @@ def test_a_newer_or_foreign_database_is_refused(tmp_path: Path) -> None:
     junk.write_bytes(b"this is not a database" * 100)
     with pytest.raises(ConfigurationError, match="cannot open cloud database"):
         SqliteStore(junk)
+
+
+def test_checkpoints_run_off_the_committing_connection(tmp_path: Path) -> None:
+    """The WAL is copied back by the background checkpointer (the committing connection's
+    automatic checkpoint is off), so it stays bounded while writes go on, and every commit is
+    in the file after close() and a reopen."""
+    db = tmp_path / "cloud.db"
+    store = SqliteStore(db)
+    assert store.checkpointer is not None
+    assert store._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    wal = Path(f"{db}-wal")
+    largest = 0
+    for batch in range(30):
+        with store.transaction():
+            for n in range(100):
+                store.put_device(DeviceRecord(f"e00f{batch:04x}{n:016x}", platform_id=32))
+        largest = max(largest, wal.stat().st_size)
+        if batch % 10 == 9:  # give the thread a round
+            done = store.checkpointer.checkpoints
+            deadline = time.monotonic() + 5
+            while store.checkpointer.checkpoints < done + 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+    assert store.checkpointer.checkpoints >= 2
+    pages = store._db.execute("PRAGMA page_count").fetchone()[0]
+    # without checkpoints the WAL would hold every page written (~3 x 3,000 rows' pages)
+    assert largest < 3 * pages * 4096 + 4096
+    thread = store.checkpointer._thread
+    store.close()
+    assert not thread.is_alive()
+    reopened = SqliteStore(db)
+    assert len(reopened.list_devices()) == 3000
+    reopened.close()
+
+
+def test_a_memory_database_has_no_checkpointer() -> None:
+    store = SqliteStore(":memory:")
+    assert store.checkpointer is None
+    store.close()
