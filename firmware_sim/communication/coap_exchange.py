@@ -89,23 +89,22 @@ class MessageIds:
 
 class Confirmable:
     """A CON message awaiting its ACK. ``what`` and ``on_ack`` are the owner's: the exchange
-    never calls ``on_ack``, the owner does once its own bookkeeping of the ACK is done."""
+    never calls ``on_ack``, the owner does once its own bookkeeping of the ACK is done.
 
-    __slots__ = ("_encoded", "_timer", "message", "on_ack", "transmissions", "what")
+    It keeps the message's id and its encoded bytes (what a retransmission sends), not the
+    :class:`CoapMessage` itself: a fleet has about ten of these per device in flight at once."""
+
+    __slots__ = ("_encoded", "_timer", "mid", "on_ack", "transmissions", "what")
 
     def __init__(self, message: CoapMessage, what: str,
                  on_ack: Callable[[CoapMessage], None] | None) -> None:
-        self.message = message
+        self.mid = message.mid
         self.what = what
         self.on_ack = on_ack
         #: how many times it has been sent so far
         self.transmissions = 0
         self._encoded = message.encode()
         self._timer: TimerHandle | None = None
-
-    @property
-    def mid(self) -> int:
-        return self.message.mid
 
     def __repr__(self) -> str:
         return f"<Confirmable mid={self.mid} {self.what!r} sent {self.transmissions}x>"

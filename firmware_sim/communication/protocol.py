@@ -466,8 +466,8 @@ class DeviceProtocol:
             self._arm_keepalive()
 
     def _arm_keepalive(self) -> None:
-        self._cancel_timer("_keepalive")
-        self._keepalive = self._scheduler.call_later(self.options.keepalive_s,
+        # re-armed on every message: ``reschedule`` keeps the handle's heap entry
+        self._keepalive = self._scheduler.reschedule(self._keepalive, self.options.keepalive_s,
                                                      self._keepalive_due, label="keepalive")
 
     def _keepalive_due(self) -> None:

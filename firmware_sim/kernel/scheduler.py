@@ -13,10 +13,19 @@ Entries live in one heap ordered by ``(due_us, priority, tiebreak, seq)``:
   chooser steers that order instead;
 * ``seq`` - insertion counter: entries with equal tie-breaks run in the order they were created.
 
-Cancelled entries stay in the heap until they come up (a keepalive re-armed on every message
-leaves one behind each time). The scheduler counts them and, when they are more than half of a
-heap of at least 1,024 entries, rebuilds the heap without them; the order of the live entries
-is a total order on their keys, so it is unchanged.
+Cancelled entries stay in the heap until they come up; ``cancel()`` drops what the entry would
+have called (callback and arguments) at once. The scheduler counts cancelled entries and, when
+they are more than half of a heap of at least 1,024 entries, rebuilds the heap without them; the
+order of the live entries is a total order on their keys, so it is unchanged.
+
+``reschedule(handle, delay_s, ...)`` is ``handle.cancel()`` followed by ``call_later(delay_s,
+...)`` - the same tie-break draw, the same sequence number, so the same order - without leaving a
+cancelled entry behind when the new key is later than the handle's current one (a keepalive
+re-armed on every message): the handle's tuple in the heap, its *carrier*, stays, and the handle
+remembers its new key. When the carrier comes up (always before the new key could, its key being
+smaller) the entry with the new key is pushed in its place. A new key smaller than the carrier's
+(the same instant, a smaller tie-break) is pushed at once and the old carrier counts as
+cancelled.
 
 Components that need FIFO delivery among same-instant entries (a link carrying several datagrams
 with equal latency) keep their own queue and let each scheduled entry take the queue's head.
@@ -28,7 +37,7 @@ out of ``step()`` (and so out of ``run_*``) unchanged: a failing callback is a b
 from __future__ import annotations
 
 from collections.abc import Callable
-from heapq import heapify, heappop, heappush
+from heapq import heapify, heappop, heappush, heapreplace
 from typing import Any
 
 from .choice import Chooser, SeededChooser
@@ -38,10 +47,18 @@ URGENT = 0
 NORMAL = 1
 
 
+Entry = tuple[int, int, float, int, "TimerHandle"]
+
+
+def _released(*_args: Any) -> None:
+    """What a cancelled handle holds instead of its callback (which it no longer keeps alive)."""
+
+
 class TimerHandle:
     """A scheduled callback; ``cancel()`` makes it a no-op."""
 
-    __slots__ = ("args", "callback", "cancelled", "due_us", "label", "scheduler")
+    __slots__ = ("_carrier", "_entry", "args", "callback", "cancelled", "due_us", "label",
+                 "scheduler")
 
     def __init__(self, due_us: int, callback: Callable[..., Any], args: tuple[Any, ...],
                  label: str, scheduler: Scheduler | None = None) -> None:
@@ -52,10 +69,17 @@ class TimerHandle:
         self.cancelled = False
         #: told of a cancellation while the entry is in its heap
         self.scheduler = scheduler
+        #: while it is scheduled: the key (with this handle) the callback runs at, and its live
+        #: tuple in the heap, that key or a smaller one (see ``reschedule``)
+        self._entry: Entry | None = None
+        self._carrier: Entry | None = None
 
     def cancel(self) -> None:
         if not self.cancelled:
             self.cancelled = True
+            self._entry = self._carrier = None
+            self.callback = _released
+            self.args = ()
             scheduler = self.scheduler
             if scheduler is not None:
                 self.scheduler = None
@@ -79,13 +103,13 @@ class Scheduler:
         self._tiebreak = chooser.tiebreak
         #: the seeded chooser's tie-break ignores the label: draw from its stream directly
         self._tie_random = chooser.tie_random if type(chooser) is SeededChooser else None
-        self._heap: list[tuple[int, int, float, int, TimerHandle]] = []
+        self._heap: list[Entry] = []
         self._seq = 0
         self._cancelled = 0
         self.steps = 0
 
     def __len__(self) -> int:
-        return sum(1 for entry in self._heap if not entry[4].cancelled)
+        return sum(1 for entry in self._heap if entry is entry[4]._carrier)
 
     def call_at(self, due_us: int, callback: Callable[..., Any], *args: Any,
                 priority: int = NORMAL, label: str = "") -> TimerHandle:
@@ -96,9 +120,10 @@ class Scheduler:
         handle = TimerHandle(due_us, callback, args, label, self)
         self._seq = seq = self._seq + 1
         tie_random = self._tie_random
-        heappush(self._heap, (due_us, priority,
-                              tie_random() if tie_random is not None else self._tiebreak(label),
-                              seq, handle))
+        handle._entry = handle._carrier = entry = (
+            due_us, priority, tie_random() if tie_random is not None else self._tiebreak(label),
+            seq, handle)
+        heappush(self._heap, entry)
         return handle
 
     def call_later(self, delay_s: float, callback: Callable[..., Any], *args: Any,
@@ -112,9 +137,43 @@ class Scheduler:
         handle = TimerHandle(due_us, callback, args, label, self)
         self._seq = seq = self._seq + 1
         tie_random = self._tie_random
-        heappush(self._heap, (due_us, priority,
-                              tie_random() if tie_random is not None else self._tiebreak(label),
-                              seq, handle))
+        handle._entry = handle._carrier = entry = (
+            due_us, priority, tie_random() if tie_random is not None else self._tiebreak(label),
+            seq, handle)
+        heappush(self._heap, entry)
+        return handle
+
+    def reschedule(self, handle: TimerHandle | None, delay_s: float,
+                   callback: Callable[..., Any], *args: Any, priority: int = NORMAL,
+                   label: str = "") -> TimerHandle:
+        """``handle.cancel()`` (when given) then ``call_later(delay_s, callback, *args)``, with
+        the same tie-break draw and so the same order; returns the handle to keep: ``handle``
+        itself when it was active here (and its tuple in the heap is kept, no cancelled entry is
+        left behind, when the new key is later than that tuple's), else a new one."""
+        carrier = handle._carrier if handle is not None and handle.scheduler is self else None
+        if carrier is None:
+            if handle is not None:
+                handle.cancel()
+            return self.call_later(delay_s, callback, *args, priority=priority, label=label)
+        assert handle is not None
+        now_us = self.clock._now_us
+        due_us = now_us + round(delay_s * MICROS_PER_SECOND)
+        if due_us < now_us:
+            due_us = now_us
+        self._seq = seq = self._seq + 1
+        tie_random = self._tie_random
+        tiebreak = tie_random() if tie_random is not None else self._tiebreak(label)
+        # the sequence number is new, so the keys differ before the handles are compared
+        entry = (due_us, priority, tiebreak, seq, handle)
+        handle._entry = entry
+        handle.due_us = due_us
+        handle.callback = callback
+        handle.args = args
+        handle.label = label
+        if entry < carrier:
+            handle._carrier = entry
+            heappush(self._heap, entry)
+            self._entry_cancelled()  # the old carrier
         return handle
 
     def call_soon(self, callback: Callable[..., Any], *args: Any, priority: int = NORMAL,
@@ -129,16 +188,32 @@ class Scheduler:
     def next_due_us(self) -> int | None:
         """Due time of the earliest live entry, or None when idle."""
         heap = self._heap
-        while heap and heap[0][4].cancelled:
-            heappop(heap)
-            self._cancelled -= 1
-        return heap[0][0] if heap else None
+        while heap:
+            entry = heap[0]
+            handle = entry[4]
+            live = handle._entry
+            if live is entry:
+                return entry[0]
+            if live is not None and entry is handle._carrier:
+                handle._carrier = live  # the entry it carries takes its place
+                heapreplace(heap, live)
+            else:  # cancelled
+                heappop(heap)
+                self._cancelled -= 1
+        return None
 
     def _entry_cancelled(self) -> None:
         self._cancelled += 1
         heap = self._heap
         if self._cancelled > 512 and 2 * self._cancelled > len(heap):
-            self._heap = heap = [entry for entry in heap if not entry[4].cancelled]
+            # live handles only, each with its own entry (a carrier gives way to what it carries)
+            live = []
+            for entry in heap:
+                handle = entry[4]
+                if entry is handle._carrier and handle._entry is not None:
+                    handle._carrier = handle._entry
+                    live.append(handle._entry)
+            self._heap = heap = live
             heapify(heap)
             self._cancelled = 0
 
@@ -146,13 +221,20 @@ class Scheduler:
         """Run one entry. Returns False when nothing is scheduled."""
         heap = self._heap
         while heap:
-            due_us, _, _, _, handle = heappop(heap)
-            if handle.cancelled:
-                self._cancelled -= 1
+            entry = heappop(heap)
+            handle = entry[4]
+            live = handle._entry
+            if live is not entry:
+                if live is not None and entry is handle._carrier:
+                    handle._carrier = live  # the entry it carries takes its place
+                    heappush(heap, live)
+                else:  # cancelled
+                    self._cancelled -= 1
                 continue
-            self.clock._now_us = due_us  # never backwards: the heap's minimum
+            self.clock._now_us = entry[0]  # never backwards: the heap's minimum
             handle.cancelled = True  # a handle runs at most once
             handle.scheduler = None
+            handle._entry = handle._carrier = None
             self.steps += 1
             handle.callback(*handle.args)
             return True

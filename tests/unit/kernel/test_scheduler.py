@@ -1,11 +1,18 @@
 from __future__ import annotations
 
-import pytest
+import gc
+import random
+import weakref
+from typing import Any
 
-from firmware_sim.kernel import URGENT, SeededChooser, World
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from firmware_sim.kernel import URGENT, Chooser, RecordingChooser, SeededChooser, World
 from firmware_sim.kernel.clock import VirtualClock, to_micros
 from firmware_sim.kernel.errors import ConfigurationError, UsageError
-from firmware_sim.kernel.scheduler import Scheduler
+from firmware_sim.kernel.scheduler import Scheduler, TimerHandle
 from firmware_sim.kernel.world import parse_seed
 
 
@@ -112,3 +119,114 @@ def test_duplicate_node_names_are_refused() -> None:
         world.add_node("a", object())
     with pytest.raises(UsageError):
         world.add_node("has space", object())
+
+
+# -- reschedule: cancel + call_later without the cancelled entry -------------------------------
+
+#: ("arm", timer, delay index, urgent) | ("cancel", timer) | ("run", delay index)
+_OPS = st.lists(st.one_of(
+    st.tuples(st.just("arm"), st.integers(0, 3), st.integers(0, 3), st.booleans()),
+    st.tuples(st.just("cancel"), st.integers(0, 3)),
+    st.tuples(st.just("run"), st.integers(0, 3)),
+), max_size=60)
+_DELAYS = (0.0, 0.25, 0.5, 1.0)  # few values: keys tie at the same instant often
+
+
+def _replay(ops: list[tuple[Any, ...]], chooser: Chooser, rearm: bool) -> list[tuple[str, int]]:
+    """Run ``ops`` on a scheduler; timers re-armed with ``reschedule`` or cancel + call_later."""
+    clock = VirtualClock()
+    sched = Scheduler(clock, chooser)
+    ran: list[tuple[str, int]] = []
+    timers: dict[int, TimerHandle] = {}
+
+    def fire(name: str) -> None:
+        ran.append((name, clock.now_us))
+        if name.startswith("t") and len(ran) < 200:  # a timer that re-arms itself now and then
+            sched.call_later(_DELAYS[len(ran) % 4], fire, "echo")
+
+    for op in ops:
+        if op[0] == "arm":
+            _, timer, delay, urgent = op
+            priority = URGENT if urgent else 1
+            old = timers.get(timer)
+            if rearm:
+                timers[timer] = sched.reschedule(old, _DELAYS[delay], fire, f"t{timer}",
+                                                 priority=priority, label=f"t{timer}")
+            else:
+                if old is not None:
+                    old.cancel()
+                timers[timer] = sched.call_later(_DELAYS[delay], fire, f"t{timer}",
+                                                 priority=priority, label=f"t{timer}")
+        elif op[0] == "cancel":
+            if op[1] in timers:
+                timers[op[1]].cancel()
+        else:
+            sched.run_until_time(clock.now_us + to_micros(_DELAYS[op[1]]))
+            ran.append(("live", len(sched)))
+    while sched.step():
+        pass
+    return ran
+
+
+@settings(max_examples=150, deadline=None)
+@given(ops=_OPS, seed=st.integers(0, 3))
+def test_reschedule_runs_exactly_like_cancel_then_call_later(ops: list[tuple[Any, ...]],
+                                                              seed: int) -> None:
+    assert _replay(ops, SeededChooser(seed), True) == _replay(ops, SeededChooser(seed), False)
+    # a chooser that is not the seeded one is asked the same questions in the same order
+    recorded, reference = RecordingChooser(SeededChooser(seed)), RecordingChooser(
+        SeededChooser(seed))
+    assert _replay(ops, recorded, True) == _replay(ops, reference, False)
+    assert recorded.choices == reference.choices
+
+
+def test_reschedule_order_survives_heap_compaction() -> None:
+    """Thousands of timers re-armed and cancelled (the heap compacts its cancelled entries
+    several times on the way) run in the order cancel + call_later gives."""
+    pick = random.Random(5)
+    ops: list[tuple[Any, ...]] = [("arm", timer, pick.randrange(4), False)
+                                  for timer in range(3000)]
+    for step in range(6000):
+        roll = pick.random()
+        if roll < 0.2:
+            ops.append(("arm", pick.randrange(3000), pick.randrange(4), pick.random() < 0.1))
+        elif roll < 0.95 or step < 4000:  # time stands still until most timers are cancelled
+            ops.append(("cancel", pick.randrange(3000)))
+        else:
+            ops.append(("run", pick.randrange(4)))
+    # the same op encoding as _replay, with timer numbers beyond 0-3
+    assert _replay(ops, SeededChooser(2), True) == _replay(ops, SeededChooser(2), False)
+
+
+def test_reschedule_to_a_later_instant_leaves_no_cancelled_entry() -> None:
+    clock = VirtualClock()
+    sched = Scheduler(clock, SeededChooser(0))
+    ran: list[int] = []
+    handle: TimerHandle | None = None
+    for _ in range(100):
+        handle = sched.reschedule(handle, 25.0, lambda: ran.append(clock.now_us),
+                                  label="keepalive")
+        sched.call_later(0.1, lambda: None)
+        sched.step()
+    assert len(sched._heap) == 1  # the first entry carries the timer, re-armed 100 times
+    assert len(sched) == 1
+    while sched.step():
+        pass
+    assert ran == [to_micros(99 * 0.1 + 25.0)]
+
+
+def test_cancel_lets_go_of_the_callback_and_its_arguments() -> None:
+    class Payload:
+        pass
+
+    clock = VirtualClock()
+    sched = Scheduler(clock, SeededChooser(0))
+    payload = Payload()
+    ref = weakref.ref(payload)
+    handle = sched.call_later(1.0, lambda p: None, payload)
+    del payload
+    gc.collect()
+    assert ref() is not None
+    handle.cancel()
+    assert ref() is None  # freed although the cancelled entry is still in the heap
+    assert not handle.active and not sched.step()
