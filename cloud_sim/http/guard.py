@@ -190,12 +190,22 @@ class Guard:
         return None
 
 
+#: the headers the guard reads (lowercase)
+_READ = frozenset({b"host", b"origin", b"sec-fetch-site", b"content-type", b"authorization",
+                   ADMIN_TOKEN_HEADER.encode()})
+
+
 def _headers(scope: Scope) -> dict[str, str]:
-    """Request headers by lowercase name (the first of repeated ones), latin-1 decoded."""
+    """The request headers the guard reads, by lowercase name (the first of repeated ones),
+    latin-1 decoded. (Lowercasing the bytes is lowercasing the latin-1 text for these ASCII
+    names: no other latin-1 letter lowercases to an ASCII one.)"""
     found: dict[str, str] = {}
     for raw_name, raw_value in scope.get("headers", []):
-        name = bytes(raw_name).decode("latin-1").lower()
-        found.setdefault(name, bytes(raw_value).decode("latin-1"))
+        name = bytes(raw_name).lower()
+        if name in _READ:
+            key = name.decode("latin-1")
+            if key not in found:
+                found[key] = bytes(raw_value).decode("latin-1")
     return found
 
 

@@ -104,7 +104,8 @@ def parse_json_body(body: bytes) -> Params:
         value = json.loads(body.decode("utf-8"), parse_constant=_no_constants)
     except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError are ValueErrors
         raise bad_request("Malformed JSON body") from None
-    check_text(value)
+    if b"\\u" in body:  # a lone surrogate only comes from a backslash-u escape
+        check_text(value)
     # Well-formed JSON that is not an object carries no parameters (e.g. ``[]`` or ``"x"``).
     return value if isinstance(value, dict) else {}
 
