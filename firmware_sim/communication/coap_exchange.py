@@ -187,8 +187,10 @@ class CoapExchange:
         timeout = self.policy.timeout_s(confirmable.transmissions)
         confirmable.transmissions += 1
         self._transmit_bytes(confirmable._encoded)
-        confirmable._timer = self._scheduler.call_later(timeout, self._timer_due, confirmable,
-                                                        label=self._timer_label)
+        # the function and the exchange as arguments, not a bound method: one object less per
+        # message awaiting its ACK (a fleet has tens of thousands at once)
+        confirmable._timer = self._scheduler.call_later(timeout, CoapExchange._timer_due, self,
+                                                        confirmable, label=self._timer_label)
 
     def _timer_due(self, confirmable: Confirmable) -> None:
         confirmable._timer = None

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import functools
 import struct
+import sys
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -129,6 +130,12 @@ class DeviceIdentity:
 def _retransmit_policy(ack_timeout_s: float, max_retransmit: int) -> RetransmitPolicy:
     """One (immutable) policy object per setting, shared by every device that uses it."""
     return RetransmitPolicy(ack_timeout_s, max_retransmit)
+
+
+def _what(kind: str, name: str) -> str:
+    """``kind + name``, one string object for equal texts (``sys.intern``): every device of a
+    fleet keeps the same few in its messages awaiting an ACK."""
+    return sys.intern(kind + name)
 
 
 def _is_success(ack: CoapMessage) -> bool:
@@ -251,8 +258,9 @@ class DeviceProtocol:
         ``on_ack(ack)`` runs when the cloud's ACK arrives (inside ``datagram_received``)."""
         if self.phase is not Phase.ESTABLISHED:
             return None
-        return self._send_con(wire.POST, wire.event_uri(name, private), data, what=f"event {name}",
-                              max_age=ttl if ttl != 60 else None, on_ack=on_ack)
+        return self._send_con(wire.POST, wire.event_uri(name, private), data,
+                              what=_what("event ", name), max_age=ttl if ttl != 60 else None,
+                              on_ack=on_ack)
 
     def send_describe(self, payload: bytes, what: str = "describe") -> int | None:
         if self.phase is not Phase.ESTABLISHED:
@@ -269,7 +277,7 @@ class DeviceProtocol:
         if self.phase is not Phase.ESTABLISHED:
             return None
         return self._send_con(wire.GET, (wire.URI_PUBLIC_EVENT, prefix), b"",
-                              what=f"subscribe {prefix}")
+                              what=_what("subscribe ", prefix))
 
     def post_application_describe(self, payload: bytes) -> bool:
         """``post_description(DESCRIBE_APPLICATION, force=false)``: skipped (log ``Checksum has
@@ -310,7 +318,8 @@ class DeviceProtocol:
         self._subscriptions_crc = crc
         for prefix in prefixes:
             mid = self._send_con(wire.GET, (wire.URI_PUBLIC_EVENT, prefix), b"",
-                                 what=f"subscribe {prefix}", on_ack=self._subscription_acked)
+                                 what=_what("subscribe ", prefix),
+                                 on_ack=self._subscription_acked)
             self._subscription_mids.append(mid)
         return True
 
@@ -369,15 +378,17 @@ class DeviceProtocol:
         self._transmit_dtls(datagram)
 
     def _transmit_dtls(self, datagram: bytes) -> None:
-        self._cancel_timer("_dtls_timer")
         if self._dtls_attempts > self.options.dtls_max_retransmit:
+            self._cancel_timer("_dtls_timer")
             self._tracer.emit("dtls.handshake_timeout")
             self._report_begin(ProtocolResult.MESSAGE_TIMEOUT)
             return
         delay = self.options.dtls_retransmit_s * (2 ** self._dtls_attempts)
         self._dtls_attempts += 1
         self._send_raw(datagram)
-        self._dtls_timer = self._scheduler.call_later(delay, self._transmit_dtls, datagram,
+        # replaces the previous timer (``reschedule``: without leaving a cancelled entry behind)
+        self._dtls_timer = self._scheduler.reschedule(self._dtls_timer, delay,
+                                                      self._transmit_dtls, datagram,
                                                       label="dtls-retransmit")
 
     def _hello_and_describe(self) -> None:
@@ -515,10 +526,9 @@ class DeviceProtocol:
             self.phase = Phase.DTLS_FINISHED
             if self.options.dtls_crypto_s > 0:
                 # The key exchange and the signatures are computed before the answer goes out.
-                self._cancel_timer("_dtls_timer")
-                self._dtls_timer = self._scheduler.call_later(
-                    self.options.dtls_crypto_s, self._send_dtls, HandshakeType.CLIENT_FINISHED,
-                    b"", label="dtls-crypto")
+                self._dtls_timer = self._scheduler.reschedule(
+                    self._dtls_timer, self.options.dtls_crypto_s, self._send_dtls,
+                    HandshakeType.CLIENT_FINISHED, b"", label="dtls-crypto")
             else:
                 self._send_dtls(HandshakeType.CLIENT_FINISHED, b"")
         elif self.phase is Phase.DTLS_FINISHED and htype is HandshakeType.SERVER_FINISHED:

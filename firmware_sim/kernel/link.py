@@ -83,7 +83,8 @@ class DatagramLink:
     """Two connected :class:`LinkEnd` objects, ``a`` and ``b``. The names of its choice and
     fault points are made when asked, not kept (a fleet has a link per device)."""
 
-    __slots__ = ("_chooser", "a", "b", "dropped", "latency_s", "loss", "name", "sent", "world")
+    __slots__ = ("_chooser", "_deliver_label", "a", "b", "dropped", "latency_s", "loss", "name",
+                 "sent", "world")
 
     def __init__(self, world: World, name: str, *, latency_s: float = 0.09,
                  loss: float = 0.0) -> None:
@@ -101,6 +102,8 @@ class DatagramLink:
         self.a.peer, self.b.peer = self.b, self.a
         self.sent = 0
         self.dropped = 0
+        #: the label of every delivery entry (one string per link, not one per datagram)
+        self._deliver_label = f"{name}-deliver"
 
     def transmit(self, source: LinkEnd, target: LinkEnd, data: bytes) -> None:
         self.sent += 1
@@ -122,14 +125,16 @@ class DatagramLink:
             self.world.trace.emit(name, "link", "datagram.delayed", direction=source.name,
                                   size=len(data), extra_s=round(extra, 6), fault=delay_fault)
             self.world.scheduler.call_later(self.latency_s + extra, self._deliver_one, target,
-                                            data, label=f"{self.name}-deliver")
+                                            data, label=self._deliver_label)
             return
         queue = target._queue
         if queue is None:
             queue = target._queue = []
         queue.append(data)
-        self.world.scheduler.call_later(self.latency_s, self._deliver_head, target,
-                                        label=f"{self.name}-deliver")
+        # the function and the link as arguments, not a bound method: one object less per
+        # datagram in flight (a fleet has thousands in flight at once)
+        self.world.scheduler.call_later(self.latency_s, DatagramLink._deliver_head, self, target,
+                                        label=self._deliver_label)
 
     def _deliver_one(self, target: LinkEnd, data: bytes) -> None:
         if not target.closed and target.receiver is not None:
