@@ -43,7 +43,7 @@ class LinkEnd:
     """One side (``"a"`` or ``"b"``) of a :class:`DatagramLink`; ``receiver`` gets each
     datagram that arrives."""
 
-    __slots__ = ("_closed", "_link", "_queue", "_side", "peer", "receiver")
+    __slots__ = ("_closed", "_deliver", "_link", "_queue", "_side", "peer", "receiver")
 
     def __init__(self, link: DatagramLink, side: str) -> None:
         self._link = link
@@ -53,6 +53,9 @@ class LinkEnd:
         self.peer: LinkEnd | None = None
         #: datagrams in flight towards this end (a list while there are any; None when idle)
         self._queue: list[bytes] | None = None
+        #: while datagrams are in flight: ``_deliver_head`` bound once, which every delivery
+        #: entry calls (one object per busy end, not one per datagram)
+        self._deliver: Callable[[], None] | None = None
 
     @property
     def name(self) -> str:
@@ -77,6 +80,17 @@ class LinkEnd:
     def close(self) -> None:
         self._closed = True
         self._queue = None
+        self._deliver = None
+
+    def _deliver_head(self) -> None:
+        queue = self._queue
+        if not queue:
+            return
+        data = queue.pop(0)
+        if not queue:
+            self._queue = self._deliver = None
+        if not self._closed and self.receiver is not None:
+            self.receiver(data)
 
 
 class DatagramLink:
@@ -124,28 +138,20 @@ class DatagramLink:
             extra = self._chooser.uniform(f"{delay_fault}_s", 0.5, 3.0)
             self.world.trace.emit(name, "link", "datagram.delayed", direction=source.name,
                                   size=len(data), extra_s=round(extra, 6), fault=delay_fault)
-            self.world.scheduler.call_later(self.latency_s + extra, self._deliver_one, target,
+            self.world.scheduler.post_later(self.latency_s + extra, self._deliver_one, target,
                                             data, label=self._deliver_label)
             return
         queue = target._queue
         if queue is None:
             queue = target._queue = []
+        deliver = target._deliver
+        if deliver is None:
+            deliver = target._deliver = target._deliver_head
         queue.append(data)
-        # the function and the link as arguments, not a bound method: one object less per
-        # datagram in flight (a fleet has thousands in flight at once)
-        self.world.scheduler.call_later(self.latency_s, DatagramLink._deliver_head, self, target,
-                                        label=self._deliver_label)
+        # an entry without a handle that calls the end's shared bound method: one tuple per
+        # datagram in flight (a fleet has tens of thousands at once)
+        self.world.scheduler.post_later(self.latency_s, deliver, label=self._deliver_label)
 
     def _deliver_one(self, target: LinkEnd, data: bytes) -> None:
-        if not target.closed and target.receiver is not None:
-            target.receiver(data)
-
-    def _deliver_head(self, target: LinkEnd) -> None:
-        queue = target._queue
-        if not queue:
-            return
-        data = queue.pop(0)
-        if not queue:
-            target._queue = None
         if not target.closed and target.receiver is not None:
             target.receiver(data)

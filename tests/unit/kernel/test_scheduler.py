@@ -124,16 +124,19 @@ def test_duplicate_node_names_are_refused() -> None:
 # -- reschedule: cancel + call_later without the cancelled entry -------------------------------
 
 #: ("arm", timer, delay index, urgent) | ("cancel", timer) | ("run", delay index)
+#: | ("post", delay index)
 _OPS = st.lists(st.one_of(
     st.tuples(st.just("arm"), st.integers(0, 3), st.integers(0, 3), st.booleans()),
     st.tuples(st.just("cancel"), st.integers(0, 3)),
     st.tuples(st.just("run"), st.integers(0, 3)),
+    st.tuples(st.just("post"), st.integers(0, 3)),
 ), max_size=60)
 _DELAYS = (0.0, 0.25, 0.5, 1.0)  # few values: keys tie at the same instant often
 
 
 def _replay(ops: list[tuple[Any, ...]], chooser: Chooser, rearm: bool) -> list[tuple[str, int]]:
-    """Run ``ops`` on a scheduler; timers re-armed with ``reschedule`` or cancel + call_later."""
+    """Run ``ops`` on a scheduler; timers re-armed with ``reschedule`` or cancel + call_later,
+    untracked entries made with ``post_later`` or call_later."""
     clock = VirtualClock()
     sched = Scheduler(clock, chooser)
     ran: list[tuple[str, int]] = []
@@ -160,6 +163,11 @@ def _replay(ops: list[tuple[Any, ...]], chooser: Chooser, rearm: bool) -> list[t
         elif op[0] == "cancel":
             if op[1] in timers:
                 timers[op[1]].cancel()
+        elif op[0] == "post":
+            if rearm:
+                sched.post_later(_DELAYS[op[1]], fire, "posted", label="posted")
+            else:
+                sched.call_later(_DELAYS[op[1]], fire, "posted", label="posted")
         else:
             sched.run_until_time(clock.now_us + to_micros(_DELAYS[op[1]]))
             ran.append(("live", len(sched)))
@@ -170,8 +178,8 @@ def _replay(ops: list[tuple[Any, ...]], chooser: Chooser, rearm: bool) -> list[t
 
 @settings(max_examples=150, deadline=None)
 @given(ops=_OPS, seed=st.integers(0, 3))
-def test_reschedule_runs_exactly_like_cancel_then_call_later(ops: list[tuple[Any, ...]],
-                                                              seed: int) -> None:
+def test_reschedule_and_post_later_run_like_cancel_then_call_later(
+        ops: list[tuple[Any, ...]], seed: int) -> None:
     assert _replay(ops, SeededChooser(seed), True) == _replay(ops, SeededChooser(seed), False)
     # a chooser that is not the seeded one is asked the same questions in the same order
     recorded, reference = RecordingChooser(SeededChooser(seed)), RecordingChooser(
@@ -190,6 +198,8 @@ def test_reschedule_order_survives_heap_compaction() -> None:
         roll = pick.random()
         if roll < 0.2:
             ops.append(("arm", pick.randrange(3000), pick.randrange(4), pick.random() < 0.1))
+        elif roll < 0.25:
+            ops.append(("post", pick.randrange(4)))
         elif roll < 0.95 or step < 4000:  # time stands still until most timers are cancelled
             ops.append(("cancel", pick.randrange(3000)))
         else:
