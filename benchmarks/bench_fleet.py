@@ -4,7 +4,9 @@
    ``fast`` timing profile), each given a claim code of its own; all boot, connect with a full
    handshake, send the code, get it confirmed and clear it. Prints wall time (building and
    running), CPU, virtual time, scheduler steps, trace records and peak RSS. ``--world 100000``
-   is the 100,000-device run.
+   is the 100,000-device run. ``--rss-timeline S`` also prints the resident set size and the
+   number of live scheduler entries every S seconds of virtual time (Linux: ``/proc``), which
+   shows where the peak comes from (the instant all devices handshake at once).
 2. ``--memory N`` (default 1,000): bytes per idle connected device (device and its cloud
    session), measured with tracemalloc over N devices added to a warm world and run until
    connected; prints the largest allocation sites.
@@ -30,11 +32,25 @@ from firmware_sim.testbed import CloudSpec, Testbed, TestbedSpec, provisioned
 from firmware_sim.testbed.clouds.particle import ParticlePlug, ParticleSettings
 
 
-def world_benchmark(count: int, half_open_cap: int | None = None) -> None:
+def _rss_mb() -> int | None:
+    """The resident set size now, in MB (None where ``/proc`` does not tell)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return None
+
+
+def world_benchmark(count: int, half_open_cap: int | None = None,
+                    timeline_s: float | None = None) -> None:
     """``half_open_cap``: the cloud's cap on half-open sessions (None: the fleet's size). The
     default cap (1,024, ``EndpointOptions.max_half_open``) guards a served cloud against spoofed
     handshakes; with thousands of devices handshaking at the same virtual instant it drops the
-    oldest half-open sessions, and those devices start over after a RST."""
+    oldest half-open sessions, and those devices start over after a RST. ``timeline_s``: print
+    RSS and live scheduler entries every that many seconds of virtual time."""
     started, cpu0 = time.perf_counter(), time.process_time()
     cap = count if half_open_cap is None else half_open_cap
     settings = ParticleSettings(endpoint=EndpointOptions(max_half_open=max(1, cap)))
@@ -52,12 +68,20 @@ def world_benchmark(count: int, half_open_cap: int | None = None) -> None:
         devices.append(device)
     built = time.perf_counter()
     pending = list(devices)
+    next_mark = 0.0
+    if timeline_s is not None:
+        print(f"  built and powered on: RSS {_rss_mb()} MB")
     # check every 10 ms of virtual time, from the last device backwards (a check of every
     # device per scheduler step would cost more than the devices once there are thousands)
     while pending and world.now < 3600:
         world.run_for(0.01)
         while pending and pending[-1].claim.pending_code() is None:
             pending.pop()
+        if timeline_s is not None and world.now >= next_mark - 1e-9:
+            print(f"  t={world.now:7.2f} s: RSS {_rss_mb()} MB, "
+                  f"{len(world.scheduler)} live scheduler entries, {len(pending)} devices "
+                  "to go")
+            next_mark += timeline_s
     finished = time.perf_counter()
     claimed = sum(1 for d in devices if cloud.owner_of(d.device_id) is not None)
     print(f"{count} devices claimed by claim code in one world (in-process link, MemoryStore, "
@@ -131,10 +155,15 @@ def main() -> None:
     parser.add_argument("--half-open-cap", type=int, default=None,
                         help="the cloud's cap on half-open sessions in --world (default: the "
                         "number of devices; the served default is 1,024)")
+    parser.add_argument("--rss-timeline", type=float, default=None, metavar="S",
+                        help="in --world, print RSS and live scheduler entries every S seconds "
+                        "of virtual time")
     parser.add_argument("--only", choices=["world", "memory", "fleet"])
     args = parser.parse_args()
+    if args.rss_timeline is not None and not args.rss_timeline > 0:
+        parser.error("--rss-timeline must be a positive number of seconds")
     if args.only in (None, "world"):
-        world_benchmark(args.world, args.half_open_cap)
+        world_benchmark(args.world, args.half_open_cap, args.rss_timeline)
     if args.only in (None, "memory"):
         memory_benchmark(args.memory)
     if args.only in (None, "fleet"):

@@ -316,10 +316,10 @@ class DeviceProtocol:
         self._log.info(LOG_PROTOCOL, "Sending subscriptions")
         self._subscription_mids.clear()
         self._subscriptions_crc = crc
+        acked = self._subscription_acked  # one bound method for all of them
         for prefix in prefixes:
             mid = self._send_con(wire.GET, (wire.URI_PUBLIC_EVENT, prefix), b"",
-                                 what=_what("subscribe ", prefix),
-                                 on_ack=self._subscription_acked)
+                                 what=_what("subscribe ", prefix), on_ack=acked)
             self._subscription_mids.append(mid)
         return True
 

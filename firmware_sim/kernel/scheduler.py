@@ -115,6 +115,8 @@ class Scheduler:
         self._seq = 0
         self._cancelled = 0
         self.steps = 0
+        #: the due time of the last entry made by call_later, post_later or reschedule
+        self._last_due_us = -1
 
     def __len__(self) -> int:
         return sum(1 for entry in self._heap
@@ -143,6 +145,10 @@ class Scheduler:
         due_us = now_us + round(delay_s * MICROS_PER_SECOND)
         if due_us < now_us:
             due_us = now_us
+        if due_us == self._last_due_us:  # share the int: entries often come in same-due runs
+            due_us = self._last_due_us
+        else:
+            self._last_due_us = due_us
         handle = TimerHandle(due_us, callback, args, label, self)
         self._seq = seq = self._seq + 1
         tie_random = self._tie_random
@@ -160,6 +166,10 @@ class Scheduler:
         due_us = now_us + round(delay_s * MICROS_PER_SECOND)
         if due_us < now_us:
             due_us = now_us
+        if due_us == self._last_due_us:  # share the int: entries often come in same-due runs
+            due_us = self._last_due_us
+        else:
+            self._last_due_us = due_us
         self._seq = seq = self._seq + 1
         tie_random = self._tie_random
         heappush(self._heap, (
@@ -183,6 +193,10 @@ class Scheduler:
         due_us = now_us + round(delay_s * MICROS_PER_SECOND)
         if due_us < now_us:
             due_us = now_us
+        if due_us == self._last_due_us:  # share the int: entries often come in same-due runs
+            due_us = self._last_due_us
+        else:
+            self._last_due_us = due_us
         self._seq = seq = self._seq + 1
         tie_random = self._tie_random
         tiebreak = tie_random() if tie_random is not None else self._tiebreak(label)
