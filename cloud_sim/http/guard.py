@@ -70,6 +70,8 @@ class HostPolicy:
     port: int
     names: frozenset[str] = field(default_factory=frozenset)
     any_ip_literal: bool = False
+    #: ``allows_host`` answers by header text (clients repeat theirs on every request)
+    _host_verdicts: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def for_bound(cls, host: str, port: int, extra: tuple[str, ...] = ()) -> HostPolicy:
@@ -96,6 +98,15 @@ class HostPolicy:
 
     def allows_host(self, header: str) -> bool:
         """Does a ``Host`` header name this server?"""
+        verdicts = self._host_verdicts
+        verdict = verdicts.get(header)
+        if verdict is None:
+            if len(verdicts) >= 64:  # bounded: varied headers only cost the parse again
+                verdicts.clear()
+            verdict = verdicts[header] = self._parse_allows_host(header)
+        return verdict
+
+    def _parse_allows_host(self, header: str) -> bool:
         try:
             parts = urlsplit("//" + header.strip())
             port = parts.port
