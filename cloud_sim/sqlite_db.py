@@ -20,10 +20,13 @@ Checkpoints (copying the WAL back into the database file, then syncing it) run i
 their own (:class:`Checkpointer`, its own connection, a ``PASSIVE`` checkpoint every
 ``CHECKPOINT_INTERVAL_S``), not inside a commit: SQLite's automatic checkpoint ran on the
 committing connection every 1,000 pages and stalled the event loop for milliseconds at a time
-(the sync), about a third of a served claim's wall time. ``PASSIVE`` never waits for or blocks
-the writer; a commit only appends to the WAL, which SQLite starts over once a checkpoint has
-copied all of it. Durability is unchanged: ``synchronous = NORMAL`` never synced a commit, only
-checkpoints. ``close()`` stops the thread; closing the last connection checkpoints the rest.
+(the sync), about a third of a served claim's wall time. The committing connection keeps an
+automatic checkpoint only as a safety net (``FALLBACK_CHECKPOINT_PAGES``, 80 MiB of WAL), for a
+thread that falls behind or fails; a database the thread cannot open keeps SQLite's default.
+``PASSIVE`` never waits for or blocks the writer; a commit only appends to the WAL, which SQLite
+starts over once a checkpoint has copied all of it. Durability is unchanged: ``synchronous =
+NORMAL`` never synced a commit, only checkpoints. ``close()`` stops the thread; closing the last
+connection checkpoints the rest.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ from firmware_sim.kernel.errors import ConfigurationError
 
 #: seconds between two background checkpoints of a file database
 CHECKPOINT_INTERVAL_S = 0.2
+#: WAL pages (4 KiB each) at which a commit checkpoints after all (SQLite's default: 1,000)
+FALLBACK_CHECKPOINT_PAGES = 20_000
 
 
 class Checkpointer:
@@ -50,15 +55,14 @@ class Checkpointer:
         self.interval_s = interval_s
         self.done = threading.Event()
         self.checkpoints = 0
+        # opened here, so that a database the thread cannot open is known at once
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._thread = threading.Thread(target=self._run, name="fwsim-sqlite-checkpoint",
                                         daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        try:
-            db = sqlite3.connect(self.path, isolation_level=None)
-        except sqlite3.Error:
-            return  # the committing connection checkpoints when it closes
+        db = self._db
         try:
             while not self.done.wait(self.interval_s):
                 try:
@@ -96,11 +100,16 @@ class SqliteDatabase:
         except sqlite3.DatabaseError as exc:
             raise ConfigurationError(f"cannot open {what} {self.path}: {exc}") from None
         self.checkpointer: Checkpointer | None = None
-        if self.path != ":memory:" and not self.path.startswith("file:"):
-            self._db.execute("PRAGMA wal_autocheckpoint = 0")
-            self.checkpointer = Checkpointer(self.path)
-            # a database dropped without close() stops its thread at the next round
-            weakref.finalize(self, self.checkpointer.done.set)
+        if self.path != ":memory:":
+            try:
+                self.checkpointer = Checkpointer(self.path)
+            except sqlite3.Error:
+                pass  # SQLite's own checkpoints, in the commits, as before
+            else:
+                # only a safety net now: reached if the thread falls behind or keeps failing
+                self._db.execute(f"PRAGMA wal_autocheckpoint = {FALLBACK_CHECKPOINT_PAGES}")
+                # a database dropped without close() stops its thread at the next round
+                weakref.finalize(self, self.checkpointer.done.set)
 
     @property
     def schema_version(self) -> int:
@@ -161,4 +170,4 @@ class SqliteDatabase:
         self._db.close()
 
 
-__all__ = ["CHECKPOINT_INTERVAL_S", "Checkpointer", "SqliteDatabase"]
+__all__ = ["CHECKPOINT_INTERVAL_S", "FALLBACK_CHECKPOINT_PAGES", "Checkpointer", "SqliteDatabase"]
