@@ -36,6 +36,7 @@ from ..kernel.scheduler import Scheduler, TimerHandle
 from .wire import EMPTY, CoapMessage, CoapType
 
 Transmit = Callable[[bytes], None]
+Frame = Callable[[bytes], bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,24 +88,37 @@ class MessageIds:
         return mid
 
 
-class Confirmable:
+def _retransmission_due(confirmable: Confirmable) -> None:
+    exchange = confirmable.exchange
+    if exchange is not None:
+        exchange._timer_due(confirmable)
+
+
+class Confirmable(TimerHandle):
     """A CON message awaiting its ACK. ``what`` and ``on_ack`` are the owner's: the exchange
     never calls ``on_ack``, the owner does once its own bookkeeping of the ACK is done.
 
-    It keeps the message's id and its encoded bytes (what a retransmission sends), not the
-    :class:`CoapMessage` itself: a fleet has about ten of these per device in flight at once."""
+    It is its own retransmission timer (a :class:`TimerHandle` the exchange schedules with
+    ``Scheduler.schedule``) and keeps the message's id and the bytes a (re)transmission sends -
+    the finished datagram when the exchange frames them, so the datagram in flight is this same
+    object - not the :class:`CoapMessage`: a fleet has about ten of these per device in flight
+    at once."""
 
-    __slots__ = ("_encoded", "_timer", "mid", "on_ack", "transmissions", "what")
+    __slots__ = ("_encoded", "exchange", "mid", "on_ack", "transmissions", "what")
 
     def __init__(self, message: CoapMessage, what: str,
-                 on_ack: Callable[[CoapMessage], None] | None) -> None:
+                 on_ack: Callable[[CoapMessage], None] | None,
+                 exchange: CoapExchange | None = None, encoded: bytes | None = None,
+                 label: str = "coap-retransmit") -> None:
+        super().__init__(0, _retransmission_due, None, label)
         self.mid = message.mid
         self.what = what
         self.on_ack = on_ack
         #: how many times it has been sent so far
         self.transmissions = 0
-        self._encoded = message.encode()
-        self._timer: TimerHandle | None = None
+        self._encoded = message.encode() if encoded is None else encoded
+        #: whose timer it is (None: a retransmission timer that comes due does nothing)
+        self.exchange = exchange
 
     def __repr__(self) -> str:
         return f"<Confirmable mid={self.mid} {self.what!r} sent {self.transmissions}x>"
@@ -114,18 +128,22 @@ class CoapExchange:
     """Confirmable tracking, retransmission, ACK/RST matching and duplicate detection for one
     peer."""
 
-    __slots__ = ("_dedup_window", "_on_retransmit", "_on_timeout", "_pending", "_received",
-                 "_received_next", "_scheduler", "_timer_label", "_transmit_bytes", "ids",
-                 "policy")
+    __slots__ = ("_dedup_window", "_frame", "_on_retransmit", "_on_timeout", "_pending",
+                 "_received", "_received_next", "_scheduler", "_timer_label", "_transmit_bytes",
+                 "ids", "policy")
 
     def __init__(self, scheduler: Scheduler, transmit: Transmit, *, ids: MessageIds,
                  policy: RetransmitPolicy, on_timeout: Callable[[Confirmable], None],
                  on_retransmit: Callable[[Confirmable], None] | None = None,
-                 timer_label: str = "coap-retransmit", dedup_window: int = 32) -> None:
+                 timer_label: str = "coap-retransmit", dedup_window: int = 32,
+                 frame: Frame | None = None) -> None:
         if dedup_window < 1:
             raise ValueError("dedup_window must be at least 1")
         self._scheduler = scheduler
         self._transmit_bytes = transmit
+        #: wraps CoAP bytes into the datagram ``transmit`` takes (None: ``transmit`` takes the
+        #: CoAP bytes and wraps them itself); a confirmable keeps its framed datagram
+        self._frame = frame
         self.ids = ids
         self.policy = policy
         self._on_timeout = on_timeout
@@ -169,14 +187,18 @@ class CoapExchange:
             raise ValueError(f"send_confirmable needs a CON message, got {message.mtype.name}")
         if message.mid in self._pending:
             raise ValueError(f"message id {message.mid} is already awaiting an ACK")
-        confirmable = Confirmable(message, what, on_ack)
+        frame = self._frame
+        confirmable = Confirmable(message, what, on_ack, self,
+                                  None if frame is None else frame(message.encode()),
+                                  self._timer_label)
         self._pending[message.mid] = confirmable
         self._transmit(confirmable)
         return confirmable
 
     def send(self, message: CoapMessage) -> None:
         """Transmit a message once, untracked (ACK, RST, NON)."""
-        self._transmit_bytes(message.encode())
+        frame = self._frame
+        self._transmit_bytes(message.encode() if frame is None else frame(message.encode()))
 
     def send_ack(self, request: CoapMessage, code: int = EMPTY, payload: bytes = b"") -> None:
         """ACK ``request`` (a piggybacked response when ``code`` is not EMPTY)."""
@@ -187,13 +209,11 @@ class CoapExchange:
         timeout = self.policy.timeout_s(confirmable.transmissions)
         confirmable.transmissions += 1
         self._transmit_bytes(confirmable._encoded)
-        # the function and the exchange as arguments, not a bound method: one object less per
-        # message awaiting its ACK (a fleet has tens of thousands at once)
-        confirmable._timer = self._scheduler.call_later(timeout, CoapExchange._timer_due, self,
-                                                        confirmable, label=self._timer_label)
+        # the confirmable is its own timer: one object per message awaiting its ACK (a fleet
+        # has tens of thousands at once), not a handle and an arguments tuple besides
+        self._scheduler.schedule(confirmable, timeout)
 
     def _timer_due(self, confirmable: Confirmable) -> None:
-        confirmable._timer = None
         if self._pending.get(confirmable.mid) is not confirmable:
             return
         if confirmable.transmissions > self.policy.max_retransmit:
@@ -214,9 +234,7 @@ class CoapExchange:
             raise ValueError(f"acknowledge needs an ACK or RST, got {answer.mtype.name}")
         confirmable = self._pending.pop(answer.mid, None)
         if confirmable is not None:
-            if confirmable._timer is not None:
-                confirmable._timer.cancel()
-                confirmable._timer = None
+            confirmable.cancel()
             self._release_pending()
         return confirmable
 
@@ -243,9 +261,7 @@ class CoapExchange:
     def close(self) -> None:
         """Cancel every retransmission and forget tracked and received ids."""
         for confirmable in self._pending.values():
-            if confirmable._timer is not None:
-                confirmable._timer.cancel()
-                confirmable._timer = None
+            confirmable.cancel()
         self._pending.clear()
         self._received = array("H")
         self._received_next = 0

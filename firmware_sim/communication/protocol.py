@@ -188,7 +188,7 @@ class DeviceProtocol:
         self._heard_on_resumed = False
         self._next_token = 1
         self._exchange = CoapExchange(
-            scheduler, self._send_coap, ids=MessageIds(1, 0xFFFF),
+            scheduler, self._send_raw, frame=self._frame_coap, ids=MessageIds(1, 0xFFFF),
             policy=_retransmit_policy(options.ack_timeout_s, options.max_retransmit),
             on_timeout=self._coap_timeout, on_retransmit=self._coap_retransmit,
             timer_label="coap-retransmit")
@@ -444,8 +444,11 @@ class DeviceProtocol:
         if self._port is not None:
             self._port.send(datagram)
 
-    def _send_coap(self, coap: bytes) -> None:
-        self._send_raw(wire.encode_app_data(self._session_id, coap))
+    def _frame_coap(self, coap: bytes) -> bytes:
+        """The datagram carrying ``coap`` on this session. A confirmable keeps it for its
+        retransmissions: the session id never changes while one is awaited (a new session
+        starts with ``begin``, which closes the exchange first)."""
+        return wire.encode_app_data(self._session_id, coap)
 
     def _send_con(self, code: int, uri_path: tuple[str, ...], payload: bytes, *, what: str,
                   max_age: int | None = None, token: bool = False, token_bytes: bytes = b"",

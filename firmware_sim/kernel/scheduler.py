@@ -29,6 +29,12 @@ smaller) the entry with the new key is pushed in its place. A new key smaller th
 (the same instant, a smaller tie-break) is pushed at once and the old carrier counts as
 cancelled.
 
+``schedule(handle, delay_s)`` schedules like ``call_later`` (the same tie-break draw, with the
+handle's own label) a handle made by its owner, usually a subclass that carries the owner's state
+(a CoAP message awaiting its ACK is its own retransmission timer): one object per entry instead of
+the owner's object, a handle and an arguments tuple. A handle whose ``args`` is None is called with
+itself as the only argument. The same handle may be scheduled again once it has run.
+
 ``post_later`` schedules like ``call_later`` (the same tie-break draw) but returns no handle:
 its entry, which cannot be cancelled, is one tuple ``(due_us, priority, tiebreak, seq, callback,
 args)`` instead of a tuple and a :class:`TimerHandle` (a datagram in flight).
@@ -68,10 +74,11 @@ class TimerHandle:
     __slots__ = ("_carrier", "_entry", "args", "callback", "cancelled", "due_us", "label",
                  "scheduler")
 
-    def __init__(self, due_us: int, callback: Callable[..., Any], args: tuple[Any, ...],
+    def __init__(self, due_us: int, callback: Callable[..., Any], args: tuple[Any, ...] | None,
                  label: str, scheduler: Scheduler | None = None) -> None:
         self.due_us = due_us
         self.callback = callback
+        #: what ``callback`` is called with; None: the handle itself
         self.args = args
         self.label = label
         self.cancelled = False
@@ -157,6 +164,29 @@ class Scheduler:
             seq, handle)
         heappush(self._heap, entry)
         return handle
+
+    def schedule(self, handle: TimerHandle, delay_s: float, *, priority: int = NORMAL) -> None:
+        """Run ``handle`` (not scheduled now: new, or run already) ``delay_s`` seconds from now:
+        ``call_later`` with the handle's callback, arguments and label, without a new handle."""
+        if handle._carrier is not None:
+            raise ValueError("the handle is scheduled already")
+        now_us = self.clock._now_us
+        due_us = now_us + round(delay_s * MICROS_PER_SECOND)
+        if due_us < now_us:
+            due_us = now_us
+        if due_us == self._last_due_us:  # share the int: entries often come in same-due runs
+            due_us = self._last_due_us
+        else:
+            self._last_due_us = due_us
+        handle.due_us = due_us
+        handle.cancelled = False
+        handle.scheduler = self
+        self._seq = seq = self._seq + 1
+        tie_random = self._tie_random
+        handle._entry = handle._carrier = entry = (
+            due_us, priority,
+            tie_random() if tie_random is not None else self._tiebreak(handle.label), seq, handle)
+        heappush(self._heap, entry)
 
     def post_later(self, delay_s: float, callback: Callable[..., Any], *args: Any,
                    priority: int = NORMAL, label: str = "") -> None:
@@ -283,7 +313,11 @@ class Scheduler:
             handle.scheduler = None
             handle._entry = handle._carrier = None
             self.steps += 1
-            handle.callback(*handle.args)
+            args = handle.args
+            if args is None:
+                handle.callback(handle)
+            else:
+                handle.callback(*args)
             return True
         return False
 

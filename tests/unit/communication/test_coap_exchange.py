@@ -265,3 +265,22 @@ def test_loss_never_delivers_twice_and_close_leaks_no_timer(
     if close_after is None and not any(drops):
         assert sorted(peers.delivered["b"]) == sorted(sent["a"])
         assert sorted(peers.delivered["a"]) == sorted(sent["b"])
+
+
+def test_a_framing_exchange_sends_every_message_framed_and_a_confirmable_keeps_its_datagram(
+        ) -> None:
+    world = World(0)
+    datagrams: list[bytes] = []
+    exchange = CoapExchange(
+        world.scheduler, datagrams.append, ids=MessageIds(1, 0xFFFF),
+        policy=RetransmitPolicy(ack_timeout_s=1.0, max_retransmit=2),
+        on_timeout=lambda c: None, frame=lambda coap: b"F" + coap)
+    message = CoapMessage(CoapType.CON, POST, exchange.allocate_mid(), b"", ("E", "x"), b"1")
+    pending = exchange.send_confirmable(message, what="x")
+    world.run_for(1.5)  # sent, then retransmitted once: the same datagram object both times
+    assert datagrams == [b"F" + message.encode()] * 2 and datagrams[0] is datagrams[1]
+    exchange.send_ack(CoapMessage(CoapType.CON, GET, 7, b"t"))
+    assert datagrams[2] == b"F" + CoapMessage(CoapType.ACK, EMPTY, 7, b"t").encode()
+    assert exchange.acknowledge(CoapMessage(CoapType.ACK, EMPTY, pending.mid)) is pending
+    world.run_for(60)
+    assert len(datagrams) == 3 and len(world.scheduler) == 0

@@ -124,19 +124,32 @@ def test_duplicate_node_names_are_refused() -> None:
 # -- reschedule: cancel + call_later without the cancelled entry -------------------------------
 
 #: ("arm", timer, delay index, urgent) | ("cancel", timer) | ("run", delay index)
-#: | ("post", delay index)
+#: | ("post", delay index) | ("own", delay index)
 _OPS = st.lists(st.one_of(
     st.tuples(st.just("arm"), st.integers(0, 3), st.integers(0, 3), st.booleans()),
     st.tuples(st.just("cancel"), st.integers(0, 3)),
     st.tuples(st.just("run"), st.integers(0, 3)),
     st.tuples(st.just("post"), st.integers(0, 3)),
+    st.tuples(st.just("own"), st.integers(0, 3)),
 ), max_size=60)
+
+
+class _OwnTimer(TimerHandle):
+    """A handle its owner makes and schedules itself (like a CoAP confirmable)."""
+
+    __slots__ = ("runs",)
+
+    def __init__(self, callback: Any) -> None:
+        super().__init__(0, callback, None, "own")
+        self.runs = 0
 _DELAYS = (0.0, 0.25, 0.5, 1.0)  # few values: keys tie at the same instant often
 
 
 def _replay(ops: list[tuple[Any, ...]], chooser: Chooser, rearm: bool) -> list[tuple[str, int]]:
     """Run ``ops`` on a scheduler; timers re-armed with ``reschedule`` or cancel + call_later,
-    untracked entries made with ``post_later`` or call_later."""
+    untracked entries made with ``post_later`` or call_later, handles made by their owner (run
+    with themselves as argument, scheduled again twice once they have run) scheduled with
+    ``schedule`` or call_later."""
     clock = VirtualClock()
     sched = Scheduler(clock, chooser)
     ran: list[tuple[str, int]] = []
@@ -146,6 +159,15 @@ def _replay(ops: list[tuple[Any, ...]], chooser: Chooser, rearm: bool) -> list[t
         ran.append((name, clock.now_us))
         if name.startswith("t") and len(ran) < 200:  # a timer that re-arms itself now and then
             sched.call_later(_DELAYS[len(ran) % 4], fire, "echo")
+
+    def own_due(own: _OwnTimer) -> None:
+        ran.append((f"own{own.runs}", clock.now_us))
+        own.runs += 1
+        if own.runs < 3:
+            if rearm:
+                sched.schedule(own, _DELAYS[own.runs])
+            else:
+                sched.call_later(_DELAYS[own.runs], own_due, own, label="own")
 
     for op in ops:
         if op[0] == "arm":
@@ -163,6 +185,12 @@ def _replay(ops: list[tuple[Any, ...]], chooser: Chooser, rearm: bool) -> list[t
         elif op[0] == "cancel":
             if op[1] in timers:
                 timers[op[1]].cancel()
+        elif op[0] == "own":
+            own = _OwnTimer(own_due)
+            if rearm:
+                sched.schedule(own, _DELAYS[op[1]])
+            else:
+                sched.call_later(_DELAYS[op[1]], own_due, own, label="own")
         elif op[0] == "post":
             if rearm:
                 sched.post_later(_DELAYS[op[1]], fire, "posted", label="posted")
@@ -178,7 +206,7 @@ def _replay(ops: list[tuple[Any, ...]], chooser: Chooser, rearm: bool) -> list[t
 
 @settings(max_examples=150, deadline=None)
 @given(ops=_OPS, seed=st.integers(0, 3))
-def test_reschedule_and_post_later_run_like_cancel_then_call_later(
+def test_reschedule_post_later_and_schedule_run_like_cancel_then_call_later(
         ops: list[tuple[Any, ...]], seed: int) -> None:
     assert _replay(ops, SeededChooser(seed), True) == _replay(ops, SeededChooser(seed), False)
     # a chooser that is not the seeded one is asked the same questions in the same order
@@ -240,3 +268,18 @@ def test_cancel_lets_go_of_the_callback_and_its_arguments() -> None:
     handle.cancel()
     assert ref() is None  # freed although the cancelled entry is still in the heap
     assert not handle.active and not sched.step()
+
+
+def test_schedule_refuses_a_handle_that_is_scheduled_and_takes_it_again_once_run() -> None:
+    clock = VirtualClock()
+    sched = Scheduler(clock, SeededChooser(0))
+    seen: list[int] = []
+    own = _OwnTimer(lambda handle: seen.append(clock.now_us))
+    sched.schedule(own, 1.0)
+    with pytest.raises(ValueError, match="scheduled already"):
+        sched.schedule(own, 2.0)
+    assert own.active and len(sched) == 1
+    assert sched.step() and seen == [1_000_000] and not own.active
+    sched.schedule(own, 0.5)
+    own.cancel()
+    assert not sched.step() and seen == [1_000_000]
