@@ -13,6 +13,12 @@ Entries live in one heap ordered by ``(due_us, priority, tiebreak, seq)``:
   chooser steers that order instead;
 * ``seq`` - insertion counter: entries with equal tie-breaks run in the order they were created.
 
+An entry holds ``tiebreak`` and ``seq`` as one *order key*: with the seeded chooser, whose
+tie-breaks are the floats of ``random.random()`` (each exactly ``k / 2**53`` for an integer
+``k``), the int ``k << 64 | seq``, which orders exactly like the pair (one object per entry where
+the pair takes two; a fleet has hundreds of thousands of entries at once); with any other
+chooser the tuple ``(tiebreak, seq)``.
+
 Cancelled entries stay in the heap until they come up; ``cancel()`` drops what the entry would
 have called (callback and arguments) at once. The scheduler counts cancelled entries and, when
 there are more than 512 of them and they are more than a sixteenth of the heap, rebuilds the heap
@@ -36,7 +42,7 @@ the owner's object, a handle and an arguments tuple. A handle whose ``args`` is 
 itself as the only argument. The same handle may be scheduled again once it has run.
 
 ``post_later`` schedules like ``call_later`` (the same tie-break draw) but returns no handle:
-its entry, which cannot be cancelled, is one tuple ``(due_us, priority, tiebreak, seq, callback,
+its entry, which cannot be cancelled, is one tuple ``(due_us, priority, order key, callback,
 args)`` instead of a tuple and a :class:`TimerHandle` (a datagram in flight).
 
 Components that need FIFO delivery among same-instant entries (a link carrying several datagrams
@@ -59,9 +65,13 @@ URGENT = 0
 NORMAL = 1
 
 
-Entry = tuple[int, int, float, int, "TimerHandle"]
+#: ``k << 64 | seq`` for a seeded tie-break ``k / 2**53``, else ``(tiebreak, seq)``
+OrderKey = int | tuple[float, int]
+Entry = tuple[int, int, OrderKey, "TimerHandle"]
 #: an entry of ``post_later``: no handle, the callback and its arguments in the tuple
-Posted = tuple[int, int, float, int, Callable[..., Any], tuple[Any, ...]]
+Posted = tuple[int, int, OrderKey, Callable[..., Any], tuple[Any, ...]]
+#: the seeded tie-breaks times this are their integer numerators
+_TIE_SCALE = float(2 ** 53)
 
 
 def _released(*_args: Any) -> None:
@@ -127,7 +137,7 @@ class Scheduler:
 
     def __len__(self) -> int:
         return sum(1 for entry in self._heap
-                   if len(entry) == 6 or entry is entry[4]._carrier)
+                   if len(entry) == 5 or entry is entry[3]._carrier)
 
     def call_at(self, due_us: int, callback: Callable[..., Any], *args: Any,
                 priority: int = NORMAL, label: str = "") -> TimerHandle:
@@ -139,8 +149,9 @@ class Scheduler:
         self._seq = seq = self._seq + 1
         tie_random = self._tie_random
         handle._entry = handle._carrier = entry = (
-            due_us, priority, tie_random() if tie_random is not None else self._tiebreak(label),
-            seq, handle)
+            due_us, priority,
+            int(tie_random() * _TIE_SCALE) << 64 | seq if tie_random is not None
+            else (self._tiebreak(label), seq), handle)
         heappush(self._heap, entry)
         return handle
 
@@ -160,8 +171,9 @@ class Scheduler:
         self._seq = seq = self._seq + 1
         tie_random = self._tie_random
         handle._entry = handle._carrier = entry = (
-            due_us, priority, tie_random() if tie_random is not None else self._tiebreak(label),
-            seq, handle)
+            due_us, priority,
+            int(tie_random() * _TIE_SCALE) << 64 | seq if tie_random is not None
+            else (self._tiebreak(label), seq), handle)
         heappush(self._heap, entry)
         return handle
 
@@ -185,7 +197,8 @@ class Scheduler:
         tie_random = self._tie_random
         handle._entry = handle._carrier = entry = (
             due_us, priority,
-            tie_random() if tie_random is not None else self._tiebreak(handle.label), seq, handle)
+            int(tie_random() * _TIE_SCALE) << 64 | seq if tie_random is not None
+            else (self._tiebreak(handle.label), seq), handle)
         heappush(self._heap, entry)
 
     def post_later(self, delay_s: float, callback: Callable[..., Any], *args: Any,
@@ -203,8 +216,9 @@ class Scheduler:
         self._seq = seq = self._seq + 1
         tie_random = self._tie_random
         heappush(self._heap, (
-            due_us, priority, tie_random() if tie_random is not None else self._tiebreak(label),
-            seq, callback, args))
+            due_us, priority,
+            int(tie_random() * _TIE_SCALE) << 64 | seq if tie_random is not None
+            else (self._tiebreak(label), seq), callback, args))
 
     def reschedule(self, handle: TimerHandle | None, delay_s: float,
                    callback: Callable[..., Any], *args: Any, priority: int = NORMAL,
@@ -229,9 +243,10 @@ class Scheduler:
             self._last_due_us = due_us
         self._seq = seq = self._seq + 1
         tie_random = self._tie_random
-        tiebreak = tie_random() if tie_random is not None else self._tiebreak(label)
+        order: OrderKey = (int(tie_random() * _TIE_SCALE) << 64 | seq if tie_random is not None
+                           else (self._tiebreak(label), seq))
         # the sequence number is new, so the keys differ before the handles are compared
-        entry = (due_us, priority, tiebreak, seq, handle)
+        entry = (due_us, priority, order, handle)
         handle._entry = entry
         handle.due_us = due_us
         handle.callback = callback
@@ -257,9 +272,9 @@ class Scheduler:
         heap = self._heap
         while heap:
             entry = heap[0]
-            if len(entry) == 6:  # posted
+            if len(entry) == 5:  # posted
                 return entry[0]
-            handle = entry[4]
+            handle = entry[3]
             live = handle._entry
             if live is entry:
                 return entry[0]
@@ -278,10 +293,10 @@ class Scheduler:
             # live handles only, each with its own entry (a carrier gives way to what it carries)
             live: list[Entry | Posted] = []
             for entry in heap:
-                if len(entry) == 6:  # posted
+                if len(entry) == 5:  # posted
                     live.append(entry)
                     continue
-                handle = entry[4]
+                handle = entry[3]
                 if entry is handle._carrier and handle._entry is not None:
                     handle._carrier = handle._entry
                     live.append(handle._entry)
@@ -294,12 +309,12 @@ class Scheduler:
         heap = self._heap
         while heap:
             entry = heappop(heap)
-            if len(entry) == 6:  # posted
+            if len(entry) == 5:  # posted
                 self.clock._now_us = entry[0]
                 self.steps += 1
-                entry[4](*entry[5])
+                entry[3](*entry[4])
                 return True
-            handle = entry[4]
+            handle = entry[3]
             live = handle._entry
             if live is not entry:
                 if live is not None and entry is handle._carrier:
