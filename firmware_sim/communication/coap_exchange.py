@@ -110,7 +110,7 @@ class Confirmable(TimerHandle):
                  on_ack: Callable[[CoapMessage], None] | None,
                  exchange: CoapExchange | None = None, encoded: bytes | None = None,
                  label: str = "coap-retransmit") -> None:
-        super().__init__(0, _retransmission_due, None, label)
+        super().__init__(_retransmission_due, None, label)
         self.mid = message.mid
         self.what = what
         self.on_ack = on_ack

@@ -143,6 +143,21 @@ def _is_success(ack: CoapMessage) -> bool:
     return ack.code == wire.EMPTY or ack.code >> 5 == 2
 
 
+class _DescribeAcked:
+    """``on_ack`` of an application describe: keeps its checksum with the session once the
+    cloud accepts it (a slotted object: a third of a closure's size, one per device at once)."""
+
+    __slots__ = ("crc", "session")
+
+    def __init__(self, session: SessionPersist, crc: int) -> None:
+        self.session = session
+        self.crc = crc
+
+    def __call__(self, ack: CoapMessage) -> None:
+        if _is_success(ack):
+            self.session.update_describe_crc(self.crc)
+
+
 class ProtocolListener(Protocol):
     """Where the protocol reports (the system layer's cloud connection); every call comes from
     a scheduler entry of its own."""
@@ -197,10 +212,11 @@ class DeviceProtocol:
         self._keepalive: TimerHandle | None = None
         self._begin_timer: TimerHandle | None = None
         self._begin_reported = False
-        #: datagrams that arrived while ``begin`` was still running (see ``resume_send_s``)
-        self._held: list[bytes] = []
-        #: message ids of the subscriptions not yet acknowledged, and their checksum
-        self._subscription_mids: list[int] = []
+        #: datagrams that arrived while ``begin`` was still running (see ``resume_send_s``);
+        #: None when there are none (most devices never hold one: no empty list each)
+        self._held: list[bytes] | None = None
+        #: message ids of the subscriptions not yet acknowledged (None: none), and their checksum
+        self._subscription_mids: list[int] | None = None
         self._subscriptions_crc = 0
 
     # -- public API ----------------------------------------------------------------------------
@@ -243,8 +259,8 @@ class DeviceProtocol:
         self._cancel_timer("_dtls_timer")
         self._cancel_timer("_keepalive")
         self._cancel_timer("_begin_timer")
-        self._held.clear()
-        self._subscription_mids.clear()
+        self._held = None
+        self._subscription_mids = None
         if self._port is not None:
             self._port.close()
             self._port = None
@@ -292,13 +308,8 @@ class DeviceProtocol:
             self._log.info(LOG_PROTOCOL,
                            "Checksum has not changed; not sending application DESCRIBE")
             return False
-
-        def acked(ack: CoapMessage) -> None:
-            if _is_success(ack):
-                self._session.update_describe_crc(crc)
-
         self._send_con(wire.POST, (wire.URI_DESCRIBE,), payload, what="application describe",
-                       on_ack=acked)
+                       on_ack=_DescribeAcked(self._session, crc))
         return True
 
     def send_subscriptions(self, prefixes: list[str]) -> bool:
@@ -314,23 +325,27 @@ class DeviceProtocol:
             self._log.info(LOG_PROTOCOL, "Checksum has not changed; not sending subscriptions")
             return False
         self._log.info(LOG_PROTOCOL, "Sending subscriptions")
-        self._subscription_mids.clear()
         self._subscriptions_crc = crc
         acked = self._subscription_acked  # one bound method for all of them
+        self._subscription_mids = mids = []
         for prefix in prefixes:
             mid = self._send_con(wire.GET, (wire.URI_PUBLIC_EVENT, prefix), b"",
                                  what=_what("subscribe ", prefix), on_ack=acked)
-            self._subscription_mids.append(mid)
+            mids.append(mid)
+        if not mids:
+            self._subscription_mids = None
         return True
 
     def _subscription_acked(self, ack: CoapMessage) -> None:
-        if ack.mid not in self._subscription_mids:
+        mids = self._subscription_mids
+        if mids is None or ack.mid not in mids:
             return
         if not _is_success(ack):
-            self._subscription_mids.clear()  # one refusal: the checksum is not kept
+            self._subscription_mids = None  # one refusal: the checksum is not kept
             return
-        self._subscription_mids.remove(ack.mid)
-        if not self._subscription_mids:
+        mids.remove(ack.mid)
+        if not mids:
+            self._subscription_mids = None
             self._session.update_subscriptions_crc(self._subscriptions_crc)
 
     def ping(self) -> int | None:
@@ -425,8 +440,8 @@ class DeviceProtocol:
         processed (Device OS reads the socket only after ``begin`` returned)."""
         self._begin_timer = None
         self._listener.protocol_begin_result(code)
-        held, self._held = self._held, []
-        for data in held:
+        held, self._held = self._held, None
+        for data in held or ():
             self._scheduler.call_soon(self.datagram_received, data, label="protocol-held")
 
     def _fail(self, code: ProtocolResult) -> None:
@@ -501,6 +516,8 @@ class DeviceProtocol:
         if self.phase in (Phase.IDLE, Phase.CLOSED):
             return
         if self._begin_timer is not None:
+            if self._held is None:
+                self._held = []
             self._held.append(bytes(data))
             return
         try:

@@ -81,12 +81,10 @@ def _released(*_args: Any) -> None:
 class TimerHandle:
     """A scheduled callback; ``cancel()`` makes it a no-op."""
 
-    __slots__ = ("_carrier", "_entry", "args", "callback", "cancelled", "due_us", "label",
-                 "scheduler")
+    __slots__ = ("_carrier", "_entry", "args", "callback", "cancelled", "label", "scheduler")
 
-    def __init__(self, due_us: int, callback: Callable[..., Any], args: tuple[Any, ...] | None,
-                 label: str, scheduler: Scheduler | None = None) -> None:
-        self.due_us = due_us
+    def __init__(self, callback: Callable[..., Any], args: tuple[Any, ...] | None, label: str,
+                 scheduler: Scheduler | None = None) -> None:
         self.callback = callback
         #: what ``callback`` is called with; None: the handle itself
         self.args = args
@@ -109,6 +107,12 @@ class TimerHandle:
             if scheduler is not None:
                 self.scheduler = None
                 scheduler._entry_cancelled()
+
+    @property
+    def due_us(self) -> int | None:
+        """The virtual instant it runs at while it is scheduled (its entry's key), else None."""
+        entry = self._entry
+        return None if entry is None else entry[0]
 
     @property
     def active(self) -> bool:
@@ -145,7 +149,7 @@ class Scheduler:
         now_us = self.clock._now_us
         if due_us < now_us:
             due_us = now_us
-        handle = TimerHandle(due_us, callback, args, label, self)
+        handle = TimerHandle(callback, args, label, self)
         self._seq = seq = self._seq + 1
         tie_random = self._tie_random
         handle._entry = handle._carrier = entry = (
@@ -167,7 +171,7 @@ class Scheduler:
             due_us = self._last_due_us
         else:
             self._last_due_us = due_us
-        handle = TimerHandle(due_us, callback, args, label, self)
+        handle = TimerHandle(callback, args, label, self)
         self._seq = seq = self._seq + 1
         tie_random = self._tie_random
         handle._entry = handle._carrier = entry = (
@@ -190,7 +194,6 @@ class Scheduler:
             due_us = self._last_due_us
         else:
             self._last_due_us = due_us
-        handle.due_us = due_us
         handle.cancelled = False
         handle.scheduler = self
         self._seq = seq = self._seq + 1
@@ -248,7 +251,6 @@ class Scheduler:
         # the sequence number is new, so the keys differ before the handles are compared
         entry = (due_us, priority, order, handle)
         handle._entry = entry
-        handle.due_us = due_us
         handle.callback = callback
         handle.args = args
         handle.label = label

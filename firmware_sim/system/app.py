@@ -136,7 +136,7 @@ class Particle:
     def every(self, seconds: float, callback: Callable[[], None]) -> TimerHandle:
         """Call ``callback`` every ``seconds``; cancel the returned handle to stop."""
         scheduler = self._device.world.scheduler
-        control = TimerHandle(0, callback, (), "app-periodic")
+        control = TimerHandle(callback, (), "app-periodic")
 
         def tick() -> None:
             if control.cancelled:

@@ -140,7 +140,7 @@ class _OwnTimer(TimerHandle):
     __slots__ = ("runs",)
 
     def __init__(self, callback: Any) -> None:
-        super().__init__(0, callback, None, "own")
+        super().__init__(callback, None, "own")
         self.runs = 0
 _DELAYS = (0.0, 0.25, 0.5, 1.0)  # few values: keys tie at the same instant often
 
