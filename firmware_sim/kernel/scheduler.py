@@ -147,38 +147,15 @@ class Scheduler:
                 priority: int = NORMAL, label: str = "") -> TimerHandle:
         """Run ``callback(*args)`` at virtual instant ``due_us`` (clamped to now)."""
         now_us = self.clock._now_us
-        if due_us < now_us:
-            due_us = now_us
         handle = TimerHandle(callback, args, label, self)
-        self._seq = seq = self._seq + 1
-        tie_random = self._tie_random
-        handle._entry = handle._carrier = entry = (
-            due_us, priority,
-            int(tie_random() * _TIE_SCALE) << 64 | seq if tie_random is not None
-            else (self._tiebreak(label), seq), handle)
-        heappush(self._heap, entry)
+        self._push(handle, now_us if due_us < now_us else due_us, priority)
         return handle
 
     def call_later(self, delay_s: float, callback: Callable[..., Any], *args: Any,
                    priority: int = NORMAL, label: str = "") -> TimerHandle:
         """Run ``callback(*args)`` ``delay_s`` seconds from now."""
-        # call_at inlined (the hottest path of a fleet): same arithmetic as to_micros
-        now_us = self.clock._now_us
-        due_us = now_us + round(delay_s * MICROS_PER_SECOND)
-        if due_us < now_us:
-            due_us = now_us
-        if due_us == self._last_due_us:  # share the int: entries often come in same-due runs
-            due_us = self._last_due_us
-        else:
-            self._last_due_us = due_us
         handle = TimerHandle(callback, args, label, self)
-        self._seq = seq = self._seq + 1
-        tie_random = self._tie_random
-        handle._entry = handle._carrier = entry = (
-            due_us, priority,
-            int(tie_random() * _TIE_SCALE) << 64 | seq if tie_random is not None
-            else (self._tiebreak(label), seq), handle)
-        heappush(self._heap, entry)
+        self._push(handle, self._due_after(delay_s), priority)
         return handle
 
     def schedule(self, handle: TimerHandle, delay_s: float, *, priority: int = NORMAL) -> None:
@@ -186,42 +163,16 @@ class Scheduler:
         ``call_later`` with the handle's callback, arguments and label, without a new handle."""
         if handle._carrier is not None:
             raise ValueError("the handle is scheduled already")
-        now_us = self.clock._now_us
-        due_us = now_us + round(delay_s * MICROS_PER_SECOND)
-        if due_us < now_us:
-            due_us = now_us
-        if due_us == self._last_due_us:  # share the int: entries often come in same-due runs
-            due_us = self._last_due_us
-        else:
-            self._last_due_us = due_us
         handle.cancelled = False
         handle.scheduler = self
-        self._seq = seq = self._seq + 1
-        tie_random = self._tie_random
-        handle._entry = handle._carrier = entry = (
-            due_us, priority,
-            int(tie_random() * _TIE_SCALE) << 64 | seq if tie_random is not None
-            else (self._tiebreak(handle.label), seq), handle)
-        heappush(self._heap, entry)
+        self._push(handle, self._due_after(delay_s), priority)
 
     def post_later(self, delay_s: float, callback: Callable[..., Any], *args: Any,
                    priority: int = NORMAL, label: str = "") -> None:
         """``call_later`` without a handle (the entry cannot be cancelled; ``label`` is only
         given to the chooser): the same tie-break draw and order, a lighter entry."""
-        now_us = self.clock._now_us
-        due_us = now_us + round(delay_s * MICROS_PER_SECOND)
-        if due_us < now_us:
-            due_us = now_us
-        if due_us == self._last_due_us:  # share the int: entries often come in same-due runs
-            due_us = self._last_due_us
-        else:
-            self._last_due_us = due_us
-        self._seq = seq = self._seq + 1
-        tie_random = self._tie_random
-        heappush(self._heap, (
-            due_us, priority,
-            int(tie_random() * _TIE_SCALE) << 64 | seq if tie_random is not None
-            else (self._tiebreak(label), seq), callback, args))
+        due_us = self._due_after(delay_s)
+        heappush(self._heap, (due_us, priority, self._order_key(label), callback, args))
 
     def reschedule(self, handle: TimerHandle | None, delay_s: float,
                    callback: Callable[..., Any], *args: Any, priority: int = NORMAL,
@@ -236,20 +187,9 @@ class Scheduler:
                 handle.cancel()
             return self.call_later(delay_s, callback, *args, priority=priority, label=label)
         assert handle is not None
-        now_us = self.clock._now_us
-        due_us = now_us + round(delay_s * MICROS_PER_SECOND)
-        if due_us < now_us:
-            due_us = now_us
-        if due_us == self._last_due_us:  # share the int: entries often come in same-due runs
-            due_us = self._last_due_us
-        else:
-            self._last_due_us = due_us
-        self._seq = seq = self._seq + 1
-        tie_random = self._tie_random
-        order: OrderKey = (int(tie_random() * _TIE_SCALE) << 64 | seq if tie_random is not None
-                           else (self._tiebreak(label), seq))
+        due_us = self._due_after(delay_s)
         # the sequence number is new, so the keys differ before the handles are compared
-        entry = (due_us, priority, order, handle)
+        entry = (due_us, priority, self._order_key(label), handle)
         handle._entry = entry
         handle.callback = callback
         handle.args = args
@@ -259,6 +199,34 @@ class Scheduler:
             heappush(self._heap, entry)
             self._entry_cancelled()  # the old carrier
         return handle
+
+    # -- making entries (the hottest path of a fleet) -----------------------------------------
+
+    def _due_after(self, delay_s: float) -> int:
+        """The instant ``delay_s`` from now (never before now; the same arithmetic as
+        ``to_micros``); equal consecutive due times share one int object."""
+        now_us = self.clock._now_us
+        due_us = now_us + round(delay_s * MICROS_PER_SECOND)
+        if due_us < now_us:
+            due_us = now_us
+        if due_us == self._last_due_us:  # share the int: entries often come in same-due runs
+            return self._last_due_us
+        self._last_due_us = due_us
+        return due_us
+
+    def _order_key(self, label: str) -> OrderKey:
+        """The next entry's tie-break and sequence number, as one order key (module header):
+        one draw from the chooser per entry made."""
+        self._seq = seq = self._seq + 1
+        tie_random = self._tie_random
+        if tie_random is not None:
+            return int(tie_random() * _TIE_SCALE) << 64 | seq
+        return (self._tiebreak(label), seq)
+
+    def _push(self, handle: TimerHandle, due_us: int, priority: int) -> None:
+        handle._entry = handle._carrier = entry = (
+            due_us, priority, self._order_key(handle.label), handle)
+        heappush(self._heap, entry)
 
     def call_soon(self, callback: Callable[..., Any], *args: Any, priority: int = NORMAL,
                   label: str = "") -> TimerHandle:
