@@ -43,7 +43,7 @@ from ..runtime import NullRuntime, Runtime
 from ..store import StoreInputError
 from . import admin, device_keys, devices, events, oauth, openapi, products
 from .context import ApiConfig, ApiContext
-from .direct import DirectEndpoints, fixed_paths, walk_pick
+from .direct import DirectEndpoints, fixed_route_table
 from .errors import ApiError
 from .guard import Guard
 from .responses import ApiJSONResponse
@@ -81,9 +81,9 @@ def create_app(cloud: Cloud, *, runtime: Runtime | None = None,
     app.add_exception_handler(StoreInputError, _store_input_error)
     app.add_exception_handler(Exception, _internal_error)
     openapi.install(app)
-    _StaticRoutes.install(app)
+    fixed = _StaticRoutes.install(app).table
     app.add_middleware(_Runtime, ctx=ctx,
-                       direct=DirectEndpoints(app) if direct_endpoints else None)
+                       direct=DirectEndpoints(app, fixed) if direct_endpoints else None)
     app.add_middleware(Guard, config=ctx.config,
                        tracer=cloud.world.trace.bind(cloud.name, "http"))
     return app
@@ -186,25 +186,22 @@ class _StaticRoutes:
     the route the router's walk would pick for that method and path, found in a dict. Other
     requests (paths with parameters, 404, 405) take the router's walk as before.
 
-    The table is built by asking every route, in the router's order, whether it matches each
-    fixed path with each of its methods - the walk's own rule - so the lookup always picks the
-    route the walk would pick."""
+    The table (:func:`.direct.fixed_route_table`) is built by asking every route, in the
+    router's order, whether it matches each fixed path with each of its methods - the walk's
+    own rule - so the lookup always picks the route the walk would pick."""
 
     def __init__(self, routes: list[BaseRoute], walk: ASGIApp) -> None:
         self.walk = walk
-        self.table: dict[tuple[str, str], BaseRoute] = {}
-        for path, method in fixed_paths(routes):
-            route = walk_pick(routes, method, path)
-            if route is not None:
-                self.table[(method, path)] = route
+        self.table = fixed_route_table(routes)
 
     @classmethod
-    def install(cls, app: FastAPI) -> None:
+    def install(cls, app: FastAPI) -> _StaticRoutes:
         router = app.router
         # Starlette's Router calls ``middleware_stack``, which is its ``app`` when it has no
         # middleware of its own
         assert router.middleware_stack == router.app, "the router has middleware"
-        router.middleware_stack = cls(router.routes, router.app)
+        router.middleware_stack = static = cls(router.routes, router.app)
+        return static
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         route = self.table.get((scope.get("method", ""), scope.get("path", "")))

@@ -11,8 +11,9 @@ exit-stack middleware, the router, the route's request handler and its dependenc
 about a quarter of the CPU of a claim.
 
 :class:`DirectEndpoints` is built once, when the app is made, from the app's own routes: for
-each ``(method, path)`` with a fixed path it asks the routes, in the router's order, which one
-the router's walk would pick, and keeps it when that route qualifies (an :class:`APIRoute` whose
+each ``(method, path)`` with a fixed path it takes the route the router's walk would pick
+(:func:`fixed_route_table`, the table the app's fixed-path lookup uses too), and keeps it when
+that route qualifies (an :class:`APIRoute` whose
 endpoint is a coroutine function taking exactly one parameter, a ``Request``, with no
 dependencies, response model or status code of its own). A request for one of those is then
 served by calling the endpoint with a ``Request`` and sending the response it returns - the
@@ -29,6 +30,7 @@ app with and without this lane and compares the answers byte for byte.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping, Sequence
 from typing import Any, get_type_hints
 
 from fastapi import FastAPI
@@ -43,15 +45,16 @@ from starlette.types import Receive, Scope, Send
 class DirectEndpoints:
     """The qualifying fixed-path routes of ``app`` by ``(method, path)`` (module header)."""
 
-    def __init__(self, app: FastAPI) -> None:
+    def __init__(self, app: FastAPI,
+                 fixed: Mapping[tuple[str, str], BaseRoute] | None = None) -> None:
+        """``fixed``: :func:`fixed_route_table` of the app's routes, when the caller has it."""
         self.app = app
         self.router = app.router
-        self.table: dict[tuple[str, str], APIRoute] = {}
-        routes = list(app.router.routes)
-        for path, method in fixed_paths(routes):
-            route = walk_pick(routes, method, path)
-            if isinstance(route, APIRoute) and qualifies(route):
-                self.table[(method, path)] = route
+        if fixed is None:
+            fixed = fixed_route_table(app.router.routes)
+        self.table: dict[tuple[str, str], APIRoute] = {
+            key: route for key, route in fixed.items()
+            if isinstance(route, APIRoute) and qualifies(route)}
         handlers = dict(app.exception_handlers)
         #: Starlette's ExceptionMiddleware leaves these to the outer error middleware
         handlers.pop(Exception, None)
@@ -95,21 +98,22 @@ class DirectEndpoints:
         return handler
 
 
-def fixed_paths(routes: list[BaseRoute]) -> set[tuple[str, str]]:
-    """Every ``(path, method)`` of a route whose path has no parameters."""
-    return {(path, method) for route in routes
+def fixed_route_table(routes: Sequence[BaseRoute]) -> dict[tuple[str, str], BaseRoute]:
+    """For every ``(method, path)`` of a route whose path has no parameters, the route the
+    router's walk picks for it: the first that matches it fully, asked in the router's order
+    (the walk's own rule)."""
+    table: dict[tuple[str, str], BaseRoute] = {}
+    keys = {(method, path) for route in routes
             if "{" not in (path := getattr(route, "path", "{"))
             for method in (getattr(route, "methods", None) or ())}
-
-
-def walk_pick(routes: list[BaseRoute], method: str, path: str) -> BaseRoute | None:
-    """The route the router's walk picks for ``method`` and ``path``: the first full match."""
-    probe: Scope = {"type": "http", "path": path, "root_path": "", "method": method}
-    for route in routes:
-        match, _ = route.matches(probe)
-        if match is Match.FULL:
-            return route
-    return None
+    for method, path in keys:
+        probe: Scope = {"type": "http", "path": path, "root_path": "", "method": method}
+        for route in routes:
+            match, _ = route.matches(probe)
+            if match is Match.FULL:
+                table[(method, path)] = route
+                break
+    return table
 
 
 def qualifies(route: APIRoute) -> bool:
@@ -132,4 +136,4 @@ def qualifies(route: APIRoute) -> bool:
     return hints.get(parameters[0].name) is Request
 
 
-__all__ = ["DirectEndpoints", "fixed_paths", "qualifies", "walk_pick"]
+__all__ = ["DirectEndpoints", "fixed_route_table", "qualifies"]
