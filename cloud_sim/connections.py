@@ -50,6 +50,10 @@ from urllib.parse import unquote
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+#: scope key the httptools variant sets to True once the whole request (head and body) has been
+#: parsed, before the app reads the body: the API then takes the body in one ``receive()``
+#: with no deadline to arm, since nothing is left to wait for
+WHOLE_REQUEST_RECEIVED = "fwsim.whole_request_received"
 #: the bytes of a request head kept at most (uvicorn's h11 default; both variants apply it)
 MAX_HEAD_BYTES = 16 * 1024
 HTTP_PROTOCOLS = ("auto", "h11", "httptools")
@@ -280,6 +284,11 @@ def _httptools_protocol() -> type[Guarded]:
                 raw_path = self.url.partition(b"?")[0]
                 self.scope["raw_path"] = raw_path
                 self.scope["path"] = unquote(raw_path.decode("ascii"))
+
+        def on_message_complete(self) -> None:
+            super().on_message_complete()
+            if self.cycle is not None and not self.cycle.more_body:
+                self.scope[WHOLE_REQUEST_RECEIVED] = True  # type: ignore[literal-required]
 
         def on_response_complete(self) -> None:
             super().on_response_complete()

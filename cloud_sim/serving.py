@@ -65,8 +65,11 @@ async def start_uvicorn(app: Any, sock: socket.socket, *, name: str, log_level: 
                         **options: Any) -> tuple[QuietUvicorn, asyncio.Task[None]]:
     """Serve ``app`` on ``sock`` (``options``: further ``uvicorn.Config`` arguments); returns
     the server and its task once it listens."""
+    # proxy_headers off: uvicorn would otherwise take the client address from any loopback
+    # client's X-Forwarded-For (its default trusts 127.0.0.1), and the emulator sits behind
+    # no proxy
     config = uvicorn.Config(app, log_level=log_level, lifespan="off", access_log=False,
-                            timeout_graceful_shutdown=2, **options)
+                            timeout_graceful_shutdown=2, proxy_headers=False, **options)
     logging.getLogger("uvicorn.error").setLevel(log_level.upper())
     server = QuietUvicorn(config)
     task = asyncio.create_task(server.serve(sockets=[sock]), name=name)

@@ -28,7 +28,8 @@ async def params_of(request: Request) -> Params:
 async def caller_of(request: Request) -> tuple[ApiContext, Params, Caller]:
     """Parse the request, then authenticate it (the token may be a body field)."""
     ctx = context(request)
-    params = await params_of(request)
+    config = ctx.config
+    params = await read_params(request, config.max_body_bytes, config.body_timeout_s)
     return ctx, params, authenticate(ctx, request, params)
 
 

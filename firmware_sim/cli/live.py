@@ -21,11 +21,16 @@ How this works
 A legend line saying which clock is which is printed first. On a terminal (and without
 ``NO_COLOR``) device names, levels and cloud lines are coloured. ``--quiet`` prints nothing;
 ``--log-level`` drops device lines below a level.
+
+Under an event loop (the serving commands) a line is written at once but flushed at the end of
+the loop's current round of callbacks: every line of one round goes out in one ``write(2)``, in
+the order it was printed. Without a running loop each line is flushed as it is printed.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
 from collections.abc import Callable, Iterable
@@ -80,6 +85,7 @@ class LiveLog:
         self.width = max(len(name) for name in names)
         self._ids: dict[str, str] = {}  # device id -> name, for cloud lines
         self._unsubscribe: Callable[[], None] | None = None
+        self._flush_due = False
 
     def name_ids(self, pairs: Iterable[tuple[str, str]]) -> None:
         """Tell the log which device id is which device (cloud lines name devices by id)."""
@@ -109,8 +115,24 @@ class LiveLog:
 
     def _print(self, line: str) -> None:
         try:
-            print(line, file=self.stream, flush=True)
+            self.stream.write(line + "\n")
+            if self._flush_due:
+                return
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self.stream.flush()
+                return
+            self._flush_due = True
+            loop.call_soon(self._flush)
         except (BrokenPipeError, ValueError):  # reader gone, or stream closed at exit
+            self.stop()
+
+    def _flush(self) -> None:
+        self._flush_due = False
+        try:
+            self.stream.flush()
+        except (BrokenPipeError, ValueError):
             self.stop()
 
     def _paint(self, text: str, colour: str) -> str:

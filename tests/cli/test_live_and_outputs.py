@@ -59,6 +59,38 @@ def test_live_log_labels_clocks_filters_levels_and_colours() -> None:
     bed.close()
 
 
+class _CountingStream(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.flushed: list[str] = []  # the text as it stood at each flush
+
+    def flush(self) -> None:
+        self.flushed.append(self.getvalue())
+
+
+def test_live_log_flushes_once_per_loop_round_in_order_and_at_once_without_a_loop() -> None:
+    import asyncio
+
+    bed = Testbed(TestbedSpec(seed=1, devices=provisioned("dev"), timing="fast"))
+    lines = [f"line {n}" for n in range(5)]
+    stream = _CountingStream()
+    log = LiveLog(bed.world, stream=stream, color=False)
+    for line in lines[:2]:  # no running loop: each line flushed as printed
+        log._print(line)
+    assert stream.flushed == ["line 0\n", "line 0\nline 1\n"]
+
+    async def one_round_then_next() -> list[str]:
+        for line in lines[2:]:
+            log._print(line)
+        seen = list(stream.flushed)  # nothing flushed within the round
+        await asyncio.sleep(0)
+        return seen
+
+    assert len(asyncio.run(one_round_then_next())) == 2
+    assert stream.flushed[2:] == ["".join(f"{line}\n" for line in lines)]  # one flush, in order
+    bed.close()
+
+
 def test_trace_show_follow_prints_records_as_they_are_appended(tmp_path: Path) -> None:
     trace = tmp_path / "t.jsonl"
     trace.write_text("")

@@ -91,6 +91,68 @@ def test_a_silent_or_slowloris_connection_gets_408_and_is_closed() -> None:
     served(body)
 
 
+def _user_post(host: str, port: int, body: bytes) -> tuple[bytes, bytes]:
+    """A ``POST /v1/users`` head declaring ``body`` (and that body)."""
+    head = (f"POST /v1/users HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+    return head, body
+
+
+def test_a_body_is_read_whole_at_once_late_in_pieces_or_answered_408() -> None:
+    """Three ways a body arrives: with its head in one packet (read in one go), after the head
+    in pieces (read as a stream), or not in time (408, and the connection stays usable)."""
+    async def body(server: CloudServer, host: str, port: int) -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        head, payload = _user_post(host, port, b'{"username":"a@x.io","password":"pw"}')
+        writer.write(head + payload)  # one packet; a second request pipelined behind it
+        writer.write(b"".join(_user_post(host, port, b'{"username":"a@x.io"}')))
+        raw = b""
+        while raw.count(b"HTTP/1.1 ") < 2 or not raw.endswith(b"}"):
+            raw += await read_all(reader)
+        first, _, second = raw.partition(b"HTTP/1.1 400")
+        assert status_and_json(first)[0] == 200 and b"password" in second
+
+        head, payload = _user_post(host, port, b'{"username":"b@x.io","password":"pw"}')
+        writer.write(head)
+        for start in range(0, len(payload), 10):  # the body later, in pieces
+            await asyncio.sleep(0.02)
+            writer.write(payload[start:start + 10])
+        status, answer = status_and_json(await read_all(reader))
+        assert status == 200 and answer["ok"] is True
+
+        head, payload = _user_post(host, port, b'{"username":"c@x.io","password":"pw"}')
+        writer.write(head + payload[:5])  # the rest never comes
+        status, answer = status_and_json(await read_all(reader))
+        assert status == 408 and "did not arrive within 0.3 s" in answer["error_description"]
+        writer.close()
+
+    served(body, ConnectionLimits(max_connections=6, head_timeout_s=5.0), body_timeout_s=0.3)
+
+
+def test_x_forwarded_for_does_not_change_the_client_address() -> None:
+    """No proxy stands in front of the emulator, so a loopback client's ``X-Forwarded-For`` is
+    not believed (uvicorn's default would take it from 127.0.0.1)."""
+    from cloud_sim.serving import bind_tcp, start_uvicorn
+
+    async def echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": scope["client"][0].encode()})
+
+    async def main() -> str:
+        sock = bind_tcp("127.0.0.1", 0)
+        server, task = await start_uvicorn(echo, sock, name="echo", log_level="error")
+        try:
+            async with httpx.AsyncClient() as http:
+                answer = await http.get(f"http://127.0.0.1:{sock.getsockname()[1]}/",
+                                        headers={"X-Forwarded-For": "203.0.113.9"})
+                return answer.text
+        finally:
+            server.should_exit = True
+            await task
+
+    assert asyncio.run(main()) == "127.0.0.1"
+
+
 def test_at_the_cap_a_new_connection_evicts_an_idle_one() -> None:
     async def body(server: CloudServer, host: str, port: int) -> None:
         idle = [await asyncio.open_connection(host, port) for _ in range(6)]
