@@ -1,64 +1,77 @@
-"""The cloud's side of DTLS 1.2 on the UDP device link (mbedTLS, through python-mbedtls).
+"""The cloud's side of DTLS 1.2 on the UDP device link (OpenSSL, through pyOpenSSL).
 
 How this works
 --------------
 :class:`DtlsServer` is sans-IO: ``datagram_received(address, data, send)`` takes one UDP
 datagram and returns the plaintext records it carried that belong to an *authenticated* device,
 each with that device's id; everything it must send back goes through ``send``.
-``encrypt(address, plaintext, send)`` sends a record to an authenticated peer.
+``encrypt(address, plaintext, send)`` sends a record to an authenticated peer, and
+``retransmit(send_to)`` resends the flights whose retransmission timer has run out (the socket
+adapter calls it a few times a second while handshakes are in progress).
 
 The handshake is the one Device OS runs (``communication/src/dtls_message_channel.cpp``):
 DTLS 1.2 only, the single cipher suite TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8 (Device OS's
-``MBEDTLS_SSL_CIPHERSUITES``, ``crypto/inc/mbedtls_config_default.h``), P-256, the device
-authenticated by its key pair and the server by its own. Device OS uses RFC 7250 *raw public
+``MBEDTLS_SSL_CIPHERSUITES``, ``crypto/inc/mbedtls_config_default.h``; OpenSSL's name
+``ECDHE-ECDSA-AES128-CCM8``), P-256, the device authenticated by its key pair and the server by
+its own. The device's side (``transports/dtls.py``) is mbedTLS, the library Device OS runs; the
+cloud's side is OpenSSL, whose P-256 arithmetic makes a server handshake cost ~2 ms of CPU
+instead of mbedTLS's ~14 ms (``benchmarks/bench_dtls.py``). Device OS uses RFC 7250 *raw public
 keys* (a Particle extension of its mbedTLS); stock mbedTLS has no raw public keys, so each side
 wraps its key in a self-signed certificate (the device's names its id, ``CN=<24 hex digits>``)
 and each side *pins the key*, not the certificate: the server looks the device id up in the
 cloud's key registry (:mod:`cloud_sim.device_keys`) and requires exactly that public key; the
-device requires the server public key from its DCT. mbedTLS checks the CertificateVerify
-signature, so only the holder of the private key completes the handshake.
+device requires the server public key from its DCT. The server accepts any certificate chain in
+the handshake, but OpenSSL checks the CertificateVerify signature against the certificate's
+key, so only the holder of the private key completes the handshake.
 
 Resource limits, so spoofed or abandoned handshakes cost nothing lasting:
 
 * a ClientHello without a valid cookie is answered with a HelloVerifyRequest and **no state is
-  kept** (the cookie is an HMAC over the source address, RFC 6347 4.2.1): a spoofed source never
-  gets past this point;
+  kept** (``DTLSv1_listen``; the cookie is an HMAC over the source address with a key drawn at
+  start-up, RFC 6347 4.2.1): a spoofed source never gets past this point;
 * at most ``max_handshakes`` handshakes in progress, each dropped ``handshake_timeout_s`` after
   it started; a ClientHello beyond the cap is dropped (the device retries);
 * at most ``max_peers`` authenticated peers; beyond it the least recently heard is dropped, and
-  any peer silent for ``idle_timeout_s`` is dropped (its device handshakes again);
+  any peer silent for ``idle_timeout_s`` is dropped (its device handshakes again); an idle
+  peer's record buffers are released (``SSL_MODE_RELEASE_BUFFERS``);
 * anything from an address with no state that is not a ClientHello is dropped, and so is a
-  record that fails authentication or the replay window (mbedTLS anti-replay,
-  ``MBEDTLS_SSL_DTLS_ANTI_REPLAY``, on in Device OS too).
+  record that fails authentication or the replay window (DTLS anti-replay, on in Device OS's
+  mbedTLS too).
 
 A handshake that completes but whose device is unknown, or whose key is not the registered one,
 or that sent no certificate, is refused: the peer gets a close_notify and is dropped before any
-record reaches the endpoint (stock mbedTLS cannot check a key *during* the handshake, so the
-refusal comes right after it). Every outcome is counted in :class:`DtlsStats`.
+record reaches the endpoint (the key is checked against the registry right after the
+handshake). A close_notify from a device ends its association. Every outcome is counted in
+:class:`DtlsStats`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import hashlib
+import hmac
+import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from mbedtls import hashlib as mbed_hashlib
-from mbedtls import pk as mbed_pk
-from mbedtls import tls as mbed_tls
-from mbedtls import x509 as mbed_x509
-from mbedtls.exceptions import TLSError
+from OpenSSL import SSL
 
 from .device_keys import ServerKey
 
-#: Device OS's only cipher suite (``MBEDTLS_SSL_CIPHERSUITES``)
+#: Device OS's only cipher suite (``MBEDTLS_SSL_CIPHERSUITES``), in mbedTLS's spelling
 CIPHER_SUITE = "TLS-ECDHE-ECDSA-WITH-AES-128-CCM-8"
+#: the same suite in OpenSSL's spelling; CCM_8's 64-bit tag puts it at OpenSSL's security
+#: level 0, so the list names that level (it allows nothing else: the list has one suite)
+_OPENSSL_CIPHERS = b"ECDHE-ECDSA-AES128-CCM8:@SECLEVEL=0"
+_DTLS_1_2 = 0xFEFD
 #: datagram size the DTLS layer writes at most (the cloud drops larger datagrams)
 DATAGRAM_MTU = 1500
 #: a record's plaintext at most: the MTU less the record header (13), the CCM_8 explicit
@@ -68,27 +81,40 @@ _CONTENT_HANDSHAKE = 22
 _CLIENT_HELLO = 1
 _RECORD_HEADER = 13
 _READ_SIZE = 2048
+_COOKIE_SIZE = 16
+_BIO_READ_SIZE = 65536
 
 Send = Callable[[bytes], None]
 #: the key registry's lookup: device id -> SubjectPublicKeyInfo DER, None when unknown
 KeyLookup = Callable[[str], bytes | None]
 
 
-def self_signed_certificate(private_key_der: bytes, common_name: str) -> tuple[
-        mbed_x509.CRT, mbed_pk.ECC]:
+def self_signed_certificate(private_key_der: bytes, common_name: str
+                            ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     """A certificate carrying the key (the stand-in for a raw public key): the key's own
     signature over ``CN=<common_name>``, valid 2000-2099."""
-    key = mbed_pk.ECC.from_DER(private_key_der)
-    csr = mbed_x509.CSR.new(key, f"CN={common_name}", mbed_hashlib.sha256())
-    crt = mbed_x509.CRT.selfsign(csr, key, _dt.datetime(2000, 1, 1), _dt.datetime(2099, 1, 1),
-                                 1)
-    return crt, key
+    key = serialization.load_der_private_key(private_key_der, password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise ValueError("the server key is not an EC key")
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                   .public_key(key.public_key()).serial_number(1)
+                   .not_valid_before(_dt.datetime(2000, 1, 1, tzinfo=_dt.UTC))
+                   .not_valid_after(_dt.datetime(2099, 1, 1, tzinfo=_dt.UTC))
+                   .sign(key, hashes.SHA256()))
+    return certificate, key
 
 
 def certificate_identity(der: bytes) -> tuple[str, bytes] | None:
     """``(common name, SubjectPublicKeyInfo DER)`` of a peer certificate, None if malformed."""
     try:
-        cert = x509.load_der_x509_certificate(der)
+        return _identity(x509.load_der_x509_certificate(der))
+    except ValueError:
+        return None
+
+
+def _identity(cert: x509.Certificate) -> tuple[str, bytes] | None:
+    try:
         names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
         common_name = str(names[0].value) if names else ""
         public = cert.public_key().public_bytes(serialization.Encoding.DER,
@@ -109,11 +135,23 @@ def _is_handshake_flight(data: bytes) -> bool:
     return len(data) > _RECORD_HEADER and data[0] in (_CONTENT_HANDSHAKE, 20)
 
 
-def _dtls12_configuration(**kwargs: object) -> mbed_tls.DTLSConfiguration:
-    return mbed_tls.DTLSConfiguration(
-        ciphers=(CIPHER_SUITE,), lowest_supported_version=mbed_tls.DTLSVersion.DTLSv1_2,
-        highest_supported_version=mbed_tls.DTLSVersion.DTLSv1_2, anti_replay=True,
-        **kwargs)  # type: ignore[arg-type]
+def datagrams(records: bytes, mtu: int = DATAGRAM_MTU) -> Iterator[bytes]:
+    """``records`` (what the connection wrote: whole DTLS records back to back) packed into
+    datagrams of at most ``mtu`` bytes, never splitting a record (the MTU set on the connection
+    keeps each record under it)."""
+    if len(records) <= mtu:  # the usual case: one record, or a flight that fits
+        if records:
+            yield records
+        return
+    start = end = 0
+    while end < len(records):
+        size = _RECORD_HEADER + int.from_bytes(records[end + 11:end + 13], "big")
+        if end + size - start > mtu and end > start:
+            yield records[start:end]
+            start = end
+        end += size
+    if end > start:
+        yield records[start:end]
 
 
 @dataclass(frozen=True)
@@ -145,42 +183,60 @@ class DtlsStats:
 
 
 class _Peer:
-    __slots__ = ("buffer", "device_id", "last_heard", "started")
+    __slots__ = ("connection", "device_id", "last_heard", "sequence_offset", "started")
 
-    def __init__(self, buffer: mbed_tls.TLSWrappedBuffer, now: float) -> None:
-        self.buffer = buffer
+    def __init__(self, connection: SSL.Connection, now: float, sequence_offset: int) -> None:
+        self.connection = connection
         self.started = now
         self.last_heard = now
         self.device_id: str | None = None
+        #: added to OpenSSL's epoch-0 record numbers (:func:`_shift_epoch0_sequence`)
+        self.sequence_offset = sequence_offset
 
 
-#: (typed as an int by python-mbedtls's stubs, a HandshakeStep at run time)
-_HANDSHAKE_OVER: object = mbed_tls.HandshakeStep.HANDSHAKE_OVER
-
-
-def _flush(buffer: mbed_tls.TLSWrappedBuffer, send: Send) -> None:
+def _written(connection: SSL.Connection) -> bytes:
+    """What the connection wrote since the last call: whole DTLS records back to back."""
+    out = b""
     while True:
-        out = buffer.peek_outgoing(65536)
-        if not out:
-            return
-        buffer.consume_outgoing(len(out))
-        send(out)
-
-
-def _handshake_steps(buffer: mbed_tls.TLSWrappedBuffer, send: Send) -> bool:
-    """Run the handshake as far as the input allows, sending what it writes; True once it is
-    over. (python-mbedtls's ``do_handshake`` takes one step per call, and answers
-    WantWriteError while a written flight waits to be taken.)"""
-    for _ in range(64):
-        if buffer._handshake_state is _HANDSHAKE_OVER:
-            return True
         try:
-            buffer.do_handshake()
-        except mbed_tls.WantWriteError:
-            _flush(buffer, send)
-        except mbed_tls.WantReadError:
-            return False
-    return buffer._handshake_state is _HANDSHAKE_OVER
+            chunk = connection.bio_read(_BIO_READ_SIZE)
+        except SSL.WantReadError:  # nothing (more) written
+            return out
+        out += chunk
+        if len(chunk) < _BIO_READ_SIZE:  # a memory BIO hands over all it holds at once
+            return out
+
+
+def _shift_epoch0_sequence(records: bytes, offset: int) -> bytes:
+    """``records`` with ``offset`` added to the sequence number of every epoch-0 record.
+
+    After ``DTLSv1_listen`` OpenSSL numbers the ServerHello's record 1 whatever the ClientHello's
+    number, so once a ClientHello was retransmitted the ServerHello repeats the number of the
+    HelloVerifyRequest and mbedTLS's replay window drops it: the handshake never completes.
+    RFC 6347 4.2.1 has the server take its record number from the ClientHello; this does that
+    for the rest of epoch 0. Epoch-0 records are unprotected and the handshake transcript covers
+    handshake messages, not record headers, so renumbering them changes nothing else."""
+    if offset <= 0:
+        return records
+    out = bytearray(records)
+    at = 0
+    while at + _RECORD_HEADER <= len(out):
+        if out[at + 3:at + 5] == b"\x00\x00":
+            number = int.from_bytes(out[at + 5:at + 11], "big") + offset
+            out[at + 5:at + 11] = number.to_bytes(6, "big")
+        at += _RECORD_HEADER + int.from_bytes(out[at + 11:at + 13], "big")
+    return bytes(out)
+
+
+def _flush(connection: SSL.Connection, send: Send, offset: int = 0) -> None:
+    """Send what the connection wrote, as datagrams of at most the MTU."""
+    for datagram in datagrams(_shift_epoch0_sequence(_written(connection), offset)):
+        send(datagram)
+
+
+def _accept_any_chain(connection: SSL.Connection, certificate: object, errno: int,
+                      depth: int, ok: int) -> bool:
+    return True  # the key is pinned after the handshake (module header)
 
 
 class DtlsServer:
@@ -194,12 +250,24 @@ class DtlsServer:
         self._keys = keys
         self._clock = clock
         self._on_event = on_event
+        self._cookie_key = secrets.token_bytes(32)
         certificate, key = self_signed_certificate(server_key.private_der, "fwsim-cloud")
-        self._context = mbed_tls.ServerContext(_dtls12_configuration(
-            certificate_chain=((certificate,), key),
-            # the device's certificate is self-signed: mbedTLS still requests it and checks its
-            # CertificateVerify signature; the key is then pinned against the registry
-            validate_certificates=False))
+        context = SSL.Context(SSL.DTLS_METHOD)
+        context.set_min_proto_version(_DTLS_1_2)
+        context.set_max_proto_version(_DTLS_1_2)
+        context.set_cipher_list(_OPENSSL_CIPHERS)
+        context.use_certificate(certificate)
+        context.use_privatekey(key)
+        # request the device's certificate (a handshake without one completes and is then
+        # refused, so the refusal is counted like the others)
+        context.set_verify(SSL.VERIFY_PEER, _accept_any_chain)
+        context.set_options(SSL.OP_NO_QUERY_MTU | (SSL.OP_COOKIE_EXCHANGE or 0)
+                            | SSL.OP_NO_TICKET | SSL.OP_NO_RENEGOTIATION)
+        context.set_session_cache_mode(SSL.SESS_CACHE_OFF)
+        context.set_mode(SSL.MODE_RELEASE_BUFFERS)
+        context.set_cookie_generate_callback(self._cookie)
+        context.set_cookie_verify_callback(self._cookie_matches)
+        self._context = context
         self._handshaking: OrderedDict[Hashable, _Peer] = OrderedDict()
         self._peers: OrderedDict[Hashable, _Peer] = OrderedDict()
         self.stats = DtlsStats()
@@ -247,17 +315,40 @@ class DtlsServer:
         if peer is None or len(plaintext) > MAX_PLAINTEXT:
             return False
         try:
-            peer.buffer.write(plaintext)
-            _flush(peer.buffer, send)
-        except TLSError as exc:
+            peer.connection.send(plaintext)
+            _flush(peer.connection, send)
+        except SSL.Error as exc:
             self._fail(address, "write", exc)
             return False
         return True
+
+    def retransmit(self, send_to: Callable[[Any], Send]) -> int:
+        """Resend every handshake flight whose retransmission timer ran out (OpenSSL's timer:
+        1 s, doubling); returns how many handshakes are still in progress."""
+        self._expire(self._clock())
+        for address, peer in list(self._handshaking.items()):
+            connection = peer.connection
+            due = connection.DTLSv1_get_timeout()
+            if due is None or due > 0:
+                continue
+            try:
+                connection.DTLSv1_handle_timeout()
+                _flush(connection, send_to(address), peer.sequence_offset)
+            except SSL.Error as exc:
+                self._fail(address, "handshake", exc)
+        return len(self._handshaking)
 
     def forget(self, address: Hashable) -> None:
         self._forget(address)
 
     # -- internals -----------------------------------------------------------------------------
+
+    def _cookie(self, connection: SSL.Connection) -> bytes:
+        address = repr(connection.get_app_data()).encode()
+        return hmac.new(self._cookie_key, address, hashlib.sha256).digest()[:_COOKIE_SIZE]
+
+    def _cookie_matches(self, connection: SSL.Connection, cookie: bytes) -> bool:
+        return hmac.compare_digest(cookie, self._cookie(connection))
 
     def _event(self, kind: str, **fields: object) -> None:
         if self._on_event is not None:
@@ -284,49 +375,53 @@ class DtlsServer:
 
     def _client_hello(self, address: Hashable, data: bytes, send: Send, now: float
                       ) -> list[tuple[str, bytes]]:
-        buffer = self._context.wrap_buffers()
-        buffer.setmtu(DATAGRAM_MTU)
-        buffer.setcookieparam(repr(address).encode())
-        peer = _Peer(buffer, now)
+        connection = SSL.Connection(self._context, None)
+        connection.set_app_data(address)
+        connection.set_accept_state()
+        connection.set_ciphertext_mtu(DATAGRAM_MTU)
         try:
-            _handshake_steps(buffer, send)  # a fresh context first starts its state machine
-            buffer.receive_from_network(data)
-            _handshake_steps(buffer, send)
-        except mbed_tls.HelloVerifyRequest:
-            _flush(buffer, send)  # the cookie; nothing is kept for this address
+            connection.bio_write(data)
+            connection.DTLSv1_listen()
+        except SSL.WantReadError:  # no valid cookie yet: the HelloVerifyRequest, no state
+            _flush(connection, send)
             self.stats.cookies_sent += 1
             return []
-        except TLSError as exc:
+        except SSL.Error as exc:
             self.stats.failed += 1
-            self._event("dtls.failed", stage="client hello", error=str(exc))
+            self._event("dtls.failed", stage="client hello", error=_describe(exc))
             return []
         if len(self._handshaking) >= self.limits.max_handshakes:
             self.stats.busy += 1
             return []
-        _flush(buffer, send)
+        # OpenSSL numbers its ServerHello record 1; the ClientHello's own number is the one
+        # to continue from (it is past every HelloVerifyRequest this address was sent)
+        peer = _Peer(connection, now, int.from_bytes(data[5:11], "big") - 1)
         self.stats.handshakes_started += 1
         self._handshaking[address] = peer
-        return []
+        return self._handshake(address, peer, b"", send)
 
     def _handshake(self, address: Hashable, peer: _Peer, data: bytes, send: Send
                    ) -> list[tuple[str, bytes]]:
-        buffer = peer.buffer
+        connection = peer.connection
         try:
-            buffer.receive_from_network(data)
-            done = _handshake_steps(buffer, send)
-        except TLSError as exc:
+            if data:
+                connection.bio_write(data)
+            connection.do_handshake()
+        except SSL.WantReadError:
+            _flush(connection, send, peer.sequence_offset)
+            return []
+        except SSL.Error as exc:
+            _flush(connection, send, peer.sequence_offset)  # the alert, if OpenSSL wrote one
             self._fail(address, "handshake", exc)
             return []
-        _flush(buffer, send)
-        if not done:
-            return []
+        _flush(connection, send, peer.sequence_offset)
         del self._handshaking[address]
-        device_id = self._authenticate(buffer)
+        device_id = self._authenticate(connection)
         if device_id is None:
             # tell the peer at once (a close_notify), rather than let it time out
-            with contextlib.suppress(TLSError):
-                buffer.shutdown()
-                _flush(buffer, send)
+            with contextlib.suppress(SSL.Error):
+                connection.shutdown()
+            _flush(connection, send)
             return []
         peer.device_id = device_id
         self._peers[address] = peer
@@ -336,13 +431,10 @@ class DtlsServer:
         self._event("dtls.authenticated", device_id=device_id)
         return self._read(address, peer, b"", send)
 
-    def _authenticate(self, buffer: mbed_tls.TLSWrappedBuffer) -> str | None:
+    def _authenticate(self, connection: SSL.Connection) -> str | None:
         """The device id the handshake proved, or None (refused)."""
-        try:
-            der = buffer.getpeercert(binary_form=True)
-        except (TLSError, ValueError):
-            der = None
-        identity = certificate_identity(der) if der else None
+        certificate = connection.get_peer_certificate(as_cryptography=True)
+        identity = _identity(certificate) if certificate is not None else None
         if identity is None:
             self._refuse("no certificate", "")
             return None
@@ -365,23 +457,27 @@ class DtlsServer:
 
     def _read(self, address: Hashable, peer: _Peer, data: bytes, send: Send
               ) -> list[tuple[str, bytes]]:
-        buffer = peer.buffer
+        connection = peer.connection
         records: list[tuple[str, bytes]] = []
         assert peer.device_id is not None
         try:
             if data:
-                buffer.receive_from_network(data)
+                connection.bio_write(data)
             while True:
                 try:
-                    plaintext = buffer.read(_READ_SIZE)
-                except (mbed_tls.WantReadError, mbed_tls.WantWriteError):
+                    plaintext = connection.recv(_READ_SIZE)
+                except SSL.WantReadError:
                     break
-                if not plaintext:  # nothing more (python-mbedtls: also after a close_notify)
+                if not plaintext:
                     break
                 records.append((peer.device_id, plaintext))
-        except TLSError as exc:
+        except SSL.ZeroReturnError:  # the device's close_notify: the association ends
+            self._peers.pop(address, None)
+            self._event("dtls.closed", device_id=peer.device_id)
+        except SSL.Error as exc:
             self._fail(address, "read", exc)
-        _flush(buffer, send)  # a retransmitted flight the peer asked for again
+        # a retransmitted last flight (its ChangeCipherSpec is an epoch-0 record)
+        _flush(connection, send, peer.sequence_offset)
         if data and not records:
             self.stats.discarded += 1
         self.stats.records += len(records)
@@ -391,12 +487,21 @@ class DtlsServer:
         """Drop the failed association: the handshake in progress, or the peer (the other
         one of the same address, if any, stays)."""
         self.stats.failed += 1
-        self._event("dtls.failed", stage=stage, error=str(exc))
+        self._event("dtls.failed", stage=stage, error=_describe(exc))
         if stage == "handshake":
             self._handshaking.pop(address, None)
         else:
             self._peers.pop(address, None)
 
 
+def _describe(exc: Exception) -> str:
+    """An OpenSSL error as one line (pyOpenSSL's ``str`` is a list of tuples)."""
+    if isinstance(exc, SSL.Error) and exc.args and isinstance(exc.args[0], list):
+        reasons = [str(part[-1]) for part in exc.args[0] if isinstance(part, tuple) and part]
+        if reasons:
+            return "; ".join(reasons)
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
 __all__ = ["CIPHER_SUITE", "DtlsLimits", "DtlsServer", "DtlsStats", "certificate_identity",
-           "is_client_hello", "self_signed_certificate"]
+           "datagrams", "is_client_hello", "self_signed_certificate"]

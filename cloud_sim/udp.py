@@ -14,7 +14,9 @@ always gives it) every datagram is DTLS 1.2: only the plaintext records of a dev
 its registered key in the handshake reach the endpoint, and each is first checked against that
 identity (:func:`bound_to_device`): a stand-in CLIENT_HELLO must name the authenticated device,
 and application data must not name another device's session. Anything else is dropped and
-counted (``refused``). Replies are encrypted to the peer they answer.
+counted (``refused``). Replies are encrypted to the peer they answer. While handshakes are in
+progress a timer asks the DTLS server every ``RETRANSMIT_TICK_S`` to resend the flights whose
+retransmission timers ran out (a lost ServerHello flight is resent, as DTLS requires).
 
 Malformed input (truncated, not a record, not CoAP, oversize) is dropped by the endpoint's codec
 with a trace record; an exception escaping a handler would close an asyncio datagram transport,
@@ -43,6 +45,9 @@ Address = tuple[Any, ...]
 #: receive buffer asked for (the kernel caps it at net.core.rmem_max): room for the datagrams
 #: of thousands of devices connecting at once
 RECEIVE_BUFFER = 4 * 1024 * 1024
+#: seconds between checks for handshake flights due for retransmission (OpenSSL's first
+#: retransmission comes after 1 s)
+RETRANSMIT_TICK_S = 0.25
 
 
 def bound_to_device(endpoint: DeviceEndpoint, device_id: str, plaintext: bytes) -> bool:
@@ -76,9 +81,15 @@ class CloudUdpProtocol(asyncio.DatagramProtocol):
         self.tracer = endpoint.world.trace.bind(endpoint.tracer.node, "udp")
         self.received = 0
         self.dropped = 0
+        self._retransmit_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._retransmit_timer is not None:
+            self._retransmit_timer.cancel()
+            self._retransmit_timer = None
 
     def _send_raw(self, addr: Address) -> Callable[[bytes], None]:
         def send(data: bytes) -> None:
@@ -136,6 +147,24 @@ class CloudUdpProtocol(asyncio.DatagramProtocol):
                 self.tracer.emit("dtls.identity_mismatch", device_id=device_id)
                 continue
             self.endpoint.datagram_received(addr, plaintext, self._reply_to(addr))
+        if self.dtls.handshakes_in_progress and self._retransmit_timer is None:
+            self._arm_retransmit()
+
+    def _arm_retransmit(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._retransmit_timer = loop.call_later(RETRANSMIT_TICK_S, self._retransmit_due)
+
+    def _retransmit_due(self) -> None:
+        self._retransmit_timer = None
+        if self.dtls is None or self.transport is None or self.transport.is_closing():
+            return
+        try:
+            in_progress = self.dtls.retransmit(self._send_raw)
+        except Exception as exc:  # never let the timer die with an exception
+            in_progress = self.dtls.handshakes_in_progress
+            self.tracer.emit("dtls.retransmit_error", error=f"{type(exc).__name__}: {exc}")
+        if in_progress:
+            self._arm_retransmit()
 
     def error_received(self, exc: Exception) -> None:
         self.tracer.emit("socket.error", error=str(exc))

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cloud_sim.device_keys import DeviceKeyRegistry
-from cloud_sim.dtls import DtlsServer
+from cloud_sim.dtls import DtlsServer, datagrams
 from firmware_sim.hal.device_keys import public_key_der, sec1_private_der
 from transports.dtls import MAX_PLAINTEXT, DtlsClient, DtlsCredentials, client_configuration
 
@@ -69,6 +69,87 @@ def test_a_lost_client_hello_is_retransmitted_and_queued_records_follow() -> Non
     assert client.write(bytes(MAX_PLAINTEXT))
     assert SERVER.datagram_received(("lossy", 1), to_server.pop(), to_client.append) == [
         (DEVICE, bytes(MAX_PLAINTEXT))]
+
+
+def _record_numbers(datagram: bytes) -> list[tuple[int, int]]:
+    """``(epoch, sequence number)`` of each DTLS record in ``datagram``."""
+    numbers, at = [], 0
+    while at < len(datagram):
+        numbers.append((int.from_bytes(datagram[at + 3:at + 5], "big"),
+                        int.from_bytes(datagram[at + 5:at + 11], "big")))
+        at += 13 + int.from_bytes(datagram[at + 11:at + 13], "big")
+    return numbers
+
+
+def test_after_retransmitted_client_hellos_the_server_hello_is_numbered_past_them() -> None:
+    """Three ClientHellos lost: the one that gets through carries record number 3, the cookie
+    ClientHello 4, so the ServerHello must not reuse a number the HelloVerifyRequest had
+    (mbedTLS's replay window would drop it and the handshake would never complete)."""
+    to_server: list[bytes] = []
+    to_client: list[bytes] = []
+    client = DtlsClient(CREDENTIALS, to_server.append, configuration=CONFIGURATION)
+    client.start()
+    deadline = time.monotonic() + 5
+    while len(to_server) < 4 and time.monotonic() < deadline:  # the first three are lost
+        time.sleep(0.02)
+        client.poll()
+    del to_server[:3]
+    records = _exchange(client, SERVER, to_server, to_client, ("renumbered", 1))
+    assert client.established and records == []
+    # by hand: a ClientHello numbered 7 gets a HelloVerifyRequest numbered 7; the cookie
+    # ClientHello numbered 8 gets a ServerHello flight numbered 8, 9, ...
+    sent: list[bytes] = []
+    client = DtlsClient(CREDENTIALS, to_server.append, configuration=CONFIGURATION)
+    client.start()
+    hello = to_server.pop()
+    SERVER.datagram_received(("renumbered", 2), _numbered(hello, 7), sent.append)
+    assert _record_numbers(sent[-1]) == [(0, 7)]
+    client.datagram_received(sent[-1])
+    SERVER.datagram_received(("renumbered", 2), _numbered(to_server.pop(), 8), sent.append)
+    numbers = _record_numbers(sent[-1])
+    assert len(numbers) == 5 and numbers == [(0, 8 + n) for n in range(5)]
+
+
+def _numbered(datagram: bytes, number: int) -> bytes:
+    return datagram[:5] + number.to_bytes(6, "big") + datagram[11:]
+
+
+def test_a_lost_server_flight_is_retransmitted_by_the_server_timer() -> None:
+    to_server: list[bytes] = []
+    to_client: list[bytes] = []
+    configuration = client_configuration(CREDENTIALS, handshake_timeout_min=5.0,
+                                         handshake_timeout_max=10.0)  # the client stays quiet
+    client = DtlsClient(CREDENTIALS, to_server.append, configuration=configuration)
+    client.start()
+    address = ("server-loss", 1)
+    SERVER.datagram_received(address, to_server.pop(0), to_client.append)
+    client.datagram_received(to_client.pop(0))  # the HelloVerifyRequest
+    SERVER.datagram_received(address, to_server.pop(0), to_client.append)
+    assert to_client and SERVER.retransmit(lambda _: to_client.append) >= 1
+    lost = list(to_client)
+    to_client.clear()  # the ServerHello flight is lost
+    assert SERVER.retransmit(lambda _: to_client.append) >= 1 and not to_client  # not yet due
+    time.sleep(1.1)  # OpenSSL's first retransmission timeout is 1 s
+    SERVER.retransmit(lambda _: to_client.append)
+    assert [_record_numbers(d) for d in to_client] != [] and to_client != lost
+    while to_client:
+        client.datagram_received(to_client.pop(0))
+    while to_server:
+        SERVER.datagram_received(address, to_server.pop(0), to_client.append)
+    while to_client:
+        client.datagram_received(to_client.pop(0))
+    assert client.established
+
+
+def test_records_are_packed_into_datagrams_of_at_most_the_mtu() -> None:
+    def record(size: int) -> bytes:
+        return b"\x16\xfe\xfd" + bytes(8) + size.to_bytes(2, "big") + bytes(size)
+
+    flight = record(600) + record(600) + record(600) + record(10)
+    packed = list(datagrams(flight, mtu=1500))
+    assert b"".join(packed) == flight and [len(d) for d in packed] == [1226, 636]
+    assert list(datagrams(record(1600), mtu=1500)) == [record(1600)]  # never split a record
+    assert list(datagrams(b"")) == []
 
 
 def test_a_handshake_nobody_answers_fails() -> None:
