@@ -50,10 +50,8 @@ from urllib.parse import unquote
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-#: scope key the httptools variant sets to True once the whole request (head and body) has been
-#: parsed, before the app reads the body: the API then takes the body in one ``receive()``
-#: with no deadline to arm, since nothing is left to wait for
-WHOLE_REQUEST_RECEIVED = "fwsim.whole_request_received"
+from .http.params import WHOLE_REQUEST_RECEIVED
+
 #: the bytes of a request head kept at most (uvicorn's h11 default; both variants apply it)
 MAX_HEAD_BYTES = 16 * 1024
 HTTP_PROTOCOLS = ("auto", "h11", "httptools")

@@ -24,10 +24,13 @@ from urllib.parse import parse_qsl
 
 from starlette.requests import ClientDisconnect, Request
 
-from ..connections import WHOLE_REQUEST_RECEIVED
 from .errors import ApiError, api_error, bad_request
 
 MAX_FIELDS = 256
+#: scope key the served httptools protocol (``cloud_sim/connections.py``) sets to True once the
+#: whole request, head and body, has been parsed: the body is then taken in one
+#: ``receive()`` with no deadline to arm, since nothing is left to wait for
+WHOLE_REQUEST_RECEIVED = "fwsim.whole_request_received"
 #: seconds a request body may take to arrive (a slow upload is answered 408)
 BODY_TIMEOUT_S = 20.0
 Params = dict[str, Any]
