@@ -63,6 +63,11 @@ class DirectEndpoints:
                                 if isinstance(key, int)}
         self.class_handlers = {key: value for key, value in handlers.items()
                                if not isinstance(key, int)}
+        #: per route, the scope entries its match adds (its endpoint and itself), learnt from
+        #: its first match; a fixed path matches without path parameters, so later requests
+        #: need no regular expression and no FastAPI route-context lookup (by ``id``: a route
+        #: is not hashable, and every route here lives as long as ``self.table``)
+        self._matched: dict[int, dict[str, Any]] = {}
 
     def route_for(self, scope: Scope) -> APIRoute | None:
         """The route to call directly, or None: the request goes the usual way."""
@@ -71,7 +76,15 @@ class DirectEndpoints:
         return self.table.get((scope.get("method", ""), scope.get("path", "")))
 
     async def call(self, route: APIRoute, scope: Scope, receive: Receive, send: Send) -> None:
-        _, child_scope = route.matches(scope)
+        matched = self._matched.get(id(route))
+        if matched is None or scope.get("path_params"):
+            _, child_scope = route.matches(scope)
+            if set(child_scope) == {"endpoint", "path_params", "route"} and not (
+                    child_scope["path_params"] or scope.get("path_params")):
+                self._matched[id(route)] = {key: value for key, value in child_scope.items()
+                                        if key != "path_params"}
+        else:
+            child_scope = {**matched, "path_params": {}}
         scope.setdefault("router", self.router)
         scope.update(child_scope)
         request = Request(scope, receive)
