@@ -1,6 +1,7 @@
 """The device's DTLS client, sans-IO against the cloud's DTLS server: lost flights are
-retransmitted, records wait for the handshake (a bounded queue), an oversize record is dropped,
-a handshake that never completes fails, and any input from the network is survived."""
+retransmitted (by the client, and by the cloud on its timer), records wait for the handshake (a
+bounded queue), an oversize record is dropped, a close_notify ends the association, a handshake
+that never completes fails, and any input from the network is survived."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Callable
 from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from mbedtls.tls import DTLSConfiguration
 
 from cloud_sim.device_keys import DeviceKeyRegistry
 from cloud_sim.dtls import DtlsServer, datagrams
@@ -29,8 +31,15 @@ def _pair() -> tuple[DtlsCredentials, DtlsServer]:
 
 
 CREDENTIALS, SERVER = _pair()
-CONFIGURATION = client_configuration(CREDENTIALS, handshake_timeout_min=0.05,
-                                     handshake_timeout_max=0.4)
+
+
+def _quick_retries(credentials: DtlsCredentials) -> DTLSConfiguration:
+    """A client configuration retransmitting after 50 ms (Device OS: 3 s)."""
+    return client_configuration(credentials, handshake_timeout_min=0.05,
+                                handshake_timeout_max=0.4)
+
+
+CONFIGURATION = _quick_retries(CREDENTIALS)
 
 
 def _exchange(client: DtlsClient, server: DtlsServer, to_server: list[bytes],
@@ -150,6 +159,25 @@ def test_a_lost_server_flight_is_retransmitted_by_the_server_timer() -> None:
     while to_client:
         client.datagram_received(to_client.pop(0))
     assert client.established
+
+
+def test_a_close_notify_ends_the_association_and_a_new_handshake_starts_over() -> None:
+    credentials, server = _pair()
+    to_server: list[bytes] = []
+    to_client: list[bytes] = []
+    address = ("closing", 1)
+    client = DtlsClient(credentials, to_server.append, configuration=_quick_retries(credentials))
+    client.start()
+    _exchange(client, server, to_server, to_client, address)
+    assert client.established and server.device_of(address) == DEVICE
+    client._buffer.shutdown()  # the device's close_notify (Device OS never sends one itself)
+    client._flush()
+    assert server.datagram_received(address, to_server.pop(), to_client.append) == []
+    assert server.device_of(address) is None and server.peer_count == 0
+    client = DtlsClient(credentials, to_server.append, configuration=_quick_retries(credentials))
+    client.start()
+    assert client.write(b"again")
+    assert _exchange(client, server, to_server, to_client, address) == [(DEVICE, b"again")]
 
 
 def test_records_are_packed_into_datagrams_of_at_most_the_mtu() -> None:
