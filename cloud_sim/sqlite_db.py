@@ -34,10 +34,10 @@ from __future__ import annotations
 import sqlite3
 import threading
 import weakref
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, Literal
 
 from firmware_sim.kernel.errors import ConfigurationError
 
@@ -89,6 +89,7 @@ class SqliteDatabase:
         self._migrations = migrations
         self._what = what
         self._depth = 0
+        self._transaction = _Transaction(self)
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None,
                                        check_same_thread=False)
@@ -133,27 +134,11 @@ class SqliteDatabase:
                 self._db.execute("ROLLBACK")
                 raise
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """Group writes into one transaction (nested calls join the outer one)."""
-        if self._depth:
-            self._depth += 1
-            try:
-                yield
-            finally:
-                self._depth -= 1
-            return
-        self._db.execute("BEGIN IMMEDIATE")
-        self._depth = 1
-        try:
-            yield
-        except BaseException:
-            self._depth = 0
-            self._db.execute("ROLLBACK")
-            self.on_rollback()
-            raise
-        self._depth = 0
-        self._db.execute("COMMIT")
+    def transaction(self) -> _Transaction:
+        """Group writes into one transaction (nested calls join the outer one): ``with
+        db.transaction(): ...`` commits at the end of the outermost block and rolls back if an
+        exception leaves it."""
+        return self._transaction
 
     def on_rollback(self) -> None:
         """Called after a transaction was rolled back (a store's caches may hold its writes)."""
@@ -168,6 +153,38 @@ class SqliteDatabase:
         if self.checkpointer is not None:
             self.checkpointer.stop()
         self._db.close()
+
+
+class _Transaction:
+    """The context manager of :meth:`SqliteDatabase.transaction` (a class, not a generator:
+    it is entered on every store write)."""
+
+    __slots__ = ("db",)
+
+    def __init__(self, db: SqliteDatabase) -> None:
+        self.db = db
+
+    def __enter__(self) -> None:
+        db = self.db
+        if db._depth:
+            db._depth += 1
+            return
+        db._db.execute("BEGIN IMMEDIATE")
+        db._depth = 1
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> Literal[False]:
+        db = self.db
+        if db._depth > 1:  # an inner block: the outermost one commits or rolls back
+            db._depth -= 1
+            return False
+        db._depth = 0
+        if kind is not None:
+            db._db.execute("ROLLBACK")
+            db.on_rollback()
+            return False
+        db._db.execute("COMMIT")
+        return False
 
 
 __all__ = ["CHECKPOINT_INTERVAL_S", "FALLBACK_CHECKPOINT_PAGES", "Checkpointer", "SqliteDatabase"]

@@ -107,6 +107,15 @@ def test_transactions_roll_back(store: CloudStore) -> None:
         raise RuntimeError("boom")
     if isinstance(store, SqliteStore):
         assert store.list_devices() == []
+    # the store is usable afterwards; an inner block's exception caught by the outer block
+    # does not roll back (no savepoints): the outermost block commits everything
+    with store.transaction():
+        with pytest.raises(KeyError), store.transaction():
+            store.put_device(DeviceRecord("c" * 24))
+            raise KeyError("inner")
+        store.put_device(DeviceRecord("d" * 24))
+    ids = {d.id for d in store.list_devices()}
+    assert {"c" * 24, "d" * 24} <= ids  # (the memory store never rolls back: "a", "b" too)
 
 
 def test_a_restart_keeps_accounts_devices_owners_and_live_claim_codes(tmp_path: Path) -> None:
