@@ -161,6 +161,29 @@ def test_a_lost_server_flight_is_retransmitted_by_the_server_timer() -> None:
     assert client.established
 
 
+def test_a_lost_final_server_flight_is_resent_when_the_client_retransmits() -> None:
+    """The cloud's ChangeCipherSpec + Finished are lost after it completed its side: the
+    device retransmits its last flight and the cloud, already authenticated, answers it
+    again (and the record the device queued meanwhile arrives)."""
+    credentials, server = _pair()
+    to_server: list[bytes] = []
+    to_client: list[bytes] = []
+    address = ("final-loss", 1)
+    client = DtlsClient(credentials, to_server.append, configuration=_quick_retries(credentials))
+    client.start()
+    server.datagram_received(address, to_server.pop(0), to_client.append)
+    client.datagram_received(to_client.pop(0))  # the HelloVerifyRequest
+    server.datagram_received(address, to_server.pop(0), to_client.append)
+    while to_client:
+        client.datagram_received(to_client.pop(0))
+    while to_server:  # the device's last flight: the cloud's side is done
+        server.datagram_received(address, to_server.pop(0), to_client.append)
+    assert server.device_of(address) == DEVICE and len(to_client) == 1
+    to_client.clear()  # the cloud's ChangeCipherSpec + Finished are lost
+    assert client.write(b"hello")
+    assert _exchange(client, server, to_server, to_client, address) == [(DEVICE, b"hello")]
+
+
 def test_a_close_notify_ends_the_association_and_a_new_handshake_starts_over() -> None:
     credentials, server = _pair()
     to_server: list[bytes] = []
