@@ -202,7 +202,8 @@ def test_a_handshake_with_another_key_is_refused() -> None:
 
 
 def test_the_victims_certificate_without_its_private_key_fails_the_handshake() -> None:
-    """mbedTLS checks the CertificateVerify signature: a copied certificate is not enough."""
+    """The cloud's OpenSSL checks the CertificateVerify signature: a copied certificate is not
+    enough."""
     async def body(server: CloudServer, device: Device) -> None:
         cloud = server.cloud
         dtls = server.udp_protocol.dtls if server.udp_protocol else None
