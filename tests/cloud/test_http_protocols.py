@@ -25,6 +25,7 @@ OTHER = "h11" if http_protocol_name("auto") == "httptools" else "httptools"
 CHECKS: list[Callable[[], None]] = [
     test_limits.test_a_silent_or_slowloris_connection_gets_408_and_is_closed,
     test_limits.test_a_body_is_read_whole_at_once_late_in_pieces_or_answered_408,
+    test_limits.test_the_head_deadline_starts_again_after_each_response,
     test_limits.test_at_the_cap_a_new_connection_evicts_an_idle_one,
     test_limits.test_at_the_cap_with_busy_connections_newcomers_get_503_and_streams_are_capped,
     test_limits.test_idle_and_slowloris_connections_at_the_fd_limit_do_not_deny_service,

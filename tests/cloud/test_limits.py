@@ -91,6 +91,28 @@ def test_a_silent_or_slowloris_connection_gets_408_and_is_closed() -> None:
     served(body)
 
 
+def test_the_head_deadline_starts_again_after_each_response() -> None:
+    """A keep-alive connection that answered a request has head_timeout_s from that answer,
+    not from when it opened, before it gets its 408."""
+    async def body(server: CloudServer, host: str, port: int) -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        loop = asyncio.get_running_loop()
+        for _ in range(2):  # two requests, each 0.3 s into a 0.4 s deadline
+            await asyncio.sleep(0.3)
+            writer.write(f"GET /v1/devices HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
+            status, _ = status_and_json(await read_all(reader))
+            assert status in (400, 401)  # no token: answered, not timed out
+        answered = loop.time()
+        status, answer = status_and_json(await read_all(reader))
+        waited = loop.time() - answered
+        assert status == 408 and answer["error"] == "Request timeout"
+        assert 0.3 < waited < 2.0, waited
+        assert server.connections.timed_out == 1
+        writer.close()
+
+    served(body)
+
+
 def _user_post(host: str, port: int, body: bytes) -> tuple[bytes, bytes]:
     """A ``POST /v1/users`` head declaring ``body`` (and that body)."""
     head = (f"POST /v1/users HTTP/1.1\r\nHost: {host}:{port}\r\n"
