@@ -203,6 +203,30 @@ def test_a_close_notify_ends_the_association_and_a_new_handshake_starts_over() -
     assert _exchange(client, server, to_server, to_client, address) == [(DEVICE, b"again")]
 
 
+def test_several_records_in_one_datagram_are_all_read_and_a_bad_one_is_skipped() -> None:
+    credentials, server = _pair()
+    to_server: list[bytes] = []
+    to_client: list[bytes] = []
+    address = ("packed", 1)
+    client = DtlsClient(credentials, to_server.append, configuration=_quick_retries(credentials))
+    client.start()
+    _exchange(client, server, to_server, to_client, address)
+    for text in (b"one", b"two", b"three"):
+        client.write(text)
+    one, two, three = to_server[-3:]
+    to_server.clear()
+    assert server.datagram_received(address, one + two, to_client.append) == [
+        (DEVICE, b"one"), (DEVICE, b"two")]
+    forged = three[:-1] + bytes([three[-1] ^ 1])  # its tag no longer matches
+    assert server.datagram_received(address, forged, to_client.append) == []
+    assert server.datagram_received(address, three + b"\x17\xfe", to_client.append) == [
+        (DEVICE, b"three")]  # a torn record after it: read what is whole
+    assert server.datagram_received(address, one, to_client.append) == []  # a replay
+    client.write(b"four")
+    assert server.datagram_received(address, to_server.pop(), to_client.append) == [
+        (DEVICE, b"four")]
+
+
 def test_records_are_packed_into_datagrams_of_at_most_the_mtu() -> None:
     def record(size: int) -> bytes:
         return b"\x16\xfe\xfd" + bytes(8) + size.to_bytes(2, "big") + bytes(size)
