@@ -68,8 +68,9 @@ from .device_keys import ServerKey
 
 #: Device OS's only cipher suite (``MBEDTLS_SSL_CIPHERSUITES``), in mbedTLS's spelling
 CIPHER_SUITE = "TLS-ECDHE-ECDSA-WITH-AES-128-CCM-8"
-#: the same suite in OpenSSL's spelling; CCM_8's 64-bit tag puts it at OpenSSL's security
-#: level 0, so the list names that level (it allows nothing else: the list has one suite)
+#: the same suite in OpenSSL's spelling. OpenSSL will not negotiate it above security level 0
+#: (the handshake fails at the default level: CCM_8 has a 64-bit tag), so the list names level
+#: 0; that admits nothing weaker, since the list has this one suite, DTLS 1.2 only
 _OPENSSL_CIPHERS = b"ECDHE-ECDSA-AES128-CCM8:@SECLEVEL=0"
 _DTLS_1_2 = 0xFEFD
 #: datagram size the DTLS layer writes at most (the cloud drops larger datagrams)
