@@ -107,15 +107,8 @@ def self_signed_certificate(private_key_der: bytes, common_name: str
     return certificate, key
 
 
-def certificate_identity(der: bytes) -> tuple[str, bytes] | None:
+def certificate_identity(cert: x509.Certificate) -> tuple[str, bytes] | None:
     """``(common name, SubjectPublicKeyInfo DER)`` of a peer certificate, None if malformed."""
-    try:
-        return _identity(x509.load_der_x509_certificate(der))
-    except ValueError:
-        return None
-
-
-def _identity(cert: x509.Certificate) -> tuple[str, bytes] | None:
     try:
         names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
         common_name = str(names[0].value) if names else ""
@@ -132,16 +125,24 @@ def is_client_hello(data: bytes) -> bool:
             and data[3:5] == b"\x00\x00" and data[_RECORD_HEADER] == _CLIENT_HELLO)
 
 
+def _record_spans(data: bytes) -> Iterator[tuple[int, int]]:
+    """``(start, end)`` of each DTLS record in ``data``, back to back, as its header declares
+    it: a torn last record ends past ``len(data)``; trailing bytes too short for a header end
+    the walk."""
+    start = 0
+    while start + _RECORD_HEADER <= len(data):
+        end = start + _RECORD_HEADER + int.from_bytes(data[start + 11:start + 13], "big")
+        yield start, end
+        start = end
+
+
 def _application_records(data: bytes) -> int | None:
     """How many records ``data`` holds when it is nothing but whole application-data records
     (content type 23); None for anything else (handshake, alert, malformed)."""
-    count = at = 0
-    while at < len(data):
-        if data[at] != _CONTENT_APPLICATION or at + _RECORD_HEADER > len(data):
-            return None
-        at += _RECORD_HEADER + int.from_bytes(data[at + 11:at + 13], "big")
-        count += 1
-    return count if at == len(data) else None
+    spans = list(_record_spans(data))
+    if not spans or spans[-1][1] != len(data):
+        return None
+    return len(spans) if all(data[start] == _CONTENT_APPLICATION for start, _ in spans) else None
 
 
 def _is_handshake_flight(data: bytes) -> bool:
@@ -157,15 +158,12 @@ def datagrams(records: bytes, mtu: int = DATAGRAM_MTU) -> Iterator[bytes]:
         if records:
             yield records
         return
-    start = end = 0
-    while end < len(records):
-        size = _RECORD_HEADER + int.from_bytes(records[end + 11:end + 13], "big")
-        if end + size - start > mtu and end > start:
-            yield records[start:end]
-            start = end
-        end += size
-    if end > start:
-        yield records[start:end]
+    first = 0
+    for start, end in _record_spans(records):
+        if end - first > mtu and start > first:
+            yield records[first:start]
+            first = start
+    yield records[first:]
 
 
 @dataclass(frozen=True)
@@ -233,12 +231,10 @@ def _shift_epoch0_sequence(records: bytes, offset: int) -> bytes:
     if offset <= 0:
         return records
     out = bytearray(records)
-    at = 0
-    while at + _RECORD_HEADER <= len(out):
-        if out[at + 3:at + 5] == b"\x00\x00":
-            number = int.from_bytes(out[at + 5:at + 11], "big") + offset
-            out[at + 5:at + 11] = number.to_bytes(6, "big")
-        at += _RECORD_HEADER + int.from_bytes(out[at + 11:at + 13], "big")
+    for start, _ in _record_spans(records):
+        if out[start + 3:start + 5] == b"\x00\x00":
+            number = int.from_bytes(out[start + 5:start + 11], "big") + offset
+            out[start + 5:start + 11] = number.to_bytes(6, "big")
     return bytes(out)
 
 
@@ -448,7 +444,7 @@ class DtlsServer:
     def _authenticate(self, connection: SSL.Connection) -> str | None:
         """The device id the handshake proved, or None (refused)."""
         certificate = connection.get_peer_certificate(as_cryptography=True)
-        identity = _identity(certificate) if certificate is not None else None
+        identity = certificate_identity(certificate) if certificate is not None else None
         if identity is None:
             self._refuse("no certificate", "")
             return None
