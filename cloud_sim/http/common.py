@@ -20,16 +20,17 @@ def context(request: Request) -> ApiContext:
     return ctx
 
 
-async def params_of(request: Request) -> Params:
-    config = context(request).config
+async def params_of(request: Request, ctx: ApiContext | None = None) -> Params:
+    """The request's parameters, read under the API's body limits (``ctx``: the API context,
+    when the caller has it already)."""
+    config = (ctx if ctx is not None else context(request)).config
     return await read_params(request, config.max_body_bytes, config.body_timeout_s)
 
 
 async def caller_of(request: Request) -> tuple[ApiContext, Params, Caller]:
     """Parse the request, then authenticate it (the token may be a body field)."""
     ctx = context(request)
-    config = ctx.config
-    params = await read_params(request, config.max_body_bytes, config.body_timeout_s)
+    params = await params_of(request, ctx)
     return ctx, params, authenticate(ctx, request, params)
 
 
