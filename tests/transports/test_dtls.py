@@ -81,6 +81,35 @@ def test_a_lost_client_hello_is_retransmitted_and_queued_records_follow() -> Non
         (DEVICE, bytes(MAX_PLAINTEXT))]
 
 
+class _Link:
+    """One device's connection to a cloud of its own (no other test's handshakes in progress),
+    with the datagrams in flight each way; the client is started, not yet connected."""
+
+    def __init__(self, name: str, configure: Callable[[DtlsCredentials], DTLSConfiguration]
+                 = _quick_retries) -> None:
+        self.address = (name, 1)
+        self.configure = configure
+        self.credentials, self.server = _pair()
+        self.to_server: list[bytes] = []
+        self.to_client: list[bytes] = []
+        self.client = self.new_client()
+
+    def new_client(self) -> DtlsClient:
+        """A new connection of the device (from the same address), started."""
+        self.client = DtlsClient(self.credentials, self.to_server.append,
+                                 configuration=self.configure(self.credentials))
+        self.client.start()
+        return self.client
+
+    def to_cloud(self, datagram: bytes) -> list[tuple[str, bytes]]:
+        return self.server.datagram_received(self.address, datagram, self.to_client.append)
+
+    def exchange(self) -> list[tuple[str, bytes]]:
+        """Run the handshake to the end; the records the cloud read on the way."""
+        return _exchange(self.client, self.server, self.to_server, self.to_client,
+                         self.address)
+
+
 def _record_numbers(datagram: bytes) -> list[tuple[int, int]]:
     """``(epoch, sequence number)`` of each DTLS record in ``datagram``."""
     numbers, at = [], 0
@@ -109,17 +138,13 @@ def test_after_retransmitted_client_hellos_the_server_hello_is_numbered_past_the
     # by hand: a ClientHello numbered 7 gets a HelloVerifyRequest numbered 7; the cookie
     # ClientHello numbered 8 gets a ServerHello flight numbered 8, 9, ... (on a server of its
     # own: this handshake is left unfinished)
-    credentials, server = _pair()
-    sent: list[bytes] = []
-    client = DtlsClient(credentials, to_server.append,
-                        configuration=client_configuration(credentials))
-    client.start()
-    hello = to_server.pop()
-    server.datagram_received(("renumbered", 2), _numbered(hello, 7), sent.append)
-    assert _record_numbers(sent[-1]) == [(0, 7)]
-    client.datagram_received(sent[-1])
-    server.datagram_received(("renumbered", 2), _numbered(to_server.pop(), 8), sent.append)
-    numbers = _record_numbers(sent[-1])
+    link = _Link("renumbered")
+    hello = link.to_server.pop()
+    link.to_cloud(_numbered(hello, 7))
+    assert _record_numbers(link.to_client[-1]) == [(0, 7)]
+    link.client.datagram_received(link.to_client[-1])
+    link.to_cloud(_numbered(link.to_server.pop(), 8))
+    numbers = _record_numbers(link.to_client[-1])
     assert len(numbers) == 5 and numbers == [(0, 8 + n) for n in range(5)]
 
 
@@ -127,104 +152,86 @@ def _numbered(datagram: bytes, number: int) -> bytes:
     return datagram[:5] + number.to_bytes(6, "big") + datagram[11:]
 
 
+def _quiet(credentials: DtlsCredentials) -> DTLSConfiguration:
+    """A client configuration that retransmits only after 5 s: in a test it stays quiet."""
+    return client_configuration(credentials, handshake_timeout_min=5.0,
+                                handshake_timeout_max=10.0)
+
+
 def test_a_lost_server_flight_is_retransmitted_by_the_server_timer() -> None:
-    to_server: list[bytes] = []
-    to_client: list[bytes] = []
-    configuration = client_configuration(CREDENTIALS, handshake_timeout_min=5.0,
-                                         handshake_timeout_max=10.0)  # the client stays quiet
-    credentials, server = _pair()  # its own server: no other test's handshakes in progress
-    client = DtlsClient(credentials, to_server.append, configuration=configuration)
-    client.start()
-    address = ("server-loss", 1)
+    link = _Link("server-loss", _quiet)
+    client, server, to_server, to_client = link.client, link.server, link.to_server, link.to_client
     addressed: list[object] = []
 
     def send_to(peer: object) -> Callable[[bytes], None]:
         addressed.append(peer)
         return to_client.append
 
-    server.datagram_received(address, to_server.pop(0), to_client.append)
+    link.to_cloud(to_server.pop(0))
     client.datagram_received(to_client.pop(0))  # the HelloVerifyRequest
-    server.datagram_received(address, to_server.pop(0), to_client.append)
+    link.to_cloud(to_server.pop(0))
     assert to_client and server.retransmit(send_to) == 1
     lost = list(to_client)
     to_client.clear()  # the ServerHello flight is lost
     assert server.retransmit(send_to) == 1 and not to_client  # not due yet
     time.sleep(1.1)  # OpenSSL's first retransmission timeout is 1 s
     server.retransmit(send_to)
-    assert addressed == [address] and len(to_client) == len(lost)
+    assert addressed == [link.address] and len(to_client) == len(lost)
     while to_client:
         client.datagram_received(to_client.pop(0))
     while to_server:
-        server.datagram_received(address, to_server.pop(0), to_client.append)
+        link.to_cloud(to_server.pop(0))
     while to_client:
         client.datagram_received(to_client.pop(0))
-    assert client.established
+    assert client.established and server.device_of(link.address) == DEVICE
 
 
 def test_a_lost_final_server_flight_is_resent_when_the_client_retransmits() -> None:
     """The cloud's ChangeCipherSpec + Finished are lost after it completed its side: the
     device retransmits its last flight and the cloud, already authenticated, answers it
     again (and the record the device queued meanwhile arrives)."""
-    credentials, server = _pair()
-    to_server: list[bytes] = []
-    to_client: list[bytes] = []
-    address = ("final-loss", 1)
-    client = DtlsClient(credentials, to_server.append, configuration=_quick_retries(credentials))
-    client.start()
-    server.datagram_received(address, to_server.pop(0), to_client.append)
+    link = _Link("final-loss")
+    client, to_server, to_client = link.client, link.to_server, link.to_client
+    link.to_cloud(to_server.pop(0))
     client.datagram_received(to_client.pop(0))  # the HelloVerifyRequest
-    server.datagram_received(address, to_server.pop(0), to_client.append)
+    link.to_cloud(to_server.pop(0))
     while to_client:
         client.datagram_received(to_client.pop(0))
     while to_server:  # the device's last flight: the cloud's side is done
-        server.datagram_received(address, to_server.pop(0), to_client.append)
-    assert server.device_of(address) == DEVICE and len(to_client) == 1
+        link.to_cloud(to_server.pop(0))
+    assert link.server.device_of(link.address) == DEVICE and len(to_client) == 1
     to_client.clear()  # the cloud's ChangeCipherSpec + Finished are lost
     assert client.write(b"hello")
-    assert _exchange(client, server, to_server, to_client, address) == [(DEVICE, b"hello")]
+    assert link.exchange() == [(DEVICE, b"hello")]
 
 
 def test_a_close_notify_ends_the_association_and_a_new_handshake_starts_over() -> None:
-    credentials, server = _pair()
-    to_server: list[bytes] = []
-    to_client: list[bytes] = []
-    address = ("closing", 1)
-    client = DtlsClient(credentials, to_server.append, configuration=_quick_retries(credentials))
-    client.start()
-    _exchange(client, server, to_server, to_client, address)
-    assert client.established and server.device_of(address) == DEVICE
-    client._buffer.shutdown()  # the device's close_notify (Device OS never sends one itself)
-    client._flush()
-    assert server.datagram_received(address, to_server.pop(), to_client.append) == []
-    assert server.device_of(address) is None and server.peer_count == 0
-    client = DtlsClient(credentials, to_server.append, configuration=_quick_retries(credentials))
-    client.start()
-    assert client.write(b"again")
-    assert _exchange(client, server, to_server, to_client, address) == [(DEVICE, b"again")]
+    link = _Link("closing")
+    link.exchange()
+    assert link.client.established and link.server.device_of(link.address) == DEVICE
+    link.client._buffer.shutdown()  # the device's close_notify (Device OS never sends one)
+    link.client._flush()
+    assert link.to_cloud(link.to_server.pop()) == []
+    assert link.server.device_of(link.address) is None and link.server.peer_count == 0
+    assert link.new_client().write(b"again")
+    assert link.exchange() == [(DEVICE, b"again")]
 
 
 def test_several_records_in_one_datagram_are_all_read_and_a_bad_one_is_skipped() -> None:
-    credentials, server = _pair()
-    to_server: list[bytes] = []
-    to_client: list[bytes] = []
-    address = ("packed", 1)
-    client = DtlsClient(credentials, to_server.append, configuration=_quick_retries(credentials))
-    client.start()
-    _exchange(client, server, to_server, to_client, address)
+    link = _Link("packed")
+    link.exchange()
     for text in (b"one", b"two", b"three"):
-        client.write(text)
-    one, two, three = to_server[-3:]
-    to_server.clear()
-    assert server.datagram_received(address, one + two, to_client.append) == [
-        (DEVICE, b"one"), (DEVICE, b"two")]
+        link.client.write(text)
+    one, two, three = link.to_server[-3:]
+    link.to_server.clear()
+    assert link.to_cloud(one + two) == [(DEVICE, b"one"), (DEVICE, b"two")]
     forged = three[:-1] + bytes([three[-1] ^ 1])  # its tag no longer matches
-    assert server.datagram_received(address, forged, to_client.append) == []
-    assert server.datagram_received(address, three + b"\x17\xfe", to_client.append) == [
-        (DEVICE, b"three")]  # a torn record after it: read what is whole
-    assert server.datagram_received(address, one, to_client.append) == []  # a replay
-    client.write(b"four")
-    assert server.datagram_received(address, to_server.pop(), to_client.append) == [
-        (DEVICE, b"four")]
+    assert link.to_cloud(forged) == []
+    # a torn record after it: read what is whole
+    assert link.to_cloud(three + b"\x17\xfe") == [(DEVICE, b"three")]
+    assert link.to_cloud(one) == []  # a replay
+    link.client.write(b"four")
+    assert link.to_cloud(link.to_server.pop()) == [(DEVICE, b"four")]
 
 
 def test_records_are_packed_into_datagrams_of_at_most_the_mtu() -> None:
