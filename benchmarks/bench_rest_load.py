@@ -58,7 +58,7 @@ import tempfile
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -269,176 +269,157 @@ class JobResult:
     first_error: str = ""
 
 
-def _request_for(job: Job, connection: int) -> Callable[[aiohttp.ClientSession],
-                                                          Awaitable[tuple[int, str]]]:
+@dataclass(frozen=True)
+class Request:
+    """One request of a workload, as either client sends it."""
+
+    method: str
+    path: str
+    body: bytes = b""
+    headers: tuple[tuple[str, str], ...] = ()
+    #: the status that counts as answered (the 404 workload expects its 404)
+    expect: int = 200
+
+
+def _requests_for(job: Job, connection: int) -> Callable[[], Request]:
+    """The next request of client ``connection`` (raises :class:`OutOfDevices` when a
+    claiming client has claimed all its devices)."""
     token = job.tokens[connection]
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    auth = (("Authorization", f"Bearer {token}"),) if token else ()
+    json_body = (("Content-Type", "application/json"),)
     fresh: Iterator[str] = iter(job.ids[connection]) if job.ids else iter(())
 
-    async def answer(response: aiohttp.ClientResponse) -> tuple[int, str]:
-        body = await response.read()
-        return response.status, body[:200].decode("utf-8", "replace")
-
-    async def claim(http: aiohttp.ClientSession) -> tuple[int, str]:
+    def claim() -> Request:
         device = next(fresh, None)
         if device is None:
             raise OutOfDevices
-        async with http.post("/v1/devices", json={"id": device}, headers=headers) as response:
-            return await answer(response)
+        return Request("POST", "/v1/devices", f'{{"id":"{device}"}}'.encode(), auth + json_body)
 
-    async def listing(http: aiohttp.ClientSession) -> tuple[int, str]:
-        async with http.get("/v1/devices", headers=headers) as response:
-            return await answer(response)
-
-    async def claim_code(http: aiohttp.ClientSession) -> tuple[int, str]:
-        async with http.post("/v1/device_claims", json={}, headers=headers) as response:
-            return await answer(response)
-
-    async def not_found(http: aiohttp.ClientSession) -> tuple[int, str]:
-        async with http.get("/v1/no-such-route", headers=headers) as response:
-            status, body = await answer(response)
-            return (200 if status == 404 else status), body
-
-    async def publish(http: aiohttp.ClientSession) -> tuple[int, str]:
-        async with http.post(f"/fwsim/devices/{EVENT_DEVICE}/events",
-                             json={"name": EVENT_NAME, "data": "x" * 32},
-                             headers=ADMIN) as response:
-            return await answer(response)
-
-    return {"claim": claim, "list": listing, "claim-code": claim_code, "404": not_found,
-            "publish": publish}[job.workload]
-
-
-async def _run_job(job: Job, control: Connection) -> JobResult:
-    """Connect, report ready, receive the window (``time.monotonic()`` values, one clock for
-    every process on Linux), run the clients through it."""
-    result = JobResult()
-    connector = aiohttp.TCPConnector(limit=0, force_close=False)
-    timeout = aiohttp.ClientTimeout(total=60)
-    async with aiohttp.ClientSession(job.url, connector=connector, timeout=timeout) as http:
-        requests = [_request_for(job, n) for n in range(len(job.tokens))]
-        # open every connection before the window (an unknown path costs no store work)
-        await asyncio.gather(*(http.get("/v1/warm-up") for _ in requests))
-        control.send("ready")
-        start_at, stop_at = control.recv()
-        await asyncio.sleep(max(0.0, start_at - time.monotonic()))
-
-        async def client(request: Callable[[aiohttp.ClientSession],
-                                           Awaitable[tuple[int, str]]]) -> None:
-            while (started := time.monotonic()) < stop_at:
-                try:
-                    status, body = await request(http)
-                except OutOfDevices:
-                    result.exhausted += 1
-                    return
-                except (aiohttp.ClientError, TimeoutError) as exc:
-                    status, body = 0, repr(exc)
-                if status != 200:
-                    result.errors += 1
-                    result.first_error = result.first_error or f"{status} {body}"
-                result.latencies.append(time.monotonic() - started)
-
-        cpu_before = time.process_time()
-        await asyncio.gather(*(client(request) for request in requests))
-        result.cpu = time.process_time() - cpu_before
-    result.done = len(result.latencies)
-    return result
-
-
-def _raw_request_for(job: Job, connection: int, host: str) -> Callable[[], bytes]:
-    """The next request of client ``connection``, as bytes (what :func:`_request_for` sends
-    through aiohttp, written by hand)."""
-    token = job.tokens[connection]
-    auth = f"Authorization: Bearer {token}\r\n" if token else ""
-    fresh: Iterator[str] = iter(job.ids[connection]) if job.ids else iter(())
-
-    def head(method: str, path: str, body: bytes = b"", extra: str = "") -> bytes:
-        kind = "Content-Type: application/json\r\n" if body else ""
-        return (f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n{auth}{extra}{kind}"
-                f"Content-Length: {len(body)}\r\n\r\n").encode() + body
-
-    def claim() -> bytes:
-        device = next(fresh, None)
-        if device is None:
-            raise OutOfDevices
-        return head("POST", "/v1/devices", f'{{"id":"{device}"}}'.encode())
-
-    admin = "".join(f"{name}: {value}\r\n" for name, value in ADMIN.items())
     event = f'{{"name":"{EVENT_NAME}","data":"{"x" * 32}"}}'.encode()
-    fixed = {"list": head("GET", "/v1/devices"),
-             "claim-code": head("POST", "/v1/device_claims", b"{}"),
-             "404": head("GET", "/v1/no-such-route"),
-             "publish": head("POST", f"/fwsim/devices/{EVENT_DEVICE}/events", event, admin)}
+    fixed = {
+        "list": Request("GET", "/v1/devices", headers=auth),
+        "claim-code": Request("POST", "/v1/device_claims", b"{}", auth + json_body),
+        "404": Request("GET", "/v1/no-such-route", headers=auth, expect=404),
+        "publish": Request("POST", f"/fwsim/devices/{EVENT_DEVICE}/events", event,
+                           tuple(ADMIN.items()) + json_body)}
     if job.workload == "claim":
         return claim
     request = fixed[job.workload]
     return lambda: request
 
 
-async def _raw_exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                        request: bytes) -> tuple[int, str]:
-    writer.write(request)
-    head = await reader.readuntil(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split()[1])
-    headers = {name.strip().lower(): value.strip()
-               for name, _, value in (line.partition(":") for line in lines[1:] if line)}
-    if headers.get("transfer-encoding", "").lower() == "chunked":
-        body = b""
-        while size := int((await reader.readuntil(b"\r\n")).strip() or b"0", 16):
-            body += (await reader.readexactly(size + 2))[:-2]
-        await reader.readuntil(b"\r\n")
-    else:
-        body = await reader.readexactly(int(headers.get("content-length", "0")))
-    return status, body[:200].decode("utf-8", "replace")
+class ConnectionBroken(Exception):
+    """The client's connection is in an unknown state: that client stops."""
 
 
-async def _run_raw_job(job: Job, control: Connection) -> JobResult:
-    """:func:`_run_job` with the raw client: one asyncio stream connection per client."""
+class _AiohttpClient:
+    """Requests through one aiohttp session (it keeps a keep-alive connection per client);
+    a transport error is answered as status 0, and the client goes on."""
+
+    def __init__(self, url: str) -> None:
+        self.http = aiohttp.ClientSession(
+            url, connector=aiohttp.TCPConnector(limit=0, force_close=False),
+            timeout=aiohttp.ClientTimeout(total=60))
+
+    async def exchange(self, request: Request) -> tuple[int, str]:
+        try:
+            async with self.http.request(request.method, request.path, data=request.body or None,
+                                         headers=dict(request.headers)) as response:
+                body = await response.read()
+                return response.status, body[:200].decode("utf-8", "replace")
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return 0, repr(exc)
+
+    async def close(self) -> None:
+        await self.http.close()
+
+
+class _RawClient:
+    """HTTP/1.1 written and read by hand on one asyncio stream connection (module header)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 host: str) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.host = host
+
+    async def exchange(self, request: Request) -> tuple[int, str]:
+        head = "".join(f"{name}: {value}\r\n" for name, value in request.headers)
+        self.writer.write(f"{request.method} {request.path} HTTP/1.1\r\nHost: {self.host}\r\n"
+                          f"{head}Content-Length: {len(request.body)}\r\n\r\n".encode()
+                          + request.body)
+        try:
+            return await asyncio.wait_for(self._answer(), 60)
+        except (OSError, ValueError, IndexError, TimeoutError, asyncio.IncompleteReadError,
+                asyncio.LimitOverrunError) as exc:
+            raise ConnectionBroken(repr(exc)) from None
+
+    async def _answer(self) -> tuple[int, str]:
+        reader = self.reader
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        headers = {name.strip().lower(): value.strip()
+                   for name, _, value in (line.partition(":") for line in lines[1:] if line)}
+        if headers.get("transfer-encoding", "").lower() == "chunked":
+            body = b""
+            while size := int((await reader.readuntil(b"\r\n")).strip() or b"0", 16):
+                body += (await reader.readexactly(size + 2))[:-2]
+            await reader.readuntil(b"\r\n")
+        else:
+            body = await reader.readexactly(int(headers.get("content-length", "0")))
+        return status, body[:200].decode("utf-8", "replace")
+
+    async def close(self) -> None:
+        self.writer.close()
+
+
+async def _run_job(job: Job, control: Connection) -> JobResult:
+    """Connect, report ready, receive the window (``time.monotonic()`` values, one clock for
+    every process on Linux), run the clients through it."""
     result = JobResult()
-    host, _, port = job.url.removeprefix("http://").rstrip("/").rpartition(":")
-    connections = [await asyncio.open_connection(host, int(port)) for _ in job.tokens]
-    requests = [_raw_request_for(job, n, f"{host}:{port}") for n in range(len(job.tokens))]
-    warm_up = (f"GET /v1/warm-up HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n").encode()
-    await asyncio.gather(*(_raw_exchange(r, w, warm_up) for r, w in connections))
+    clients: list[_AiohttpClient | _RawClient]
+    if job.client == "raw":
+        host, _, port = job.url.removeprefix("http://").rstrip("/").rpartition(":")
+        clients = [_RawClient(*await asyncio.open_connection(host, int(port)), f"{host}:{port}")
+                   for _ in job.tokens]
+    else:
+        clients = [_AiohttpClient(job.url)] * len(job.tokens)  # one session, a connection each
+    requests = [_requests_for(job, n) for n in range(len(job.tokens))]
+    # open every connection before the window (an unknown path costs no store work)
+    await asyncio.gather(*(client.exchange(Request("GET", "/v1/warm-up")) for client in clients))
     control.send("ready")
     start_at, stop_at = control.recv()
     await asyncio.sleep(max(0.0, start_at - time.monotonic()))
 
-    async def client(connection: tuple[asyncio.StreamReader, asyncio.StreamWriter],
-                     request: Callable[[], bytes]) -> None:
-        reader, writer = connection
+    async def run(client: _AiohttpClient | _RawClient, request: Callable[[], Request]) -> None:
         while (started := time.monotonic()) < stop_at:
             try:
-                status, body = await asyncio.wait_for(
-                    _raw_exchange(reader, writer, request()), 60)
+                sent = request()
+                status, body = await client.exchange(sent)
             except OutOfDevices:
                 result.exhausted += 1
                 return
-            except (OSError, ValueError, IndexError, TimeoutError,
-                    asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+            except ConnectionBroken as exc:
                 result.errors += 1
-                result.first_error = result.first_error or repr(exc)
-                return  # the connection is in an unknown state
-            if job.workload == "404":
-                status = 200 if status == 404 else status
-            if status != 200:
+                result.first_error = result.first_error or str(exc)
+                return
+            if status != sent.expect:
                 result.errors += 1
                 result.first_error = result.first_error or f"{status} {body}"
             result.latencies.append(time.monotonic() - started)
 
     cpu_before = time.process_time()
-    await asyncio.gather(*(client(c, r) for c, r in zip(connections, requests, strict=True)))
+    await asyncio.gather(*(run(c, r) for c, r in zip(clients, requests, strict=True)))
     result.cpu = time.process_time() - cpu_before
-    for _, writer in connections:
-        writer.close()
+    for client in dict.fromkeys(clients):  # the aiohttp session once
+        await client.close()
     result.done = len(result.latencies)
     return result
 
 
 def _job_process(job: Job, control: Connection) -> None:
-    run = _run_raw_job if job.client == "raw" else _run_job
-    control.send(asyncio.run(run(job, control)))
+    control.send(asyncio.run(_run_job(job, control)))
     control.close()
 
 
