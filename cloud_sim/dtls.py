@@ -139,10 +139,13 @@ def _record_spans(data: bytes) -> Iterator[tuple[int, int]]:
 def _application_records(data: bytes) -> int | None:
     """How many records ``data`` holds when it is nothing but whole application-data records
     (content type 23); None for anything else (handshake, alert, malformed)."""
-    spans = list(_record_spans(data))
-    if not spans or spans[-1][1] != len(data):
-        return None
-    return len(spans) if all(data[start] == _CONTENT_APPLICATION for start, _ in spans) else None
+    count = last_end = 0
+    for start, end in _record_spans(data):
+        if data[start] != _CONTENT_APPLICATION:
+            return None
+        count += 1
+        last_end = end
+    return count if count and last_end == len(data) else None
 
 
 def _is_handshake_flight(data: bytes) -> bool:
