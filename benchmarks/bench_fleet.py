@@ -11,7 +11,8 @@
    session), measured with tracemalloc over N devices added to a warm world and run until
    connected; prints the largest allocation sites.
 3. ``--fleet N --shards 1,2``: ``fwsim fleet run`` side by side with 1 and 2 shards (worlds in
-   separate processes, one cloud process, real UDP), devices per second and the ratio.
+   separate processes, one cloud process, real UDP), devices per second and the ratio; at most
+   ``--in-flight`` devices per shard between power-on and claimed (default: the CLI's).
 
 Run: ``python benchmarks/bench_fleet.py`` (all three with defaults), or one part with
 ``--only world|memory|fleet``.
@@ -28,6 +29,7 @@ import tracemalloc
 from pathlib import Path
 
 from cloud_sim import EndpointOptions
+from firmware_sim.cli.fleet_cmd import DEFAULT_IN_FLIGHT
 from firmware_sim.testbed import CloudSpec, Testbed, TestbedSpec, provisioned
 from firmware_sim.testbed.clouds.particle import ParticlePlug, ParticleSettings
 
@@ -150,8 +152,9 @@ def main() -> None:
     parser.add_argument("--memory", type=int, default=1_000)
     parser.add_argument("--fleet", type=int, default=4_000)
     parser.add_argument("--shards", default="1,2")
-    parser.add_argument("--in-flight", type=int, default=None,
-                        help="per shard, devices booting at once at most (default: all)")
+    parser.add_argument("--in-flight", type=int, default=DEFAULT_IN_FLIGHT,
+                        help="per shard, devices booting at once at most (default "
+                        f"{DEFAULT_IN_FLIGHT}, as `fwsim fleet run`; 0: all at once)")
     parser.add_argument("--half-open-cap", type=int, default=None,
                         help="the cloud's cap on half-open sessions in --world (default: the "
                         "number of devices; the served default is 1,024)")
@@ -167,7 +170,8 @@ def main() -> None:
     if args.only in (None, "memory"):
         memory_benchmark(args.memory)
     if args.only in (None, "fleet"):
-        fleet_benchmark(args.fleet, [int(k) for k in args.shards.split(",")], args.in_flight)
+        fleet_benchmark(args.fleet, [int(k) for k in args.shards.split(",")],
+                        args.in_flight or None)
 
 
 if __name__ == "__main__":
