@@ -234,10 +234,14 @@ class ListeningConsole:
 
     def _advance(self, value: bytes) -> None:
         dialog = self._dialog
-        if dialog is None:
-            return
+        if dialog is not None:
+            self._resume(lambda: dialog.send(value))
+
+    def _resume(self, take_step: Callable[[], _Step]) -> None:
+        """Run the dialog to its next step (``take_step``), then wait for what that step asks:
+        a line, or a pause."""
         try:
-            step = dialog.send(value)
+            step = take_step()
         except StopIteration:
             self._dialog = None
             return
@@ -288,16 +292,7 @@ class ListeningConsole:
 
     def _begin(self, dialog: Dialog) -> None:
         self._dialog = dialog
-        try:
-            step = next(dialog)
-        except StopIteration:
-            self._dialog = None
-            return
-        if isinstance(step, _ReadLine):
-            self._reader = LineReader(step.max_len)
-        else:
-            self._pause = self._scheduler.call_later(step.seconds, self._pause_over,
-                                                     label="console-pause")
+        self._resume(lambda: next(dialog))
 
     def _identify(self) -> None:
         device_id = self.services.device_id().encode()

@@ -137,7 +137,8 @@ def test_url_errors() -> None:
     enable_pyserial_urls()
     with pytest.raises(serial.SerialException, match="no simulated device named"):
         serial.serial_for_url("fwsim://nobody")
-    make(name="opts")
+    # keep the world: the URL handler finds consoles by weak reference
+    world, _, _ = make(name="opts")
     with pytest.raises(serial.SerialException, match="unknown option"):
         serial.serial_for_url("fwsim://opts?speed=1")
     handle = serial.serial_for_url("fwsim://opts?block_limit=2", timeout=None)
@@ -146,6 +147,7 @@ def test_url_errors() -> None:
     handle.close()
     with pytest.raises(serial.PortNotOpenError):
         handle.write(b"i")
+    assert world.now >= 2
 
 
 def test_pyserial_url_at_14400_baud_enters_dfu_mode() -> None:
