@@ -487,6 +487,22 @@ class DeviceEndpoint:
         session.exchange.send_confirmable(message, what=f"event {name}")
         return True
 
+    def send_key_change(self, device_id: str) -> bool:
+        """Tell the device to discard its session: a confirmable ``PUT k`` whose second option
+        is the byte 1 (Device OS ``communication/src/protocol.cpp``, ``handle_key_change``;
+        other values are ignored by the device). The device acknowledges it, logs "Received a
+        key change message; discarding session", clears its persisted session and reconnects
+        with a full handshake. Returns False when the device has no session to send it on."""
+        session = self.session_for_device(device_id)
+        if session is None or session.reply is None:
+            self.tracer.emit("key_change.undeliverable", device_id=device_id)
+            return False
+        mid = session.exchange.allocate_mid()
+        message = CoapMessage(CoapType.CON, wire.PUT, mid, b"", (wire.URI_KEY_CHANGE, "\x01"))
+        self.tracer.emit("key_change.to_device", device_id=device_id, mid=mid)
+        session.exchange.send_confirmable(message, what="key change")
+        return True
+
     def _delivery_timed_out(self, session: CloudSession, pending: Confirmable) -> None:
         self.tracer.emit("event.to_device_timeout", device_id=session.device_id, mid=pending.mid)
 

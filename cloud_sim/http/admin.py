@@ -289,6 +289,22 @@ async def forget_session(request: Request, device_id: str) -> Response:
     return json({"ok": True, "device_id": device_id, "dropped": dropped})
 
 
+@router.post("/sessions/{device_id}/key-change", responses=ERRORS,
+             openapi_extra=body({}, form=False))
+async def key_change(request: Request, device_id: str) -> Response:
+    """The cloud sends the device a key change message over its session: the device discards
+    the session and reconnects with a full handshake. 404 when the device has no session."""
+    ctx = context(request)
+    device_id = device_id.lower()
+    if not ownership.is_device_id(device_id):
+        raise bad_request(f"invalid device id {device_id[:40]!r}")
+    if not ctx.cloud.endpoint.send_key_change(device_id):
+        raise api_error(404, "device not connected",
+                        error_description=f"the cloud has no session of {device_id}")
+    ctx.runtime.wake()
+    return json({"ok": True, "device_id": device_id, "sent": True})
+
+
 @router.get("/events", responses=ERRORS)
 async def events(request: Request) -> Response:
     ctx = context(request)

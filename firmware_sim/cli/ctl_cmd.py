@@ -3,9 +3,10 @@ outside, through its guarded ``/fwsim`` admin routes.
 
 The server's URL and admin token come from ``--url`` / ``--token`` or ``$FWSIM_URL`` /
 ``$FWSIM_ADMIN_TOKEN`` (``fwsim up`` prints both). A device is named by its name (``dev1``) or its
-id. Against ``fwsim cloud serve`` (a cloud without simulated devices) ``drop-session`` and
-``state`` work by device id; the device operations need ``fwsim up``. ``--json`` prints the
-server's decoded answer as one JSON document. Standard library only (no extra needed).
+id. Against ``fwsim cloud serve`` (a cloud without simulated devices) ``drop-session``,
+``key-change`` and ``state`` work by device id; the device operations need ``fwsim up``.
+``--json`` prints the server's decoded answer as one JSON document. Standard library only (no
+extra needed).
 """
 
 from __future__ import annotations
@@ -92,6 +93,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     drop.add_argument("--reconnect", action="store_true",
                       help="then have the device reconnect now (a network cut and restore) "
                       "instead of at its next keepalive")
+    command("key-change", "the cloud sends the device a key change message: it discards its "
+            "session (log: Received a key change message; discarding session) and reconnects "
+            "with a full handshake")
     cycle = command("power-cycle", "cut the device's power and restore it")
     cycle.add_argument("--off", type=_seconds, default=1.0, metavar="SECONDS",
                        help="how long the power stays off (default 1)")
@@ -202,6 +206,9 @@ def _run(args: argparse.Namespace) -> int:
                    "the device notices at its next message (keepalive, publish, reconnect)")
                 if body.get("dropped") else f"{body['device']}: the cloud had no session")
         return _print(args, body, text)
+    if command == "key-change":
+        body = _check(*_request(args, "POST", f"{path}/key-change"))
+        return _print(args, body, _key_change_text(body["device"], body.get("sent")))
     if command == "power-cycle":
         payload = {"off_s": args.off}
     elif command == "listening":
@@ -231,6 +238,10 @@ def _cloud_only(args: argparse.Namespace) -> int:
         text = (f"{device_id}: session forgotten by the cloud" if body.get("dropped")
                 else f"{device_id}: the cloud had no session")
         return _print(args, body, text)
+    if command == "key-change":
+        body = _check(*_request(args, "POST",
+                                f"/fwsim/sessions/{_quote(device_id)}/key-change"))
+        return _print(args, body, _key_change_text(device_id, body.get("sent")))
     if command == "state":
         sessions = _check(*_request(args, "GET", "/fwsim/sessions")).get("sessions", [])
         world = _check(*_request(args, "GET", "/fwsim/state"))
@@ -287,6 +298,12 @@ def _state_text(body: dict[str, Any]) -> str:
                 value = ", ".join(f"{k} {v}" for k, v in value.items())
             lines.append(f"{key.replace('_', ' '):<19} {'-' if value is None else value}")
     return "\n".join(lines)
+
+
+def _key_change_text(device: str, sent: Any) -> str:
+    return (f"{device}: key change sent; the device discards its session and reconnects with a "
+            "full handshake" if sent else
+            f"{device}: not sent (the device has no session with the cloud)")
 
 
 def _action_text(command: str, body: dict[str, Any]) -> str:

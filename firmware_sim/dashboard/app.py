@@ -18,7 +18,8 @@ are ``POST /ui/api/devices/{name}/{action}`` with a JSON body.
 ``GET  /ui/api/devices[/{name}]``      the rows, or one device's panels, as JSON
 ``GET  /ui/api/devices/{name}/secret`` the claim code (or button secret): "click to reveal"
 ``POST /ui/api/devices/{name}/{action}``  power-cycle, reset, listening, network, drop-session,
-                                       claim-code, new-claim-code; press, claim, reclaim
+                                       key-change, claim-code, new-claim-code; press, claim,
+                                       reclaim
 ``GET  /ui/api/stream[?device=NAME]``  the live stream
 ``GET  /ui/static/{file}``             the stylesheet and the script (no session needed)
 =====================================  ======================================================

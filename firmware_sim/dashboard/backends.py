@@ -380,9 +380,11 @@ class ParticleBackend:
     async def act(self, name: str, action: str, params: dict[str, Any]) -> dict[str, Any]:
         if name not in self.devices:
             self.row(name)  # 404 for an unknown device
+            if action == "key-change":
+                return self._key_change_remote(name)
             if action != "drop-session":
                 raise ActionError(409, f"{name} runs in another process: only drop-session "
-                                  "works from here")
+                                  "and key-change work from here")
             return self._drop_remote(name)
         self.transitions.check(name)
         steering = self.steering
@@ -405,6 +407,8 @@ class ParticleBackend:
                 self._run(lambda: steering.network(name, False))
                 self._run(lambda: steering.network(name, True))
             result["reconnect"] = reconnect
+        elif action == "key-change":
+            result = self._run(lambda: steering.key_change(name))
         elif action == "claim-code":
             result = await self._set_claim_code(name, _text(params, "code", max_length=63))
         elif action == "new-claim-code":
@@ -419,6 +423,12 @@ class ParticleBackend:
         dropped = self.plug.forget_session(device_id)
         self.runtime.wake()
         return {"device": device_id, "dropped": dropped}
+
+    def _key_change_remote(self, device_id: str) -> dict[str, Any]:
+        self.steering.operator.tracer.emit("operator.cloud_key_change", device=device_id)
+        sent = self.plug.send_key_change(device_id)
+        self.runtime.wake()
+        return {"device": device_id, "sent": sent}
 
     async def _set_claim_code(self, name: str, code: str) -> dict[str, Any]:
         loop = asyncio.get_running_loop()

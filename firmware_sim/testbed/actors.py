@@ -315,6 +315,8 @@ class CloudControl(Protocol):
 
     def forget_session(self, device_id: str) -> bool: ...
 
+    def send_key_change(self, device_id: str) -> bool: ...
+
     def restart(self) -> int: ...
 
     def set_link_conditions(self, device_name: str, *, loss: float | None = None,
@@ -466,6 +468,12 @@ class Operator:
     def cloud_forget_session(self, cloud: CloudControl, device: Device) -> bool:
         self.tracer.emit("operator.cloud_forget_session", device=device.name)
         return cloud.forget_session(device.device_id)
+
+    def cloud_key_change(self, cloud: CloudControl, device: Device) -> bool:
+        """The cloud sends the device a key change: it discards its session and reconnects
+        with a full handshake (``DeviceEndpoint.send_key_change``)."""
+        self.tracer.emit("operator.cloud_key_change", device=device.name)
+        return cloud.send_key_change(device.device_id)
 
     def cloud_restart(self, cloud: CloudControl) -> int:
         self.tracer.emit("operator.cloud_restart")

@@ -141,6 +141,13 @@ class Steering:
         dropped = self.operator.cloud_forget_session(self._cloud_control(), device)
         return {"device": device.name, "dropped": dropped}
 
+    def key_change(self, key: str) -> dict[str, Any]:
+        """The cloud sends the device a key change message over its session: the device
+        discards the session and reconnects with a full handshake."""
+        device = self.device(key)
+        sent = self.operator.cloud_key_change(self._cloud_control(), device)
+        return {"device": device.name, "sent": sent}
+
     def power_cycle(self, key: str, off_s: float = 1.0) -> dict[str, Any]:
         if not 0 < off_s <= 3600:
             raise ConfigurationError("off_s must be between 0 and 3600 seconds")

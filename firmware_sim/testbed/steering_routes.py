@@ -15,6 +15,7 @@ is off or an operation this testbed cannot do, 504 a control request that did no
 ``GET  /fwsim/devices``                  every device's state
 ``GET  /fwsim/devices/{device}``         one device's state (name or id)
 ``POST /fwsim/devices/{device}/drop-session``  ``{}``
+``POST /fwsim/devices/{device}/key-change``    ``{}``
 ``POST /fwsim/devices/{device}/power-cycle``   ``{"off_s": 1.0}``
 ``POST /fwsim/devices/{device}/reset``         ``{}``
 ``POST /fwsim/devices/{device}/listening``     ``{"active": true}``
@@ -99,6 +100,7 @@ def steering_router(steering: Steering) -> APIRouter:
                              name=f"steer_{name.replace('-', '_')}")
 
     action("drop-session", lambda device, p: steering.drop_session(device))
+    action("key-change", lambda device, p: steering.key_change(device))
     action("power-cycle", lambda device, p: steering.power_cycle(
         device, _number(p, "off_s", minimum=0.001, maximum=3600) or 1.0))
     action("reset", lambda device, p: steering.reset(device))

@@ -27,15 +27,16 @@ class Proc:
         self.lines: list[str] = []
         self._partial = b""
 
-    def wait_for(self, text: str, timeout: float = 20.0) -> str:
-        """Read stdout (unbuffered, line by line) until a line contains ``text``."""
+    def wait_for(self, text: str, timeout: float = 20.0, *, since: int = 0) -> str:
+        """Read stdout (unbuffered, line by line) until a line from line ``since`` on contains
+        ``text``."""
         assert self.process.stdout is not None
         fd = self.process.stdout.fileno()
         deadline = time.monotonic() + timeout
         with selectors.DefaultSelector() as selector:
             selector.register(fd, selectors.EVENT_READ)
             while time.monotonic() < deadline:
-                found = next((line for line in self.lines if text in line), None)
+                found = next((line for line in self.lines[since:] if text in line), None)
                 if found is not None:
                     return found
                 if not selector.select(timeout=max(0.0, deadline - time.monotonic())):
@@ -176,6 +177,21 @@ def test_device_run_enrols_its_key_and_connects_over_dtls() -> None:
                               if d["online"]]
                     time.sleep(0.1)
                 assert device_id in online
+                # the cloud tells the device to discard its session: a full handshake follows
+                def session_ids() -> set[str]:
+                    return {s["session_id"] for s in http.get("/fwsim/sessions").json()[
+                        "sessions"] if s["device_id"] == device_id}
+
+                before = session_ids()
+                mark = len(dev.lines)
+                changed = http.post(f"/fwsim/sessions/{device_id}/key-change", json={})
+                assert changed.status_code == 200 and changed.json()["sent"] is True
+                dev.wait_for("Received a key change message; discarding session", since=mark)
+                dev.wait_for("Handshake completed", since=mark)
+                assert session_ids() - before  # a new session, from a full handshake
+                unknown = http.post("/fwsim/sessions/e00fce68aabbccddeeff0011/key-change",
+                                    json={})
+                assert unknown.status_code == 404
         with running("device", "run", "--cloud", coap, "--api", api, "--admin-token",
                      "wrong", "--for", "1") as dev:
             code, _, err = dev.finish(timeout=20)

@@ -292,6 +292,30 @@ def test_a_second_action_during_a_power_cycle_is_refused_until_the_boot(
     run(root, body)
 
 
+def test_a_key_change_from_the_dashboard_starts_a_full_session(
+        particle: tuple[Testbed, DashboardApp, Starlette]) -> None:
+    bed, _, root = particle
+
+    async def body(client: httpx.AsyncClient) -> None:
+        headers = await login(client)
+        async def row() -> dict[str, Any]:
+            answer = await client.get("/ui/api/devices/dev1")
+            assert answer.status_code == 200
+            found: dict[str, Any] = answer.json()["row"]
+            return found
+
+        before = (await row())["full"]
+        sent = await client.post("/ui/api/devices/dev1/key-change", json={}, headers=headers)
+        assert sent.status_code == 200 and sent.json()["sent"] is True
+        bed.run_for(10)
+        after = await row()
+        assert after["full"] == before + 1 and after["last_session"] == "full"
+        assert any("Received a key change message; discarding session" in line
+                   for line in bed.devices["dev1"].log_lines())
+
+    run(root, body)
+
+
 def test_a_device_of_another_process_can_only_lose_its_session(
         particle: tuple[Testbed, DashboardApp, Starlette]) -> None:
     bed, _, root = particle
@@ -312,6 +336,10 @@ def test_a_device_of_another_process_can_only_lose_its_session(
         drop = await client.post(f"/ui/api/devices/{remote}/drop-session", json={},
                                  headers=headers)
         assert drop.status_code == 200 and drop.json()["dropped"] is False
+        change = await client.post(f"/ui/api/devices/{remote}/key-change", json={},
+                                   headers=headers)
+        assert change.status_code == 200 and change.json()["sent"] is False  # no session
+        assert "Key change from the cloud" in page.text
 
     run(root, body)
 
@@ -341,8 +369,8 @@ def test_the_live_stream_sends_the_rows_then_a_device_payload(
 
 # -- bad input -------------------------------------------------------------------------------
 
-ACTIONS = ["power-cycle", "reset", "listening", "network", "drop-session", "claim-code",
-           "new-claim-code", "press", "claim", "nope"]
+ACTIONS = ["power-cycle", "reset", "listening", "network", "drop-session", "key-change",
+           "claim-code", "new-claim-code", "press", "claim", "nope"]
 VALUES = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True),
                    st.text(max_size=80), st.lists(st.integers(), max_size=3))
 

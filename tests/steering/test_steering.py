@@ -80,6 +80,41 @@ def test_drop_session_makes_the_next_message_a_full_handshake(
     assert steering.drop_session("a")["dropped"] is False  # nothing left to forget
 
 
+def test_a_key_change_from_the_cloud_makes_the_device_start_a_full_session(
+        steered: tuple[Testbed, Steering]) -> None:
+    """The resume bug again, ended from the cloud's side: a key change message makes the
+    device discard its session, reconnect with a full handshake and send its claim code."""
+    bed, steering = steered
+    results: list[dict[str, Any]] = []
+    code = bed.cloud.create_claim_code(bed.cloud.user("b@example.com"))  # type: ignore[union-attr]
+    steering.set_claim_code("a", code, results.append)
+    bed.run_for(1)
+    steering.network("a", up=False)
+    bed.run_for(1)
+    steering.network("a", up=True)
+    bed.run_for(10)
+    assert steering.state("a")["last_session"] == "resumed"
+    assert steering.state("a")["claim_code_pending"]
+    assert steering.key_change("a") == {"device": "a", "sent": True}
+    bed.run_for(10)
+    state = steering.state("a")
+    assert state["sessions"] == {"full": 2, "resumed": 1} and state["last_session"] == "full"
+    assert not state["claim_code_pending"] and state["owner"] == "user:b@example.com"
+    log = bed.devices["a"].log_lines()
+    assert any(line.endswith("[comm.protocol] WARN: Received a key change message; discarding "
+                             "session") for line in log), log[-10:]
+    assert [r.kind for r in bed.world.trace.records
+            if r.kind in ("operator.cloud_key_change", "key_change.to_device")] == [
+        "operator.cloud_key_change", "key_change.to_device"]
+    steering.power_cycle("b", off_s=100)
+    bed.run_for(1)
+    assert steering.key_change("b") == {"device": "b", "sent": True}  # its session lingers
+    bed.cloud.forget_session(bed.devices["b"].device_id)  # type: ignore[union-attr]
+    assert steering.key_change("b") == {"device": "b", "sent": False}
+    with pytest.raises(UnknownDevice):
+        steering.key_change("zz")
+
+
 def test_power_listening_reset_and_link(steered: tuple[Testbed, Steering]) -> None:
     bed, steering = steered
     steering.listening("b", True)
@@ -125,9 +160,10 @@ class Running:
         for line in self.proc.stdout:
             self._queue.put(line.rstrip("\n"))
 
-    def wait_for(self, pattern: str, timeout_s: float) -> str:
+    def wait_for(self, pattern: str, timeout_s: float, *, since: int = 0) -> str:
+        """The first line matching ``pattern`` from line ``since`` on (0: the first)."""
         deadline = time.monotonic() + timeout_s
-        index = 0
+        index = since
         while True:
             for line in self.lines[index:]:
                 if re.search(pattern, line):
@@ -216,6 +252,12 @@ def test_ctl_against_fwsim_up_and_the_printed_curl() -> None:
         assert answer(ctl(url, "drop-session", "dev1", "--reconnect", "--json"))["dropped"]
         up.wait_for(r"^dev1 .*Send spark/device/claim/code event for code " + re.escape(code),
                     30)
+        mark = len(up.lines)
+        assert answer(ctl(url, "key-change", "dev1", "--json"))["sent"] is True
+        up.wait_for(r"^dev1 .*Received a key change message; discarding session", 10,
+                    since=mark)
+        up.wait_for(r"^dev1 .*Handshake completed", 20, since=mark)
+        up.wait_for(r"^dev1 .*Cloud connected", 20, since=mark)
         assert answer(ctl(url, "publish", "dev1", "hello", "world", "--json"))["sent"]
         up.wait_for(r"^cloud .*event hello from dev1", 10)
         link = answer(ctl(url, "link", "dev1", "--loss", "0", "--latency", "50", "--json"))
@@ -249,5 +291,8 @@ def test_ctl_against_a_cloud_without_devices() -> None:
         one_line_error(ctl(url, "state", device), f"the cloud knows no device '{device}'")
         one_line_error(ctl(url, "reset", device), "needs simulated devices")
         one_line_error(ctl(url, "drop-session", "not-an-id"), "400: invalid device id")
+        one_line_error(ctl(url, "key-change", device),
+                       f"404: the cloud has no session of {device}")
+        one_line_error(ctl(url, "key-change", "not-an-id"), "400: invalid device id")
     finally:
         cloud.stop()

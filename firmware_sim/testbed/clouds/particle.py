@@ -186,6 +186,10 @@ class ParticlePlug:
         """The cloud drops the device's session: its next resume gets a RST."""
         return self.cloud.endpoint.forget_session(device_id)
 
+    def send_key_change(self, device_id: str) -> bool:
+        """The cloud tells the device to discard its session (a key change message)."""
+        return self.cloud.endpoint.send_key_change(device_id)
+
     def restart(self) -> int:
         """The cloud process restarts: sessions are forgotten (the store stays)."""
         return self.cloud.endpoint.restart()
