@@ -267,6 +267,11 @@ def _forget_session(ctx: RunContext, step: Step) -> None:
     ctx.operator.cloud_forget_session(_particle(ctx, step), _device(ctx, step))
 
 
+def _key_change(ctx: RunContext, step: Step) -> None:
+    ctx.record_step(step)
+    ctx.operator.cloud_key_change(_particle(ctx, step), _device(ctx, step))
+
+
 def _cloud_restart(ctx: RunContext, step: Step) -> None:
     ctx.record_step(step)
     ctx.operator.cloud_restart(_particle(ctx, step))
@@ -369,6 +374,8 @@ for _action in (
               {"latency_s": (0.5, 0.02, 2.0)}),
     ActionDef("cloud.forget_session", "the cloud forgets the device's session (next resume "
               "gets a RST)", _has_particle, _forget_session),
+    ActionDef("cloud.key_change", "the cloud sends a key change message: the device discards "
+              "its session and reconnects with a full handshake", _has_particle, _key_change),
     ActionDef("cloud.restart", "the cloud process restarts (sessions lost, store kept)",
               _has_particle, _cloud_restart),
     ActionDef("customer.claim", "a customer claims the device through the API (POST "

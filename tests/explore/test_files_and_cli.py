@@ -13,7 +13,15 @@ from hypothesis import strategies as st
 
 from firmware_sim.cli import main
 from firmware_sim.diagram import build_diagram, to_html, to_mermaid
-from firmware_sim.explore import ExploreReport, dumps, execute, load_scenario, loads, resolve_all
+from firmware_sim.explore import (
+    ExploreReport,
+    builtin_scenarios,
+    dumps,
+    execute,
+    load_scenario,
+    loads,
+    resolve_all,
+)
 from firmware_sim.explore.tomlio import value
 from firmware_sim.kernel.choice import SeededChooser
 from firmware_sim.kernel.errors import ConfigurationError
@@ -223,3 +231,25 @@ def test_the_pytest_fixture(fwsim_explore: Any) -> None:
     found = fwsim_explore("p2-provisioning", properties=["claim-liveness"], runs=30,
                           expect_violation=True)
     assert not found.ok
+
+
+def test_a_key_change_from_the_cloud_ends_the_resume_bug() -> None:
+    """The resume bug's schedule, then the cloud sends a key change: the device discards the
+    session, does a full handshake and sends the claim code (claim-liveness holds); without the
+    step the same schedule violates it."""
+    text = builtin_scenarios()["resume-bug"]
+    bug = loads(text, "resume-bug.toml")
+    assert [(v.prop, v.signature) for v in execute(bug, resolve_all(bug.properties)).violations
+            ] == [("claim-liveness", "resumed-without-code")]
+    fixed_text = text.replace('[expect]\nviolation = "claim-liveness"\n'
+                              'signature = "resumed-without-code"\n', "")
+    fixed_text += '\n[[steps]]\nat = 40.0\ndo = "cloud.key_change"\n'
+    fixed = loads(fixed_text, "resume-bug-key-change.toml")
+    outcome = execute(fixed, resolve_all(fixed.properties), keep_records=True)
+    assert outcome.violations == []
+    kinds = [r.kind for r in outcome.records]
+    assert "key_change.to_device" in kinds
+    assert any(r.kind == "log" and r.fields["message"] == "Received a key change message; "
+               "discarding session" for r in outcome.records)
+    assert any(r.kind == "log" and str(r.fields["message"]).startswith(
+        "Send spark/device/claim/code event") for r in outcome.records)
