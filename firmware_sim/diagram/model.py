@@ -214,6 +214,9 @@ class _Builder:
         elif kind == "event.to_device":
             self.add(record, "arrow", str(f.get("name")), cloud, self.device_for(record),
                      "reply")
+        elif kind == "key_change.to_device":
+            self.add(record, "arrow", "key change: discard the session", cloud,
+                     self.device_for(record), "alert")
         elif kind == "session.dropped":
             self.add(record, "note", f"session dropped ({f.get('reason')})", cloud)
         elif kind == "claim.redeem":

@@ -253,3 +253,8 @@ def test_a_key_change_from_the_cloud_ends_the_resume_bug() -> None:
                "discarding session" for r in outcome.records)
     assert any(r.kind == "log" and str(r.fields["message"]).startswith(
         "Send spark/device/claim/code event") for r in outcome.records)
+    diagram = build_diagram(outcome.records, title="key change")
+    arrows = [(r.source, r.target, r.text) for r in diagram.rows if r.kind == "arrow"]
+    assert ("cloud", "p2", "key change: discard the session") in arrows
+    after = arrows[arrows.index(("cloud", "p2", "key change: discard the session")):]
+    assert ("p2", "cloud", "HELLO (full handshake)") in after
