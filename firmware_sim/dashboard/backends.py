@@ -63,7 +63,8 @@ _DEVICE_KINDS = frozenset({
 #: the cloud's records about a device worth keeping
 _CLOUD_KINDS = frozenset({
     "dtls.client_hello", "handshake.full", "session.resumed", "event", "session.unknown",
-    "event.to_device", "session.dropped", "claim.redeem", "claim.api", "device.offline"})
+    "event.to_device", "session.dropped", "claim.redeem", "claim.api", "device.offline",
+    "key_change.to_device"})
 _DEVICE_PATH = re.compile(r"^/v1/(?:products/[^/]+/)?devices/([0-9a-fA-F]{24})(?:/|$)")
 
 

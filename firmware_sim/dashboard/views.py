@@ -173,7 +173,7 @@ def claimed_byte_text(value: int) -> str:
 class Reason:
     #: world seconds
     t: float
-    #: "refused", "failed", "pending" or "ok"
+    #: "refused", "failed", "pending", "ok" or "info" (something done to the device)
     level: str
     title: str
     detail: str
@@ -215,6 +215,10 @@ def particle_reasons(records: Iterable[TraceRecord], *, name: str, device_id: st
                 reasons.append(Reason(t, "refused", f"Claim by device id refused: {outcome}",
                                       f"{owners.get(caller, caller)}: "
                                       f"{_API_WHY.get(outcome, outcome)}"))
+        elif kind == "key_change.to_device" and f.get("device_id") == device_id:
+            reasons.append(Reason(t, "info", "The cloud sent a key change",
+                                  "the device discards its session and reconnects with a full "
+                                  "handshake"))
         elif record.node != name:
             continue
         elif kind == "handshake.resumed" and f.get("claim_code_pending"):
@@ -225,8 +229,8 @@ def particle_reasons(records: Iterable[TraceRecord], *, name: str, device_id: st
                 t, "pending", "Session resumed with a claim code pending: the code was not sent",
                 f"{resumes} resumed session{'s' if resumes > 1 else ''} without sending it. "
                 f"Device OS publishes {CLAIM_CODE_EVENT} only after a full handshake, never on "
-                "a resumed session. Drop the session (or run the session-end workaround "
-                "firmware) to force a full handshake."))
+                "a resumed session. Drop the session, send a key change from the cloud (or "
+                "run the session-end workaround firmware) to force a full handshake."))
         elif kind == "handshake.full" and f.get("claim_code_pending"):
             reasons.append(Reason(t, "ok", "Full handshake with a claim code pending",
                                   f"the device sends {CLAIM_CODE_EVENT} now"))

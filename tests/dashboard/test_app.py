@@ -310,6 +310,9 @@ def test_a_key_change_from_the_dashboard_starts_a_full_session(
         bed.run_for(10)
         after = await row()
         assert after["full"] == before + 1 and after["last_session"] == "full"
+        page = (await client.get("/ui/api/devices/dev1")).json()
+        assert "The cloud sent a key change" in page["why_html"]
+        assert "key change: discard the session" in page["diagram"]
         assert any("Received a key change message; discarding session" in line
                    for line in bed.devices["dev1"].log_lines())
 
