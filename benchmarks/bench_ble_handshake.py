@@ -14,16 +14,22 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cryptography import __version__ as cryptography_version
 from cryptography.hazmat.backends.openssl import backend as openssl_backend
 from cryptography.hazmat.primitives.asymmetric import ec
 
 import transports.ble.ecjpake as ecjpake_module
+from benchmarks.targets import ble_line
 from transports.ble.channel_crypto import (
     ChannelSession,
     HandshakeTranscript,
@@ -182,6 +188,9 @@ def main() -> None:
         ("server", server_cpu, server_mults, server_floor),
     ):
         print(f"{side:<8}{cpu * 1e3:>14.2f}{mults:>14}{floor * 1e3:>12.3f}{cpu / floor:>8.1f}")
+    for side, cpu, floor in (("client", client_cpu, client_floor),
+                             ("server", server_cpu, server_floor)):
+        print(ble_line(side, cpu / floor))
 
 
 if __name__ == "__main__":

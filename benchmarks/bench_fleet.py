@@ -23,11 +23,16 @@ from __future__ import annotations
 import argparse
 import gc
 import resource
+import sys
 import sysconfig
 import time
 import tracemalloc
 from pathlib import Path
 
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.targets import shard_line, world_lines
 from cloud_sim import EndpointOptions
 from firmware_sim.cli.fleet_cmd import DEFAULT_IN_FLIGHT
 from firmware_sim.testbed import CloudSpec, Testbed, TestbedSpec, provisioned
@@ -93,9 +98,12 @@ def world_benchmark(count: int, half_open_cap: int | None = None,
           f"{claimed}/{count}")
     print(f"  wall {finished - started:.2f} s (building {built - started:.2f} s, running "
           f"{finished - built:.2f} s); cpu {time.process_time() - cpu0:.2f} s")
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
     print(f"  virtual {world.now:.2f} s; scheduler steps {world.scheduler.steps}; trace records "
           f"{world.trace.records[-1].seq if world.trace.records else 0}; peak RSS "
-          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MB")
+          f"{peak_mb} MB")
+    for line in world_lines(count, finished - started, peak_mb):
+        print(line)
 
 
 def _short(filename: str) -> str:
@@ -144,6 +152,7 @@ def fleet_benchmark(count: int, shard_counts: list[int], in_flight: int | None) 
     base = rates[shard_counts[0]]
     for shards in shard_counts[1:]:
         print(f"  {shards} shards / {shard_counts[0]}: {rates[shards] / base:.2f}x devices/s")
+        print(shard_line(rates[shards] / base, shards, shard_counts[0]))
 
 
 def main() -> None:

@@ -68,6 +68,11 @@ from typing import Any
 import aiohttp
 import httpx
 
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.targets import claim_line
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PASSWORD = "bench-password"
 EVENT_DEVICE = "e00fbe0c0000000000000001"
@@ -620,6 +625,8 @@ class Bench:
     #: before each row, wait until the machine is busy less than this many cores
     quiet_threshold: float = 0.25
     quiet_max_wait: float = 0.0
+    #: issue 16's verdicts on the rows it bounds (:mod:`benchmarks.targets`)
+    verdicts: list[str] = field(default_factory=list)
 
     def settle(self) -> None:
         if self.quiet_max_wait > 0:
@@ -679,6 +686,10 @@ class Bench:
         p50, p99 = percentile(latencies, 0.5) * 1e3, percentile(latencies, 0.99) * 1e3
         system_share = self.server_system / server_cpu if server_cpu else 0.0
         per_cpu = done / server_cpu if server_cpu else float("nan")
+        if workload == "claim":
+            verdict = claim_line(clients, done / self.seconds, p99, errors)
+            if verdict is not None:
+                self.verdicts.append(verdict)
         print(f"{workload:<12}{clients:>8}{procs:>6}{done / self.seconds:>9.0f}{p50:>8.1f}"
               f"{p99:>8.1f}{errors:>7}{100 * server_cpu / self.seconds:>7.0f}% "
               f"({system_share:>4.0%} sys){per_cpu:>8.0f}{100 * client_cpu / self.seconds:>9.0f}%"
@@ -895,6 +906,8 @@ def main() -> None:
                 bench.fanout(rows, args.publishers)
         finally:
             server.stop()
+    for line in bench.verdicts:
+        print(line)
     print("(CPU: % of one core over the window; server = the fwsim process, clients = all "
           "load-generator processes, others = the rest of the machine, which disturbs the "
           "figures when it is not near 0; req/CPUs = requests per CPU-second of the server, "

@@ -12,9 +12,15 @@ from __future__ import annotations
 import argparse
 import gc
 import statistics
+import sys
 import time
 import tracemalloc
+from pathlib import Path
 
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.targets import scenario_line
 from firmware_sim.scenarios import get_scenario
 from firmware_sim.testbed import CloudSpec, Testbed, TestbedSpec, provisioned
 
@@ -31,8 +37,8 @@ def scenario_speed(runs: int) -> None:
         simulated = result.simulated_seconds
     wall = statistics.median(walls)
     print(f"session-end-workaround: simulated {simulated:.1f} s, wall {wall * 1000:.2f} ms "
-          f"(median of {runs}), {simulated / wall:,.0f}x faster than real time "
-          f"(target >= 10,000x)")
+          f"(median of {runs}), {simulated / wall:,.0f}x faster than real time")
+    print(scenario_line(simulated / wall))
 
 
 def idle_memory(count: int) -> None:
