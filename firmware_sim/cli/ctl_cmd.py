@@ -320,7 +320,11 @@ def _action_text(command: str, body: dict[str, Any]) -> str:
     if command == "listening":
         return f"{device}: listening mode {'on' if body.get('listening') else 'off'}"
     if command == "network":
-        return f"{device}: network {body.get('network')}"
+        # the state is Device OS's: "on" is the radio on and not connected to an access point
+        state = body.get("network")
+        cut = state in ("off", "on")
+        return (f"{device}: network {'cut' if cut else 'restored'} (Wi-Fi {state}"
+                f"{', no access point' if state == 'on' else ''})")
     if command == "power-cycle":
         return f"{device}: power cut for {body.get('off_s')} s"
     return f"{device}: {command} done"

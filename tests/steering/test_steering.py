@@ -260,6 +260,10 @@ def test_ctl_against_fwsim_up_and_the_printed_curl() -> None:
         up.wait_for(r"^dev1 .*Cloud connected", 20, since=mark)
         assert answer(ctl(url, "publish", "dev1", "hello", "world", "--json"))["sent"]
         up.wait_for(r"^cloud .*event hello from dev1", 10)
+        cut = ctl(url, "network", "dev1", "down")
+        assert cut.stdout.strip() == "dev1: network cut (Wi-Fi on, no access point)", cut.stdout
+        restored = ctl(url, "network", "dev1", "up")
+        assert restored.stdout.startswith("dev1: network restored (Wi-Fi "), restored.stdout
         link = answer(ctl(url, "link", "dev1", "--loss", "0", "--latency", "50", "--json"))
         assert link["latency_ms"] == 50
         assert answer(ctl(url, "listening", "dev1", "on", "--json"))["listening"] is True
