@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import os
 import stat
+from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,6 +157,14 @@ class Pages:
         self._indexes = bytes(index for index, _ in items)
         self._pages = tuple(page for _, page in items)
 
+    @classmethod
+    def of(cls, indexes: bytes, pages: tuple[bytes, ...]) -> Pages:
+        """A page map from its parts: ``indexes`` sorted, one page each, none erased."""
+        made = cls.__new__(cls)
+        made._indexes = indexes
+        made._pages = pages
+        return made
+
     def get(self, index: int, default: bytes) -> bytes:
         at = self._indexes.find(index)
         return default if at < 0 else self._pages[at]
@@ -215,20 +224,33 @@ def _read(pages: Pages, offset: int, size: int) -> bytes:
 
 
 def _written(pages: Pages, offset: int, data: bytes) -> Pages:
-    """A new page map: ``pages`` with ``data`` written at ``offset``."""
-    new = pages.as_dict()
+    """A new page map: ``pages`` with ``data`` written at ``offset``. The sorted indexes and the
+    pages are spliced in place of a rebuild (a fleet device writes its DCT ~9 times when it is
+    made): a page that becomes erased again is dropped, a new one inserted in index order."""
+    indexes, held = pages._indexes, pages._pages
     end = offset + len(data)
     for index in range(offset // PAGE_SIZE, (end - 1) // PAGE_SIZE + 1):
         base = index * PAGE_SIZE
         erased = _ERASED_PAGES[index]
-        page = bytearray(pages.get(index, erased))
         lo, hi = max(offset, base), min(end, base + len(erased))
-        page[lo - base:hi - base] = data[lo - offset:hi - offset]
-        if page == erased:
-            new.pop(index, None)
+        at = indexes.find(index)
+        if lo == base and hi == base + len(erased):  # the whole page
+            page = data[lo - offset:hi - offset]
         else:
-            new[index] = _shared_page(bytes(page))
-    return Pages(new)
+            edited = bytearray(erased if at < 0 else held[at])
+            edited[lo - base:hi - base] = data[lo - offset:hi - offset]
+            page = bytes(edited)
+        if page == erased:
+            if at >= 0:
+                indexes = indexes[:at] + indexes[at + 1:]
+                held = held[:at] + held[at + 1:]
+        elif at >= 0:
+            held = (*held[:at], _shared_page(page), *held[at + 1:])
+        else:
+            at = bisect_left(indexes, index)
+            indexes = indexes[:at] + bytes((index,)) + indexes[at:]
+            held = (*held[:at], _shared_page(page), *held[at:])
+    return Pages.of(indexes, held)
 
 
 class MemoryDctBackend:

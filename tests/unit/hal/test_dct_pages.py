@@ -8,7 +8,10 @@ from hypothesis import strategies as st
 
 from firmware_sim.hal import DCT_SIZE, FIELDS, Dct, MemoryDctBackend
 
-_WRITES = st.lists(st.tuples(st.integers(0, DCT_SIZE - 1), st.binary(max_size=300)),
+# binary data, and runs of 0xFF that erase pages again
+_WRITES = st.lists(st.tuples(st.integers(0, DCT_SIZE - 1),
+                             st.binary(max_size=300) | st.integers(1, 400).map(
+                                 lambda n: b"\xff" * n)),
                    max_size=20)
 
 
@@ -25,6 +28,12 @@ def test_the_paged_image_reads_as_a_flat_image(writes: list[tuple[int, bytes]], 
     assert dct.image() == bytes(model)
     assert dct.read(offset, size) == bytes(model[offset:offset + size])
     assert Dct(dct.backend).image() == bytes(model)  # reopened from the committed pages
+    # the map holds each written page once, in index order, and no page that reads as erased
+    indexes = list(dct._pages._indexes)
+    assert indexes == sorted(set(indexes)) and len(indexes) == len(dct._pages._pages)
+    for index, page in zip(indexes, dct._pages._pages, strict=True):
+        assert page != b"\xff" * len(page)
+        assert page == bytes(model[index * 128:index * 128 + len(page)])
 
 
 def test_devices_writing_the_same_page_share_it_and_stay_independent() -> None:
