@@ -226,7 +226,7 @@ def _run(args: argparse.Namespace) -> int:
     elif command == "set-claim-code":
         action, payload = "claim-code", {"code": args.code}
     body = _check(*_request(args, "POST", f"{path}/{action}", payload))
-    return _print(args, body, _action_text(command, body))
+    return _print(args, body, _action_text(command, body, payload))
 
 
 def _cloud_only(args: argparse.Namespace) -> int:
@@ -306,7 +306,8 @@ def _key_change_text(device: str, sent: Any) -> str:
             f"{device}: not sent (the device has no session with the cloud)")
 
 
-def _action_text(command: str, body: dict[str, Any]) -> str:
+def _action_text(command: str, body: dict[str, Any], sent: dict[str, Any]) -> str:
+    """One line about ``command`` done (``sent``: the body the request carried)."""
     device = body.get("device", "")
     if command == "set-claim-code":
         result = body.get("result")
@@ -322,8 +323,7 @@ def _action_text(command: str, body: dict[str, Any]) -> str:
     if command == "network":
         # the state is Device OS's: "on" is the radio on and not connected to an access point
         state = body.get("network")
-        cut = state in ("off", "on")
-        return (f"{device}: network {'cut' if cut else 'restored'} (Wi-Fi {state}"
+        return (f"{device}: network {'restored' if sent.get('up') else 'cut'} (Wi-Fi {state}"
                 f"{', no access point' if state == 'on' else ''})")
     if command == "power-cycle":
         return f"{device}: power cut for {body.get('off_s')} s"

@@ -169,9 +169,6 @@ class Pages:
         at = self._indexes.find(index)
         return default if at < 0 else self._pages[at]
 
-    def as_dict(self) -> dict[int, bytes]:
-        return dict(zip(self._indexes, self._pages, strict=True))
-
     def __len__(self) -> int:
         return len(self._pages)
 
