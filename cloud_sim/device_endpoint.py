@@ -504,7 +504,8 @@ class DeviceEndpoint:
         return True
 
     def _delivery_timed_out(self, session: CloudSession, pending: Confirmable) -> None:
-        self.tracer.emit("event.to_device_timeout", device_id=session.device_id, mid=pending.mid)
+        kind = "key_change.timeout" if pending.what == "key change" else "event.to_device_timeout"
+        self.tracer.emit(kind, device_id=session.device_id, mid=pending.mid)
 
     def _on_ack(self, session: CloudSession, message: CoapMessage) -> None:
         pending = session.exchange.acknowledge(message)

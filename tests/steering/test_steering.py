@@ -109,6 +109,9 @@ def test_a_key_change_from_the_cloud_makes_the_device_start_a_full_session(
     steering.power_cycle("b", off_s=100)
     bed.run_for(1)
     assert steering.key_change("b") == {"device": "b", "sent": True}  # its session lingers
+    bed.run_for(90)  # nobody acknowledges it: retransmitted, then given up
+    assert [r.fields["device_id"] for r in bed.world.trace.find("key_change.timeout")] == [
+        bed.devices["b"].device_id]
     bed.cloud.forget_session(bed.devices["b"].device_id)  # type: ignore[union-attr]
     assert steering.key_change("b") == {"device": "b", "sent": False}
     with pytest.raises(UnknownDevice):
