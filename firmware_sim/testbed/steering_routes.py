@@ -153,7 +153,11 @@ def mount_steering(app: Any, steering: Steering) -> None:
     """Add the steering routes to a served cloud's FastAPI app (``CloudServer.app``)."""
     if not isinstance(app, FastAPI):
         raise TypeError("mount_steering needs the FastAPI app of a served Particle cloud")
-    app.include_router(steering_router(steering))
+    # the routes themselves, not the router: FastAPI matches an included router through
+    # per-request route contexts, and the app's 404 shortcut needs plain routes
+    # (``cloud_sim/http/app.py``); the router has a prefix and no dependencies, so the routes
+    # carry their whole paths
+    app.router.routes.extend(steering_router(steering).routes)
 
 
 __all__ = ["CONTROL_TIMEOUT_S", "mount_steering", "steering_router"]

@@ -97,7 +97,12 @@ ROUTES = [("POST", "/v1/devices"), ("GET", "/v1/devices"), ("POST", "/v1/device_
           ("GET", "/v1/access_tokens/current"), ("DELETE", "/v1/access_tokens/current"),
           ("GET", "/fwsim/claim_codes"), ("POST", "/fwsim/claim_codes/expire"),
           ("GET", "/fwsim/state"), ("GET", "/fwsim/outbox"),
-          ("GET", f"/v1/devices/{DEVICE}"), ("GET", "/v1/no-such-thing")]
+          ("GET", f"/v1/devices/{DEVICE}"), ("GET", "/v1/no-such-thing"),
+          # unknown first segments (answered without the walk), near misses and the root
+          ("GET", "/no-such-thing"), ("POST", "/wp-login.php"), ("GET", "/v1x/devices"),
+          ("GET", "/v1"), ("GET", "/v1/"), ("GET", "/"), ("GET", "//v1/devices"),
+          ("DELETE", "/oauth/"), ("GET", "/openapi.jsonx"), ("GET", "/fwsim"),
+          ("POST", "/v1/devices/"), ("GET", "/\u00e9t\u00e9/x")]
 TEXT = st.one_of(st.sampled_from(["", DEVICE, FREE_DEVICE, DEVICE.upper(), "true", "0",
                                   "password", "client_credentials", "\ud800", "x" * 70]),
                  st.text(max_size=12))
@@ -141,6 +146,41 @@ def requests(draw: st.DrawFn, tokens: list[str]) -> tuple[str, str, bytes,
     query = draw(st.sampled_from([b"", b"request_transfer=true", b"%zz=1", b"a=1&a=2",
                                   f"access_token={tokens[0]}".encode()]))
     return method, path, query, headers, body
+
+
+def test_the_404_shortcut_sees_later_routes_and_steps_aside_for_included_routers() -> None:
+    """The shortcut's answer is the walk's (the Hypothesis test below compares them); a route
+    added after the app was made is found, a parameter anywhere is matched by its regex, and an
+    included router (matched through FastAPI's per-request contexts) turns the shortcut off."""
+    from fastapi import APIRouter
+    from starlette.routing import Route
+
+    async def hello(request: Request) -> Response:
+        return Response(b"hello")
+
+    app = create_app(Cloud(World(1), store=MemoryStore()))
+    loop = asyncio.new_event_loop()
+    try:
+        def get(path: str) -> Answer:
+            return loop.run_until_complete(_call(app, "GET", path, b"", [], b""))
+
+        status, _, body = get("/late")
+        assert status == 404 and json.loads(body)["error"] == "Not Found"
+        app.router.routes.append(Route("/late", hello))
+        assert get("/late")[0::2] == (200, b"hello")
+        app.router.routes.append(Route("/{anything}/x", hello))
+        assert get("/whatever/x")[0::2] == (200, b"hello")
+        assert get("/nothing-here")[0] == 404
+        static = app.router.middleware_stack
+        assert static._route_regexes() is not None  # the shortcut is on
+        included = APIRouter(prefix="/inc")
+        included.add_api_route("/here", hello, methods=["GET"])
+        app.include_router(included)  # matched through per-request contexts: the walk
+        assert static._route_regexes() is None
+        assert get("/inc/here")[0::2] == (200, b"hello")
+        assert get("/nothing-here")[0] == 404
+    finally:
+        loop.close()
 
 
 def test_the_lane_serves_the_busy_routes() -> None:

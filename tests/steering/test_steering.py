@@ -118,6 +118,21 @@ def test_a_key_change_from_the_cloud_makes_the_device_start_a_full_session(
         steering.key_change("zz")
 
 
+def test_the_steering_routes_keep_the_apps_404_shortcut(
+        steered: tuple[Testbed, Steering]) -> None:
+    """``mount_steering`` adds plain routes, not an included router, so the served app still
+    answers unknown paths without walking every route (``cloud_sim/http/app.py``)."""
+    from cloud_sim.http import create_app
+    from firmware_sim.testbed.steering_routes import mount_steering
+
+    bed, steering = steered
+    app = create_app(bed.cloud.cloud)  # type: ignore[union-attr]
+    mount_steering(app, steering)
+    assert app.router.middleware_stack._route_regexes() is not None
+    assert any(getattr(r, "path", "") == "/fwsim/devices/{device}/key-change"
+               for r in app.router.routes)
+
+
 def test_power_listening_reset_and_link(steered: tuple[Testbed, Steering]) -> None:
     bed, steering = steered
     steering.listening("b", True)
