@@ -102,7 +102,13 @@ ROUTES = [("POST", "/v1/devices"), ("GET", "/v1/devices"), ("POST", "/v1/device_
           ("GET", "/no-such-thing"), ("POST", "/wp-login.php"), ("GET", "/v1x/devices"),
           ("GET", "/v1"), ("GET", "/v1/"), ("GET", "/"), ("GET", "//v1/devices"),
           ("DELETE", "/oauth/"), ("GET", "/openapi.jsonx"), ("GET", "/fwsim"),
-          ("POST", "/v1/devices/"), ("GET", "/\u00e9t\u00e9/x")]
+          ("POST", "/v1/devices/"), ("GET", "/\u00e9t\u00e9/x"),
+          # routes with parameters (the prefiltered walk), a 405 and a redirect among them
+          ("PUT", f"/v1/devices/{DEVICE}"), ("DELETE", f"/v1/devices/{FREE_DEVICE}"),
+          ("PATCH", f"/v1/devices/{DEVICE}"), ("GET", f"/v1/devices/{DEVICE}/"),
+          ("GET", "/v1/products/acme"), ("GET", "/v1/products/4242/customers"),
+          ("GET", "/v1/products/acme/team"), ("POST", "/v1/products/nope/team"),
+          ("GET", "/fwsim/sessions"), ("GET", f"/fwsim/devices/{DEVICE}")]
 TEXT = st.one_of(st.sampled_from(["", DEVICE, FREE_DEVICE, DEVICE.upper(), "true", "0",
                                   "password", "client_credentials", "\ud800", "x" * 70]),
                  st.text(max_size=12))
