@@ -154,9 +154,9 @@ def mount_steering(app: Any, steering: Steering) -> None:
     if not isinstance(app, FastAPI):
         raise TypeError("mount_steering needs the FastAPI app of a served Particle cloud")
     # the routes themselves, not the router: FastAPI matches an included router through
-    # per-request route contexts, and the app's 404 shortcut needs plain routes
-    # (``cloud_sim/http/app.py``); the router has a prefix and no dependencies, so the routes
-    # carry their whole paths
+    # per-request route contexts, and the app's route prefilter (and its 404 shortcut) needs
+    # plain routes (``cloud_sim/http/app.py``); the router has a prefix and no dependencies, so
+    # the routes carry their whole paths
     app.router.routes.extend(steering_router(steering).routes)
 
 
