@@ -40,7 +40,7 @@ from .dispatcher import (
 from .errors import BadData, ControlRequestFailed, ReplyEncodingFailed
 from .handlers import HANDLERS, SUPPORTED, supported_types
 from .requests import Call, ControlReply, EncodedRequest
-from .services import DeviceServices, Done, KnownNetwork, VisibleNetwork
+from .services import DeviceServices, Done, KnownNetwork, NetworkInterface, VisibleNetwork
 from .types import (
     DOS_6_2_UNIMPLEMENTED,
     CloudConnectionStatus,
@@ -77,6 +77,7 @@ __all__ = [
     "HandlerContext",
     "KnownNetwork",
     "MessagePair",
+    "NetworkInterface",
     "ReplyEncodingFailed",
     "RequestFilter",
     "RequestHandle",

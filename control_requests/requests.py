@@ -23,9 +23,10 @@ from typing import Any, Generic, NamedTuple, TypeVar
 
 from google.protobuf.message import Message
 
-from ._pb import cellular_pb2, config_pb2, wifi_pb2
+from ._pb import cellular_pb2, config_pb2, network_pb2, wifi_pb2
 from .codec import decode_reply, encode_request, message_pair, request_class
 from .errors import ControlRequestFailed
+from .services import NetworkInterface
 from .types import (
     CloudConnectionStatus,
     DeviceMode,
@@ -447,6 +448,37 @@ def scan_networks() -> Call[list[ScannedNetwork]]:
     return _message_call(RequestType.WIFI_SCAN_NETWORKS, parse)
 
 
+@dataclass(frozen=True)
+class InterfaceEntry:
+    """One entry of NETWORK_GET_INTERFACE_LIST: ``type`` is ``particle.ctrl.InterfaceType``."""
+
+    index: int
+    name: str
+    type: int
+
+
+def get_interface_list() -> Call[list[InterfaceEntry]]:
+    def parse(reply: network_pb2.GetInterfaceListReply) -> list[InterfaceEntry]:
+        return [InterfaceEntry(int(e.index), str(e.name), int(e.type)) for e in reply.interfaces]
+
+    return _message_call(RequestType.NETWORK_GET_INTERFACE_LIST, parse)
+
+
+def get_interface(index: int) -> Call[NetworkInterface]:
+    """NETWORK_GET_INTERFACE: the interface at ``index`` (an unknown index fails with -1)."""
+    def parse(reply: network_pb2.GetInterfaceReply) -> NetworkInterface:
+        i = reply.interface
+        return NetworkInterface(
+            int(i.index), str(i.name), int(i.type), int(i.flags), int(i.ext_flags), int(i.mtu),
+            bytes(i.hw_address),
+            tuple((int(a.address.v4.address).to_bytes(4, "big"), int(a.prefix_length))
+                  for a in i.ipv4_config.addresses),
+            tuple((bytes(a.address.v6.address), int(a.prefix_length))
+                  for a in i.ipv6_config.addresses))
+
+    return _message_call(RequestType.NETWORK_GET_INTERFACE, parse, index=index)
+
+
 def get_iccid() -> Call[CellularIdentity]:
     def parse(reply: cellular_pb2.GetIccidReply) -> CellularIdentity:
         return CellularIdentity(str(reply.iccid), str(reply.imei))
@@ -465,6 +497,7 @@ __all__ = [
     "ControlReply",
     "CurrentNetwork",
     "EncodedRequest",
+    "InterfaceEntry",
     "KnownNetwork",
     "NcpFirmwareVersion",
     "ProtectedState",
@@ -486,6 +519,8 @@ __all__ = [
     "get_device_mode",
     "get_feature",
     "get_iccid",
+    "get_interface",
+    "get_interface_list",
     "get_known_networks",
     "get_ncp_firmware_version",
     "get_protected_state",

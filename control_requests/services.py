@@ -33,6 +33,23 @@ class VisibleNetwork:
     rssi: int
 
 
+@dataclass(frozen=True)
+class NetworkInterface:
+    """One network interface as ``NETWORK_GET_INTERFACE`` describes it (``particle.ctrl.Interface``
+    fields; ``flags``/``ext_flags`` are Device OS's ``IFF_*``/``IFXF_*`` bits)."""
+
+    index: int
+    name: str
+    type: int  # particle.ctrl.InterfaceType
+    flags: int
+    ext_flags: int
+    mtu: int
+    hw_address: bytes
+    #: (address bytes, prefix length): 4-byte IPv4 and 16-byte IPv6 addresses
+    ipv4: tuple[tuple[bytes, int], ...] = ()
+    ipv6: tuple[tuple[bytes, int], ...] = ()
+
+
 class DeviceServices(Protocol):
     # identity ---------------------------------------------------------------------------------
     def device_id(self) -> str: ...
@@ -88,6 +105,9 @@ class DeviceServices(Protocol):
     def wifi_set_credentials(
         self, ssid: str, password: str | None, security: int, bssid: bytes, hidden: bool
     ) -> int: ...
+
+    # network interfaces -----------------------------------------------------------------------
+    def network_interfaces(self) -> list[NetworkInterface]: ...
 
     # diagnostics ------------------------------------------------------------------------------
     def diagnostics(self) -> bytes: ...

@@ -38,7 +38,7 @@ from __future__ import annotations
 from collections.abc import Callable, Set
 from typing import Protocol
 
-from control_requests.services import VisibleNetwork
+from control_requests.services import NetworkInterface, VisibleNetwork
 from control_requests.types import WifiSecurity
 from firmware_sim.kernel.world import World
 
@@ -192,6 +192,7 @@ class ControlServices(Protocol):
     def wifi_scan(self) -> list[VisibleNetwork]: ...
     def wifi_set_credentials(self, ssid: str, password: str | None, security: int,
                              bssid: bytes, hidden: bool) -> int: ...
+    def network_interfaces(self) -> list[NetworkInterface]: ...
 
 
 class ControlEndpoint(Protocol):

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 from ..dispatcher import Handler
 from ..types import RequestType
-from . import cloud, config, wifi
+from . import cloud, config, network, wifi
 
-HANDLERS: dict[RequestType, Handler] = {**config.HANDLERS, **cloud.HANDLERS, **wifi.HANDLERS}
+HANDLERS: dict[RequestType, Handler] = {**config.HANDLERS, **cloud.HANDLERS, **network.HANDLERS,
+                                        **wifi.HANDLERS}
 
 _COMMON = frozenset(HANDLERS) - {
     RequestType.SET_SECURITY_KEY, RequestType.GET_SECURITY_KEY, RequestType.SET_SOFTAP_SSID,
     RequestType.NCP_FIRMWARE_VERSION,
 }
 _WIFI_NEW = frozenset(wifi.HANDLERS)
+#: Device OS's interface API (``HAL_PLATFORM_IFAPI``): the Gen3 and P2-class platforms
+_IFAPI = frozenset(network.HANDLERS)
 
 #: platform profile name -> request types it answers itself (others: NOT_SUPPORTED / the app).
 SUPPORTED: dict[str, frozenset[RequestType]] = {
@@ -26,8 +29,9 @@ SUPPORTED: dict[str, frozenset[RequestType]] = {
     # The Argon's Wi-Fi is an ESP32 NCP whose firmware version is reported.
     "argon": _COMMON | {RequestType.NCP_FIRMWARE_VERSION},
     # Gen2 (Device OS 2.3.1): SoftAP SSID settable; Wi-Fi is configured through SoftAP and the
-    # listening-mode console, not the wifi_new requests.
-    "photon": (_COMMON - _WIFI_NEW) | {RequestType.SET_SOFTAP_SSID},
+    # listening-mode console, not the wifi_new requests; no interface API (UNVERIFIED: the
+    # Photon's WICED HAL is taken to build network.cpp without HAL_PLATFORM_IFAPI).
+    "photon": (_COMMON - _WIFI_NEW - _IFAPI) | {RequestType.SET_SOFTAP_SSID},
 }
 
 

@@ -12,11 +12,12 @@ from typing import Protocol
 
 from control_requests.dispatcher import ControlDispatcher
 from control_requests.handlers import HANDLERS, supported_types
-from control_requests.services import Done, KnownNetwork, VisibleNetwork
+from control_requests.services import Done, KnownNetwork, NetworkInterface, VisibleNetwork
 
 from ..hal.claim import ClaimCodeHal
 from ..hal.dct import STARTUP_MODE_FLAG_OFFSET, Dct
 from ..hal.device_config import DeviceConfigHal
+from ..hal.ifapi import network_interfaces
 from ..kernel.errors import ResultCode
 from ..kernel.trace import Tracer
 from ..kernel.world import World
@@ -24,7 +25,7 @@ from ..profiles import PlatformProfile
 from .cloud import CloudConnection, CloudState
 from .features import Feature, FeatureFlags
 from .listening import ListeningMode
-from .network import CredentialStore, NetworkManager, WifiCredentials
+from .network import CredentialStore, NetState, NetworkManager, WifiCredentials
 from .radio import AccessPoint, WifiSecurity
 
 #: particle.ctrl.cloud.ConnectionStatus
@@ -268,6 +269,14 @@ class DeviceControlServices:
             return int(ResultCode.INVALID_ARGUMENT)
         return self.device.network.set_credentials(
             WifiCredentials(ssid, password, sec, bytes(bssid), hidden))
+
+    # network interfaces -----------------------------------------------------------------------
+    def network_interfaces(self) -> list[NetworkInterface]:
+        network = self.device.network
+        current = network.current
+        return network_interfaces(
+            self.device.device_id, radio_on=network.state is not NetState.OFF,
+            ssid=current.ssid if current is not None and network.ready else None)
 
     # diagnostics ------------------------------------------------------------------------------
     def diagnostics(self) -> bytes:

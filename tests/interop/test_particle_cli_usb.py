@@ -55,6 +55,18 @@ def test_particle_cli_over_usb(tmp_path: Path) -> None:
             assert f"Your device id is {DEVICE_ID.upper()}" in identified, identified
             assert "Your system firmware version is 6.2.0" in identified
 
+            # NETWORK_GET_INTERFACE_LIST / NETWORK_GET_INTERFACE (the serial console's ``m``
+            # reports the same MAC)
+            mac = particle(node, env, "serial", "mac")
+            assert re.search(r"Your device MAC address is ([0-9a-f]{2}:){5}[0-9a-f]{2}", mac), mac
+            assert "Interface is Wifi" in mac
+            interfaces = particle(node, env, "usb", "network-interfaces")
+            assert "lo0(LOOPBACK): flags=73<UP,LOOPBACK,LOWER_UP>" in interfaces, interfaces
+            assert "wl3(WIFI): flags=98371<UP,BROADCAST,LOWER_UP,MULTICAST,NOND6> mtu 1500" \
+                in interfaces
+            assert re.search(r"inet 192\.168\.\d+\.\d+ netmask 255\.255\.255\.0", interfaces)
+            assert f"ether {mac.split('is ')[1].split()[0]}" in interfaces
+
             assert "Done." in particle(node, env, "usb", "start-listening")
             assert asyncio.run(device_mode(served.usb_bridge)) == 1
             assert "LISTENING" in particle(node, env, "usb", "list")

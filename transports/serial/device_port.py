@@ -26,6 +26,9 @@ from collections.abc import Callable
 from ..device_surface import ConsoleDevice, ControlServices, ListeningState
 from .console import ConsoleTiming, ListeningConsole, WlanCipher, WlanSecurity
 
+#: ``particle.ctrl.InterfaceType.WIFI``
+WIFI_INTERFACE = 0x08
+
 __all__ = [
     "ConsolePort",
     "DeviceConsoleServices",
@@ -107,9 +110,11 @@ class DeviceConsoleServices:
         return info
 
     def mac_address(self) -> bytes:
-        """The Wi-Fi station MAC: fixed by the device id (locally administered, unicast)."""
-        digest = hashlib.sha256(f"fwsim-wifi-sta:{self.device.device_id}".encode()).digest()
-        return bytes([(digest[0] | 0x02) & 0xFE]) + digest[1:6]
+        """The Wi-Fi station's MAC, the hardware address ``NETWORK_GET_INTERFACE`` reports."""
+        for iface in self._control().network_interfaces():
+            if iface.type == WIFI_INTERFACE:
+                return iface.hw_address
+        return b""
 
     def system_version(self) -> str:
         return self.device.profile.system_version
