@@ -40,7 +40,14 @@ from .dispatcher import (
 from .errors import BadData, ControlRequestFailed, ReplyEncodingFailed
 from .handlers import HANDLERS, SUPPORTED, supported_types
 from .requests import Call, ControlReply, EncodedRequest
-from .services import DeviceServices, Done, KnownNetwork, NetworkInterface, VisibleNetwork
+from .services import (
+    DeviceServices,
+    Done,
+    FirmwareModuleInfo,
+    KnownNetwork,
+    NetworkInterface,
+    VisibleNetwork,
+)
 from .types import (
     DOS_6_2_UNIMPLEMENTED,
     CloudConnectionStatus,
@@ -73,6 +80,7 @@ __all__ = [
     "DosStatus",
     "EncodedRequest",
     "FilterAction",
+    "FirmwareModuleInfo",
     "Handler",
     "HandlerContext",
     "KnownNetwork",

@@ -23,10 +23,10 @@ from typing import Any, Generic, NamedTuple, TypeVar
 
 from google.protobuf.message import Message
 
-from ._pb import cellular_pb2, config_pb2, network_pb2, wifi_pb2
+from ._pb import cellular_pb2, config_pb2, network_pb2, storage_pb2, wifi_pb2
 from .codec import decode_reply, encode_request, message_pair, request_class
 from .errors import ControlRequestFailed
-from .services import NetworkInterface
+from .services import FirmwareModuleInfo, NetworkInterface
 from .types import (
     CloudConnectionStatus,
     DeviceMode,
@@ -479,6 +479,18 @@ def get_interface(index: int) -> Call[NetworkInterface]:
     return _message_call(RequestType.NETWORK_GET_INTERFACE, parse, index=index)
 
 
+def get_module_info() -> Call[list[FirmwareModuleInfo]]:
+    """GET_MODULE_INFO: the firmware modules (the current ``modules`` list of the reply)."""
+    def parse(reply: storage_pb2.GetModuleInfoReply) -> list[FirmwareModuleInfo]:
+        return [FirmwareModuleInfo(
+            int(m.type), int(m.index), int(m.version), int(m.size), int(m.max_size),
+            int(m.checked_flags), int(m.passed_flags), bytes(m.hash),
+            tuple((int(d.type), int(d.index), int(d.version)) for d in m.dependencies),
+            int(m.store)) for m in reply.modules]
+
+    return _message_call(RequestType.GET_MODULE_INFO, parse)
+
+
 def get_iccid() -> Call[CellularIdentity]:
     def parse(reply: cellular_pb2.GetIccidReply) -> CellularIdentity:
         return CellularIdentity(str(reply.iccid), str(reply.imei))
@@ -522,6 +534,7 @@ __all__ = [
     "get_interface",
     "get_interface_list",
     "get_known_networks",
+    "get_module_info",
     "get_ncp_firmware_version",
     "get_protected_state",
     "get_security_key",

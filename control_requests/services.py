@@ -50,6 +50,25 @@ class NetworkInterface:
     ipv6: tuple[tuple[bytes, int], ...] = ()
 
 
+@dataclass(frozen=True)
+class FirmwareModuleInfo:
+    """One firmware module (``particle.cloud.FirmwareModule``; ``type`` is its
+    ``FirmwareModuleType``, the flags ``FirmwareModuleValidityFlag`` bits, ``store`` 0 the main
+    store)."""
+
+    type: int
+    index: int
+    version: int
+    size: int
+    max_size: int
+    checked_flags: int
+    passed_flags: int
+    hash: bytes
+    #: (type, index, version) of each module it depends on
+    dependencies: tuple[tuple[int, int, int], ...] = ()
+    store: int = 0
+
+
 class DeviceServices(Protocol):
     # identity ---------------------------------------------------------------------------------
     def device_id(self) -> str: ...
@@ -108,6 +127,9 @@ class DeviceServices(Protocol):
 
     # network interfaces -----------------------------------------------------------------------
     def network_interfaces(self) -> list[NetworkInterface]: ...
+
+    # firmware modules -------------------------------------------------------------------------
+    def firmware_modules(self) -> list[FirmwareModuleInfo]: ...
 
     # diagnostics ------------------------------------------------------------------------------
     def diagnostics(self) -> bytes: ...

@@ -38,7 +38,7 @@ from __future__ import annotations
 from collections.abc import Callable, Set
 from typing import Protocol
 
-from control_requests.services import NetworkInterface, VisibleNetwork
+from control_requests.services import FirmwareModuleInfo, NetworkInterface, VisibleNetwork
 from control_requests.types import WifiSecurity
 from firmware_sim.kernel.world import World
 
@@ -193,6 +193,7 @@ class ControlServices(Protocol):
     def wifi_set_credentials(self, ssid: str, password: str | None, security: int,
                              bssid: bytes, hidden: bool) -> int: ...
     def network_interfaces(self) -> list[NetworkInterface]: ...
+    def firmware_modules(self) -> list[FirmwareModuleInfo]: ...
 
 
 class ControlEndpoint(Protocol):

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from ..dispatcher import Handler
 from ..types import RequestType
-from . import cloud, config, network, wifi
+from . import cloud, config, modules, network, wifi
 
-HANDLERS: dict[RequestType, Handler] = {**config.HANDLERS, **cloud.HANDLERS, **network.HANDLERS,
-                                        **wifi.HANDLERS}
+HANDLERS: dict[RequestType, Handler] = {**config.HANDLERS, **cloud.HANDLERS, **modules.HANDLERS,
+                                        **network.HANDLERS, **wifi.HANDLERS}
 
 _COMMON = frozenset(HANDLERS) - {
     RequestType.SET_SECURITY_KEY, RequestType.GET_SECURITY_KEY, RequestType.SET_SOFTAP_SSID,
@@ -30,8 +30,10 @@ SUPPORTED: dict[str, frozenset[RequestType]] = {
     "argon": _COMMON | {RequestType.NCP_FIRMWARE_VERSION},
     # Gen2 (Device OS 2.3.1): SoftAP SSID settable; Wi-Fi is configured through SoftAP and the
     # listening-mode console, not the wifi_new requests; no interface API (UNVERIFIED: the
-    # Photon's WICED HAL is taken to build network.cpp without HAL_PLATFORM_IFAPI).
-    "photon": (_COMMON - _WIFI_NEW - _IFAPI) | {RequestType.SET_SOFTAP_SSID},
+    # Photon's WICED HAL is taken to build network.cpp without HAL_PLATFORM_IFAPI) and no
+    # assets (Device OS 5.5 brought them, to the Gen3 and P2-class platforms).
+    "photon": (_COMMON - _WIFI_NEW - _IFAPI - {RequestType.GET_ASSET_INFO})
+    | {RequestType.SET_SOFTAP_SSID},
 }
 
 

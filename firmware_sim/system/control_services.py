@@ -12,12 +12,19 @@ from typing import Protocol
 
 from control_requests.dispatcher import ControlDispatcher
 from control_requests.handlers import HANDLERS, supported_types
-from control_requests.services import Done, KnownNetwork, NetworkInterface, VisibleNetwork
+from control_requests.services import (
+    Done,
+    FirmwareModuleInfo,
+    KnownNetwork,
+    NetworkInterface,
+    VisibleNetwork,
+)
 
 from ..hal.claim import ClaimCodeHal
 from ..hal.dct import STARTUP_MODE_FLAG_OFFSET, Dct
 from ..hal.device_config import DeviceConfigHal
 from ..hal.ifapi import network_interfaces
+from ..hal.modules import firmware_modules
 from ..kernel.errors import ResultCode
 from ..kernel.trace import Tracer
 from ..kernel.world import World
@@ -40,9 +47,14 @@ COMPRESSED_OTA = 0x01
 ETHERNET_DETECTION = 1
 
 
-class ProtectionOptions(Protocol):
+class ControlledOptions(Protocol):
+    """The firmware options the control-request services read."""
+
     @property
     def device_protected(self) -> bool: ...
+
+    @property
+    def app_version(self) -> int: ...
 
 
 class ControlledDevice(Protocol):
@@ -65,7 +77,7 @@ class ControlledDevice(Protocol):
     def profile(self) -> PlatformProfile: ...
 
     @property
-    def options(self) -> ProtectionOptions: ...
+    def options(self) -> ControlledOptions: ...
 
     @property
     def dct(self) -> Dct: ...
@@ -277,6 +289,13 @@ class DeviceControlServices:
         return network_interfaces(
             self.device.device_id, radio_on=network.state is not NetState.OFF,
             ssid=current.ssid if current is not None and network.ready else None)
+
+    # firmware modules -------------------------------------------------------------------------
+    def firmware_modules(self) -> list[FirmwareModuleInfo]:
+        device = self.device
+        return firmware_modules(system_version=device.profile.system_module_version,
+                                app_version=device.options.app_version,
+                                device_id=device.device_id)
 
     # diagnostics ------------------------------------------------------------------------------
     def diagnostics(self) -> bytes:

@@ -67,6 +67,15 @@ def test_particle_cli_over_usb(tmp_path: Path) -> None:
             assert re.search(r"inet 192\.168\.\d+\.\d+ netmask 255\.255\.255\.0", interfaces)
             assert f"ether {mac.split('is ')[1].split()[0]}" in interfaces
 
+            # GET_MODULE_INFO: the modules the console's ``s`` prints too
+            inspected = particle(node, env, "serial", "inspect")
+            assert "Platform: 32 - Photon 2 / P2" in inspected, inspected
+            assert "Bootloader module #0 - version 2300" in inspected
+            assert "System part module #1 - version 6200" in inspected
+            assert re.search(r"User part module #1 - version \d+", inspected)
+            assert re.search(r"UUID: [0-9a-f]{64}", inspected)
+            assert "FAIL" not in inspected
+
             assert "Done." in particle(node, env, "usb", "start-listening")
             assert asyncio.run(device_mode(served.usb_bridge)) == 1
             assert "LISTENING" in particle(node, env, "usb", "list")

@@ -18,7 +18,6 @@ find ports by device name (:func:`find_console`; the latest attached wins).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import weakref
 from collections.abc import Callable
@@ -28,6 +27,9 @@ from .console import ConsoleTiming, ListeningConsole, WlanCipher, WlanSecurity
 
 #: ``particle.ctrl.InterfaceType.WIFI``
 WIFI_INTERFACE = 0x08
+#: ``particle.cloud.FirmwareModuleType`` -> the console's module function letter
+USER_PART = 5
+_FUNCTION = {2: "b", 4: "s", USER_PART: "u"}
 
 __all__ = [
     "ConsolePort",
@@ -120,21 +122,22 @@ class DeviceConsoleServices:
         return self.device.profile.system_version
 
     def module_info_json(self) -> str:
-        """``system_module_info`` without the braces ``s`` wraps it in. Module sizes and the
-        bootloader version are UNVERIFIED placeholders."""
-        profile = self.device.profile
-        system_version = profile.system_module_version
-        app_version = self.device.options.app_version
-        app_hash = hashlib.sha256(f"fwsim-app:{self.device.device_id}".encode()).hexdigest()
-        modules = [
-            {"s": 49152, "l": "m", "vc": 30, "vv": 30, "f": "b", "n": "0", "v": 2300,
-             "d": []},
-            {"s": 1572864, "l": "m", "vc": 30, "vv": 30, "f": "s", "n": "1",
-             "v": system_version, "d": [{"f": "b", "n": "0", "v": 2300}]},
-            {"s": 1572864, "l": "m", "vc": 30, "vv": 30, "u": app_hash, "f": "u", "n": "1",
-             "v": app_version, "d": [{"f": "s", "n": "1", "v": system_version}]},
-        ]
-        body = json.dumps({"p": profile.platform_id, "m": modules},
+        """``system_module_info`` without the braces ``s`` wraps it in: the modules
+        ``GET_MODULE_INFO`` reports, as the console prints them (``s`` maximum size, ``l``
+        location, ``vc``/``vv`` checks made/passed, ``u`` the user part's hash, ``f`` function,
+        ``n`` index, ``v`` version, ``d`` dependencies)."""
+        modules = []
+        for module in self._control().firmware_modules():
+            entry: dict[str, object] = {"s": module.max_size, "l": "m",
+                                        "vc": module.checked_flags, "vv": module.passed_flags}
+            if module.type == USER_PART:
+                entry["u"] = module.hash.hex()
+            entry.update(f=_FUNCTION.get(module.type, "?"), n=str(module.index),
+                         v=module.version, d=[{"f": _FUNCTION.get(kind, "?"), "n": str(index),
+                                               "v": version}
+                                              for kind, index, version in module.dependencies])
+            modules.append(entry)
+        body = json.dumps({"p": self.device.profile.platform_id, "m": modules},
                           separators=(",", ":"))
         return body[1:-1]
 
