@@ -29,14 +29,19 @@ class CtlError(FwSimError):
     """The server refused, or could not be reached: one line."""
 
 
-def _common() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--url", default=os.environ.get("FWSIM_URL", DEFAULT_URL),
+def _add_common(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
+    """``--url``, ``--token``, ``--json``: on ``fwsim ctl`` itself with their defaults, and on
+    every subcommand without (``argparse.SUPPRESS``), so that they may come before or after the
+    subcommand (``fwsim ctl --url U devices`` and ``fwsim ctl devices --url U``)."""
+    def default(value: object) -> object:
+        return value if defaults else argparse.SUPPRESS
+
+    parser.add_argument("--url", default=default(os.environ.get("FWSIM_URL", DEFAULT_URL)),
                         help=f"the server's REST API (default $FWSIM_URL or {DEFAULT_URL})")
-    common.add_argument("--token", default=os.environ.get("FWSIM_ADMIN_TOKEN"),
+    parser.add_argument("--token", default=default(os.environ.get("FWSIM_ADMIN_TOKEN")),
                         help="the admin token printed at start (default $FWSIM_ADMIN_TOKEN)")
-    common.add_argument("--json", action="store_true", help="print the answer as JSON")
-    return common
+    parser.add_argument("--json", action="store_true", default=default(False),
+                        help="print the answer as JSON")
 
 
 def _loss(text: str) -> float:
@@ -75,9 +80,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Steer the devices and the cloud of a running `fwsim up` (or `fwsim cloud "
         "serve --admin`) through its admin routes: URL and token from --url/--token or "
         "FWSIM_URL/FWSIM_ADMIN_TOKEN, as `fwsim up` prints them.")
+    _add_common(parser, defaults=True)
     cmds = parser.add_subparsers(dest="ctl_command", metavar="SUBCOMMAND")
     cmds.required = True
-    common = _common()
+    common = argparse.ArgumentParser(add_help=False)
+    _add_common(common, defaults=False)
 
     def command(name: str, help_text: str, device: bool = True) -> argparse.ArgumentParser:
         cmd = cmds.add_parser(name, help=help_text, description=help_text, parents=[common])

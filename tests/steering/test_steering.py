@@ -211,15 +211,18 @@ class Running:
         self.proc.stdout.close()
 
 
-def ctl(url: str, *argv: str, token: str | None = TOKEN) -> subprocess.CompletedProcess[str]:
-    """``fwsim ctl ARGV --url URL [--token T]`` in this process (its client is stdlib HTTP)."""
+def ctl(url: str, *argv: str, token: str | None = TOKEN,
+        options_first: bool = False) -> subprocess.CompletedProcess[str]:
+    """``fwsim ctl ARGV --url URL [--token T]`` in this process (its client is stdlib HTTP);
+    ``options_first``: ``fwsim ctl --url URL --token T ARGV``."""
     import contextlib
     import io
 
     from firmware_sim.cli import main
 
     out, err = io.StringIO(), io.StringIO()
-    args = [*argv, "--url", url, "--token", token or ""]
+    options = ["--url", url, "--token", token or ""]
+    args = [*options, *argv] if options_first else [*argv, *options]
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             code = main(["ctl", *args])
@@ -290,6 +293,10 @@ def test_ctl_against_fwsim_up_and_the_printed_curl() -> None:
         assert [d["name"] for d in devices] == ["dev1"]
         text = ctl(url, "devices")
         assert text.stdout.splitlines()[0].split()[:4] == ["name", "id", "profile", "state"]
+        # the options may also come before the subcommand (and --json after it)
+        assert answer(ctl(url, "devices", "--json", options_first=True))["devices"] == devices
+        one_line_error(ctl(url, "state", "dev1", token="f" * 40, options_first=True),
+                       "the server wants its admin token")
         up.wait_for(r"^operator .*power cut device=dev1", 5)
 
         one_line_error(ctl(url, "state", "nope"), "404: unknown device 'nope' (devices: dev1)")
