@@ -27,7 +27,7 @@ from .claims import (
 )
 from .device_endpoint import DeviceEndpoint, EndpointOptions
 from .device_keys import DeviceKeyRegistry
-from .events import EventBus
+from .events import CloudEvent, EventBus
 from .model import (
     ClaimCode,
     Customer,
@@ -189,6 +189,31 @@ class Cloud:
 
     def device(self, device_id: str) -> DeviceRecord | None:
         return self.store.get_device(device_id)
+
+    # -- events --------------------------------------------------------------------------------
+
+    def publish_event(self, publisher: Principal, name: str, data: str = "", *,
+                      product: Product | None = None, private: bool = True,
+                      ttl: int = 60) -> list[str]:
+        """An event published through the REST API (``POST /v1/devices/events``, or with
+        ``product`` ``POST /v1/products/:p/events``; the caller checked who may).
+
+        It goes on the bus once - to the publisher's own event streams, or the product's - with
+        ``coreid`` ``api``, and to every device of the publisher (of the product) that is online
+        and whose current session subscribed to a prefix of ``name``. Returns the ids of the
+        devices it was sent to."""
+        payload = data.encode("utf-8")
+        self.tracer.emit("event.api_publish", name=name, publisher=str(publisher),
+                         product_id=product.id if product else None, size=len(payload),
+                         private=private)
+        self.bus.publish(CloudEvent(name, data, None, self.unix_us, ttl, not private,
+                                    product.id if product else None, direction="device",
+                                    publisher=None if product else publisher, via_api=True))
+        devices = (self.store.devices_in_product(product.id) if product
+                   else self.store.devices_owned_by(publisher))
+        return [device.id for device in sorted(devices, key=lambda d: d.id)
+                if device.online and self.endpoint.send_published_event(
+                    device.id, name, payload, private=private)]
 
 
 class _InProcessConnector:

@@ -27,6 +27,13 @@ back to it. Per address it tracks a connection; per session id a :class:`CloudSe
   handled once; cloud-to-device events are confirmable, retransmitted with a doubling timeout
   until ACKed, answered by a RST, given up after ``max_retransmit`` retransmissions
   (``event.to_device_timeout``), or the session goes.
+* Subscriptions (GET ``e/<prefix>``) are ACKed and kept with the session
+  (:attr:`CloudSession.subscriptions`): a device that resumes does not send them again (Device
+  OS logs "Checksum has not changed; not sending subscriptions"), so they last as long as the
+  session the cloud keeps for resumption; a full handshake makes a new session with an empty
+  list, and a dropped session takes its list with it. An event published through the REST API
+  (:meth:`DeviceEndpoint.send_published_event`) goes to a device whose current session
+  subscribed to a prefix of its name.
 * Events are ACKed and published on the bus. ``spark/device/session/end`` makes the cloud forget
   the session after acknowledging it (UNVERIFIED cloud behaviour, docs/claiming.md).
   ``spark/device/claim/code`` is redeemed ``claim_confirm_delay_s`` later (2.25 s: with the
@@ -54,6 +61,7 @@ persistent store stays meaningful when the emulator restarts.
 from __future__ import annotations
 
 import random
+import sys
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, replace
 
@@ -118,7 +126,7 @@ class CloudSession:
     the CoAP exchange (message ids, retransmissions, duplicates) of that session."""
 
     __slots__ = ("_on_timeout", "address", "created_us", "device_id", "exchange",
-                 "full_handshakes", "reply", "resumes", "session_id")
+                 "full_handshakes", "reply", "resumes", "session_id", "subscriptions")
 
     def __init__(self, session_id: bytes, device_id: str, created_us: int, *,
                  scheduler: Scheduler, policy: RetransmitPolicy,
@@ -131,6 +139,9 @@ class CloudSession:
         self.reply = reply
         self.full_handshakes = 0
         self.resumes = 0
+        #: the event name prefixes the device subscribed to on this session, in order, each
+        #: once (a tuple: most devices have the same two or three, shared when interned)
+        self.subscriptions: tuple[str, ...] = ()
         self._on_timeout = on_timeout
         self.exchange = CoapExchange(
             scheduler, self._transmit, ids=MessageIds(*CLOUD_MESSAGE_IDS), policy=policy,
@@ -138,6 +149,14 @@ class CloudSession:
 
     def _timed_out(self, pending: Confirmable) -> None:
         self._on_timeout(self, pending)
+
+    def subscribe(self, prefix: str) -> None:
+        if prefix not in self.subscriptions:
+            self.subscriptions += (sys.intern(prefix),)
+
+    def subscribed_to(self, name: str) -> bool:
+        """Does a subscription of this session cover the event ``name`` (a prefix of it)?"""
+        return any(name.startswith(prefix) for prefix in self.subscriptions)
 
     def _transmit(self, coap: bytes) -> None:
         """Send to wherever the device was last heard from on this session."""
@@ -390,8 +409,9 @@ class DeviceEndpoint:
         elif message.code == wire.GET and path == (wire.URI_TIME,):
             ack_code, ack_payload = wire.CONTENT, self.unix_time().to_bytes(4, "big")
         elif message.code == wire.GET and path and path[0] == wire.URI_PUBLIC_EVENT:
-            self.tracer.emit("subscription", device_id=session.device_id,
-                             prefix="/".join(path[1:]))
+            prefix = "/".join(path[1:])
+            self.tracer.emit("subscription", device_id=session.device_id, prefix=prefix)
+            session.subscribe(prefix)
         elif message.code == wire.POST and (event := wire.parse_event_uri(path)) is not None:
             name, private = event
             handled = lambda: self._on_device_event(session, name, private,  # noqa: E731
@@ -474,18 +494,41 @@ class DeviceEndpoint:
     # -- send ----------------------------------------------------------------------------------
 
     def send_event(self, device_id: str, name: str, data: bytes) -> bool:
-        """Send an event to the device over its current session (confirmable)."""
+        """Send an event of the cloud's own to the device over its current session
+        (confirmable), and publish it on the bus (event streams show it)."""
         session = self.session_for_device(device_id)
         if session is None or session.reply is None:
             self.tracer.emit("event.undeliverable", device_id=device_id, name=name)
             return False
-        mid = session.exchange.allocate_mid()
-        message = CoapMessage(CoapType.CON, wire.POST, mid, b"", wire.event_uri(name, True), data)
-        self.tracer.emit("event.to_device", device_id=device_id, name=name, mid=mid)
-        self.bus.publish(CloudEvent(name, data.decode("utf-8", "replace"), device_id,
-                                    self.unix_us, direction="device"))
-        session.exchange.send_confirmable(message, what=f"event {name}")
+        self._send_event(session, name, data, private=True, announce=True)
         return True
+
+    def subscriptions_of(self, device_id: str) -> tuple[str, ...]:
+        """The prefixes the device subscribed to on its current session."""
+        session = self.session_for_device(device_id)
+        return session.subscriptions if session is not None else ()
+
+    def send_published_event(self, device_id: str, name: str, data: bytes, *,
+                             private: bool = True) -> bool:
+        """Send an event published through the REST API to the device when its current
+        session subscribed to a prefix of ``name`` (confirmable; not published on the bus: the
+        caller put the event there once, for every device). Returns whether it was sent."""
+        session = self.session_for_device(device_id)
+        if session is None or session.reply is None or not session.subscribed_to(name):
+            return False
+        self._send_event(session, name, data, private=private, announce=False)
+        return True
+
+    def _send_event(self, session: CloudSession, name: str, data: bytes, *, private: bool,
+                    announce: bool) -> None:
+        mid = session.exchange.allocate_mid()
+        message = CoapMessage(CoapType.CON, wire.POST, mid, b"", wire.event_uri(name, private),
+                              data)
+        self.tracer.emit("event.to_device", device_id=session.device_id, name=name, mid=mid)
+        if announce:
+            self.bus.publish(CloudEvent(name, data.decode("utf-8", "replace"),
+                                        session.device_id, self.unix_us, direction="device"))
+        session.exchange.send_confirmable(message, what=f"event {name}")
 
     def send_key_change(self, device_id: str) -> bool:
         """Tell the device to discard its session: a confirmable ``PUT k`` whose second option

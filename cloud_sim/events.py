@@ -1,10 +1,19 @@
-"""The cloud's event bus: device events and the cloud's own, for streams and tests."""
+"""The cloud's event bus: device events, the cloud's own, and those published through the API,
+for streams and tests."""
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from .model import Principal
+
+#: the ``coreid`` event streams show for an event published through the REST API (what the
+#: real cloud shows, e.g. docs.particle.io reference/cloud-apis/firmware-update-events)
+API_COREID = "api"
+#: ... for an event of the cloud's own that concerns no device
+INTERNAL_COREID = "particle-internal"
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,8 +25,22 @@ class CloudEvent:
     ttl: int = 60
     public: bool = False
     product_id: int | None = None
-    #: who the event goes to: "cloud" (from a device) or "device" (from the cloud to a device)
+    #: who the event goes to: "cloud" (from a device) or "device" (from the cloud to a device;
+    #: an event published through the API is sent to devices too)
     direction: str = "cloud"
+    #: the account that published it with ``POST /v1/devices/events``: its own event streams
+    #: see it (None: from a device, the cloud, or a product's ``POST /v1/products/:p/events``,
+    #: which goes to the product's streams)
+    publisher: Principal | None = None
+    #: published through the REST API (streams show ``coreid`` ``api``)
+    via_api: bool = False
+
+    @property
+    def coreid(self) -> str:
+        """What event streams show as the event's ``coreid``."""
+        if self.device_id is not None:
+            return self.device_id
+        return API_COREID if self.via_api else INTERNAL_COREID
 
 
 Listener = Callable[[CloudEvent], None]

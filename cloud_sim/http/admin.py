@@ -308,7 +308,7 @@ async def key_change(request: Request, device_id: str) -> Response:
 @router.get("/events", responses=ERRORS)
 async def events(request: Request) -> Response:
     ctx = context(request)
-    return json({"events": [{"name": e.name, "data": e.data, "coreid": e.device_id,
+    return json({"events": [{"name": e.name, "data": e.data, "coreid": e.coreid,
                              "published_at": iso(e.published_us), "direction": e.direction,
                              "public": e.public, "product_id": e.product_id}
                             for e in ctx.cloud.bus.history]})

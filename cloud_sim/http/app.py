@@ -42,7 +42,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..cloud import Cloud
 from ..runtime import NullRuntime, Runtime
 from ..store import StoreInputError
-from . import admin, device_keys, devices, events, oauth, openapi, products
+from . import admin, device_keys, devices, events, oauth, openapi, products, publish
 from .context import ApiConfig, ApiContext
 from .direct import DirectEndpoints, fixed_route_table
 from .errors import ApiError
@@ -68,7 +68,7 @@ def create_app(cloud: Cloud, *, runtime: Runtime | None = None,
                   docs_url=None, redoc_url=None, openapi_url="/openapi.json",
                   **_NO_TELEMETRY)
     app.state.fwsim = ctx
-    routers = [oauth.router, events.router, devices.router, products.router]
+    routers = [oauth.router, events.router, publish.router, devices.router, products.router]
     if ctx.config.admin.enabled:
         routers += [admin.router, device_keys.router]
     for router in routers:

@@ -10,7 +10,9 @@ streams in an index by key. When the cloud publishes an event, the hub looks the
 and hands the event to the streams indexed under them whose name prefix matches - so a thousand
 streams of other users cost nothing per event (before: one filter call and one store lookup per
 open stream, ~42 ms per event with 1,000 streams). Each stream has a bounded queue that drops
-its oldest event when full; the SSE bytes of an event are encoded once and shared.
+its oldest event when full; the SSE bytes of an event are encoded once and shared. An event
+published through the API (``POST /v1/devices/events``) has no device: its keys are its
+publisher's ``("owner", principal)``, its product's, and ``("public",)`` when public.
 
 The hub also caps streams - in all and per access token (429 beyond) - since each holds a
 connection. A publish from another thread is moved onto the server's loop.
@@ -53,7 +55,7 @@ PUBLIC: Key = ("public",)
 def encode_event(event: CloudEvent) -> bytes:
     """The SSE bytes of an event (``event:`` / ``data:`` lines), encoded once per event."""
     data = {"data": event.data, "ttl": event.ttl, "published_at": iso(event.published_us),
-            "coreid": event.device_id or "particle-internal"}
+            "coreid": event.coreid}
     name = event.name.replace("\n", " ").replace("\r", " ")
     return (f"event: {name}\ndata: {jsonlib.dumps(data, separators=(',', ':'))}\n\n"
             ).encode()
@@ -158,6 +160,8 @@ class StreamHub:
             keys.append(product_key(product_id))
             if event.device_id is not None:
                 keys.append(product_key(product_id, event.device_id))
+        if event.publisher is not None:  # published through the API: its publisher's streams
+            keys.append(owner_key(event.publisher))
         if event.public:
             keys.append(PUBLIC)
         return keys

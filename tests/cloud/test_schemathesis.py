@@ -35,8 +35,9 @@ with AsgiApiClient(APP) as _client:
                                        headers={"X-Fwsim-Admin-Token": ADMIN_TOKEN})
 TOKEN = _seeded["users"]["dev@acme.io"]["access_token"]
 
+# the event streams never end by design (GET); publishing an event (POST) is fuzzed like the rest
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP).exclude(
-    path_regex=r"^/v1/.*events")
+    method="GET", path_regex=r"^/v1/.*events")
 schema.config.generation.update(modes=[schemathesis.GenerationMode.POSITIVE,
                                        schemathesis.GenerationMode.NEGATIVE])
 

@@ -8,6 +8,12 @@ product claim code; B's ``claimDevice`` on customer A's device is refused (403, 
 script prints the claim code, this test sets it on the device over the control-request channel
 and power-cycles it: the full handshake sends ``spark/device/claim/code``, which the stream
 shows; the cloud consumes the code, and ``listDevices`` shows B as the new owner.
+
+A second flow publishes events with the library's ``publishEvent`` (``POST /v1/devices/events``
+and, with ``product``, ``POST /v1/products/:p/events``): the developer's own event stream and the
+product's show them with ``coreid`` ``api``, a simulated device subscribed to their prefixes gets
+them in its firmware's handler, and the refusals (a missing name, a bad token) reach the library
+as JSON errors.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from cloud_sim.sqlite_store import SqliteStore
 from firmware_sim.kernel import World
 from firmware_sim.scenarios.catalog import default_provisioning
 from firmware_sim.system import AccessPoint, Device, WifiCredentials, radio_environment
+from firmware_sim.system.app import Firmware, Particle
 from firmware_sim.testbed.clouds.particle import link_over_dtls
 
 pytestmark = pytest.mark.interop
@@ -133,3 +140,140 @@ def test_particle_api_js_claim_flow() -> None:
     assert "spark/status" in result["eventNames"]
     assert cloud.owner_of(DEVICE_ID) == Principal.customer(bob_id)
     assert device.claim.pending_code() is None
+
+
+# -- publishEvent ----------------------------------------------------------------------------------
+
+PUBLISH_SCRIPT = r"""
+'use strict';
+const Particle = require('particle-api-js');
+const config = JSON.parse(process.argv[2]);
+const particle = new Particle({ baseUrl: config.baseUrl });
+const auth = config.token;
+const say = (obj) => process.stdout.write(JSON.stringify(obj) + '\n');
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+async function until(check, what) {
+  for (const deadline = Date.now() + 20000; Date.now() < deadline; await sleep(50)) {
+    const value = check();
+    if (value) return value;
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+async function refused(options) {
+  try {
+    await particle.publishEvent(options);
+    return null;
+  } catch (err) {
+    const body = { ...err.body };
+    delete body.response;
+    return { statusCode: err.statusCode, body };
+  }
+}
+async function main() {
+  const mine = [];
+  const product = [];
+  const myStream = await particle.getEventStream({ deviceId: 'mine', auth });
+  myStream.on('event', (e) => mine.push(e));
+  const productStream = await particle.getEventStream({ product: config.product, auth });
+  productStream.on('event', (e) => product.push(e));
+  const published = await particle.publishEvent({ name: 'provision/wifi', data: 'ssid=Home',
+    isPrivate: true, auth });
+  say({ step: 'publish', statusCode: published.statusCode, body: published.body });
+  const seen = await until(() => mine.find((e) => e.name === 'provision/wifi'), 'my event');
+  say({ step: 'my_stream', event: seen });
+  const toProduct = await particle.publishEvent({ name: 'fleet/ota', data: 'v2',
+    isPrivate: true, product: config.product, auth });
+  say({ step: 'publish_product', statusCode: toProduct.statusCode, body: toProduct.body });
+  const fleet = await until(() => product.find((e) => e.name === 'fleet/ota'), 'product event');
+  say({ step: 'product_stream', event: fleet });
+  say({ step: 'no_name', error: await refused({ name: '', data: 'x', auth }) });
+  say({ step: 'bad_token', error: await refused({ name: 'x', auth: '0'.repeat(40) }) });
+  say({ step: 'names', mine: mine.map((e) => e.name), product: product.map((e) => e.name) });
+  myStream.abort();
+  productStream.abort();
+}
+main().then(() => process.exit(0), (err) => {
+  say({ step: 'error', message: String(err && (err.stack || err.message || err)) });
+  process.exit(1);
+});
+"""
+
+
+def subscriber(received: list[tuple[str, bytes]]) -> type[Firmware]:
+    class Subscriber(Firmware):
+        def setup(self, particle: Particle) -> None:
+            for prefix in ("provision/", "fleet/"):
+                particle.subscribe(prefix, lambda name, data: received.append((name, data)))
+
+    return Subscriber
+
+
+async def _publish_flow(node: str, script: Path) -> tuple[list[dict[str, Any]],
+                                                          list[tuple[str, bytes]]]:
+    world = World(22, trace_memory_limit=50_000)
+    cloud = Cloud(world, store=SqliteStore(":memory:"))
+    developer = cloud.create_user("dev@acme.example", "dev-password")
+    product = cloud.create_product(4242, "acme-sensors", team={developer.id})
+    token = cloud.issue_tokens(Principal.user(developer.id), "particle-api").access.token
+    cloud.store.put_device(DeviceRecord(DEVICE_ID, 32, product.id,
+                                        Principal.user(developer.id)))
+    server = CloudServer(cloud, ServerConfig(http_port=0, coap_port=0, speed=5.0))
+    await server.start()
+    radio_environment(world).add(AccessPoint("HomeNet", "home-pass-1"))
+    received: list[tuple[str, bytes]] = []
+    device = Device(world, "p2", device_id=DEVICE_ID, firmware=subscriber(received),
+                    wifi=[WifiCredentials("HomeNet", "home-pass-1")])
+    link_over_dtls(device, server.cloud, "127.0.0.1", server.coap_port, server.driver)
+    device.power_on()
+    steps: list[dict[str, Any]] = []
+    proc = None
+    try:
+        # publishing reaches the device once it has subscribed (after its handshake)
+        for _ in range(400):
+            if "fleet/" in cloud.endpoint.subscriptions_of(DEVICE_ID):
+                break
+            await asyncio.sleep(0.05)
+        assert device.cloud_connected, "the device did not connect"
+        config = {"baseUrl": server.http_url, "token": token, "product": "acme-sensors"}
+        proc = await asyncio.create_subprocess_exec(
+            node, str(script), json.dumps(config), stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, env={**os.environ, "NODE_PATH": str(NODE_MODULES)})
+        stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout=60)
+        steps = [json.loads(line) for line in stdout.decode().splitlines()]
+        assert proc.returncode == 0, f"{steps} {stderr.decode()}"
+        for _ in range(100):  # the device has the events a few round trips later
+            if len(received) >= 2:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        if proc is not None and proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        device.power_off()
+        await server.stop()
+    return steps, received
+
+
+def test_particle_api_js_publish_event(tmp_path: Path) -> None:
+    node = toolchain()
+    script = tmp_path / "publish_event.js"
+    script.write_text(PUBLISH_SCRIPT)
+    steps, received = asyncio.run(_publish_flow(node, script))
+    by_step = {s["step"]: s for s in steps}
+    assert by_step["publish"] == {"step": "publish", "statusCode": 200, "body": {"ok": True}}
+    assert by_step["publish_product"]["body"] == {"ok": True}
+    for step, name, data in (("my_stream", "provision/wifi", "ssid=Home"),
+                             ("product_stream", "fleet/ota", "v2")):
+        event = by_step[step]["event"]
+        assert (event["name"], event["data"], event["coreid"], event["ttl"]) == (
+            name, data, "api", 60)
+        assert event["published_at"].endswith("Z")
+    # the developer's stream has its own event, the product's the product's
+    names = by_step["names"]
+    assert "fleet/ota" not in names["mine"] and "provision/wifi" not in names["product"]
+    assert by_step["no_name"]["error"] == {"statusCode": 400, "body": {
+        "ok": False, "error": "name is required", "error_description": "name is required"}}
+    assert by_step["bad_token"]["error"]["statusCode"] == 401
+    assert by_step["bad_token"]["error"]["body"]["error"] == "invalid_token"
+    # the device's firmware got both (it is the developer's and the product's)
+    assert received == [("provision/wifi", b"ssid=Home"), ("fleet/ota", b"v2")]

@@ -6,6 +6,8 @@ its own client ``CLI2``, then ``GET /v1/user``), claims an online unclaimed devi
 device owned by someone else (the transfer prompt: "no" fails, "yes" requests a transfer that
 reaches the owner's simulated mailbox), fails on an unknown id with the message its own e2e test
 expects ("device not found"), lists and removes a device (answering the confirmation prompt).
+``particle publish`` publishes to the user's own event stream (seen there with ``coreid``
+``api``) and, with ``--product``, to a product's; a reserved name fails with the API's message.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -143,3 +146,58 @@ def test_particle_cli_login_device_add_transfer_and_remove(node: str, cloud_url:
         assert http.post(transfer, json={}).json()["decision"] == "approved"
         code, out = cli("list")
         assert code == 0 and THEIRS in out, out
+
+
+def test_particle_cli_publish(node: str, cloud_url: str, tmp_path: Path) -> None:
+    with httpx.Client(base_url=cloud_url,
+                      headers={"X-Fwsim-Admin-Token": ADMIN_TOKEN}) as http:
+        seed = {"users": SEED["users"][:1],
+                "products": [{"id": 4242, "slug": "acme", "team": ["dev@example.com"]}]}
+        assert http.post("/fwsim/seed", json=seed).status_code == 200
+        particle_dir = tmp_path / ".particle"
+        particle_dir.mkdir()
+        (particle_dir / "profile.json").write_text(json.dumps({"name": "local"}))
+        (particle_dir / "local.config.json").write_text(json.dumps({"apiUrl": cloud_url}))
+        cli = Cli(node, tmp_path)
+        code, out = cli("login", "-u", "dev@example.com", "-p", "dev-password")
+        assert code == 0, out
+        token = json.loads((particle_dir / "local.config.json").read_text())["access_token"]
+
+        results: dict[str, tuple[int, str]] = {}
+
+        def publish() -> None:
+            results["mine"] = cli("publish", "provision/wifi", "ssid=Home")
+            results["product"] = cli("publish", "fleet/ota", "v2", "--product", "acme")
+            results["reserved"] = cli("publish", "spark/device/reset", "reboot")
+
+        seen: list[tuple[str, dict[str, object]]] = []
+        with http.stream("GET", "/v1/devices/events", headers={
+                "Authorization": f"Bearer {token}"}, timeout=30) as stream:
+            publisher = threading.Thread(target=publish)
+            publisher.start()
+            name = ""
+            deadline = time.monotonic() + 60  # keep-alive comments come every 5 s
+            for line in stream.iter_lines():
+                if time.monotonic() > deadline:
+                    break
+                if line.startswith("event: "):
+                    name = line[len("event: "):]
+                elif line.startswith("data: "):
+                    seen.append((name, json.loads(line[len("data: "):])))
+                    break
+        publisher.join(timeout=90)
+        assert seen and seen[0][0] == "provision/wifi", (seen, results)
+        assert {k: v for k, v in seen[0][1].items() if k != "published_at"} == {
+            "data": "ssid=Home", "ttl": 60, "coreid": "api"}
+
+        code, out = results["mine"]
+        assert code == 0 and "Published private event: provision/wifi" in out, out
+        code, out = results["product"]
+        assert code == 0 and "Published private event: fleet/ota to product: acme" in out, out
+        code, out = results["reserved"]
+        assert code != 0 and "Error publishing event" in out, out
+        assert "event names starting with 'spark' or 'particle' are reserved" in out, out
+        published = [(e["name"], e["product_id"], e["public"])
+                     for e in http.get("/fwsim/events").json()["events"]
+                     if e["direction"] == "device"]
+        assert published == [("provision/wifi", None, False), ("fleet/ota", 4242, False)]
