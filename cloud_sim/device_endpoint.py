@@ -121,6 +121,11 @@ class EndpointOptions:
             raise ValueError("unknown_session_reply must be 'rst' or 'ignore'")
 
 
+#: subscription lists shared between sessions (:meth:`CloudSession.subscribe`), at most this many
+_SHARED_SUBSCRIPTIONS: dict[tuple[str, ...], tuple[str, ...]] = {}
+_MAX_SHARED_SUBSCRIPTIONS = 1024
+
+
 class CloudSession:
     """A session the cloud keeps for resumption: its device, where it was last heard from, and
     the CoAP exchange (message ids, retransmissions, duplicates) of that session."""
@@ -152,7 +157,13 @@ class CloudSession:
 
     def subscribe(self, prefix: str) -> None:
         if prefix not in self.subscriptions:
-            self.subscriptions += (sys.intern(prefix),)
+            grown = (*self.subscriptions, sys.intern(prefix))
+            # devices of one firmware subscribe alike: their sessions share one tuple (a
+            # bounded table, since the prefixes come from the devices)
+            shared = _SHARED_SUBSCRIPTIONS.get(grown)
+            if shared is None and len(_SHARED_SUBSCRIPTIONS) < _MAX_SHARED_SUBSCRIPTIONS:
+                shared = _SHARED_SUBSCRIPTIONS[grown] = grown
+            self.subscriptions = shared or grown
 
     def subscribed_to(self, name: str) -> bool:
         """Does a subscription of this session cover the event ``name`` (a prefix of it)?"""
