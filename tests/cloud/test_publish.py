@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from cloud_sim import Cloud
 from cloud_sim.events import CloudEvent
-from cloud_sim.http import AdminAccess, ApiConfig, create_app
+from cloud_sim.http import create_app
 from cloud_sim.http.app import context_of
 from cloud_sim.http.client import AsgiApiClient
 from cloud_sim.model import DeviceRecord, Principal
@@ -28,12 +28,6 @@ from firmware_sim.testbed import Testbed, TestbedSpec, provisioned
 from firmware_sim.testbed.clouds.particle import ParticlePlug
 
 from .conftest import PRODUCT_ID, SEED, SLUG, Tokens
-
-try:  # a dev dependency; without it only the schemathesis run is skipped
-    import schemathesis
-    from schemathesis.checks import not_a_server_error
-except ModuleNotFoundError:  # pragma: no cover
-    schemathesis = None
 
 SURROGATE = "\ud800"
 MINE = "/v1/devices/events"
@@ -177,32 +171,9 @@ def test_no_input_makes_a_server_error(path: str, params: dict[str, Any], encodi
         assert published == []
 
 
-SCHEMA_ADMIN = "fwsim-publish-schemathesis-admin"
-SCHEMA_APP = create_app(Cloud(World(9)),
-                        config=ApiConfig(admin=AdminAccess(True, SCHEMA_ADMIN)))
-with AsgiApiClient(SCHEMA_APP) as _client:
-    _schema_seeded = _client.request("POST", "/fwsim/seed", json=SEED,
-                                     headers={"X-Fwsim-Admin-Token": SCHEMA_ADMIN})[1]
-SCHEMA_TOKEN = _schema_seeded["users"]["dev@acme.io"]["access_token"]
-
-if schemathesis is not None:
-    # the generic run (test_schemathesis.py) leaves out every path with "events" in it (the
-    # streams never end): the publish operations have their own bounded run here
-    schema = schemathesis.openapi.from_asgi("/openapi.json", SCHEMA_APP).include(
-        method="POST", path_regex=r"^/v1/.*events$")
-    schema.config.generation.update(modes=[schemathesis.GenerationMode.POSITIVE,
-                                           schemathesis.GenerationMode.NEGATIVE])
-
-    @schema.parametrize()
-    @settings(max_examples=25, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck))
-    def test_schemathesis_finds_no_server_error(case: Any) -> None:
-        response = case.call(headers={"Authorization": f"Bearer {SCHEMA_TOKEN}"})
-        case.validate_response(response, checks=[not_a_server_error])
-
-
 def test_the_openapi_document_has_both_operations() -> None:
-    paths = SCHEMA_APP.openapi()["paths"]
+    """(The generic fuzz runs, test_schemathesis.py and test_no_server_errors.py, take them.)"""
+    paths = create_app(Cloud(World(9))).openapi()["paths"]
     for path in ("/v1/devices/events", "/v1/products/{product}/events"):
         operation = paths[path]["post"]
         assert operation["requestBody"]["content"]["application/json"]["schema"][
