@@ -39,6 +39,16 @@ back to it. Per address it tracks a connection; per session id a :class:`CloudSe
   ``spark/device/claim/code`` is redeemed ``claim_confirm_delay_s`` later (2.25 s: with the
   link latency the device clears its code ~2.4 s after sending it, as in the forum log); when
   the claim succeeds the cloud sends ``spark/device/claim/confirm`` to the device.
+* The application describe (POST ``d`` with an ``"f"`` list) gives the device's functions and
+  variables (:meth:`DeviceEndpoint.interface_of`; kept per device only when it lists some, and
+  kept when the device goes offline, as the API still lists them).
+  :meth:`DeviceEndpoint.call_function` sends a confirmable POST ``f/<name>`` with the argument
+  in the Uri-Query and a one-byte token, :meth:`DeviceEndpoint.get_variable` a GET
+  ``v/<name>``; the device ACKs and answers later with a confirmable response carrying the
+  token (2.04 + int32 return value, 2.05 + value, 4.04), which the cloud ACKs and matches to
+  the call. ``on_result`` gets a :class:`CallResult` once: the answer, ``offline`` (no session
+  to send on, at once), ``not_found`` (a name the describe does not list, at once; or a 4.04),
+  or ``timeout`` after ``call_timeout_s`` of virtual time without an answer.
 * With ``offline_after_s`` set (``fwsim cloud serve`` / ``fwsim up``: 75 s, three device
   keepalives), a device heard from nothing for that long is marked offline and
   ``spark/status`` ``offline`` is published.
@@ -60,10 +70,12 @@ persistent store stays meaningful when the emulator restarts.
 
 from __future__ import annotations
 
+import json
 import random
 import sys
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, replace
+from typing import Any
 
 from firmware_sim.communication import wire
 from firmware_sim.communication.coap_exchange import (
@@ -115,6 +127,9 @@ class EndpointOptions:
     max_half_open: int = 1024
     #: ... and each dropped when still unconfirmed this long after its creation
     half_open_expiry_s: float = 120.0
+    #: a function call or variable request unanswered this long (virtual seconds) times out
+    #: (UNVERIFIED: the real cloud's wait is not documented; docs/cloud-api.md)
+    call_timeout_s: float = 20.0
 
     def __post_init__(self) -> None:
         if self.unknown_session_reply not in ("rst", "ignore"):
@@ -175,6 +190,57 @@ class CloudSession:
             self.reply(wire.encode_app_data(self.session_id, coap))
 
 
+@dataclass(frozen=True, slots=True)
+class AppInterface:
+    """What a device's last application describe listed: function names, variable types."""
+
+    functions: tuple[str, ...]
+    variables: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class CallResult:
+    """How a function call or variable request ended: ``ok`` (``value`` is the return value
+    or the variable's value), ``offline``, ``not_found``, ``timeout`` or ``error`` (an answer
+    that could not be read)."""
+
+    outcome: str
+    value: wire.VariableValue | None = None
+
+
+CallCallback = Callable[[CallResult], None]
+
+
+@dataclass(slots=True)
+class _PendingCall:
+    device_id: str
+    name: str
+    kind: int | None  # the variable's type code; None for a function call
+    on_result: CallCallback
+    timer: TimerHandle | None = None
+
+
+def parse_app_describe(payload: bytes) -> AppInterface | None:
+    """The functions and variables of an application describe (None: not one, e.g. the
+    system describe). Names that are not text and type codes that are not known are left
+    out."""
+    try:
+        document: Any = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(document, dict) or not isinstance(document.get("f"), list):
+        return None
+    functions = tuple(name for name in document["f"]
+                      if isinstance(name, str) and 0 < len(name) <= 64)
+    found = document.get("v")
+    codes = {int(kind) for kind in wire.VariableType}
+    variables = ({name: code for name, code in found.items()
+                  if isinstance(name, str) and 0 < len(name) <= 64 and code in codes
+                  and not isinstance(code, bool)}
+                 if isinstance(found, dict) else {})
+    return AppInterface(functions, variables)
+
+
 @dataclass(slots=True)
 class _Connection:
     device_id: str | None = None
@@ -208,6 +274,12 @@ class DeviceEndpoint:
         self.known_device: Callable[[str], bool] = lambda device_id: True
         #: sessions not yet confirmed by a HELLO or a resume, oldest first (id -> created)
         self._half_open: dict[bytes, int] = {}
+        #: the functions and variables of each device whose last describe listed some
+        self._interfaces: dict[str, AppInterface] = {}
+        #: function calls and variable requests awaiting the device's answer, by (session,
+        #: token); the token byte counts up per endpoint
+        self._calls: dict[tuple[bytes, bytes], _PendingCall] = {}
+        self._next_call_token = 0
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -392,6 +464,13 @@ class DeviceEndpoint:
             self.tracer.emit("coap.rst_from_device", mid=message.mid)
             return
         duplicate = session.exchange.is_duplicate(message.mid)
+        if message.code >> 5 in (2, 4, 5):
+            # a separate response: the answer to a function call or variable request
+            if message.mtype is CoapType.CON:
+                self._send_ack(session, message)
+            if not duplicate:
+                self._on_call_answer(session, message)
+            return
         if message.is_empty:
             # A ping. As the first message of a connection it is a resumed session.
             self._send_ack(session, message)
@@ -416,7 +495,8 @@ class DeviceEndpoint:
             else:
                 handled = lambda: self._on_hello(session, hello)  # noqa: E731
         elif message.code == wire.POST and path == (wire.URI_DESCRIBE,):
-            pass
+            if not duplicate:
+                self._on_describe(session.device_id, message.payload)
         elif message.code == wire.GET and path == (wire.URI_TIME,):
             ack_code, ack_payload = wire.CONTENT, self.unix_time().to_bytes(4, "big")
         elif message.code == wire.GET and path and path[0] == wire.URI_PUBLIC_EVENT:
@@ -433,6 +513,18 @@ class DeviceEndpoint:
             self._send_ack(session, message, ack_code, ack_payload)
         if handled is not None and not duplicate:
             handled()
+
+    def _on_describe(self, device_id: str, payload: bytes) -> None:
+        interface = parse_app_describe(payload)
+        if interface is None:
+            return
+        if interface.functions or interface.variables:
+            self._interfaces[device_id] = interface
+        elif self._interfaces.pop(device_id, None) is None:
+            return  # nothing listed before or now (most devices): no trace record
+        self.tracer.emit("describe.application", device_id=device_id,
+                         functions=len(interface.functions),
+                         variables=len(interface.variables))
 
     def _on_hello(self, session: CloudSession, hello: wire.Hello) -> None:
         if hello.device_id.hex() != session.device_id:
@@ -557,10 +649,102 @@ class DeviceEndpoint:
         session.exchange.send_confirmable(message, what="key change")
         return True
 
+    # -- functions and variables ---------------------------------------------------------------
+
+    def interface_of(self, device_id: str) -> AppInterface | None:
+        """The functions and variables of the device's last application describe."""
+        return self._interfaces.get(device_id)
+
+    def call_function(self, device_id: str, name: str, argument: str,
+                      on_result: CallCallback) -> None:
+        """Call the device's function ``name`` with ``argument`` (see the module header)."""
+        interface = self._interfaces.get(device_id)
+        known = interface is not None and name in interface.functions
+        self._request(device_id, name, None, known, wire.POST, wire.URI_FUNCTION,
+                      (argument,), on_result)
+
+    def get_variable(self, device_id: str, name: str, on_result: CallCallback) -> None:
+        """Ask the device for the value of its variable ``name`` (see the module header)."""
+        interface = self._interfaces.get(device_id)
+        kind = interface.variables.get(name) if interface is not None else None
+        self._request(device_id, name, kind, kind is not None, wire.GET, wire.URI_VARIABLE,
+                      (), on_result)
+
+    def _request(self, device_id: str, name: str, kind: int | None, known: bool, code: int,
+                 uri: str, query: tuple[str, ...], on_result: CallCallback) -> None:
+        what = "function" if uri == wire.URI_FUNCTION else "variable"
+        session = self.session_for_device(device_id)
+        if session is None or session.reply is None:
+            self.tracer.emit(f"{what}.undeliverable", device_id=device_id, name=name)
+            on_result(CallResult("offline"))
+            return
+        if not known:
+            on_result(CallResult("not_found"))
+            return
+        token = self._free_token(session.session_id)
+        if token is None:  # 256 answers awaited on one session
+            on_result(CallResult("timeout"))
+            return
+        pending = _PendingCall(device_id, name, kind, on_result)
+        key = (session.session_id, token)
+        self._calls[key] = pending
+        pending.timer = self.world.scheduler.call_later(
+            self.options.call_timeout_s, self._call_timed_out, key, label=f"{what}-timeout")
+        mid = session.exchange.allocate_mid()
+        message = CoapMessage(CoapType.CON, code, mid, token, (uri, name), uri_query=query)
+        self.tracer.emit(f"{what}.to_device", device_id=device_id, name=name, mid=mid)
+        session.exchange.send_confirmable(message, what=f"{what} {name}")
+
+    def _free_token(self, session_id: bytes) -> bytes | None:
+        for _ in range(256):
+            self._next_call_token = (self._next_call_token + 1) % 256
+            token = bytes((self._next_call_token,))
+            if (session_id, token) not in self._calls:
+                return token
+        return None
+
+    def _call_timed_out(self, key: tuple[bytes, bytes]) -> None:
+        pending = self._calls.pop(key, None)
+        if pending is not None:
+            self.tracer.emit("call.timeout", device_id=pending.device_id, name=pending.name)
+            pending.on_result(CallResult("timeout"))
+
+    def _on_call_answer(self, session: CloudSession, message: CoapMessage) -> None:
+        pending = self._calls.pop((session.session_id, message.token), None)
+        if pending is None:
+            self.tracer.emit("call.unexpected_answer", device_id=session.device_id,
+                             code=message.code_text)
+            return
+        if pending.timer is not None:
+            pending.timer.cancel()
+        result = _call_result(pending, message)
+        self.tracer.emit("call.answer", device_id=pending.device_id, name=pending.name,
+                         code=message.code_text, outcome=result.outcome)
+        pending.on_result(result)
+
     def _delivery_timed_out(self, session: CloudSession, pending: Confirmable) -> None:
-        kind = "key_change.timeout" if pending.what == "key change" else "event.to_device_timeout"
+        kind = ("key_change.timeout" if pending.what == "key change"
+                else "call.delivery_timeout" if pending.what.startswith(("function ", "variable "))
+                else "event.to_device_timeout")
         self.tracer.emit(kind, device_id=session.device_id, mid=pending.mid)
 
     def _on_ack(self, session: CloudSession, message: CoapMessage) -> None:
         pending = session.exchange.acknowledge(message)
         self.tracer.emit("coap.acked_by_device", mid=message.mid, known=pending is not None)
+
+
+def _call_result(pending: _PendingCall, message: CoapMessage) -> CallResult:
+    """What a device's answer means for the call it answers."""
+    if message.code == wire.NOT_FOUND:
+        return CallResult("not_found")
+    try:
+        if pending.kind is None:
+            if message.code != wire.CHANGED or len(message.payload) != 4:
+                return CallResult("error")
+            return CallResult("ok", int.from_bytes(message.payload, "big", signed=True))
+        if message.code != wire.CONTENT:
+            return CallResult("error")
+        return CallResult("ok", wire.decode_variable(wire.VariableType(pending.kind),
+                                                     message.payload))
+    except PeerProtocolError:
+        return CallResult("error")

@@ -42,7 +42,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..cloud import Cloud
 from ..runtime import NullRuntime, Runtime
 from ..store import StoreInputError
-from . import admin, device_keys, devices, events, oauth, openapi, products, publish
+from . import (
+    admin,
+    device_calls,
+    device_keys,
+    devices,
+    events,
+    oauth,
+    openapi,
+    products,
+    publish,
+)
 from .context import ApiConfig, ApiContext
 from .direct import DirectEndpoints, fixed_route_table
 from .errors import ApiError
@@ -71,6 +81,8 @@ def create_app(cloud: Cloud, *, runtime: Runtime | None = None,
     routers = [oauth.router, events.router, publish.router, devices.router, products.router]
     if ctx.config.admin.enabled:
         routers += [admin.router, device_keys.router]
+    # last: ``/v1/devices/{id}/{name}`` must not shadow the routes above (``.../events``)
+    routers.append(device_calls.router)
     for router in routers:
         # the routes themselves, not the routers: FastAPI matches an included router through
         # per-request route contexts (about half of the CPU of a request); these routers have

@@ -52,7 +52,9 @@ def can_see(ctx: ApiContext, caller: Caller, device: DeviceRecord) -> bool:
 async def list_devices(request: Request) -> Response:
     ctx, _, caller = await caller_of(request)
     store = ctx.cloud.store
-    return json([device_json(d, store) for d in store.devices_owned_by(caller.principal)])
+    interface_of = ctx.cloud.endpoint.interface_of
+    return json([device_json(d, store, interface=interface_of(d.id))
+                 for d in store.devices_owned_by(caller.principal)])
 
 
 @router.post("/v1/devices", responses=ERRORS,
@@ -92,7 +94,8 @@ def _claim_code_body(ctx: ApiContext, caller: Caller, product_id: int | None
 async def get_device(request: Request, device_id: str) -> Response:
     ctx, _, caller = await caller_of(request)
     device = visible_device(ctx, caller, device_id)
-    return json(device_json(device, ctx.cloud.store))
+    return json(device_json(device, ctx.cloud.store,
+                            interface=ctx.cloud.endpoint.interface_of(device.id)))
 
 
 @router.put("/v1/devices/{device_id}", responses=ERRORS,

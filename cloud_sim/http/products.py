@@ -220,7 +220,8 @@ async def get_product_device(request: Request, product: str, device_id: str) -> 
     key = _device_in_product(ctx, found, device_id)
     device = ctx.cloud.store.get_device(key)
     assert device is not None
-    return json(device_json(device, ctx.cloud.store, product_view=True))
+    return json(device_json(device, ctx.cloud.store, product_view=True,
+                            interface=ctx.cloud.endpoint.interface_of(device.id)))
 
 
 @router.post("/v1/products/{product}/devices", responses=ERRORS,

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..claims import ApiClaimOutcome
+from ..device_endpoint import AppInterface
 from ..model import ClaimCode, DeviceRecord, Email, Product, Transfer
 from ..ownership import ApiClaimResult, transfer_links
 from ..store import CloudStore
@@ -40,8 +41,13 @@ def owner_email(store: CloudStore, device: DeviceRecord) -> str | None:
     return customer.email if customer else None
 
 
-def device_json(device: DeviceRecord, store: CloudStore, *, product_view: bool = False
-                ) -> dict[str, Any]:
+#: the API's names of the describe's variable type codes (``Spark_Data_TypeDef``)
+VARIABLE_TYPE_NAMES = {1: "bool", 2: "int32", 4: "string", 9: "double"}
+
+
+def device_json(device: DeviceRecord, store: CloudStore, *, product_view: bool = False,
+                interface: AppInterface | None = None) -> dict[str, Any]:
+    """``interface``: the functions and variables of the device's last application describe."""
     platform_id = device.platform_id or 0
     body: dict[str, Any] = {
         "id": device.id,
@@ -57,8 +63,10 @@ def device_json(device: DeviceRecord, store: CloudStore, *, product_view: bool =
         "platform_id": platform_id,
         "cellular": False,
         "notes": device.notes,
-        "functions": [],
-        "variables": {},
+        "functions": list(interface.functions) if interface is not None else [],
+        "variables": ({name: VARIABLE_TYPE_NAMES.get(code, str(code))
+                       for name, code in interface.variables.items()}
+                      if interface is not None else {}),
         "status": "normal",
         "system_firmware_version": _version_text(device.system_version),
     }

@@ -28,6 +28,15 @@ from the cloud are ACKed (again, when repeated) and handed on once. The first me
 a resumed session resets the session's use counter. Once established, a keepalive ping is sent
 after ``keepalive_s`` without traffic.
 
+Function calls (POST ``f/<name>``, the argument in the Uri-Query) and variable requests (GET
+``v/<name>``) are ACKed (empty; a call whose argument is longer than
+``MAX_FUNCTION_ARG_LENGTH`` bytes gets a 4.00 ACK and is not run, ``functions.h``), then run in
+a scheduler entry of their own (the application's context) and answered with a separate
+confirmable response carrying the request's token: 2.04 and the int32 return value, 2.05 and
+the variable's value, 4.04 for an unknown variable (``variables.cpp``). A call of an unknown
+function is never answered (``userFuncSchedule`` returns -1 after the ACK went out; the cloud
+knows the names from the describe). A connection closed meanwhile drops the answer.
+
 Everything happens on the world scheduler; the protocol never blocks and never reads a clock.
 Results go to a :class:`ProtocolListener` (the system layer), always from a fresh scheduler
 entry so that listener code never runs inside ``begin``/``datagram_received``.
@@ -173,6 +182,12 @@ class ProtocolListener(Protocol):
     def protocol_idle(self) -> None: ...
 
     def protocol_server_moved(self, payload: bytes, respond: Callable[[int], None]) -> None: ...
+
+    def protocol_function_call(self, name: str, argument: str) -> int | None:
+        """Run the function ``name``; its return value, None when there is no such function."""
+
+    def protocol_variable_request(self, name: str) -> tuple[wire.VariableType, bytes] | None:
+        """The variable ``name``'s type and encoded value, None when there is none."""
 
 
 class DeviceProtocol:
@@ -589,6 +604,10 @@ class DeviceProtocol:
             self._on_server_moved(message)
             return
         duplicate = self._exchange.is_duplicate(message.mid)
+        path = message.uri_path
+        if len(path) == 2 and path[0] in (wire.URI_FUNCTION, wire.URI_VARIABLE):
+            self._on_app_request(message, duplicate)
+            return
         if message.mtype is CoapType.CON:
             self._exchange.send_ack(message)
         if duplicate:
@@ -608,6 +627,51 @@ class DeviceProtocol:
         else:
             self._tracer.emit("coap.unhandled_request", code=message.code_text,
                               uri="/".join(message.uri_path))
+
+    def _on_app_request(self, message: CoapMessage, duplicate: bool) -> None:
+        """A function call (POST ``f/<name>``) or variable request (GET ``v/<name>``)."""
+        kind, name = message.uri_path
+        argument = message.uri_query[0] if message.uri_query else ""
+        is_call = kind == wire.URI_FUNCTION and message.code == wire.POST
+        is_read = kind == wire.URI_VARIABLE and message.code == wire.GET
+        too_long = is_call and len(argument.encode("utf-8", "surrogatepass")
+                                   ) > wire.MAX_FUNCTION_ARG_LENGTH
+        if message.mtype is CoapType.CON:
+            self._exchange.send_ack(message, wire.BAD_REQUEST if too_long else wire.EMPTY)
+        if duplicate or too_long or not message.token:
+            return
+        if is_call:
+            self._tracer.emit("function.call", name=name, size=len(argument))
+            self._scheduler.call_soon(self._run_function, name, argument, message.token,
+                                      self._session_id, label="app-function")
+        elif is_read:
+            self._tracer.emit("variable.request", name=name)
+            self._scheduler.call_soon(self._read_variable, name, message.token,
+                                      self._session_id, label="app-variable")
+        else:
+            self._tracer.emit("coap.unhandled_request", code=message.code_text,
+                              uri="/".join(message.uri_path))
+
+    def _answer(self, session_id: bytes, code: int, token: bytes, payload: bytes,
+                what: str) -> None:
+        """A separate response on the connection the request came on (dropped if it went)."""
+        if self.phase is Phase.ESTABLISHED and self._session_id == session_id:
+            self._send_con(code, (), payload, what=what, token_bytes=token)
+
+    def _run_function(self, name: str, argument: str, token: bytes, session_id: bytes) -> None:
+        result = self._listener.protocol_function_call(name, argument)
+        if result is None:
+            self._tracer.emit("function.unknown", name=name)
+            return
+        self._answer(session_id, wire.CHANGED, token, wire.encode_function_return(result),
+                     _what("function ", name))
+
+    def _read_variable(self, name: str, token: bytes, session_id: bytes) -> None:
+        found = self._listener.protocol_variable_request(name)
+        if found is None:
+            self._answer(session_id, wire.NOT_FOUND, token, b"", _what("variable ", name))
+            return
+        self._answer(session_id, wire.CONTENT, token, found[1], _what("variable ", name))
 
     def _on_server_moved(self, message: CoapMessage) -> None:
         """``handle_server_moved_request``: a CON with a token is acknowledged and handed to the

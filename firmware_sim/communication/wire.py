@@ -16,8 +16,14 @@ Two layers travel in each datagram of the device-cloud link:
    HELLO (POST ``h``), DESCRIBE (POST ``d``), events (POST ``E/<name>`` private or ``e/<name>``
    public), time (GET ``t``), subscriptions (GET ``e/<prefix>``), pings (empty CON) and their
    ACK/RST answers; from the cloud also key change (PUT ``k``, discarding the session when its
-   second option is the byte 1) and ServerMoved (POST ``M``), as ``communication/src/messages.cpp``
-   classifies them.
+   second option is the byte 1), ServerMoved (POST ``M``), function calls (POST ``f/<name>``,
+   the argument in one Uri-Query option) and variable requests (GET ``v/<name>``), as
+   ``communication/src/messages.cpp`` classifies them. The device ACKs a call or a request
+   (empty) and answers later in a separate confirmable response carrying the request's token:
+   2.04 with the function's int32 return value (big-endian, ``Messages::function_return``), or
+   2.05 with the variable's value (``communication/src/variables.cpp``: bool one byte, int
+   int32 big-endian, double the 8 bytes of the native - little-endian - double, string its
+   bytes), or 4.04 for an unknown variable.
 
 The CoAP codec is written here rather than delegated to aiocoap: building aiocoap's ``Message``
 and option objects was the largest single cost of a 10,000-device fleet (about 40 us per
@@ -139,6 +145,8 @@ class CoapMessage:
     payload: bytes = b""
     max_age: int | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    #: Uri-Query options (a function call's argument)
+    uri_query: tuple[str, ...] = ()
 
     @property
     def is_empty(self) -> bool:
@@ -165,6 +173,12 @@ class CoapMessage:
             value = age.to_bytes((age.bit_length() + 7) // 8, "big")
             parts.append(_option_header(OPTION_MAX_AGE - number, len(value)))
             parts.append(value)
+            number = OPTION_MAX_AGE
+        for segment in self.uri_query:
+            value = segment.encode("utf-8")
+            parts.append(_option_header(OPTION_URI_QUERY - number, len(value)))
+            parts.append(value)
+            number = OPTION_URI_QUERY
         if self.payload:
             parts.append(b"\xff")
             parts.append(self.payload)
@@ -183,6 +197,7 @@ class CoapMessage:
         position = 4 + (first & 0x0F)
         token = bytes(data[4:position])
         uri_path: list[str] = []
+        uri_query: list[str] | None = None
         max_age: int | None = None
         payload = b""
         number = 0
@@ -205,14 +220,22 @@ class CoapMessage:
             elif number == OPTION_MAX_AGE:
                 if max_age is None:
                     max_age = int.from_bytes(value, "big")
+            elif number == OPTION_URI_QUERY:
+                if uri_query is None:
+                    uri_query = []
+                uri_query.append(_utf8(value))
             elif number in _STRING_OPTIONS:
                 _utf8(value)
+        if uri_query is not None:
+            return cls(_COAP_TYPES[(first >> 4) & 0x03], data[1], (data[2] << 8) | data[3],
+                       token, tuple(uri_path), payload, max_age, uri_query=tuple(uri_query))
         return cls(_COAP_TYPES[(first >> 4) & 0x03], data[1], (data[2] << 8) | data[3], token,
                    tuple(uri_path), payload, max_age)
 
 
 OPTION_URI_PATH = 11
 OPTION_MAX_AGE = 14
+OPTION_URI_QUERY = 15
 #: options aiocoap decodes as UTF-8 text (a message with invalid UTF-8 in one is refused)
 _STRING_OPTIONS = frozenset((3, 8, 15, 20, 35, 39))
 
@@ -277,8 +300,15 @@ URI_KEY_CHANGE = "k"  # PUT; a second option byte 1 asks the device to discard i
 URI_SERVER_MOVED = "M"  # POST, protobuf ServerMovedPermanentlyRequest
 URI_PRIVATE_EVENT = "E"  # 0x45
 URI_PUBLIC_EVENT = "e"  # 0x65
+URI_FUNCTION = "f"  # POST f/<name>?<argument>
+URI_VARIABLE = "v"  # GET v/<name>
 MAX_EVENT_NAME_LENGTH = 64
 MAX_EVENT_DATA_LENGTH = 1024
+#: Device OS 6 ``communication/inc/protocol_defs.h`` (names in bytes of UTF-8)
+MAX_FUNCTION_KEY_LENGTH = 64
+MAX_VARIABLE_KEY_LENGTH = 64
+MAX_FUNCTION_ARG_LENGTH = 1024
+MAX_VARIABLE_VALUE_LENGTH = 1024
 
 
 def event_uri(name: str, private: bool) -> tuple[str, ...]:
@@ -290,6 +320,53 @@ def parse_event_uri(uri_path: tuple[str, ...]) -> tuple[str, bool] | None:
     if len(uri_path) >= 2 and uri_path[0] in (URI_PRIVATE_EVENT, URI_PUBLIC_EVENT):
         return "/".join(uri_path[1:]), uri_path[0] == URI_PRIVATE_EVENT
     return None
+
+
+# -- functions and variables ---------------------------------------------------------------------
+
+
+class VariableType(IntEnum):
+    """``Spark_Data_TypeDef`` (``system/inc/system_cloud.h``): the type codes of the
+    application describe's ``"v"`` object."""
+
+    BOOLEAN = 1
+    INT = 2
+    STRING = 4
+    DOUBLE = 9
+
+
+VariableValue = bool | int | float | str
+
+
+def encode_variable(kind: VariableType, value: VariableValue) -> bytes:
+    """A variable's value as the device sends it (a string truncated to
+    ``MAX_VARIABLE_VALUE_LENGTH`` bytes; an int wrapped to int32)."""
+    if kind is VariableType.BOOLEAN:
+        return b"\x01" if value else b"\x00"
+    if kind is VariableType.INT:
+        return struct.pack(">i", (int(value) + 2**31) % 2**32 - 2**31)
+    if kind is VariableType.DOUBLE:
+        return struct.pack("<d", float(value))
+    return str(value).encode("utf-8", "surrogatepass")[:MAX_VARIABLE_VALUE_LENGTH]
+
+
+def decode_variable(kind: VariableType, payload: bytes) -> VariableValue:
+    """The value of a variable response; PeerProtocolError when its size does not fit."""
+    if kind is VariableType.STRING:
+        return payload.decode("utf-8", "replace")
+    size = {VariableType.BOOLEAN: 1, VariableType.INT: 4, VariableType.DOUBLE: 8}[kind]
+    if len(payload) != size:
+        raise PeerProtocolError(f"a {kind.name.lower()} variable of {len(payload)} bytes")
+    if kind is VariableType.BOOLEAN:
+        return payload != b"\x00"
+    if kind is VariableType.INT:
+        return int(struct.unpack(">i", payload)[0])
+    return float(struct.unpack("<d", payload)[0])
+
+
+def encode_function_return(value: int) -> bytes:
+    """``Messages::function_return``: the int32 return value, big-endian."""
+    return struct.pack(">i", (int(value) + 2**31) % 2**32 - 2**31)
 
 
 # -- HELLO ---------------------------------------------------------------------------------------

@@ -6,6 +6,15 @@ timers through the :class:`Particle` facade - the Python shape of Device OS's us
 .clearSession(true))``, software timers). A new instance is created on every boot: RAM does not
 survive a reset.
 
+Cloud functions and variables (``Particle.function`` / ``Particle.variable``,
+``system/src/system_cloud.cpp``): a name of 1-64 bytes of UTF-8 (``USER_FUNC_KEY_LENGTH``,
+``USER_VAR_KEY_LENGTH``; an empty name is refused too, an fwsim choice), at most 100 of each
+(``USER_FUNC_MAX_COUNT``, ``USER_VAR_MAX_COUNT``); registering a name again replaces its handler
+(value, type) in place; each call returns whether it was registered. A function handler takes
+the argument (text) and returns an int (int32, wrapped like a C ``int``); a variable holds a
+value or a getter called at each request, of type bool, int, double or string. Nothing is
+allocated until the first registration (an idle fleet device keeps two empty slots).
+
 Example - the forum workaround::
 
     class SessionEndWorkaround(Firmware):
@@ -21,6 +30,13 @@ from collections.abc import Callable
 from typing import Protocol
 
 from ..communication.event_names import SYSTEM_EVENT_PREFIXES_IN_ORDER
+from ..communication.wire import (
+    MAX_FUNCTION_KEY_LENGTH,
+    MAX_VARIABLE_KEY_LENGTH,
+    VariableType,
+    VariableValue,
+    encode_variable,
+)
 from ..kernel.scheduler import TimerHandle
 from ..kernel.world import World
 from ..services.log import DeviceLog, LogLevel
@@ -29,6 +45,42 @@ from .features import Feature
 from .listening import ListeningMode
 
 EventHandler = Callable[[str, bytes], None]
+FunctionHandler = Callable[[str], int]
+#: a variable's value, or a getter called at each request
+VariableSource = VariableValue | Callable[[], VariableValue]
+#: ``USER_FUNC_MAX_COUNT`` / ``USER_VAR_MAX_COUNT`` (``system/inc/system_cloud.h``)
+MAX_FUNCTIONS = 100
+MAX_VARIABLES = 100
+_TYPE_NAMES = {"bool": VariableType.BOOLEAN, "int": VariableType.INT,
+               "double": VariableType.DOUBLE, "string": VariableType.STRING}
+
+
+def _variable_type(value: VariableSource, kind: VariableType | str | None
+                   ) -> VariableType | None:
+    """The type a variable is registered with: given, or that of its value (a getter needs
+    one given)."""
+    if kind is not None:
+        if isinstance(kind, VariableType):
+            return kind
+        return _TYPE_NAMES.get(kind) if isinstance(kind, str) else None
+    if isinstance(value, bool):
+        return VariableType.BOOLEAN
+    if isinstance(value, int):
+        return VariableType.INT
+    if isinstance(value, float):
+        return VariableType.DOUBLE
+    if isinstance(value, str):
+        return VariableType.STRING
+    return None
+
+
+def _valid_key(name: object, limit: int) -> bool:
+    if not isinstance(name, str) or not name:
+        return False
+    try:
+        return len(name.encode("utf-8")) <= limit
+    except UnicodeEncodeError:
+        return False
 
 
 class ApplicationHost(Protocol):
@@ -73,12 +125,15 @@ class Firmware:
 class Particle:
     """The user API of one device for one boot."""
 
-    __slots__ = ("_device", "_subscriptions", "_timers")
+    __slots__ = ("_device", "_functions", "_subscriptions", "_timers", "_variables")
 
     def __init__(self, device: ApplicationHost) -> None:
         self._device = device
         self._subscriptions: list[tuple[str, EventHandler]] = []
         self._timers: list[TimerHandle] = []
+        #: registered functions and variables, in registration order (None until the first)
+        self._functions: dict[str, FunctionHandler] | None = None
+        self._variables: dict[str, tuple[VariableType, VariableSource]] | None = None
 
     # -- cloud ---------------------------------------------------------------------------------
 
@@ -92,6 +147,38 @@ class Particle:
 
     def connected(self) -> bool:
         return self._device.cloud_connected
+
+    def function(self, name: str, handler: FunctionHandler) -> bool:
+        """``Particle.function``: expose ``handler(argument) -> int`` as ``name``; False (and
+        nothing registered) for a bad name, a handler that is not callable, or a 101st."""
+        if not _valid_key(name, MAX_FUNCTION_KEY_LENGTH) or not callable(handler):
+            return False
+        functions = self._functions
+        if functions is None:
+            functions = self._functions = {}
+        if name not in functions and len(functions) >= MAX_FUNCTIONS:
+            self._device.log.log(LogLevel.ERROR, "system", "Too many cloud functions")
+            return False
+        functions[name] = handler
+        return True
+
+    def variable(self, name: str, value: VariableSource,
+                 type: VariableType | str | None = None) -> bool:
+        """``Particle.variable``: expose ``value`` (or a getter's result, read at each request)
+        as ``name``, of ``type`` (``"bool"``, ``"int"``, ``"double"``, ``"string"`` or a
+        :class:`VariableType`; taken from the value when not given, required with a getter).
+        False (nothing registered) for a bad name or type, or a 101st variable."""
+        kind = _variable_type(value, type)
+        if not _valid_key(name, MAX_VARIABLE_KEY_LENGTH) or kind is None:
+            return False
+        variables = self._variables
+        if variables is None:
+            variables = self._variables = {}
+        if name not in variables and len(variables) >= MAX_VARIABLES:
+            self._device.log.log(LogLevel.ERROR, "system", "Too many cloud variables")
+            return False
+        variables[name] = (kind, value)
+        return True
 
     def connect(self) -> None:
         self._device.cloud_connect()
@@ -156,6 +243,30 @@ class Particle:
                 handler(name, data)
 
     @property
+    def function_names(self) -> list[str]:
+        return list(self._functions or ())
+
+    @property
+    def variable_types(self) -> dict[str, VariableType]:
+        return {name: kind for name, (kind, _) in (self._variables or {}).items()}
+
+    def call_function(self, name: str, argument: str) -> int | None:
+        """Run the function ``name`` (None: no such function, as ``userFuncSchedule``)."""
+        handler = (self._functions or {}).get(name)
+        if handler is None:
+            return None
+        return int(handler(argument))
+
+    def variable_value(self, name: str) -> tuple[VariableType, bytes] | None:
+        """The type and encoded value of the variable ``name`` (None: no such variable)."""
+        found = (self._variables or {}).get(name)
+        if found is None:
+            return None
+        kind, source = found
+        value = source() if callable(source) else source
+        return kind, encode_variable(kind, value)
+
+    @property
     def subscription_prefixes(self) -> list[str]:
         """What the device subscribes to, in Device OS's order: the system's own prefixes
         (``registerSystemSubscriptions``: ``particle``, ``spark``, registered at start-up),
@@ -171,3 +282,4 @@ class Particle:
             timer.cancel()
         self._timers.clear()
         self._subscriptions.clear()
+        self._functions = self._variables = None

@@ -57,6 +57,7 @@ from ..communication.protocol import (
     ProtocolResult,
 )
 from ..communication.session import SessionPersist
+from ..communication.wire import VariableType
 from ..kernel.link import DatagramPort, Receiver
 from ..kernel.scheduler import Scheduler, TimerHandle
 from ..kernel.trace import Tracer
@@ -119,6 +120,12 @@ class HandshakeQuestions(Protocol):
     def time_known(self) -> bool:
         """``hal_rtc_time_is_valid() || spark_sync_time_last() != 0``: a resume skips the time
         request when the device already knows the time."""
+
+    def call_function(self, name: str, argument: str) -> int | None:
+        """Run the application's function ``name`` (None: none of that name)."""
+
+    def variable_value(self, name: str) -> tuple[VariableType, bytes] | None:
+        """The type and encoded value of the application's variable ``name`` (None: none)."""
 
 
 @dataclass(slots=True)
@@ -353,6 +360,12 @@ class CloudConnection:
 
     def protocol_event(self, name: str, data: bytes) -> None:
         self._on_cloud_event(name, data)
+
+    def protocol_function_call(self, name: str, argument: str) -> int | None:
+        return self.inputs.device.call_function(name, argument)
+
+    def protocol_variable_request(self, name: str) -> tuple[VariableType, bytes] | None:
+        return self.inputs.device.variable_value(name)
 
     def protocol_time(self, unix_time: int) -> None:
         self._tracer.emit("time.synced", unix_time=unix_time)

@@ -37,6 +37,7 @@ from ..communication.event_names import (
 )
 from ..communication.protocol import DeviceIdentity, ProtocolOptions
 from ..communication.session import SessionPersist
+from ..communication.wire import VariableType
 from ..hal.claim import ClaimCodeHal
 from ..hal.dct import (
     STARTUP_MODE_FLAG_OFFSET,
@@ -171,6 +172,12 @@ class _HandshakeAnswers:
 
     def time_known(self) -> bool:
         return self._device._time_known()
+
+    def call_function(self, name: str, argument: str) -> int | None:
+        return self._device.particle.call_function(name, argument)
+
+    def variable_value(self, name: str) -> tuple[VariableType, bytes] | None:
+        return self._device.particle.variable_value(name)
 
 
 def _random_text(rng: Any, alphabet: str, length: int) -> str:
@@ -381,6 +388,16 @@ class Device:
         return json.dumps(describe, sort_keys=True, separators=(",", ":")).encode()
 
     def _app_describe(self) -> bytes:
+        """The application DESCRIBE. With functions or variables registered it is Device OS's
+        (``system_app_info``, ``system/src/system_info.cpp``): ``{"f":[names],"v":{name:
+        type code}}`` in registration order; with none, fwsim's own document (the app's name
+        and version, unchanged so that every trace stays as it was)."""
+        particle = self.particle
+        functions, variables = particle.function_names, particle.variable_types
+        if functions or variables:
+            return json.dumps({"f": functions, "v": {name: int(kind) for name, kind
+                                                     in variables.items()}},
+                              separators=(",", ":")).encode()
         describe = {"app": self.options.app_name, "v": self.options.app_version,
                     "f": [], "v_": {}}
         return json.dumps(describe, sort_keys=True, separators=(",", ":")).encode()

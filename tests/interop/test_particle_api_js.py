@@ -14,6 +14,9 @@ and, with ``product``, ``POST /v1/products/:p/events``): the developer's own eve
 product's show them with ``coreid`` ``api``, a simulated device subscribed to their prefixes gets
 them in its firmware's handler, and the refusals (a missing name, a bad token) reach the library
 as JSON errors.
+
+A third flow calls a live device's function and reads its variables with ``callFunction`` and
+``getVariable`` (``getDevice`` lists them), and meets the 404s of unknown names.
 """
 
 from __future__ import annotations
@@ -277,3 +280,115 @@ def test_particle_api_js_publish_event(tmp_path: Path) -> None:
     assert by_step["bad_token"]["error"]["body"]["error"] == "invalid_token"
     # the device's firmware got both (it is the developer's and the product's)
     assert received == [("provision/wifi", b"ssid=Home"), ("fleet/ota", b"v2")]
+
+
+# -- callFunction / getVariable --------------------------------------------------------------------
+
+CALL_SCRIPT = r"""
+'use strict';
+const Particle = require('particle-api-js');
+const config = JSON.parse(process.argv[2]);
+const particle = new Particle({ baseUrl: config.baseUrl });
+const auth = config.token;
+const deviceId = config.deviceId;
+const say = (obj) => process.stdout.write(JSON.stringify(obj) + '\n');
+async function attempt(step, call) {
+  try {
+    const answer = await call();
+    say({ step, statusCode: answer.statusCode, body: answer.body });
+  } catch (err) {
+    const body = { ...err.body };
+    delete body.response;
+    say({ step, error: { statusCode: err.statusCode, body } });
+  }
+}
+async function main() {
+  await attempt('device', () => particle.getDevice({ deviceId, auth }));
+  await attempt('call', () => particle.callFunction({ deviceId, name: 'brightness',
+    argument: 'abcd', auth }));
+  await attempt('level', () => particle.getVariable({ deviceId, name: 'level', auth }));
+  await attempt('label', () => particle.getVariable({ deviceId, name: 'label', auth }));
+  await attempt('temp', () => particle.getVariable({ deviceId, name: 'temp', auth }));
+  await attempt('unknown_function', () => particle.callFunction({ deviceId, name: 'nope',
+    argument: '', auth }));
+  await attempt('unknown_variable', () => particle.getVariable({ deviceId, name: 'nope',
+    auth }));
+}
+main().then(() => process.exit(0), (err) => {
+  say({ step: 'error', message: String(err && (err.stack || err.message || err)) });
+  process.exit(1);
+});
+"""
+
+
+class Lamp(Firmware):
+    """Firmware with a function and three variables (the interop tests' device)."""
+
+    def setup(self, particle: Particle) -> None:
+        self.level = 0
+        particle.function("brightness", self.brightness)
+        particle.variable("level", lambda: self.level, "int")
+        particle.variable("label", "kitchen")
+        particle.variable("temp", 21.5)
+
+    def brightness(self, argument: str) -> int:
+        self.level = len(argument)
+        return self.level
+
+
+async def _call_flow(node: str, script: Path) -> list[dict[str, Any]]:
+    world = World(23, trace_memory_limit=50_000)
+    cloud = Cloud(world, store=SqliteStore(":memory:"))
+    developer = cloud.create_user("dev@acme.example", "dev-password")
+    token = cloud.issue_tokens(Principal.user(developer.id), "particle-api").access.token
+    cloud.store.put_device(DeviceRecord(DEVICE_ID, 32, None, Principal.user(developer.id)))
+    server = CloudServer(cloud, ServerConfig(http_port=0, coap_port=0, speed=5.0))
+    await server.start()
+    radio_environment(world).add(AccessPoint("HomeNet", "home-pass-1"))
+    device = Device(world, "p2", device_id=DEVICE_ID, firmware=Lamp,
+                    wifi=[WifiCredentials("HomeNet", "home-pass-1")])
+    link_over_dtls(device, server.cloud, "127.0.0.1", server.coap_port, server.driver)
+    device.power_on()
+    proc = None
+    try:
+        for _ in range(400):  # the application describe arrives after the handshake
+            if cloud.endpoint.interface_of(DEVICE_ID) is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert device.cloud_connected, "the device did not connect"
+        config = {"baseUrl": server.http_url, "token": token, "deviceId": DEVICE_ID}
+        proc = await asyncio.create_subprocess_exec(
+            node, str(script), json.dumps(config), stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, env={**os.environ, "NODE_PATH": str(NODE_MODULES)})
+        stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout=60)
+        steps = [json.loads(line) for line in stdout.decode().splitlines()]
+        assert proc.returncode == 0, f"{steps} {stderr.decode()}"
+    finally:
+        if proc is not None and proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        device.power_off()
+        await server.stop()
+    return steps
+
+
+def test_particle_api_js_call_function_and_get_variable(tmp_path: Path) -> None:
+    node = toolchain()
+    script = tmp_path / "call_function.js"
+    script.write_text(CALL_SCRIPT)
+    by_step = {s["step"]: s for s in asyncio.run(_call_flow(node, script))}
+    device = by_step["device"]["body"]
+    assert device["functions"] == ["brightness"]
+    assert device["variables"] == {"level": "int32", "label": "string", "temp": "double"}
+    call = by_step["call"]
+    assert call["statusCode"] == 200
+    assert call["body"] == {"id": DEVICE_ID, "name": device["name"], "connected": True,
+                            "return_value": 4}
+    for step, value in (("level", 4), ("label", "kitchen"), ("temp", 21.5)):
+        body = by_step[step]["body"]
+        assert (body["name"], body["result"]) == (step, value)
+        assert body["coreInfo"]["deviceID"] == DEVICE_ID and body["coreInfo"]["connected"]
+    assert by_step["unknown_function"]["error"] == {"statusCode": 404, "body": {
+        "ok": False, "error": "Function nope not found"}}
+    assert by_step["unknown_variable"]["error"] == {"statusCode": 404, "body": {
+        "ok": False, "error": "Variable not found"}}

@@ -8,12 +8,16 @@ reaches the owner's simulated mailbox), fails on an unknown id with the message 
 expects ("device not found"), lists and removes a device (answering the confirmation prompt).
 ``particle publish`` publishes to the user's own event stream (seen there with ``coreid``
 ``api``) and, with ``--product``, to a product's; a reserved name fails with the API's message.
+``particle call`` / ``particle get`` reach a live simulated device's function and variables
+(its return value and values printed; an unknown name fails with the CLI's own messages).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -24,6 +28,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from cloud_sim import Cloud, Principal
+from cloud_sim.model import DeviceRecord
+from cloud_sim.server import CloudServer, ServerConfig
+from firmware_sim.kernel import World
+from firmware_sim.system import AccessPoint, Device, WifiCredentials, radio_environment
+from firmware_sim.system.app import Firmware, Particle
+from firmware_sim.testbed.clouds.particle import link_over_dtls
 
 pytestmark = pytest.mark.interop
 
@@ -201,3 +213,74 @@ def test_particle_cli_publish(node: str, cloud_url: str, tmp_path: Path) -> None
                      for e in http.get("/fwsim/events").json()["events"]
                      if e["direction"] == "device"]
         assert published == [("provision/wifi", None, False), ("fleet/ota", 4242, False)]
+
+
+# -- particle call / particle get ------------------------------------------------------------------
+
+
+class Lamp(Firmware):
+    def setup(self, particle: Particle) -> None:
+        self.level = 0
+        particle.function("brightness", self.brightness)
+        particle.variable("level", lambda: self.level, "int")
+        particle.variable("label", "kitchen")
+
+    def brightness(self, argument: str) -> int:
+        self.level = len(argument)
+        return self.level
+
+
+def test_particle_cli_call_and_get(node: str, tmp_path: Path) -> None:
+    """``particle call`` and ``particle get`` against a served cloud with a live simulated
+    device whose firmware registers a function and variables (the cloud and the device run in
+    this process in real time, as in test_particle_api_js.py)."""
+
+    async def flow() -> list[tuple[int, str]]:
+        world = World(24, trace_memory_limit=50_000)
+        cloud = Cloud(world)
+        developer = cloud.create_user("dev@example.com", "dev-password")
+        token = cloud.issue_tokens(Principal.user(developer.id), "CLI2").access.token
+        cloud.store.put_device(DeviceRecord(FREE, 32, None, Principal.user(developer.id)))
+        server = CloudServer(cloud, ServerConfig(http_port=0, coap_port=0, speed=5.0))
+        await server.start()
+        radio_environment(world).add(AccessPoint("HomeNet", "home-pass-1"))
+        device = Device(world, "p2", device_id=FREE, firmware=Lamp,
+                        wifi=[WifiCredentials("HomeNet", "home-pass-1")])
+        link_over_dtls(device, server.cloud, "127.0.0.1", server.coap_port, server.driver)
+        device.power_on()
+        particle_dir = tmp_path / ".particle"
+        particle_dir.mkdir()
+        (particle_dir / "profile.json").write_text(json.dumps({"name": "local"}))
+        (particle_dir / "local.config.json").write_text(json.dumps({
+            "apiUrl": server.http_url, "access_token": token, "username": "dev@example.com"}))
+        cli = Cli(node, tmp_path)
+        outputs = []
+        try:
+            for _ in range(400):
+                if cloud.endpoint.interface_of(FREE) is not None:
+                    break
+                await asyncio.sleep(0.05)
+            for args in (("call", FREE, "brightness", "abcde"), ("get", FREE, "level"),
+                         ("get", FREE, "label"), ("call", FREE, "nope"),
+                         ("get", FREE, "nope")):
+                proc = await asyncio.create_subprocess_exec(
+                    node, str(CLI_PACKAGE / "src/index.js"), *args, env=cli.env,
+                    stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.STDOUT)
+                out, _ = await asyncio.wait_for(proc.communicate(), timeout=60)
+                # (the spinner's erase-line escapes stripped)
+                outputs.append((proc.returncode or 0,
+                                re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", out.decode())))
+        finally:
+            device.power_off()
+            await server.stop()
+        return outputs
+
+    (call_code, call_out), (level_code, level_out), (label_code, label_out), \
+        (nope_code, nope_out), (var_code, var_out) = asyncio.run(flow())
+    assert call_code == 0 and call_out.strip().splitlines()[-1] == "5", call_out
+    assert level_code == 0 and level_out.strip().splitlines()[-1] == "5", level_out
+    assert label_code == 0 and label_out.strip().splitlines()[-1] == "kitchen", label_out
+    assert nope_code != 0 and "Function call failed: Function `nope` not found" in nope_out, \
+        nope_out
+    assert var_code != 0 and "Error: Variable not found" in var_out, var_out
