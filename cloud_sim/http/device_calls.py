@@ -20,6 +20,10 @@ the call's virtual-time timeout comes. The handler waits for it without blocking
   the answer comes - never past the call's timeout - so a call on virtual time costs no wall
   time.
 
+The product form, ``POST /v1/products/:p/devices/:id/:function`` and ``GET
+/v1/products/:p/devices/:id/:variable``, is for the members of the product's team (403 for
+others, 404 for a product or a device not in it) and answers alike.
+
 Answers: a call ``{"id", "name" (the device's), "connected": true, "return_value"}``; a variable
 ``{"name", "result", "coreInfo": {"last_app", "last_heard", "connected", "last_handshake_at",
 "deviceID", "product_id"}}``, or with ``?format=raw`` the value alone as text. The argument is
@@ -46,6 +50,7 @@ from starlette.responses import PlainTextResponse, Response
 from firmware_sim.communication.wire import MAX_FUNCTION_ARG_LENGTH, MAX_FUNCTION_KEY_LENGTH
 
 from ..device_endpoint import CallCallback, CallResult
+from ..model import DeviceRecord, Product
 from ..runtime import NullRuntime
 from .common import caller_of, json
 from .context import ApiContext
@@ -53,6 +58,7 @@ from .devices import visible_device
 from .errors import api_error, bad_request
 from .openapi import ERRORS, body, query
 from .params import get_str
+from .products import device_in_product, team_call
 from .render import display_name, iso
 
 router = APIRouter(tags=["devices"])
@@ -142,10 +148,8 @@ CALL_BODY = body({"arg": {"type": "string", "maxLength": MAX_FUNCTION_ARG_LENGTH
                   "args": {"type": "string", "maxLength": MAX_FUNCTION_ARG_LENGTH}})
 
 
-@router.post("/v1/devices/{device_id}/{function}", responses=RESPONSES, openapi_extra=CALL_BODY)
-async def call_function(request: Request, device_id: str, function: str) -> Response:
-    ctx, params, caller = await caller_of(request)
-    device = visible_device(ctx, caller, device_id)
+async def _call(ctx: ApiContext, device: DeviceRecord, function: str,
+                params: dict[str, Any]) -> Response:
     argument = _argument(params)
     not_found = f"Function {function[:MAX_FUNCTION_KEY_LENGTH]} not found"
     if not _valid_name(function):
@@ -157,11 +161,8 @@ async def call_function(request: Request, device_id: str, function: str) -> Resp
                  "return_value": result.value})
 
 
-@router.get("/v1/devices/{device_id}/{variable}", responses=RESPONSES,
-            openapi_extra=query(("format", "string")))
-async def get_variable(request: Request, device_id: str, variable: str) -> Response:
-    ctx, params, caller = await caller_of(request)
-    device = visible_device(ctx, caller, device_id)
+async def _read(ctx: ApiContext, device: DeviceRecord, variable: str,
+                params: dict[str, Any]) -> Response:
     raw = get_str(params, "format", max_length=16) == "raw"
     if not _valid_name(variable):
         raise api_error(404, "Variable not found")
@@ -176,3 +177,39 @@ async def get_variable(request: Request, device_id: str, variable: str) -> Respo
         "last_app": "", "last_heard": iso(fresh.last_heard_us), "connected": fresh.online,
         "last_handshake_at": iso(fresh.last_handshake_us), "deviceID": fresh.id,
         "product_id": fresh.product_id if fresh.product_id is not None else platform_id}})
+
+
+@router.post("/v1/devices/{device_id}/{function}", responses=RESPONSES, openapi_extra=CALL_BODY)
+async def call_function(request: Request, device_id: str, function: str) -> Response:
+    ctx, params, caller = await caller_of(request)
+    return await _call(ctx, visible_device(ctx, caller, device_id), function, params)
+
+
+@router.get("/v1/devices/{device_id}/{variable}", responses=RESPONSES,
+            openapi_extra=query(("format", "string")))
+async def get_variable(request: Request, device_id: str, variable: str) -> Response:
+    ctx, params, caller = await caller_of(request)
+    return await _read(ctx, visible_device(ctx, caller, device_id), variable, params)
+
+
+def _product_device(ctx: ApiContext, product: Product, device_id: str) -> DeviceRecord:
+    device = ctx.cloud.store.get_device(device_in_product(ctx, product, device_id))
+    assert device is not None
+    return device
+
+
+@router.post("/v1/products/{product}/devices/{device_id}/{function}", responses=RESPONSES,
+             openapi_extra=CALL_BODY)
+async def call_product_function(request: Request, product: str, device_id: str,
+                                function: str) -> Response:
+    """The product form (a member of the product's team; 404 for a device not in it)."""
+    ctx, params, _, found = await team_call(request, product)
+    return await _call(ctx, _product_device(ctx, found, device_id), function, params)
+
+
+@router.get("/v1/products/{product}/devices/{device_id}/{variable}", responses=RESPONSES,
+            openapi_extra=query(("format", "string")))
+async def get_product_variable(request: Request, product: str, device_id: str,
+                               variable: str) -> Response:
+    ctx, params, _, found = await team_call(request, product)
+    return await _read(ctx, _product_device(ctx, found, device_id), variable, params)

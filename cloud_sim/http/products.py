@@ -205,7 +205,8 @@ async def list_product_devices(request: Request, product: str) -> Response:
                  "meta": {"total_pages": total_pages}})
 
 
-def _device_in_product(ctx: ApiContext, product: Product, device_id: str) -> str:
+def device_in_product(ctx: ApiContext, product: Product, device_id: str) -> str:
+    """The id of the product's device ``device_id`` (404 when the product has no such device)."""
     key = device_id.strip().lower()
     device = ctx.cloud.store.get_device(key) if ownership.is_device_id(key) else None
     if device is None or device.product_id != product.id:
@@ -217,7 +218,7 @@ def _device_in_product(ctx: ApiContext, product: Product, device_id: str) -> str
             openapi_extra=query())
 async def get_product_device(request: Request, product: str, device_id: str) -> Response:
     ctx, _, _, found = await team_call(request, product)
-    key = _device_in_product(ctx, found, device_id)
+    key = device_in_product(ctx, found, device_id)
     device = ctx.cloud.store.get_device(key)
     assert device is not None
     return json(device_json(device, ctx.cloud.store, product_view=True,
@@ -247,7 +248,7 @@ async def import_devices(request: Request, product: str) -> Response:
 async def remove_product_device(request: Request, product: str, device_id: str) -> Response:
     ctx, params, _, found = await team_call(request, product)
     get_bool(params, "deny")
-    key = _device_in_product(ctx, found, device_id)
+    key = device_in_product(ctx, found, device_id)
     ownership.remove_from_product(ctx.cloud.store, key)
     return no_content()
 
@@ -257,7 +258,7 @@ async def remove_product_device(request: Request, product: str, device_id: str) 
 async def remove_product_device_owner(request: Request, product: str,
                                       device_id: str) -> Response:
     ctx, _, _, found = await team_call(request, product)
-    key = _device_in_product(ctx, found, device_id)
+    key = device_in_product(ctx, found, device_id)
     ownership.unclaim(ctx.cloud.store, key)
     return json({"ok": True})
 

@@ -120,6 +120,25 @@ def test_the_product_team_and_the_customer_may_call_others_may_not(world: World)
             assert (status, body["error"]) == (403, "Permission Denied"), (who, path)
 
 
+def test_the_product_form_is_for_the_team(world: World) -> None:
+    api, fleet, mine = world.api, world.fleet, world.mine
+    team = world.tokens["team"]
+    for product in ("55", "lamps"):
+        base = f"/v1/products/{product}/devices/{fleet}"
+        assert api.request("POST", f"{base}/brightness", token=team,
+                           form={"arg": "abcd"})[1]["return_value"] == 4
+        status, body = api.request("GET", f"{base}/level", token=team)
+        assert (status, body["result"], body["coreInfo"]["product_id"]) == (200, 4, 55)
+    assert api.request("GET", f"/v1/products/55/devices/{fleet}/nope", token=team) == (
+        404, {"ok": False, "error": "Variable not found"})
+    # a device of another product (or none), an unknown product, a caller off the team
+    assert api.request("GET", f"/v1/products/55/devices/{mine}/level", token=team)[0] == 404
+    assert api.request("GET", f"/v1/products/56/devices/{fleet}/level", token=team)[0] == 404
+    for who in ("dev", "customer", "other"):
+        assert api.request("POST", f"/v1/products/55/devices/{fleet}/brightness",
+                           token=world.tokens[who])[0] == 403, who
+
+
 def test_every_error_status(world: World) -> None:
     api, mine, dev = world.api, world.mine, world.tokens["dev"]
     call, read = f"/v1/devices/{mine}/brightness", f"/v1/devices/{mine}/level"
