@@ -29,16 +29,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.live_device import Lamp, serve_with_device
 
 from cloud_sim import Cloud, Principal
 from cloud_sim.model import DeviceRecord
-from cloud_sim.server import CloudServer, ServerConfig
 from cloud_sim.sqlite_store import SqliteStore
 from firmware_sim.kernel import World
 from firmware_sim.scenarios.catalog import default_provisioning
-from firmware_sim.system import AccessPoint, Device, WifiCredentials, radio_environment
+from firmware_sim.system import Device
 from firmware_sim.system.app import Firmware, Particle
-from firmware_sim.testbed.clouds.particle import link_over_dtls
 
 pytestmark = pytest.mark.interop
 
@@ -71,13 +70,7 @@ async def _flow(node: str) -> tuple[list[dict[str, Any]], Cloud, Device, str]:
     alice_token = cloud.issue_tokens(Principal.customer(alice.id), "acme-app").access.token
     cloud.store.put_device(DeviceRecord(DEVICE_ID, 32, product.id,
                                         Principal.customer(alice.id)))
-    server = CloudServer(cloud, ServerConfig(http_port=0, coap_port=0, speed=5.0))
-    await server.start()
-    radio_environment(world).add(AccessPoint("HomeNet", "home-pass-1"))
-    device = Device(world, "p2", device_id=DEVICE_ID,
-                    wifi=[WifiCredentials("HomeNet", "home-pass-1")])
-    link_over_dtls(device, server.cloud, "127.0.0.1", server.coap_port, server.driver)
-    device.power_on()
+    server, device = await serve_with_device(cloud, DEVICE_ID)
     config = {"baseUrl": server.http_url, "developer": "dev@acme.example",
               "password": "dev-password", "clientId": "acme-app", "clientSecret": "acme-secret",
               "product": "acme-sensors", "customerB": "bob@example.com",
@@ -211,6 +204,23 @@ def subscriber(received: list[tuple[str, bytes]]) -> type[Firmware]:
     return Subscriber
 
 
+async def run_steps(node: str, script: Path, config: dict[str, Any]) -> list[dict[str, Any]]:
+    """Run a node script with ``config`` (JSON, its argument) and return the steps it printed,
+    one JSON document per line (the script must exit 0 within 60 s)."""
+    proc = await asyncio.create_subprocess_exec(
+        node, str(script), json.dumps(config), stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, env={**os.environ, "NODE_PATH": str(NODE_MODULES)})
+    try:
+        stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout=60)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    steps = [json.loads(line) for line in stdout.decode().splitlines()]
+    assert proc.returncode == 0, f"{steps} {stderr.decode()}"
+    return steps
+
+
 async def _publish_flow(node: str, script: Path) -> tuple[list[dict[str, Any]],
                                                           list[tuple[str, bytes]]]:
     world = World(22, trace_memory_limit=50_000)
@@ -220,16 +230,8 @@ async def _publish_flow(node: str, script: Path) -> tuple[list[dict[str, Any]],
     token = cloud.issue_tokens(Principal.user(developer.id), "particle-api").access.token
     cloud.store.put_device(DeviceRecord(DEVICE_ID, 32, product.id,
                                         Principal.user(developer.id)))
-    server = CloudServer(cloud, ServerConfig(http_port=0, coap_port=0, speed=5.0))
-    await server.start()
-    radio_environment(world).add(AccessPoint("HomeNet", "home-pass-1"))
     received: list[tuple[str, bytes]] = []
-    device = Device(world, "p2", device_id=DEVICE_ID, firmware=subscriber(received),
-                    wifi=[WifiCredentials("HomeNet", "home-pass-1")])
-    link_over_dtls(device, server.cloud, "127.0.0.1", server.coap_port, server.driver)
-    device.power_on()
-    steps: list[dict[str, Any]] = []
-    proc = None
+    server, device = await serve_with_device(cloud, DEVICE_ID, subscriber(received))
     try:
         # publishing reaches the device once it has subscribed (after its handshake)
         for _ in range(400):
@@ -237,21 +239,13 @@ async def _publish_flow(node: str, script: Path) -> tuple[list[dict[str, Any]],
                 break
             await asyncio.sleep(0.05)
         assert device.cloud_connected, "the device did not connect"
-        config = {"baseUrl": server.http_url, "token": token, "product": "acme-sensors"}
-        proc = await asyncio.create_subprocess_exec(
-            node, str(script), json.dumps(config), stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, env={**os.environ, "NODE_PATH": str(NODE_MODULES)})
-        stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout=60)
-        steps = [json.loads(line) for line in stdout.decode().splitlines()]
-        assert proc.returncode == 0, f"{steps} {stderr.decode()}"
+        steps = await run_steps(node, script, {"baseUrl": server.http_url, "token": token,
+                                               "product": "acme-sensors"})
         for _ in range(100):  # the device has the events a few round trips later
             if len(received) >= 2:
                 break
             await asyncio.sleep(0.05)
     finally:
-        if proc is not None and proc.returncode is None:
-            proc.kill()
-            await proc.wait()
         device.power_off()
         await server.stop()
     return steps, received
@@ -321,19 +315,6 @@ main().then(() => process.exit(0), (err) => {
 """
 
 
-class Lamp(Firmware):
-    """Firmware with a function and three variables (the interop tests' device)."""
-
-    def setup(self, particle: Particle) -> None:
-        self.level = 0
-        particle.function("brightness", self.brightness)
-        particle.variable("level", lambda: self.level, "int")
-        particle.variable("label", "kitchen")
-        particle.variable("temp", 21.5)
-
-    def brightness(self, argument: str) -> int:
-        self.level = len(argument)
-        return self.level
 
 
 async def _call_flow(node: str, script: Path) -> list[dict[str, Any]]:
@@ -342,34 +323,18 @@ async def _call_flow(node: str, script: Path) -> list[dict[str, Any]]:
     developer = cloud.create_user("dev@acme.example", "dev-password")
     token = cloud.issue_tokens(Principal.user(developer.id), "particle-api").access.token
     cloud.store.put_device(DeviceRecord(DEVICE_ID, 32, None, Principal.user(developer.id)))
-    server = CloudServer(cloud, ServerConfig(http_port=0, coap_port=0, speed=5.0))
-    await server.start()
-    radio_environment(world).add(AccessPoint("HomeNet", "home-pass-1"))
-    device = Device(world, "p2", device_id=DEVICE_ID, firmware=Lamp,
-                    wifi=[WifiCredentials("HomeNet", "home-pass-1")])
-    link_over_dtls(device, server.cloud, "127.0.0.1", server.coap_port, server.driver)
-    device.power_on()
-    proc = None
+    server, device = await serve_with_device(cloud, DEVICE_ID, Lamp)
     try:
         for _ in range(400):  # the application describe arrives after the handshake
             if cloud.endpoint.interface_of(DEVICE_ID) is not None:
                 break
             await asyncio.sleep(0.05)
         assert device.cloud_connected, "the device did not connect"
-        config = {"baseUrl": server.http_url, "token": token, "deviceId": DEVICE_ID}
-        proc = await asyncio.create_subprocess_exec(
-            node, str(script), json.dumps(config), stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, env={**os.environ, "NODE_PATH": str(NODE_MODULES)})
-        stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout=60)
-        steps = [json.loads(line) for line in stdout.decode().splitlines()]
-        assert proc.returncode == 0, f"{steps} {stderr.decode()}"
+        return await run_steps(node, script, {"baseUrl": server.http_url, "token": token,
+                                              "deviceId": DEVICE_ID})
     finally:
-        if proc is not None and proc.returncode is None:
-            proc.kill()
-            await proc.wait()
         device.power_off()
         await server.stop()
-    return steps
 
 
 def test_particle_api_js_call_function_and_get_variable(tmp_path: Path) -> None:

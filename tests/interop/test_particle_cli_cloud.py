@@ -28,14 +28,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support.live_device import Lamp, serve_with_device
 
 from cloud_sim import Cloud, Principal
 from cloud_sim.model import DeviceRecord
-from cloud_sim.server import CloudServer, ServerConfig
 from firmware_sim.kernel import World
-from firmware_sim.system import AccessPoint, Device, WifiCredentials, radio_environment
-from firmware_sim.system.app import Firmware, Particle
-from firmware_sim.testbed.clouds.particle import link_over_dtls
 
 pytestmark = pytest.mark.interop
 
@@ -95,8 +92,16 @@ def cloud_url(node: str) -> Iterator[str]:
 
 
 class Cli:
-    def __init__(self, node: str, home: Path) -> None:
+    """particle-cli with ``home`` as its HOME, switched to a ``local`` profile whose settings are
+    ``config`` (``apiUrl`` and, when given, ``access_token``...: what `particle config` and
+    `particle login` write)."""
+
+    def __init__(self, node: str, home: Path, **config: str) -> None:
         self.node = node
+        self.particle_dir = home / ".particle"
+        self.particle_dir.mkdir(exist_ok=True)
+        (self.particle_dir / "profile.json").write_text(json.dumps({"name": "local"}))
+        (self.particle_dir / "local.config.json").write_text(json.dumps(config))
         self.env = {**os.environ, "HOME": str(home), "PARTICLE_DISABLE_UPDATE": "1",
                     "NO_COLOR": "1", "FORCE_COLOR": "0"}
 
@@ -113,11 +118,8 @@ def test_particle_cli_login_device_add_transfer_and_remove(node: str, cloud_url:
                       headers={"X-Fwsim-Admin-Token": ADMIN_TOKEN}) as http:
         assert http.post("/fwsim/seed", json=SEED).status_code == 200
         # the local profile (writing the files is what `particle config` does)
-        particle_dir = tmp_path / ".particle"
-        particle_dir.mkdir()
-        (particle_dir / "profile.json").write_text(json.dumps({"name": "local"}))
-        (particle_dir / "local.config.json").write_text(json.dumps({"apiUrl": cloud_url}))
-        cli = Cli(node, tmp_path)
+        cli = Cli(node, tmp_path, apiUrl=cloud_url)
+        particle_dir = cli.particle_dir
 
         code, out = cli("login", "-u", "dev@example.com", "-p", "dev-password")
         assert code == 0 and "Successfully completed login!" in out, out
@@ -166,11 +168,8 @@ def test_particle_cli_publish(node: str, cloud_url: str, tmp_path: Path) -> None
         seed = {"users": SEED["users"][:1],
                 "products": [{"id": 4242, "slug": "acme", "team": ["dev@example.com"]}]}
         assert http.post("/fwsim/seed", json=seed).status_code == 200
-        particle_dir = tmp_path / ".particle"
-        particle_dir.mkdir()
-        (particle_dir / "profile.json").write_text(json.dumps({"name": "local"}))
-        (particle_dir / "local.config.json").write_text(json.dumps({"apiUrl": cloud_url}))
-        cli = Cli(node, tmp_path)
+        cli = Cli(node, tmp_path, apiUrl=cloud_url)
+        particle_dir = cli.particle_dir
         code, out = cli("login", "-u", "dev@example.com", "-p", "dev-password")
         assert code == 0, out
         token = json.loads((particle_dir / "local.config.json").read_text())["access_token"]
@@ -218,16 +217,6 @@ def test_particle_cli_publish(node: str, cloud_url: str, tmp_path: Path) -> None
 # -- particle call / particle get ------------------------------------------------------------------
 
 
-class Lamp(Firmware):
-    def setup(self, particle: Particle) -> None:
-        self.level = 0
-        particle.function("brightness", self.brightness)
-        particle.variable("level", lambda: self.level, "int")
-        particle.variable("label", "kitchen")
-
-    def brightness(self, argument: str) -> int:
-        self.level = len(argument)
-        return self.level
 
 
 def test_particle_cli_call_and_get(node: str, tmp_path: Path) -> None:
@@ -241,19 +230,9 @@ def test_particle_cli_call_and_get(node: str, tmp_path: Path) -> None:
         developer = cloud.create_user("dev@example.com", "dev-password")
         token = cloud.issue_tokens(Principal.user(developer.id), "CLI2").access.token
         cloud.store.put_device(DeviceRecord(FREE, 32, None, Principal.user(developer.id)))
-        server = CloudServer(cloud, ServerConfig(http_port=0, coap_port=0, speed=5.0))
-        await server.start()
-        radio_environment(world).add(AccessPoint("HomeNet", "home-pass-1"))
-        device = Device(world, "p2", device_id=FREE, firmware=Lamp,
-                        wifi=[WifiCredentials("HomeNet", "home-pass-1")])
-        link_over_dtls(device, server.cloud, "127.0.0.1", server.coap_port, server.driver)
-        device.power_on()
-        particle_dir = tmp_path / ".particle"
-        particle_dir.mkdir()
-        (particle_dir / "profile.json").write_text(json.dumps({"name": "local"}))
-        (particle_dir / "local.config.json").write_text(json.dumps({
-            "apiUrl": server.http_url, "access_token": token, "username": "dev@example.com"}))
-        cli = Cli(node, tmp_path)
+        server, device = await serve_with_device(cloud, FREE, Lamp)
+        cli = Cli(node, tmp_path, apiUrl=server.http_url, access_token=token,
+                  username="dev@example.com")
         outputs = []
         try:
             for _ in range(400):
