@@ -215,6 +215,18 @@ class LiveLog:
             return f"{self._who(f.get('device_id'))} went offline"
         if kind == "endpoint.restart":
             return f"cloud restarted ({f.get('sessions')} sessions forgotten)"
+        if kind == "function.to_device":
+            return f"function {f.get('name')} called on {self._who(f.get('device_id'))}"
+        if kind == "variable.to_device":
+            return f"variable {f.get('name')} asked of {self._who(f.get('device_id'))}"
+        if kind == "call.answer":
+            return (f"{self._who(f.get('device_id'))} answered {f.get('name')}: "
+                    f"{f.get('code')} ({f.get('outcome')})")
+        if kind == "call.timeout":
+            return f"{self._who(f.get('device_id'))} did not answer {f.get('name')} (timed out)"
+        if kind in ("function.undeliverable", "variable.undeliverable"):
+            return (f"{kind.split('.')[0]} {f.get('name')} not sent: "
+                    f"{self._who(f.get('device_id'))} is offline")
         return None
 
 

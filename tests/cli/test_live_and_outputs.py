@@ -59,6 +59,30 @@ def test_live_log_labels_clocks_filters_levels_and_colours() -> None:
     bed.close()
 
 
+def test_live_log_shows_function_calls_and_variable_reads() -> None:
+    from firmware_sim.kernel.trace import TraceRecord as Record
+
+    bed = Testbed(TestbedSpec(seed=1, devices=provisioned("dev"), timing="fast"))
+    log = LiveLog(bed.world, devices=["dev"], cloud="cloud", stream=io.StringIO(), color=False)
+    device_id = bed.device.device_id
+    log.name_ids([("dev", device_id)])
+    who = f"dev ({device_id})"
+    for kind, fields, text in (
+            ("function.to_device", {"name": "brightness", "mid": 3},
+             f"function brightness called on {who}"),
+            ("variable.to_device", {"name": "level", "mid": 4},
+             f"variable level asked of {who}"),
+            ("call.answer", {"name": "brightness", "code": "2.04", "outcome": "ok"},
+             f"{who} answered brightness: 2.04 (ok)"),
+            ("call.timeout", {"name": "level"}, f"{who} did not answer level (timed out)"),
+            ("function.undeliverable", {"name": "brightness"},
+             f"function brightness not sent: {who} is offline")):
+        line = log.format(Record(2_500_000, 7, "cloud", "endpoint", kind,
+                                 {"device_id": device_id, **fields}))
+        assert line == f"cloud    world 2.500s {text}", line
+    bed.close()
+
+
 class _CountingStream(io.StringIO):
     def __init__(self) -> None:
         super().__init__()
