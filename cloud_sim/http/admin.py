@@ -36,6 +36,7 @@ from ..claims import TransferDecision
 from ..model import DeviceRecord, Principal, Product
 from .common import context, json, params_of
 from .context import ApiContext
+from .device_calls import CALL_BODY, RESPONSES, call_response, read_response
 from .errors import api_error, bad_request, forbidden
 from .openapi import BOOLEAN, ERRORS, STRING, body
 from .params import get_bool, get_str
@@ -303,6 +304,35 @@ async def key_change(request: Request, device_id: str) -> Response:
                         error_description=f"the cloud has no session of {device_id}")
     ctx.runtime.wake()
     return json({"ok": True, "device_id": device_id, "sent": True})
+
+
+def _known_device(ctx: ApiContext, device_id: str) -> DeviceRecord:
+    key = device_id.lower()
+    if not ownership.is_device_id(key):
+        raise bad_request(f"invalid device id {device_id[:40]!r}")
+    device = ctx.cloud.store.get_device(key)
+    if device is None:
+        raise api_error(404, "device not found", error_description=f"no device {key}")
+    return device
+
+
+@router.post("/devices/{device_id}/functions/{function}", responses=RESPONSES,
+             openapi_extra=CALL_BODY)
+async def call_function(request: Request, device_id: str, function: str) -> Response:
+    """Call the device's function as its owner would (``fwsim ctl call``): the answer of
+    ``POST /v1/devices/:id/:function``, whoever owns the device."""
+    ctx = context(request)
+    params = await params_of(request)
+    return await call_response(ctx, _known_device(ctx, device_id), function, params)
+
+
+@router.get("/devices/{device_id}/variables/{variable}", responses=RESPONSES)
+async def get_variable(request: Request, device_id: str, variable: str) -> Response:
+    """Read the device's variable (``fwsim ctl get``): the answer of ``GET
+    /v1/devices/:id/:variable``, whoever owns the device."""
+    ctx = context(request)
+    params = await params_of(request)
+    return await read_response(ctx, _known_device(ctx, device_id), variable, params)
 
 
 @router.get("/events", responses=ERRORS)

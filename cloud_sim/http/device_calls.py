@@ -148,7 +148,7 @@ CALL_BODY = body({"arg": {"type": "string", "maxLength": MAX_FUNCTION_ARG_LENGTH
                   "args": {"type": "string", "maxLength": MAX_FUNCTION_ARG_LENGTH}})
 
 
-async def _call(ctx: ApiContext, device: DeviceRecord, function: str,
+async def call_response(ctx: ApiContext, device: DeviceRecord, function: str,
                 params: dict[str, Any]) -> Response:
     argument = _argument(params)
     not_found = f"Function {function[:MAX_FUNCTION_KEY_LENGTH]} not found"
@@ -161,7 +161,7 @@ async def _call(ctx: ApiContext, device: DeviceRecord, function: str,
                  "return_value": result.value})
 
 
-async def _read(ctx: ApiContext, device: DeviceRecord, variable: str,
+async def read_response(ctx: ApiContext, device: DeviceRecord, variable: str,
                 params: dict[str, Any]) -> Response:
     raw = get_str(params, "format", max_length=16) == "raw"
     if not _valid_name(variable):
@@ -182,14 +182,14 @@ async def _read(ctx: ApiContext, device: DeviceRecord, variable: str,
 @router.post("/v1/devices/{device_id}/{function}", responses=RESPONSES, openapi_extra=CALL_BODY)
 async def call_function(request: Request, device_id: str, function: str) -> Response:
     ctx, params, caller = await caller_of(request)
-    return await _call(ctx, visible_device(ctx, caller, device_id), function, params)
+    return await call_response(ctx, visible_device(ctx, caller, device_id), function, params)
 
 
 @router.get("/v1/devices/{device_id}/{variable}", responses=RESPONSES,
             openapi_extra=query(("format", "string")))
 async def get_variable(request: Request, device_id: str, variable: str) -> Response:
     ctx, params, caller = await caller_of(request)
-    return await _read(ctx, visible_device(ctx, caller, device_id), variable, params)
+    return await read_response(ctx, visible_device(ctx, caller, device_id), variable, params)
 
 
 def _product_device(ctx: ApiContext, product: Product, device_id: str) -> DeviceRecord:
@@ -204,7 +204,7 @@ async def call_product_function(request: Request, product: str, device_id: str,
                                 function: str) -> Response:
     """The product form (a member of the product's team; 404 for a device not in it)."""
     ctx, params, _, found = await team_call(request, product)
-    return await _call(ctx, _product_device(ctx, found, device_id), function, params)
+    return await call_response(ctx, _product_device(ctx, found, device_id), function, params)
 
 
 @router.get("/v1/products/{product}/devices/{device_id}/{variable}", responses=RESPONSES,
@@ -212,4 +212,4 @@ async def call_product_function(request: Request, product: str, device_id: str,
 async def get_product_variable(request: Request, product: str, device_id: str,
                                variable: str) -> Response:
     ctx, params, _, found = await team_call(request, product)
-    return await _read(ctx, _product_device(ctx, found, device_id), variable, params)
+    return await read_response(ctx, _product_device(ctx, found, device_id), variable, params)

@@ -4,7 +4,8 @@ outside, through its guarded ``/fwsim`` admin routes.
 The server's URL and admin token come from ``--url`` / ``--token`` or ``$FWSIM_URL`` /
 ``$FWSIM_ADMIN_TOKEN`` (``fwsim up`` prints both). A device is named by its name (``dev1``) or its
 id. Against ``fwsim cloud serve`` (a cloud without simulated devices) ``drop-session``,
-``key-change`` and ``state`` work by device id; the device operations need ``fwsim up``.
+``key-change``, ``state``, ``call`` and ``get`` work by device id; the device operations need
+``fwsim up``.
 ``--json`` prints the server's decoded answer as one JSON document. Standard library only (no
 extra needed).
 """
@@ -23,6 +24,8 @@ from ..kernel.errors import FwSimError
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 TIMEOUT_S = 15.0
+#: ``call`` / ``get`` wait for the device (the cloud gives it 20 s of virtual time)
+CALL_TIMEOUT_S = 60.0
 
 
 class CtlError(FwSimError):
@@ -121,13 +124,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     claim = command("set-claim-code", "set a claim code as a phone would (SET_CLAIM_CODE control "
                     "request)")
     claim.add_argument("code")
+    call = command("call", "call a function the device's firmware registered "
+                   "(Particle.function), as its owner would; prints the return value")
+    call.add_argument("function")
+    call.add_argument("argument", nargs="?", default="", help="the function's argument")
+    get = command("get", "read a variable the device's firmware registered (Particle.variable)")
+    get.add_argument("variable")
 
 
 # -- HTTP ----------------------------------------------------------------------------------------
 
 
 def _request(args: argparse.Namespace, method: str, path: str,
-             body: dict[str, Any] | None = None) -> tuple[int, Any]:
+             body: dict[str, Any] | None = None, *,
+             timeout_s: float = TIMEOUT_S) -> tuple[int, Any]:
     base = str(args.url).rstrip("/")
     if not base.startswith(("http://", "https://")):
         raise CtlError(f"invalid --url {args.url!r}: expected http://HOST:PORT")
@@ -140,7 +150,7 @@ def _request(args: argparse.Namespace, method: str, path: str,
         headers["Content-Type"] = "application/json"
     request = urllib.request.Request(base + path, data=data, headers=headers, method=method)
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
             return response.status, _decode(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, _decode(exc.read())
@@ -198,6 +208,9 @@ def _run(args: argparse.Namespace) -> int:
         return _cloud_only(args)
     device = _quote(args.device)
     path = f"/fwsim/devices/{device}"
+    if command in ("call", "get"):
+        device_id = _check(*_request(args, "GET", path))["device_id"]
+        return _call_or_get(args, device_id, args.device)
     if command == "state":
         body = _check(*_request(args, "GET", path))
         return _print(args, body, _state_text(body))
@@ -236,10 +249,24 @@ def _run(args: argparse.Namespace) -> int:
     return _print(args, body, _action_text(command, body, payload))
 
 
+def _call_or_get(args: argparse.Namespace, device_id: str, label: str) -> int:
+    """``call`` / ``get``: the admin form of the public function and variable routes."""
+    base = f"/fwsim/devices/{_quote(device_id)}"
+    if args.ctl_command == "call":
+        body = _check(*_request(args, "POST", f"{base}/functions/{_quote(args.function)}",
+                                {"arg": args.argument}, timeout_s=CALL_TIMEOUT_S))
+        return _print(args, body, f"{label}: {args.function} returned {body.get('return_value')}")
+    body = _check(*_request(args, "GET", f"{base}/variables/{_quote(args.variable)}",
+                            timeout_s=CALL_TIMEOUT_S))
+    return _print(args, body, f"{label}: {args.variable} = {json.dumps(body.get('result'))}")
+
+
 def _cloud_only(args: argparse.Namespace) -> int:
     """A cloud without simulated devices: sessions and ownership by device id."""
     command = args.ctl_command
     device_id = args.device.lower()
+    if command in ("call", "get"):
+        return _call_or_get(args, device_id, device_id)
     if command == "drop-session":
         body = _check(*_request(args, "POST", f"/fwsim/sessions/{_quote(device_id)}/forget"))
         text = (f"{device_id}: session forgotten by the cloud" if body.get("dropped")

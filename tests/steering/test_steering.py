@@ -323,5 +323,48 @@ def test_ctl_against_a_cloud_without_devices() -> None:
         one_line_error(ctl(url, "key-change", device),
                        f"404: the cloud has no session of {device}")
         one_line_error(ctl(url, "key-change", "not-an-id"), "400: invalid device id")
+        one_line_error(ctl(url, "call", device, "brightness"), "404: no device " + device)
+        one_line_error(ctl(url, "get", "not-an-id", "level"), "400: invalid device id")
     finally:
         cloud.stop()
+
+
+LAMP = """
+from firmware_sim.system.app import Firmware
+
+
+class Lamp(Firmware):
+    def setup(self, particle):
+        self.level = 0
+        particle.function("brightness", self.brightness)
+        particle.variable("level", lambda: self.level, "int")
+        particle.variable("label", "kitchen")
+
+    def brightness(self, argument):
+        self.level = len(argument)
+        return self.level
+"""
+
+
+def test_ctl_calls_a_function_and_reads_a_variable_of_a_running_device(tmp_path: Path) -> None:
+    """``fwsim ctl call`` / ``get`` against ``fwsim up --firmware lamp.py`` in another process:
+    by device name and by id, the live log's cloud lines, and the errors in one line."""
+    firmware = tmp_path / "lamp.py"
+    firmware.write_text(LAMP)
+    up = Running(["up", "--http", "0", "--coap", "0", "--db", ":memory:", "--timing", "fast",
+                  "--firmware", str(firmware), "--for", "120", "--admin-token", TOKEN],
+                 "ready;")
+    try:
+        url = up.value(r"REST API\s+(http://\S+)")
+        device_id = up.value(r"device dev1\s+([0-9a-f]{24})")
+        up.wait_for(r"^dev1 .*Cloud connected", 20)
+        assert ctl(url, "call", "dev1", "brightness", "hello").stdout.strip() == \
+            "dev1: brightness returned 5"
+        up.wait_for(r"^cloud .*answered brightness: 2.04 \(ok\)", 10)
+        assert ctl(url, "get", "dev1", "level").stdout.strip() == "dev1: level = 5"
+        assert answer(ctl(url, "get", device_id, "label", "--json"))["result"] == "kitchen"
+        one_line_error(ctl(url, "get", "dev1", "nope"), "404: Variable not found")
+        one_line_error(ctl(url, "call", "dev1", "nope"), "404: Function nope not found")
+        one_line_error(ctl(url, "call", "dev9", "brightness"), "404: unknown device 'dev9'")
+    finally:
+        up.stop()
