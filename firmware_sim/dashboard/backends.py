@@ -317,7 +317,7 @@ class ParticleBackend:
                 ("Cloud session", "none" if session is None else
                  f"{session.full_handshakes} full handshakes, {session.resumes} resumes"),
                 ("Online", views.yes_no(record.online if record else None)),
-            ], "dct": None, "busy": None}
+            ], "dct": None, "busy": None, "interface": self.plug.interface_of(name)}
         state = self._state(name)
         device = self.devices[name]
         cloud_session = state.get("cloud_session")
@@ -339,7 +339,8 @@ class ParticleBackend:
         return {"session": items, "busy": self.transitions.current(name), "dct": {
             "code": views.dct_dump(raw, views.CLAIM_CODE_FIELD.offset),
             "claimed_offset": f"0x{views.CLAIMED_FIELD.offset:04x}",
-            "claimed": views.claimed_byte_text(claimed)}}
+            "claimed": views.claimed_byte_text(claimed)},
+            "interface": self.plug.interface_of(device.device_id)}
 
     def reasons(self, name: str) -> list[Reason]:
         row = self.row(name)
@@ -379,13 +380,18 @@ class ParticleBackend:
             raise refused(exc) from None
 
     async def act(self, name: str, action: str, params: dict[str, Any]) -> dict[str, Any]:
+        if action in ("call", "get"):  # the cloud's: a device of this process or another
+            self.row(name)  # 404 for an unknown device
+            device = self.devices.get(name)
+            return await self._cloud_call(name, device.device_id if device else name, action,
+                                          params)
         if name not in self.devices:
             self.row(name)  # 404 for an unknown device
             if action == "key-change":
                 return self._key_change_remote(name)
             if action != "drop-session":
-                raise ActionError(409, f"{name} runs in another process: only drop-session "
-                                  "and key-change work from here")
+                raise ActionError(409, f"{name} runs in another process: only drop-session, "
+                                  "key-change, call and get work from here")
             return self._drop_remote(name)
         self.transitions.check(name)
         steering = self.steering
@@ -418,6 +424,50 @@ class ParticleBackend:
             raise ActionError(404, f"no action {action!r} for a Particle device")
         self.runtime.wake()
         return result
+
+    async def _cloud_call(self, name: str, device_id: str, action: str,
+                          params: dict[str, Any]) -> dict[str, Any]:
+        """Call a function (``call``, ``{"name", "arg"}``) or read a variable (``get``,
+        ``{"name"}``) of the device through the cloud, as ``fwsim ctl call`` / ``get`` do."""
+        target = _text(params, "name", max_length=64)
+        argument = params.get("arg", "") if action == "call" else ""
+        if not isinstance(argument, str):
+            raise ActionError(400, "arg must be text")
+        try:
+            target.encode("utf-8")
+            argument_size = len(argument.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise ActionError(400, "name and arg must be text (no lone surrogates)") from None
+        if argument_size > 1024:
+            raise ActionError(400, "arg is too long (at most 1024 bytes)")
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[Any] = loop.create_future()
+
+        def done(result: Any) -> None:
+            if not answer.done():
+                answer.set_result(result)
+
+        if action == "call":
+            self.plug.call_function(device_id, target, argument, done)
+        else:
+            self.plug.get_variable(device_id, target, done)
+        self.runtime.wake()
+        wait_s = 2 * self.plug.call_timeout_s + 5
+        what = "function" if action == "call" else "variable"
+        try:
+            result = await asyncio.wait_for(answer, wait_s)
+        except TimeoutError:
+            raise ActionError(504, f"{name} did not answer {what} {target} in "
+                              f"{wait_s:g} s") from None
+        if result.outcome == "ok":
+            key = "return_value" if action == "call" else "result"
+            return {"device": name, "name": target, key: result.value}
+        if result.outcome == "not_found":
+            raise ActionError(404, f"{name} has no {what} {target!r} (its firmware did not "
+                              "register it)")
+        if result.outcome == "offline":
+            raise ActionError(409, f"{name} is not connected to the cloud")
+        raise ActionError(504, f"{name} did not answer {what} {target} (timed out)")
 
     def _drop_remote(self, device_id: str) -> dict[str, Any]:
         self.steering.operator.tracer.emit("operator.cloud_forget_session", device=device_id)

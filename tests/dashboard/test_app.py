@@ -29,6 +29,7 @@ from cloud_sim.model import DeviceRecord
 from firmware_sim.dashboard.app import DashboardApp, Settings, build_app
 from firmware_sim.dashboard.backends import ParticleBackend, ThingsBoardBackend
 from firmware_sim.dashboard.security import SameOrigin, Sessions, cookie_name
+from firmware_sim.system.app import Firmware, Particle
 from firmware_sim.testbed import CloudSpec, Testbed, TestbedSpec, provisioned
 from firmware_sim.testbed.clouds.particle import ParticlePlug
 from firmware_sim.testbed.clouds.thingsboard import TbCloudSettings, ThingsBoardPlug
@@ -319,6 +320,71 @@ def test_a_key_change_from_the_dashboard_starts_a_full_session(
     run(root, body)
 
 
+class _Lamp(Firmware):
+    def setup(self, particle: Particle) -> None:
+        self.level = 0
+        particle.function("brightness", self.brightness)
+        particle.variable("level", lambda: self.level, "int")
+
+    def brightness(self, argument: str) -> int:
+        self.level = len(argument)
+        return self.level
+
+
+def test_functions_and_variables_from_the_device_page() -> None:
+    bed = Testbed(TestbedSpec(seed=6, devices=provisioned("lamp", firmware=_Lamp),
+                              timing="fast"))
+    steering = Steering(bed)
+    bed.power_on()
+    bed.run_for(10)
+    plug = bed.cloud
+    assert isinstance(plug, ParticlePlug)
+    backend = ParticleBackend(bed, plug, Stepping(bed), steering=steering)
+    _, root = dashboard_of(backend)
+
+    async def body(client: httpx.AsyncClient) -> None:
+        headers = await login(client)
+        page = await client.get("/ui/devices/lamp", headers={"accept": "text/html"})
+        assert page.status_code == 200
+        assert '<option value="brightness">function</option>' in page.text
+        assert "Functions: brightness. Variables: level (int32)." in page.text
+        called = await client.post("/ui/api/devices/lamp/call", headers=headers,
+                                   json={"name": "brightness", "arg": " two words "})
+        assert called.status_code == 200, called.text
+        assert called.json() == {"ok": True, "action": "call", "device": "lamp",
+                                 "name": "brightness",
+                                 "return_value": 11}  # the argument as typed, spaces kept
+        read = await client.post("/ui/api/devices/lamp/get", headers=headers,
+                                 json={"name": "level"})
+        assert read.json()["result"] == 11
+        for action, payload, status, error in (
+                ("get", {"name": "nope"}, 404, "lamp has no variable 'nope'"),
+                ("call", {"name": "nope"}, 404, "lamp has no function 'nope'"),
+                ("call", {"name": ""}, 400, "name is required"),
+                ("call", {"name": "brightness", "arg": 5}, 400, "arg must be text"),
+                ("call", {"name": "brightness", "arg": "x" * 1025}, 400, "at most 1024")):
+            answer = await client.post(f"/ui/api/devices/lamp/{action}", headers=headers,
+                                       json=payload)
+            assert answer.status_code == status and error in answer.json()["error"], answer.text
+        lone = await client.post("/ui/api/devices/lamp/call", headers=headers,
+                                 content=b'{"name": "brightness", "arg": "\\ud800"}')
+        assert lone.status_code == 400 and "no lone surrogates" in lone.json()["error"]
+        # a device of another process the cloud has no session of: refused at once
+        remote = "e00f" + "cd" * 10
+        plug.cloud.store.put_device(DeviceRecord(remote, platform_id=32))
+        offline = await client.post(f"/ui/api/devices/{remote}/get", headers=headers,
+                                    json={"name": "level"})
+        assert offline.status_code == 409, offline.text
+        assert offline.json()["error"] == f"{remote} is not connected to the cloud"
+
+    try:
+        run(root, body)
+    finally:
+        backend.close()
+        steering.close()
+        bed.close()
+
+
 def test_a_device_of_another_process_can_only_lose_its_session(
         particle: tuple[Testbed, DashboardApp, Starlette]) -> None:
     bed, _, root = particle
@@ -373,7 +439,7 @@ def test_the_live_stream_sends_the_rows_then_a_device_payload(
 # -- bad input -------------------------------------------------------------------------------
 
 ACTIONS = ["power-cycle", "reset", "listening", "network", "drop-session", "key-change",
-           "claim-code", "new-claim-code", "press", "claim", "nope"]
+           "claim-code", "new-claim-code", "press", "claim", "call", "get", "nope"]
 VALUES = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True),
                    st.text(max_size=80), st.lists(st.integers(), max_size=3))
 
@@ -383,7 +449,8 @@ VALUES = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=
 @given(device=st.sampled_from(["dev1", "dev2", "nope", "e00f" + "0" * 20, "%00", "a" * 300]),
        action=st.sampled_from(ACTIONS),
        body=st.one_of(st.dictionaries(st.sampled_from(["active", "up", "reconnect", "code",
-                                                       "owner", "customer", "secret"]), VALUES,
+                                                       "owner", "customer", "secret", "name",
+                                                       "arg"]), VALUES,
                                       max_size=3),
                       st.binary(max_size=40).map(lambda b: b"\x00raw" + b)))
 def test_bad_input_is_a_clear_4xx_never_a_5xx(

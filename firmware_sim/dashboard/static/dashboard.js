@@ -317,6 +317,17 @@
         say("claim code stored on the device (SET_CLAIM_CODE: 0)");
       });
     });
+    const cloudCall = document.getElementById("cloud-call-form");
+    if (cloudCall) cloudCall.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const kind = event.submitter && event.submitter.dataset.kind === "get" ? "get" : "call";
+      const target = cloudCall.elements.name.value;
+      const payload = kind === "call" ? { name: target, arg: cloudCall.elements.arg.value } : { name: target };
+      act(kind, payload, (data) => {
+        say(kind === "call" ? target + " returned " + data.return_value
+          : target + " = " + JSON.stringify(data.result));
+      });
+    });
     const tbClaim = document.getElementById("tb-claim-form");
     if (tbClaim) tbClaim.addEventListener("submit", (event) => {
       event.preventDefault();

@@ -33,8 +33,10 @@ from cloud_sim import (
     Principal,
     is_well_formed,
 )
+from cloud_sim.device_endpoint import CallResult
 from cloud_sim.device_keys import DeviceKeyRegistry
 from cloud_sim.events import CloudEvent
+from cloud_sim.http.render import VARIABLE_TYPE_NAMES
 
 from ...kernel.errors import ConfigurationError
 from ...kernel.link import DatagramLink, DatagramPort, LinkEnd, Receiver
@@ -189,6 +191,31 @@ class ParticlePlug:
     def send_key_change(self, device_id: str) -> bool:
         """The cloud tells the device to discard its session (a key change message)."""
         return self.cloud.endpoint.send_key_change(device_id)
+
+    def interface_of(self, device_id: str) -> tuple[list[str], list[tuple[str, str]]] | None:
+        """The functions and the variables (name, API type name) of the device's last
+        application describe (None before one came)."""
+        interface = self.cloud.endpoint.interface_of(device_id)
+        if interface is None:
+            return None
+        return list(interface.functions), [
+            (name, VARIABLE_TYPE_NAMES.get(code, str(code)))
+            for name, code in interface.variables.items()]
+
+    @property
+    def call_timeout_s(self) -> float:
+        """Virtual seconds the cloud waits for a device to answer a call or a read."""
+        return self.cloud.endpoint.options.call_timeout_s
+
+    def call_function(self, device_id: str, name: str, argument: str,
+                      done: Callable[[CallResult], None]) -> None:
+        """Call the device's function (``done`` gets the outcome, as for the REST route)."""
+        self.cloud.endpoint.call_function(device_id, name, argument, done)
+
+    def get_variable(self, device_id: str, name: str,
+                     done: Callable[[CallResult], None]) -> None:
+        """Ask the device for its variable's value (``done`` gets the outcome)."""
+        self.cloud.endpoint.get_variable(device_id, name, done)
 
     def restart(self) -> int:
         """The cloud process restarts: sessions are forgotten (the store stays)."""
