@@ -17,12 +17,13 @@ testbed, the pytest plugin's device factory) it accepts, through :func:`resolve_
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from .communication.event_names import SESSION_END_EVENT
 from .kernel.errors import ConfigurationError
-from .kernel.user_modules import import_location, load_file
+from .kernel.user_modules import USER_MODULE_PREFIX, import_location, load_file
 from .system.app import Firmware, Particle
 from .system.events import CloudStatus, NetworkCredentials, SystemEvent
 
@@ -111,6 +112,10 @@ def firmware_name(factory: FirmwareFactory) -> str:
         if factory is cls:
             return name
     module = getattr(factory, "__module__", "?")
+    if module.startswith(USER_MODULE_PREFIX):  # loaded from a file: name the file
+        source = getattr(sys.modules.get(module), "__file__", None)
+        if source:
+            module = Path(source).name
     return f"{module}:{getattr(factory, '__qualname__', repr(factory))}"
 
 

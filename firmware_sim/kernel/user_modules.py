@@ -4,6 +4,7 @@ name). Every failure is a :class:`~.errors.ConfigurationError` with a one-line m
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import sys
@@ -12,13 +13,18 @@ from types import ModuleType
 
 from .errors import ConfigurationError
 
+#: the start of the name of a module loaded from a file by :func:`load_file`
+USER_MODULE_PREFIX = "fwsim_user_"
+
 
 def load_file(path: Path, what: str) -> ModuleType:
-    """Execute the Python file ``path`` as a module named ``fwsim_user_<what>_<hash>``;
-    ``what`` ("firmware", "property") names the kind of thing in messages."""
+    """Execute the Python file ``path`` as a module named ``fwsim_user_<what>_<hash>`` (the
+    hash of its absolute path: the same name in every process); ``what`` ("firmware",
+    "property") names the kind of thing in messages."""
     if not path.is_file():
         raise ConfigurationError(f"{what} file {str(path)!r} not found")
-    name = f"fwsim_user_{what}_{abs(hash(str(path.resolve())))}"
+    digest = hashlib.sha256(str(path.resolve()).encode("utf-8", "surrogateescape")).hexdigest()
+    name = f"{USER_MODULE_PREFIX}{what}_{digest[:16]}"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise ConfigurationError(f"{what} file {str(path)!r} is not a Python module")
