@@ -141,6 +141,13 @@ _SHARED_SUBSCRIPTIONS: dict[tuple[str, ...], tuple[str, ...]] = {}
 _MAX_SHARED_SUBSCRIPTIONS = 1024
 
 
+#: the trace kind of a confirmable given up on, by the first word of its ``what`` (events:
+#: ``event.to_device_timeout``)
+_DELIVERY_TIMEOUT_KINDS = {"key": "key_change.timeout", "signal": "signal.timeout",
+                           "function": "call.delivery_timeout",
+                           "variable": "call.delivery_timeout"}
+
+
 class CloudSession:
     """A session the cloud keeps for resumption: its device, where it was last heard from, and
     the CoAP exchange (message ids, retransmissions, duplicates) of that session."""
@@ -649,6 +656,23 @@ class DeviceEndpoint:
         session.exchange.send_confirmable(message, what="key change")
         return True
 
+    def send_signal(self, device_id: str, on: bool) -> bool:
+        """Start (``on``) or stop the device's rainbow LED signal: a confirmable ``PUT s`` with
+        a one-byte token and a second option, the byte 1 or 0 (Device OS ``Messages::
+        decodeType`` reads that byte as the ninth of the message: not 0 is SIGNAL_START). The
+        device answers with a piggybacked 2.04. Returns False when the device has no session."""
+        session = self.session_for_device(device_id)
+        if session is None or session.reply is None:
+            self.tracer.emit("signal.undeliverable", device_id=device_id)
+            return False
+        mid = session.exchange.allocate_mid()
+        token = bytes((mid & 0xFF,))
+        message = CoapMessage(CoapType.CON, wire.PUT, mid, token,
+                              (wire.URI_SIGNAL, "\x01" if on else "\x00"))
+        self.tracer.emit("signal.to_device", device_id=device_id, on=on, mid=mid)
+        session.exchange.send_confirmable(message, what="signal")
+        return True
+
     # -- functions and variables ---------------------------------------------------------------
 
     def interface_of(self, device_id: str) -> AppInterface | None:
@@ -723,9 +747,9 @@ class DeviceEndpoint:
         pending.on_result(result)
 
     def _delivery_timed_out(self, session: CloudSession, pending: Confirmable) -> None:
-        kind = ("key_change.timeout" if pending.what == "key change"
-                else "call.delivery_timeout" if pending.what.startswith(("function ", "variable "))
-                else "event.to_device_timeout")
+        """A confirmable nobody acknowledged: traced by what it was (``what``'s first word)."""
+        kind = _DELIVERY_TIMEOUT_KINDS.get(pending.what.split(" ", 1)[0],
+                                           "event.to_device_timeout")
         self.tracer.emit(kind, device_id=session.device_id, mid=pending.mid)
 
     def _on_ack(self, session: CloudSession, message: CoapMessage) -> None:

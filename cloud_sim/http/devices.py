@@ -8,6 +8,7 @@ unauthorized caller which ids exist.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from fastapi import APIRouter
 from starlette.requests import Request
@@ -18,7 +19,7 @@ from ..model import DeviceRecord
 from .auth import Caller
 from .common import caller_of, json
 from .context import ApiContext
-from .errors import bad_request, permission_denied
+from .errors import api_error, bad_request, permission_denied
 from .openapi import BOOLEAN, ERRORS, STRING, body, query
 from .params import get_bool, get_str
 from .render import api_claim_response, device_json, display_name
@@ -99,10 +100,12 @@ async def get_device(request: Request, device_id: str) -> Response:
 
 
 @router.put("/v1/devices/{device_id}", responses=ERRORS,
-            openapi_extra=body({"name": STRING, "notes": STRING}))
+            openapi_extra=body({"name": STRING, "notes": STRING, "signal": STRING}))
 async def update_device(request: Request, device_id: str) -> Response:
     ctx, params, caller = await caller_of(request)
     device = visible_device(ctx, caller, device_id)
+    if params.get("signal") not in (None, ""):
+        return _signal(ctx, device, params)
     if device.owner != caller.principal:
         raise permission_denied()
     name = get_str(params, "name", max_length=64)
@@ -114,6 +117,22 @@ async def update_device(request: Request, device_id: str) -> Response:
     ctx.cloud.store.put_device(device)
     return json({"ok": True, "id": device.id, "name": display_name(device),
                  "notes": device.notes})
+
+
+def _signal(ctx: ApiContext, device: DeviceRecord, params: dict[str, Any]) -> Response:
+    """``signal`` 1 starts the device's rainbow LED signal, 0 stops it (particle-cli ``nyan``,
+    particle-api-js ``signalDevice``). Anyone who sees the device may (its owner, the
+    product's team, its customer). A device the cloud has no session of answers 404
+    ``Device is not connected`` (UNVERIFIED wording, docs/cloud-api.md)."""
+    value = params.get("signal")
+    if value not in (0, 1, "0", "1", True, False):
+        raise bad_request("signal must be 1 (start) or 0 (stop)")
+    on = value in (1, "1", True)
+    if not ctx.cloud.endpoint.send_signal(device.id, on):
+        raise api_error(404, "Device is not connected",
+                        error_description=f"the cloud has no session of {device.id}")
+    ctx.runtime.wake()
+    return json({"id": device.id, "connected": True, "signaling": on})
 
 
 @router.delete("/v1/devices/{device_id}", responses=ERRORS, openapi_extra=body({}))

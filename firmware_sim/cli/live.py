@@ -215,6 +215,9 @@ class LiveLog:
             return f"{self._who(f.get('device_id'))} went offline"
         if kind == "endpoint.restart":
             return f"cloud restarted ({f.get('sessions')} sessions forgotten)"
+        if kind == "signal.to_device":
+            return (f"signal {'on' if f.get('on') else 'off'} (rainbow LED) sent to "
+                    f"{self._who(f.get('device_id'))}")
         if kind == "function.to_device":
             return f"function {f.get('name')} called on {self._who(f.get('device_id'))}"
         if kind == "variable.to_device":

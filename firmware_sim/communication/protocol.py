@@ -189,6 +189,9 @@ class ProtocolListener(Protocol):
     def protocol_variable_request(self, name: str) -> tuple[wire.VariableType, bytes] | None:
         """The variable ``name``'s type and encoded value, None when there is none."""
 
+    def protocol_signal(self, on: bool) -> None:
+        """The cloud started (``on``) or stopped the device's rainbow LED signal."""
+
 
 class DeviceProtocol:
     """The device's half of one cloud connection at a time."""
@@ -607,6 +610,18 @@ class DeviceProtocol:
         path = message.uri_path
         if len(path) == 2 and path[0] in (wire.URI_FUNCTION, wire.URI_VARIABLE):
             self._on_app_request(message, duplicate)
+            return
+        if message.code == wire.PUT and path[:1] == (wire.URI_SIGNAL,):
+            # SIGNAL_START / SIGNAL_STOP (Device OS ``Messages::decodeType``: the byte after
+            # ``s``, the second option's first, not 0 starts it): a piggybacked 2.04 ACK, then
+            # the signal
+            if message.mtype is CoapType.CON:
+                self._exchange.send_ack(message, wire.CHANGED)
+            if not duplicate:
+                on = bool(path[1:2]) and path[1][:1] not in ("", "\x00")
+                self._tracer.emit("signal.received", on=on)
+                self._scheduler.call_soon(self._listener.protocol_signal, on,
+                                          label="protocol-signal")
             return
         if message.mtype is CoapType.CON:
             self._exchange.send_ack(message)

@@ -300,6 +300,7 @@ URI_KEY_CHANGE = "k"  # PUT; a second option byte 1 asks the device to discard i
 URI_SERVER_MOVED = "M"  # POST, protobuf ServerMovedPermanentlyRequest
 URI_PRIVATE_EVENT = "E"  # 0x45
 URI_PUBLIC_EVENT = "e"  # 0x65
+URI_SIGNAL = "s"  # PUT s/<byte>: a second option whose first byte is not 0 starts the signal
 URI_FUNCTION = "f"  # POST f/<name>?<argument>
 URI_VARIABLE = "v"  # GET v/<name>
 MAX_EVENT_NAME_LENGTH = 64

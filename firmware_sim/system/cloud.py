@@ -361,6 +361,11 @@ class CloudConnection:
     def protocol_event(self, name: str, data: bytes) -> None:
         self._on_cloud_event(name, data)
 
+    def protocol_signal(self, on: bool) -> None:
+        # ``spark_signal``: the RGB LED's rainbow ("shouting rainbows"), as the control
+        # request START_NYAN_SIGNAL starts it
+        self._tracer.emit("led.nyan", on=on, via="cloud")
+
     def protocol_function_call(self, name: str, argument: str) -> int | None:
         return self.inputs.device.call_function(name, argument)
 

@@ -220,9 +220,9 @@ def test_particle_cli_publish(node: str, cloud_url: str, tmp_path: Path) -> None
 
 
 def test_particle_cli_call_and_get(node: str, tmp_path: Path) -> None:
-    """``particle call`` and ``particle get`` against a served cloud with a live simulated
-    device whose firmware registers a function and variables (the cloud and the device run in
-    this process in real time, as in test_particle_api_js.py)."""
+    """``particle call``, ``particle get`` and ``particle nyan`` against a served cloud with a
+    live simulated device whose firmware registers a function and variables (the cloud and the
+    device run in this process in real time, as in test_particle_api_js.py)."""
 
     async def flow() -> list[tuple[int, str]]:
         world = World(24, trace_memory_limit=50_000)
@@ -252,14 +252,23 @@ def test_particle_cli_call_and_get(node: str, tmp_path: Path) -> None:
             # the rest read what the call did, or fail: at once (each CLI start takes seconds)
             outputs.extend(await asyncio.gather(
                 particle("get", FREE, "level"), particle("get", FREE, "label"),
-                particle("call", FREE, "nope"), particle("get", FREE, "nope")))
+                particle("call", FREE, "nope"), particle("get", FREE, "nope"),
+                particle("nyan", FREE, "on")))
+            for _ in range(100):  # the signal reaches the device a round trip later
+                if any(r.kind == "led.nyan" for r in world.trace.records):
+                    break
+                await asyncio.sleep(0.05)
+            signaled.extend(r.fields["on"] for r in world.trace.records
+                            if r.kind == "led.nyan")
         finally:
             device.power_off()
             await server.stop()
         return outputs
 
+    signaled: list[bool] = []
     (call_code, call_out), (level_code, level_out), (label_code, label_out), \
-        (nope_code, nope_out), (var_code, var_out) = asyncio.run(flow())
+        (nope_code, nope_out), (var_code, var_out), (nyan_code, nyan_out) = asyncio.run(flow())
+    assert nyan_code == 0 and signaled == [True], nyan_out  # `particle nyan`: the rainbow
     assert call_code == 0 and call_out.strip().splitlines()[-1] == "5", call_out
     assert level_code == 0 and level_out.strip().splitlines()[-1] == "5", level_out
     assert label_code == 0 and label_out.strip().splitlines()[-1] == "kitchen", label_out
