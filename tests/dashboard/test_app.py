@@ -15,6 +15,7 @@ import asyncio
 import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -61,9 +62,9 @@ def dashboard_of(backend: Any) -> tuple[DashboardApp, Starlette]:
     return app, Starlette(routes=[Mount("/ui", app=app.asgi)])
 
 
-@pytest.fixture
-def particle() -> Iterator[tuple[Testbed, DashboardApp, Starlette]]:
-    bed = Testbed(TestbedSpec(seed=5, devices=provisioned("dev1", "dev2"), timing="fast"))
+@contextmanager
+def particle_dashboard(bed: Testbed) -> Iterator[tuple[DashboardApp, Starlette, ParticlePlug]]:
+    """The dashboard of ``bed`` (its devices powered on and run for 10 s first)."""
     steering = Steering(bed)  # as `fwsim up`: the session counts start with the world
     bed.power_on()
     bed.run_for(10)
@@ -72,10 +73,19 @@ def particle() -> Iterator[tuple[Testbed, DashboardApp, Starlette]]:
     # the dashboard comes later: the log and events it shows are read back from the trace
     backend = ParticleBackend(bed, plug, Stepping(bed), steering=steering)
     app, root = dashboard_of(backend)
-    yield bed, app, root
-    backend.close()
-    steering.close()
-    bed.close()
+    try:
+        yield app, root, plug
+    finally:
+        backend.close()
+        steering.close()
+        bed.close()
+
+
+@pytest.fixture
+def particle() -> Iterator[tuple[Testbed, DashboardApp, Starlette]]:
+    bed = Testbed(TestbedSpec(seed=5, devices=provisioned("dev1", "dev2"), timing="fast"))
+    with particle_dashboard(bed) as (app, root, _):
+        yield bed, app, root
 
 
 def run(root: Starlette, body: Callable[[httpx.AsyncClient], Awaitable[None]]) -> None:
@@ -334,13 +344,6 @@ class _Lamp(Firmware):
 def test_functions_and_variables_from_the_device_page() -> None:
     bed = Testbed(TestbedSpec(seed=6, devices=provisioned("lamp", firmware=_Lamp),
                               timing="fast"))
-    steering = Steering(bed)
-    bed.power_on()
-    bed.run_for(10)
-    plug = bed.cloud
-    assert isinstance(plug, ParticlePlug)
-    backend = ParticleBackend(bed, plug, Stepping(bed), steering=steering)
-    _, root = dashboard_of(backend)
 
     async def body(client: httpx.AsyncClient) -> None:
         headers = await login(client)
@@ -377,12 +380,8 @@ def test_functions_and_variables_from_the_device_page() -> None:
         assert offline.status_code == 409, offline.text
         assert offline.json()["error"] == f"{remote} is not connected to the cloud"
 
-    try:
+    with particle_dashboard(bed) as (_, root, plug):
         run(root, body)
-    finally:
-        backend.close()
-        steering.close()
-        bed.close()
 
 
 def test_a_device_of_another_process_can_only_lose_its_session(
