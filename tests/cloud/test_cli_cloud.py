@@ -192,6 +192,10 @@ def test_device_run_enrols_its_key_and_connects_over_dtls() -> None:
                 unknown = http.post("/fwsim/sessions/e00fce68aabbccddeeff0011/key-change",
                                     json={})
                 assert unknown.status_code == 404
+            # Ctrl-C: the summary counts the handshakes of every boot (two full ones here)
+            dev.process.send_signal(signal.SIGINT)
+            _, _, err = dev.finish(timeout=20)
+            assert "fwsim device: stopped; handshakes full=2 resumed=0" in err, err
         with running("device", "run", "--cloud", coap, "--api", api, "--admin-token",
                      "wrong", "--for", "1") as dev:
             code, _, err = dev.finish(timeout=20)
