@@ -227,6 +227,10 @@ class _PendingCall:
     timer: TimerHandle | None = None
 
 
+#: the variable type codes a describe may list (``Spark_Data_TypeDef``)
+_VARIABLE_TYPE_CODES = frozenset(int(kind) for kind in wire.VariableType)
+
+
 def parse_app_describe(payload: bytes) -> AppInterface | None:
     """The functions and variables of an application describe (None: not one, e.g. the
     system describe). Names that are not text and type codes that are not known are left
@@ -238,12 +242,11 @@ def parse_app_describe(payload: bytes) -> AppInterface | None:
     if not isinstance(document, dict) or not isinstance(document.get("f"), list):
         return None
     functions = tuple(name for name in document["f"]
-                      if isinstance(name, str) and 0 < len(name) <= 64)
+                      if isinstance(name, str) and 0 < len(name) <= wire.MAX_FUNCTION_KEY_LENGTH)
     found = document.get("v")
-    codes = {int(kind) for kind in wire.VariableType}
     variables = ({name: code for name, code in found.items()
-                  if isinstance(name, str) and 0 < len(name) <= 64 and code in codes
-                  and not isinstance(code, bool)}
+                  if isinstance(name, str) and 0 < len(name) <= wire.MAX_VARIABLE_KEY_LENGTH
+                  and code in _VARIABLE_TYPE_CODES and not isinstance(code, bool)}
                  if isinstance(found, dict) else {})
     return AppInterface(functions, variables)
 
@@ -305,6 +308,16 @@ class DeviceEndpoint:
     def session_for_device(self, device_id: str) -> CloudSession | None:
         found = [self.sessions[sid] for sid in self._sessions_by_device.get(device_id, ())]
         return max(found, key=lambda s: s.created_us) if found else None
+
+    def _session_to_send_on(self, device_id: str, undeliverable: str,
+                            **fields: object) -> CloudSession | None:
+        """The device's current session when it can be sent on, else None after tracing
+        ``undeliverable`` (with ``fields``)."""
+        session = self.session_for_device(device_id)
+        if session is None or session.reply is None:
+            self.tracer.emit(undeliverable, device_id=device_id, **fields)
+            return None
+        return session
 
     def forget_session(self, device_id: str) -> bool:
         """Drop every session of ``device_id`` (what ``spark/device/session/end`` does)."""
@@ -606,9 +619,8 @@ class DeviceEndpoint:
     def send_event(self, device_id: str, name: str, data: bytes) -> bool:
         """Send an event of the cloud's own to the device over its current session
         (confirmable), and publish it on the bus (event streams show it)."""
-        session = self.session_for_device(device_id)
-        if session is None or session.reply is None:
-            self.tracer.emit("event.undeliverable", device_id=device_id, name=name)
+        session = self._session_to_send_on(device_id, "event.undeliverable", name=name)
+        if session is None:
             return False
         self._send_event(session, name, data, private=True, announce=True)
         return True
@@ -646,9 +658,8 @@ class DeviceEndpoint:
         other values are ignored by the device). The device acknowledges it, logs "Received a
         key change message; discarding session", clears its persisted session and reconnects
         with a full handshake. Returns False when the device has no session to send it on."""
-        session = self.session_for_device(device_id)
-        if session is None or session.reply is None:
-            self.tracer.emit("key_change.undeliverable", device_id=device_id)
+        session = self._session_to_send_on(device_id, "key_change.undeliverable")
+        if session is None:
             return False
         mid = session.exchange.allocate_mid()
         message = CoapMessage(CoapType.CON, wire.PUT, mid, b"", (wire.URI_KEY_CHANGE, "\x01"))
@@ -661,9 +672,8 @@ class DeviceEndpoint:
         a one-byte token and a second option, the byte 1 or 0 (Device OS ``Messages::
         decodeType`` reads that byte as the ninth of the message: not 0 is SIGNAL_START). The
         device answers with a piggybacked 2.04. Returns False when the device has no session."""
-        session = self.session_for_device(device_id)
-        if session is None or session.reply is None:
-            self.tracer.emit("signal.undeliverable", device_id=device_id)
+        session = self._session_to_send_on(device_id, "signal.undeliverable")
+        if session is None:
             return False
         mid = session.exchange.allocate_mid()
         token = bytes((mid & 0xFF,))
@@ -697,9 +707,8 @@ class DeviceEndpoint:
     def _request(self, device_id: str, name: str, kind: int | None, known: bool, code: int,
                  uri: str, query: tuple[str, ...], on_result: CallCallback) -> None:
         what = "function" if uri == wire.URI_FUNCTION else "variable"
-        session = self.session_for_device(device_id)
-        if session is None or session.reply is None:
-            self.tracer.emit(f"{what}.undeliverable", device_id=device_id, name=name)
+        session = self._session_to_send_on(device_id, f"{what}.undeliverable", name=name)
+        if session is None:
             on_result(CallResult("offline"))
             return
         if not known:
