@@ -246,7 +246,7 @@ def parse_app_describe(payload: bytes) -> AppInterface | None:
     found = document.get("v")
     variables = ({name: code for name, code in found.items()
                   if isinstance(name, str) and 0 < len(name) <= wire.MAX_VARIABLE_KEY_LENGTH
-                  and code in _VARIABLE_TYPE_CODES and not isinstance(code, bool)}
+                  and type(code) is int and code in _VARIABLE_TYPE_CODES}
                  if isinstance(found, dict) else {})
     return AppInterface(functions, variables)
 

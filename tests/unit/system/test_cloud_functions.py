@@ -8,6 +8,9 @@ from __future__ import annotations
 import json
 import struct
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from cloud_sim.device_endpoint import CallResult, parse_app_describe
 from firmware_sim.communication import wire
 from firmware_sim.system.app import MAX_FUNCTIONS, Firmware, Particle
@@ -128,3 +131,25 @@ def test_the_device_answers_calls_and_requests_in_device_os_encoding() -> None:
         endpoint.call_function(device.device_id, "set", "1", results.append)
         bed.run_for(endpoint.options.call_timeout_s + 1)
         assert results[-1] == CallResult("timeout")
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=70),
+                    lambda inner: st.lists(inner, max_size=3)
+                    | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=8)
+
+
+@settings(max_examples=200, deadline=None)
+@given(functions=JSON, variables=JSON)
+def test_any_describe_a_device_sends_is_read_or_refused_never_raises(functions: object,
+                                                                     variables: object) -> None:
+    """The describe comes from the device (an attacker's, too): any JSON in ``f`` and ``v`` -
+    a list as a type code, a dict as a name - is left out, never an exception."""
+    payload = json.dumps({"f": functions, "v": variables}).encode()
+    interface = parse_app_describe(payload)
+    if not isinstance(functions, list):
+        assert interface is None
+        return
+    assert interface is not None
+    assert all(isinstance(name, str) and 0 < len(name) <= 64 for name in interface.functions)
+    assert all(type(code) is int and code in (1, 2, 4, 9)
+               for code in interface.variables.values())
