@@ -49,9 +49,10 @@ from starlette.responses import PlainTextResponse, Response
 
 from firmware_sim.communication.wire import MAX_FUNCTION_ARG_LENGTH, MAX_FUNCTION_KEY_LENGTH
 
+from ..cloud import Cloud
 from ..device_endpoint import CallCallback, CallResult
 from ..model import DeviceRecord, Product
-from ..runtime import NullRuntime
+from ..runtime import NullRuntime, Runtime
 from .common import caller_of, json
 from .context import ApiContext
 from .devices import visible_device
@@ -63,7 +64,7 @@ from .render import display_name, iso
 
 router = APIRouter(tags=["devices"])
 
-__all__ = ["router"]
+__all__ = ["await_device", "router"]
 
 TIMED_OUT = "Timed out."
 #: at most this many scheduler entries run for one in-process call (a guard, never reached by a
@@ -71,11 +72,12 @@ TIMED_OUT = "Timed out."
 _MAX_STEPS = 1_000_000
 
 
-async def await_device(ctx: ApiContext, start: Callable[[CallCallback], None]) -> CallResult:
-    """Start a device call and wait for its result without blocking the World."""
-    world = ctx.cloud.world
-    timeout_s = ctx.cloud.endpoint.options.call_timeout_s
-    runtime = ctx.runtime
+async def await_device(cloud: Cloud, runtime: Runtime,
+                       start: Callable[[CallCallback], None]) -> CallResult:
+    """Start a device call and wait for its result without blocking ``cloud``'s World, driven
+    by ``runtime`` (the REST routes', the dashboard's)."""
+    world = cloud.world
+    timeout_s = cloud.endpoint.options.call_timeout_s
     if isinstance(runtime, NullRuntime):
         box: list[CallResult] = []
         start(box.append)
@@ -149,12 +151,13 @@ CALL_BODY = body({"arg": {"type": "string", "maxLength": MAX_FUNCTION_ARG_LENGTH
 
 
 async def call_response(ctx: ApiContext, device: DeviceRecord, function: str,
-                params: dict[str, Any]) -> Response:
+                        params: dict[str, Any]) -> Response:
     argument = _argument(params)
     not_found = f"Function {function[:MAX_FUNCTION_KEY_LENGTH]} not found"
     if not _valid_name(function):
         raise api_error(404, not_found)
-    result = await await_device(ctx, lambda done: ctx.cloud.endpoint.call_function(
+    endpoint = ctx.cloud.endpoint
+    result = await await_device(ctx.cloud, ctx.runtime, lambda done: endpoint.call_function(
         device.id, function, argument, done))
     _raise_for(result, not_found)
     return json({"id": device.id, "name": display_name(device), "connected": True,
@@ -162,11 +165,12 @@ async def call_response(ctx: ApiContext, device: DeviceRecord, function: str,
 
 
 async def read_response(ctx: ApiContext, device: DeviceRecord, variable: str,
-                params: dict[str, Any]) -> Response:
+                        params: dict[str, Any]) -> Response:
     raw = get_str(params, "format", max_length=16) == "raw"
     if not _valid_name(variable):
         raise api_error(404, "Variable not found")
-    result = await await_device(ctx, lambda done: ctx.cloud.endpoint.get_variable(
+    endpoint = ctx.cloud.endpoint
+    result = await await_device(ctx.cloud, ctx.runtime, lambda done: endpoint.get_variable(
         device.id, variable, done))
     _raise_for(result, "Variable not found")
     if raw:

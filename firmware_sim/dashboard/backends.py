@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..communication.wire import MAX_FUNCTION_ARG_LENGTH, MAX_FUNCTION_KEY_LENGTH
 from ..diagram import Diagram
 from ..kernel.errors import FwSimError, UsageError
 from ..kernel.trace import TraceRecord
@@ -429,7 +430,7 @@ class ParticleBackend:
                           params: dict[str, Any]) -> dict[str, Any]:
         """Call a function (``call``, ``{"name", "arg"}``) or read a variable (``get``,
         ``{"name"}``) of the device through the cloud, as ``fwsim ctl call`` / ``get`` do."""
-        target = _text(params, "name", max_length=64)
+        target = _text(params, "name", max_length=MAX_FUNCTION_KEY_LENGTH)
         argument = params.get("arg", "") if action == "call" else ""
         if not isinstance(argument, str):
             raise ActionError(400, "arg must be text")
@@ -438,27 +439,13 @@ class ParticleBackend:
             argument_size = len(argument.encode("utf-8"))
         except UnicodeEncodeError:
             raise ActionError(400, "name and arg must be text (no lone surrogates)") from None
-        if argument_size > 1024:
-            raise ActionError(400, "arg is too long (at most 1024 bytes)")
-        loop = asyncio.get_running_loop()
-        answer: asyncio.Future[Any] = loop.create_future()
-
-        def done(result: Any) -> None:
-            if not answer.done():
-                answer.set_result(result)
-
-        if action == "call":
-            self.plug.call_function(device_id, target, argument, done)
-        else:
-            self.plug.get_variable(device_id, target, done)
-        self.runtime.wake()
-        wait_s = 2 * self.plug.call_timeout_s + 5
+        if argument_size > MAX_FUNCTION_ARG_LENGTH:
+            raise ActionError(400, f"arg is too long (at most {MAX_FUNCTION_ARG_LENGTH} bytes)")
         what = "function" if action == "call" else "variable"
-        try:
-            result = await asyncio.wait_for(answer, wait_s)
-        except TimeoutError:
-            raise ActionError(504, f"{name} did not answer {what} {target} in "
-                              f"{wait_s:g} s") from None
+        if action == "call":
+            result = await self.plug.call_function(device_id, target, argument, self.runtime)
+        else:
+            result = await self.plug.get_variable(device_id, target, self.runtime)
         if result.outcome == "ok":
             key = "return_value" if action == "call" else "result"
             return {"device": name, "name": target, key: result.value}

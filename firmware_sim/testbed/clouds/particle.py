@@ -36,6 +36,7 @@ from cloud_sim import (
 from cloud_sim.device_endpoint import CallResult
 from cloud_sim.device_keys import DeviceKeyRegistry
 from cloud_sim.events import CloudEvent
+from cloud_sim.http.device_calls import await_device
 from cloud_sim.http.render import VARIABLE_TYPE_NAMES
 
 from ...kernel.errors import ConfigurationError
@@ -202,20 +203,19 @@ class ParticlePlug:
             (name, VARIABLE_TYPE_NAMES.get(code, str(code)))
             for name, code in interface.variables.items()]
 
-    @property
-    def call_timeout_s(self) -> float:
-        """Virtual seconds the cloud waits for a device to answer a call or a read."""
-        return self.cloud.endpoint.options.call_timeout_s
+    async def call_function(self, device_id: str, name: str, argument: str,
+                            runtime: Runtime) -> CallResult:
+        """Call the device's function and await the outcome, as the REST route does
+        (``runtime``: the World's driver)."""
+        endpoint = self.cloud.endpoint
+        return await await_device(self.cloud, runtime, lambda done: endpoint.call_function(
+            device_id, name, argument, done))
 
-    def call_function(self, device_id: str, name: str, argument: str,
-                      done: Callable[[CallResult], None]) -> None:
-        """Call the device's function (``done`` gets the outcome, as for the REST route)."""
-        self.cloud.endpoint.call_function(device_id, name, argument, done)
-
-    def get_variable(self, device_id: str, name: str,
-                     done: Callable[[CallResult], None]) -> None:
-        """Ask the device for its variable's value (``done`` gets the outcome)."""
-        self.cloud.endpoint.get_variable(device_id, name, done)
+    async def get_variable(self, device_id: str, name: str, runtime: Runtime) -> CallResult:
+        """Ask the device for its variable's value and await the outcome."""
+        endpoint = self.cloud.endpoint
+        return await await_device(self.cloud, runtime, lambda done: endpoint.get_variable(
+            device_id, name, done))
 
     def restart(self) -> int:
         """The cloud process restarts: sessions are forgotten (the store stays)."""
