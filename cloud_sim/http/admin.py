@@ -277,15 +277,21 @@ async def sessions(request: Request) -> Response:
                               for s in endpoint.sessions.values()]})
 
 
+def _path_device_id(device_id: str) -> str:
+    """A device id from a route's path, lowercased (400 when it is not one)."""
+    key = device_id.lower()
+    if not ownership.is_device_id(key):
+        raise bad_request(f"invalid device id {key[:40]!r}")
+    return key
+
+
 @router.post("/sessions/{device_id}/forget", responses=ERRORS,
              openapi_extra=body({}, form=False))
 async def forget_session(request: Request, device_id: str) -> Response:
     """The cloud forgets the device's session (as ``spark/device/session/end`` does): the
     device's next message on it gets a RST and it does a full handshake."""
     ctx = context(request)
-    device_id = device_id.lower()
-    if not ownership.is_device_id(device_id):
-        raise bad_request(f"invalid device id {device_id[:40]!r}")
+    device_id = _path_device_id(device_id)
     dropped = ctx.cloud.endpoint.forget_session(device_id)
     return json({"ok": True, "device_id": device_id, "dropped": dropped})
 
@@ -296,9 +302,7 @@ async def key_change(request: Request, device_id: str) -> Response:
     """The cloud sends the device a key change message over its session: the device discards
     the session and reconnects with a full handshake. 404 when the device has no session."""
     ctx = context(request)
-    device_id = device_id.lower()
-    if not ownership.is_device_id(device_id):
-        raise bad_request(f"invalid device id {device_id[:40]!r}")
+    device_id = _path_device_id(device_id)
     if not ctx.cloud.endpoint.send_key_change(device_id):
         raise api_error(404, "device not connected",
                         error_description=f"the cloud has no session of {device_id}")
@@ -307,9 +311,7 @@ async def key_change(request: Request, device_id: str) -> Response:
 
 
 def _known_device(ctx: ApiContext, device_id: str) -> DeviceRecord:
-    key = device_id.lower()
-    if not ownership.is_device_id(key):
-        raise bad_request(f"invalid device id {device_id[:40]!r}")
+    key = _path_device_id(device_id)
     device = ctx.cloud.store.get_device(key)
     if device is None:
         raise api_error(404, "device not found", error_description=f"no device {key}")
