@@ -232,6 +232,32 @@ class WifiCredentialsType(IntEnum):
     PASSWORD = 1
 
 
+class InterfaceType(IntEnum):
+    """``particle.ctrl.InterfaceType`` (what ``ifaceTypeFromName`` gives a name's kind)."""
+
+    INVALID_INTERFACE_TYPE = 0
+    LOOPBACK = 0x01
+    THREAD = 0x02
+    ETHERNET = 0x04
+    WIFI = 0x08
+    PPP = 0x10
+
+
+class FirmwareModuleType(IntEnum):
+    """``particle.cloud.FirmwareModuleType`` (the module info and the describe)."""
+
+    INVALID_MODULE = 0
+    RESOURCE_MODULE = 1
+    BOOTLOADER_MODULE = 2
+    MONO_FIRMWARE_MODULE = 3
+    SYSTEM_PART_MODULE = 4
+    USER_PART_MODULE = 5
+    SETTINGS_MODULE = 6
+    NCP_FIRMWARE_MODULE = 7
+    RADIO_STACK_MODULE = 8
+    ASSET_MODULE = 9
+
+
 class SystemCapability(IntEnum):
     """Bits of ``GetSystemCapabilitiesReply.flags``."""
 
@@ -269,6 +295,8 @@ __all__ = [
     "CloudConnectionStatus",
     "DeviceMode",
     "DosStatus",
+    "FirmwareModuleType",
+    "InterfaceType",
     "RequestType",
     "ResultCode",
     "SystemCapability",

@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 
 from control_requests.services import NetworkInterface
+from control_requests.types import InterfaceType
 
 #: ``if_flags_t`` (Device OS ``hal/network/api/ifapi.h``)
 IFF_UP = 0x01
@@ -41,9 +42,6 @@ IFF_MULTICAST = 0x8000
 IFF_NOND6 = 0x10000
 #: ``if_xflags_t``
 IFXF_DHCP = 0x10000
-#: ``particle.ctrl.InterfaceType``
-LOOPBACK = 0x01
-WIFI = 0x08
 
 LOOPBACK_INDEX = 1
 STATION_INDEX = 4
@@ -74,7 +72,7 @@ def network_interfaces(device_id: str, *, radio_on: bool, ssid: str | None) -> l
     """The interfaces in ``if_get_list`` order; ``ssid``: the network the station is
     associated with and has an address on (None while it is not)."""
     loopback = NetworkInterface(
-        index=LOOPBACK_INDEX, name="lo0", type=LOOPBACK,
+        index=LOOPBACK_INDEX, name="lo0", type=InterfaceType.LOOPBACK,
         flags=IFF_UP | IFF_LOWER_UP | IFF_LOOPBACK, ext_flags=0, mtu=0, hw_address=b"",
         ipv4=((bytes([127, 0, 0, 1]), 8),), ipv6=((bytes(15) + b"\x01", 128),))
     mac = station_mac(device_id)
@@ -90,7 +88,7 @@ def network_interfaces(device_id: str, *, radio_on: bool, ssid: str | None) -> l
         ipv4 = ((station_ipv4(device_id, ssid), 24),)
         ipv6 = ((link_local_ipv6(mac), 64),)
     station = NetworkInterface(
-        index=STATION_INDEX, name="wl3", type=WIFI, flags=flags, ext_flags=ext_flags,
+        index=STATION_INDEX, name="wl3", type=InterfaceType.WIFI, flags=flags, ext_flags=ext_flags,
         mtu=STATION_MTU, hw_address=mac, ipv4=ipv4, ipv6=ipv6)
     return [loopback, station]
 

@@ -18,9 +18,11 @@ from __future__ import annotations
 import hashlib
 
 from control_requests.services import FirmwareModuleInfo
+from control_requests.types import FirmwareModuleType
 
-#: ``particle.cloud.FirmwareModuleType``
-BOOTLOADER, SYSTEM_PART, USER_PART = 2, 4, 5
+BOOTLOADER = FirmwareModuleType.BOOTLOADER_MODULE
+SYSTEM_PART = FirmwareModuleType.SYSTEM_PART_MODULE
+USER_PART = FirmwareModuleType.USER_PART_MODULE
 #: ``MODULE_INTEGRITY_VALID_FLAG | DEPENDENCIES | RANGE | PLATFORM``
 ALL_CHECKS = 0x02 | 0x04 | 0x08 | 0x10
 BOOTLOADER_VERSION = 2300

@@ -22,14 +22,15 @@ import json
 import weakref
 from collections.abc import Callable
 
+from control_requests.types import FirmwareModuleType, InterfaceType
+
 from ..device_surface import ConsoleDevice, ControlServices, ListeningState
 from .console import ConsoleTiming, ListeningConsole, WlanCipher, WlanSecurity
 
-#: ``particle.ctrl.InterfaceType.WIFI``
-WIFI_INTERFACE = 0x08
-#: ``particle.cloud.FirmwareModuleType`` -> the console's module function letter
-USER_PART = 5
-_FUNCTION = {2: "b", 4: "s", USER_PART: "u"}
+#: a module's type -> the console's module function letter
+_FUNCTION: dict[int, str] = {FirmwareModuleType.BOOTLOADER_MODULE: "b",
+                             FirmwareModuleType.SYSTEM_PART_MODULE: "s",
+                             FirmwareModuleType.USER_PART_MODULE: "u"}
 
 __all__ = [
     "ConsolePort",
@@ -114,7 +115,7 @@ class DeviceConsoleServices:
     def mac_address(self) -> bytes:
         """The Wi-Fi station's MAC, the hardware address ``NETWORK_GET_INTERFACE`` reports."""
         for iface in self._control().network_interfaces():
-            if iface.type == WIFI_INTERFACE:
+            if iface.type == InterfaceType.WIFI:
                 return iface.hw_address
         return b""
 
@@ -130,7 +131,7 @@ class DeviceConsoleServices:
         for module in self._control().firmware_modules():
             entry: dict[str, object] = {"s": module.max_size, "l": "m",
                                         "vc": module.checked_flags, "vv": module.passed_flags}
-            if module.type == USER_PART:
+            if module.type == FirmwareModuleType.USER_PART_MODULE:
                 entry["u"] = module.hash.hex()
             entry.update(f=_FUNCTION.get(module.type, "?"), n=str(module.index),
                          v=module.version, d=[{"f": _FUNCTION.get(kind, "?"), "n": str(index),

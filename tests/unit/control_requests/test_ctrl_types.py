@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from control_requests._pb import cloud_pb2, common_pb2, config_pb2, wifi_pb2
+from control_requests._pb import (
+    cloud_pb2,
+    common_pb2,
+    config_pb2,
+    describe_pb2,
+    network_pb2,
+    wifi_pb2,
+)
 from control_requests.types import (
     COMMENTED_OUT_IN_DOS_6_2,
     DOS_6_2_UNIMPLEMENTED,
@@ -12,6 +19,8 @@ from control_requests.types import (
     CloudConnectionStatus,
     DeviceMode,
     DosStatus,
+    FirmwareModuleType,
+    InterfaceType,
     RequestType,
     SystemCapability,
     WifiCredentialsType,
@@ -133,6 +142,8 @@ def test_protobuf_result_codes_map_to_system_errors() -> None:
         (CloudConnectionStatus, cloud_pb2.ConnectionStatus, str),
         (WifiSecurity, wifi_pb2.Security, str),
         (WifiCredentialsType, wifi_pb2.CredentialsType, str),
+        (InterfaceType, network_pb2.InterfaceType, str),
+        (FirmwareModuleType, describe_pb2.FirmwareModuleType, str),
     ],
 )
 def test_python_enums_mirror_proto_enums(python_enum, proto_enum, rename) -> None:  # type: ignore[no-untyped-def]
