@@ -5,9 +5,8 @@ The server's URL and admin token come from ``--url`` / ``--token`` or ``$FWSIM_U
 ``$FWSIM_ADMIN_TOKEN`` (``fwsim up`` prints both). A device is named by its name (``dev1``) or its
 id. Against ``fwsim cloud serve`` (a cloud without simulated devices) ``drop-session``,
 ``key-change``, ``state``, ``call`` and ``get`` work by device id; the device operations need
-``fwsim up``.
-``--json`` prints the server's decoded answer as one JSON document. Standard library only (no
-extra needed).
+``fwsim up``. ``--json`` prints the server's decoded answer as one JSON document. Standard
+library only (no extra needed).
 """
 
 from __future__ import annotations

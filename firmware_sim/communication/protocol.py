@@ -618,7 +618,7 @@ class DeviceProtocol:
             if message.mtype is CoapType.CON:
                 self._exchange.send_ack(message, wire.CHANGED)
             if not duplicate:
-                on = bool(path[1:2]) and path[1][:1] not in ("", "\x00")
+                on = len(path) > 1 and path[1][:1] not in ("", "\x00")
                 self._tracer.emit("signal.received", on=on)
                 self._scheduler.call_soon(self._listener.protocol_signal, on,
                                           label="protocol-signal")
