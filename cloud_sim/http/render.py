@@ -45,6 +45,12 @@ def owner_email(store: CloudStore, device: DeviceRecord) -> str | None:
 VARIABLE_TYPE_NAMES = {1: "bool", 2: "int32", 4: "string", 9: "double"}
 
 
+def api_variables(interface: AppInterface) -> dict[str, str]:
+    """A describe's variables as the API lists them: name -> type name (``int32``, ...)."""
+    return {name: VARIABLE_TYPE_NAMES.get(code, str(code))
+            for name, code in interface.variables.items()}
+
+
 def device_json(device: DeviceRecord, store: CloudStore, *, product_view: bool = False,
                 interface: AppInterface | None = None) -> dict[str, Any]:
     """``interface``: the functions and variables of the device's last application describe."""
@@ -64,9 +70,7 @@ def device_json(device: DeviceRecord, store: CloudStore, *, product_view: bool =
         "cellular": False,
         "notes": device.notes,
         "functions": list(interface.functions) if interface is not None else [],
-        "variables": ({name: VARIABLE_TYPE_NAMES.get(code, str(code))
-                       for name, code in interface.variables.items()}
-                      if interface is not None else {}),
+        "variables": api_variables(interface) if interface is not None else {},
         "status": "normal",
         "system_firmware_version": _version_text(device.system_version),
     }

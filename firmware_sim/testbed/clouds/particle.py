@@ -37,7 +37,7 @@ from cloud_sim.device_endpoint import CallResult
 from cloud_sim.device_keys import DeviceKeyRegistry
 from cloud_sim.events import CloudEvent
 from cloud_sim.http.device_calls import await_device
-from cloud_sim.http.render import VARIABLE_TYPE_NAMES
+from cloud_sim.http.render import api_variables
 
 from ...kernel.errors import ConfigurationError
 from ...kernel.link import DatagramLink, DatagramPort, LinkEnd, Receiver
@@ -199,9 +199,7 @@ class ParticlePlug:
         interface = self.cloud.endpoint.interface_of(device_id)
         if interface is None:
             return None
-        return list(interface.functions), [
-            (name, VARIABLE_TYPE_NAMES.get(code, str(code)))
-            for name, code in interface.variables.items()]
+        return list(interface.functions), list(api_variables(interface).items())
 
     async def call_function(self, device_id: str, name: str, argument: str,
                             runtime: Runtime) -> CallResult:
