@@ -27,7 +27,7 @@ Example - the forum workaround::
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from ..communication.event_names import SYSTEM_EVENT_PREFIXES_IN_ORDER
 from ..communication.wire import (
@@ -45,6 +45,7 @@ from .features import Feature
 from .listening import ListeningMode
 
 EventHandler = Callable[[str, bytes], None]
+T = TypeVar("T")
 FunctionHandler = Callable[[str], int]
 #: a variable's value, or a getter called at each request
 VariableSource = VariableValue | Callable[[], VariableValue]
@@ -153,14 +154,9 @@ class Particle:
         nothing registered) for a bad name, a handler that is not callable, or a 101st."""
         if not _valid_key(name, MAX_FUNCTION_KEY_LENGTH) or not callable(handler):
             return False
-        functions = self._functions
-        if functions is None:
-            functions = self._functions = {}
-        if name not in functions and len(functions) >= MAX_FUNCTIONS:
-            self._device.log.log(LogLevel.ERROR, "system", "Too many cloud functions")
-            return False
-        functions[name] = handler
-        return True
+        self._functions = self._register(self._functions, name, handler, MAX_FUNCTIONS,
+                                         "functions")
+        return name in self._functions
 
     def variable(self, name: str, value: VariableSource,
                  type: VariableType | str | None = None) -> bool:
@@ -171,14 +167,22 @@ class Particle:
         kind = _variable_type(value, type)
         if not _valid_key(name, MAX_VARIABLE_KEY_LENGTH) or kind is None:
             return False
-        variables = self._variables
-        if variables is None:
-            variables = self._variables = {}
-        if name not in variables and len(variables) >= MAX_VARIABLES:
-            self._device.log.log(LogLevel.ERROR, "system", "Too many cloud variables")
-            return False
-        variables[name] = (kind, value)
-        return True
+        self._variables = self._register(self._variables, name, (kind, value), MAX_VARIABLES,
+                                         "variables")
+        return name in self._variables
+
+    def _register(self, table: dict[str, T] | None, name: str, entry: T, limit: int,
+                  what: str) -> dict[str, T]:
+        """``table`` (made on the first registration) with ``name`` set to ``entry``, or
+        unchanged, with Device OS's ``Too many cloud <what>``, when it is new and ``limit``
+        names are registered already."""
+        if table is None:
+            table = {}
+        if name not in table and len(table) >= limit:
+            self._device.log.log(LogLevel.ERROR, "system", f"Too many cloud {what}")
+        else:
+            table[name] = entry
+        return table
 
     def connect(self) -> None:
         self._device.cloud_connect()
