@@ -9,8 +9,8 @@ from transports.edge_api import port_arg
 from ..kernel.errors import ConfigurationError
 from ..kernel.world import parse_seed
 
-__all__ = ["BUILTIN_NAMES", "add_timing_argument", "device_arg", "load_device_config",
-           "port_arg", "seed_arg"]
+__all__ = ["BUILTIN_NAMES", "add_firmware_errors_argument", "add_timing_argument", "device_arg",
+           "load_device_config", "port_arg", "seed_arg"]
 
 #: the built-in firmware names (``firmware_sim.apps.BUILTIN_FIRMWARE``), for help texts
 BUILTIN_NAMES = ("default", "session-end-workaround", "session-end-too-early", "clear-session")
@@ -56,6 +56,18 @@ def add_timing_argument(parser: argparse.ArgumentParser) -> None:
                             f"{name}: {profile.summary}"
                             for name, profile in TIMING_PROFILES.items())
                         + f" (default {DEFAULT_TIMING})")
+
+
+def add_firmware_errors_argument(parser: argparse.ArgumentParser) -> None:
+    """``--firmware-errors panic|raise`` of the served worlds
+    (``FirmwareOptions.firmware_errors``)."""
+    parser.add_argument("--firmware-errors", choices=["panic", "raise"], default="panic",
+                        help="what an exception raised by a device's Python firmware does: "
+                        "panic - the device panics (hard_fault) and resets, as a fault does on "
+                        "hardware, and its next boot reports 'panic, hard_fault' (default); "
+                        "raise - the error and its traceback are logged, the rest of that step "
+                        "is skipped and the device carries on. Either way the world keeps "
+                        "running")
 
 
 def device_arg(text: str) -> tuple[str, str, str | None]:

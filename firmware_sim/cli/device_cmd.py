@@ -20,7 +20,13 @@ import asyncio
 import os
 import sys
 
-from .common import BUILTIN_NAMES, add_timing_argument, positive_float, seed_arg
+from .common import (
+    BUILTIN_NAMES,
+    add_firmware_errors_argument,
+    add_timing_argument,
+    positive_float,
+    seed_arg,
+)
 from .live import add_live_log_arguments, start_live_log
 
 FIRMWARE = BUILTIN_NAMES
@@ -72,6 +78,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                      "device's key and for --scenario (printed by `fwsim cloud serve --admin`; "
                      "default $FWSIM_ADMIN_TOKEN)")
     add_timing_argument(run)
+    add_firmware_errors_argument(run)
     add_edge_arguments(run)
     run.set_defaults(handler=_run)
 
@@ -107,7 +114,7 @@ async def _device(args: argparse.Namespace) -> int:
                       link=LinkSpec(cloud_url=args.cloud))
     testbed = Testbed(TestbedSpec(seed=args.seed, access_points=(home,), cloud=None,
                                   trace_path=args.trace, trace_memory_limit=20_000,
-                                  timing=args.timing))
+                                  timing=args.timing, firmware_errors=args.firmware_errors))
     handshakes = {"full": 0, "resumed": 0}
     try:
         driver = testbed.driver(args.speed)

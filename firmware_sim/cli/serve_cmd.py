@@ -11,7 +11,7 @@ import argparse
 import asyncio
 import sys
 
-from .common import BUILTIN_NAMES, add_timing_argument, seed_arg
+from .common import BUILTIN_NAMES, add_firmware_errors_argument, add_timing_argument, seed_arg
 from .live import add_live_log_arguments, start_live_log
 
 #: the in-process cloud's user a printed claim code belongs to
@@ -64,6 +64,7 @@ def add_device_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trace", metavar="FILE.jsonl",
                         help="write the structured trace, line by line as it happens")
     add_timing_argument(parser)
+    add_firmware_errors_argument(parser)
 
 
 def build_testbed(args: argparse.Namespace) -> object:
@@ -82,7 +83,7 @@ def build_testbed(args: argparse.Namespace) -> object:
                         wifi=tuple(WifiCredentials(ssid, pw) for ssid, pw in args.wifi or []))
     return Testbed(TestbedSpec(seed=args.seed, access_points=access_points,
                                cloud=CloudSpec("particle"), devices=(device,),
-                               timing=args.timing,
+                               timing=args.timing, firmware_errors=args.firmware_errors,
                                trace_path=args.trace, trace_memory_limit=10_000))
 
 

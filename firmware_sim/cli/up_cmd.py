@@ -22,7 +22,13 @@ import sys
 from typing import TYPE_CHECKING
 
 from .cloud_cmd import add_cloud_arguments, cloud_spec, say, serve_options
-from .common import BUILTIN_NAMES, add_timing_argument, device_arg, load_device_config
+from .common import (
+    BUILTIN_NAMES,
+    add_firmware_errors_argument,
+    add_timing_argument,
+    device_arg,
+    load_device_config,
+)
 from .live import add_live_log_arguments, start_live_log
 from .tb_cmd import add_serve_arguments
 from .tb_cmd import serve as serve_thingsboard
@@ -102,6 +108,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--trace", metavar="FILE.jsonl",
                         help="write the structured trace, line by line as it happens")
     add_timing_argument(parser)
+    add_firmware_errors_argument(parser)
     add_live_log_arguments(parser)
     add_edge_arguments(parser)
     add_serve_arguments(parser, "--cloud")
@@ -157,7 +164,8 @@ async def _up_async(args: argparse.Namespace) -> int:
     testbed = Testbed(TestbedSpec(seed=args.seed, access_points=(home,), cloud=cloud,
                                   devices=devices, link=LinkSpec(cloud_url=SERVED),
                                   timing=args.timing, trace_path=args.trace,
-                                  trace_memory_limit=20_000))
+                                  trace_memory_limit=20_000,
+                                  firmware_errors=args.firmware_errors))
     plug = testbed.cloud
     assert isinstance(plug, ParticlePlug)
     token = seed_cloud(plug.cloud, args, list(testbed))

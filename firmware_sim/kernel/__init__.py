@@ -40,7 +40,7 @@ from .errors import (
 from .link import DatagramLink, DatagramPort, LinkEnd
 from .realtime import AsyncioDriver, RealtimeDriver
 from .runtime import NullRuntime, Runtime
-from .scheduler import NORMAL, URGENT, Scheduler, TimerHandle
+from .scheduler import NORMAL, URGENT, Scheduler, StepAborted, TimerHandle
 from .stream import StreamEnd, StreamLink, StreamListener
 from .trace import JsonlSink, MemorySink, Trace, Tracer, TraceRecord, TraceSink, read_jsonl
 from .world import World, parse_seed
@@ -73,6 +73,7 @@ __all__ = [
     "Scheduler",
     "ScriptedChooser",
     "SeededChooser",
+    "StepAborted",
     "StreamEnd",
     "StreamLink",
     "StreamListener",

@@ -50,6 +50,8 @@ with equal latency) keep their own queue and let each scheduled entry take the q
 
 ``step()`` pops one entry, advances the clock to its due time and runs it. Exceptions propagate
 out of ``step()`` (and so out of ``run_*``) unchanged: a failing callback is a bug, never hidden.
+The one exception is :class:`StepAborted`, which a callback raises on purpose to abandon the rest
+of its step (a simulated CPU that stops where it is: a firmware panic); ``step()`` swallows it.
 """
 
 from __future__ import annotations
@@ -72,6 +74,12 @@ Entry = tuple[int, int, OrderKey, "TimerHandle"]
 Posted = tuple[int, int, OrderKey, Callable[..., Any], tuple[Any, ...]]
 #: the seeded tie-breaks times this are their integer numerators
 _TIE_SCALE = float(2 ** 53)
+
+
+class StepAborted(BaseException):
+    """Raised by code inside a step to abandon the rest of it; the scheduler swallows it. A
+    ``BaseException``, so that no ``except Exception`` between the raise and the scheduler
+    catches it (those frames are unwound without running further)."""
 
 
 def _released(*_args: Any) -> None:
@@ -282,7 +290,10 @@ class Scheduler:
             if len(entry) == 5:  # posted
                 self.clock._now_us = entry[0]
                 self.steps += 1
-                entry[3](*entry[4])
+                try:  # noqa: SIM105 - a try is free in the hot path; suppress() is not
+                    entry[3](*entry[4])
+                except StepAborted:
+                    pass
                 return True
             handle = entry[3]
             live = handle._entry
@@ -299,10 +310,13 @@ class Scheduler:
             handle._entry = handle._carrier = None
             self.steps += 1
             args = handle.args
-            if args is None:
-                handle.callback(handle)
-            else:
-                handle.callback(*args)
+            try:
+                if args is None:
+                    handle.callback(handle)
+                else:
+                    handle.callback(*args)
+            except StepAborted:
+                pass
             return True
         return False
 

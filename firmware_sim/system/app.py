@@ -15,6 +15,13 @@ the argument (text) and returns an int (int32, wrapped like a C ``int``); a vari
 value or a getter called at each request, of type bool, int, double or string. Nothing is
 allocated until the first registration (an idle fleet device keeps two empty slots).
 
+User code that raises: every call into the firmware (its construction and ``setup``, timers,
+event and system-event handlers, function handlers and variable getters) goes through
+:meth:`Particle.run_user`, which hands an exception to the device's ``firmware_failed``: the
+device either lets it propagate (a test sees the bug) or panics as a hard fault does on
+hardware and abandons the current step (a served world keeps running); see
+``FirmwareOptions.firmware_errors``.
+
 Example - the forum workaround::
 
     class SessionEndWorkaround(Firmware):
@@ -115,6 +122,10 @@ class ApplicationHost(Protocol):
 
     def set_feature(self, feature: Feature, enabled: bool) -> int: ...
 
+    def firmware_failed(self, exc: Exception, where: str) -> None:
+        """User firmware raised ``exc`` in ``where``: return to let it propagate, or raise
+        ``StepAborted`` after handling it."""
+
 
 class Firmware:
     """Base class for simulated user firmware; override :meth:`setup`."""
@@ -193,7 +204,10 @@ class Particle:
     # -- system --------------------------------------------------------------------------------
 
     def on_system_event(self, mask: int | SystemEvent, handler: SystemEventHandler) -> None:
-        self._device.events.subscribe(int(mask), handler)
+        def guarded(event: SystemEvent, param: int) -> None:
+            self.run_user("a system event handler", handler, event, param)
+
+        self._device.events.subscribe(int(mask), guarded)
 
     def reset(self) -> None:
         self._device.reset("user")
@@ -220,7 +234,8 @@ class Particle:
     # -- timers --------------------------------------------------------------------------------
 
     def after(self, seconds: float, callback: Callable[[], None]) -> TimerHandle:
-        handle = self._device.world.scheduler.call_later(seconds, callback, label="app-timer")
+        handle = self._device.world.scheduler.call_later(seconds, self.run_user, "a timer",
+                                                         callback, label="app-timer")
         self._timers.append(handle)
         return handle
 
@@ -232,7 +247,7 @@ class Particle:
         def tick() -> None:
             if control.cancelled:
                 return
-            callback()
+            self.run_user("a timer", callback)
             if not control.cancelled:
                 self._timers.append(scheduler.call_later(seconds, tick, label="app-periodic"))
 
@@ -241,10 +256,19 @@ class Particle:
 
     # -- internal ------------------------------------------------------------------------------
 
+    def run_user(self, where: str, code: Callable[..., T], *args: object) -> T:
+        """``code(*args)``, user firmware code; an exception goes to the device's
+        ``firmware_failed`` (module header) and, when that returns, propagates."""
+        try:
+            return code(*args)
+        except Exception as exc:
+            self._device.firmware_failed(exc, where)
+            raise
+
     def dispatch_event(self, name: str, data: bytes) -> None:
         for prefix, handler in list(self._subscriptions):
             if name.startswith(prefix):
-                handler(name, data)
+                self.run_user(f"the handler of {prefix!r}", handler, name, data)
 
     @property
     def function_names(self) -> list[str]:
@@ -259,7 +283,7 @@ class Particle:
         handler = (self._functions or {}).get(name)
         if handler is None:
             return None
-        return int(handler(argument))
+        return self.run_user(f"function {name!r}", lambda: int(handler(argument)))
 
     def variable_value(self, name: str) -> tuple[VariableType, bytes] | None:
         """The type and encoded value of the variable ``name`` (None: no such variable)."""
@@ -267,8 +291,11 @@ class Particle:
         if found is None:
             return None
         kind, source = found
-        value = source() if callable(source) else source
-        return kind, encode_variable(kind, value)
+
+        def read() -> bytes:
+            return encode_variable(kind, source() if callable(source) else source)
+
+        return kind, self.run_user(f"variable {name!r}", read)
 
     @property
     def subscription_prefixes(self) -> list[str]:

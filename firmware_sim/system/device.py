@@ -19,7 +19,9 @@ itself and enters listening mode when it has no Wi-Fi credentials.
 from __future__ import annotations
 
 import json
+import logging
 import struct
+import traceback
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -51,9 +53,10 @@ from ..hal.device_keys import DeviceKeys, RandomBytes
 from ..hal.retained import RetainedMemory
 from ..kernel.errors import ConfigurationError, UsageError
 from ..kernel.ids import validate_device_id
+from ..kernel.scheduler import StepAborted
 from ..kernel.world import World
 from ..profiles import PlatformProfile, get_profile
-from ..services.log import DeviceLog, log_lines
+from ..services.log import DeviceLog, LogLevel, log_lines
 from .app import Firmware, Particle
 from .claiming import ClaimCodeRules
 from .cloud import (
@@ -75,6 +78,12 @@ from .server_config import ServerConfig, ServerSettings, decode_server_moved
 from .timing import DEFAULT_TIMING, TimingProfile, timing_profile
 
 FirmwareFactory = Callable[[], Firmware]
+#: ``FirmwareOptions.firmware_errors`` values
+FIRMWARE_ERRORS = ("raise", "panic")
+#: the panic code ``HardFault`` (``services/inc/panic.h``)
+PANIC_HARD_FAULT = 1
+
+_log = logging.getLogger("fwsim.firmware")
 
 RESET_REASONS = (
     "unknown", "pin_reset", "power_management", "power_down", "power_brownout", "watchdog",
@@ -128,6 +137,14 @@ class FirmwareOptions:
     #: The DER public key whose signatures a ServerMoved request must carry (Device OS builds
     #: Particle's in; None: no request validates).
     server_moved_key: bytes | None = None
+    #: What an exception raised by the user firmware (its construction, ``setup``, a timer, an
+    #: event or system-event handler, a function handler, a variable getter) does: ``raise``
+    #: lets it propagate out of the world's run, so a test sees the bug; ``panic`` does what a
+    #: fault in user code does on hardware - the device panics (``hard_fault``: the next
+    #: boot's ``spark/device/last_reset`` is ``panic, hard_fault``) and resets, the rest of
+    #: that step is abandoned (a function call gets no answer), and the world keeps running
+    #: (``fwsim up`` and ``fwsim device run`` use it).
+    firmware_errors: str = "raise"
 
     def resolved_timing(self) -> TimingProfile:
         """The named profile with this options' overrides applied (the named profile itself,
@@ -216,6 +233,9 @@ class Device:
         self.world = world
         self.profile = profile if isinstance(profile, PlatformProfile) else get_profile(profile)
         self.options = options or FirmwareOptions()
+        if self.options.firmware_errors not in FIRMWARE_ERRORS:
+            raise UsageError(f"firmware_errors must be one of {', '.join(FIRMWARE_ERRORS)}, not "
+                             f"{self.options.firmware_errors!r}")
         self.timing = self.options.resolved_timing()
         rng = world.rng_for(f"device-identity:{name or len(world.nodes)}")
         self.storage_dir = Path(storage_dir) if storage_dir is not None else None
@@ -458,8 +478,9 @@ class Device:
             self.cloud.want_connected = True
         self.app_setup_done = False
         if not self.safe_mode:  # safe mode runs Device OS without the application
-            self.firmware = self.firmware_factory()
-            self.firmware.setup(self.particle)
+            self.firmware = self.particle.run_user("the firmware's construction",
+                                                   self.firmware_factory)
+            self.particle.run_user("setup()", self.firmware.setup, self.particle)
             self.app_setup_done = True
         startup_listening = self.dct.read(STARTUP_MODE_FLAG_OFFSET, 1) == b"\x01"
         if startup_listening:
@@ -521,6 +542,22 @@ class Device:
             return
         self.tracer.emit("device.panic", code=code)
         self._do_reset("panic", code)
+
+    def firmware_failed(self, exc: Exception, where: str) -> None:
+        """The user firmware raised ``exc`` in ``where`` (``Particle.run_user``): return to let
+        it propagate, or - ``firmware_errors="panic"`` - log it, panic (``hard_fault``) and
+        abandon the current step (``StepAborted``)."""
+        if self.options.firmware_errors != "panic" or self.state is not DeviceState.RUNNING:
+            return
+        error = f"{type(exc).__name__}: {exc}"[:300]
+        self.log.log(LogLevel.ERROR, "app", f"{where} raised {error}; panic (hard_fault)")
+        frames = traceback.format_exception(exc)
+        self.tracer.emit("app.failed", where=where, error=error,
+                         traceback="".join(frames)[-4000:])
+        _log.error("device %s: the firmware's %s raised %s; the device panics and resets",
+                   self.name, where, error, exc_info=exc)
+        self.panic(PANIC_HARD_FAULT)
+        raise StepAborted from None
 
     def factory_reset(self) -> None:
         """Forget Wi-Fi credentials and the cloud session, then reset (``factory_reset``)."""

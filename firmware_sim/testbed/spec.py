@@ -95,6 +95,9 @@ class TestbedSpec:
     #: timing profile of every device without its own (``DeviceSpec.timing``): "thread"
     #: (calibrated to the forum thread's P2, the default) or "fast" (fleets, exploration)
     timing: str = DEFAULT_TIMING
+    #: what an exception in a device's user firmware does (``FirmwareOptions.firmware_errors``:
+    #: "raise" or "panic") for every device; None: each device's own options decide
+    firmware_errors: str | None = None
 
 
 def provisioned(*names: str, profile: str = "p2", network: AccessPoint = HOME_NETWORK,

@@ -94,6 +94,8 @@ class Testbed:
                                          f"{exc.strerror or exc}") from None
         options = replace(spec.options or FirmwareOptions(),
                           timing=timing_profile(spec.timing or self.spec.timing).name)
+        if self.spec.firmware_errors is not None:
+            options = replace(options, firmware_errors=self.spec.firmware_errors)
         link = spec.link or self.spec.link
         # a device on a socket gets its key pair from the OS CSPRNG (a seeded key could be
         # computed by anyone who knows the seed); in process from the seeded stream

@@ -335,14 +335,22 @@ from firmware_sim.system.app import Firmware
 
 class Lamp(Firmware):
     def setup(self, particle):
+        self.particle = particle
         self.level = 0
         particle.function("brightness", self.brightness)
         particle.variable("level", lambda: self.level, "int")
         particle.variable("label", "kitchen")
+        particle.function("crash_soon", self.crash_soon)
 
     def brightness(self, argument):
         self.level = len(argument)
         return self.level
+
+    def crash_soon(self, argument):
+        def crash():
+            raise RuntimeError("lamp bug")
+        self.particle.after(0.5, crash)
+        return 0
 """
 
 
@@ -366,5 +374,14 @@ def test_ctl_calls_a_function_and_reads_a_variable_of_a_running_device(tmp_path:
         one_line_error(ctl(url, "get", "dev1", "nope"), "404: Variable not found")
         one_line_error(ctl(url, "call", "dev1", "nope"), "404: Function nope not found")
         one_line_error(ctl(url, "call", "dev9", "brightness"), "404: unknown device 'dev9'")
+        # a bug in the firmware (a timer that raises) panics the device, as a fault does on
+        # hardware; the world keeps running, and the device comes back with fresh RAM
+        seen = len(up.lines)
+        assert ctl(url, "call", "dev1", "crash_soon").stdout.strip() == \
+            "dev1: crash_soon returned 0"
+        up.wait_for(r"^dev1 .*\[app\] ERROR: a timer raised RuntimeError: lamp bug; panic "
+                    r"\(hard_fault\)", 10, since=seen)
+        up.wait_for(r"^dev1 .*Cloud connected", 20, since=seen)
+        assert ctl(url, "get", "dev1", "level").stdout.strip() == "dev1: level = 0"
     finally:
         up.stop()
