@@ -5,6 +5,13 @@ The World never reads the wall clock itself. A driver maps wall time onto virtua
 entry is due and runs it. Code at the edge (sockets, serial ptys) that injects input into the
 world calls :meth:`AsyncioDriver.sync` first, so the input lands at the right virtual instant,
 then :meth:`AsyncioDriver.wake` so the driver re-reads the schedule.
+
+A served world contains a failing step (``contain_errors``): the exception becomes a
+``callback.failed`` trace record and a logged error, and the world runs on, so a bug in one
+callback (or one malformed packet that trips a library) does not stop the other devices and
+clients. Contained are ``Exception`` and the other ``BaseException`` subclasses a library may
+raise for its own bug (pyo3's ``PanicException``); never those that stop a program or a task on
+purpose (``KeyboardInterrupt``, ``SystemExit``, ``GeneratorExit``, ``asyncio.CancelledError``).
 """
 
 from __future__ import annotations
@@ -24,6 +31,8 @@ from .world import World
 _MAX_SLEEP_S = 0.25
 #: contained failures kept in ``driver.failures`` (the trace has every one)
 MAX_KEPT_FAILURES = 100
+#: what a served world never contains (module header)
+_NEVER_CONTAINED = (KeyboardInterrupt, SystemExit, GeneratorExit, asyncio.CancelledError)
 
 log = logging.getLogger("fwsim.realtime")
 
@@ -40,7 +49,7 @@ class _WallMapping:
         self._start_virtual_us = world.clock.now_us
         self.contain_errors = contain_errors
         #: the exceptions contained so far (the most recent ``MAX_KEPT_FAILURES``)
-        self.failures: list[Exception] = []
+        self.failures: list[BaseException] = []
         self.failure_count = 0
 
     def target_us(self) -> int:
@@ -60,12 +69,14 @@ class _WallMapping:
                 break
             try:
                 scheduler.step()
-            except Exception as exc:  # contained: see the module header
+            except _NEVER_CONTAINED:
+                raise
+            except BaseException as exc:  # contained: see the module header
                 self._contain(exc)
         if until_us > self.world.clock.now_us:
             self.world.clock.advance_to(until_us)
 
-    def _contain(self, exc: Exception) -> None:
+    def _contain(self, exc: BaseException) -> None:
         self.failure_count += 1
         self.failures = [*self.failures[-(MAX_KEPT_FAILURES - 1):], exc]
         frames = traceback.extract_tb(exc.__traceback__)

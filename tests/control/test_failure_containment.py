@@ -73,6 +73,35 @@ def test_the_realtime_driver_contains_a_failing_callback(
     assert any("keeps running" in r.getMessage() for r in caplog.records)
 
 
+class PanicException(BaseException):
+    """The shape of pyo3's ``PanicException``: a library's own bug, a BaseException."""
+
+
+def _library_panic() -> None:
+    raise PanicException("PyObject pointer is null")
+
+
+def test_a_library_base_exception_is_contained_but_an_interrupt_is_not() -> None:
+    world = World(1)
+    ran: list[float] = []
+    world.call_later(0.0, _library_panic)
+    world.call_later(0.01, lambda: ran.append(world.now))
+    driver = AsyncioDriver(world, speed=1000.0)
+    driver.sync()
+    while world.scheduler.next_due_us() is not None:
+        world.scheduler.run_until_time(world.scheduler.next_due_us() or 0)
+    assert driver.failure_count == 1 and isinstance(driver.failures[0], PanicException)
+    assert world.trace.find("callback.failed")[0].fields["error"] == (
+        "PanicException: PyObject pointer is null")
+
+    def interrupt() -> None:
+        raise KeyboardInterrupt
+
+    world.call_later(0.0, interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        driver.sync()
+
+
 def test_containment_can_be_turned_off() -> None:
     world = World(1)
     world.call_later(0.0, _boom)
