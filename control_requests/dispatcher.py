@@ -11,7 +11,9 @@ The order of checks is Device OS's (``system_control_internal.cpp``):
    ``PROTECTED`` (-1801);
 2. the request filter (``system_ctrl_set_request_filter``): DENY gives ``NOT_ALLOWED`` (-130);
 3. the handler of a type the platform implements; a payload that does not decode gives
-   ``BAD_DATA`` (-280);
+   ``BAD_DATA`` (-280) - and runs the type's ``on_bad_data`` action first, for the handlers
+   whose failure cleanup in Device OS also covers a failed decode (FIRMWARE_UPDATE_DATA and
+   FINISH_FIRMWARE_UPDATE cancel the transfer);
 4. any other type (``APP_CUSTOM`` 10, unknown numbers, the types DOS 6.2 has commented out) goes
    to the application's handler when one is registered, else ``NOT_SUPPORTED`` (-120).
 
@@ -119,6 +121,8 @@ class HandlerContext:
 
 
 Handler = Callable[[HandlerContext], None]
+#: What a request type does when its payload does not decode (before BAD_DATA is answered).
+BadDataAction = Callable[[DeviceServices], None]
 
 
 @dataclass
@@ -174,6 +178,7 @@ class ControlDispatcher:
         *,
         supported: frozenset[RequestType] | None = None,
         protected: Callable[[], bool] = lambda: False,
+        on_bad_data: dict[RequestType, BadDataAction] | None = None,
     ) -> None:
         self.services = services
         self.scheduler = scheduler
@@ -181,6 +186,7 @@ class ControlDispatcher:
         self.handlers = handlers
         self.supported = supported if supported is not None else frozenset(handlers)
         self._protected = protected
+        self._on_bad_data = on_bad_data or {}
         self.request_filter: RequestFilter | None = None
         self.app_handler: AppHandler | None = None
 
@@ -234,6 +240,9 @@ class ControlDispatcher:
                 message = codec.decode_request(known, handle.payload)
             except BadData as exc:
                 self.tracer.emit("control.bad_data", type=number, error=str(exc))
+                cleanup = self._on_bad_data.get(known)
+                if cleanup is not None:
+                    cleanup(self.services)
                 handle._complete(int(ResultCode.BAD_DATA), b"")
                 return
         context = HandlerContext(

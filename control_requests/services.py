@@ -131,5 +131,16 @@ class DeviceServices(Protocol):
     # firmware modules -------------------------------------------------------------------------
     def firmware_modules(self) -> list[FirmwareModuleInfo]: ...
 
+    # firmware update (system/src/control/storage.cpp) -----------------------------------------
+    def firmware_update_start(self, size: int, file_format: int) -> tuple[int, int]:
+        """(result, chunk size); cancels a transfer in progress first."""
+    def firmware_update_data(self, data: bytes) -> int:
+        """Any failure cancels the transfer."""
+    def firmware_update_finish(self, validate_only: bool) -> int:
+        """0 with ``validate_only`` false: :meth:`firmware_update_apply` is to run once the
+        reply is delivered; any other outcome has ended the transfer."""
+    def firmware_update_apply(self) -> None: ...
+    def firmware_update_cancel(self) -> None: ...
+
     # diagnostics ------------------------------------------------------------------------------
     def diagnostics(self) -> bytes: ...

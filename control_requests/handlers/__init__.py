@@ -3,16 +3,21 @@
 ``HANDLERS`` maps every simulated request type to its handler. ``supported_types(platform)``
 says which of them a platform answers itself; a simulated type outside that set answers
 NOT_SUPPORTED (e.g. SET_SECURITY_KEY and SET_SOFTAP_SSID on P2-class platforms).
+``ON_BAD_DATA`` is what a type does when its payload does not decode (the dispatcher's
+``on_bad_data``). The firmware update requests are answered on every platform (Device OS builds
+``storage.cpp`` for Gen2 as for Gen3 and the P2).
 """
 
 from __future__ import annotations
 
-from ..dispatcher import Handler
+from ..dispatcher import BadDataAction, Handler
 from ..types import RequestType
-from . import cloud, config, modules, network, wifi
+from . import cloud, config, firmware_update, modules, network, wifi
 
 HANDLERS: dict[RequestType, Handler] = {**config.HANDLERS, **cloud.HANDLERS, **modules.HANDLERS,
-                                        **network.HANDLERS, **wifi.HANDLERS}
+                                        **firmware_update.HANDLERS, **network.HANDLERS,
+                                        **wifi.HANDLERS}
+ON_BAD_DATA: dict[RequestType, BadDataAction] = dict(firmware_update.ON_BAD_DATA)
 
 _COMMON = frozenset(HANDLERS) - {
     RequestType.SET_SECURITY_KEY, RequestType.GET_SECURITY_KEY, RequestType.SET_SOFTAP_SSID,
@@ -41,4 +46,4 @@ def supported_types(profile_name: str) -> frozenset[RequestType]:
     return SUPPORTED.get(profile_name, _COMMON)
 
 
-__all__ = ["HANDLERS", "SUPPORTED", "supported_types"]
+__all__ = ["HANDLERS", "ON_BAD_DATA", "SUPPORTED", "supported_types"]

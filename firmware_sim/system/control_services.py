@@ -11,7 +11,7 @@ import json
 from typing import Protocol
 
 from control_requests.dispatcher import ControlDispatcher
-from control_requests.handlers import HANDLERS, supported_types
+from control_requests.handlers import HANDLERS, ON_BAD_DATA, supported_types
 from control_requests.services import (
     Done,
     FirmwareModuleInfo,
@@ -24,13 +24,14 @@ from ..hal.claim import ClaimCodeHal
 from ..hal.dct import STARTUP_MODE_FLAG_OFFSET, Dct
 from ..hal.device_config import DeviceConfigHal
 from ..hal.ifapi import network_interfaces
-from ..hal.modules import firmware_modules
+from ..hal.modules import InstalledModules
 from ..kernel.errors import ResultCode
 from ..kernel.trace import Tracer
 from ..kernel.world import World
 from ..profiles import PlatformProfile
 from .cloud import CloudConnection, CloudState
 from .features import Feature, FeatureFlags
+from .firmware_update import FirmwareUpdater
 from .listening import ListeningMode
 from .network import CredentialStore, NetState, NetworkManager, WifiCredentials
 from .radio import AccessPoint, WifiSecurity
@@ -117,6 +118,12 @@ class ControlledDevice(Protocol):
     def cloud_disconnect(self, *, clear_session: bool = False) -> None: ...
 
     def uptime_ms(self) -> int: ...
+
+    @property
+    def installed_modules(self) -> InstalledModules: ...
+
+    @property
+    def firmware_update(self) -> FirmwareUpdater: ...
 
 
 def _visible(ap: AccessPoint) -> VisibleNetwork:
@@ -292,10 +299,23 @@ class DeviceControlServices:
 
     # firmware modules -------------------------------------------------------------------------
     def firmware_modules(self) -> list[FirmwareModuleInfo]:
-        device = self.device
-        return firmware_modules(system_version=device.profile.system_module_version,
-                                app_version=device.options.app_version,
-                                device_id=device.device_id)
+        return self.device.installed_modules.modules()
+
+    # firmware update --------------------------------------------------------------------------
+    def firmware_update_start(self, size: int, file_format: int) -> tuple[int, int]:
+        return self.device.firmware_update.start(size, file_format)
+
+    def firmware_update_data(self, data: bytes) -> int:
+        return self.device.firmware_update.data(data)
+
+    def firmware_update_finish(self, validate_only: bool) -> int:
+        return self.device.firmware_update.finish(validate_only)
+
+    def firmware_update_apply(self) -> None:
+        self.device.firmware_update.apply()
+
+    def firmware_update_cancel(self) -> None:
+        self.device.firmware_update.cancel()
 
     # diagnostics ------------------------------------------------------------------------------
     def diagnostics(self) -> bytes:
@@ -311,4 +331,5 @@ def build_dispatcher(device: ControlledDevice) -> ControlDispatcher:
     return ControlDispatcher(DeviceControlServices(device), device.world.scheduler,
                              device.tracer.child("control"), HANDLERS,
                              supported=supported_types(device.profile.name),
-                             protected=lambda: device.options.device_protected)
+                             protected=lambda: device.options.device_protected,
+                             on_bad_data=ON_BAD_DATA)

@@ -50,6 +50,8 @@ from ..hal.dct import (
 )
 from ..hal.device_config import SETUP_CODE_ALPHABET, DeviceConfigHal
 from ..hal.device_keys import DeviceKeys, RandomBytes
+from ..hal.module_binary import ota_platform
+from ..hal.modules import InstalledModules, firmware_modules
 from ..hal.retained import RetainedMemory
 from ..kernel.errors import ConfigurationError, UsageError
 from ..kernel.ids import validate_device_id
@@ -71,6 +73,7 @@ from .control_services import build_dispatcher
 from .dfu import DeviceDfu
 from .events import SystemEvent, SystemEventBus
 from .features import Feature, FeatureFlags
+from .firmware_update import UPDATE_STATUS_IN_PROGRESS, FirmwareUpdater, UpdateHooks
 from .listening import ListeningMode
 from .network import CredentialStore, NetworkManager, NetworkTiming, WifiCredentials
 from .radio import radio_environment
@@ -214,8 +217,9 @@ class Device:
     """
 
     __slots__ = (
-        "__dict__", "__weakref__", "_boot_us", "_connector", "_control", "_listening",
-        "_power_lost", "_safe_mode_next_boot", "app_setup_done", "boot_count", "boot_hooks",
+        "__dict__", "__weakref__", "_boot_us", "_connector", "_control", "_firmware_update",
+        "_installed_modules", "_listening", "_power_lost", "_safe_mode_next_boot",
+        "app_setup_done", "boot_count", "boot_hooks",
         "claiming", "cloud", "credentials", "dct", "device_id", "dfu", "events", "firmware",
         "firmware_factory", "key_errors", "log", "name", "network", "options", "particle",
         "profile", "retained", "safe_mode", "serial_number", "session", "shutdown_hooks",
@@ -285,6 +289,8 @@ class Device:
         self._power_lost = True
         self._safe_mode_next_boot = False
         self.safe_mode = False
+        #: the modules in flash (``hal/modules.py``), made on first use
+        self._installed_modules: InstalledModules | None = None
         #: Hooks run at every boot, after the system objects exist (transports attach here).
         self.boot_hooks: list[Callable[[Device], None]] = []
         #: Hooks run when the device shuts down (reset / power off).
@@ -382,6 +388,7 @@ class Device:
         self._listening: ListeningMode | None = None  # built on first use: ``listening``
         self.firmware: Firmware | None = None
         self._control: ControlDispatcher | None = None  # built on first use: ``control``
+        self._firmware_update: FirmwareUpdater | None = None  # built on first use
 
     @property
     def listening(self) -> ListeningMode:
@@ -401,6 +408,54 @@ class Device:
         if control is None:
             control = self._control = build_dispatcher(self)
         return control
+
+    @property
+    def installed_modules(self) -> InstalledModules:
+        """The firmware modules in flash; a file-backed device keeps them in ``modules.json``."""
+        modules = self._installed_modules
+        if modules is None:
+            options = self.options
+            modules = self._installed_modules = InstalledModules(
+                lambda: firmware_modules(system_version=self.profile.system_module_version,
+                                         app_version=options.app_version,
+                                         device_id=self.device_id),
+                ota_platform(self.profile.platform_id), self._modules_path())
+        return modules
+
+    def _modules_path(self) -> Path | None:
+        return self.storage_dir / "modules.json" if self.storage_dir is not None else None
+
+    @property
+    def firmware_update(self) -> FirmwareUpdater:
+        """The firmware update of this boot (``system/firmware_update.py``)."""
+        updater = self._firmware_update
+        if updater is None:
+            updater = self._firmware_update = FirmwareUpdater(
+                self.installed_modules, tracer=self.tracer.child("ota"), log=self.log,
+                events=self.events, hooks=UpdateHooks(
+                    updates_allowed=lambda: self.options.updates_enabled or self.updates_forced,
+                    clear_update_pending=self._clear_update_pending,
+                    update_status=self._update_status,
+                    pending_shutdown=self._pending_shutdown))
+        return updater
+
+    def _clear_update_pending(self) -> None:
+        if self.updates_pending is not None:
+            self.updates_pending = False
+
+    def _pending_shutdown(self, reason: str, delay_s: float) -> None:
+        """``system_pending_shutdown``: ``reset_pending``, then the reset."""
+        self.events.notify(SystemEvent.RESET_PENDING, 0)
+        self.reset(reason, delay_s)
+
+    def _install_staged_modules(self) -> None:
+        """The bootloader copies the modules an update put in slots (``hal/modules.py``)."""
+        path = self._modules_path()
+        if self._installed_modules is None and (path is None or not path.exists()):
+            return
+        for module in self.installed_modules.boot():
+            self.tracer.emit("bootloader.module_installed", type=int(module.type),
+                             index=module.index, version=module.version, size=module.size)
 
     def _system_describe(self) -> bytes:
         describe = {"p": self.profile.platform_id, "v": self.profile.system_version,
@@ -454,6 +509,7 @@ class Device:
         else:
             reason = self.retained.reset_reason or "unknown"
         self._power_lost = False
+        self._install_staged_modules()
         self.retained.reset_reason = None
         reset_data, self.retained.reset_data = self.retained.reset_data, 0
         self.boot_count += 1
@@ -504,6 +560,8 @@ class Device:
     def _shutdown(self) -> None:
         for hook in list(self.shutdown_hooks):
             hook(self)
+        if self._firmware_update is not None:
+            self._firmware_update.discard()
         self.particle.stop()
         self.cloud.shutdown()
         self.network.shutdown()
@@ -776,6 +834,8 @@ class Device:
 
     def _update_status(self) -> int:
         """``system_get_update_status``."""
+        if self._firmware_update is not None and self._firmware_update.running:
+            return UPDATE_STATUS_IN_PROGRESS
         if self.updates_pending is None:
             return UPDATE_STATUS_UNKNOWN
         return UPDATE_STATUS_PENDING if self.updates_pending else UPDATE_STATUS_NOT_AVAILABLE
