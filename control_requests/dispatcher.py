@@ -27,7 +27,10 @@ scenario fails loudly and a served world's real-time driver contains it
 (``firmware_sim.kernel.realtime``).
 
 After the transport delivered the reply it calls :meth:`RequestHandle.reply_delivered`; requests
-that act only then (RESET, FACTORY_RESET, DFU_MODE, SAFE_MODE) do so 1000 ms later.
+that act only then (RESET, FACTORY_RESET, DFU_MODE, SAFE_MODE) do so 1000 ms later. The device
+closes its dispatcher when it shuts down (:meth:`ControlDispatcher.close`; a dispatcher serves
+one boot): a request not yet handled is dropped and an action due after a reply never runs, as
+a reset or power loss ends them on hardware.
 :meth:`RequestHandle.cancel` completes a pending request with ``CANCELLED`` (-140); its handler
 still runs (if it had not yet) and its late completion is ignored.
 """
@@ -41,7 +44,7 @@ from enum import Enum
 from google.protobuf.message import Message
 
 from firmware_sim.kernel.errors import DeviceOsError, ResultCode
-from firmware_sim.kernel.scheduler import Scheduler
+from firmware_sim.kernel.scheduler import Scheduler, TimerHandle
 from firmware_sim.kernel.trace import Tracer
 
 from . import codec
@@ -137,6 +140,8 @@ class RequestHandle:
     result: int | None = None
     reply: bytes = b""
     _after_delivery: tuple[Callable[[], None], float] | None = field(default=None, repr=False)
+    #: the dispatcher that took the request (None: a handle made outside one)
+    _owner: ControlDispatcher | None = field(default=None, repr=False)
 
     def _complete(self, result: int, reply: bytes) -> None:
         if self.completed:
@@ -163,7 +168,10 @@ class RequestHandle:
         if self._after_delivery is not None:
             action, delay = self._after_delivery
             self._after_delivery = None
-            self.scheduler.call_later(delay, action, label="control-after-reply")
+            if self._owner is not None:
+                self._owner._run_after_reply(action, delay)
+            else:
+                self.scheduler.call_later(delay, action, label="control-after-reply")
 
 
 class ControlDispatcher:
@@ -189,6 +197,26 @@ class ControlDispatcher:
         self._on_bad_data = on_bad_data or {}
         self.request_filter: RequestFilter | None = None
         self.app_handler: AppHandler | None = None
+        #: set by :meth:`close`: the device this dispatcher served has shut down
+        self.closed = False
+        self._after_reply_timers: list[TimerHandle] = []
+
+    def close(self) -> None:
+        """The device shut down (a reset, a power loss): its RAM is gone, so a request not yet
+        handled is dropped (the host times out) and an action due after a reply (a RESET's,
+        a DFU_MODE's, an update's apply) never runs."""
+        self.closed = True
+        for timer in self._after_reply_timers:
+            timer.cancel()
+        self._after_reply_timers.clear()
+
+    def _run_after_reply(self, action: Callable[[], None], delay_s: float) -> None:
+        if self.closed:
+            self.tracer.emit("control.after_reply_dropped")
+            return
+        timers = [t for t in self._after_reply_timers if not t.cancelled]
+        timers.append(self.scheduler.call_later(delay_s, action, label="control-after-reply"))
+        self._after_reply_timers = timers
 
     def set_request_filter(self, request_filter: RequestFilter | None) -> None:
         self.request_filter = request_filter
@@ -200,7 +228,8 @@ class ControlDispatcher:
         self, channel: str, request_type: int, payload: bytes, on_complete: Completion
     ) -> RequestHandle:
         handle = RequestHandle(
-            channel, int(request_type), bytes(payload), on_complete, self.scheduler, self.tracer
+            channel, int(request_type), bytes(payload), on_complete, self.scheduler, self.tracer,
+            _owner=self,
         )
         self.tracer.emit(
             "control.request", channel=channel, type=int(request_type), size=len(payload)
@@ -211,6 +240,9 @@ class ControlDispatcher:
     def _process(self, handle: RequestHandle) -> None:
         # A request cancelled before its turn still runs (Device OS only discards the
         # result): a cancelled SET_CLAIM_CODE is still stored.
+        if self.closed:
+            self.tracer.emit("control.dropped", type=handle.type)
+            return
         number = handle.type
         known = _known_type(number)
         if self._protected() and known not in ALLOWED_WHEN_PROTECTED:

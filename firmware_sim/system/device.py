@@ -562,6 +562,8 @@ class Device:
             hook(self)
         if self._firmware_update is not None:
             self._firmware_update.discard()
+        if self._control is not None:
+            self._control.close()
         self.particle.stop()
         self.cloud.shutdown()
         self.network.shutdown()

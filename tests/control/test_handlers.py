@@ -112,6 +112,32 @@ def test_reset_family_acts_1000_ms_after_the_reply() -> None:
             assert len(device.credentials) == 0
 
 
+def test_a_power_cycle_ends_what_the_last_boot_was_still_to_do() -> None:
+    """The dispatcher serves one boot: a power loss between the RESET reply and its action
+    drops the action (RAM is gone), and a request the old boot had not handled yet is dropped
+    (the host times out) rather than run on the new boot."""
+    world, device, _ = make_device()
+    out: list[tuple[int, bytes]] = []
+    old = device.control
+    handle = old.submit("usb", T.RESET, b"", lambda r, d: out.append((r, d)))
+    world.run_for(0.1)
+    handle.reply_delivered()
+    world.run_for(0.5)
+    device.power_off()
+    device.power_on()
+    assert world.run_until(lambda: device.cloud_connected, 60)
+    world.run_for(3)
+    assert out == [(OK, b"")] and world.trace.count("device.reset") == 0
+    assert [b.get("reset_reason") for b in world.trace.find("device.boot")] == [
+        "power_down", "power_down"]
+    late: list[tuple[int, bytes]] = []
+    old.submit("usb", T.SET_CLAIM_CODE, b"", lambda r, d: late.append((r, d)))
+    world.run_for(1)
+    assert late == [] and world.trace.count("control.dropped") == 1
+    assert device.control is not old  # the new boot answers through its own dispatcher
+    assert send(world, device, T.IS_CLAIMED)[0] == OK
+
+
 def test_dfu_mode_stops_the_device() -> None:
     world, device, _ = make_device()
     assert send(world, device, T.DFU_MODE) == (OK, b"")
