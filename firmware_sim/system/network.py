@@ -16,7 +16,8 @@ wanted. An access point leaving the radio environment drops a connected device.
 ``join_new_network`` is Device OS ``joinNewNetwork`` (``system/src/control/wifi_new.cpp``): it
 saves the new credentials (remembering the old ones), disconnects, joins that network, and on
 success emits ``network_credentials`` added (1); on failure it restores the previous credentials
-and, if the device was not connecting or connected before, leaves the network down.
+and, if the device was not connecting or connected before, leaves the network down - else the
+device goes on connecting to its known networks (a retry ``retry_s`` later).
 
 Credentials live in a store that survives reboots (a JSON file when the device has a storage
 directory; Device OS keeps them in ``/sys/wifi_config.bin``).
@@ -282,8 +283,11 @@ class NetworkManager:
         if self._join_done is not None:
             done, self._join_done, self._join_target = self._join_done, None, None
             done(int(ResultCode.NOT_FOUND))
-            return
-        if self.want_connected and self.state is NetState.CONNECTING:
+            # the join restored the previous credentials and, unless the device had been
+            # connecting or connected, took the network down; otherwise it goes on trying its
+            # known networks (below), as Device OS's network manager does
+        if (self.want_connected and self.state is NetState.CONNECTING
+                and self._timer is None):
             self._later(self.timing.retry_s, self._attempt, "net-retry")
 
     def disconnect(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -191,6 +192,30 @@ def test_wifi_requests(p2: tuple) -> None:  # type: ignore[type-arg]
     assert send(world, device, T.WIFI_CLEAR_KNOWN_NETWORKS) == (OK, b"")
     assert len(device.credentials) == 0
     assert world.trace.count("system_event", event="network_credentials", param=2) == 1
+
+
+@pytest.mark.parametrize("ssid, password", [("HomeNet", "bad-pass-77"), ("Nowhere", "x")])
+def test_a_failed_join_of_a_connected_device_goes_back_to_its_known_network(
+        p2: tuple, ssid: str, password: str) -> None:  # type: ignore[type-arg]
+    """``joinNewNetwork`` restores the old credentials and, as the device had been connected,
+    leaves the network up: the device reconnects with what it knew (QA: it stayed offline)."""
+    world, device, _ = p2
+    payload = requests.join_new_network(ssid, password).request.payload
+    assert send(world, device, T.WIFI_JOIN_NEW_NETWORK, payload)[0] == -170  # NOT_FOUND
+    assert [(c.ssid, c.password) for c in device.credentials.all()] == [
+        ("HomeNet", "home-pass-1")]
+    assert world.run_until(lambda: device.cloud_connected, 30)
+    assert device.network.current is not None and device.network.current.ssid == "HomeNet"
+
+
+def test_a_failed_join_of_a_device_that_was_offline_leaves_the_network_down() -> None:
+    world, device, _ = make_device(connected=False)
+    device.network.disconnect()
+    world.run_for(1)
+    payload = requests.join_new_network("Nowhere", "x").request.payload
+    assert send(world, device, T.WIFI_JOIN_NEW_NETWORK, payload)[0] == -170
+    world.run_for(30)
+    assert device.network.state.value == "on" and not device.cloud_connected
 
 
 def test_join_with_unsupported_credentials_type(p2: tuple) -> None:  # type: ignore[type-arg]
