@@ -122,7 +122,9 @@ def steering_router(steering: Steering) -> APIRouter:
 
     async def claim_code(request: Request, device: str) -> Response:
         params = await params_of(request)
-        code = get_str(params, "code", required=True, max_length=63) or ""
+        # SetClaimCodeRequest.code is nanopb max_length 64 (bytes: the request decides); the
+        # HAL keeps 63 of them, as over USB
+        code = get_str(params, "code", required=True, max_length=64) or ""
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[dict[str, Any]] = loop.create_future()
 

@@ -285,6 +285,11 @@ def test_ctl_against_fwsim_up_and_the_printed_curl() -> None:
         assert cut.stdout.strip() == "dev1: network cut (Wi-Fi on, no access point)", cut.stdout
         restored = ctl(url, "network", "dev1", "up")
         assert restored.stdout.startswith("dev1: network restored (Wi-Fi "), restored.stdout
+        # as over USB: SetClaimCodeRequest takes 64 bytes, the HAL keeps 63; 65 are refused
+        assert answer(ctl(url, "set-claim-code", "dev1", "E" * 64, "--json"))["result"] == 0
+        assert answer(ctl(url, "state", "dev1", "--json"))["claim_code"] == "E" * 63
+        one_line_error(ctl(url, "set-claim-code", "dev1", "E" * 65),
+                       "400: code is longer than 64 characters")
         link = answer(ctl(url, "link", "dev1", "--loss", "0", "--latency", "50", "--json"))
         assert link["latency_ms"] == 50
         assert answer(ctl(url, "listening", "dev1", "on", "--json"))["listening"] is True
