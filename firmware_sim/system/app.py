@@ -20,7 +20,8 @@ event and system-event handlers, function handlers and variable getters) goes th
 :meth:`Particle.run_user`, which hands an exception to the device's ``firmware_failed``: the
 device either lets it propagate (a test sees the bug) or panics as a hard fault does on
 hardware and abandons the current step (a served world keeps running); see
-``FirmwareOptions.firmware_errors``.
+``FirmwareOptions.firmware_errors``. That includes ``SystemExit`` and ``KeyboardInterrupt``
+raised by the firmware: a firmware cannot end the process that serves other devices.
 
 Example - the forum workaround::
 
@@ -44,7 +45,7 @@ from ..communication.wire import (
     VariableValue,
     encode_variable,
 )
-from ..kernel.scheduler import TimerHandle
+from ..kernel.scheduler import StepAborted, TimerHandle
 from ..kernel.world import World
 from ..services.log import DeviceLog, LogLevel
 from .events import SystemEvent, SystemEventBus, SystemEventHandler
@@ -122,7 +123,7 @@ class ApplicationHost(Protocol):
 
     def set_feature(self, feature: Feature, enabled: bool) -> int: ...
 
-    def firmware_failed(self, exc: Exception, where: str) -> None:
+    def firmware_failed(self, exc: BaseException, where: str) -> None:
         """User firmware raised ``exc`` in ``where``: return to let it propagate, or raise
         ``StepAborted`` after handling it."""
 
@@ -261,7 +262,9 @@ class Particle:
         ``firmware_failed`` (module header) and, when that returns, propagates."""
         try:
             return code(*args)
-        except Exception as exc:
+        except StepAborted:
+            raise
+        except BaseException as exc:  # SystemExit and KeyboardInterrupt too: module header
             self._device.firmware_failed(exc, where)
             raise
 

@@ -448,14 +448,36 @@ class Device:
         self.events.notify(SystemEvent.RESET_PENDING, 0)
         self.reset(reason, delay_s)
 
-    def _install_staged_modules(self) -> None:
-        """The bootloader copies the modules an update put in slots (``hal/modules.py``)."""
+    def _install_staged_modules(self) -> str | None:
+        """The boot reads the slots a host wrote over DFU, the bootloader copies the modules an
+        update put in slots (``hal/modules.py``); returns why the system will not run the
+        application (then it boots into safe mode)."""
         path = self._modules_path()
-        if self._installed_modules is None and (path is None or not path.exists()):
-            return
-        for module in self.installed_modules.boot():
+        written = self.dfu.take_flash_changes()
+        if self._installed_modules is None and not written and (
+                path is None or not (path.exists() or path.with_name("assets.json").exists())):
+            return None
+        modules = self.installed_modules
+        if written:
+            for read in modules.read_slots(self.dfu.flash.read, written):
+                listed = read.listed
+                self.tracer.emit("bootloader.module_found", function=read.bounds.function,
+                                 index=read.bounds.index,
+                                 version=listed.version if listed is not None else None,
+                                 listed=listed is not None,
+                                 usable=read.found is not None and read.found.usable)
+        for module in modules.boot():
             self.tracer.emit("bootloader.module_installed", type=int(module.type),
                              index=module.index, version=module.version, size=module.size)
+        required = modules.required_assets()
+        for asset in required:
+            self.log.info("system", f"Required asset name={asset.name} hash={asset.hash.hex()}")
+        missing = modules.missing_assets() if required else []
+        if missing:
+            self.log.info("system", f"There are {len(missing)} missing assets")
+            for asset in missing:
+                self.log.info("system", f"Missing {asset.name} ({asset.hash.hex()})")
+        return modules.safe_mode_reason()
 
     def _system_describe(self) -> bytes:
         describe = {"p": self.profile.platform_id, "v": self.profile.system_version,
@@ -509,13 +531,16 @@ class Device:
         else:
             reason = self.retained.reset_reason or "unknown"
         self._power_lost = False
-        self._install_staged_modules()
+        unusable = self._install_staged_modules()
         self.retained.reset_reason = None
         reset_data, self.retained.reset_data = self.retained.reset_data, 0
         self.boot_count += 1
         self._boot_us = self.world.clock.now_us
         self.state = DeviceState.RUNNING
         self.safe_mode, self._safe_mode_next_boot = self._safe_mode_next_boot, False
+        if unusable is not None and not self.safe_mode:
+            self.tracer.emit("system.safe_mode", reason=unusable)
+            self.safe_mode = True
         self.cloud.inputs.reset_reason = reason
         self.cloud.inputs.reset_data = reset_data
         self.cloud.inputs.safe_mode = self.safe_mode
@@ -603,7 +628,7 @@ class Device:
         self.tracer.emit("device.panic", code=code)
         self._do_reset("panic", code)
 
-    def firmware_failed(self, exc: Exception, where: str) -> None:
+    def firmware_failed(self, exc: BaseException, where: str) -> None:
         """The user firmware raised ``exc`` in ``where`` (``Particle.run_user``): return to let
         it propagate, or - ``firmware_errors="panic"`` - log it, panic (``hard_fault``) and
         abandon the current step (``StepAborted``)."""

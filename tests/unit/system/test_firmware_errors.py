@@ -142,6 +142,31 @@ def test_panic_in_timers_handlers_and_setup() -> None:
         assert not device.app_setup_done
 
 
+@pytest.mark.parametrize("exc", [SystemExit(0), KeyboardInterrupt()])
+def test_panic_a_firmware_cannot_end_the_process(exc: BaseException) -> None:
+    """A timer that raises SystemExit or KeyboardInterrupt panics its device like any other
+    exception (QA: it ended a served world and every other device with it)."""
+    with _bed("panic", "d", "other") as bed:
+        _online(bed)
+        device, other = bed.devices["d"], bed.devices["other"]
+
+        def bad_timer() -> None:
+            raise exc
+
+        device.particle.after(1, bad_timer)
+        bed.run_for(2)
+        assert [r.get("code") for r in bed.world.trace.find("device.panic")] == [1]
+        assert bed.run_until(lambda: device.cloud_connected, 30) and other.cloud_connected
+
+
+def test_raise_lets_a_system_exit_through() -> None:
+    with _bed("raise", "d") as bed:
+        _online(bed)
+        bed.devices["d"].particle.after(1, lambda: (_ for _ in ()).throw(SystemExit(3)))
+        with pytest.raises(SystemExit):
+            bed.run_for(2)
+
+
 def test_step_aborted_ends_only_its_own_step() -> None:
     world = World(seed=1)
     ran: list[str] = []
