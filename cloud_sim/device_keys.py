@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from firmware_sim.kernel.errors import ConfigurationError, UsageError
+from firmware_sim.kernel.private_files import private_file
 
 from .ownership import is_device_id
 
@@ -93,6 +94,8 @@ class DeviceKeyRegistry:
         self._lock = threading.Lock()
         if path is not None and path != ":memory:" and not path.startswith("file::memory:"):
             try:
+                if not path.startswith("file:"):
+                    private_file(path)  # the server's private key
                 self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
                                            timeout=10.0)
                 self._db.executescript(
@@ -108,7 +111,7 @@ class DeviceKeyRegistry:
                     "SELECT private_key, public_key FROM fwsim_server_key").fetchone()
                 if row is not None:
                     self._server = ServerKey(bytes(row[0]), bytes(row[1]))
-            except sqlite3.Error as exc:
+            except (sqlite3.Error, OSError) as exc:
                 raise ConfigurationError(f"cannot keep device keys in {path!r}: {exc}") from None
 
     def register(self, device_id: str, public_key: bytes | str) -> bytes:

@@ -40,6 +40,7 @@ from types import TracebackType
 from typing import Any, Literal
 
 from firmware_sim.kernel.errors import ConfigurationError
+from firmware_sim.kernel.private_files import private_file
 
 #: seconds between two background checkpoints of a file database
 CHECKPOINT_INTERVAL_S = 0.2
@@ -90,6 +91,13 @@ class SqliteDatabase:
         self._what = what
         self._depth = 0
         self._transaction = _Transaction(self)
+        try:
+            if self.path != ":memory:":
+                # tokens and keys: the owner's alone (and so its -wal and -shm files)
+                private_file(self.path)
+        except OSError as exc:
+            raise ConfigurationError(f"cannot open {what} {self.path}: "
+                                     f"{exc.strerror or exc}") from None
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None,
                                        check_same_thread=False)

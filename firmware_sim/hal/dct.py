@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ..kernel.errors import ConfigurationError, PowerCut, UsageError
+from ..kernel.private_files import make_private_dir, open_private
 
 DCT_SIZE = 8391
 ERASED = 0xFF
@@ -309,7 +310,7 @@ class DctFiles(Protocol):
 
 class _OsFile:
     def __init__(self, path: Path) -> None:
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        self._fd = open_private(path)  # the DCT holds the device's private key
 
     def write(self, data: bytes) -> None:
         view = memoryview(data)
@@ -398,7 +399,7 @@ class FileDctBackend:
     def commit(self, image: bytes, fault: FaultHook) -> None:
         files = self.files
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dir(self.path.parent)
             if files.kind(self._tmp) == "other":
                 raise self._not_a_file(self._tmp, "it is where the DCT's temporary file goes")
             tmp = files.create(self._tmp)

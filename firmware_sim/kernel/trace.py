@@ -25,6 +25,7 @@ from typing import IO, Any, NamedTuple, Protocol
 
 from .clock import Clock
 from .errors import ConfigurationError
+from .private_files import open_private_text
 
 TRACE_FORMAT_VERSION = 1
 
@@ -102,7 +103,8 @@ class JsonlSink:
         if isinstance(target, str | Path):
             path = Path(target)
             try:
-                self._stream: IO[str] = path.open("w", encoding="utf-8")
+                # a trace holds the claim codes and tokens it saw
+                self._stream: IO[str] = open_private_text(path)
             except OSError as exc:
                 raise ConfigurationError(
                     f"cannot write trace file {path}: {exc.strerror or exc}") from exc

@@ -32,6 +32,7 @@ from enum import Enum
 from pathlib import Path
 
 from ..kernel.errors import ConfigurationError, ResultCode
+from ..kernel.private_files import open_private_text
 from ..kernel.scheduler import Scheduler, TimerHandle
 from ..kernel.trace import Tracer
 from .events import NetworkCredentials, NetworkStatus, SystemEvent, SystemEventBus
@@ -86,7 +87,8 @@ class CredentialStore:
             item["security"] = int(creds.security)
             items.append(item)
         tmp = self._path.with_name(self._path.name + ".tmp")
-        tmp.write_text(json.dumps(items, indent=1), encoding="utf-8")
+        with open_private_text(tmp) as stream:  # the passwords
+            stream.write(json.dumps(items, indent=1))
         tmp.replace(self._path)
 
     def __len__(self) -> int:

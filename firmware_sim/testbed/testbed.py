@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from ..apps import resolve_firmware
 from ..kernel.errors import ConfigurationError, UsageError
 from ..kernel.link import DatagramPort, Receiver
+from ..kernel.private_files import make_private_dir, open_private_text
 from ..kernel.trace import JsonlSink, TraceRecord, TraceSink
 from ..kernel.world import World
 from ..system.device import Device, FirmwareOptions
@@ -88,7 +89,7 @@ class Testbed:
         storage = Path(spec.storage_dir) if spec.storage_dir is not None else None
         if storage is not None:
             try:
-                storage.mkdir(parents=True, exist_ok=True)
+                make_private_dir(storage)
             except OSError as exc:
                 raise ConfigurationError(f"cannot create the storage folder {str(storage)!r}: "
                                          f"{exc.strerror or exc}") from None
@@ -231,7 +232,7 @@ class LiveJsonlSink:
         try:
             if target.parent != Path():
                 target.parent.mkdir(parents=True, exist_ok=True)
-            self._stream = target.open("w", encoding="utf-8", buffering=1)
+            self._stream = open_private_text(target, buffering=1)
         except OSError as exc:
             raise ConfigurationError(
                 f"cannot write trace file {target}: {exc.strerror or exc}") from None
