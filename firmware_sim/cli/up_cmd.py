@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import secrets
 import sys
 from typing import TYPE_CHECKING
 
@@ -44,7 +45,8 @@ if TYPE_CHECKING:
     from ..testbed.clouds.particle import ParticlePlug
 
 DEVELOPER = "developer@fwsim.local"
-PRODUCT_CLIENT = ("fwsim-product-client", "fwsim-product-secret")
+#: the product's OAuth client (its secret is fresh on every start)
+PRODUCT_CLIENT_ID = "fwsim-product-client"
 PREFIX = "fwsim up"
 
 
@@ -83,8 +85,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "client for customers) and import the devices into it")
     parser.add_argument("--username", default=DEVELOPER,
                         help=f"developer account to create (default {DEVELOPER})")
-    parser.add_argument("--password", default="fwsim-password",
-                        help="its password (default fwsim-password)")
+    parser.add_argument("--password", default=None,
+                        help="its password, set on every start (default: a fresh random one, "
+                        "printed at start: a fixed default would let any local user log in)")
     parser.add_argument("--unprovisioned", action="store_true",
                         help="boot the devices without Wi-Fi credentials (listening mode), for "
                         "setup over SoftAP, BLE, USB or serial; the access point HomeNet / "
@@ -123,13 +126,23 @@ def _up(args: argparse.Namespace) -> int:
 
 def seed_cloud(cloud: Cloud, args: argparse.Namespace, devices: list[Device]) -> str:
     """Developer account (+ product); returns the access token to print (fresh per start)."""
+    from cloud_sim import accounts
     from cloud_sim.model import DeviceRecord, Principal
     from cloud_sim.security import start_token
 
+    # a fixed default password or client secret would let any local user in: fresh ones on
+    # every start unless given (printed by _announce), as the access token
+    if args.password is None:
+        args.password = secrets.token_urlsafe(12)
+    args.product_client_secret = secrets.token_urlsafe(24)
     store = cloud.store
     with store.transaction():
-        user = store.find_user(args.username) or cloud.create_user(args.username,
-                                                                   args.password)
+        user = store.find_user(args.username)
+        if user is None:
+            user = cloud.create_user(args.username, args.password)
+        else:  # the password is this start's, like the token
+            user.password_hash = accounts.hash_password(args.password, cloud.rng)
+            store.update_user(user)
         product_id = None
         if args.product is not None:
             product_id, slug = args.product
@@ -138,7 +151,8 @@ def seed_cloud(cloud: Cloud, args: argparse.Namespace, devices: list[Device]) ->
                 platform_id=devices[0].profile.platform_id)
             product.team.add(user.id)
             store.update_product(product)
-            cloud.create_product_client(product, *PRODUCT_CLIENT, owner=user.id)
+            cloud.create_product_client(product, PRODUCT_CLIENT_ID, args.product_client_secret,
+                                        owner=user.id)
         for device in devices:
             record = store.get_device(device.device_id) or DeviceRecord(device.device_id)
             record.platform_id = device.profile.platform_id
@@ -268,8 +282,8 @@ def _announce(args: argparse.Namespace, served: ServedCloud, token: str, code: s
     say(PREFIX, "access token", token)
     if args.product is not None:
         product_id, slug = args.product
-        say(PREFIX, "product", f"{product_id} ({slug}); OAuth client {PRODUCT_CLIENT[0]} / "
-            f"{PRODUCT_CLIENT[1]}")
+        say(PREFIX, "product", f"{product_id} ({slug}); OAuth client {PRODUCT_CLIENT_ID} / "
+            f"{args.product_client_secret}")
     for device in devices:
         say(PREFIX, f"device {device.name}", f"{device.device_id} ({device.profile.name}, "
             f"firmware {firmware_name(device.firmware_factory)}), cloud link "

@@ -44,7 +44,6 @@ pytestmark = pytest.mark.interop
 API_STEPS = REPO / "tests/interop/js/api_js_steps.js"
 USB_STEPS = HELPERS / "particle_usb_steps.js"
 PRODUCT = 4242
-CLIENT = ("fwsim-product-client", "fwsim-product-secret")
 BELONGS = "That belongs to someone else."
 #: virtual seconds per wall second: the 25 s keepalive that meets the dropped session is ~6 s
 SPEED = "4"
@@ -135,6 +134,8 @@ def test_the_thread_across_processes_with_real_clients(tmp_path: Path) -> None:
         base = up.value(r"REST API\s+(http://\S+)")
         bridge = up.value(r"usb bridge: (\S+)")
         ids = {name: up.value(rf"device {name}\s+([0-9a-f]{{24}})") for name in ("w", "c")}
+        # the product's OAuth client, its secret fresh on every start
+        client = (up.value(r"OAuth client (\S+) /"), up.value(r"OAuth client \S+ / (\S+)"))
         env = dict(os.environ, FWSIM_URL=base,
                    FWSIM_ADMIN_TOKEN=up.value(r"X-Fwsim-Admin-Token: ([0-9a-f]+)"))
         for name in ("w", "c"):  # both connected (full handshake) before anything else
@@ -143,7 +144,7 @@ def test_the_thread_across_processes_with_real_clients(tmp_path: Path) -> None:
         # the product's app: customers A and B; A owns both devices; B is refused
         tokens = [r["value"] for r in api(node, base, [
             {"do": "createCustomer", "email": email, "password": "pw-" + email[0],
-             "product": PRODUCT, "clientId": CLIENT[0], "clientSecret": CLIENT[1]}
+             "product": PRODUCT, "clientId": client[0], "clientSecret": client[1]}
             for email in ("alice@example.com", "bob@example.com")])]
         alice, bob = tokens
         claims = api(node, base, [

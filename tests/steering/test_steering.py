@@ -251,6 +251,15 @@ def test_ctl_against_fwsim_up_and_the_printed_curl() -> None:
         url = up.value(r"REST API\s+(http://\S+)")
         assert f"FWSIM_ADMIN_TOKEN={TOKEN}" in up.wait_for(r"steer ", 1)
         code = up.value(r"claim code\s+(\S{63})")
+        # the developer's password is fresh on every start (a fixed default let any local user
+        # log in) and is the one that logs in
+        password = up.value(r"developer\s+developer@fwsim.local / (\S+)")
+        assert len(password) >= 16 and password != "fwsim-password"
+        login = subprocess.run(
+            ["curl", "-s", "-u", "particle:particle", "-d", "grant_type=password", "-d",
+             "username=developer@fwsim.local", "-d", f"password={password}",
+             f"{url}/oauth/token"], capture_output=True, text=True, timeout=30, check=True)
+        assert json.loads(login.stdout)["token_type"] == "bearer", login.stdout
         secret_line = up.wait_for(r"mobile secret", 1)
         assert re.search(r"serial P046\w{11}  mobile secret \w{15}  setup code \w{6}",
                          secret_line)
