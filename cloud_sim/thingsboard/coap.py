@@ -4,11 +4,14 @@ Answers (docs/thingsboard.md, B2): **2.01 Created** when the claim request was a
 the claim rules refuse it: the reason goes to the trace and the claim history), **4.01
 Unauthorized** for an unknown token, **4.00 Bad Request** for a payload that cannot be parsed
 (ThingsBoard's adaptor error; UNVERIFIED which 4.xx a real server picks, docs/thingsboard.md), 4.04
-for any other path, 4.05 for another method. Served by aiocoap.
+for any other path, 4.05 for another method. Served by aiocoap over UDP only: aiocoap's default
+server transports would also listen for CoAP over TCP on the same port and CoAP over WebSocket
+on port + 3000 (and TLS where it can), attack surface ThingsBoard's CoAP transport does not have.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import aiocoap
@@ -18,6 +21,9 @@ from ..runtime import Runtime
 from .service import DeviceAck, ThingsBoardService
 
 MAX_PAYLOAD_BYTES = 64 * 1024
+#: aiocoap's UDP server transport: ``udp6`` where aiocoap supports it (Linux), else the simple
+#: socket server (its own defaults make the same split)
+COAP_TRANSPORTS = ["udp6"] if sys.platform == "linux" else ["simplesocketserver"]
 
 
 class ClaimApi(resource.Resource, resource.PathCapable):  # type: ignore[misc]
@@ -52,4 +58,5 @@ class ClaimApi(resource.Resource, resource.PathCapable):  # type: ignore[misc]
 async def serve_coap(service: ThingsBoardService, runtime: Runtime, host: str,
                      port: int) -> aiocoap.Context:
     return await aiocoap.Context.create_server_context(ClaimApi(service, runtime),
-                                                       bind=(host, port))
+                                                       bind=(host, port),
+                                                       transports=list(COAP_TRANSPORTS))

@@ -21,13 +21,21 @@ too. The paths are ThingsBoard's, so tb-rest-client and scripts written for a re
 
 An outer ASGI wrapper brings the World up to the wall clock before each request
 (``runtime.sync()``), wakes the driver after it, and writes one ``tb.http`` trace record with
-the *route template* (never a device token from the path).
+the *route template* (never a device token from the path). Inside it, once served
+(:func:`set_host_policy`), every request must name the bound address in ``Host`` (400
+otherwise) and come from no other web origin (403), as docs/security.md says of the whole API.
+
+Every JSON body goes through one reader (:func:`_parse_json`): malformed JSON, ``NaN``, numbers
+beyond a double and text holding a lone surrogate are 400 before any handler sees them (a lone
+surrogate in a login is the 401 of any unknown user).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
+import re
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -37,6 +45,9 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..http.errors import ApiError
+from ..http.guard import HostPolicy
+from ..http.params import check_text
 from ..runtime import NullRuntime, Runtime
 from . import errors
 from .errors import ErrorCode, TbError
@@ -58,6 +69,7 @@ log = logging.getLogger("cloud_sim.thingsboard.http")
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_PAGE_SIZE = 10_000
+_JAVA_INT = re.compile(r"[-+]?[0-9]{1,10}")
 TAG_AUTH, TAG_CLAIM, TAG_SETUP, TAG_DEVICE, TAG_FWSIM = (
     "auth", "claiming", "set-up", "device API", "fwsim")
 
@@ -88,6 +100,9 @@ class _Context:
     def __init__(self, service: ThingsBoardService, runtime: Runtime) -> None:
         self.service = service
         self.runtime = runtime
+        #: the names the served API answers to (``ThingsBoardServer`` sets it once bound);
+        #: None in process, where there is no socket and no Host header to check
+        self.hosts: HostPolicy | None = None
 
 
 def _ctx(request: Request) -> _Context:
@@ -115,11 +130,47 @@ async def _body(request: Request) -> bytes:
     return bytes(chunks)
 
 
-def _parse_json(data: bytes) -> Any:
+class InvalidText(TbError):
+    """A JSON body holding text no store can keep (a lone surrogate such as ``"\\ud800"``)."""
+
+    def __init__(self) -> None:
+        super().__init__(400, "Invalid request body: a string holds a lone surrogate (not "
+                         "Unicode)", ErrorCode.BAD_REQUEST_PARAMS)
+
+
+class NumberText(str):
+    """A JSON number kept as written (``1e3``, ``1.50``): what Jackson hands a ``String``
+    field when it coerces a scalar."""
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999: JSON allows it, no JSON answer can hold it
+        raise ValueError("number out of range")
+    return value
+
+
+def _parse_json(data: bytes, *, numbers_as_text: bool = False) -> Any:
+    """The one reader of every JSON body of the REST API: malformed JSON, ``NaN``/``Infinity``
+    (Jackson refuses them) and numbers beyond a double are 400; so is text holding a lone
+    surrogate (:class:`InvalidText`), which JSON can escape but UTF-8 - and so SQLite and every
+    answer - cannot hold."""
+    number: Any = NumberText if numbers_as_text else None
     try:
-        return json.loads(data.decode("utf-8"))
+        value = json.loads(data.decode("utf-8"), parse_constant=_no_constant,
+                           parse_float=number or _finite, parse_int=number)
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise errors.bad_request("Invalid request body") from None
+    if b"\\u" in data:  # a lone surrogate only comes from a backslash-u escape
+        try:
+            check_text(value)
+        except ApiError:
+            raise InvalidText() from None
+    return value
 
 
 def _require_json_type(request: Request) -> None:
@@ -141,12 +192,20 @@ async def _json_object(request: Request, *, strict_type: bool = True) -> dict[st
     return value
 
 
-def _user(request: Request) -> User:
+def _bearer(request: Request) -> str:
+    """The JWT of ``X-Authorization: Bearer <JWT>``, or of ``Authorization`` when that is
+    blank (ThingsBoard's ``JwtHeaderTokenExtractor``)."""
     header = request.headers.get("x-authorization", "")
+    if not header.strip():
+        header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise errors.authentication_failed()
-    return _service(request).user_from_jwt(token.strip())
+    return token.strip()
+
+
+def _user(request: Request) -> User:
+    return _service(request).user_from_jwt(_bearer(request))
 
 
 def _tenant_admin(request: Request) -> User:
@@ -189,17 +248,58 @@ def _text(value: Any, field: str, *, required: bool = False) -> str | None:
 
 
 def _page(request: Request) -> tuple[int, int]:
-    try:
-        size = int(request.query_params.get("pageSize", "100"))
-        page = int(request.query_params.get("page", "0"))
-    except ValueError:
-        raise errors.bad_request("pageSize and page must be integers") from None
+    """``pageSize`` and ``page``: required, as ThingsBoard's ``createPageLink`` has them."""
+    values = []
+    for name in ("pageSize", "page"):
+        text = request.query_params.get(name)
+        if text is None:
+            raise errors.bad_request(f"Required request parameter '{name}' for method "
+                                     "parameter type int is not present")
+        text = text.strip()
+        if not _JAVA_INT.fullmatch(text) or not -(2**31) <= int(text) < 2**31:
+            raise errors.bad_request(f"Failed to convert value of type 'java.lang.String' to "
+                                     f"required type 'int'; For input string: \"{text[:40]}\"")
+        values.append(int(text))
+    size, page = values
     if not 1 <= size <= MAX_PAGE_SIZE or page < 0:
         raise errors.bad_request(f"pageSize must be 1..{MAX_PAGE_SIZE} and page >= 0")
     return size, page
 
 
+#: ``sortProperty`` values of a device page, and how each sorts
+_DEVICE_SORT: dict[str, Any] = {
+    "name": lambda d: d.name, "createdTime": lambda d: d.created_ms,
+    "label": lambda d: d.label or "", "type": lambda d: d.type,
+    "deviceProfileName": lambda d: d.type,
+}
+
+
+def _device_page(request: Request, devices: list[Device]) -> dict[str, Any]:
+    """A ``PageData<Device>`` of ``devices`` as ThingsBoard's paged device lists answer:
+    ``type`` (equal), ``textSearch`` (case-insensitive substring of the name), ``sortProperty``
+    and ``sortOrder`` (ASC/DESC), then ``pageSize`` and ``page``."""
+    size, page = _page(request)
+    params = request.query_params
+    kind = params.get("type", "").strip()
+    if kind:
+        devices = [d for d in devices if d.type == kind]
+    search = params.get("textSearch", "").strip().casefold()
+    if search:
+        devices = [d for d in devices if search in d.name.casefold()]
+    sort_property = params.get("sortProperty", "").strip()
+    if sort_property:
+        key = _DEVICE_SORT.get(sort_property)
+        if key is None:
+            raise errors.bad_request(f"Invalid sort property: {sort_property[:40]}")
+        order = params.get("sortOrder", "ASC").strip().upper()
+        if order not in ("ASC", "DESC"):
+            raise errors.bad_request(f"Invalid sort order: {order[:10]} (ASC or DESC)")
+        devices = sorted(devices, key=key, reverse=order == "DESC")
+    return _page_data([device_json(d) for d in devices], size, page)
+
+
 def _page_data(items: list[dict[str, Any]], size: int, page: int) -> dict[str, Any]:
+    """ThingsBoard's ``PageData``: ``data``, ``totalPages``, ``totalElements``, ``hasNext``."""
     chunk = items[page * size:(page + 1) * size]
     total_pages = (len(items) + size - 1) // size
     return {"data": chunk, "totalPages": total_pages, "totalElements": len(items),
@@ -216,7 +316,10 @@ LOGIN_BODY = _body_doc({"type": "object", "required": ["username", "password"],
 
 @auth.post("/api/auth/login", openapi_extra=LOGIN_BODY, responses=ERROR_RESPONSES)
 async def login(request: Request) -> Response:
-    body = await _json_object(request, strict_type=False)
+    try:
+        body = await _json_object(request, strict_type=False)
+    except InvalidText:  # no account has such a name or password: as any unknown user
+        raise errors.authentication_failed("Invalid username or password") from None
     username, password = body.get("username"), body.get("password")
     if not isinstance(username, str) or not isinstance(password, str):
         raise errors.authentication_failed("Invalid username or password")
@@ -241,7 +344,9 @@ async def current_user(request: Request) -> Response:
 
 @auth.post("/api/auth/logout", responses=ERROR_RESPONSES)
 async def logout(request: Request) -> Response:
-    _user(request)
+    """Ends the session the token belongs to: its access and refresh tokens stop working
+    (ThingsBoard's ``UserSessionInvalidationEvent``); other logins of the user go on."""
+    _service(request).logout(_bearer(request))
     return Response(status_code=200)
 
 
@@ -287,13 +392,16 @@ async def claim_device(deviceName: str, request: Request) -> Response:
         secret = ""
     else:
         _require_json_type(request)
-        body = _parse_json(data)
+        body = _parse_json(data, numbers_as_text=True)
         if not isinstance(body, dict):
             raise errors.bad_request("Invalid request body: a ClaimRequest object is expected")
         value = body.get("secretKey")
+        # Jackson coerces a scalar into the String field: 123 -> "123", true -> "true"
+        if isinstance(value, bool):
+            value = "true" if value else "false"
         if value is not None and not isinstance(value, str):
             raise errors.bad_request("Invalid request body: secretKey must be a string")
-        secret = value or ""
+        secret = str(value or "")
     outcome = service.claim_device(user, deviceName, secret)
     if outcome.response is ClaimResponse.SUCCESS:
         return JSONResponse({"device": device_json(outcome.device), "response": "SUCCESS"})
@@ -440,11 +548,15 @@ async def get_tenant_device(request: Request) -> Response:
 
 @setup.get("/api/tenant/devices", responses=ERROR_RESPONSES)
 async def get_tenant_devices(request: Request) -> Response:
+    """A page of the tenant's devices; with ``deviceName`` the one device of that name
+    (ThingsBoard maps both on this path, told apart by the parameter)."""
     user = _tenant_admin(request)
-    size, page = _page(request)
     assert user.tenant_id is not None
-    devices = [device_json(d) for d in _service(request).store.list_devices(user.tenant_id)]
-    return JSONResponse(_page_data(devices, size, page))
+    service = _service(request)
+    name = request.query_params.get("deviceName")
+    if name is not None:
+        return JSONResponse(device_json(service.device_named(user.tenant_id, name)))
+    return JSONResponse(_device_page(request, service.store.list_devices(user.tenant_id)))
 
 
 @setup.get("/api/customer/{customerId}/devices", responses=ERROR_RESPONSES)
@@ -452,11 +564,10 @@ async def get_customer_devices(customerId: str, request: Request) -> Response:
     user = _user(request)
     if user.authority is Authority.CUSTOMER_USER and user.customer_id != customerId:
         raise errors.permission_denied()
-    size, page = _page(request)
     assert user.tenant_id is not None
-    devices = [device_json(d) for d in _service(request).store.list_devices(user.tenant_id)
+    devices = [d for d in _service(request).store.list_devices(user.tenant_id)
                if d.customer_id == customerId]
-    return JSONResponse(_page_data(devices, size, page))
+    return JSONResponse(_device_page(request, devices))
 
 
 @setup.get("/api/device/{deviceId}/credentials", responses=ERROR_RESPONSES)
@@ -662,8 +773,74 @@ def create_app(service: ThingsBoardService, *, runtime: Runtime | None = None) -
 
     for path in ("/openapi.json", "/v3/api-docs"):
         app.add_route(path, openapi_document, include_in_schema=False)
+    app.add_middleware(_SameOrigin, service=service, context=app.state.tb)
     app.add_middleware(_Runtime, service=service, runtime=app.state.tb.runtime)
     return app
+
+
+def set_host_policy(app: FastAPI, hosts: HostPolicy | None) -> None:
+    """The names a served ``app`` answers to (None: no Host/Origin checks, as in process)."""
+    context: _Context = app.state.tb
+    context.hosts = hosts
+
+
+class _SameOrigin:
+    """ASGI wrapper of a served API: the Host and Origin rules of docs/security.md ("Host and
+    Origin"), with the Particle API's :class:`~cloud_sim.http.guard.HostPolicy`. A ``Host``
+    that does not name the bound address (DNS rebinding) is 400; an ``Origin`` that is not
+    this server, or ``Sec-Fetch-Site: cross-site/same-site``, is 403 - in ThingsBoard's error
+    JSON, for every route: REST, device HTTP API, ``/fwsim`` and the dashboard."""
+
+    def __init__(self, app: ASGIApp, service: ThingsBoardService, context: _Context) -> None:
+        self.app = app
+        self.service = service
+        self.context = context
+        self.tracer = service.world.trace.bind(service.name, "tb.http")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        hosts = self.context.hosts
+        if hosts is None or scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        refusal = _cross_origin(hosts, _guard_headers(scope))
+        if refusal is None:
+            await self.app(scope, receive, send)
+            return
+        status, reason, message = refusal
+        self.tracer.emit("tb.http.refused", method=scope.get("method", "WS"), status=status,
+                         reason=reason)
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        code = ErrorCode.BAD_REQUEST_PARAMS if status == 400 else ErrorCode.PERMISSION_DENIED
+        await _error_json(self.service, status, message, code)(scope, receive, send)
+
+
+_GUARD_HEADERS = frozenset({b"host", b"origin", b"sec-fetch-site"})
+
+
+def _guard_headers(scope: Scope) -> dict[str, str]:
+    """The first ``Host``, ``Origin`` and ``Sec-Fetch-Site`` headers, latin-1 decoded."""
+    found: dict[str, str] = {}
+    for raw_name, raw_value in scope.get("headers", []):
+        name = bytes(raw_name).lower()
+        if name in _GUARD_HEADERS:
+            found.setdefault(name.decode("latin-1"), bytes(raw_value).decode("latin-1"))
+    return found
+
+
+def _cross_origin(hosts: HostPolicy, headers: dict[str, str]) -> tuple[int, str, str] | None:
+    """``(status, reason, message)`` of a request to refuse, else None."""
+    if not hosts.allows_host(headers.get("host", "")):
+        return 400, "foreign_host", ("Invalid Host header: this server answers to the address "
+                                     "it is bound to only (DNS rebinding protection; add names "
+                                     "with --allow-host)")
+    origin = headers.get("origin")
+    if origin is not None and not hosts.allows_origin(origin):
+        return 403, "cross_origin", "Cross-origin request refused"
+    if headers.get("sec-fetch-site", "") in ("cross-site", "same-site"):
+        return 403, "cross_site", "Cross-site request refused"
+    return None
 
 
 class _Runtime:
@@ -694,4 +871,4 @@ class _Runtime:
             self.runtime.wake()
 
 
-__all__ = ["create_app"]
+__all__ = ["InvalidText", "create_app", "set_host_policy"]

@@ -22,8 +22,11 @@ reads whole packets, and:
    attributes and other RPCs (acknowledged, not stored); SUBSCRIBE (granted at QoS <= 1);
    UNSUBSCRIBE; PINGREQ; QoS 2 (PUBREC/PUBCOMP, so no client waits forever).
 3. closes on a malformed packet, a packet above ``max_payload_bytes`` (MQTT 5 clients first get
-   a DISCONNECT with the reason), a second CONNECT, or a claim payload that cannot be parsed
-   (unless ``send_ack_on_validation_exception``, ThingsBoard's device-profile option).
+   a DISCONNECT with the reason - or, for a CONNECT, a CONNACK with it: 0x81 malformed, 0x95 too
+   large), a second CONNECT, or a claim payload that cannot be parsed (unless
+   ``send_ack_on_validation_exception``, ThingsBoard's device-profile option). Whatever the
+   bytes, the codec answers a packet or ``MalformedPacket`` (a string field that is not UTF-8
+   included), so no input escapes the session as an exception.
 
 The client's end of stream closes the session and its end (the connection is gone both ways).
 Every connection, refusal and close is a trace record (layer ``tb.mqtt``).
@@ -55,6 +58,14 @@ ACKNOWLEDGED_TOPICS = ("v1/devices/me/telemetry", "v1/devices/me/attributes",
                        "v1/gateway/telemetry", "v1/gateway/attributes", "v1/gateway/connect",
                        "v1/gateway/disconnect", "v1/gateway/rpc")
 NO_RATE_LIMIT = "0:0,"
+#: a topic is an MQTT UTF-8 string: at most this many bytes
+MAX_TOPIC_BYTES = 65_535
+#: the DISCONNECT reasons that have a CONNACK twin, by value (a CONNECT refused at MQTT 5)
+_CONNACK_REFUSALS = {
+    int(mqtt5.DisconnectReasonCode.MALFORMED_PACKET): mqtt5.ConnAckReasonCode.MALFORMED_PACKET,
+    int(mqtt5.DisconnectReasonCode.PACKET_TOO_LARGE): mqtt5.ConnAckReasonCode.PACKET_TOO_LARGE,
+    int(mqtt5.DisconnectReasonCode.PROTOCOL_ERROR): mqtt5.ConnAckReasonCode.PROTOCOL_ERROR,
+}
 
 
 class MqttServerSession:
@@ -204,7 +215,7 @@ class MqttServerSession:
             self._rpc(topic[len(RPC_REQUEST_PREFIX):], packet.payload)
         elif topic.startswith(ATTRIBUTES_REQUEST_PREFIX):
             request_id = topic[len(ATTRIBUTES_REQUEST_PREFIX):]
-            self._send(codec.publish(self.level, ATTRIBUTES_RESPONSE_PREFIX + request_id, b"{}"))
+            self._answer(ATTRIBUTES_RESPONSE_PREFIX + request_id, b"{}")
         elif not topic.startswith(ACKNOWLEDGED_TOPICS):
             code = mqtt5.PubAckReasonCode.TOPIC_NAME_INVALID
             self._tracer.emit("tb.mqtt.unknown_topic", device=self.device.name,
@@ -226,8 +237,17 @@ class MqttServerSession:
             return
         assert self.device is not None
         self._tracer.emit("tb.mqtt.rpc", device=self.device.name, method="getSessionLimits")
-        self._send(codec.publish(self.level, RPC_RESPONSE_PREFIX + request_id,
-                                 json.dumps(self.session_limits()).encode()))
+        self._answer(RPC_RESPONSE_PREFIX + request_id, json.dumps(self.session_limits()).encode())
+
+    def _answer(self, topic: str, payload: bytes) -> None:
+        """Publish an answer on ``topic``; none when the topic would be too long (a request
+        topic near the 65,535-byte limit, whose answer prefix is one byte longer)."""
+        if len(topic.encode("utf-8")) > MAX_TOPIC_BYTES:
+            assert self.device is not None
+            self._tracer.emit("tb.mqtt.unanswered", device=self.device.name,
+                              reason="answer_topic_too_long")
+            return
+        self._send(codec.publish(self.level, topic, payload))
 
     def session_limits(self) -> dict[str, Any]:
         """The answer to ``getSessionLimits``: no rate limits, the transport's size limits."""
@@ -251,6 +271,10 @@ class MqttServerSession:
             packet = codec.disconnect(self.level, code)
             if packet is not None:
                 self._send(packet)
+        elif self.level == codec.PROTOCOL_V5 and int(code) in _CONNACK_REFUSALS:
+            # a CONNECT that fails: an MQTT 5 server may answer CONNACK with the reason (a 3.1.1
+            # one has no return code for it and just closes)
+            self._send(codec.connack(self.level, _CONNACK_REFUSALS[int(code)]))
         self._close(reason)
 
     def _close(self, reason: str) -> None:

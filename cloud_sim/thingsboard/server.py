@@ -8,6 +8,10 @@ and starts on the running asyncio loop uvicorn serving :func:`.http_api.create_a
 API and the device HTTP API) and the aiocoap CoAP endpoint, on loopback by default. Every edge
 calls ``driver.sync()`` before it touches the service and ``driver.wake()`` after. ``stop()``
 closes them in reverse. Port 0 picks a free port; the URLs are known once ``start()`` returns.
+Once bound, the HTTP API answers only requests whose ``Host`` names the bound address (or a name
+of ``allowed_hosts``) and that come from no other web origin (``http_api.set_host_policy``).
+CoAP is served over UDP only (``coap.COAP_TRANSPORTS``): none of aiocoap's default TCP, TLS or
+WebSocket listeners.
 
 The MQTT face is a TCP listener of the transports (``transports.tcp``) whose connections carry
 :class:`~.mqtt_session.MqttServerSession` objects: the testbed's ThingsBoard plug
@@ -25,9 +29,10 @@ from typing import Any
 from firmware_sim.kernel.errors import ConfigurationError
 from firmware_sim.kernel.realtime import AsyncioDriver
 
+from ..http.guard import HostPolicy
 from ..serving import QuietUvicorn, bind_tcp, start_uvicorn, url_host
 from .coap import serve_coap
-from .http_api import create_app
+from .http_api import create_app, set_host_policy
 from .service import ThingsBoardService
 
 
@@ -40,6 +45,9 @@ class TbServerConfig:
     #: virtual seconds per wall second
     speed: float = 1.0
     log_level: str = "warning"
+    #: further host names the HTTP API answers to (``--allow-host``; the bound address always
+    #: works): any other ``Host`` header is refused (docs/security.md, "Host and Origin")
+    allowed_hosts: tuple[str, ...] = ()
 
 
 def listen_tcp(host: str, port: int, what: str) -> socket.socket:
@@ -81,6 +89,8 @@ class ThingsBoardServer:
         config = self.config
         sock = listen_tcp(config.host, config.http_port, "HTTP")
         self.http_port = int(sock.getsockname()[1])
+        set_host_policy(self.app, HostPolicy.for_bound(config.host, self.http_port,
+                                                       config.allowed_hosts))
         port = config.coap_port
         # port 0: a free port is picked first (aiocoap binds by address); another process may
         # take it in between, so a picked port is tried a few times

@@ -14,16 +14,29 @@ How this works
 * ``why(device)``: that history plus the device's current claim state.
 
 Time is *cloud time*: ``epoch_ms`` + the World's virtual time. In-process worlds keep the fixed
-default epoch (deterministic traces); a real server anchors it at the wall clock.
+default epoch (deterministic traces); a real server anchors it at the wall clock. JWTs carry
+cloud time (``iat``, ``exp``), and the service checks their expiry against it itself: with
+``--speed N`` cloud time runs ahead of the wall clock, so no wall-clock check may apply.
+
+Randomness: ids, device access tokens and password salts come from a seeded stream of the World
+(replayable scenarios); ``unpredictable=True`` (every served world) draws them from the OS
+CSPRNG instead, so neither the seed nor observed tokens predict another. The JWT signing key is
+64 bytes from ``secrets`` either way (JWTs never enter a trace).
+
+Sessions: one login is one session (``sessionId`` in both of its JWTs); ``logout`` ends it, so
+its access and refresh tokens stop working, as ThingsBoard's ``UserSessionInvalidationEvent``
+does.
+
 The MQTT, HTTP and CoAP faces (``mqtt_session``, ``http_api``, ``coap``) are thin adapters over
 this.
 """
 
 from __future__ import annotations
 
+import random
 import secrets
 import string
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -32,6 +45,7 @@ from typing import Any
 import jwt
 
 from cloud_sim.accounts import hash_password, verify_password
+from cloud_sim.security import csprng
 from firmware_sim.kernel.errors import UsageError
 from firmware_sim.kernel.world import World
 
@@ -64,6 +78,23 @@ from .store import TbStore
 TOKEN_ALPHABET = string.ascii_letters + string.digits
 JWT_ISSUER = "thingsboard.io"
 JWT_ALGORITHM = "HS512"
+#: ended sessions remembered at most (the oldest forgotten first; each is also forgotten once
+#: its refresh token would have expired anyway)
+MAX_ENDED_SESSIONS = 10_000
+
+
+def is_unicode(text: str) -> bool:
+    """Can ``text`` be stored (UTF-8)? A lone surrogate, which JSON can escape, cannot."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _check_unicode(*texts: str | None) -> None:
+    if not all(text is None or is_unicode(text) for text in texts):
+        raise errors.invalid_argument("Text must be valid Unicode (no lone surrogates)")
 
 
 class DeviceAck(Enum):
@@ -93,14 +124,20 @@ class ClaimEvent:
 class ThingsBoardService:
     def __init__(self, world: World, *, store: TbStore | None = None,
                  settings: ThingsBoardSettings | None = None, name: str = "thingsboard",
-                 epoch_ms: int = DEFAULT_EPOCH_MS, jwt_secret: bytes | None = None) -> None:
+                 epoch_ms: int = DEFAULT_EPOCH_MS, jwt_secret: bytes | None = None,
+                 unpredictable: bool = False) -> None:
         self.world = world
         self.name = name
         self.settings = settings or ThingsBoardSettings()
         self.store = store if store is not None else TbStore()
         self.epoch_ms = epoch_ms
-        self.rng = world.rng_for(f"{name}:ids")
+        self.unpredictable = unpredictable
+        #: ids, access tokens, password salts, session ids (module header: "Randomness")
+        self.rng: random.Random = csprng() if unpredictable else world.rng_for(f"{name}:ids")
         self._jwt_secret = jwt_secret or secrets.token_bytes(64)
+        #: ended sessions (logout): session id -> cloud time (s) after which no token of it
+        #: is valid anyway
+        self._ended_sessions: OrderedDict[str, int] = OrderedDict()
         self.tracer = world.trace.bind(name, "tb")
         self.rules = ClaimRules(self.store, self.settings, self.now_ms)
         self._history: dict[str, deque[ClaimEvent]] = {}
@@ -133,6 +170,7 @@ class ThingsBoardService:
     def create_customer(self, tenant_id: str, title: str, email: str | None = None) -> Customer:
         if not title.strip():
             raise errors.invalid_argument("Customer title should be specified!")
+        _check_unicode(title, email)
         customer = Customer(new_uuid(self.rng), tenant_id, title, email, self.now_ms())
         try:
             self.store.add_customer(customer)
@@ -146,6 +184,7 @@ class ThingsBoardService:
                     customer_id: str | None = None, password: str | None = None,
                     first_name: str | None = None, last_name: str | None = None) -> User:
         """A user; without a password it gets an activation token (``activationLink``)."""
+        _check_unicode(email, password, first_name, last_name)
         if "@" not in email or len(email) > 255:
             raise errors.invalid_argument(f"Invalid email address format '{email}'!")
         user = User(new_uuid(self.rng), tenant_id, customer_id, email, authority,
@@ -172,7 +211,8 @@ class ThingsBoardService:
         return user
 
     def new_access_token(self) -> str:
-        """20 random alphanumerics, like ThingsBoard's generated access tokens."""
+        """20 random alphanumerics, like ThingsBoard's generated access tokens (from the OS
+        CSPRNG when ``unpredictable``)."""
         return "".join(self.rng.choice(TOKEN_ALPHABET) for _ in range(20))
 
     def create_device(self, tenant_id: str, name: str, *, token: str | None = None,
@@ -183,6 +223,7 @@ class ThingsBoardService:
             raise errors.invalid_argument("Device name should be specified!")
         if len(name) > 255:
             raise errors.invalid_argument("Device name length must be equal or less than 255")
+        _check_unicode(name, token, type, label)
         if profile is None:
             profile = self.store.find_profile(tenant_id, "default")
             if profile is None:
@@ -234,14 +275,14 @@ class ThingsBoardService:
 
     # -- people --------------------------------------------------------------------------------
 
-    def _jwt(self, user: User, *, refresh: bool) -> str:
+    def _jwt(self, user: User, session_id: str, *, refresh: bool) -> str:
         now_s = self.now_ms() // 1000
         lifetime = (self.settings.jwt_refresh_expiration_s if refresh
                     else self.settings.jwt_expiration_s)
         claims: dict[str, Any] = {
             "sub": user.email, "userId": user.id,
             "scopes": ["REFRESH_TOKEN"] if refresh else [user.authority.value],
-            "sessionId": str(new_uuid(self.rng)), "iss": JWT_ISSUER, "iat": now_s,
+            "sessionId": session_id, "iss": JWT_ISSUER, "iat": now_s,
             "exp": now_s + lifetime, "enabled": True, "isPublic": False,
             "tenantId": user.tenant_id, "customerId": user.customer_id or None,
         }
@@ -249,9 +290,11 @@ class ThingsBoardService:
             claims.update(firstName=user.first_name, lastName=user.last_name)
         return jwt.encode(claims, self._jwt_secret, algorithm=JWT_ALGORITHM)
 
-    def _tokens(self, user: User) -> dict[str, Any]:
-        return {"token": self._jwt(user, refresh=False),
-                "refreshToken": self._jwt(user, refresh=True), "scope": None}
+    def _tokens(self, user: User, session_id: str | None = None) -> dict[str, Any]:
+        """A JWT pair of one session: a new one (login), or ``session_id``'s (refresh)."""
+        session = session_id or new_uuid(self.rng)
+        return {"token": self._jwt(user, session, refresh=False),
+                "refreshToken": self._jwt(user, session, refresh=True), "scope": None}
 
     def login(self, email: str, password: str) -> dict[str, Any]:
         user = self.store.find_user(email)
@@ -263,12 +306,16 @@ class ThingsBoardService:
         return self._tokens(user)
 
     def _decode(self, token: str) -> dict[str, Any]:
+        """The claims of a JWT this service signed. Its times are checked here against cloud
+        time, not by PyJWT against the wall clock: ``iat`` of a server at ``--speed 60`` lies
+        ahead of the wall clock, which PyJWT would refuse as "not yet valid"."""
         try:
             claims: dict[str, Any] = jwt.decode(
                 token, self._jwt_secret, algorithms=[JWT_ALGORITHM],
-                options={"verify_exp": False, "require": ["exp", "sub", "scopes"]},
+                options={"verify_exp": False, "verify_iat": False, "verify_nbf": False,
+                         "require": ["exp", "sub", "scopes"]},
                 issuer=JWT_ISSUER)
-        except jwt.PyJWTError:
+        except (jwt.PyJWTError, UnicodeError):
             raise errors.authentication_failed() from None
         exp = claims["exp"]
         if isinstance(exp, bool) or not isinstance(exp, int | float):
@@ -276,6 +323,25 @@ class ThingsBoardService:
         if self.now_ms() // 1000 >= exp:
             raise errors.token_expired()
         return claims
+
+    def _session_ended(self, claims: dict[str, Any]) -> bool:
+        session = claims.get("sessionId")
+        return isinstance(session, str) and session in self._ended_sessions
+
+    def logout(self, access_token: str) -> None:
+        """End the session of ``access_token``: its access and refresh tokens are refused from
+        now on (401 "Token has expired", as ThingsBoard's outdated tokens)."""
+        user = self.user_from_jwt(access_token)
+        session = self._decode(access_token).get("sessionId")
+        if isinstance(session, str):
+            now_s = self.now_ms() // 1000
+            for ended, until_s in list(self._ended_sessions.items()):
+                if until_s <= now_s:  # no token of it can still be valid
+                    del self._ended_sessions[ended]
+            self._ended_sessions[session] = now_s + self.settings.jwt_refresh_expiration_s
+            while len(self._ended_sessions) > MAX_ENDED_SESSIONS:
+                self._ended_sessions.popitem(last=False)
+        self.tracer.emit("tb.auth.logout", email=user.email)
 
     def _user_of(self, claims: dict[str, Any]) -> User:
         user_id = claims.get("userId")
@@ -288,13 +354,19 @@ class ThingsBoardService:
         claims = self._decode(token)
         if "REFRESH_TOKEN" in claims["scopes"]:
             raise errors.authentication_failed("Invalid JWT token")
+        if self._session_ended(claims):  # ThingsBoard: JwtExpiredTokenException
+            raise errors.token_expired()
         return self._user_of(claims)
 
     def refresh(self, refresh_token: str) -> dict[str, Any]:
         claims = self._decode(refresh_token)
         if claims["scopes"] != ["REFRESH_TOKEN"]:
             raise errors.authentication_failed("Invalid refresh token")
-        return self._tokens(self._user_of(claims))
+        if self._session_ended(claims):  # ThingsBoard: CredentialsExpiredException
+            raise errors.authentication_failed("Token is outdated")
+        session = claims.get("sessionId")
+        return self._tokens(self._user_of(claims),
+                            session if isinstance(session, str) and session else None)
 
     def claim_device(self, user: User, device_name: str, secret_key: str) -> ClaimOutcome:
         """``POST /api/customer/device/{name}/claim`` for an authenticated user (B4, B8)."""
@@ -382,6 +454,11 @@ class ThingsBoardService:
             self.tracer.emit("tb.gateway.skipped", gateway=gateway.name, device=skipped[:255],
                              reason="not_a_json_object")
         for name, request in claims.claims.items():
+            if not is_unicode(name):
+                self.tracer.emit("tb.gateway.skipped", gateway=gateway.name,
+                                 device=name[:255].encode("utf-8", "replace").decode(),
+                                 reason="not_unicode_text")
+                continue
             device = self.store.find_device(gateway.tenant_id, name)
             if device is None:
                 try:

@@ -5,7 +5,9 @@
   ``up``: ``--devices N`` claim buttons linked in process), served on loopback - REST + device
   HTTP API, MQTT 3.1.1/5, CoAP - printing every endpoint, login and device token, then running
   until Ctrl-C or ``--for SECONDS``. The options they share are added by
-  :func:`add_serve_arguments`.
+  :func:`add_serve_arguments`. Device tokens, ids and button secrets of a served world come from
+  the OS CSPRNG (``TbCloudSettings.unpredictable``), whatever the seed; ``--allow-host`` names
+  the HTTP API answers to besides the bound address.
 * ``fwsim tb why DEVICE`` / ``fwsim tb press DEVICE``: a running server's admin API
   (``/fwsim/devices/{name}/why`` and ``/press``), logged in as the tenant administrator;
 * ``fwsim tb scenario [NAME | --all]``: the ThingsBoard claiming scenarios;
@@ -128,7 +130,8 @@ async def _serve(args: argparse.Namespace, prefix: str) -> int:
         db=None if db == ":memory:" else db, epoch_ms=int(time.time() * 1000),
         buttons=getattr(args, "devices", 0),
         button=ButtonConfig(duration_ms=args.button_duration, qr_text=False,
-                            press_on_boot=not args.no_boot_press))
+                            press_on_boot=not args.no_boot_press),
+        unpredictable=True)
     testbed = Testbed(TestbedSpec(seed=args.seed, access_points=(), trace_memory_limit=20_000,
                                   cloud=CloudSpec("thingsboard", settings=settings)))
     plug = testbed.cloud
@@ -151,7 +154,8 @@ async def _serve(args: argparse.Namespace, prefix: str) -> int:
         with stop_on_signals(stop):
             served = await testbed.serve_cloud(ServeOptions(
                 host=args.host, http_port=args.http, device_port=args.mqtt, speed=args.speed,
-                extra={"coap_port": args.coap}))
+                extra={"coap_port": args.coap,
+                       "allowed_hosts": tuple(getattr(args, "allow_host", ()))}))
             driver = testbed.driver()
             runner = asyncio.ensure_future(driver.run())
             for label, value in served.lines:

@@ -152,6 +152,23 @@ def test_tb_rest_client_sets_up_claims_and_reclaims(served: ServedTb) -> None:
             "13814000-1dd2-11b2-8080-808080808080")
 
 
+def test_tb_rest_client_pages_devices_and_logs_out(served: ServedTb) -> None:
+    from tb_rest_client.rest import ApiException
+    from tb_rest_client.rest_client import RestClient
+
+    with RestClient(base_url=served.http_url) as tenant:
+        tenant.login(username="tenant@thingsboard.org", password="tenant")
+        page = tenant.get_tenant_devices(page_size=2, page=0, text_search="claim button")
+        assert len(page.data) == 2 and page.has_next is True
+        assert page.total_elements == 4 and page.total_pages == 2
+        assert all(device.name.startswith("Claim Button") for device in page.data)
+        assert tenant.get_user().email == "tenant@thingsboard.org"
+        tenant.logout()
+        with pytest.raises(ApiException) as refused:  # the session's token is outdated
+            tenant.get_user()
+        assert refused.value.status == 401
+
+
 def test_device_http_api_with_httpx(served: ServedTb) -> None:
     token = served.token("Claim Button 4")
     ok = httpx.post(f"{served.http_url}/api/v1/{token}/claim", json={"secretKey": "h"})

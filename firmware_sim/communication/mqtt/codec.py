@@ -18,9 +18,17 @@ without properties).
 
 :class:`FrameReader` splits the byte stream into whole packets (fixed header + remaining length)
 and refuses a packet above the size limit as soon as its header says so, before buffering it.
+
+:func:`decode` answers a packet or :class:`MalformedPacket`, whatever the bytes: mqtt5 0.8.0
+*panics* on a string field that is not UTF-8 (a pyo3 ``PanicException``, which derives from
+``BaseException``, plus a Rust panic message and a traceback on stderr), so the string fields of
+the packets a server reads are checked here first, and a panic that still happens is caught -
+by its type, never as a bare ``BaseException`` (:func:`is_library_panic`).
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import mqtt5
 
@@ -110,10 +118,11 @@ class FrameReader:
 
 def _split(raw: bytes) -> tuple[int, bytes]:
     """``(first byte, body)`` of a whole packet."""
-    for index in range(1, 5):
+    for index in range(1, min(5, len(raw))):
         if not raw[index] & 0x80:
             return raw[0], raw[index + 1:]
-    raise MalformedPacket("remaining length longer than 4 bytes")
+    raise MalformedPacket("truncated fixed header" if len(raw) < 5
+                          else "remaining length longer than 4 bytes")
 
 
 def _frame(first: int, body: bytes) -> bytes:
@@ -172,13 +181,139 @@ def v311_to_v5(raw: bytes) -> bytes:
     return raw
 
 
+# -- UTF-8 strings, checked before mqtt5 sees them ----------------------------------------------
+#
+# mqtt5 0.8.0 panics (a pyo3 PanicException, and a Rust panic message plus a traceback on
+# stderr) on a string field that is not UTF-8, instead of raising. The string fields of the
+# packets a server reads are checked here first, so such a packet is refused quietly; the panic
+# is still caught in :func:`decode` should anything else trigger one.
+
+#: MQTT 5 property identifiers by the size of their value (MQTT 5.0, 2.2.2.2)
+_FIXED_PROPERTIES = {
+    **dict.fromkeys((0x01, 0x17, 0x19, 0x24, 0x25, 0x28, 0x29, 0x2A), 1),
+    **dict.fromkeys((0x13, 0x21, 0x22, 0x23), 2),
+    **dict.fromkeys((0x02, 0x11, 0x18, 0x27), 4),
+}
+_STRING_PROPERTIES = frozenset((0x03, 0x08, 0x12, 0x15, 0x1A, 0x1C, 0x1F))
+_BINARY_PROPERTIES = frozenset((0x09, 0x16))
+_STRING_PAIR_PROPERTY = 0x26
+_VARINT_PROPERTY = 0x0B
+
+
+class _Stop(Exception):
+    """The structure ends or is unknown here: leave the rest to mqtt5."""
+
+
+def _varint(body: bytes, offset: int) -> tuple[int, int]:
+    value = 0
+    for index in range(4):
+        if offset + index >= len(body):
+            raise _Stop
+        byte = body[offset + index]
+        value |= (byte & 0x7F) << (7 * index)
+        if not byte & 0x80:
+            return value, offset + index + 1
+    raise _Stop
+
+
+def _field(body: bytes, offset: int) -> tuple[bytes, int]:
+    """A two-byte-length field (string or binary data) at ``offset``: (its bytes, end)."""
+    if offset + 2 > len(body):
+        raise _Stop
+    end = offset + 2 + int.from_bytes(body[offset:offset + 2], "big")
+    if end > len(body):
+        raise _Stop
+    return body[offset + 2:end], end
+
+
+def _utf8(body: bytes, offset: int, what: str) -> int:
+    text, end = _field(body, offset)
+    try:
+        text.decode("utf-8")
+    except UnicodeDecodeError:
+        raise MalformedPacket(f"{what} is not valid UTF-8") from None
+    return end
+
+
+def _properties(body: bytes, offset: int) -> int:
+    length, start = _varint(body, offset)
+    end = start + length
+    if end > len(body):
+        raise _Stop
+    block, offset = body[:end], start
+    while offset < end:
+        prop, offset = _varint(block, offset)
+        if prop in _FIXED_PROPERTIES:
+            offset += _FIXED_PROPERTIES[prop]
+        elif prop == _VARINT_PROPERTY:
+            offset = _varint(block, offset)[1]
+        elif prop in _STRING_PROPERTIES:
+            offset = _utf8(block, offset, "a property")
+        elif prop == _STRING_PAIR_PROPERTY:
+            offset = _utf8(block, _utf8(block, offset, "a user property"), "a user property")
+        elif prop in _BINARY_PROPERTIES:
+            offset = _field(block, offset)[1]
+        else:
+            raise _Stop
+    return end
+
+
+def _check_strings(first: int, body: bytes) -> None:
+    """Raise :class:`MalformedPacket` if a UTF-8 string field of this MQTT 5 packet is not
+    UTF-8 (anything else wrong is left to mqtt5)."""
+    kind = first >> 4
+    if kind == CONNECT:
+        offset = _field(body, 0)[1] + 4  # protocol name, level, flags, keep-alive
+        if offset > len(body):
+            raise _Stop
+        flags = body[offset - 3]
+        offset = _utf8(body, _properties(body, offset), "the client identifier")
+        if flags & 0x04:
+            offset = _utf8(body, _properties(body, offset), "the will topic")
+            offset = _field(body, offset)[1]
+        if flags & 0x80:
+            _utf8(body, offset, "the user name")
+    elif kind == PUBLISH:
+        offset = _utf8(body, 0, "the topic") + (2 if (first >> 1) & 0x03 else 0)
+        _properties(body, offset)
+    elif kind in (SUBSCRIBE, UNSUBSCRIBE):
+        offset = _properties(body, 2)
+        while offset < len(body):
+            offset = _utf8(body, offset, "a topic filter") + (kind == SUBSCRIBE)
+    elif kind in (PUBACK, PUBREC, PUBREL, PUBCOMP, DISCONNECT, AUTH):
+        offset = 3 if kind in (PUBACK, PUBREC, PUBREL, PUBCOMP) else 1
+        if len(body) > offset:
+            _properties(body, offset)
+
+
+def is_library_panic(exc: BaseException) -> bool:
+    """Is ``exc`` a Rust panic surfacing through pyo3 (``pyo3_runtime.PanicException``)?
+
+    pyo3 derives it from ``BaseException``, so ``except Exception`` lets it through; mqtt5
+    0.8.0 panics, for example, on a string field that is not UTF-8 (the ``UnicodeDecodeError``
+    it meant to raise is lost on the way out). Matched by type name and module, never as a bare
+    ``BaseException`` that would also swallow ``KeyboardInterrupt`` or ``CancelledError``."""
+    kind = type(exc)
+    return kind.__name__ == "PanicException" and kind.__module__ == "pyo3_runtime"
+
+
 def decode(raw: bytes, level: int) -> mqtt5.Packet:
-    """Decode one whole packet of a client speaking protocol ``level``."""
+    """Decode one whole packet of a client speaking protocol ``level``: the packet, or
+    :class:`MalformedPacket` whatever is wrong with the bytes (never another exception)."""
     data = v311_to_v5(raw) if level == PROTOCOL_V311 else raw
+    first, body = _split(data)
+    with contextlib.suppress(_Stop):
+        _check_strings(first, body)
     try:
         packet, used = mqtt5.read(memoryview(data))
     except (ValueError, IndexError, TypeError, OverflowError) as exc:
+        # UnicodeDecodeError (a string field that is not UTF-8) is a ValueError
         raise MalformedPacket(str(exc) or type(exc).__name__) from None
+    except BaseException as exc:
+        if not is_library_panic(exc):
+            raise
+        raise MalformedPacket("the MQTT codec refused the packet (a field is not valid, "
+                              "e.g. a string that is not UTF-8)") from None
     if used != len(data):
         raise MalformedPacket("trailing bytes after the packet")
     return packet

@@ -22,10 +22,13 @@ In process (virtual time):
 * REST: :meth:`~ThingsBoardPlug.rest` runs one request through the whole FastAPI app.
 
 Served (:meth:`~ThingsBoardPlug.serve`): the REST + device HTTP API on ``options.http_port`` and
-CoAP on ``options.extra["coap_port"]`` (:class:`cloud_sim.thingsboard.ThingsBoardServer`), MQTT
-on ``options.device_port`` (``transports.tcp``: each TCP connection a stream link with a session
-on it, at most ``MqttLimits.max_connections``); the buttons stay linked in process. The HTTP face
-needs the ``thingsboard`` extra; everything else runs on the base install.
+CoAP on ``options.extra["coap_port"]`` (:class:`cloud_sim.thingsboard.ThingsBoardServer`; the
+HTTP API answers the bound address and ``options.extra["allowed_hosts"]`` only), MQTT on
+``options.device_port`` (``transports.tcp``: each TCP connection a stream link with a session on
+it, at most ``MqttLimits.max_connections``); the buttons stay linked in process. The HTTP face
+needs the ``thingsboard`` extra; everything else runs on the base install. A world built to be
+served sets ``TbCloudSettings.unpredictable``: its ids, device tokens and button secrets come
+from the OS CSPRNG, not the seed.
 
 Particle devices have no endpoint here: :meth:`~ThingsBoardPlug.connect_device` refuses them.
 """
@@ -37,6 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from cloud_sim.security import csprng
 from cloud_sim.thingsboard.claiming import ClaimOutcome, Reason, fingerprint
 from cloud_sim.thingsboard.demo import (
     CUSTOMERS,
@@ -88,7 +92,7 @@ if TYPE_CHECKING:
 #: one-way latency of the in-process MQTT links (seconds)
 MQTT_LATENCY_S = 0.02
 #: the keys ``ServeOptions.extra`` may hold for this cloud
-SERVE_EXTRA = ("coap_port", "log_level")
+SERVE_EXTRA = ("coap_port", "log_level", "allowed_hosts")
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,10 @@ class TbCloudSettings:
     button: ButtonConfig = field(default_factory=ButtonConfig)
     #: one-way latency of the in-process MQTT links
     mqtt_latency_s: float = MQTT_LATENCY_S
+    #: ids, device access tokens, password salts and the buttons' secrets from the OS CSPRNG
+    #: instead of the world seed: every world that serves sockets (``fwsim up``, ``fwsim cloud
+    #: serve``); replayable in-process runs keep the seed
+    unpredictable: bool = False
 
     def __post_init__(self) -> None:
         if self.buttons < 0:
@@ -174,7 +182,8 @@ class ThingsBoardPlug:
         store = TbStore(settings.db) if settings.db is not None else TbStore()
         epoch_ms = settings.epoch_ms if settings.epoch_ms is not None else DEFAULT_EPOCH_MS
         self.service = ThingsBoardService(world, store=store, settings=settings.service,
-                                          epoch_ms=epoch_ms)
+                                          epoch_ms=epoch_ms,
+                                          unpredictable=settings.unpredictable)
         if settings.demo and not settings.demo_logins:
             _demo_accounts_without_logins(self.service)
         self.demo: DemoWorld | None = (seed_demo(self.service, devices=settings.buttons)
@@ -208,7 +217,8 @@ class ThingsBoardPlug:
         server = ThingsBoardServer(self.service, TbServerConfig(
             host=options.host, http_port=options.http_port,
             coap_port=int(options.extra.get("coap_port", 0)), speed=options.speed,
-            log_level=str(options.extra.get("log_level", "warning"))),
+            log_level=str(options.extra.get("log_level", "warning")),
+            allowed_hosts=tuple(options.extra.get("allowed_hosts", ()))),
             driver=driver, run_driver=False)
         mqtt = TcpStreamListener(self.world, driver, f"{self.service.name}-mqtt-tcp",
                                  self._accept, on_refused=self._refused,
@@ -301,6 +311,10 @@ class ThingsBoardPlug:
         else:
             uplink = ServiceUplink(self.service, token, transport)
         button = ClaimButtonDevice(self.world, name, uplink, config or self.settings.button)
+        if self.settings.unpredictable:
+            # a served button's secret claims the device: not from the (often default) seed.
+            # ClaimButtonDevice takes no generator yet, so its seeded one is replaced here
+            button._rng = csprng()
         self.service.buttons[name] = button.press_button
         self.buttons[name] = button
         return button
