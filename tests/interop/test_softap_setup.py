@@ -8,6 +8,10 @@ configure (the device decrypts the password the library encrypted with the devic
 connect. The test then waits for the simulated Photon to join the network, connect to the cloud
 with a full handshake, send the claim code, get it confirmed and clear it - read back from the
 device's DCT file and the trace.
+
+Then the SoftAP is gone with listening mode: ``tests/interop/js/softap_setup_gone.js`` asks it
+for deviceInfo and scan, and each callback must get an error (a connection accepted and closed
+cleanly would crash softap-setup with a TypeError instead).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from firmware_sim.services.log import log_lines
 pytestmark = pytest.mark.interop
 
 SCRIPT = REPO / "tests/interop/js/softap_setup_flow.js"
+GONE_SCRIPT = REPO / "tests/interop/js/softap_setup_gone.js"
 OWNER = "owner@example.com"
 CLAIM_CODE_OFFSET, CLAIMED_OFFSET = 1762, 1825
 
@@ -73,6 +78,16 @@ def test_softap_setup_js_claims_a_simulated_photon(protocol: str, tmp_path: Path
 
         image = _wait_for_claim(storage / "dct.bin")
         assert image[CLAIM_CODE_OFFSET] == 0  # the code was cleared after the confirmation
+
+        # listening mode has ended: the library's callbacks get an error, it does not crash
+        gone = subprocess.run(
+            [node, str(GONE_SCRIPT), "--protocol", protocol, "--host", "127.0.0.1",
+             "--port", port.group(1)], capture_output=True, text=True, timeout=30, cwd=REPO)
+        assert gone.returncode == 0, (gone.stdout, gone.stderr)
+        calls = [json.loads(line) for line in gone.stdout.splitlines() if line.startswith("{")]
+        assert [c["step"] for c in calls] == ["deviceInfo", "scan"], gone.stdout
+        for result in calls:
+            assert result["error"] and result["value"] is None, result
     finally:
         serve.stop()
 

@@ -7,14 +7,20 @@ An edge service (``transports.edge_api``); enabled by ``--softap-http PORT`` and
 accepted socket becomes a sans-IO session of the device's :class:`~.service.SoftAp`; bytes are
 fed in after ``ctx.sync()`` (so they land at the right virtual instant) and ``ctx.wake()``
 follows. Sessions write and close through the asyncio transport, also from scheduler callbacks
-(timeouts, the delayed ``scan-ap`` reply), which run in the loop's thread. While the device is
-not in listening mode the SoftAP is down and a new connection is closed at once.
+(timeouts, the delayed ``scan-ap`` reply), which run in the loop's thread.
+
+While the device is not in listening mode the SoftAP is down: the listeners stay bound (the
+ports do not change), but a new connection is reset at once (``SO_LINGER`` 0, an RST, never a
+clean close), and so are the connections still open when the SoftAP stops. A client thus gets
+an error, as it does on hardware when the access point has gone: a clean close with no data
+makes ``@particle/softap-setup`` call back with neither an error nor a reply, and it crashes.
+A connection refused at the cap is reset too. (Why not stop listening instead: docs/softap.md.)
 
 Limits (:class:`SoftApLimits`, docs/security.md), on top of the sessions' own request timeout
 (``SoftApOptions.request_timeout_s``, virtual time: a request not complete that long after the
 connection opened or the last reply - a slow sender - closes the connection): each server holds
 at most ``max_connections`` connections - one arriving at the cap evicts the least recently
-active connection with no request executing, or is closed at once when every one is busy - and
+active connection with no request executing, or is reset at once when every one is busy - and
 a connection that sent nothing for ``idle_timeout_s`` wall seconds is closed whatever the
 world's clock does. Refusals and evictions are counted on the :class:`SoftApServer`.
 
@@ -27,6 +33,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import socket
+import struct
+import sys
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -97,6 +107,20 @@ class SoftApServer:
         self.connections.pop(connection, None)
 
 
+#: ``struct linger`` {on, 0 seconds}: close() then sends an RST and discards unsent data.
+_LINGER_RESET = struct.pack("HH" if sys.platform == "win32" else "ii", 1, 0)
+
+
+def _reset(transport: asyncio.Transport) -> None:
+    """Abort the connection with an RST, so that the client sees an error (ECONNRESET) rather
+    than an orderly end of a reply that never came."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):  # the peer may have gone already
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+    transport.abort()
+
+
 class _SoftApSocket(asyncio.Protocol):
     """One accepted client socket, bridged to a SoftAP session."""
 
@@ -118,7 +142,7 @@ class _SoftApSocket(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         if not self.server.admit(self):
-            transport.abort()
+            _reset(transport)
             return
         loop = asyncio.get_running_loop()
         self._last_heard = loop.time()
@@ -126,8 +150,8 @@ class _SoftApSocket(asyncio.Protocol):
         self.ctx.sync()
         opener = self.softap.open_tcp if self.protocol == "tcp" else self.softap.open_http
         self.session = opener(self._write, self._close)
-        if self.session is None:
-            transport.close()
+        if self.session is None:  # SoftAP down: the access point is not there
+            _reset(transport)
         self.ctx.wake()
 
     def drop(self, reason: str) -> None:
@@ -182,8 +206,12 @@ class _SoftApSocket(asyncio.Protocol):
             self.transport.write(data)
 
     def _close(self) -> None:
-        if self.transport is not None:
+        if self.transport is None:
+            return
+        if self.softap.active:
             self.transport.close()
+        else:  # the SoftAP stopped under this connection
+            _reset(self.transport)
 
 
 def _address(server: asyncio.Server) -> tuple[str, int]:

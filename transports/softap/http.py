@@ -21,7 +21,9 @@ anything else                                 404, chunked, empty
 The method does not matter (softap-setup GETs commands without a body and POSTs the others as
 ``application/x-www-form-urlencoded`` - the body is JSON whatever the content type says); the
 query string is ignored. A request body over ``max_body_bytes`` is not read (the device's
-``malloc`` fails): the command answers 200 with no body and the connection closes. Malformed
+``malloc`` fails): as soon as the head announces such a ``Content-Length`` (or a chunked body
+grows past the limit) the page answers - a command 200 with no body - with ``Connection:
+close``, the rest of the input is ignored and the connection closes after the reply. Malformed
 HTTP gets a 400 and a close; a connection idle for ``request_timeout_s`` is closed. Keep-alive
 follows HTTP/1.1 rules as h11 applies them (UNVERIFIED for the WICED server; docs/softap.md).
 """
@@ -43,9 +45,22 @@ MAX_HEADER_BYTES = 8192
 CORS = (b"Access-Control-Allow-Origin", b"*")
 NO_CACHE = [(b"Cache-Control", b"no-store, no-cache, must-revalidate"), (b"Pragma", b"no-cache")]
 CHUNKED = (b"Transfer-Encoding", b"chunked")
+CLOSE = (b"Connection", b"close")
 _REASONS = {200: b"OK", 301: b"Moved Permanently", 400: b"Bad Request", 404: b"Not Found"}
 
 Header = tuple[bytes, bytes]
+
+
+def _announced_length(request: h11.Request) -> int:
+    """The request's ``Content-Length`` (h11 has checked it is digits), 0 without one; a
+    chunked body announces nothing (h11 ignores ``Content-Length`` next to it)."""
+    length = 0
+    for name, value in request.headers:
+        if name == b"transfer-encoding":
+            return 0
+        if name == b"content-length":
+            length = int(value)
+    return length
 
 
 class HttpSession:
@@ -64,6 +79,8 @@ class HttpSession:
         self._body = bytearray()
         self._busy = False
         self._closed = False
+        #: a too-large body was refused: nothing more is read, the reply ends the connection
+        self._ignoring_input = False
         self._timer: TimerHandle | None = None
         self._arm_timer()
 
@@ -85,7 +102,7 @@ class HttpSession:
         self._receive(b"")  # h11: empty data means the peer closed its side
 
     def _receive(self, data: bytes) -> None:
-        if self._closed:
+        if self._closed or self._ignoring_input:
             return
         try:
             self._h11.receive_data(data)
@@ -114,6 +131,8 @@ class HttpSession:
             if isinstance(event, h11.Request):
                 self._request = event
                 self._body = bytearray()
+                if _announced_length(event) > self.softap.options.max_body_bytes:
+                    self._dispatch(too_large=True)
             elif isinstance(event, h11.Data):
                 self._body += event.data
                 if len(self._body) > self.softap.options.max_body_bytes:
@@ -130,6 +149,7 @@ class HttpSession:
         request = self._request
         assert request is not None
         self._busy = True
+        self._ignoring_input = too_large
         self._cancel_timer()
         path = request.target.split(b"?", 1)[0].decode("latin-1")
         self.softap.tracer.emit("softap.http_request", conn=self.conn,
@@ -142,8 +162,8 @@ class HttpSession:
             self._respond(200, [(b"Content-Type", b"text/html"),
                                 (b"Content-Length", b"%d" % len(HELLO_BODY))], HELLO_BODY)
         elif name in COMMAND_NAMES:
-            self._send(h11.Response(status_code=200, reason=_REASONS[200], headers=[
-                (b"Content-Type", b"application/json"), CHUNKED, *NO_CACHE, CORS]))
+            self._send_head(200, [(b"Content-Type", b"application/json"), CHUNKED, *NO_CACHE,
+                                  CORS])
             body = None if too_large else bytes(self._body)
             self.softap.commands.execute(name, body, self._command_reply, conn=self.conn,
                                          protocol="http")
@@ -159,8 +179,13 @@ class HttpSession:
         self._end_response(payload or b"")
 
     def _respond(self, status: int, headers: list[Header], body: bytes) -> None:
-        self._send(h11.Response(status_code=status, reason=_REASONS[status], headers=headers))
+        self._send_head(status, headers)
         self._end_response(body)
+
+    def _send_head(self, status: int, headers: list[Header]) -> None:
+        if self._ignoring_input:  # the unread body ends the connection after this reply
+            headers = [*headers, CLOSE]
+        self._send(h11.Response(status_code=status, reason=_REASONS[status], headers=headers))
 
     def _end_response(self, body: bytes) -> None:
         request = self._request

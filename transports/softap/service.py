@@ -14,7 +14,7 @@ lifecycle through its boot and shutdown hooks:
 
 Transports ask for a session per client connection (:meth:`SoftAp.open_tcp`,
 :meth:`SoftAp.open_http`); while SoftAP is down they get None (the access point is not there:
-the edge closes the socket). After ``connect-ap`` answers, :meth:`SoftAp.schedule_complete`
+the edge resets the connection). After ``connect-ap`` answers, :meth:`SoftAp.schedule_complete`
 ends listening mode ``complete_delay_s`` later (``softap_complete``) and the system connects to
 the network it knows; a device with no credentials at all goes back to listening mode.
 Everything runs on the world's clock; real sockets live in ``transports.softap.edge``.

@@ -170,6 +170,52 @@ def test_oversize_body_is_not_read(photon_factory: Callable[..., Photon]) -> Non
     assert probe.closed
 
 
+@pytest.mark.parametrize("path, status", [("/set", 200), ("/hello", 200), ("/nope", 404)])
+def test_an_announced_oversize_body_is_answered_at_once(
+        photon_factory: Callable[..., Photon], path: str, status: int) -> None:
+    photon = photon_factory(options=SoftApOptions(max_body_bytes=100))
+    probe = Probe()
+    session = photon.softap.open_http(probe.send, probe.close)
+    assert session is not None
+    # only the head (and two body bytes) arrive: the length alone decides
+    session.data_received(b"POST " + path.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+                          b"Content-Length: 999999999\r\n\r\n{}")
+    assert probe.closed  # no virtual time has passed
+    response, body = responses(bytes(probe.output))[0]
+    assert response.status_code == status
+    assert (b"connection", b"close") in list(response.headers)
+    assert path != "/set" or body == b""
+    request_record = photon.world.trace.first("softap.http_request")
+    assert request_record is not None and request_record.fields["too_large"] is True
+    sent = bytes(probe.output)
+    session.data_received(request("GET", "/version"))  # the rest of the input is ignored
+    assert bytes(probe.output) == sent
+
+
+def test_a_body_at_the_limit_is_read(photon_factory: Callable[..., Photon]) -> None:
+    photon = photon_factory(options=SoftApOptions(max_body_bytes=100))
+    body = json.dumps({"k": "cc", "v": "x" * 70}).encode().ljust(100)
+    assert len(body) == 100
+    data = request("POST", "/set", body)
+    probe = Probe()
+    session = photon.softap.open_http(probe.send, probe.close)
+    assert session is not None
+    session.data_received(data[:-1])
+    assert probe.output == b"" and not probe.closed  # waiting for the last byte
+    session.data_received(data[-1:])
+    response, reply = responses(bytes(probe.output))[0]
+    assert response.status_code == 200 and json.loads(reply) == {"r": 0}
+
+
+def test_a_chunked_body_over_the_limit_is_not_read(photon_factory: Callable[..., Photon]
+                                                   ) -> None:
+    photon = photon_factory(options=SoftApOptions(max_body_bytes=100))
+    probe = photon.http(b"POST /set HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                        b"Content-Length: 5\r\n\r\n80\r\n" + b"x" * 0x80, run_s=0.1)
+    response, body = responses(bytes(probe.output))[0]
+    assert response.status_code == 200 and body == b"" and probe.closed
+
+
 def test_idle_and_silent_connections_time_out(photon: Photon) -> None:
     timeout = photon.softap.options.request_timeout_s
     silent = photon.http(b"", run_s=timeout - 1)
