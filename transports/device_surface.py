@@ -295,6 +295,9 @@ class SoftApDevice(Identity, Lifecycle, SetupName, WifiCredentialStore, DeviceKe
     def listening(self) -> ListeningState: ...
     @property
     def control(self) -> ControlEndpoint: ...
+    def secrets_from_os(self) -> bool:
+        """Whether a key made for this device must come from the OS CSPRNG (a device served
+        on a socket) rather than from the world's seed (in process: replayable)."""
 
 
 class DeviceSurface(UsbDevice, ConsoleDevice, BleDevice, SoftApDevice, Protocol):

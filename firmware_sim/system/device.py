@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import struct
 import traceback
 import zlib
@@ -222,7 +223,8 @@ class Device:
         "app_setup_done", "boot_count", "boot_hooks",
         "claiming", "cloud", "credentials", "dct", "device_id", "dfu", "events", "firmware",
         "firmware_factory", "key_errors", "log", "name", "network", "options", "particle",
-        "profile", "retained", "safe_mode", "serial_number", "session", "shutdown_hooks",
+        "profile", "retained", "safe_mode", "secrets_from_os", "serial_number", "session",
+        "shutdown_hooks",
         "state", "storage_dir", "timing", "tracer", "updates_forced", "updates_pending",
         "world",
     )
@@ -252,7 +254,11 @@ class Device:
         self.name = name or f"dev-{self.device_id[-6:]}"
         world.add_node(self.name, self)
         self.serial_number = serial_number or self._default_serial(rng)
-        self._init_secrets(mobile_secret, rng)
+        #: True when the device's secrets come from ``key_random`` (the OS CSPRNG for a device
+        #: on a socket): its mobile secret and, on a Photon, its SoftAP RSA key too; in-process
+        #: devices keep seeded ones (a run stays replayable)
+        self.secrets_from_os = key_random is not None
+        self._init_secrets(mobile_secret, random.Random(key_random(32)) if key_random else rng)
         self.credentials = CredentialStore(self.storage_dir / "wifi.json"
                                            if self.storage_dir else None)
         for creds in wifi or []:
@@ -317,6 +323,9 @@ class Device:
         return prefix + _random_text(rng, _SERIAL_ALPHABET, 15 - len(prefix))
 
     def _init_secrets(self, mobile_secret: str | None, rng: Any) -> None:
+        """The mobile secret (BLE) and the setup code, kept in the DCT once made; ``rng`` is
+        seeded from the OS CSPRNG for a device on a socket (anyone who knows the world seed
+        could otherwise compute the secret and pass the BLE handshake)."""
         if mobile_secret is not None:
             if self.config.device_secret() != mobile_secret:
                 try:

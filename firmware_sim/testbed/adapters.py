@@ -216,6 +216,9 @@ class DeviceSurfaceAdapter:
     def write_device_public_key(self, data: bytes) -> None:
         self._keys.write_device_public_key(data)
 
+    def secrets_from_os(self) -> bool:
+        return self.device.secrets_from_os
+
     def __repr__(self) -> str:
         return f"<DeviceSurfaceAdapter {self.device!r}>"
 

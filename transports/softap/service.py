@@ -6,7 +6,9 @@ How this works
 lifecycle through its boot and shutdown hooks:
 
 * at every boot it makes sure the device RSA key exists in the DCT (``keys.ensure_device_key``:
-  generated from the world seed at first boot) and watches listening mode;
+  generated at first boot from the world seed in process, from the OS CSPRNG for a device
+  served on a socket - a seeded key would let anyone who knows the seed read the Wi-Fi
+  passwords a phone sends) and watches listening mode;
 * listening mode entered -> SoftAP up (``softap.start`` with the SSID ``<prefix>-<code>``, the
   prefix from DCT ``ssid_prefix`` - ``Photon`` written there when unset, as Device OS does - and
   the 6-character DCT ``device_code``); listening mode left, reset or power loss -> SoftAP down:
@@ -39,7 +41,7 @@ from firmware_sim.kernel.world import World
 from ..device_surface import SoftApDevice
 from .commands import EnterpriseConfig, SoftApCommands
 from .http import HttpSession
-from .keys import ensure_device_key, generate_rsa_key, public_key_der
+from .keys import KEY_BITS, PUBLIC_EXPONENT, ensure_device_key, generate_rsa_key, public_key_der
 from .options import SoftApOptions
 from .session import Session
 from .tcp import TcpSession
@@ -118,7 +120,9 @@ class SoftAp:
 
     def _ensure_key(self) -> None:
         device = self.device
-        status = ensure_device_key(device, lambda: device_rsa_key(self.world, device.device_id))
+        status = ensure_device_key(device, lambda: (
+            rsa.generate_private_key(public_exponent=PUBLIC_EXPONENT, key_size=KEY_BITS)
+            if device.secrets_from_os() else device_rsa_key(self.world, device.device_id)))
         self.key = status.key
         fingerprint = hashlib.sha256(public_key_der(status.key.public_key())).hexdigest()[:16]
         self.tracer.emit("softap.device_key", generated=status.generated,
