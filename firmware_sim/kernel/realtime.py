@@ -12,6 +12,14 @@ callback (or one malformed packet that trips a library) does not stop the other 
 clients. Contained are ``Exception`` and the other ``BaseException`` subclasses a library may
 raise for its own bug (pyo3's ``PanicException``); never those that stop a program or a task on
 purpose (``KeyboardInterrupt``, ``SystemExit``, ``GeneratorExit``, ``asyncio.CancelledError``).
+
+A step that blocks or loops would freeze every device and every socket of a served world, so
+the :class:`AsyncioDriver` also keeps a *step watchdog* while it runs (in the main thread, where
+POSIX has ``SIGALRM``): an interval timer is armed for ``step_watchdog_s`` wall seconds around
+each step, and when it fires during the step the signal handler raises
+:class:`~.scheduler.WatchdogExpired` there. Raised in user firmware, the device resets with the
+reason ``watchdog`` (``Device.firmware_failed``); anywhere else the step is contained as above.
+A ``time.sleep`` is interrupted too; a C call that does not return to Python is not.
 """
 
 from __future__ import annotations
@@ -19,12 +27,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
+import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from types import FrameType
 
 from .clock import to_micros
 from .errors import UsageError
+from .scheduler import WatchdogExpired
 from .world import World
 
 # A driver never sleeps longer than this, so ``stop`` and ``wake`` stay responsive.
@@ -33,6 +45,8 @@ _MAX_SLEEP_S = 0.25
 MAX_KEPT_FAILURES = 100
 #: what a served world never contains (module header)
 _NEVER_CONTAINED = (KeyboardInterrupt, SystemExit, GeneratorExit, asyncio.CancelledError)
+#: wall seconds a served world's step may run before the watchdog interrupts it
+DEFAULT_STEP_WATCHDOG_S = 5.0
 
 log = logging.getLogger("fwsim.realtime")
 
@@ -51,6 +65,9 @@ class _WallMapping:
         #: the exceptions contained so far (the most recent ``MAX_KEPT_FAILURES``)
         self.failures: list[BaseException] = []
         self.failure_count = 0
+        #: the step watchdog's limit while it is installed (``AsyncioDriver.run``), else None
+        self._watchdog_s: float | None = None
+        self._in_step = False
 
     def target_us(self) -> int:
         elapsed = (self._wall() - self._start_wall) * self.speed
@@ -68,13 +85,43 @@ class _WallMapping:
             if due is None or due > until_us:
                 break
             try:
+                if self._watchdog_s is not None:
+                    self._in_step = True
+                    signal.setitimer(signal.ITIMER_REAL, self._watchdog_s)
                 scheduler.step()
             except _NEVER_CONTAINED:
                 raise
             except BaseException as exc:  # contained: see the module header
                 self._contain(exc)
+            finally:
+                if self._watchdog_s is not None:
+                    self._in_step = False
+                    signal.setitimer(signal.ITIMER_REAL, 0)
         if until_us > self.world.clock.now_us:
             self.world.clock.advance_to(until_us)
+
+    def _watchdog_fired(self, signum: int, frame: FrameType | None) -> None:
+        if self._in_step:  # late signals (the step just ended) are ignored
+            self._in_step = False
+            raise WatchdogExpired(f"a step ran longer than {self._watchdog_s:g} s")
+
+    @contextlib.contextmanager
+    def _step_watchdog(self, limit_s: float | None) -> Iterator[None]:
+        """Install the step watchdog (module header) while the block runs, where it can be."""
+        usable = (limit_s is not None and limit_s > 0 and self.contain_errors
+                  and hasattr(signal, "setitimer")
+                  and threading.current_thread() is threading.main_thread())
+        if not usable:
+            yield
+            return
+        previous = signal.signal(signal.SIGALRM, self._watchdog_fired)
+        self._watchdog_s = limit_s
+        try:
+            yield
+        finally:
+            self._watchdog_s = None
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
 
     def _contain(self, exc: BaseException) -> None:
         self.failure_count += 1
@@ -123,10 +170,13 @@ class AsyncioDriver(_WallMapping):
 
     def __init__(self, world: World, speed: float = 1.0,
                  wall: Callable[[], float] = time.monotonic, *,
-                 contain_errors: bool = True) -> None:
+                 contain_errors: bool = True,
+                 step_watchdog_s: float | None = DEFAULT_STEP_WATCHDOG_S) -> None:
         super().__init__(world, speed, wall, contain_errors=contain_errors)
         self._wakeup = asyncio.Event()
         self._stopped = False
+        #: wall seconds a step may run while :meth:`run` runs (None or 0: no watchdog)
+        self.step_watchdog_s = step_watchdog_s
 
     def wake(self) -> None:
         self._wakeup.set()
@@ -136,8 +186,10 @@ class AsyncioDriver(_WallMapping):
         self._wakeup.set()
 
     async def run(self) -> None:
-        while not self._stopped:
-            self.sync()
-            self._wakeup.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), timeout=self.seconds_until_next())
+        with self._step_watchdog(self.step_watchdog_s):
+            while not self._stopped:
+                self.sync()
+                self._wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(),
+                                           timeout=self.seconds_until_next())

@@ -82,6 +82,12 @@ class StepAborted(BaseException):
     catches it (those frames are unwound without running further)."""
 
 
+class WatchdogExpired(BaseException):
+    """Raised into a step that ran longer than a served world's step watchdog allows (a
+    callback that blocks or loops; ``kernel.realtime``). A ``BaseException``, so that an
+    ``except Exception`` in the interrupted code does not swallow it."""
+
+
 def _released(*_args: Any) -> None:
     """What a cancelled handle holds instead of its callback (which it no longer keeps alive)."""
 

@@ -56,7 +56,7 @@ from ..hal.modules import InstalledModules, firmware_modules
 from ..hal.retained import RetainedMemory
 from ..kernel.errors import ConfigurationError, UsageError
 from ..kernel.ids import validate_device_id
-from ..kernel.scheduler import StepAborted
+from ..kernel.scheduler import StepAborted, WatchdogExpired
 from ..kernel.world import World
 from ..profiles import PlatformProfile, get_profile
 from ..services.log import DeviceLog, LogLevel, log_lines
@@ -470,8 +470,8 @@ class Device:
         if written:
             for read in modules.read_slots(self.dfu.flash.read, written):
                 listed = read.listed
-                self.tracer.emit("bootloader.module_found", function=read.bounds.function,
-                                 index=read.bounds.index,
+                self.tracer.emit("bootloader.module_found", function=int(read.bounds.function),
+                                 index=int(read.bounds.index),
                                  version=listed.version if listed is not None else None,
                                  listed=listed is not None,
                                  usable=read.found is not None and read.found.usable)
@@ -640,17 +640,26 @@ class Device:
     def firmware_failed(self, exc: BaseException, where: str) -> None:
         """The user firmware raised ``exc`` in ``where`` (``Particle.run_user``): return to let
         it propagate, or - ``firmware_errors="panic"`` - log it, panic (``hard_fault``) and
-        abandon the current step (``StepAborted``)."""
+        abandon the current step (``StepAborted``). A firmware that the served world's step
+        watchdog interrupted (``WatchdogExpired``: it blocked or looped) resets with the reason
+        ``watchdog`` instead, as a hardware watchdog resets a device whose application hangs."""
         if self.options.firmware_errors != "panic" or self.state is not DeviceState.RUNNING:
             return
+        hung = isinstance(exc, WatchdogExpired)
         error = f"{type(exc).__name__}: {exc}"[:300]
-        self.log.log(LogLevel.ERROR, "app", f"{where} raised {error}; panic (hard_fault)")
+        outcome = "watchdog reset" if hung else "panic (hard_fault)"
+        self.log.log(LogLevel.ERROR, "app",
+                     f"{where} {'hung' if hung else 'raised'} {error}; {outcome}")
         frames = traceback.format_exception(exc)
         self.tracer.emit("app.failed", where=where, error=error,
                          traceback="".join(frames)[-4000:])
-        _log.error("device %s: the firmware's %s raised %s; the device panics and resets",
-                   self.name, where, error, exc_info=exc)
-        self.panic(PANIC_HARD_FAULT)
+        _log.error("device %s: the firmware's %s %s %s; %s", self.name, where,
+                   "hung:" if hung else "raised", error, outcome, exc_info=exc)
+        if hung:
+            self.tracer.emit("device.watchdog")
+            self._do_reset("watchdog")
+        else:
+            self.panic(PANIC_HARD_FAULT)
         raise StepAborted from None
 
     def factory_reset(self) -> None:

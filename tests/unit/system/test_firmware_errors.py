@@ -185,3 +185,48 @@ def test_an_unknown_policy_is_refused() -> None:
     with pytest.raises(UsageError, match="firmware_errors"):
         Device(World(seed=1), "d", profile="p2",
                options=replace(FirmwareOptions(), firmware_errors="ignore"))
+
+
+@pytest.mark.parametrize("hang", ["loop", "sleep"])
+def test_served_a_firmware_that_hangs_is_reset_by_the_step_watchdog(hang: str) -> None:
+    """A served world's step watchdog interrupts a firmware that loops or blocks (security QA:
+    one ``time.sleep`` in a function stalled every device and the REST API): the device resets
+    with the reason ``watchdog`` and the world, with its other device, keeps running."""
+    import asyncio
+    import time
+
+    from firmware_sim.kernel.realtime import AsyncioDriver
+
+    def hangs() -> None:
+        if hang == "sleep":
+            time.sleep(30)
+        while True:
+            pass
+
+    with _bed("panic", "d", "other") as bed:
+        _online(bed)
+        device, other = bed.devices["d"], bed.devices["other"]
+        ticks: list[float] = []
+        other.particle.every(0.05, lambda: ticks.append(bed.world.now))
+        device.particle.after(0.1, hangs)
+        driver = AsyncioDriver(bed.world, speed=1.0, step_watchdog_s=0.3)
+
+        async def main() -> None:
+            runner = asyncio.ensure_future(driver.run())
+            started = time.monotonic()
+            while not bed.world.trace.find("device.watchdog") and time.monotonic() - started < 5:
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.3)
+            driver.stop()
+            await runner
+
+        began = time.monotonic()
+        asyncio.run(main())
+        assert time.monotonic() - began < 3  # interrupted, not waited out
+    [failed] = bed.world.trace.find("app.failed")
+    assert failed.get("where") == "a timer" and "WatchdogExpired" in str(failed.get("error"))
+    assert [r.get("reason") for r in bed.world.trace.find("device.reset")] == ["watchdog"]
+    assert "hung WatchdogExpired: a step ran longer than 0.3 s; watchdog reset" in "\n".join(
+        device.log_lines())
+    assert ticks and ticks[-1] > 0.5 + ticks[0]  # the other device's firmware kept running
+    assert driver.failure_count == 0  # handled as the device's, not contained as a bug
