@@ -15,9 +15,13 @@ bytes - it knows no protocol:
   when the World closes its end the socket is closed after the bytes written before, when it
   aborts (or the link resets) the socket is aborted.
 
-:class:`TcpStreamListener` accepts connections (at most ``max_connections`` open: the next one
-is aborted at once and reported to ``on_refused``) and hands each World-side end to
-``on_accept(end, peer)`` before any byte of it is delivered. :func:`tcp_connector` opens client
+:class:`TcpStreamListener` accepts connections and hands each World-side end to
+``on_accept(end, peer)`` before any byte of it is delivered. At most ``max_connections`` are
+open: a connection arriving at the cap evicts (resets) the oldest open connection that its
+protocol does not count as ``established`` (e.g. an MQTT client that has not completed its
+CONNECT: half-open connections from someone who never logs in must not lock real clients out);
+when every open connection is established the newcomer is aborted at once and reported to
+``on_refused``. :func:`tcp_connector` opens client
 connections (a device to a real broker): it hands the World-side end, or None when the
 connection failed, to the callback it is given. Idle and keep-alive timeouts belong to the
 protocol sessions, on virtual time that the real-time driver keeps at wall time.
@@ -53,6 +57,8 @@ class TcpBridge(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.peer = ""
         self._end: StreamEnd | None = None
+        #: the World-side end handed to ``on_open`` (the protocol session's)
+        self.world_end: StreamEnd | None = None
 
     @property
     def end(self) -> StreamEnd | None:
@@ -73,6 +79,7 @@ class TcpBridge(asyncio.Protocol):
             end.on_data = transport.write
             end.on_eof = transport.close
             end.on_reset = transport.abort
+            self.world_end = link.a
             self._on_open(link.a, self.peer)
         finally:
             self.runtime.wake()
@@ -119,7 +126,8 @@ class TcpStreamListener:
 
     def __init__(self, world: World, runtime: Runtime, name: str, on_accept: OnOpen, *,
                  max_connections: int = 1000,
-                 on_refused: Callable[[str], None] | None = None) -> None:
+                 on_refused: Callable[[str], None] | None = None,
+                 established: Callable[[StreamEnd], bool] | None = None) -> None:
         if max_connections < 1:
             raise ConfigurationError("a TCP listener needs max_connections >= 1")
         self.world = world
@@ -128,8 +136,13 @@ class TcpStreamListener:
         self.on_accept = on_accept
         self.on_refused = on_refused
         self.max_connections = max_connections
-        self.bridges: set[TcpBridge] = set()
+        #: whether a connection's World-side end has got past its protocol's login (None: all
+        #: count as established, a newcomer at the cap is refused)
+        self.established = established
+        #: the open connections, oldest first
+        self.bridges: dict[TcpBridge, None] = {}
         self.refused = 0
+        self.evicted = 0
         self.port = 0
         self._server: asyncio.Server | None = None
 
@@ -140,11 +153,27 @@ class TcpStreamListener:
         self._server = await loop.create_server(self._bridge, sock=sock)
 
     def _bridge(self) -> asyncio.Protocol:
-        if len(self.bridges) >= self.max_connections:
+        if len(self.bridges) >= self.max_connections and not self._evict_one():
             return _Refuse(self)
         bridge = _ListenerBridge(self)
-        self.bridges.add(bridge)
+        self.bridges[bridge] = None
         return bridge
+
+    def _evict_one(self) -> bool:
+        """Reset the oldest connection not yet established; False if there is none."""
+        established = self.established
+        if established is None:
+            return False
+        for bridge in self.bridges:
+            end = bridge.world_end
+            if end is not None and established(end):
+                continue
+            del self.bridges[bridge]
+            self.evicted += 1
+            if bridge.transport is not None:
+                bridge.transport.abort()
+            return True
+        return False
 
     def _refused(self, peer: str) -> None:
         self.refused += 1
@@ -173,7 +202,7 @@ class _ListenerBridge(TcpBridge):
         self.listener = listener
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.listener.bridges.discard(self)
+        self.listener.bridges.pop(self, None)
         super().connection_lost(exc)
 
 

@@ -94,3 +94,55 @@ def test_a_port_in_use_is_a_one_line_error() -> None:
     with pytest.raises(ConfigurationError):
         TcpStreamListener(World(), None, "x", lambda end, peer: None,  # type: ignore[arg-type]
                           max_connections=0)
+
+
+def test_at_the_cap_the_oldest_connection_not_logged_in_is_evicted() -> None:
+    """Security QA: 2,050 connections that never complete an MQTT CONNECT kept real devices
+    out. At the cap the oldest connection its protocol does not count as established is reset
+    for the newcomer; only when all are established is the newcomer refused."""
+    world = World(3)
+    accepted: list[StreamEnd] = []
+    logged_in: set[int] = set()  # indexes into accepted
+    refused: list[str] = []
+
+    def established(end: StreamEnd) -> bool:
+        return accepted.index(end) in logged_in
+
+    async def main() -> tuple[list[bytes], TcpStreamListener]:
+        driver = AsyncioDriver(world)
+        runner = asyncio.ensure_future(driver.run())
+        listener = TcpStreamListener(world, driver, "mqtt", lambda end, peer: accepted.append(
+            end), max_connections=3, on_refused=refused.append, established=established)
+        await listener.start("127.0.0.1", 0)
+        streams = []
+        for count in range(3):
+            streams.append(await asyncio.open_connection("127.0.0.1", listener.port))
+            assert await until(lambda n=count: len(accepted) == n + 1, 5.0)
+        logged_in.add(1)  # the second one logged in
+        fourth = await asyncio.open_connection("127.0.0.1", listener.port)
+        assert await until(lambda: len(accepted) == 4, 5.0)  # accepted: the first was evicted
+        fifth = await asyncio.open_connection("127.0.0.1", listener.port)
+        assert await until(lambda: len(accepted) == 5, 5.0)  # the third evicted
+        logged_in.update({3, 4})  # all three open ones are logged in now
+        sixth = await asyncio.open_connection("127.0.0.1", listener.port)
+        assert await until(lambda: bool(refused), 5.0)
+        outcomes = []
+        for reader, _ in (*streams, fourth, fifth, sixth):
+            try:
+                outcomes.append(await asyncio.wait_for(reader.read(1), 0.5))  # b"": closed
+            except ConnectionResetError:
+                outcomes.append(b"reset")
+            except TimeoutError:
+                outcomes.append(b"open")
+        for _, writer in (*streams, fourth, fifth, sixth):
+            writer.close()
+        await listener.stop()
+        driver.stop()
+        await runner
+        return outcomes, listener
+
+    outcomes, listener = asyncio.run(main())
+    assert listener.evicted == 2 and listener.refused == 1 and len(accepted) == 5
+    # evicted (reset or closed at once): the 1st, the 3rd and the refused 6th; still open
+    # (nothing to read before the timeout): the 2nd, 4th and 5th
+    assert [index for index, got in enumerate(outcomes) if got == b"open"] == [1, 3, 4]

@@ -191,6 +191,8 @@ class ThingsBoardPlug:
         self.buttons: dict[str, ClaimButtonDevice] = {}
         self._listener: StreamListener | None = None
         self._sessions: set[MqttServerSession] = set()
+        #: the MQTT session on each World-side stream end (served connections at the cap)
+        self._session_on: dict[StreamEnd, MqttServerSession] = {}
         #: (host, port, driver) of the MQTT listener once served
         self._served_mqtt: tuple[str, int, AsyncioDriver] | None = None
         for index in range(1, settings.buttons + 1):
@@ -222,7 +224,8 @@ class ThingsBoardPlug:
             driver=driver, run_driver=False)
         mqtt = TcpStreamListener(self.world, driver, f"{self.service.name}-mqtt-tcp",
                                  self._accept, on_refused=self._refused,
-                                 max_connections=self.settings.service.mqtt.max_connections)
+                                 max_connections=self.settings.service.mqtt.max_connections,
+                                 established=self._logged_in)
         await mqtt.start(options.host, options.device_port, what="MQTT")
         try:
             await server.start()
@@ -260,7 +263,19 @@ class ThingsBoardPlug:
     def _accept(self, end: StreamEnd, peer: str = "") -> None:
         session = MqttServerSession(self.service, end, peer=peer or end.link.name)
         self._sessions.add(session)
-        session.on_closed.append(self._sessions.discard)
+        self._session_on[end] = session
+
+        def closed(gone: MqttServerSession) -> None:
+            self._sessions.discard(gone)
+            self._session_on.pop(gone.stream, None)
+
+        session.on_closed.append(closed)
+
+    def _logged_in(self, end: StreamEnd) -> bool:
+        """Has the MQTT session on ``end`` completed its CONNECT? (Those that have not are
+        evicted first when the listener is full: ``transports.tcp``.)"""
+        session = self._session_on.get(end)
+        return session is not None and session.device is not None
 
     def _refused(self, peer: str) -> None:
         self.service.tracer.emit("tb.mqtt.refused", peer=peer, reason="too_many_connections")
