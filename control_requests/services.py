@@ -51,6 +51,23 @@ class NetworkInterface:
 
 
 @dataclass(frozen=True)
+class FirmwareAsset:
+    """One asset (``particle.cloud.FirmwareModuleAsset``): its name and SHA-256 (Device OS's
+    ``Asset`` compares only these two), the asset's original size and the size it takes in
+    storage (0 for an asset a module requires)."""
+
+    name: str
+    hash: bytes
+    size: int = 0
+    storage_size: int = 0
+
+    @property
+    def key(self) -> tuple[str, bytes]:
+        """What ``Asset::operator==`` compares."""
+        return self.name, self.hash
+
+
+@dataclass(frozen=True)
 class FirmwareModuleInfo:
     """One firmware module (``particle.cloud.FirmwareModule``; ``type`` is its
     ``FirmwareModuleType``, the flags ``FirmwareModuleValidityFlag`` bits, ``store`` 0 the main
@@ -67,6 +84,8 @@ class FirmwareModuleInfo:
     #: (type, index, version) of each module it depends on
     dependencies: tuple[tuple[int, int, int], ...] = ()
     store: int = 0
+    #: the assets a user part requires (its asset dependency extensions)
+    assets: tuple[FirmwareAsset, ...] = ()
 
 
 class DeviceServices(Protocol):
@@ -130,6 +149,8 @@ class DeviceServices(Protocol):
 
     # firmware modules -------------------------------------------------------------------------
     def firmware_modules(self) -> list[FirmwareModuleInfo]: ...
+    def asset_info(self) -> tuple[list[FirmwareAsset], list[FirmwareAsset]]:
+        """(available, required): the assets in storage and those the application needs."""
 
     # firmware update (system/src/control/storage.cpp) -----------------------------------------
     def firmware_update_start(self, size: int, file_format: int) -> tuple[int, int]:

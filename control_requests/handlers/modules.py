@@ -2,18 +2,29 @@
 
 GET_MODULE_INFO replies the modules of the main store in the current form (field ``modules``,
 ``particle.cloud.FirmwareModule``, the describe's own encoding), each with its SHA-256 (Device OS
-forces it here); the deprecated ``modules_deprecated`` list is left empty, as Device OS 6 leaves
-it. GET_ASSET_INFO replies the assets available in storage and those the application requires:
-a simulated device has none, so both lists are empty (an empty reply).
+forces it here) and, for a user part, the assets it requires (``asset_dependencies``: name and
+hash); the deprecated ``modules_deprecated`` list is left empty, as Device OS 6 leaves it.
+GET_ASSET_INFO replies the assets available in storage (name, hash, original size, size in
+storage) and those the application requires (name and hash): ``EncodeAssets`` over
+``AssetManager::availableAssets`` / ``requiredAssets`` (``system/src/control/storage.cpp``).
 """
 
 from __future__ import annotations
 
-from typing import cast
+from collections.abc import Iterable
+from typing import Any, cast
 
 from .._pb import describe_pb2, storage_pb2
 from ..dispatcher import Handler, HandlerContext
+from ..services import FirmwareAsset
 from ..types import RequestType
+
+
+def _add_assets(field: Any, assets: Iterable[FirmwareAsset]) -> None:
+    """``encodeAssetDependencies``."""
+    for asset in assets:
+        field.add(hash=asset.hash, name=asset.name, size=asset.size,
+                  storage_size=asset.storage_size)
 
 
 def get_module_info(ctx: HandlerContext) -> None:
@@ -27,11 +38,16 @@ def get_module_info(ctx: HandlerContext) -> None:
         for kind, index, version in module.dependencies:
             entry.dependencies.add(type=cast(describe_pb2.FirmwareModuleType, kind), index=index,
                                    version=version)
+        _add_assets(entry.asset_dependencies, module.assets)
     ctx.done(0, reply)
 
 
 def get_asset_info(ctx: HandlerContext) -> None:
-    ctx.done(0, storage_pb2.GetAssetInfoReply())
+    available, required = ctx.services.asset_info()
+    reply = storage_pb2.GetAssetInfoReply()
+    _add_assets(reply.available, available)
+    _add_assets(reply.required, required)
+    ctx.done(0, reply)
 
 
 HANDLERS: dict[RequestType, Handler] = {

@@ -26,8 +26,22 @@ pointer (0x200 bytes on the nRF52840, 0x184 on the Photon's STM32F2).
    compressed module that is not a user or system part -1310, an NCP module on a platform
    without an updatable NCP of its kind -1310 / -1360.
 
+Extensions (``module_info_extension_t``: type u16, length u16 counting the header) may sit after
+the prefix (``MODULE_INFO_FLAG_PREFIX_EXTENSIONS``) and at the start of the suffix. Three uses:
+
+* :func:`read_asset` is ``AssetReader::validate`` (``system/src/asset_manager.cpp``): an asset
+  module (function 9, ``DROP_MODULE_INFO``, maybe ``COMPRESSED`` with an 8-byte raw-deflate
+  header) is valid when its CRC-32 matches and its suffix holds a NAME and a SHA-256 HASH
+  extension; its size is the original data's, its storage size the module's;
+* :func:`asset_dependencies` is ``AssetManager::requiredAssetsForModule``: the
+  ``ASSET_DEPENDENCY`` extensions (hash, then the name) of a user part's prefix and suffix;
+* :func:`find_slot_module` is what a boot finds in a module slot of the flash (``fetch_module``
+  over ``module_bounds``; on the P2 the user part is located first by the ``DYNAMIC_LOCATION``
+  extension of the suffix ending at the slot's fixed end, as ``HAL_Core_Config`` does).
+
 Everything raises an :class:`OtaError` carrying the ``system_error_t`` and Device OS's text.
-:func:`build_module` writes a valid binary from the same layout (tests and documentation).
+:func:`build_module` writes a valid binary from the same layout, :func:`build_asset_module` an
+asset module (tests and documentation).
 """
 
 from __future__ import annotations
@@ -40,7 +54,9 @@ from dataclasses import dataclass, field, replace
 from enum import IntEnum, IntFlag
 from typing import Protocol
 
-from ..kernel.errors import DeviceOsError
+from control_requests.services import FirmwareAsset
+
+from ..kernel.errors import DeviceOsError, ResultCode
 
 MODULE_INFO_SIZE = 24
 #: ``module_info_suffix_base_t``: reserved u16, SHA-256, suffix size u16
@@ -52,6 +68,16 @@ RTL_HEADER_SIZE = 32
 RTL_SIGNATURE = struct.pack("<II", 0x96969999, 0xFC66CC3F)
 MCU_ANY = 0xFF
 _INFO = struct.Struct("<IIBBHHBBBBHBBH")
+EXTENSION_HEADER_SIZE = 4
+#: ``module_info_hash_ext_t`` (and the fixed part of ``module_info_asset_dependency_ext_t``):
+#: the header, the hash type, its length and 32 bytes
+HASH_EXTENSION_SIZE = 38
+SHA256_SIZE = 32
+#: ``module_info_dynamic_location_ext_t``: the header and three addresses
+DYNAMIC_LOCATION_SIZE = 16
+#: ``compressed_module_header``: header size u16, method u8 (0 raw deflate), window bits u8,
+#: original size u32
+COMPRESSED_HEADER_SIZE = 8
 
 
 class ModuleFunction(IntEnum):
@@ -67,6 +93,21 @@ class ModuleFunction(IntEnum):
     NCP_FIRMWARE = 7
     RADIO_STACK = 8
     ASSET = 9
+
+
+class ExtensionType(IntEnum):
+    """``module_info_extension_type_t``."""
+
+    END = 0x0000
+    PRODUCT_DATA = 0x0001
+    DYNAMIC_LOCATION = 0x0002
+    DEPENDENCY = 0x0003
+    HASH = 0x0010
+    NAME = 0x0011
+    ASSET_DEPENDENCY = 0x0012
+    SECURITY_MODE = 0x0013
+    ASSET_TYPE = 0x0014
+    INVALID = 0xFFFF
 
 
 class ModuleFlag(IntFlag):
@@ -143,6 +184,15 @@ class InvalidFormat(OtaError):
 
 class UpdatesDisabled(OtaError):
     code_value, text = -1380, "Firmware updates are disabled"
+
+
+class AssetError(OtaError):
+    """The asset manager refused an asset: BAD_DATA, NOT_ENOUGH_DATA or a filesystem error."""
+
+    def __init__(self, code: int, detail: str = "") -> None:
+        self.code_value = int(code)
+        self.text = "Unable to store asset"
+        super().__init__(detail)
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +274,11 @@ class OtaPlatform:
     combined: bool = True
     #: Device OS 2.3.1's FINISH_FIRMWARE_UPDATE applies before it replies (Gen2)
     apply_before_reply: bool = False
+    #: blocks of the asset filesystem (``EXTERNAL_FLASH_ASSET_STORAGE_PAGE_COUNT``, 4 KiB each)
+    asset_blocks: int = 288
+    #: the user part is found by the ``DYNAMIC_LOCATION`` extension of the suffix that ends at
+    #: its slot's fixed end (``hal/src/rtl872x/core_hal.c``, ``HAL_Core_Config``)
+    dynamic_user_location: bool = False
 
     def find_bounds(self, function: int, index: int, mcu: int = MCU_ANY) -> ModuleBounds | None:
         """``find_module_bounds``."""
@@ -248,7 +303,7 @@ _BOOT, _SYS, _USER = ModuleFunction.BOOTLOADER, ModuleFunction.SYSTEM_PART, Modu
 #: ``hal/src/rtl872x/ota_module_bounds.c`` (modular firmware): bootloader, MBR, KM0 part 1,
 #: system part 1, user part (fixed end); the OTA region is 1.5 MiB
 RTL872X = OtaPlatform(
-    platform_id=32, ota_size=0x180000, assets=True,
+    platform_id=32, ota_size=0x180000, assets=True, dynamic_user_location=True,
     bounds=(ModuleBounds(_BOOT, 0, 0x08004000, 0x08014000, 0x10000),
             ModuleBounds(_BOOT, 1, 0x08000000, 0x08002000, 0x2000),
             ModuleBounds(_BOOT, 2, 0x08014000, 0x0805E000, 0x4A000),
@@ -491,23 +546,266 @@ def validate_ota(region: FlashRegion, platform: OtaPlatform,
     return modules
 
 
+# -- extensions, assets, module slots --------------------------------------------------------
+
+
+def _c_string(raw: bytes) -> str:
+    """A name as Device OS reads it: up to the first NUL (fwsim: bytes that are not UTF-8 are
+    replaced, the protobuf ``string`` a host receives)."""
+    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+
+def _asset_name_and_hash(data: bytes, offset: int, size: int) -> tuple[str, bytes]:
+    """``parseAssetInfo``: the NAME and HASH extensions of an asset module's suffix."""
+    name: str | None = None
+    digest: bytes | None = None
+    bad = int(ResultCode.BAD_DATA)
+    while size > 0:  # the area ends 40 bytes before the end of ``data``: headers always read
+        kind, length = struct.unpack_from("<HH", data, offset)
+        if length > size:
+            raise AssetError(bad, "extension longer than the suffix")
+        if kind == ExtensionType.NAME:
+            if length <= EXTENSION_HEADER_SIZE:
+                raise AssetError(bad, "empty name extension")
+            name = _c_string(data[offset + EXTENSION_HEADER_SIZE:offset + length])
+        elif kind == ExtensionType.HASH:
+            if length < HASH_EXTENSION_SIZE:
+                raise AssetError(bad, "short hash extension")
+            hash_type, hash_length = data[offset + 4], data[offset + 5]
+            # AssetHash: only a 32-byte SHA-256 is valid
+            digest = (data[offset + 6:offset + HASH_EXTENSION_SIZE]
+                      if hash_type == 0 and hash_length == SHA256_SIZE else None)
+        elif kind == ExtensionType.END:
+            break
+        if length == 0:
+            # UNVERIFIED (fwsim): Device OS's loop would not advance past it
+            raise AssetError(bad, "zero-length extension")
+        offset += length
+        size -= length
+    if name is None or digest is None:
+        raise AssetError(bad, "no name or no valid SHA-256 in the asset suffix")
+    return name, digest
+
+
+def read_asset(data: bytes, *, full: bool = True) -> FirmwareAsset:
+    """``AssetReader::validate``: the asset an asset module holds (its original size and the
+    size it takes in storage), or :class:`AssetError` (NOT_ENOUGH_DATA, BAD_DATA)."""
+    size = len(data)
+    bad = int(ResultCode.BAD_DATA)
+    if size <= MODULE_INFO_SIZE + COMPRESSED_HEADER_SIZE + SUFFIX_BASE_SIZE + CRC_SIZE:
+        raise AssetError(int(ResultCode.NOT_ENOUGH_DATA), "asset module too short")
+    info = ModuleInfo.unpack(data)
+    if (info.function != ModuleFunction.ASSET or not info.flags & ModuleFlag.DROP_MODULE_INFO
+            or info.flags & ModuleFlag.PREFIX_EXTENSIONS):
+        raise AssetError(bad, "not an asset module")
+    if size != info.length + CRC_SIZE:
+        raise AssetError(bad, "asset module size does not match its prefix")
+    compressed = bool(info.flags & ModuleFlag.COMPRESSED)
+    original = 0
+    if compressed:
+        header_size, method = struct.unpack_from("<HB", data, MODULE_INFO_SIZE)
+        (original,) = struct.unpack_from("<I", data, MODULE_INFO_SIZE + 4)
+        if header_size < COMPRESSED_HEADER_SIZE or method != 0:
+            raise AssetError(bad, "bad compression header")
+    (suffix_size,) = struct.unpack_from("<H", data, size - CRC_SIZE - 2)
+    if full and zlib.crc32(data[:-CRC_SIZE]) != int.from_bytes(data[-CRC_SIZE:], "big"):
+        raise AssetError(bad, "CRC-32 mismatch")
+    if (size < MODULE_INFO_SIZE + COMPRESSED_HEADER_SIZE + suffix_size + CRC_SIZE
+            or suffix_size < SUFFIX_BASE_SIZE + 2 * EXTENSION_HEADER_SIZE):
+        raise AssetError(bad, "bad suffix size")
+    name, digest = _asset_name_and_hash(data, size - suffix_size - CRC_SIZE,
+                                        suffix_size - SUFFIX_BASE_SIZE)
+    if not compressed:
+        original = size - MODULE_INFO_SIZE - CRC_SIZE - suffix_size
+    return FirmwareAsset(name, digest, original, size)
+
+
+def _parse_asset_dependencies(region: FlashRegion, start: int, end: int,
+                              out: list[FirmwareAsset]) -> bool:
+    """``parseAssetDependencies``; False when a read fails."""
+    offset = start
+    while offset < end:
+        header = region.read(offset, EXTENSION_HEADER_SIZE)
+        if header is None:
+            return False
+        kind, length = struct.unpack("<HH", header)
+        if kind == ExtensionType.ASSET_DEPENDENCY:
+            ext = region.read(offset, length)
+            if ext is None:
+                return False
+            # UNVERIFIED (fwsim): one shorter than its fixed part is skipped (the device would
+            # read past it); a hash type other than SHA-256 is skipped as Device OS does
+            if length >= HASH_EXTENSION_SIZE and ext[4] == 0:
+                digest = ext[6:HASH_EXTENSION_SIZE] if ext[5] == SHA256_SIZE else b""
+                out.append(FirmwareAsset(_c_string(ext[HASH_EXTENSION_SIZE:]), digest))
+        elif kind == ExtensionType.END:
+            break
+        if length == 0:
+            break  # UNVERIFIED (fwsim): Device OS's loop would not advance
+        offset += length
+    return True
+
+
+def asset_dependencies(region: FlashRegion, module: FetchedModule) -> tuple[FirmwareAsset, ...]:
+    """``requiredAssetsForModule``: the assets a module requires, from its prefix extensions and
+    its suffix extensions; none when a read fails (Device OS then reports none)."""
+    info = module.info
+    found: list[FirmwareAsset] = []
+    if info.flags & ModuleFlag.PREFIX_EXTENSIONS:
+        start = module.offset + module.info_offset + MODULE_INFO_SIZE
+        if not _parse_asset_dependencies(region, start, module.offset + info.length, found):
+            return ()
+    suffix_start = module.offset + info.length - SUFFIX_BASE_SIZE
+    base = region.read(suffix_start, SUFFIX_BASE_SIZE) if suffix_start >= 0 else None
+    if base is None:
+        return ()
+    (suffix_size,) = struct.unpack_from("<H", base, SUFFIX_BASE_SIZE - 2)
+    if suffix_size > SUFFIX_BASE_SIZE + 2 * EXTENSION_HEADER_SIZE:
+        start = module.offset + info.length - suffix_size
+        if start < 0 or not _parse_asset_dependencies(region, start, suffix_start, found):
+            return ()
+    return tuple(found)
+
+
+@dataclass(frozen=True, slots=True)
+class SlotModule:
+    """The module a boot finds in a slot of the flash."""
+
+    address: int  # where the module starts
+    module: FetchedModule  # offsets from ``address``
+    #: the assets it requires (a module that fails its integrity check requires none)
+    assets: tuple[FirmwareAsset, ...]
+    #: ``FLASH_isUserModuleInfoValid``: the prefix names this address as the start and the
+    #: module is for this platform (on the P2 it ends inside the user region)
+    usable: bool
+
+
+def _dynamic_user_start(read: Callable[[int, int], bytes | None],
+                        bounds: ModuleBounds) -> int | None:
+    """``HAL_Core_Config``: the user part's start from the ``DYNAMIC_LOCATION`` extension of the
+    suffix ending at the slot's fixed end (followed by the CRC-32); None: no user part."""
+    user_end = bounds.end_address - CRC_SIZE
+    raw = read(user_end - 2, 2)
+    if raw is None:
+        return None
+    (suffix_size,) = struct.unpack("<H", raw)
+    address = user_end - suffix_size
+    if address >= user_end - SUFFIX_BASE_SIZE:
+        return None
+    ext = read(address, DYNAMIC_LOCATION_SIZE)
+    if ext is None:
+        return None
+    kind, length, start = struct.unpack_from("<HHI", ext)
+    # Device OS looks at the first extension only (its loop does not advance): END or INVALID
+    # means no user part; UNVERIFIED (fwsim): any other first extension means none too (the
+    # device would loop there)
+    if kind != ExtensionType.DYNAMIC_LOCATION or length < DYNAMIC_LOCATION_SIZE:
+        return None
+    # the OTA region (1.5 MiB) must fit below the user part: its 4 KiB-aligned start is not
+    # below the slot's lowest start ("Invalid user module" otherwise)
+    if start & ~0xFFF < bounds.end_address - bounds.maximum_size:
+        return None
+    return int(start)
+
+
+def find_slot_module(read: Callable[[int, int], bytes | None], platform: OtaPlatform,
+                     bounds: ModuleBounds, installed: Sequence[InstalledModule] = ()
+                     ) -> SlotModule | None:
+    """The module a boot finds in ``bounds`` of a flash that ``read(address, size)`` reads
+    (None past it): ``fetch_module(..., MODULE_VALIDATION_INTEGRITY)`` at the slot's start, or
+    on the P2's user slot at the dynamic location. None when nothing is found - including,
+    UNVERIFIED (fwsim), a module whose function and index are not the slot's."""
+    start: int | None = bounds.start_address
+    dynamic = platform.dynamic_user_location and bounds.fixed_end
+    if dynamic:
+        start = _dynamic_user_start(read, bounds)
+    if start is None or start >= bounds.end_address:
+        return None
+    size = bounds.end_address - start
+    data = read(start, size)
+    if data is None:
+        return None
+    region = FlashRegion(data, size)
+    module = fetch_module(region, 0, platform, installed, checks=Validation.INTEGRITY)
+    if module is None or (module.info.function, module.info.index) != (bounds.function,
+                                                                       bounds.index):
+        return None
+    info = module.info
+    usable = (info.start_address == start and info.platform_id == platform.platform_id
+              and (not dynamic or info.end_address <= bounds.end_address))
+    assets = (asset_dependencies(region, module) if module.passed & Validation.INTEGRITY
+              else ())
+    return SlotModule(start, module, assets, usable)
+
+
+# -- writing modules -------------------------------------------------------------------------
+
+
+def extension(kind: int, payload: bytes = b"") -> bytes:
+    """One ``module_info_extension_t`` with its payload."""
+    return struct.pack("<HH", kind, EXTENSION_HEADER_SIZE + len(payload)) + payload
+
+
+def asset_dependency_extension(name: str, digest: bytes) -> bytes:
+    """``module_info_asset_dependency_ext_t``: a SHA-256 and the asset's name."""
+    return extension(ExtensionType.ASSET_DEPENDENCY,
+                     bytes([0, len(digest)]) + digest + name.encode())
+
+
 def build_module(*, platform_id: int, function: int, index: int, version: int,
-                 start_address: int, body: bytes = b"\x00" * 64, flags: int = 0,
+                 start_address: int | None = None, end_address: int | None = None,
+                 body: bytes = b"\x00" * 64, flags: int = 0,
                  mcu_target: int = 0, dependency: Dependency | None = None,
-                 dependency2: Dependency | None = None, header: bytes = b"") -> bytes:
+                 dependency2: Dependency | None = None, header: bytes = b"",
+                 prefix_extensions: bytes = b"", suffix_extensions: bytes = b"",
+                 dynamic_location: bool = False) -> bytes:
     """A module binary with a correct SHA-256 and CRC-32: ``header`` (an RTL header or a vector
-    table, counted in the module), the prefix, ``body``, the 36-byte suffix and the CRC."""
+    table, counted in the module), the prefix, ``prefix_extensions`` (set
+    ``ModuleFlag.PREFIX_EXTENSIONS`` with them), ``body``, the suffix (``suffix_extensions``,
+    led by a ``DYNAMIC_LOCATION`` extension naming the start when ``dynamic_location``, then
+    the 36-byte base) and the CRC. Give the start, or the end (``module_end_address``: where
+    the CRC starts) as a P2 user part has."""
     none = Dependency(0, 0, 0)
-    length = len(header) + MODULE_INFO_SIZE + len(body) + SUFFIX_BASE_SIZE
+    if dynamic_location:
+        suffix_extensions = b"\x00" * DYNAMIC_LOCATION_SIZE + suffix_extensions
+    length = (len(header) + MODULE_INFO_SIZE + len(prefix_extensions) + len(body)
+              + len(suffix_extensions) + SUFFIX_BASE_SIZE)
+    if start_address is None:
+        if end_address is None:
+            raise ValueError("give start_address or end_address")
+        start_address = (end_address - length) & 0xFFFFFFFF
+    if dynamic_location:
+        location = struct.pack("<III", start_address, start_address, 0)
+        suffix_extensions = (extension(ExtensionType.DYNAMIC_LOCATION, location)
+                             + suffix_extensions[DYNAMIC_LOCATION_SIZE:])
     info = ModuleInfo(start_address, (start_address + length) & 0xFFFFFFFF, mcu_target, flags,
                       version, platform_id, function, index, dependency or none,
                       dependency2 or none)
-    data = header + info.pack() + body + b"\x00\x00"  # + the suffix's reserved u16
-    data += hashlib.sha256(data).digest() + struct.pack("<H", SUFFIX_BASE_SIZE)
+    data = header + info.pack() + prefix_extensions + body + suffix_extensions
+    data += b"\x00\x00"  # the suffix's reserved u16
+    data += hashlib.sha256(data).digest()
+    data += struct.pack("<H", SUFFIX_BASE_SIZE + len(suffix_extensions))
     return data + struct.pack(">I", zlib.crc32(data))
 
 
+def build_asset_module(name: str, data: bytes, *, compress: bool = True) -> bytes:
+    """An asset module as ``createAssetModule`` lays it out: the prefix (function 9,
+    ``DROP_MODULE_INFO``, start 0), the data (raw deflate behind a compression header when
+    ``compress``), a suffix with the data's SHA-256 and the name, the CRC-32."""
+    flags = ModuleFlag.DROP_MODULE_INFO | (ModuleFlag.COMPRESSED if compress else 0)
+    body = data
+    if compress:
+        deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+        packed = deflate.compress(data) + deflate.flush()
+        body = struct.pack("<HBBI", COMPRESSED_HEADER_SIZE, 0, 0, len(data)) + packed
+    suffix = (extension(ExtensionType.HASH, bytes([0, SHA256_SIZE]) + hashlib.sha256(data).digest())
+              + extension(ExtensionType.NAME, name.encode()))
+    return build_module(platform_id=0, function=ModuleFunction.ASSET, index=0, version=0,
+                        start_address=0, body=body, flags=int(flags), suffix_extensions=suffix)
+
+
 __all__ = [
+    "COMPRESSED_HEADER_SIZE",
     "CRC_SIZE",
     "MAX_COMBINED_MODULES",
     "MODULE_INFO_SIZE",
@@ -517,8 +815,10 @@ __all__ = [
     "RTL872X",
     "STM32F2XX_PHOTON",
     "SUFFIX_BASE_SIZE",
+    "AssetError",
     "Dependency",
     "DependencyCheckFailed",
+    "ExtensionType",
     "FetchedModule",
     "FlashRegion",
     "InstalledModule",
@@ -534,14 +834,21 @@ __all__ = [
     "ModuleNotFound",
     "OtaError",
     "OtaPlatform",
+    "SlotModule",
     "UnsupportedModule",
     "UpdatesDisabled",
     "Validation",
     "ValidationFailed",
+    "asset_dependencies",
+    "asset_dependency_extension",
+    "build_asset_module",
     "build_module",
+    "extension",
     "fetch_module",
     "fetch_modules",
+    "find_slot_module",
     "ota_platform",
+    "read_asset",
     "validate_modules",
     "validate_ota",
     "validity_error",

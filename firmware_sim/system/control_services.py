@@ -14,6 +14,7 @@ from control_requests.dispatcher import ControlDispatcher
 from control_requests.handlers import HANDLERS, ON_BAD_DATA, supported_types
 from control_requests.services import (
     Done,
+    FirmwareAsset,
     FirmwareModuleInfo,
     KnownNetwork,
     NetworkInterface,
@@ -300,6 +301,10 @@ class DeviceControlServices:
     # firmware modules -------------------------------------------------------------------------
     def firmware_modules(self) -> list[FirmwareModuleInfo]:
         return self.device.installed_modules.modules()
+
+    def asset_info(self) -> tuple[list[FirmwareAsset], list[FirmwareAsset]]:
+        modules = self.device.installed_modules
+        return modules.assets.available(), list(modules.required_assets())
 
     # firmware update --------------------------------------------------------------------------
     def firmware_update_start(self, size: int, file_format: int) -> tuple[int, int]:

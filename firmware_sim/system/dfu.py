@@ -9,7 +9,10 @@ Device OS) on the platform's DFU product id (P2 0xD020, Photon 0xD006, ...). Eac
 setting of its interface is a memory (``usbd_dfu_mal.h``):
 
 * alt 0 ``@Internal Flash   /0x08000000/2048*004Kg`` (P2): the firmware flash. fwsim keeps
-  what a host writes (erased bytes read 0xFF) but does not run firmware from it;
+  what a host writes (erased bytes read 0xFF) but does not run firmware from it. The pages a
+  host wrote or erased are remembered until the next boot, which reads the module slots they
+  touched (``hal/modules.py``, ``InstalledModules.read_slots``): ``particle flash --local
+  app.bin`` then shows the new user part in the module list;
 * alt 1 ``@DCT Flash   /0x00000000/1*016Ke``: the DCT, read and written through
   ``dct_read_app_data_copy`` / ``dct_write_app_data`` - so a download of the claim code at
   offset 1762 (the community's ``dfu-util -d 2b04:d006 -a 1 -s 1762:64``) writes it exactly as
@@ -66,35 +69,59 @@ class InternalFlash:
     name: str = "@Internal Flash   /0x08000000/2048*004Kg"
     protected_name: str = "@Internal Flash   /0x08000000/2048*004Kb"
     pages: dict[int, bytearray] = field(default_factory=dict)
+    #: pages written or erased since :meth:`take_changes`
+    changed: set[int] = field(default_factory=set)
 
     PAGE = 4096
 
     def _valid(self, address: int, size: int) -> bool:
-        return address >= INTERNAL_FLASH_START and address + size <= INTERNAL_FLASH_END
+        return (size >= 0 and address >= INTERNAL_FLASH_START
+                and address + size <= INTERNAL_FLASH_END)
 
     def read(self, address: int, size: int) -> bytes | None:
         if not self._valid(address, size):
             return None
         out = bytearray()
-        for offset in range(address, address + size):
-            page = self.pages.get(offset // self.PAGE)
-            out.append(page[offset % self.PAGE] if page is not None else 0xFF)
+        end = address + size
+        while address < end:
+            page, offset = divmod(address, self.PAGE)
+            take = min(self.PAGE - offset, end - address)
+            content = self.pages.get(page)
+            out += content[offset:offset + take] if content is not None else b"\xff" * take
+            address += take
         return bytes(out)
 
     def write(self, address: int, data: bytes) -> int:
         if not self._valid(address, len(data)):
             return 1
-        for index, byte in enumerate(data):
-            offset = address + index
-            page = self.pages.setdefault(offset // self.PAGE, bytearray(b"\xff" * self.PAGE))
-            page[offset % self.PAGE] = byte
+        done, size = 0, len(data)
+        while done < size:
+            page, offset = divmod(address + done, self.PAGE)
+            take = min(self.PAGE - offset, size - done)
+            content = self.pages.setdefault(page, bytearray(b"\xff" * self.PAGE))
+            content[offset:offset + take] = data[done:done + take]
+            self.changed.add(page)
+            done += take
         return 0
 
     def erase(self, address: int) -> int:
         if not self._valid(address, 1):
             return 1
         self.pages.pop(address // self.PAGE, None)
+        self.changed.add(address // self.PAGE)
         return 0
+
+    def take_changes(self) -> list[tuple[int, int]]:
+        """The address ranges written or erased since the last call, merged."""
+        ranges: list[tuple[int, int]] = []
+        for page in sorted(self.changed):
+            low = page * self.PAGE
+            if ranges and ranges[-1][1] == low:
+                ranges[-1] = (ranges[-1][0], low + self.PAGE)
+            else:
+                ranges.append((low, low + self.PAGE))
+        self.changed.clear()
+        return ranges
 
 
 @dataclass
@@ -175,6 +202,11 @@ class DeviceDfu:
         memory = self.memories[alt]
         assert isinstance(memory, (InternalFlash, DctMemory))
         return memory.protected_name if self.protected else memory.name
+
+    def take_flash_changes(self) -> list[tuple[int, int]]:
+        """The internal flash's address ranges a host wrote or erased since the last boot
+        (none when the flash was never used)."""
+        return self._flash.take_changes() if self._flash is not None else []
 
     def on_change(self, listener: Callable[[bool], None]) -> Callable[[], None]:
         if self._listeners is None:

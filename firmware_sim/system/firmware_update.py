@@ -23,7 +23,9 @@ left), ``FirmwareUpdate`` (``system/src/firmware_update.cpp``: ``startUpdate`` /
   validation, cancels the transfer and answers the result; otherwise it answers 0 and
   :meth:`apply` runs once the reply is delivered (the completion handler): the modules are
   validated again and staged in their slots (``hal/modules.py`` installs them at the next
-  boot), ``firmware_update`` complete (or failed), and the device resets with the reason
+  boot) - an asset module is stored instead (``AssetManager::storeAsset``: validated by
+  ``module_binary.read_asset``, kept in ``hal/modules.py``'s asset storage) -
+  ``firmware_update`` complete (or failed), and the device resets with the reason
   ``update`` - whether or not the update applied (``Spark_Finish_Firmware_Update``).
   Device OS 2.3.1 (the Photon) applies inside FINISH, before the reply, and resets 1000 ms
   after the reply; a failure there is answered and does not reset.
@@ -31,7 +33,8 @@ left), ``FirmwareUpdate`` (``system/src/firmware_update.cpp``: ``startUpdate`` /
   FINISH is handled) ends the update: ``firmware_update`` failed, the LED back to the system's.
 
 Trace records (layer ``ota``): ``ota.start``, ``ota.data`` (offset, size), ``ota.finish``,
-``ota.cancel``, ``ota.applied`` / ``ota.apply_failed``; ``led.firmware_update`` on/off.
+``ota.cancel``, ``ota.applied`` / ``ota.asset_stored`` / ``ota.apply_failed``;
+``led.firmware_update`` on/off.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ from dataclasses import dataclass
 from control_requests.services import FirmwareModuleInfo
 
 from ..hal.module_binary import (
+    CRC_SIZE,
+    AssetError,
     FetchedModule,
     FlashRegion,
     InvalidSize,
@@ -49,11 +54,12 @@ from ..hal.module_binary import (
     ModuleFunction,
     ModuleInfo,
     OtaError,
-    UnsupportedModule,
     UpdatesDisabled,
+    asset_dependencies,
+    read_asset,
     validate_ota,
 )
-from ..hal.modules import InstalledModules
+from ..hal.modules import ALL_CHECKS, InstalledModules
 from ..kernel.errors import ResultCode
 from ..kernel.trace import Tracer
 from ..services.log import DeviceLog
@@ -248,7 +254,7 @@ class FirmwareUpdater:
 
     # -- ota_flash_hal.cpp ---------------------------------------------------------------------
 
-    def _fetch_and_validate(self) -> list[FetchedModule]:
+    def _fetch_and_validate(self) -> tuple[FlashRegion, list[FetchedModule]]:
         def validating(info: ModuleInfo) -> None:
             self._log.info("hal.ota", f"Validating module; type: {info.function}; index: "
                                       f"{info.index}; version: {info.version}")
@@ -257,8 +263,8 @@ class FirmwareUpdater:
             self._log.warn("hal.ota", "Got more than 2 combined modules")
 
         region = FlashRegion(bytes(self._region), self.ota_size)
-        return validate_ota(region, self._modules.platform, self._modules.modules(),
-                            on_validate=validating, on_too_many=too_many)
+        return region, validate_ota(region, self._modules.platform, self._modules.modules(),
+                                    on_validate=validating, on_too_many=too_many)
 
     def _validate(self) -> int:
         """``finishUpdate(VALIDATE_ONLY)``: ``HAL_FLASH_OTA_Validate``."""
@@ -272,17 +278,16 @@ class FirmwareUpdater:
         return 0
 
     def _apply_modules(self) -> None:
-        """``HAL_FLASH_End``: validate again, then put each module in a slot."""
-        for module in self._fetch_and_validate():
+        """``HAL_FLASH_End``: validate again, then put each module in a slot (an asset in the
+        asset storage)."""
+        region, modules = self._fetch_and_validate()
+        for module in modules:
             info = module.info
             self._log.info("hal.ota", f"Applying module; type: {info.function}; index: "
                                       f"{info.index}; version: {info.version}")
             if info.function == ModuleFunction.ASSET:
-                # UNVERIFIED (fwsim): assets are not simulated (GET_ASSET_INFO lists none)
-                self._log.error("hal.ota", "Unable to apply module")
-                self._tracer.emit("ota.apply_failed", function=info.function,
-                                  reason="assets are not simulated")
-                raise UnsupportedModule("assets are not simulated")
+                self._store_asset(region, module)
+                continue
             if info.function != ModuleFunction.NCP_FIRMWARE:
                 slot = _SLOT_FLAGS
                 for flag, bit in _SLOT_FLAG_BITS:
@@ -290,18 +295,42 @@ class FirmwareUpdater:
                         slot |= bit
                 self._log.info("hal.ota", f"OTA module flags: 0x{info.flags:X} DCT slot "
                                           f"flags: 0x{slot:X}")
-            self._modules.stage(_installed_entry(module))
+            self._modules.stage(_installed_entry(region, module))
             self._tracer.emit("ota.applied", function=info.function, index=info.index,
                               version=info.version, size=module.size)
 
+    def _store_asset(self, region: FlashRegion, module: FetchedModule) -> None:
+        """``AssetManager::storeAsset``: the module's bytes from its start address (relative to
+        where it sits in the OTA region) through its CRC-32."""
+        info = module.info
+        try:
+            data = region.read(module.offset + info.start_address, info.length + CRC_SIZE)
+            if data is None:  # UNVERIFIED (fwsim): the device would read other flash
+                raise AssetError(int(ResultCode.BAD_DATA), "asset module past the OTA region")
+            asset = read_asset(data)
+            self._log.info("system", f"Storing asset {asset.name} (hash={asset.hash.hex()}) "
+                                     f"size={asset.storage_size} original size={asset.size}")
+            self._modules.store_asset(data, asset)
+        except AssetError as exc:
+            self._log.error("hal.ota", "Unable to apply module")
+            self._tracer.emit("ota.apply_failed", function=info.function, result=exc.code,
+                              reason=exc.detail)
+            raise
+        self._tracer.emit("ota.asset_stored", name=asset.name, hash=asset.hash.hex(),
+                          size=asset.size, storage_size=asset.storage_size)
 
-def _installed_entry(module: FetchedModule) -> FirmwareModuleInfo:
+
+def _installed_entry(region: FlashRegion, module: FetchedModule) -> FirmwareModuleInfo:
+    """A staged module as ``HAL_System_Info`` will list it (it passed every check), with the
+    assets a user part requires."""
     info = module.info
     deps = tuple((d.function, d.index, d.version) for d in (info.dependency, info.dependency2)
                  if 0 < d.function <= int(ModuleFunction.ASSET))
     max_size = module.bounds.maximum_size if module.bounds is not None else module.size
+    assets = (asset_dependencies(region, module) if info.function == ModuleFunction.USER_PART
+              else ())
     return FirmwareModuleInfo(info.function, info.index, info.version, module.size, max_size,
-                              0, 0, module.sha256, deps)
+                              ALL_CHECKS, ALL_CHECKS, module.sha256, deps, assets=assets)
 
 
 __all__ = ["CHUNK_SIZE", "UPDATE_STATUS_IN_PROGRESS", "FirmwareUpdater", "UpdateHooks"]
