@@ -7,9 +7,11 @@ Pure helpers over a :class:`CloudStore`; randomness comes from a caller-supplied
 * Tokens are 40 lowercase hex characters like Particle's. An access token lives ``expires_in``
   seconds (default 7776000, 90 days; 0 means never); a refresh token lives 14 days and is used
   once (``refresh_token`` grant hands out a new pair).
-* Well-known public clients are registered on a fresh store: ``particle``/``particle`` (the
-  developer client of the docs), ``particle-api``/``particle-api`` (particle-api-js's default) and
-  ``CLI2``/``client_secret_here`` (particle-cli).
+* Well-known public clients are registered on every store (a fresh one, or a persistent one
+  from an older version when the cloud opens it): ``particle``/``particle`` (the developer client
+  of the docs), ``particle-api``/``particle-api`` (particle-api-js's default),
+  ``CLI2``/``client_secret_here`` (particle-cli's ``login``) and ``user``/``client_secret_here``
+  (particle-cli's ``token create``, ``src/cmd/token.js``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ PUBLIC_CLIENTS = (
     OAuthClient("particle", "particle", "Particle developer client"),
     OAuthClient("particle-api", "particle-api", "particle-api-js default client"),
     OAuthClient("CLI2", "client_secret_here", "particle-cli"),
+    OAuthClient("user", "client_secret_here", "particle-cli token create"),
 )
 
 

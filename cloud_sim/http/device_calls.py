@@ -30,10 +30,11 @@ Answers: a call ``{"id", "name" (the device's), "connected": true, "return_value
 ``arg`` or ``args`` (particle-api-js sends ``args``), at most 1024 bytes of UTF-8 (Device OS 6
 ``MAX_FUNCTION_ARG_LENGTH``). Errors: 404 ``Function <name> not found`` / ``Variable not found``
 (a name the device's last describe does not list, or a variable the device answers 4.04 for),
-408 ``Timed out.`` (the device is offline, did not answer within the timeout, or answered
-something that cannot be read), 400 for a bad argument. The statuses and texts other than the 404
-(particle-cli reports a 404 as "Function `x` not found") are UNVERIFIED choices
-(docs/cloud-api.md).
+408 ``Timed out.`` (the device is offline - ``online`` false in the device list, answered at
+once even while the cloud keeps its session for resumption - or has no session, did not answer
+within the timeout, or answered something that cannot be read), 400 for a bad argument. The
+statuses and texts other than the 404 (particle-cli reports a 404 as "Function `x` not found")
+are UNVERIFIED choices (docs/cloud-api.md).
 """
 
 from __future__ import annotations
@@ -120,6 +121,14 @@ def _raise_for(result: CallResult, not_found: str) -> None:
         raise api_error(408, TIMED_OUT)
 
 
+def _require_online(device: DeviceRecord) -> None:
+    """An offline device (``online`` false, as the device list shows it) answers 408 at once,
+    as one the cloud has no session of does: the cloud keeps an offline device's session for
+    resumption, but sending on it would only wait out the call's timeout."""
+    if not device.online:
+        raise api_error(408, TIMED_OUT)
+
+
 def _argument(params: dict[str, Any]) -> str:
     name = "arg" if params.get("arg") not in (None, "") else "args"
     argument = get_str(params, name, max_length=MAX_FUNCTION_ARG_LENGTH) or ""
@@ -156,6 +165,7 @@ async def call_response(ctx: ApiContext, device: DeviceRecord, function: str,
     not_found = f"Function {function[:MAX_FUNCTION_KEY_LENGTH]} not found"
     if not _valid_name(function):
         raise api_error(404, not_found)
+    _require_online(device)
     endpoint = ctx.cloud.endpoint
     result = await await_device(ctx.cloud, ctx.runtime, lambda done: endpoint.call_function(
         device.id, function, argument, done))
@@ -169,6 +179,7 @@ async def read_response(ctx: ApiContext, device: DeviceRecord, variable: str,
     raw = get_str(params, "format", max_length=16) == "raw"
     if not _valid_name(variable):
         raise api_error(404, "Variable not found")
+    _require_online(device)
     endpoint = ctx.cloud.endpoint
     result = await await_device(ctx.cloud, ctx.runtime, lambda done: endpoint.get_variable(
         device.id, variable, done))

@@ -7,6 +7,7 @@ unauthorized caller which ids exist.
 
 from __future__ import annotations
 
+import string
 from dataclasses import replace
 from typing import Any
 
@@ -25,6 +26,15 @@ from .params import get_bool, get_str
 from .render import api_claim_response, device_json, display_name
 
 router = APIRouter(tags=["devices"])
+
+
+_NAME_CHARACTERS = frozenset(string.ascii_letters + string.digits + "_-")
+
+
+def is_device_name(name: str) -> bool:
+    """A device name: ASCII letters, digits, ``_`` and ``-`` (``str.isalnum`` would also take
+    ``"x²"`` or ``"héllo"``)."""
+    return bool(name) and all(c in _NAME_CHARACTERS for c in name)
 
 
 def visible_device(ctx: ApiContext, caller: Caller, id_or_name: str) -> DeviceRecord:
@@ -108,12 +118,18 @@ async def update_device(request: Request, device_id: str) -> Response:
         return _signal(ctx, device, params)
     if device.owner != caller.principal:
         raise permission_denied()
+    if params.get("name") == "":
+        raise bad_request("name must not be empty (1 to 64 of A-Z a-z 0-9 _ -)")
     name = get_str(params, "name", max_length=64)
-    notes = get_str(params, "notes", max_length=750)
-    if name is not None and not all(c.isalnum() or c in "_-" for c in name):
-        raise bad_request("name may only contain letters, digits, '_' and '-'")
-    device = replace(device, name=name if name is not None else device.name,
-                     notes=notes if notes is not None else device.notes)
+    if name is not None and not is_device_name(name):
+        raise bad_request("name may only contain the ASCII letters A-Z a-z, digits 0-9, "
+                          "'_' and '-'")
+    notes = device.notes
+    if params.get("notes") == "":
+        notes = None  # an empty note clears the notes
+    elif "notes" in params:
+        notes = get_str(params, "notes", max_length=750) or notes
+    device = replace(device, name=name if name is not None else device.name, notes=notes)
     ctx.cloud.store.put_device(device)
     return json({"ok": True, "id": device.id, "name": display_name(device),
                  "notes": device.notes})
@@ -122,12 +138,17 @@ async def update_device(request: Request, device_id: str) -> Response:
 def _signal(ctx: ApiContext, device: DeviceRecord, params: dict[str, Any]) -> Response:
     """``signal`` 1 starts the device's rainbow LED signal, 0 stops it (particle-cli ``nyan``,
     particle-api-js ``signalDevice``). Anyone who sees the device may (its owner, the
-    product's team, its customer). A device the cloud has no session of answers 404
-    ``Device is not connected`` (UNVERIFIED wording, docs/cloud-api.md)."""
+    product's team, its customer). A device that is not online (``online`` false, as ``GET
+    /v1/devices`` shows it: the cloud keeps an offline device's session for resumption, but
+    the device is gone) or that the cloud has no session of answers 404 ``Device is not
+    connected`` (UNVERIFIED wording, docs/cloud-api.md)."""
     value = params.get("signal")
     if value not in (0, 1, "0", "1", True, False):
         raise bad_request("signal must be 1 (start) or 0 (stop)")
     on = value in (1, "1", True)
+    if not device.online:  # the device list's rule, even while a session is kept to resume
+        raise api_error(404, "Device is not connected",
+                        error_description=f"{device.id} is offline")
     if not ctx.cloud.endpoint.send_signal(device.id, on):
         raise api_error(404, "Device is not connected",
                         error_description=f"the cloud has no session of {device.id}")

@@ -5,6 +5,9 @@ Grants: ``password`` (a developer, or a customer when the client is a product cl
 the client's owner), ``refresh_token`` (single use: the old refresh token is replaced) and
 ``urn:custom:mfa-otp`` (no account of the emulator has MFA, so it is always ``invalid_grant``).
 The endpoint takes form bodies only, like the real one.
+
+``DELETE /v1/access_tokens/:token`` needs no authorization: the token in the path is the
+credential (see :func:`delete_token`).
 """
 
 from __future__ import annotations
@@ -17,10 +20,10 @@ from starlette.responses import Response
 
 from .. import accounts
 from ..model import OAuthClient, Principal, TokenKind
-from .auth import authenticate, require_client
+from .auth import authenticate, require_client, token_from
 from .common import caller_of, context, json, params_of
 from .context import ApiContext
-from .errors import ApiError, api_error, errors_list, oauth_error
+from .errors import MISSING_TOKEN, ApiError, api_error, errors_list, oauth_error
 from .openapi import BOOLEAN, ERRORS, INTEGER, STRING, body, query
 from .params import Params, get_str, is_ascii_digits, media_type
 from .render import iso
@@ -190,11 +193,24 @@ async def delete_current_token(request: Request) -> Response:
 @router.delete("/v1/access_tokens/{token}", tags=["users"], responses=ERRORS,
                openapi_extra=body({"password": STRING, "logout": BOOLEAN}))
 async def delete_token(request: Request, token: str) -> Response:
+    """Revoke the token named in the path. With an access token of the caller (Bearer, or
+    ``access_token``): any token of the same account, else 404 ``Token not found``. Without
+    one, knowing the token is the credential: particle-api-js 11+ ``deleteAccessToken``
+    (particle-cli ``token revoke``) sends no authorization, Particle having removed it on
+    purpose; an ``Authorization`` of another scheme (older clients' Basic) is ignored. An
+    access token (expired or not) is then revoked; anything else - unknown, a refresh token,
+    malformed - is answered as a request without a token is (400 ``invalid_request``, which
+    particle-cli prints as "The access token was not found")."""
     ctx = context(request)
     params = await params_of(request)
-    caller = authenticate(ctx, request, params)
     store = ctx.cloud.store
     target = store.get_token(token) if len(token) <= 256 else None
+    if token_from(request, params) is None:
+        if target is None or target.kind is not TokenKind.ACCESS:
+            raise oauth_error(400, *MISSING_TOKEN)
+        store.delete_token(target.token)
+        return json({"ok": True})
+    caller = authenticate(ctx, request, params)
     if target is None or target.principal != caller.principal:
         raise ApiError(404, {"ok": False, "error": "Token not found"})
     store.delete_token(target.token)

@@ -8,12 +8,15 @@ product's customers. Creating a customer needs the product's OAuth client creden
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
 from .. import accounts, ownership
-from ..model import Principal, Product
+from ..model import DeviceRecord, Principal, Product
 from .auth import Caller, require_client
 from .common import caller_of, context, find_product, json, no_content, params_of
 from .context import ApiContext
@@ -21,7 +24,7 @@ from .devices import _claim_code_body
 from .errors import api_error, bad_request, product_permission_denied
 from .openapi import BOOLEAN, ERRORS, STRING, body, query
 from .params import get_bool, get_int, get_str
-from .render import device_json, product_json
+from .render import device_groups, device_json, display_name, product_json
 
 router = APIRouter(tags=["products"])
 
@@ -192,7 +195,11 @@ async def list_product_devices(request: Request, product: str) -> Response:
         devices = [d for d in devices if wanted_id.lower() in d.id]
     wanted_name = get_str(params, "deviceName", max_length=64)
     if wanted_name:
-        devices = [d for d in devices if wanted_name in device_json(d, store)["name"]]
+        devices = [d for d in devices if wanted_name in display_name(d)]
+    wanted_groups = _groups(params)
+    if wanted_groups:
+        devices = [d for d in devices if wanted_groups.intersection(device_groups(d))]
+    devices = _sorted(devices, params)
     per_page = get_int(params, "per_page", minimum=1, maximum=1000) or 25
     page = get_int(params, "page", minimum=1, maximum=10**6) or 1
     total_pages = max(1, -(-len(devices) // per_page))
@@ -203,6 +210,50 @@ async def list_product_devices(request: Request, product: str) -> Response:
                                for c in (store.get_customer(i) for i in sorted(customers))
                                if c is not None],
                  "meta": {"total_pages": total_pages}})
+
+
+def _groups(params: dict[str, object]) -> frozenset[str]:
+    """``groups``: a comma-separated list of group names (particle-api-js joins an array with
+    commas); blanks around and between the commas are ignored."""
+    text = get_str(params, "groups", max_length=4096)
+    if text is None:
+        return frozenset()
+    return frozenset(name.strip() for name in text.split(",") if name.strip())
+
+
+def _last_connection(device: DeviceRecord) -> tuple[bool, int]:
+    return device.last_handshake_us is not None, device.last_handshake_us or 0
+
+
+def _unknown(device: DeviceRecord) -> tuple[bool, int]:
+    return False, 0
+
+
+#: ``sortAttr`` -> the key a device sorts by; a device without the attribute (never connected)
+#: sorts lowest. The reference lists ``deviceId``, ``firmwareVersion`` and ``lastConnection``;
+#: ``deviceName`` is fwsim's addition (UNVERIFIED). fwsim keeps no product firmware version
+#: (the HELLO's is not stored), so under ``firmwareVersion`` every device ties.
+SORT_KEYS: dict[str, Callable[[DeviceRecord], tuple[bool, Any]]] = {
+    "deviceId": lambda d: (True, d.id),
+    "deviceName": lambda d: (True, display_name(d)),
+    "firmwareVersion": _unknown,
+    "lastConnection": _last_connection,
+}
+SORT_DIRECTIONS = ("asc", "desc")
+
+
+def _sorted(devices: list[DeviceRecord], params: dict[str, object]) -> list[DeviceRecord]:
+    """Devices in ``sortAttr`` order (default ``lastConnection``), ``sortDir`` ``asc`` or
+    ``desc`` (default ``desc``: by default the most recently connected first, as the
+    reference says); ties in device id order either way (the sort is stable)."""
+    attribute = get_str(params, "sortAttr", max_length=64) or "lastConnection"
+    direction = get_str(params, "sortDir", max_length=16) or "desc"
+    if attribute not in SORT_KEYS:
+        raise bad_request(f"sortAttr must be one of {', '.join(SORT_KEYS)}")
+    if direction not in SORT_DIRECTIONS:
+        raise bad_request(f"sortDir must be {' or '.join(SORT_DIRECTIONS)}")
+    by_id = sorted(devices, key=lambda d: d.id)
+    return sorted(by_id, key=SORT_KEYS[attribute], reverse=direction == "desc")
 
 
 def device_in_product(ctx: ApiContext, product: Product, device_id: str) -> str:

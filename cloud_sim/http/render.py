@@ -51,6 +51,13 @@ def api_variables(interface: AppInterface) -> dict[str, str]:
             for name, code in interface.variables.items()}
 
 
+def device_groups(device: DeviceRecord) -> tuple[str, ...]:
+    """The product groups a device is in (the product device view's ``groups``, what the
+    device list's ``groups`` filter matches). fwsim has no group assignment yet -
+    ``DeviceRecord`` holds no groups - so every device is in none."""
+    return ()
+
+
 def device_json(device: DeviceRecord, store: CloudStore, *, product_view: bool = False,
                 interface: AppInterface | None = None) -> dict[str, Any]:
     """``interface``: the functions and variables of the device's last application describe."""
@@ -76,7 +83,8 @@ def device_json(device: DeviceRecord, store: CloudStore, *, product_view: bool =
     }
     if product_view:
         body.update({"owner": owner_email(store, device), "denied": False,
-                     "quarantined": False, "development": False, "groups": [],
+                     "quarantined": False, "development": False,
+                     "groups": list(device_groups(device)),
                      "firmware_product_id": device.product_id})
     return body
 

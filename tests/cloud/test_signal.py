@@ -116,7 +116,9 @@ def test_a_bad_signal_is_a_400(bench: Bench, value: str) -> None:
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
-@given(value=st.one_of(st.none(), st.booleans(), st.integers(), st.floats(),
+# (no NaN or infinity: httpx will not encode them; test_bad_input.py sends them as raw JSON)
+@given(value=st.one_of(st.none(), st.booleans(), st.integers(),
+                       st.floats(allow_nan=False, allow_infinity=False),
                        st.text(max_size=8), st.lists(st.integers(), max_size=2),
                        st.dictionaries(st.text(max_size=2), st.integers(), max_size=2)))
 def test_no_signal_value_makes_a_server_error(bench: Bench, value: object) -> None:

@@ -89,11 +89,15 @@ async def _flow(node: str) -> tuple[list[dict[str, Any]], Cloud, Device, str]:
             step = json.loads(line)
             steps.append(step)
             if step["step"] == "claim_code":
-                # the phone sets the code over the control channel; the next power-up does a
-                # full handshake and sends it
+                # the phone sets the code over the control channel; once the device answered,
+                # a power cycle: the next power-up does a full handshake and sends it (a power
+                # cut before the request is handled would lose it, as on hardware)
+                def then_power_cycle(result: int) -> None:
+                    results.append(result)
+                    device.power_cycle(off_s=0.5)
+
                 server.driver.sync()
-                default_provisioning(device).set_claim_code(step["code"], results.append)
-                device.power_cycle(off_s=0.5)
+                default_provisioning(device).set_claim_code(step["code"], then_power_cycle)
                 server.driver.wake()
         await asyncio.wait_for(proc.wait(), timeout=10)
         assert proc.stderr is not None
@@ -357,3 +361,84 @@ def test_particle_api_js_call_function_and_get_variable(tmp_path: Path) -> None:
         "ok": False, "error": "Function nope not found"}}
     assert by_step["unknown_variable"]["error"] == {"statusCode": 404, "body": {
         "ok": False, "error": "Variable not found"}}
+
+
+# -- a QA run's findings: deleteAccessToken without auth, product list sort/groups, rename "" -----
+
+QA_SCRIPT = r"""
+const Particle = require('particle-api-js');
+const cfg = JSON.parse(process.argv[1]);
+const api = new Particle({ baseUrl: cfg.baseUrl });
+const failure = (e) => [e.statusCode, e.body && e.body.error, e.shortErrorDescription || null];
+(async () => {
+    const out = {};
+    const auth = cfg.token;
+    const names = async (options) => (await api.listDevices(
+        Object.assign({ product: cfg.product, auth }, options))).body.devices.map(d => d.name);
+    out.byName = await names({ sortAttr: 'deviceName', sortDir: 'asc' });
+    out.byNameDesc = await names({ sortAttr: 'deviceName', sortDir: 'desc' });
+    out.grouped = await names({ groups: ['foo', 'bar'] });
+    try { await names({ sortAttr: 'bogus' }); } catch (e) { out.badSort = failure(e); }
+    try { await names({ sortDir: 'sideways' }); } catch (e) { out.badDir = failure(e); }
+    try { await names({ perPage: -1 }); } catch (e) { out.badPerPage = failure(e); }
+    try { await api.renameDevice({ deviceId: cfg.deviceId, name: '', auth }); }
+    catch (e) { out.emptyName = failure(e); }
+    try { await api.renameDevice({ deviceId: cfg.deviceId, name: 'h\u00e9llo', auth }); }
+    catch (e) { out.unicodeName = failure(e); }
+    const login = await api.login({ username: cfg.username, password: cfg.password });
+    const token = login.body.access_token;
+    out.before = (await api.getUserInfo({ auth: token })).statusCode;
+    out.deleted = (await api.deleteAccessToken({ token })).body;  // sends no Authorization
+    try { await api.getUserInfo({ auth: token }); out.after = 200; }
+    catch (e) { out.after = e.statusCode; }
+    try { await api.deleteAccessToken({ token }); } catch (e) { out.again = failure(e); }
+    console.log(JSON.stringify(out));
+})().catch((e) => { console.error(e); process.exit(1); });
+"""
+
+
+def test_particle_api_js_token_revoke_product_list_and_rename() -> None:
+    node = toolchain()
+    from cloud_sim.server import CloudServer, ServerConfig
+
+    async def flow() -> dict[str, Any]:
+        cloud = Cloud(World(26))
+        developer = cloud.create_user("dev@acme.example", "dev-password")
+        product = cloud.create_product(4242, "acme-sensors", team={developer.id})
+        owner = Principal.user(developer.id)
+        for suffix, name in (("0101", "bravo"), ("0102", "alpha"), ("0103", "charlie")):
+            cloud.store.put_device(DeviceRecord(f"e00fce68aabbccddeeff{suffix}", 32,
+                                                product.id, owner, name=name))
+        token = cloud.issue_tokens(owner, "particle-api").access.token
+        server = CloudServer(cloud, ServerConfig(http_port=0, coap_port=0))
+        await server.start()
+        try:
+            config = {"baseUrl": server.http_url, "token": token, "product": "acme-sensors",
+                      "deviceId": "e00fce68aabbccddeeff0101", "username": "dev@acme.example",
+                      "password": "dev-password"}
+            proc = await asyncio.create_subprocess_exec(
+                node, "-e", QA_SCRIPT, json.dumps(config), stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env={**os.environ, "NODE_PATH": str(NODE_MODULES)})
+            out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+        finally:
+            await server.stop()
+        assert proc.returncode == 0, err.decode()
+        result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+        return result
+
+    out = asyncio.run(flow())
+    assert out["byName"] == ["alpha", "bravo", "charlie"]
+    assert out["byNameDesc"] == ["charlie", "bravo", "alpha"]
+    assert out["grouped"] == []  # fwsim's devices are in no group
+    for key, error in (
+            ("badSort", "sortAttr must be one of deviceId, deviceName, firmwareVersion, "
+                        "lastConnection"),
+            ("badDir", "sortDir must be asc or desc"),
+            ("badPerPage", "per_page must be an integer between 1 and 1000"),
+            ("emptyName", "name must not be empty (1 to 64 of A-Z a-z 0-9 _ -)"),
+            ("unicodeName", "name may only contain the ASCII letters A-Z a-z, digits 0-9, '_' "
+                            "and '-'")):
+        assert out[key] == [400, error, error], (key, out[key])
+    assert (out["before"], out["deleted"], out["after"]) == (200, {"ok": True}, 401)
+    assert out["again"] == [400, "invalid_request", "The access token was not found"]

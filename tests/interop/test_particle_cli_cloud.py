@@ -31,6 +31,7 @@ import pytest
 from support.live_device import Lamp, serve_with_device
 
 from cloud_sim import Cloud, Principal
+from cloud_sim.device_endpoint import EndpointOptions
 from cloud_sim.model import DeviceRecord
 from firmware_sim.kernel import World
 
@@ -275,3 +276,117 @@ def test_particle_cli_call_and_get(node: str, tmp_path: Path) -> None:
     assert nope_code != 0 and "Function call failed: Function `nope` not found" in nope_out, \
         nope_out
     assert var_code != 0 and "Error: Variable not found" in var_out, var_out
+
+
+# -- particle token create / revoke, product device list --groups (a QA run's findings) ----------
+
+
+def test_particle_cli_token_create_and_revoke(node: str, cloud_url: str, tmp_path: Path) -> None:
+    """``particle token create`` logs in with particle-cli's OAuth client ``user``; ``particle
+    token revoke`` deletes a token with no authorization at all (particle-api-js 11)."""
+    with httpx.Client(base_url=cloud_url,
+                      headers={"X-Fwsim-Admin-Token": ADMIN_TOKEN}) as http:
+        assert http.post("/fwsim/seed", json={"users": SEED["users"][:1]}).status_code == 200
+        cli = Cli(node, tmp_path, apiUrl=cloud_url)
+        code, out = cli("login", "-u", "dev@example.com", "-p", "dev-password")
+        assert code == 0, out
+
+        created = {}
+        for flags, says in (((), "New access token expires on"),
+                            (("--expires-in", "3600"), "New access token expires on"),
+                            (("--never-expires",), "New access token never expires")):
+            code, out = cli("token", "create", *flags, answer="dev-password\n")
+            message, token = [line.strip() for line in out.strip().splitlines()[-2:]]
+            assert code == 0 and says in message and len(token) == 40, out
+            created[flags] = token
+        lifetimes = {flags: http.get("/v1/access_tokens/current", headers={
+            "Authorization": f"Bearer {token}"}).json()["expires_at"]
+            for flags, token in created.items()}
+        assert lifetimes[("--never-expires",)] is None
+        assert None not in (lifetimes[()], lifetimes[("--expires-in", "3600")])
+        assert lifetimes[("--expires-in", "3600")] < lifetimes[()]  # 1 hour, 90 days
+
+        token = created[("--expires-in", "3600")]
+        code, out = cli("token", "revoke", token)
+        assert code == 0 and "Successfully revoked all provided tokens" in out, out
+        assert http.get("/v1/user", headers={"Authorization": f"Bearer {token}"}
+                        ).status_code == 401
+        assert http.get("/v1/user", headers={"Authorization": f"Bearer {created[()]}"}
+                        ).status_code == 200
+        code, out = cli("token", "revoke", token)  # gone: the CLI's not-found message
+        assert "Failed to revoke the following access tokens" in out, out
+        assert f"token: {token}; reason: The access token was not found" in out, out
+
+
+def test_particle_cli_product_device_list_groups(node: str, cloud_url: str,
+                                                 tmp_path: Path) -> None:
+    """``particle product device list 4242 --groups foo bar`` lists the devices in either group:
+    fwsim's devices are in none, so none (every device was listed before)."""
+    with httpx.Client(base_url=cloud_url,
+                      headers={"X-Fwsim-Admin-Token": ADMIN_TOKEN}) as http:
+        seed = {"users": SEED["users"][:1],
+                "products": [{"id": 4242, "slug": "acme", "team": ["dev@example.com"]}],
+                "devices": [{"id": FREE, "product": "acme", "online": True,
+                             "platform_id": 32}]}
+        assert http.post("/fwsim/seed", json=seed).status_code == 200
+        cli = Cli(node, tmp_path, apiUrl=cloud_url)
+        assert cli("login", "-u", "dev@example.com", "-p", "dev-password")[0] == 0
+        code, out = cli("product", "device", "list", "4242")
+        assert code == 0 and FREE in out, out
+        code, out = cli("product", "device", "list", "4242", "--groups", "foo", "bar")
+        assert code == 0 and FREE not in out, out
+
+
+def test_particle_cli_meets_an_offline_device(node: str, tmp_path: Path) -> None:
+    """A live device loses power: once the cloud shows it offline (here after 10 virtual
+    seconds without a message, 2 s at speed 5; ``fwsim up`` waits 75) it keeps the device's
+    session for resumption, but ``particle nyan`` / ``call`` / ``get`` fail at once rather
+    than sending into it."""
+
+    async def flow() -> tuple[bool, list[tuple[int, str]]]:
+        world = World(25, trace_memory_limit=50_000)
+        cloud = Cloud(world, options=EndpointOptions(offline_after_s=10.0))
+        developer = cloud.create_user("dev@example.com", "dev-password")
+        token = cloud.issue_tokens(Principal.user(developer.id), "CLI2").access.token
+        cloud.store.put_device(DeviceRecord(FREE, 32, None, Principal.user(developer.id)))
+        server, device = await serve_with_device(cloud, FREE, Lamp)
+        cli = Cli(node, tmp_path, apiUrl=server.http_url, access_token=token,
+                  username="dev@example.com")
+        try:
+            for _ in range(400):
+                if cloud.endpoint.interface_of(FREE) is not None:
+                    break
+                await asyncio.sleep(0.05)
+            device.power_off()
+            for _ in range(200):
+                record = cloud.store.get_device(FREE)
+                if record is not None and not record.online:
+                    break
+                await asyncio.sleep(0.05)
+            kept = cloud.endpoint.session_for_device(FREE) is not None
+
+            async def particle(*args: str) -> tuple[int, str]:
+                proc = await asyncio.create_subprocess_exec(
+                    node, str(CLI_PACKAGE / "src/index.js"), *args, env=cli.env,
+                    stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.STDOUT)
+                out, _ = await asyncio.wait_for(proc.communicate(), timeout=60)
+                return proc.returncode or 0, re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", out.decode())
+
+            outputs = list(await asyncio.gather(particle("nyan", FREE, "on"),
+                                                particle("call", FREE, "brightness", "abc"),
+                                                particle("get", FREE, "label")))
+            sent = [r.kind for r in world.trace.records
+                    if r.kind in ("signal.to_device", "function.to_device",
+                                  "variable.to_device")]
+            assert sent == [], sent  # nothing went into the kept session
+        finally:
+            await server.stop()
+        return kept, outputs
+
+    kept, ((nyan_code, nyan_out), (call_code, call_out), (get_code, get_out)) = \
+        asyncio.run(flow())
+    assert kept  # the cloud still holds the session a resume would use
+    assert nyan_code != 0 and "Device is not connected" in nyan_out, nyan_out
+    assert call_code != 0 and "HTTP error 408" in call_out, call_out
+    assert get_code != 0 and "Error: Timed out." in get_out, get_out
