@@ -15,10 +15,16 @@ uvicorn uses instead. Both variants apply the same rules, with the same answers:
   has its own deadline in the API (``ApiConfig.body_timeout_s``); idle keep-alive connections
   are closed by uvicorn after ``keep_alive_s``.
 * **Cap.** At most ``max_connections`` are open (lowered to fit the process's open-file limit,
-  :func:`effective_cap`). A connection arriving at the cap evicts the least recently active
-  connection that has *no request in progress* (idle, or still trickling a head); if every
-  connection is busy (requests running, event streams) the newcomer gets ``503`` and is closed.
-  So an attacker holding idle or slow connections cannot starve clients that talk.
+  :func:`effective_cap`). A connection arriving at the cap evicts (``408``, closed) one that
+  is not running a request, chosen by :class:`Stage`: an *idle* one first (nothing received
+  since it opened or since its last answer), then one still receiving a request *head*, then
+  one whose request *body* is still arriving (the app waits for it) - within a stage the least
+  recently active (the last byte received or answer sent longest ago); last, one opened less
+  than ``new_grace_s`` ago that has sent nothing yet, so that an attacker's reconnections
+  cannot evict a client in the instant between its connect and its request. A request
+  received whole (the app runs it) and an event stream are never evicted; if every
+  connection is such, the newcomer gets ``503`` and is closed. So an attacker holding idle,
+  slow-head or slow-body connections cannot starve clients that talk.
 * **At the open-file limit** ``accept()`` fails with EMFILE: asyncio then pauses accepting for a
   second and retries, while the open connections go on being served.
 * **Malformed HTTP** is answered ``400`` with the API's JSON error shape (uvicorn answers
@@ -43,8 +49,9 @@ import os
 import resource
 from collections import OrderedDict
 from dataclasses import dataclass
+from enum import IntEnum
 from importlib.util import find_spec
-from typing import cast
+from typing import Protocol, cast
 from urllib.parse import unquote
 
 import h11
@@ -68,6 +75,9 @@ class ConnectionLimits:
     keep_alive_s: float = 5.0
     #: file descriptors left for everything else (database, UDP, logs, other listeners)
     fd_reserve: int = 128
+    #: seconds a new connection that has sent nothing yet is evicted only after slow bodies
+    #: (after that it is idle, the first to be evicted)
+    new_grace_s: float = 1.0
 
 
 def effective_cap(limits: ConnectionLimits) -> int:
@@ -92,6 +102,29 @@ def http_protocol_name(choice: str) -> str:
     return choice
 
 
+class Stage(IntEnum):
+    """Where a connection's request is, in the order connections are evicted at the cap."""
+
+    #: nothing received since the connection opened or since its last answer
+    IDLE = 0
+    #: a request head is arriving (slowloris)
+    HEAD = 1
+    #: the head is parsed and the app waits for the rest of the body (a slow upload)
+    BODY = 2
+    #: opened less than ``new_grace_s`` ago, nothing received yet: its request is on the way
+    NEW = 3
+    #: the whole request is in and the app answers it (event streams too): never evicted
+    RUNNING = 4
+
+
+class _Cycle(Protocol):
+    """What the guard reads of uvicorn's request-response cycle (both variants have it)."""
+
+    response_started: bool
+    response_complete: bool
+    more_body: bool
+
+
 class ConnectionRegistry:
     """The open connections of one server, least recently active first."""
 
@@ -108,17 +141,31 @@ class ConnectionRegistry:
             self.open.move_to_end(protocol)
 
     def admit(self, protocol: Guarded) -> bool:
-        """Make room for ``protocol`` (evicting an idle connection if needed)."""
+        """Make room for ``protocol`` (evicting a connection not running a request, if
+        needed); False when every open connection runs one."""
         if len(self.open) >= self.cap:
-            victim = next((p for p in self.open if p.idle), None)
+            victim = self.victim()
             if victim is None:
                 self.refused += 1
                 return False
             self.evicted += 1
             victim.drop(408, "Request timeout",
-                        "closed to make room for another connection (it was idle)")
+                        f"closed to make room for another connection ({victim.doing})")
         self.open[protocol] = None
         return True
+
+    def victim(self) -> Guarded | None:
+        """The connection to evict: the lowest :class:`Stage` below ``RUNNING``, the least
+        recently active of that stage (``open`` is in that order)."""
+        found: Guarded | None = None
+        lowest = Stage.RUNNING
+        for protocol in self.open:
+            stage = protocol.stage
+            if stage < lowest:
+                found, lowest = protocol, stage
+                if stage is Stage.IDLE:
+                    break
+        return found
 
     def forget(self, protocol: Guarded) -> None:
         self.open.pop(protocol, None)
@@ -141,16 +188,49 @@ class Guarded(asyncio.Protocol):
     transport: asyncio.Transport
     loop: asyncio.AbstractEventLoop
     _deadline: asyncio.TimerHandle | None = None
+    #: loop time the connection was accepted
+    _opened_at = 0.0
+    #: bytes arrived since the connection opened or since its last answer
+    _heard = False
+
+    def _cycle(self) -> _Cycle | None:
+        """uvicorn's current request-response cycle (None before the first head)."""
+        raise NotImplementedError
 
     @property
     def idle(self) -> bool:
         """No request in progress: waiting for (or receiving) a request head."""
-        raise NotImplementedError
+        cycle = self._cycle()
+        return cycle is None or cycle.response_complete
+
+    @property
+    def stage(self) -> Stage:
+        """Where this connection's request is (module header, **Cap**)."""
+        cycle = self._cycle()
+        if cycle is not None and not cycle.response_complete:
+            if cycle.more_body and not cycle.response_started:
+                return Stage.BODY
+            return Stage.RUNNING
+        if self._heard:
+            return Stage.HEAD
+        if self.loop.time() - self._opened_at < self.registry.limits.new_grace_s:
+            return Stage.NEW
+        return Stage.IDLE
+
+    @property
+    def doing(self) -> str:
+        """What the connection was doing, for the answer of an eviction."""
+        if not self.idle:
+            return "its request body was still arriving"
+        if self._heard:
+            return "its request head was still arriving"
+        return "it was idle" if self.stage is Stage.IDLE else "it had sent nothing yet"
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # a stream transport (uvloop's are not asyncio.Transport subclasses)
         stream = cast(asyncio.Transport, transport)
         super().connection_made(stream)
+        self._opened_at = self.loop.time()
         if not self.registry.admit(self):  # no room: refused
             stream.write(_raw_error(503, "Service Unavailable", "Service unavailable",
                                     "too many open connections; retry shortly"))
@@ -163,8 +243,14 @@ class Guarded(asyncio.Protocol):
         self.registry.forget(self)
         super().connection_lost(exc)
 
+    def _heard_from(self) -> None:
+        """Bytes arrived: the connection is the most recently active."""
+        self._heard = True
+        self.registry.touch(self)
+
     def _answered(self) -> None:
         """A response is complete: the next head has its own deadline."""
+        self._heard = False
         self.registry.touch(self)
         if not self.transport.is_closing():
             self._arm()
@@ -187,7 +273,8 @@ class Guarded(asyncio.Protocol):
             self.drop(408, "Request timeout", "the request head did not arrive in time")
 
     def drop(self, status: int, error: str, description: str) -> None:
-        """Close this connection (it has no request in progress) with a last JSON error."""
+        """Close this connection (it runs no request: the app, if it waits for a body, sees
+        the client leave) with a last JSON error."""
         self._disarm()
         self.registry.forget(self)
         if not self.transport.is_closing():
@@ -199,13 +286,11 @@ class Guarded(asyncio.Protocol):
 class GuardedH11Protocol(Guarded, H11Protocol):
     """uvicorn's h11 protocol with the limits of the module header."""
 
-    @property
-    def idle(self) -> bool:
-        return self.conn.their_state in (h11.IDLE, h11.MUST_CLOSE, h11.CLOSED, h11.ERROR) and (
-            self.cycle is None or self.cycle.response_complete)
+    def _cycle(self) -> _Cycle | None:
+        return self.cycle
 
     def data_received(self, data: bytes) -> None:
-        self.registry.touch(self)
+        self._heard_from()
         super().data_received(data)
         if self.conn.their_state is not h11.IDLE:
             self._disarm()  # the head is complete: the request runs on its own deadlines
@@ -249,12 +334,11 @@ def _httptools_protocol() -> type[Guarded]:
         _head_bytes = 0
         _bad_target = False
 
-        @property
-        def idle(self) -> bool:
-            return self.cycle is None or self.cycle.response_complete
+        def _cycle(self) -> _Cycle | None:
+            return self.cycle
 
         def data_received(self, data: bytes) -> None:
-            self.registry.touch(self)
+            self._heard_from()
             super().data_received(data)
             if self._head_complete or self.transport.is_closing():
                 return

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from ..testbed.clouds.particle import ParticlePlug
     from ..testbed.clouds.thingsboard import ThingsBoardPlug
     from ..testbed.steering import Steering
+    from .app import DashboardApp
     from .backends import Backend
 
 PATH = "/ui"
@@ -47,6 +48,8 @@ class Dashboard:
     token: str
     backend: Backend
     lines: list[tuple[str, str]] = field(default_factory=list)
+    #: the mounted app (its sessions, its open live streams)
+    app: DashboardApp | None = None
 
     def close(self) -> None:
         self.backend.close()
@@ -113,7 +116,8 @@ def mount_dashboard(served: ServedCloud, testbed: Testbed, *, steering: Steering
     app.router.routes.append(Mount(PATH, app=dashboard_app.asgi))
     login_url = f"{served.http_url}{PATH}/"
     url = f"{login_url}#token={token}"
-    return Dashboard(url, login_url, token, backend, lines=[("dashboard", url)])
+    return Dashboard(url, login_url, token, backend, lines=[("dashboard", url)],
+                     app=dashboard_app)
 
 
 __all__ = ["PATH", "Dashboard", "mount_dashboard"]

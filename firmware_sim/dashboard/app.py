@@ -196,6 +196,23 @@ def _sse(event: str, data: Any, event_id: str | None = None) -> str:
     return f"{head}event: {event}\ndata: {text}\n\n"
 
 
+class _LiveStream(StreamingResponse):
+    """A live stream holding one of the :data:`MAX_STREAMS` places of ``app``: taken when it
+    is accepted (made), given back when it ends - the client left, the feed closed, the server
+    stopped - whether it is waiting for a change, computing or sending."""
+
+    def __init__(self, app: DashboardApp, content: AsyncIterator[str], **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self._app = app
+        app.open_streams += 1
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._app._stream_closed()
+
+
 class DashboardApp:
     """The routes and their state (see the module header)."""
 
@@ -204,6 +221,8 @@ class DashboardApp:
         self.backend = backend
         self.sessions = sessions
         self.settings = settings
+        #: live streams open now, from their acceptance to their end (at most MAX_STREAMS)
+        self.open_streams = 0
         self.static = _load_static()
         self.env = Environment(loader=PackageLoader("firmware_sim.dashboard", "templates"),
                                autoescape=select_autoescape(["html"]), trim_blocks=True,
@@ -311,15 +330,17 @@ class DashboardApp:
         media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
         form = media == "application/x-www-form-urlencoded"
         try:
-            if self.sessions.login_blocked():
-                raise ActionError(429, "too many wrong tokens: wait a minute")
             if form:
                 fields = parse_qs((await _read_body(request)).decode("utf-8", "replace"))
                 token = (fields.get("token") or [""])[0]
             else:
                 token = str((await _json_body(request)).get("token") or "")
+            # the right token always logs in: only wrong ones are braked (security.py)
+            braked = self.sessions.login_blocked()
             session = self.sessions.login(token)
             if session is None:
+                if braked:
+                    raise ActionError(429, "too many wrong tokens: wait a minute")
                 raise ActionError(401, "that is not the admin token printed at start-up")
         except ActionError as exc:
             if form:
@@ -431,7 +452,7 @@ class DashboardApp:
         async def open_stream(session: Session) -> Response:
             if device is not None:
                 self.backend.row(device)  # 404 for an unknown device
-            if self.backend.feed.streams >= MAX_STREAMS:
+            if self.open_streams >= MAX_STREAMS:
                 raise ActionError(429, f"at most {MAX_STREAMS} live views at once: close one")
             cursor = request.headers.get("last-event-id") or request.query_params.get(
                 "after", "0.0")
@@ -440,11 +461,14 @@ class DashboardApp:
                 cursors = [int(log_after), int(events_after or 0)]
             except ValueError:
                 raise ActionError(400, "after must be LOGSEQ.EVENTSEQ") from None
-            return StreamingResponse(
-                self._events(session, device, cursors), media_type="text/event-stream",
+            return _LiveStream(
+                self, self._events(session, device, cursors), media_type="text/event-stream",
                 headers={"cache-control": "no-store", "x-accel-buffering": "no"})
 
         return await self._guarded(request, open_stream)
+
+    def _stream_closed(self) -> None:
+        self.open_streams -= 1
 
     async def _events(self, session: Session, device: str | None,
                       cursors: list[int]) -> AsyncIterator[str]:

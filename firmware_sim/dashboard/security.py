@@ -12,8 +12,13 @@ the token must not travel in a URL that a log, a proxy or a ``Referer`` could ke
    to a server - or the login form's password field) is checked with a constant-time compare and
    answered with a **session cookie**: a fresh random id (``secrets``), ``HttpOnly`` (no script
    reads it), ``SameSite=Strict`` (no other site's page sends it), ``Path=/ui``, named after the
-   port (two servers on one host do not overwrite each other's cookie). Failed attempts are
-   limited per minute (429 beyond).
+   port (two servers on one host do not overwrite each other's cookie). The right token always
+   logs in, however many wrong ones came before: it is compared first (constant time), and
+   only *wrong* tokens are braked - beyond :data:`MAX_FAILED_LOGINS_PER_MINUTE` in a minute
+   they get 429 instead of 401. The brake is no lockout and not what keeps the token safe: the
+   token printed at start-up is 160 bits from the CSPRNG (an operator's own is 20 characters
+   or more), out of reach of online guessing at any rate - the same token opens ``/fwsim``,
+   which has no brake. It only slows a script hammering the login.
 2. Every session has its own **CSRF token**, written into the pages it renders (``<meta
    name="csrf-token">``); every state-changing request (POST) must carry it in
    ``X-CSRF-Token`` and be ``application/json`` - which a cross-site form cannot send.
@@ -40,7 +45,8 @@ from cloud_sim.http.guard import HostPolicy
 MAX_SESSIONS = 32
 #: seconds a session lasts from login
 SESSION_LIFETIME_S = 12 * 3600.0
-#: failed logins allowed per minute (then 429 until the minute has passed)
+#: wrong tokens answered 401 per minute (then 429 until the minute has passed; the right token
+#: always logs in)
 MAX_FAILED_LOGINS_PER_MINUTE = 10
 CSRF_HEADER = "x-csrf-token"
 
@@ -78,16 +84,19 @@ class Sessions:
         return bool(raw) and hmac.compare_digest(raw, self._token)
 
     def login_blocked(self) -> bool:
-        """Too many failed logins in the last minute?"""
+        """Too many wrong tokens in the last minute (a wrong one now gets 429, not 401)?"""
         now = self._now()
         while self._failures and now - self._failures[0] > 60.0:
             self._failures.popleft()
         return len(self._failures) >= MAX_FAILED_LOGINS_PER_MINUTE
 
     def login(self, offered: str) -> Session | None:
-        """A new session for the right token; None (and one failure counted) otherwise."""
+        """A new session for the right token - always, however many wrong ones came before;
+        None for a wrong one (counted unless the brake is on already: at most
+        :data:`MAX_FAILED_LOGINS_PER_MINUTE` are kept)."""
         if not self.token_matches(offered):
-            self._failures.append(self._now())
+            if not self.login_blocked():
+                self._failures.append(self._now())
             return None
         session = Session(secrets.token_urlsafe(32), secrets.token_urlsafe(24),
                           self._now() + self.lifetime_s)
