@@ -15,11 +15,13 @@ purpose (``KeyboardInterrupt``, ``SystemExit``, ``GeneratorExit``, ``asyncio.Can
 
 A step that blocks or loops would freeze every device and every socket of a served world, so
 the :class:`AsyncioDriver` also keeps a *step watchdog* while it runs (in the main thread, where
-POSIX has ``SIGALRM``): an interval timer is armed for ``step_watchdog_s`` wall seconds around
-each step, and when it fires during the step the signal handler raises
-:class:`~.scheduler.WatchdogExpired` there. Raised in user firmware, the device resets with the
-reason ``watchdog`` (``Device.firmware_failed``); anywhere else the step is contained as above.
-A ``time.sleep`` is interrupted too; a C call that does not return to Python is not.
+POSIX has ``SIGALRM``): each step bumps a counter and raises a flag (two attribute writes), and
+a watchdog thread looks every quarter of ``step_watchdog_s``; when the same step has been
+running for ``step_watchdog_s`` wall seconds it sends ``SIGALRM`` to the main thread, whose
+handler raises :class:`~.scheduler.WatchdogExpired` in the step. Raised in user firmware, the
+device resets with the reason ``watchdog`` (``Device.firmware_failed``); anywhere else the step
+is contained as above. A ``time.sleep`` is interrupted too; a C call that does not return to
+Python is not.
 """
 
 from __future__ import annotations
@@ -68,6 +70,8 @@ class _WallMapping:
         #: the step watchdog's limit while it is installed (``AsyncioDriver.run``), else None
         self._watchdog_s: float | None = None
         self._in_step = False
+        #: steps run under the watchdog (the watchdog thread tells one step from the next)
+        self._step_serial = 0
 
     def target_us(self) -> int:
         elapsed = (self._wall() - self._start_wall) * self.speed
@@ -86,17 +90,15 @@ class _WallMapping:
                 break
             try:
                 if self._watchdog_s is not None:
+                    self._step_serial += 1
                     self._in_step = True
-                    signal.setitimer(signal.ITIMER_REAL, self._watchdog_s)
                 scheduler.step()
             except _NEVER_CONTAINED:
                 raise
             except BaseException as exc:  # contained: see the module header
                 self._contain(exc)
             finally:
-                if self._watchdog_s is not None:
-                    self._in_step = False
-                    signal.setitimer(signal.ITIMER_REAL, 0)
+                self._in_step = False
         if until_us > self.world.clock.now_us:
             self.world.clock.advance_to(until_us)
 
@@ -109,19 +111,37 @@ class _WallMapping:
     def _step_watchdog(self, limit_s: float | None) -> Iterator[None]:
         """Install the step watchdog (module header) while the block runs, where it can be."""
         usable = (limit_s is not None and limit_s > 0 and self.contain_errors
-                  and hasattr(signal, "setitimer")
+                  and hasattr(signal, "pthread_kill")
                   and threading.current_thread() is threading.main_thread())
-        if not usable:
+        if not usable or limit_s is None:
             yield
             return
         previous = signal.signal(signal.SIGALRM, self._watchdog_fired)
         self._watchdog_s = limit_s
+        done = threading.Event()
+        watcher = threading.Thread(target=self._watch, args=(limit_s, threading.main_thread(),
+                                                             done),
+                                   name="fwsim-step-watchdog", daemon=True)
+        watcher.start()
         try:
             yield
         finally:
+            done.set()
+            watcher.join()
             self._watchdog_s = None
-            signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
+
+    def _watch(self, limit_s: float, main: threading.Thread, done: threading.Event) -> None:
+        """The watchdog thread: SIGALRM to ``main`` when one step has run ``limit_s``."""
+        seen, since = -1, 0.0
+        while not done.wait(limit_s / 4):
+            serial, running, now = self._step_serial, self._in_step, time.monotonic()
+            if not running or serial != seen:
+                seen, since = serial, now
+                continue
+            if now - since >= limit_s and main.ident is not None:
+                signal.pthread_kill(main.ident, signal.SIGALRM)
+                since = now  # again a full limit later if the step goes on
 
     def _contain(self, exc: BaseException) -> None:
         self.failure_count += 1
