@@ -21,7 +21,10 @@ back to it. Per address it tracks a connection; per session id a :class:`CloudSe
   capped (``max_half_open``, the oldest dropped first) and expire after ``half_open_expiry_s``;
   both are checked as datagrams arrive, so no timer is involved.
 * HELLO marks a full handshake; a ping as the first message on a connection marks a resume.
-  Either way the device is online and ``spark/status`` "online" is published.
+  Either way the device is online and ``spark/status`` "online" is published. A device marked
+  offline for its silence (``offline_after_s``, below) that then sends anything on a confirmed
+  session it still holds - a keepalive ping, an ACK, an event - is online again at once, with
+  the same ``spark/status`` "online" (a device that talks is online), traced ``device.online``.
 * CoAP messages of a session go through its :class:`CoapExchange` (the device's message layer,
   ``firmware_sim.communication.coap_exchange``): requests are ACKed (again, when repeated) and
   handled once; cloud-to-device events are confirmable, retransmitted with a doubling timeout
@@ -46,9 +49,12 @@ back to it. Per address it tracks a connection; per session id a :class:`CloudSe
   in the Uri-Query and a one-byte token, :meth:`DeviceEndpoint.get_variable` a GET
   ``v/<name>``; the device ACKs and answers later with a confirmable response carrying the
   token (2.04 + int32 return value, 2.05 + value, 4.04), which the cloud ACKs and matches to
-  the call. ``on_result`` gets a :class:`CallResult` once: the answer, ``offline`` (no session
-  to send on, at once), ``not_found`` (a name the describe does not list, at once; or a 4.04),
-  or ``timeout`` after ``call_timeout_s`` of virtual time without an answer.
+  the call. ``on_result`` gets a :class:`CallResult` once: the answer, ``offline`` (at once:
+  no session to send on, or the device is not ``online`` as the device list shows it - the
+  cloud keeps an offline device's session for resumption but sends no call on it; every caller,
+  the REST routes and the dashboard's plug, gets this one rule), ``not_found`` (a name the
+  describe does not list, at once; or a 4.04), or ``timeout`` after ``call_timeout_s`` of
+  virtual time without an answer.
 * With ``offline_after_s`` set (``fwsim cloud serve`` / ``fwsim up``: 75 s, three device
   keepalives), a device heard from nothing for that long is marked offline and
   ``spark/status`` ``offline`` is published.
@@ -274,6 +280,9 @@ class DeviceEndpoint:
         self._connections: dict[Hashable, _Connection] = {}
         self.claim_results: list[ClaimResult] = []
         self._offline_timers: dict[str, TimerHandle] = {}
+        #: devices marked offline for their silence while they may still hold a session (a
+        #: message on it brings them back online)
+        self._quiet: set[str] = set()
         self._retransmit_policy = RetransmitPolicy(self.options.ack_timeout_s,
                                                    self.options.max_retransmit)
         self._fault = world.chooser.fault
@@ -319,6 +328,24 @@ class DeviceEndpoint:
             return None
         return session
 
+    def is_online(self, device_id: str) -> bool:
+        """Is the device ``online`` as the device list shows it? Function calls and variable
+        reads - whoever asks: the REST routes, the dashboard through the testbed's plug - go
+        only to such a device, even though the cloud keeps an offline device's session for
+        resumption: sending on it would only wait out the call's timeout."""
+        device = self.store.get_device(device_id)
+        return device is not None and device.online
+
+    def _session_to_call_on(self, device_id: str, undeliverable: str,
+                            **fields: object) -> CloudSession | None:
+        """:meth:`_session_to_send_on` for a call or a read: None too when the device is not
+        online (traced ``undeliverable`` with ``reason`` "offline")."""
+        session = self._session_to_send_on(device_id, undeliverable, **fields)
+        if session is not None and not self.is_online(device_id):
+            self.tracer.emit(undeliverable, device_id=device_id, reason="offline", **fields)
+            return None
+        return session
+
     def forget_session(self, device_id: str) -> bool:
         """Drop every session of ``device_id`` (what ``spark/device/session/end`` does)."""
         doomed = list(self._sessions_by_device.get(device_id, ()))
@@ -336,6 +363,7 @@ class DeviceEndpoint:
         for timer in self._offline_timers.values():
             timer.cancel()
         self._offline_timers.clear()
+        self._quiet.clear()
         self.tracer.emit("endpoint.restart", sessions=len(doomed))
         return len(doomed)
 
@@ -362,6 +390,7 @@ class DeviceEndpoint:
                 of_device.remove(session_id)
             if not of_device:
                 del self._sessions_by_device[session.device_id]
+                self._quiet.discard(session.device_id)  # nothing left to talk on
         session.exchange.close()
         self.tracer.emit("session.dropped", device_id=session.device_id, reason=reason,
                          session_id=session_id)
@@ -476,6 +505,9 @@ class DeviceEndpoint:
         first = not connection.first_message_seen
         connection.first_message_seen = True
         self._touch_device(session.device_id)
+        if (session.device_id in self._quiet and session.session_id not in self._half_open
+                and not _announces_itself(message, first)):
+            self._heard_again(session.device_id)
         if message.mtype is CoapType.ACK:
             self._on_ack(session, message)
             return
@@ -588,6 +620,7 @@ class DeviceEndpoint:
             self.send_event(device_id, self.options.confirm_event, b"")
 
     def _device_online(self, device_id: str) -> None:
+        self._quiet.discard(device_id)
         device = self.store.get_device(device_id) or DeviceRecord(device_id)
         if not device.online:
             self.store.put_device(replace(device, online=True))
@@ -603,12 +636,19 @@ class DeviceEndpoint:
             self._offline_timers[device_id] = self.world.scheduler.call_later(
                 self.options.offline_after_s, self._went_quiet, device_id, label="offline")
 
+    def _heard_again(self, device_id: str) -> None:
+        """A device marked offline for its silence spoke on its session: online again."""
+        self.tracer.emit("device.online", device_id=device_id, reason="heard on its session")
+        self._device_online(device_id)
+
     def _went_quiet(self, device_id: str) -> None:
         self._offline_timers.pop(device_id, None)
         device = self.store.get_device(device_id)
         if device is None or not device.online:
             return
         self.store.put_device(replace(device, online=False))
+        if device_id in self._sessions_by_device:
+            self._quiet.add(device_id)
         self.tracer.emit("device.offline", device_id=device_id,
                          quiet_s=self.options.offline_after_s)
         self.bus.publish(CloudEvent(STATUS_EVENT, "offline", device_id, self.unix_us,
@@ -707,7 +747,7 @@ class DeviceEndpoint:
     def _request(self, device_id: str, name: str, kind: int | None, known: bool, code: int,
                  uri: str, query: tuple[str, ...], on_result: CallCallback) -> None:
         what = "function" if uri == wire.URI_FUNCTION else "variable"
-        session = self._session_to_send_on(device_id, f"{what}.undeliverable", name=name)
+        session = self._session_to_call_on(device_id, f"{what}.undeliverable", name=name)
         if session is None:
             on_result(CallResult("offline"))
             return
@@ -764,6 +804,16 @@ class DeviceEndpoint:
     def _on_ack(self, session: CloudSession, message: CoapMessage) -> None:
         pending = session.exchange.acknowledge(message)
         self.tracer.emit("coap.acked_by_device", mid=message.mid, known=pending is not None)
+
+
+def _announces_itself(message: CoapMessage, first: bool) -> bool:
+    """Does this message bring its device online by itself (a HELLO, or a ping opening a
+    connection: a resume)?"""
+    if message.mtype is CoapType.ACK or message.mtype is CoapType.RST:
+        return False
+    if message.is_empty:
+        return first
+    return message.code == wire.POST and message.uri_path == (wire.URI_HELLO,)
 
 
 def _call_result(pending: _PendingCall, message: CoapMessage) -> CallResult:

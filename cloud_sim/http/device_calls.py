@@ -115,17 +115,11 @@ async def await_device(cloud: Cloud, runtime: Runtime,
 
 
 def _raise_for(result: CallResult, not_found: str) -> None:
+    """The REST answer of a call's result: an offline device (no session, or not ``online``
+    as the device list shows it: ``DeviceEndpoint.is_online``) answers 408 at once."""
     if result.outcome == "not_found":
         raise api_error(404, not_found)
     if result.outcome != "ok":  # offline, timeout, or an answer that could not be read
-        raise api_error(408, TIMED_OUT)
-
-
-def _require_online(device: DeviceRecord) -> None:
-    """An offline device (``online`` false, as the device list shows it) answers 408 at once,
-    as one the cloud has no session of does: the cloud keeps an offline device's session for
-    resumption, but sending on it would only wait out the call's timeout."""
-    if not device.online:
         raise api_error(408, TIMED_OUT)
 
 
@@ -165,7 +159,6 @@ async def call_response(ctx: ApiContext, device: DeviceRecord, function: str,
     not_found = f"Function {function[:MAX_FUNCTION_KEY_LENGTH]} not found"
     if not _valid_name(function):
         raise api_error(404, not_found)
-    _require_online(device)
     endpoint = ctx.cloud.endpoint
     result = await await_device(ctx.cloud, ctx.runtime, lambda done: endpoint.call_function(
         device.id, function, argument, done))
@@ -179,7 +172,6 @@ async def read_response(ctx: ApiContext, device: DeviceRecord, variable: str,
     raw = get_str(params, "format", max_length=16) == "raw"
     if not _valid_name(variable):
         raise api_error(404, "Variable not found")
-    _require_online(device)
     endpoint = ctx.cloud.endpoint
     result = await await_device(ctx.cloud, ctx.runtime, lambda done: endpoint.get_variable(
         device.id, variable, done))

@@ -146,7 +146,7 @@ def _signal(ctx: ApiContext, device: DeviceRecord, params: dict[str, Any]) -> Re
     if value not in (0, 1, "0", "1", True, False):
         raise bad_request("signal must be 1 (start) or 0 (stop)")
     on = value in (1, "1", True)
-    if not device.online:  # the device list's rule, even while a session is kept to resume
+    if not ctx.cloud.endpoint.is_online(device.id):  # the rule of calls and the device list
         raise api_error(404, "Device is not connected",
                         error_description=f"{device.id} is offline")
     if not ctx.cloud.endpoint.send_signal(device.id, on):

@@ -10,9 +10,13 @@ response body is an async generator that sends ``:ok``, then each queued event a
 <name>`` / ``data: {"data", "ttl", "published_at", "coreid"}`` (what is queued when it runs
 goes out in one write; each event's bytes are encoded once for all streams), and a keep-alive
 comment when nothing arrived for a few seconds (particle-api-js drops a stream idle for 15 s).
-A full queue drops its oldest event. A ``None`` in the queue ends the stream (server shutdown);
-a client that goes away cancels the generator, which closes the stream. Streams are capped in
-all and per token (429).
+A full queue drops its oldest event. A ``None`` in the queue ends the stream (server shutdown,
+or the hub gave its place to an account holding fewer streams); a client that goes away cancels
+the generator. The stream's place in the hub is given back by the response itself
+(:class:`EventStreamResponse`), however it ends - even when the client left before the body
+generator first ran, which then never runs its ``finally``. Streams are capped in all and per
+token (429); at the global cap the hub shares the places fairly between accounts (a newcomer
+whose account holds fewer streams than another ends that account's oldest stream; fanout.py).
 
 Who sees what:
 
@@ -33,8 +37,9 @@ import asyncio
 from collections.abc import AsyncIterator, Iterable
 
 from fastapi import APIRouter
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from ..events import CloudEvent
 from .auth import Caller
@@ -42,18 +47,48 @@ from .common import caller_of, find_product
 from .context import ApiContext
 from .devices import visible_device
 from .errors import ApiError, api_error
-from .fanout import PUBLIC, Key, StreamLimitError, device_key, encode_event, owner_key, product_key
+from .fanout import (
+    PUBLIC,
+    Key,
+    Stream,
+    StreamHub,
+    StreamLimitError,
+    device_key,
+    encode_event,
+    owner_key,
+    product_key,
+)
 from .openapi import ERRORS, query
 
 router = APIRouter(tags=["events"])
 
-__all__ = ["encode_event", "open_stream", "router"]
+__all__ = ["EventStreamResponse", "encode_event", "open_stream", "router"]
+
+
+class EventStreamResponse(StreamingResponse):
+    """An event stream's response: gives the stream's place in the hub back when it ends, however
+    it ends (the body ran out, the client left - before or after the body first ran -, the
+    server stopped); a client that left is the normal end of a stream, not an error."""
+
+    def __init__(self, hub: StreamHub, stream: Stream, content: AsyncIterator[bytes]) -> None:
+        super().__init__(content, media_type="text/event-stream",
+                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        self._hub = hub
+        self._stream = stream
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except ClientDisconnect:
+            pass  # the client went away before or while the stream was sent
+        finally:
+            self._hub.close(self._stream)
 
 
 def open_stream(ctx: ApiContext, caller: Caller, keys: Iterable[Key],
                 prefix: str | None) -> Response:
     try:
-        stream = ctx.hub.open(keys, prefix, caller.token.token)
+        stream = ctx.hub.open(keys, prefix, caller.token.token, str(caller.principal))
     except StreamLimitError as exc:
         raise api_error(429, "Too many event streams", error_description=str(exc)) from None
     keepalive = ctx.config.sse_keepalive_s
@@ -88,8 +123,7 @@ def open_stream(ctx: ApiContext, caller: Caller, keys: Iterable[Key],
         finally:
             hub.close(stream)
 
-    return StreamingResponse(body(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return EventStreamResponse(hub, stream, body())
 
 
 def _check_prefix(prefix: str | None) -> str | None:

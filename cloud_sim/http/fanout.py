@@ -15,7 +15,14 @@ published through the API (``POST /v1/devices/events``) has no device: its keys 
 publisher's ``("owner", principal)``, its product's, and ``("public",)`` when public.
 
 The hub also caps streams - in all and per access token (429 beyond) - since each holds a
-connection. A publish from another thread is moved onto the server's loop.
+connection. The global cap is shared fairly between *accounts* (the principal a stream is
+opened for; sign-up needs no authentication, so a flood of fresh accounts must not be able to
+lock an account out): at the global cap, a newcomer whose account holds fewer streams than the
+account holding the most takes a place from that account - its oldest stream is closed and ends
+cleanly (a ``None`` in its queue) - and only a newcomer whose account already holds as many as
+any other gets 429. Among equally large accounts, the one holding the oldest stream gives way.
+A stream opened without an account (``account=None``) never evicts one. A publish from another
+thread is moved onto the server's loop.
 """
 
 from __future__ import annotations
@@ -67,6 +74,10 @@ class Stream:
     prefix: str | None
     token: str
     queue: asyncio.Queue[CloudEvent | None]
+    #: whose stream it is, for the fair share of the global cap (the token when none given)
+    account: str = ""
+    #: order of opening (the oldest stream of an account is the first to give way)
+    serial: int = 0
 
     def put(self, item: CloudEvent | None) -> None:
         if self.queue.full():
@@ -87,31 +98,75 @@ class StreamHub:
     _index: dict[Key, set[Stream]] = field(default_factory=dict)
     _streams: set[Stream] = field(default_factory=set)
     _per_token: dict[str, int] = field(default_factory=dict)
+    #: the open streams of each account, oldest first (a dict kept in insertion order)
+    _per_account: dict[str, dict[Stream, None]] = field(default_factory=dict)
+    _opened: int = 0
     _loop: asyncio.AbstractEventLoop | None = None
     _thread: int | None = None
     _unsubscribe: object = None
     #: events delivered to streams, and stream checks made (the per-event cost)
     delivered: int = 0
     visited: int = 0
+    #: streams closed to make room for an account holding fewer (the fair share)
+    evicted: int = 0
 
     def __len__(self) -> int:
         return len(self._streams)
 
-    def open(self, keys: Iterable[Key], prefix: str | None, token: str) -> Stream:
-        if len(self._streams) >= self.max_streams:
-            raise StreamLimitError(f"at most {self.max_streams} event streams are open at once")
+    def held_by(self, account: str) -> int:
+        """How many streams ``account`` holds open."""
+        return len(self._per_account.get(account, ()))
+
+    def open(self, keys: Iterable[Key], prefix: str | None, token: str,
+             account: str | None = None) -> Stream:
+        """Open a stream following ``keys`` for ``token`` of ``account`` (the module header's
+        caps; StreamLimitError beyond them)."""
         if self._per_token.get(token, 0) >= self.max_per_token:
             raise StreamLimitError(f"at most {self.max_per_token} event streams per token")
+        if len(self._streams) >= self.max_streams:
+            victim = self._fair_share_victim(account) if account is not None else None
+            if victim is None:
+                raise StreamLimitError(
+                    f"at most {self.max_streams} event streams are open at once, and no other "
+                    "account holds more of them than yours")
+            self.evict(victim)
         if self._unsubscribe is None:
             self._loop = asyncio.get_running_loop()
             self._thread = threading.get_ident()
             self._unsubscribe = self.cloud.bus.subscribe(self._on_event)
-        stream = Stream(tuple(keys), prefix or None, token, asyncio.Queue(self.queue_size))
+        self._opened += 1
+        stream = Stream(tuple(keys), prefix or None, token, asyncio.Queue(self.queue_size),
+                        account if account is not None else token, self._opened)
         self._streams.add(stream)
         self._per_token[token] = self._per_token.get(token, 0) + 1
+        self._per_account.setdefault(stream.account, {})[stream] = None
         for key in stream.keys:
             self._index.setdefault(key, set()).add(stream)
         return stream
+
+    def _fair_share_victim(self, account: str) -> Stream | None:
+        """The stream a newcomer of ``account`` takes the place of at the global cap: the
+        oldest of the account holding the most, when that is more than ``account`` holds (of
+        equally large accounts, the one with the oldest stream); None when there is none."""
+        held = self.held_by(account)
+        victim: Stream | None = None
+        most = held
+        for streams in self._per_account.values():
+            count = len(streams)
+            if count < most:
+                continue
+            oldest = next(iter(streams))
+            if count > most or (victim is not None and oldest.serial < victim.serial):
+                victim, most = oldest, count
+        return victim
+
+    def evict(self, stream: Stream) -> None:
+        """Close ``stream`` now and end it cleanly: its body sends what is queued, then ends."""
+        if stream not in self._streams:
+            return
+        self.close(stream)
+        self.evicted += 1
+        stream.put(None)
 
     def close(self, stream: Stream) -> None:
         if stream not in self._streams:
@@ -122,6 +177,11 @@ class StreamHub:
             self._per_token[stream.token] = left
         else:
             self._per_token.pop(stream.token, None)
+        of_account = self._per_account.get(stream.account)
+        if of_account is not None:
+            of_account.pop(stream, None)
+            if not of_account:
+                del self._per_account[stream.account]
         for key in stream.keys:
             bucket = self._index.get(key)
             if bucket is not None:

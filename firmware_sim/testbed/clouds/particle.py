@@ -204,13 +204,17 @@ class ParticlePlug:
     async def call_function(self, device_id: str, name: str, argument: str,
                             runtime: Runtime) -> CallResult:
         """Call the device's function and await the outcome, as the REST route does
-        (``runtime``: the World's driver)."""
+        (``runtime``: the World's driver). A device the cloud shows offline answers
+        ``offline`` at once, by the endpoint's one rule for every caller
+        (:meth:`~cloud_sim.device_endpoint.DeviceEndpoint.is_online`): nothing is sent on the
+        session the cloud keeps for its resumption."""
         endpoint = self.cloud.endpoint
         return await await_device(self.cloud, runtime, lambda done: endpoint.call_function(
             device_id, name, argument, done))
 
     async def get_variable(self, device_id: str, name: str, runtime: Runtime) -> CallResult:
-        """Ask the device for its variable's value and await the outcome."""
+        """Ask the device for its variable's value and await the outcome (``offline`` at once
+        for a device the cloud shows offline, as :meth:`call_function`)."""
         endpoint = self.cloud.endpoint
         return await await_device(self.cloud, runtime, lambda done: endpoint.get_variable(
             device_id, name, done))
