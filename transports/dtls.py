@@ -12,9 +12,9 @@ waiting record are the same bytes - and go out when it completes), ``poll()``
 retransmits a handshake flight whose timer ran out (call it every ``RETRANSMIT_POLL_S``).
 
 The handshake is Device OS's (``communication/src/dtls_message_channel.cpp``): DTLS 1.2 only,
-TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8, P-256, handshake retransmission from 1 s doubling (Device
-OS: ``mbedtls_ssl_conf_handshake_timeout(&conf, 3000, 6000)``; fwsim starts at 1 s so a lost
-datagram on loopback costs little), a ``max_retransmit``-th unanswered flight failing it. Device
+TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8, P-256, handshake retransmission from 3 s doubling to 16 s
+(:func:`client_configuration`; Device OS: ``mbedtls_ssl_conf_handshake_timeout(&conf, 3000,
+6000)``, which stops doubling at 6 s), a ``max_retransmit``-th unanswered flight failing it. Device
 OS uses raw public keys; stock mbedTLS has none, so the device presents a self-signed
 certificate of its key naming its id (``CN=<device id>``) and accepts the server's
 certificate only when it carries exactly the public key from the DCT (``alt_server_public_key``):
