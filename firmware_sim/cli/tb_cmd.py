@@ -47,6 +47,13 @@ MAX_DEVICE_LINES = 50
 PARTICLE_ONLY = (("product", "--product"), ("unprovisioned", "--unprovisioned"),
                  ("state_dir", "--state-dir"), ("firmware", "--firmware"),
                  ("allow_offline_claims", "--allow-offline-claims"))
+#: options of ``fwsim up`` / ``fwsim cloud serve`` with a default that concern the Particle cloud
+#: or its devices only: refused when given another value (their parsers' defaults)
+PARTICLE_ONLY_VALUES = (("claim_code_ttl", "--claim-code-ttl", 3600.0),
+                        ("timing", "--timing", "thread"),
+                        ("firmware_errors", "--firmware-errors", "panic"),
+                        ("username", "--username", "developer@fwsim.local"),
+                        ("password", "--password", None), ("token", "--token", None))
 
 
 def say(prefix: str, label: str, value: str) -> None:
@@ -97,6 +104,9 @@ def serve(args: argparse.Namespace, prefix: str, *, edges: bool = False) -> int:
     for attribute, flag in PARTICLE_ONLY:
         if getattr(args, attribute, None):
             raise CliError(f"{flag} applies to Particle devices, not to the thingsboard cloud")
+    for attribute, flag, default in PARTICLE_ONLY_VALUES:
+        if getattr(args, attribute, default) != default:
+            raise CliError(f"{flag} applies to the Particle cloud, not to the thingsboard cloud")
     if getattr(args, "profile", "p2") != "p2":
         raise CliError("--profile applies to Particle devices, not to the thingsboard cloud")
     from ..testbed.serving import edge_modules
@@ -133,6 +143,7 @@ async def _serve(args: argparse.Namespace, prefix: str) -> int:
                             press_on_boot=not args.no_boot_press),
         unpredictable=True)
     testbed = Testbed(TestbedSpec(seed=args.seed, access_points=(), trace_memory_limit=20_000,
+                                  trace_path=getattr(args, "trace", None),
                                   cloud=CloudSpec("thingsboard", settings=settings)))
     plug = testbed.cloud
     assert isinstance(plug, ThingsBoardPlug)

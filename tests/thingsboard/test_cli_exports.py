@@ -44,8 +44,38 @@ def test_fwsim_tb_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> Non
     assert "fwsim up --cloud thingsboard" in err[3]
 
 
+@pytest.mark.parametrize("flag", [["--claim-code-ttl", "60"], ["--timing", "fast"],
+                                  ["--firmware-errors", "raise"], ["--username", "a@b.c"],
+                                  ["--password", "pw"], ["--token", "t" * 20]])
+def test_particle_only_options_are_refused_with_thingsboard(
+        flag: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """QA: these were accepted and silently ignored (``--product`` and others were refused)."""
+    assert main(["up", "--cloud", "thingsboard", *flag]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line == (f"fwsim: error: {flag[0]} applies to the Particle cloud, not to the "
+                    "thingsboard cloud")
+
+
+def test_the_particle_only_defaults_are_the_parsers() -> None:
+    """The refusal compares with these defaults: they must stay the parser's."""
+    import argparse
+
+    from firmware_sim.cli.tb_cmd import PARTICLE_ONLY_VALUES
+    from firmware_sim.cli.up_cmd import register
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    args = parser.parse_args(["up"])
+    for attribute, _, default in PARTICLE_ONLY_VALUES:
+        assert getattr(args, attribute) == default, attribute
+
+
 def test_without_the_extra_serving_says_what_to_install(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    # the scenarios' modules are loaded first, as in any process that got this far (fastapi is
+    # a base dependency: the world's in-process cloud imports it); only then are the serving
+    # modules made to look absent (run alone, the test used to fail on that import instead)
+    importlib.import_module("firmware_sim.scenarios.thingsboard")
     for name in ("uvicorn", "fastapi", "cloud_sim.thingsboard.server",
                  "cloud_sim.thingsboard.http_api"):
         monkeypatch.setitem(sys.modules, name, None)
