@@ -22,6 +22,11 @@ handler raises :class:`~.scheduler.WatchdogExpired` in the step. Raised in user 
 device resets with the reason ``watchdog`` (``Device.firmware_failed``); anywhere else the step
 is contained as above. A ``time.sleep`` is interrupted too; a C call that does not return to
 Python is not.
+
+A served world that falls behind the wall clock (a large ``--speed``, a firmware that hangs on
+every boot) must not hold the loop: one ``sync`` runs entries for at most ``SYNC_BUDGET_S`` wall
+seconds, then returns with virtual time at the last entry run, so sockets, Ctrl-C and ``--for``
+are served between batches; the world catches up as fast as it can.
 """
 
 from __future__ import annotations
@@ -49,6 +54,8 @@ MAX_KEPT_FAILURES = 100
 _NEVER_CONTAINED = (KeyboardInterrupt, SystemExit, GeneratorExit, asyncio.CancelledError)
 #: wall seconds a served world's step may run before the watchdog interrupts it
 DEFAULT_STEP_WATCHDOG_S = 5.0
+#: wall seconds one ``sync`` of a served world runs entries before it gives the loop back
+SYNC_BUDGET_S = 0.1
 
 log = logging.getLogger("fwsim.realtime")
 
@@ -67,6 +74,8 @@ class _WallMapping:
         #: the exceptions contained so far (the most recent ``MAX_KEPT_FAILURES``)
         self.failures: list[BaseException] = []
         self.failure_count = 0
+        #: ``sync`` calls that gave the loop back before catching up (the world fell behind)
+        self.behind = 0
         #: the step watchdog's limit while it is installed (``AsyncioDriver.run``), else None
         self._watchdog_s: float | None = None
         self._in_step = False
@@ -84,10 +93,16 @@ class _WallMapping:
             self.world.scheduler.run_until_time(until_us)
             return
         scheduler = self.world.scheduler
+        deadline = self._wall() + SYNC_BUDGET_S
         while True:
             due = scheduler.next_due_us()
             if due is None or due > until_us:
                 break
+            if self._wall() > deadline:
+                # behind: give the loop back (sockets, signals, --for) and go on next time;
+                # virtual time stays at the last entry run, never jumps past one
+                self.behind += 1
+                return
             try:
                 if self._watchdog_s is not None:
                     self._step_serial += 1

@@ -249,3 +249,34 @@ def test_fuzzing_control_requests_with_the_realtime_driver_in_the_loop(profile: 
     benchmarks/fuzz_usb_bridge.py, sampled in tests/fuzz."""
     figures = asyncio.run(fuzz_with_the_driver_in_the_loop(profile, 2000, seed=3))
     assert figures["answered"] == 2000 and figures["kinds_of_result"] > 3
+
+
+BEHIND = """
+import asyncio, time
+from firmware_sim.kernel import AsyncioDriver, World
+world = World(1)
+def tick():
+    world.call_later(1.0, tick)
+world.call_later(1.0, tick)
+driver = AsyncioDriver(world, speed=1e9)
+async def main():
+    runner = asyncio.ensure_future(driver.run())
+    asyncio.get_running_loop().call_later(0.3, driver.stop)
+    started = time.monotonic()
+    await runner
+    print(round(time.monotonic() - started, 1), driver.behind > 0, world.now > 0)
+asyncio.run(main())
+"""
+
+
+def test_a_world_that_falls_behind_still_gives_the_loop_back() -> None:
+    """QA: with --speed 1e6 ``fwsim up`` ignored --for, Ctrl-C and SIGTERM (one sync tried to
+    catch up for ever). Each sync now runs for at most SYNC_BUDGET_S wall seconds; in a child
+    process, so that a regression fails by timeout instead of hanging the suite."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", BEHIND], capture_output=True, text=True,
+                          timeout=30, check=True)
+    seconds, behind, advanced = done.stdout.split()
+    assert float(seconds) < 2 and behind == "True" and advanced == "True"
