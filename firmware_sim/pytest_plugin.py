@@ -36,21 +36,21 @@ import ast
 import functools
 import os
 import re
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     from cloud_sim import Cloud
 
     from .explore import ExploreReport
     from .kernel.trace import Trace, TraceRecord
     from .kernel.world import World
-    from .system.device import Device
+    from .system.device import Device, FirmwareOptions
     from .testbed import Phone, Testbed
 
 _WORLD_KEY = pytest.StashKey[list[Any]]()
@@ -66,7 +66,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--fwsim-trace-dir", action="store", default=".fwsim-traces",
                     help="where full traces of failed fwsim tests are written")
     group.addoption("--fwsim-trace-lines", action="store", type=int, default=40,
-                    help="trace lines shown in a failure report")
+                    help="trace lines shown per device and for the cloud in a failure report "
+                    "(0: none)")
 
 
 _SEED_KEY = pytest.StashKey[int]()
@@ -76,6 +77,9 @@ _SEEDS_KEY = pytest.StashKey[list[int]]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    lines = config.getoption("--fwsim-trace-lines", 40)
+    if lines is not None and lines < 0:
+        raise pytest.UsageError(f"--fwsim-trace-lines: must be 0 or more, not {lines}")
     sweep = config.getoption("--fwsim-seeds", None)
     if sweep is not None:
         from .kernel.errors import ConfigurationError
@@ -84,7 +88,10 @@ def pytest_configure(config: pytest.Config) -> None:
             config.stash[_SEEDS_KEY] = parse_seeds(sweep)
         except (ValueError, ConfigurationError) as exc:
             raise pytest.UsageError(f"--fwsim-seeds: {exc}") from None
-    raw = config.getoption("--fwsim-seed", None) or os.environ.get("FWSIM_SEED")
+    raw, source = config.getoption("--fwsim-seed", None), "--fwsim-seed"
+    if raw is None:
+        # an empty $FWSIM_SEED is unset, as in most shells' "FWSIM_SEED= pytest"
+        raw, source = os.environ.get("FWSIM_SEED") or None, "$FWSIM_SEED"
     if raw is None:
         return
     from .kernel.errors import ConfigurationError
@@ -93,7 +100,10 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         config.stash[_SEED_KEY] = parse_seed(raw)
     except ConfigurationError as exc:
-        raise pytest.UsageError(f"--fwsim-seed: {exc}") from None
+        raise pytest.UsageError(f"{source}: {exc}") from None
+
+
+MAX_SEEDS = 100_000
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -108,11 +118,13 @@ def parse_seeds(text: str) -> list[int]:
             low, high = parse_seed(low_text.strip()), parse_seed(high_text.strip())
             if high < low:
                 raise ValueError(f"empty seed range {part!r}")
+            if len(seeds) + (high - low + 1) > MAX_SEEDS:  # before building the list
+                raise ValueError(f"at most {MAX_SEEDS} seeds")
             seeds.extend(range(low, high + 1))
         elif part:
             seeds.append(parse_seed(part))
-        if len(seeds) > 100_000:
-            raise ValueError("at most 100000 seeds")
+        if len(seeds) > MAX_SEEDS:
+            raise ValueError(f"at most {MAX_SEEDS} seeds")
     if not seeds:
         raise ValueError(f"no seed in {text!r}")
     return list(dict.fromkeys(seeds))
@@ -161,13 +173,16 @@ def fwsim_make_device(fwsim_testbed: Testbed) -> Callable[..., Device]:
     cloud. ``firmware``: a built-in name, ``module:Class``, ``file.py[:Class]`` or a
     ``Firmware`` subclass (None: an empty app); ``wifi``: True (knows ``HomeNet``), False
     (boots into listening mode) or WifiCredentials; ``storage``: a folder for the DCT;
-    ``timing``: "thread" or "fast" (None: the testbed's, "thread")."""
+    ``timing``: "thread" or "fast" (None: the testbed's, "thread"); ``options``: a
+    ``FirmwareOptions`` or a dict of its fields (``{"send_claim_code_on_resume": True}``)."""
     from .system.network import WifiCredentials
     from .testbed import HOME_NETWORK, DeviceSpec
+    from .testbed.testbed import firmware_options
 
     def make(name: str = "dev", *, profile: str = "p2", firmware: Any = None,
              wifi: bool | Sequence[WifiCredentials] = True, storage: str | Path | None = None,
-             timing: str | None = None, options: Any = None, power_on: bool = False,
+             timing: str | None = None,
+             options: FirmwareOptions | Mapping[str, Any] | None = None, power_on: bool = False,
              **spec: Any) -> Device:
         if wifi is True:
             known: tuple[WifiCredentials, ...] = (
@@ -178,7 +193,7 @@ def fwsim_make_device(fwsim_testbed: Testbed) -> Callable[..., Device]:
             known = tuple(wifi)
         device = fwsim_testbed.add_device(DeviceSpec(
             name, profile=profile, firmware=firmware, wifi=known, storage_dir=storage,
-            timing=timing, options=options, **spec))
+            timing=timing, options=firmware_options(options), **spec))
         if power_on:
             device.power_on()
         return device
@@ -212,7 +227,8 @@ def fwsim_phone(fwsim_testbed: Testbed) -> Callable[..., Phone]:
 @pytest.fixture
 def fwsim_trace(fwsim_testbed: Testbed) -> StrictTrace:
     """Strict queries of the test's trace (:class:`StrictTrace`)."""
-    return StrictTrace(fwsim_testbed.world.trace)
+    world = fwsim_testbed.world
+    return StrictTrace(world.trace, nodes=lambda: world.nodes.keys())
 
 
 @pytest.fixture
@@ -243,8 +259,21 @@ def fwsim_explore(request: pytest.FixtureRequest, fwsim_seed: int
     return run
 
 
+_PLAIN_NODEID = re.compile(r"[A-Za-z0-9_.-]+(?:(?:/|::)[A-Za-z0-9_.-]+)*")
+
+
 def _safe_name(nodeid: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid).strip("_")[:150] or "test"
+    """A file name for a test: the node id with ``/``, ``::`` and anything outside
+    ``[A-Za-z0-9_.-]`` made ``_``. When that lost more than the path and ``::`` separators
+    (parameter ids like ``[a/b]`` and ``[a_b]``) or the name is cut, a short hash of the node
+    id is appended, so two tests never share a file."""
+    import hashlib
+
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid).strip("_")
+    if _PLAIN_NODEID.fullmatch(nodeid) and len(safe) <= 150:
+        return safe or "test"
+    digest = hashlib.sha256(nodeid.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+    return f"{safe[:140] or 'test'}-{digest}"
 
 
 # -- strict trace queries -----------------------------------------------------------------------
@@ -255,7 +284,8 @@ _EMITTERS = {"emit", "_emit", "_trace"}
 
 
 class UnknownTraceQuery(AssertionError):
-    """A trace query named a kind or a field fwsim never writes (a typo)."""
+    """A trace query named a kind or a field fwsim never writes, or a node that is not in the
+    world (a typo)."""
 
 
 @functools.cache
@@ -298,11 +328,34 @@ class StrictTrace:
 
     A kind is known when fwsim's code writes it (:func:`trace_catalog`) or the trace holds it;
     a field is known for a kind when a call site writes it or a record of that kind in the trace
-    has it. Anything else raises :class:`UnknownTraceQuery` naming the closest known ones -
-    ``count("claim.redem") == 0`` fails instead of passing."""
+    has it. A node is known when the world holds it (``nodes``, when given) or a record names
+    it. Anything else raises :class:`UnknownTraceQuery` naming the closest known ones -
+    ``count("claim.redem") == 0`` or ``count("handshake.full", node="de") == 0`` fails instead
+    of passing."""
 
-    def __init__(self, trace: Trace) -> None:
+    def __init__(self, trace: Trace, *,
+                 nodes: Callable[[], Iterable[str]] | None = None) -> None:
         self.trace = trace
+        self._nodes = nodes
+
+    def known_nodes(self) -> set[str]:
+        known = {r.node for r in self.trace.records}
+        if self._nodes is not None:
+            known.update(self._nodes())
+        return known
+
+    def _check_node(self, node: str | None) -> None:
+        import difflib
+
+        if node is None:
+            return
+        known = self.known_nodes()
+        if node in known:
+            return
+        close = difflib.get_close_matches(node, sorted(known), n=5, cutoff=0.5)
+        raise UnknownTraceQuery(
+            f"unknown node {node!r}" + (f"; did you mean {', '.join(close)}?" if close else "")
+            + f" (known nodes: {', '.join(sorted(known)) or 'none'})")
 
     def known_kinds(self) -> set[str]:
         return set(trace_catalog()) | {r.kind for r in self.trace.records}
@@ -333,13 +386,15 @@ class StrictTrace:
         unknown = sorted(set(fields) - (known or set()))
         if unknown:
             raise UnknownTraceQuery(
-                f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} for "
+                f"unknown field{'s' if len(unknown) > 1 else ''} "
+                f"{', '.join(repr(name) for name in unknown)} for "
                 f"{'kind ' + repr(kind) if kind else 'any kind'} (known: "
                 f"{', '.join(sorted(known or ())) or 'none'})")
 
     def find(self, kind: str | None = None, *, node: str | None = None,
              **fields: Any) -> list[TraceRecord]:
         self._check(kind, fields)
+        self._check_node(node)
         return self.trace.find(kind, node=node, **fields)
 
     def count(self, kind: str | None = None, *, node: str | None = None, **fields: Any) -> int:
@@ -354,6 +409,7 @@ class StrictTrace:
         """The Device OS log of ``node`` (or of every device)."""
         from .services.log import log_lines
 
+        self._check_node(node)
         return log_lines(self.trace.records, node)
 
 
@@ -361,27 +417,30 @@ class StrictTrace:
 
 
 def failure_section(world: World, lines_wanted: int) -> str:
-    """Each device's Device OS timeline (last lines) and the last cloud records."""
+    """Each device's Device OS timeline (last lines) and the last cloud records
+    (``lines_wanted`` 0: only how many there are)."""
     from .services.log import format_log_line
 
+    lines_wanted = max(lines_wanted, 0)
     records = world.trace.records
     parts = []
     devices = sorted({r.node for r in records if r.kind == "log"})
     for device in devices:
         timeline = [format_log_line(r) for r in records if r.kind == "log" and r.node == device]
-        shown = timeline[-lines_wanted:]
+        shown = timeline[len(timeline) - lines_wanted:] if lines_wanted else []
         parts.append(f"Device OS log of {device} (uptime ms; last {len(shown)} of "
                      f"{len(timeline)} lines):\n" + "\n".join(shown))
     cloud_layers = {"cloud", "endpoint", "http"}
     cloud = [r for r in records if r.layer in cloud_layers and r.node not in devices
              and not r.kind.startswith("coap.")]
     if cloud:
-        shown_records = cloud[-lines_wanted:]
+        shown_records = cloud[len(cloud) - lines_wanted:] if lines_wanted else []
         parts.append(f"last {len(shown_records)} cloud records (world time):\n"
                      + "\n".join(r.summary() for r in shown_records))
     if not parts:
-        parts.append(f"last {lines_wanted} trace records:\n"
-                     + "\n".join(r.summary() for r in world.trace.tail(lines_wanted)))
+        tail = world.trace.tail(lines_wanted)
+        parts.append(f"last {len(tail)} trace records:\n"
+                     + "\n".join(r.summary() for r in tail))
     return "\n\n".join(parts)
 
 
@@ -393,7 +452,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
     worlds = item.stash.get(_WORLD_KEY, [])
     if not worlds or not report.failed:
         return
+    import shlex
+
+    from .kernel.errors import ConfigurationError
+    from .kernel.trace import JsonlSink
+
     config = item.config
+    swept = _SEEDS_KEY in config.stash
     lines_wanted = int(config.getoption("--fwsim-trace-lines"))
     trace_dir = Path(config.getoption("--fwsim-trace-dir"))
     sections = []
@@ -403,13 +468,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
         written = ""
         try:
             trace_dir.mkdir(parents=True, exist_ok=True)
-            with path.open("w", encoding="utf-8") as stream:
+            sink = JsonlSink(path)  # mode 0600: a trace holds claim codes and tokens
+            try:
                 for record in world.trace.records:
-                    stream.write(record.to_json() + "\n")
+                    sink.write(record)
+            finally:
+                sink.close()
             written = f"full trace: {path}"
-        except OSError as exc:
+        except (OSError, ConfigurationError) as exc:
             written = f"full trace not written: {exc}"
+        # in a sweep the test's id names its seed ([seedN]): only --fwsim-seeds makes that id
+        seed_option = "--fwsim-seeds" if swept else "--fwsim-seed"
         sections.append(
-            f"seed: {world.seed}  (rerun: pytest {item.nodeid} --fwsim-seed {world.seed})\n"
-            f"{written}\n{failure_section(world, lines_wanted)}")
+            f"seed: {world.seed}  (rerun: pytest {shlex.quote(item.nodeid)} {seed_option} "
+            f"{world.seed})\n{written}\n{failure_section(world, lines_wanted)}")
     report.sections.append(("fwsim", "\n\n".join(sections)))

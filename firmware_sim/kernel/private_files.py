@@ -31,8 +31,12 @@ def open_private(path: str | Path, flags: int = os.O_WRONLY | os.O_CREAT | os.O_
 
 
 def open_private_text(path: str | Path, *, buffering: int = -1) -> IO[str]:
-    """A text file opened for writing (truncated), mode 0600."""
-    return os.fdopen(open_private(path), "w", encoding="utf-8", buffering=buffering)
+    """A UTF-8 text file opened for writing (truncated), mode 0600. A lone surrogate (text
+    decoded with ``surrogateescape``, a firmware's odd string) cannot be UTF-8: it is written
+    as its escape ``\\udcff`` (``backslashreplace``), which inside a JSON string - the traces -
+    is the JSON escape of the same character, so a reader gets it back."""
+    return os.fdopen(open_private(path), "w", encoding="utf-8", errors="backslashreplace",
+                     buffering=buffering)
 
 
 def private_file(path: str | Path) -> None:

@@ -62,6 +62,12 @@ class TraceRecord(NamedTuple):
         return f"[{self.t_us / 1e6:12.6f}] {self.node} {self.layer} {self.kind} {extras}".rstrip()
 
 
+def escape_surrogates(line: str) -> str:
+    """``line`` (a JSON text) with each lone surrogate written as its JSON escape ``\\udcff``:
+    surrogates occur only inside JSON strings, where the escape means the same character."""
+    return line.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value).hex()
@@ -114,8 +120,13 @@ class JsonlSink:
             self._owned = False
 
     def write(self, record: TraceRecord) -> None:
-        self._stream.write(record.to_json())
-        self._stream.write("\n")
+        line = record.to_json()
+        try:
+            self._stream.write(line + "\n")
+        except UnicodeEncodeError:
+            # a lone surrogate in a string, on a stream that cannot encode it: its JSON escape
+            # (a text stream encodes the whole string before writing, so nothing was written)
+            self._stream.write(escape_surrogates(line) + "\n")
 
     def close(self) -> None:
         if self._owned:

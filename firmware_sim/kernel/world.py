@@ -15,6 +15,7 @@ device does not perturb the random values of another.
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -24,21 +25,41 @@ from .errors import ConfigurationError, UsageError
 from .scheduler import Scheduler, TimerHandle
 from .trace import TRACE_FORMAT_VERSION, Trace, TraceSink
 
+_SEED_TEXT = re.compile(r"(?:0[xX][0-9a-fA-F]+|[0-9]+)", re.ASCII)
+
 
 def parse_seed(value: str | int) -> int:
-    """Validate a seed given on a command line or in an option: a non-negative integer."""
+    """Validate a seed given on a command line or in an option: a non-negative integer below
+    2**63, written in ASCII decimal (leading zeros allowed: ``010`` is 10) or hexadecimal with
+    ``0x`` (``0x10`` is 16); surrounding blanks are ignored. Nothing else: no sign, ``_``,
+    octal/binary prefix or non-ASCII digits."""
     if isinstance(value, int) and not isinstance(value, bool):
         seed = value
     else:
         text = str(value).strip()
-        try:
-            seed = int(text, 0)
-        except ValueError:
+        if not _SEED_TEXT.fullmatch(text):
             raise ConfigurationError(
-                f"invalid seed {value!r}: expected a non-negative integer") from None
+                f"invalid seed {value!r}: expected a non-negative integer (decimal, or hex "
+                "with 0x)")
+        seed = int(text, 16) if text[:2] in ("0x", "0X") else int(text, 10)
     if seed < 0 or seed >= 2**63:
         raise ConfigurationError(f"invalid seed {value!r}: must be between 0 and 2**63-1")
     return seed
+
+
+def check_node_name(name: str) -> None:
+    """Refuse a node name that is empty, holds a blank or a control character, or cannot be
+    written as UTF-8 (a lone surrogate): it names the node in traces, files and logs."""
+    valid = isinstance(name, str) and bool(name) and name.isprintable() and not any(
+        c.isspace() for c in name)
+    if valid:
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            valid = False
+    if not valid:
+        raise UsageError(f"invalid node name {name!r}: expected printable text without "
+                         "blanks")
 
 
 class World:
@@ -79,8 +100,7 @@ class World:
     # -- nodes ---------------------------------------------------------------------------------
 
     def add_node(self, name: str, node: Any) -> None:
-        if not name or any(c.isspace() for c in name):
-            raise UsageError(f"invalid node name {name!r}")
+        check_node_name(name)
         if name in self.nodes:
             raise UsageError(f"a node named {name!r} already exists in this world")
         self.nodes[name] = node

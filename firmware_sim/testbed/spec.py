@@ -8,7 +8,7 @@ frozen values: the same spec and seed build the same world and give the same tra
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,8 @@ class DeviceSpec:
     name: str = "dev"
     profile: str = "p2"
     firmware: str | FirmwareFactory | None = None
-    options: FirmwareOptions | None = None
+    #: a FirmwareOptions, or a dict of its fields (``{"send_claim_code_on_resume": True}``)
+    options: FirmwareOptions | Mapping[str, Any] | None = None
     device_id: str | None = None
     serial_number: str | None = None
     mobile_secret: str | None = None

@@ -26,8 +26,8 @@ and ``transports``.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterator
-from dataclasses import replace
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import fields, replace
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -37,7 +37,7 @@ from ..kernel.errors import ConfigurationError, UsageError
 from ..kernel.link import DatagramPort, Receiver
 from ..kernel.private_files import make_private_dir, open_private_text
 from ..kernel.trace import JsonlSink, TraceRecord, TraceSink
-from ..kernel.world import World
+from ..kernel.world import World, check_node_name
 from ..system.device import Device, FirmwareOptions
 from ..system.radio import radio_environment
 from ..system.timing import timing_profile
@@ -84,6 +84,7 @@ class Testbed:
 
     def add_device(self, spec: DeviceSpec) -> Device:
         """Build a device from ``spec`` and link it to its cloud (not powered on)."""
+        check_node_name(spec.name)  # before any use of the name (seeding its random streams)
         if spec.name in self.devices:
             raise UsageError(f"a device named {spec.name!r} already exists in this testbed")
         storage = Path(spec.storage_dir) if spec.storage_dir is not None else None
@@ -93,7 +94,7 @@ class Testbed:
             except OSError as exc:
                 raise ConfigurationError(f"cannot create the storage folder {str(storage)!r}: "
                                          f"{exc.strerror or exc}") from None
-        options = replace(spec.options or FirmwareOptions(),
+        options = replace(firmware_options(spec.options) or FirmwareOptions(),
                           timing=timing_profile(spec.timing or self.spec.timing).name)
         if self.spec.firmware_errors is not None:
             options = replace(options, firmware_errors=self.spec.firmware_errors)
@@ -222,6 +223,25 @@ class Testbed:
                             for name, d in self.devices.items()}}
 
 
+def firmware_options(value: FirmwareOptions | Mapping[str, Any] | None
+                     ) -> FirmwareOptions | None:
+    """``DeviceSpec.options`` as :class:`FirmwareOptions`: one already, a mapping of its fields
+    (``{"send_claim_code_on_resume": True}``; the others keep their defaults), or None. An
+    unknown field or another type is a :class:`ConfigurationError` naming it."""
+    if value is None or isinstance(value, FirmwareOptions):
+        return value
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(f"firmware options must be a FirmwareOptions or a dict of its "
+                                 f"fields, not {type(value).__name__}")
+    known = {f.name for f in fields(FirmwareOptions)}
+    unknown = sorted(repr(key) for key in value if key not in known)
+    if unknown:
+        raise ConfigurationError(
+            f"unknown firmware option{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
+            f"(FirmwareOptions fields: {', '.join(sorted(known))})")
+    return FirmwareOptions(**value)
+
+
 class LiveJsonlSink:
     """A JSON-lines trace file written line by line as records happen (line-buffered, so a
     reader - ``fwsim trace show --follow`` - sees each record at once). Missing parent folders
@@ -310,4 +330,4 @@ class _ConditionedPort:
         return self._port.closed
 
 
-__all__ = ["SERVED", "ConditionedConnector", "LiveJsonlSink", "Testbed"]
+__all__ = ["SERVED", "ConditionedConnector", "LiveJsonlSink", "Testbed", "firmware_options"]

@@ -110,7 +110,7 @@ def test_a_misspelt_kind_or_field_fails_instead_of_counting_zero(
     result.assert_outcomes(passed=1, failed=2)
     result.stdout.fnmatch_lines([
         "*UnknownTraceQuery: unknown trace kind 'claim.redem'; did you mean claim.redeem*",
-        "*UnknownTraceQuery: unknown field outcom for kind 'claim.redeem' (known: device_id, "
+        "*UnknownTraceQuery: unknown field 'outcom' for kind 'claim.redeem' (known: device_id, "
         "new_owner, outcome, previous_owner)*",
     ])
 
