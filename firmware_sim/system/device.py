@@ -312,9 +312,12 @@ class Device:
             if stored != bytes.fromhex(text):
                 self.dct.write_field("device_id", bytes.fromhex(text))
             return text
+        drawn = "e00f" + "".join(f"{rng.randrange(256):02x}" for _ in range(10))
         if stored != b"\xff" * 12:
+            # the id stored by an earlier run wins; it was drawn all the same, so what the
+            # stream gives next - the serial number - is the first run's again
             return stored.hex()
-        text = "e00f" + "".join(f"{rng.randrange(256):02x}" for _ in range(10))
+        text = drawn
         self.dct.write_field("device_id", bytes.fromhex(text))
         return text
 

@@ -11,7 +11,9 @@
   const csrfMeta = document.querySelector('meta[name="csrf-token"]');
   const csrf = csrfMeta ? csrfMeta.content : "";
   const statusBox = document.getElementById("status");
-  const TIMEOUT_MS = 15000;
+  // longer than the cloud's own call timeout (20 s, virtual: wall at --speed 1), so that its
+  // answer - a 408 "Timed out." - is what the page shows
+  const TIMEOUT_MS = 30000;
   let statusTimer = null;
 
   function say(message, bad) {
