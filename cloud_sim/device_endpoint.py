@@ -776,6 +776,18 @@ class DeviceEndpoint:
                 return token
         return None
 
+    def abandon_calls(self) -> int:
+        """The server is stopping: every call and read still awaiting its device's answer
+        gets ``timeout`` now (its caller answers 408 and finishes, instead of being cancelled
+        mid-request by the shutdown); returns how many."""
+        pending, self._calls = list(self._calls.values()), {}
+        for call in pending:
+            if call.timer is not None:
+                call.timer.cancel()
+            self.tracer.emit("call.abandoned", device_id=call.device_id, name=call.name)
+            call.on_result(CallResult("timeout"))
+        return len(pending)
+
     def _call_timed_out(self, key: tuple[bytes, bytes]) -> None:
         pending = self._calls.pop(key, None)
         if pending is not None:

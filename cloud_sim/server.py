@@ -148,7 +148,11 @@ class CloudServer:
         self._tasks.append(task)
 
     async def stop(self) -> None:
-        context_of(self.app).close_streams()
+        context = context_of(self.app)
+        context.close_streams()
+        # a request awaiting a device's answer finishes (408) before uvicorn's graceful
+        # shutdown runs out and cancels it mid-request (a traceback on Ctrl-C)
+        context.cloud.endpoint.abandon_calls()
         if self._uvicorn is not None:
             self._uvicorn.should_exit = True
         if self._udp is not None:

@@ -143,3 +143,33 @@ def test_every_quiet_spell_and_every_return_is_announced_once(talker: Talker) ->
         talker.run_until_marked_offline()
         assert talker.bed.run_until(talker.online, 30)
     assert [event.data for event in talker.statuses[before:]] == ["offline", "online"] * 2
+
+
+class Quiet(Firmware):
+    """A function whose handler drops the connection: its call is never answered."""
+
+    def setup(self, particle: Particle) -> None:
+        particle.function("quiet", lambda argument: particle.disconnect() or 0)
+
+
+def test_a_stopping_server_answers_the_calls_still_waiting() -> None:
+    """QA: Ctrl-C while a call waited for its device printed uvicorn's 'Cancel 1 running
+    task(s)' and a CancelledError traceback. ``abandon_calls`` (run by the server's stop)
+    answers every waiting call ``timeout`` at once."""
+    spec = TestbedSpec(seed=4, devices=tuple(provisioned("q", firmware=Quiet)), timing="fast")
+    with Testbed(spec) as bed:
+        plug = bed.cloud
+        assert isinstance(plug, ParticlePlug)
+        endpoint = plug.cloud.endpoint
+        device = bed.devices["q"]
+        bed.power_on()
+        assert bed.run_until(lambda: device.cloud_connected, 30)
+        results: list[CallResult] = []
+        endpoint.call_function(device.device_id, "quiet", "", results.append)
+        bed.run_for(2)
+        assert results == []  # waiting (20 s call timeout)
+        assert endpoint.abandon_calls() == 1
+        assert results == [CallResult("timeout")]
+        bed.run_for(30)
+        assert results == [CallResult("timeout")]  # the timer was cancelled: answered once
+        assert endpoint.abandon_calls() == 0
