@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import secrets
+import signal
 import sys
 from typing import TYPE_CHECKING
 
@@ -163,12 +165,29 @@ def seed_cloud(cloud: Cloud, args: argparse.Namespace, devices: list[Device]) ->
 
 
 async def _up_async(args: argparse.Namespace) -> int:
+    stop = asyncio.Event()
+    # from the very start, before any import: a Ctrl-C while the world is being built stops it
+    # as well (asyncio's own handler would cancel the start-up, which went on regardless)
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+    try:
+        return await _up_started(args, stop)
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+async def _up_started(args: argparse.Namespace, stop: asyncio.Event) -> int:
     from ..system.network import WifiCredentials
     from ..system.radio import AccessPoint
     from ..testbed import SERVED, LinkSpec, Testbed, TestbedSpec
     from ..testbed.adapters import surface_for
     from ..testbed.clouds.particle import ParticlePlug
-    from ..testbed.serving import EdgeContext, run_edge, stop_on_signals
+    from ..testbed.serving import EdgeContext, run_edge
     from ..testbed.steering import Steering
 
     home = AccessPoint("HomeNet", "home-pass-1")
@@ -183,34 +202,32 @@ async def _up_async(args: argparse.Namespace) -> int:
     plug = testbed.cloud
     assert isinstance(plug, ParticlePlug)
     token = seed_cloud(plug.cloud, args, list(testbed))
-    stop = asyncio.Event()
     served: ServedCloud | None = None
     dashboard: Dashboard | None = None
     steering = Steering(testbed)
     try:
-        with stop_on_signals(stop):
-            served = await testbed.serve_cloud(serve_options(args))
-            if served.server is not None:
-                from ..testbed.steering_routes import mount_steering
+        served = await testbed.serve_cloud(serve_options(args))
+        if served.server is not None:
+            from ..testbed.steering_routes import mount_steering
 
-                mount_steering(served.server.app, steering)
-                from ..dashboard import mount_dashboard
+            mount_steering(served.server.app, steering)
+            from ..dashboard import mount_dashboard
 
-                dashboard = mount_dashboard(served, testbed, steering=steering)
-            code = plug.create_claim_code(
-                _developer(plug, args),
-                product_id=args.product[0] if args.product is not None else None)
-            _announce(args, served, token, code, list(testbed))
-            for label, value in dashboard.lines if dashboard is not None else ():
-                say(PREFIX, label, value)
-            start_live_log(args, testbed.world, devices=list(testbed.devices),
-                           cloud=plug.name,
-                           ids=[(d.name, d.device_id) for d in testbed])
-            testbed.power_on()
-            ctx = EdgeContext(testbed.world, testbed.driver(),
-                              [surface_for(device) for device in testbed], plug)
-            await run_edge(ctx, args, duration_s=args.duration, announce=_print_line,
-                           stop_event=stop)
+            dashboard = mount_dashboard(served, testbed, steering=steering)
+        code = plug.create_claim_code(
+            _developer(plug, args),
+            product_id=args.product[0] if args.product is not None else None)
+        _announce(args, served, token, code, list(testbed))
+        for label, value in dashboard.lines if dashboard is not None else ():
+            say(PREFIX, label, value)
+        start_live_log(args, testbed.world, devices=list(testbed.devices),
+                       cloud=plug.name,
+                       ids=[(d.name, d.device_id) for d in testbed])
+        testbed.power_on()
+        ctx = EdgeContext(testbed.world, testbed.driver(),
+                          [surface_for(device) for device in testbed], plug)
+        await run_edge(ctx, args, duration_s=args.duration, announce=_print_line,
+                       stop_event=stop)
     finally:
         if dashboard is not None:
             dashboard.close()
