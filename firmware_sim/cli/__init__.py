@@ -10,6 +10,7 @@ traceback of an unexpected error.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
@@ -80,11 +81,37 @@ def _command_of(argv: Sequence[str]) -> str | None:
     return argv[0] if argv and not argv[0].startswith("-") else None
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    arguments = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(_command_of(arguments))
-    args = parser.parse_args(arguments)
+def _tolerate_surrogates() -> None:
+    """Print a lone surrogate (a non-UTF-8 file name, a hand-made trace) as ``\\udcff``
+    instead of failing on it."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            # a stream that cannot change its error handler keeps it
+            with contextlib.suppress(ValueError, OSError):
+                reconfigure(errors="backslashreplace")
+
+
+def _import_from_current_folder() -> None:
+    """``--firmware my_app:App`` / ``--property checks:Class`` find a module in the current
+    folder, as ``python -m`` and pytest do (appended: it never shadows an installed module)."""
     try:
+        here = os.getcwd()
+    except OSError:  # the current folder was removed
+        return
+    if here not in sys.path and "" not in sys.path:
+        sys.path.append(here)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    _tolerate_surrogates()
+    _import_from_current_folder()
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    try:
+        # building the parser imports every command's module (a third of a second): a Ctrl-C
+        # then is an interruption like any other, not a traceback
+        parser = build_parser(_command_of(arguments))
+        args = parser.parse_args(arguments)
         status: int = args.handler(args)
         return status
     except FwSimError as exc:

@@ -96,6 +96,7 @@ def _scenario_log(name: str, seed: int, timing: str, device: str | None
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ..kernel.errors import UsageError
     from ..logdiff import (
         Sources,
         TimingMode,
@@ -109,6 +110,10 @@ def _run(args: argparse.Namespace) -> int:
     )
 
     parsed = parse_log(args.real)
+    if not parsed.lines:
+        raise UsageError(f"{args.real} holds no Device OS log lines (expected lines like "
+                         "'0000012345 [category] INFO: message'; "
+                         f"{len(parsed.noise)} other lines)")
     model: list[LogLine]
     if args.trace:
         model, node = model_log_from_trace(args.trace, args.device)
@@ -140,6 +145,6 @@ def _write(path: Path, text: str) -> None:
     from ..kernel.errors import UsageError
 
     try:
-        path.write_text(text, encoding="utf-8")
+        path.write_text(text, encoding="utf-8", errors="backslashreplace")
     except OSError as exc:
         raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None

@@ -4,9 +4,11 @@ world, timed actions, fault firings and properties in TOML; what ``fwsim explore
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
+from ..kernel.errors import UsageError
 from .common import BUILTIN_NAMES, add_timing_argument, seed_arg
 
 
@@ -41,7 +43,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                      help="run the scenario's device with this application firmware instead "
                      "of its own (Particle scenarios; the checks stay the scenario's): a "
                      "built-in name (" + ", ".join(BUILTIN_NAMES) + "), module:Class or "
-                     "file.py[:Class]")
+                     "file.py[:Class]. With --all the ThingsBoard scenarios are skipped. An "
+                     "exception the firmware raises ends the run with a one-line error naming "
+                     "its file and line (exit status 2)")
     run.add_argument("--json", action="store_true",
                      help="print one JSON document (verdict, checks, seed, timings) instead of "
                      "the timeline")
@@ -96,7 +100,8 @@ def _run(args: argparse.Namespace) -> int:
 
             trace = str(Path(args.trace_dir) / f"{name}.jsonl")
         reports.append(_run_one(name, seed, trace, args.quiet or args.json, args.diagram,
-                                args.timing, firmware=args.firmware, show=not args.json))
+                                args.timing, firmware=args.firmware, show=not args.json,
+                                skip_foreign=args.all))
     failures = [r["name"] for r in reports if not r["passed"]]
     if args.json:
         document: dict[str, object] = reports[0] if not args.all else {
@@ -113,14 +118,12 @@ def _with_firmware(story: Any, firmware: str) -> Any:
     """``story`` with every device running ``firmware`` (a Particle scenario only)."""
     from dataclasses import replace
 
-    from ..apps import resolve_firmware
     from ..kernel.errors import UsageError
     from ..scenarios import Scenario
 
     if not isinstance(story, Scenario):
         raise UsageError(f"scenario {story.name} has no Particle device: --firmware does not "
                          "apply")
-    resolve_firmware(firmware)  # a bad reference is a one-line error before the run
     stage = story.stage
 
     def staged() -> Any:
@@ -131,19 +134,75 @@ def _with_firmware(story: Any, firmware: str) -> Any:
     return replace(story, stage=staged)
 
 
+class FirmwareError(UsageError):
+    """The user's ``--firmware`` raised: reported with its file and line (exit status 2)."""
+
+
+def _source_file(factory: object) -> str | None:
+    """The source file of a firmware class given with ``--firmware`` (None: a built-in one, or
+    no file)."""
+    import inspect
+
+    module = getattr(factory, "__module__", "")
+    if module.startswith("firmware_sim."):
+        return None
+    try:
+        source = inspect.getsourcefile(factory)  # type: ignore[arg-type]
+    except TypeError:
+        return None
+    return os.path.realpath(source) if source else None
+
+
+def _user_frame(exc: BaseException, source: str | None) -> str | None:
+    """``file:line, in function`` of the deepest frame of ``exc`` in the firmware's file."""
+    if source is None:
+        return None
+    import traceback
+
+    found = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if os.path.realpath(frame.filename) == source:
+            found = frame
+    if found is None:
+        return None
+    return f"{os.path.basename(found.filename)}:{found.lineno}, in {found.name}"
+
+
 def _run_one(name: str, seed: int, trace: str | None, quiet: bool,
              diagram: str | None = None, timing: str | None = None, *,
-             firmware: str | None = None, show: bool = True) -> dict[str, Any]:
+             firmware: str | None = None, show: bool = True,
+             skip_foreign: bool = False) -> dict[str, Any]:
     import time
 
+    from ..apps import resolve_firmware
+    from ..kernel.errors import FwSimError
     from ..scenarios import Scenario, get_story
 
     story = get_story(name)
+    user_code: str | None = None
     if firmware is not None:
+        if not isinstance(story, Scenario) and skip_foreign:
+            reason = "no Particle device: --firmware applies to Particle scenarios"
+            if show:
+                print(f"SKIP {name} (seed {seed}): {reason}")
+            return {"name": name, "seed": seed, "passed": True, "skipped": reason,
+                    "verdict": None, "checks": [], "wall_seconds": 0.0, "trace": None,
+                    "firmware": firmware}
         story = _with_firmware(story, firmware)
+        # a bad reference is a one-line error before the run
+        user_code = _source_file(resolve_firmware(firmware))
     started = time.perf_counter()
-    result = (story.run(seed, trace_path=trace, timing=timing) if isinstance(story, Scenario)
-              else story.run(seed, trace_path=trace))
+    try:
+        result = (story.run(seed, trace_path=trace, timing=timing)
+                  if isinstance(story, Scenario) else story.run(seed, trace_path=trace))
+    except FwSimError:
+        raise
+    except Exception as exc:
+        where = _user_frame(exc, user_code)
+        if where is None:
+            raise
+        raise FirmwareError(f"firmware {firmware} raised {type(exc).__name__}: {exc} ({where})"
+                            ) from None
     wall = time.perf_counter() - started
     report: dict[str, Any] = {"name": result.name, "seed": result.seed, "passed": True,
                               "skipped": result.skipped, "verdict": None, "checks": [],
@@ -197,8 +256,14 @@ def _run_file(path: str, seed: int | None, trace: str | None, diagram: str | Non
     scenario = load_scenario(path)
     if seed is not None:
         scenario = replace(scenario, seed=seed)
-    outcome = execute(scenario, resolve_all(scenario.properties), trace_path=trace,
-                      keep_records=True)
+    properties = resolve_all(scenario.properties)
+    if scenario.expect is not None:
+        names = [spec.name for spec in properties]
+        if scenario.expect[0] not in names:
+            raise UsageError(f"{path}: [expect] violation: unknown property "
+                             f"{scenario.expect[0]!r} (the file's [properties]: "
+                             f"{', '.join(names) or 'none'})")
+    outcome = execute(scenario, properties, trace_path=trace, keep_records=True)
     records = outcome.records
     out = sys.stdout
     if not quiet:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 
 from ..kernel.trace import TraceRecord, read_jsonl
-from ..services.log import format_log_line
+from ..logdiff.model import log_line_of
+from .common import positive_float
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -15,15 +16,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     cmds = parser.add_subparsers(dest="trace_command", metavar="SUBCOMMAND")
     cmds.required = True
     show = cmds.add_parser("show", help="print a trace file readably",
-                           description="Print a trace file, one record per line.")
+                           description="Print a trace file, one record per line. Exit status "
+                           "2 when --node or --kind names something the trace never holds "
+                           "(one line on stderr says so; not checked with --follow).")
     show.add_argument("file", help="trace file (JSON lines)")
     show.add_argument("--node", help="only records of this node")
     show.add_argument("--kind", help="only records of this kind")
-    show.add_argument("--log", action="store_true", help="only Device OS log lines")
+    show.add_argument("--log", action="store_true", help="only Device OS log lines, as "
+                      "'NODE: 0000015435 [category] LEVEL: message' (not with --kind)")
     show.add_argument("-f", "--follow", action="store_true",
                       help="keep printing records as they are appended (a trace being written "
                       "by `fwsim up/serve/device run --trace`); Ctrl-C stops")
-    show.add_argument("--for", dest="duration", type=float, metavar="SECONDS",
+    show.add_argument("--for", dest="duration", type=positive_float, metavar="SECONDS",
                       help="with --follow: stop after this many seconds")
     show.set_defaults(handler=_show)
     diagram = cmds.add_parser(
@@ -42,9 +46,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _show(args: argparse.Namespace) -> int:
+    from ..kernel.errors import UsageError
+
+    if args.log and args.kind:
+        raise UsageError("--log prints the log records only: it does not combine with --kind")
+    if args.duration is not None and not args.follow:
+        raise UsageError("--for applies to --follow only")
     if args.follow:
         return _follow(args)
-    for record in read_jsonl(args.file):
+    records = read_jsonl(args.file)
+    for wanted, option in ((args.node, "node"), (args.kind, "kind")):
+        if wanted is not None:
+            present = sorted({getattr(record, option) for record in records})
+            if wanted not in present:
+                shown = ", ".join(present[:12]) + (", ..." if len(present) > 12 else "")
+                raise UsageError(f"no record of {option} {wanted!r} in {args.file} "
+                                 f"({option}s: {shown or 'none'})")
+    for record in records:
         _print_record(args, record)
     return 0
 
@@ -54,7 +72,7 @@ def _print_record(args: argparse.Namespace, record: TraceRecord) -> None:
         return
     if args.log:
         if record.kind == "log":
-            print(f"{record.node}: {format_log_line(record)}", flush=args.follow)
+            print(f"{record.node}: {log_line_of(record)}", flush=args.follow)
         return
     if args.kind and record.kind != args.kind:
         return
@@ -120,11 +138,11 @@ def _diagram(args: argparse.Namespace) -> int:
     try:
         if args.format in ("both", "mermaid"):
             path = stem.parent / f"{stem.name}.mmd"
-            path.write_text(to_mermaid(diagram), encoding="utf-8")
+            path.write_text(to_mermaid(diagram), encoding="utf-8", errors="backslashreplace")
             written.append(path)
         if args.format in ("both", "html"):
             path = stem.parent / f"{stem.name}.html"
-            path.write_text(to_html(diagram), encoding="utf-8")
+            path.write_text(to_html(diagram), encoding="utf-8", errors="backslashreplace")
             written.append(path)
     except OSError as exc:
         raise ConfigurationError(f"cannot write the diagram: {exc.strerror or exc}") from None

@@ -31,8 +31,11 @@ def write_diagrams(records: Iterable[TraceRecord], stem: str | Path, *, title: s
     mermaid, html = base.parent / f"{base.name}.mmd", base.parent / f"{base.name}.html"
     try:
         base.parent.mkdir(parents=True, exist_ok=True)
-        mermaid.write_text(to_mermaid(diagram), encoding="utf-8")
-        html.write_text(to_html(diagram, summary=summary), encoding="utf-8")
+        # backslashreplace: a lone surrogate (a hand-made trace, a non-UTF-8 file name as the
+        # title) is written as \udcff rather than failing
+        mermaid.write_text(to_mermaid(diagram), encoding="utf-8", errors="backslashreplace")
+        html.write_text(to_html(diagram, summary=summary), encoding="utf-8",
+                        errors="backslashreplace")
     except OSError as exc:
         raise ConfigurationError(f"cannot write the diagram {base}: {exc.strerror or exc}"
                                  ) from None

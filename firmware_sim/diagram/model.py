@@ -239,7 +239,9 @@ class _Builder:
         if kind == "log":
             if self.include_log:
                 self.lane(node, "device")
-                text = (f"{int(f.get('uptime_ms', 0)):010d} [{f.get('category')}] "
+                uptime = f.get("uptime_ms", 0)
+                uptime = uptime if isinstance(uptime, int) else 0  # a hand-made trace
+                text = (f"{uptime:010d} [{f.get('category')}] "
                         f"{f.get('level')}: {f.get('message')}")
                 self.add(record, "log", text, node)
             return

@@ -42,6 +42,14 @@ class ActionDef:
     apply: Callable[[RunContext, Step], None]
     params: Mapping[str, Menu] = field(default_factory=dict)
     cloud: str | None = "particle"
+    #: parameters a step may give besides those with a menu (a scenario file's step with any
+    #: other parameter is an error); ``device``/``button`` (which one, in a world of several)
+    #: are always allowed
+    extra_params: tuple[str, ...] = ()
+
+    def allowed_params(self) -> list[str]:
+        """The parameter names a step of this action may give, sorted."""
+        return sorted({*self.params, *self.extra_params, *ALWAYS_ALLOWED_PARAMS})
 
     def menus(self, ctx: RunContext, overrides: Mapping[str, Sequence[ParamValue]] | None
               ) -> dict[str, tuple[ParamValue, ...]]:
@@ -56,6 +64,9 @@ class ActionDef:
 
 
 ACTIONS: dict[str, ActionDef] = {}
+
+#: step parameters every action accepts: which device / claim button it acts on
+ALWAYS_ALLOWED_PARAMS = ("button", "device")
 
 
 def register(action: ActionDef) -> ActionDef:
@@ -390,5 +401,5 @@ for _action in (
     register(_action)
 
 
-__all__ = ["ACTIONS", "HOOK_EVENTS", "NEW_OWNER", "OTHER_OWNER", "ActionDef", "get_action",
-           "register"]
+__all__ = ["ACTIONS", "ALWAYS_ALLOWED_PARAMS", "HOOK_EVENTS", "NEW_OWNER", "OTHER_OWNER",
+           "ActionDef", "get_action", "register"]

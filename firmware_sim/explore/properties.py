@@ -625,12 +625,15 @@ def _unique(specs: Sequence[PropertySpec]) -> list[PropertySpec]:
 
 def parse_property_arg(text: str) -> tuple[str, dict[str, Any]]:
     """``claim-liveness:within_s=30`` -> ``("claim-liveness", {"within_s": 30.0})``. A user
-    property ``module:attr`` keeps its colon; parameters follow a ``?`` there
-    (``mod:Checker?limit=3``)."""
+    property ``module:attr`` keeps its colon; its parameters follow a ``?`` or a second colon
+    (``mod:Checker?limit=3``, ``checks.py:Checker:limit=3``)."""
+    head, _, tail = text.rpartition(":")
     if "?" in text:
         name, _, raw = text.partition("?")
     elif ":" in text and text.split(":", 1)[0] in {*PROPERTIES, *GROUPS}:
         name, _, raw = text.partition(":")
+    elif ":" in head and "=" in tail:
+        name, raw = head, tail
     else:
         name, raw = text, ""
     params: dict[str, Any] = {}

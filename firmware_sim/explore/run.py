@@ -22,7 +22,8 @@ byte-identical traces.
 
 A run ends at the first violation, at the horizon, or early - at least a second after the last
 action - once no decision is left, nothing an action started is under way and every property
-is settled. A :class:`~firmware_sim.kernel.errors.PowerCut` raised inside a DCT write
+is settled. A replay without any step (a world left alone) never ends early: it lasts to the
+horizon. A :class:`~firmware_sim.kernel.errors.PowerCut` raised inside a DCT write
 (an armed ``operator.dct_power_cut`` or the fault point ``dct:<device>:power_cut:<step>``) is
 caught here: the device loses power and boots again a second later.
 """
@@ -203,6 +204,8 @@ class _Runner:
             if desc.power_on:
                 self.testbed.devices[desc.name].power_on()
         power_on_buttons(self.testbed, self.scenario.world.buttons)
+        # a replay without actions (a world left alone, faults only) watches it to the horizon
+        may_end_early = self.decider is not None or bool(self.scenario.schedule.steps)
         if self.decider is None:
             pending = list(self.scenario.schedule.steps)
             next_us: int | None = pending[0].at_us if pending else None
@@ -246,7 +249,8 @@ class _Runner:
                     next_us = self._decide_wait(now)
             if self.stopped or now >= horizon:
                 break
-            if (next_us is None and now >= self._last_action_us + SETTLE_CHECK_US
+            if (may_end_early and next_us is None
+                    and now >= self._last_action_us + SETTLE_CHECK_US
                     and not self.ctx.busy() and all(c.settled() for c in self.checkers)):
                 break
         if not self.stopped:

@@ -53,6 +53,7 @@ table and the key in one line.
 from __future__ import annotations
 
 import dataclasses
+import re
 import textwrap
 import tomllib
 from collections.abc import Mapping
@@ -330,6 +331,36 @@ def _scalar(item: Any, where: str, source: str) -> ParamValue:
                              f"true/false, not {item!r}")
 
 
+#: the fault points a ``[[faults]]`` firing may name (docs/explore.md, "Fault points")
+FAULT_POINT = re.compile(
+    r"link:[^:]+:(drop|delay)|stream:[^:]+:reset"
+    r"|endpoint:[^:]+:(forget_session|drop_ack|skip_confirm)"
+    r"|dct:[^:]+:power_cut:(begin|done|commit|sync|sync-dir|modify:\d+|persist:\d+)")
+FAULT_POINT_FORMS = ("link:<link>:drop, link:<link>:delay, stream:<link>:reset, "
+                     "endpoint:<cloud>:forget_session, endpoint:<cloud>:drop_ack, "
+                     "endpoint:<cloud>:skip_confirm, dct:<device>:power_cut:<step> with step "
+                     "begin, modify:<n>, persist:<n>, sync, sync-dir, commit or done")
+
+
+def _check_step_params(action: str, names: list[str], where: str) -> None:
+    """A step's parameters must be ones its action reads (an action not registered yet, e.g.
+    one a user module adds, is checked when the run looks it up)."""
+    from .actions import ACTIONS
+    from .run import WAIT
+
+    known = ACTIONS.get(action)
+    if known is None:
+        if action == WAIT and names:
+            raise ConfigurationError(f"{where} a wait step takes no parameters (got "
+                                     f"{', '.join(names)})")
+        return
+    allowed = known.allowed_params()
+    for name in names:
+        if name not in allowed:
+            raise ConfigurationError(f"{where} unknown parameter {name!r} of {action} "
+                                     f"(allowed: {', '.join(allowed)})")
+
+
 def loads(text: str, source: str = "<scenario>") -> ScenarioFile:
     """Parse a scenario file's text; ``ConfigurationError`` (one line) for anything wrong."""
     try:
@@ -368,6 +399,7 @@ def loads(text: str, source: str = "<scenario>") -> ScenarioFile:
                               for k, v in table.data.items() if k not in ("at", "do")))
         if at < 0:
             raise ConfigurationError(f"{source}: [{table.where}] at must not be negative")
+        _check_step_params(action, [k for k, _ in params], f"{source}: [{table.where}]")
         steps.append(Step(micros(at), action, params))
     faults = []
     for table in root.tables("faults"):
@@ -376,6 +408,9 @@ def loads(text: str, source: str = "<scenario>") -> ScenarioFile:
         table.done()
         if occurrence < 1:
             raise ConfigurationError(f"{source}: [{table.where}] occurrence counts from 1")
+        if not FAULT_POINT.fullmatch(point):
+            raise ConfigurationError(f"{source}: [{table.where}] unknown fault point {point!r} "
+                                     f"(known: {FAULT_POINT_FORMS})")
         faults.append(FaultFiring(point, occurrence))
     expect_table = root.table("expect")
     violation = expect_table.get("violation", str)

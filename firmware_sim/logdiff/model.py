@@ -27,6 +27,20 @@ def log_nodes(records: Iterable[TraceRecord]) -> list[str]:
     return list(seen)
 
 
+def log_line_of(record: TraceRecord) -> str:
+    """The serial log line of a ``log`` record; :class:`UsageError` when the record lacks the
+    fields a log line needs (a hand-made or damaged trace)."""
+    fields = record.fields
+    uptime = fields.get("uptime_ms")
+    missing = [key for key in ("category", "level", "message") if key not in fields]
+    whole = isinstance(uptime, int) and not isinstance(uptime, bool) and uptime >= 0
+    if not whole or missing:
+        problem = "no whole uptime_ms" if not whole else "no " + ", ".join(missing)
+        raise UsageError(f"trace record {record.seq} is not a Device OS log record ({problem}: "
+                         "it needs uptime_ms, category, level and message)")
+    return format_log_line(record)
+
+
 def model_log_from_records(records: list[TraceRecord], node: str | None = None
                            ) -> tuple[list[LogLine], str]:
     """``(lines, node)``: the log of ``node`` (None: the only device that logged)."""
@@ -41,7 +55,7 @@ def model_log_from_records(records: list[TraceRecord], node: str | None = None
     elif node not in nodes:
         raise UsageError(f"no log lines of device {node!r} in the trace "
                          f"(devices: {', '.join(nodes) or 'none'})")
-    rendered = [format_log_line(r) for r in records if r.kind == "log" and r.node == node]
+    rendered = [log_line_of(r) for r in records if r.kind == "log" and r.node == node]
     return parse_lines(rendered).lines, node
 
 
@@ -49,4 +63,4 @@ def model_log_from_trace(path: str | Path, node: str | None = None) -> tuple[lis
     return model_log_from_records(read_jsonl(path), node)
 
 
-__all__ = ["log_nodes", "model_log_from_records", "model_log_from_trace"]
+__all__ = ["log_line_of", "log_nodes", "model_log_from_records", "model_log_from_trace"]

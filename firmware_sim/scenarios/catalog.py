@@ -127,7 +127,7 @@ def _fresh_claim(testbed: Testbed, factory: ProvisioningFactory) -> tuple[list[C
     device = testbed.device
     checks = [Check("the device booted into listening mode (no credentials)",
                     testbed.world.trace.count("listening.enter", node=device.name) >= 1),
-              Check("the first connection was a full handshake",
+              Check("exactly one full handshake",
                     device.cloud.handshakes["full"] == 1),
               *_delivered_checks(testbed, provisioned)]
     return checks, ("claim code delivered on the first full handshake, confirmed by the cloud, "
