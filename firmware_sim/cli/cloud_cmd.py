@@ -9,7 +9,7 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from .common import port_arg, positive_float, seed_arg
+from .common import port_arg, positive_float, seed_arg, speed_arg
 from .live import add_live_log_arguments, start_live_log
 from .tb_cmd import add_serve_arguments
 from .tb_cmd import serve as serve_thingsboard
@@ -35,7 +35,7 @@ def add_cloud_arguments(parser: argparse.ArgumentParser, *, default_http: int = 
     parser.add_argument("--seed", type=seed_arg, default=default_seed,
                         help="world seed (default: "
                         f"{'random' if default_seed is None else default_seed})")
-    parser.add_argument("--speed", type=positive_float, default=1.0,
+    parser.add_argument("--speed", type=speed_arg, default=1.0,
                         help="virtual seconds per wall second (default 1)")
     parser.add_argument("--claim-code-ttl", type=positive_float, default=3600.0,
                         metavar="SECONDS", help="claim-code time to live (default 3600)")

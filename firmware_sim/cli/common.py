@@ -9,8 +9,8 @@ from transports.edge_api import port_arg
 from ..kernel.errors import ConfigurationError
 from ..kernel.world import parse_seed
 
-__all__ = ["BUILTIN_NAMES", "add_firmware_errors_argument", "add_timing_argument", "device_arg",
-           "load_device_config", "port_arg", "seed_arg"]
+__all__ = ["BUILTIN_NAMES", "MAX_SPEED", "add_firmware_errors_argument", "add_timing_argument",
+           "device_arg", "load_device_config", "port_arg", "seed_arg", "speed_arg"]
 
 #: the built-in firmware names (``firmware_sim.apps.BUILTIN_FIRMWARE``), for help texts
 BUILTIN_NAMES = ("default", "session-end-workaround", "session-end-too-early", "clear-session")
@@ -37,6 +37,20 @@ def positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
+    return value
+
+
+#: the fastest a served world is run (virtual seconds per wall second): beyond, wall times map
+#: to virtual instants past what the clock can hold
+MAX_SPEED = 1e6
+
+
+def speed_arg(text: str) -> float:
+    """``--speed``: a positive number up to :data:`MAX_SPEED`."""
+    value = positive_float(text)
+    if value > MAX_SPEED:
+        raise argparse.ArgumentTypeError(f"{text!r} is faster than fwsim serves a world in real "
+                                         f"time (at most {MAX_SPEED:g})")
     return value
 
 
@@ -98,6 +112,8 @@ def load_device_config(path: str) -> list[tuple[str, str, str | None, str | None
             data = tomllib.load(stream)
     except OSError as exc:
         raise ConfigurationError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigurationError(f"{path} is not a TOML file (not UTF-8 text)") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError(f"{path} is not valid TOML: {exc}") from None
     tables = data.get("device")

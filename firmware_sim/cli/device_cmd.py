@@ -26,6 +26,7 @@ from .common import (
     add_timing_argument,
     positive_float,
     seed_arg,
+    speed_arg,
 )
 from .live import add_live_log_arguments, start_live_log
 
@@ -59,7 +60,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                      + "), a Python import path module:Class, or a file path.py[:Class] "
                      "(default: an empty app)")
     run.add_argument("--seed", type=seed_arg, default=0, help="world seed (default 0)")
-    run.add_argument("--speed", type=positive_float, default=1.0,
+    run.add_argument("--speed", type=speed_arg, default=1.0,
                      help="virtual seconds per wall second (default 1)")
     run.add_argument("--for", dest="duration", type=positive_float, default=None,
                      metavar="SECONDS", help="stop after this many wall seconds")
@@ -99,7 +100,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 async def _device(args: argparse.Namespace) -> int:
-    from ..kernel.errors import UsageError
+    from ..kernel.errors import ConfigurationError, UsageError
     from ..kernel.trace import TraceRecord
     from ..system.network import WifiCredentials
     from ..system.radio import AccessPoint
@@ -122,8 +123,15 @@ async def _device(args: argparse.Namespace) -> int:
         if args.api is not None:  # the cloud learns the device's key, the device the cloud's
             from ..testbed import enrol_remote, remote_api
 
-            with remote_api(args.api, admin_token=args.admin_token) as api:
-                enrol_remote(api, device)
+            try:
+                with remote_api(args.api, admin_token=args.admin_token) as api:
+                    enrol_remote(api, device)
+            except OSError as exc:
+                raise ConfigurationError(_remote_failure(args.api, exc)) from None
+            except Exception as exc:  # httpx's transport errors, as in _scenario
+                if type(exc).__module__.split(".")[0] != "httpx":
+                    raise
+                raise ConfigurationError(_remote_failure(args.api, exc)) from None
         if args.claim_code is not None:
             result = device.claim.set_claim_code(args.claim_code.encode("latin-1", "replace"))
             if result != 0:
