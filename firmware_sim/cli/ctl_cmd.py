@@ -200,11 +200,11 @@ def _quote(device: str) -> str:
 
 def _run(args: argparse.Namespace) -> int:
     command = args.ctl_command
+    if not _has_devices(args):
+        return _cloud_only(args)
     if command == "devices":
         body = _check(*_request(args, "GET", "/fwsim/devices"))
         return _print(args, body, _devices_text(body))
-    if not _has_devices(args):
-        return _cloud_only(args)
     device = _quote(args.device)
     path = f"/fwsim/devices/{device}"
     if command in ("call", "get"):
@@ -263,6 +263,16 @@ def _call_or_get(args: argparse.Namespace, device_id: str, label: str) -> int:
 def _cloud_only(args: argparse.Namespace) -> int:
     """A cloud without simulated devices: sessions and ownership by device id."""
     command = args.ctl_command
+    if command == "devices":  # the cloud's view: every device it knows, by id
+        world = _check(*_request(args, "GET", "/fwsim/state"))
+        known = [{"id": d.get("id"), "online": d.get("online"), "owner": d.get("owner"),
+                  "product_id": d.get("product_id")} for d in world.get("devices", [])]
+        body = {"ok": True, "simulated": False, "devices": known}
+        lines = ["this server is a cloud without simulated devices (`fwsim cloud serve`); the "
+                 "devices it knows:", f"{'id':<26}{'online':<8}owner"]
+        lines += [f"{d['id']!s:<26}{('yes' if d['online'] else 'no'):<8}{d['owner'] or '-'}"
+                  for d in known]
+        return _print(args, body, "\n".join(lines))
     device_id = args.device.lower()
     if command in ("call", "get"):
         return _call_or_get(args, device_id, device_id)
@@ -270,6 +280,9 @@ def _cloud_only(args: argparse.Namespace) -> int:
         body = _check(*_request(args, "POST", f"/fwsim/sessions/{_quote(device_id)}/forget"))
         text = (f"{device_id}: session forgotten by the cloud" if body.get("dropped")
                 else f"{device_id}: the cloud had no session")
+        if getattr(args, "reconnect", False):  # the device is in another process
+            text += ("; --reconnect needs simulated devices (`fwsim up`): this device notices "
+                     "at its next message")
         return _print(args, body, text)
     if command == "key-change":
         body = _check(*_request(args, "POST",

@@ -331,6 +331,12 @@ def test_ctl_against_a_cloud_without_devices() -> None:
         device = "e00fce68aabbccddeeff0011"
         dropped = answer(ctl(url, "drop-session", device, "--json"))
         assert dropped == {"ok": True, "device_id": device, "dropped": False}
+        # QA: 'devices' was a bare 404 and --reconnect was ignored without a word
+        listed = answer(ctl(url, "devices", "--json"))
+        assert listed["simulated"] is False and isinstance(listed["devices"], list)
+        assert ctl(url, "devices").stdout.startswith("this server is a cloud without simulated")
+        assert "--reconnect needs simulated devices" in ctl(
+            url, "drop-session", device, "--reconnect").stdout
         one_line_error(ctl(url, "state", device), f"the cloud knows no device '{device}'")
         one_line_error(ctl(url, "reset", device), "needs simulated devices")
         one_line_error(ctl(url, "drop-session", "not-an-id"), "400: invalid device id")
