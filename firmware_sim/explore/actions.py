@@ -25,7 +25,7 @@ from ..system.radio import radio_environment
 from ..testbed import Phone, carrier
 from ..testbed.clouds.particle import ParticlePlug
 from .context import RunContext
-from .model import ParamValue, Step
+from .model import ACTION_PARAMS, ParamValue, Step
 
 Menu = tuple[ParamValue, ...] | Callable[[RunContext], tuple[ParamValue, ...]]
 
@@ -74,6 +74,7 @@ def register(action: ActionDef) -> ActionDef:
     if action.name in ACTIONS:
         raise ConfigurationError(f"action {action.name!r} is already registered")
     ACTIONS[action.name] = action
+    ACTION_PARAMS[action.name] = tuple(action.allowed_params())
     return action
 
 

@@ -134,5 +134,13 @@ class Coverage:
 SEEDED = TiebreakPolicy()
 NO_SCHEDULE = Schedule()
 
-__all__ = ["NO_SCHEDULE", "SEEDED", "Coverage", "FaultFiring", "ParamValue", "Params",
-           "Schedule", "Step", "TiebreakPolicy", "Violation", "micros", "params_of", "seconds"]
+#: the action of a step that only lets time pass (it takes no parameters)
+WAIT = "wait"
+#: the parameters each registered action accepts (``actions.register`` fills it), so that a
+#: scenario file is checked without importing the actions
+ACTION_PARAMS: dict[str, tuple[str, ...]] = {}
+
+
+__all__ = ["ACTION_PARAMS", "NO_SCHEDULE", "SEEDED", "WAIT", "Coverage", "FaultFiring",
+           "ParamValue", "Params", "Schedule", "Step", "TiebreakPolicy", "Violation", "micros",
+           "params_of", "seconds"]

@@ -43,6 +43,7 @@ from .actions import ACTIONS, ActionDef, get_action
 from .choosers import Decider, ExplorerChooser
 from .context import RunContext
 from .model import (
+    WAIT,
     Coverage,
     ParamValue,
     Schedule,
@@ -58,7 +59,6 @@ from .thingsboard_actions import TB_ACTIONS  # noqa: F401  (registers the Things
 from .thingsboard_properties import TB_PROPERTIES  # noqa: F401  (and its properties)
 from .thingsboard_world import add_buttons, power_on_buttons
 
-WAIT = "wait"
 #: with no action left, how often (virtual time) the run loop asks whether it may end early
 SETTLE_CHECK_US = 1_000_000
 

@@ -68,8 +68,10 @@ from ..system.network import WifiCredentials
 from ..system.radio import AccessPoint
 from ..testbed import CloudSpec, DeviceSpec, LinkSpec, TestbedSpec
 from .model import (
+    ACTION_PARAMS,
     NO_SCHEDULE,
     SEEDED,
+    WAIT,
     FaultFiring,
     ParamValue,
     Schedule,
@@ -345,16 +347,12 @@ FAULT_POINT_FORMS = ("link:<link>:drop, link:<link>:delay, stream:<link>:reset, 
 def _check_step_params(action: str, names: list[str], where: str) -> None:
     """A step's parameters must be ones its action reads (an action not registered yet, e.g.
     one a user module adds, is checked when the run looks it up)."""
-    from .actions import ACTIONS
-    from .run import WAIT
-
-    known = ACTIONS.get(action)
-    if known is None:
+    allowed = ACTION_PARAMS.get(action)
+    if allowed is None:
         if action == WAIT and names:
             raise ConfigurationError(f"{where} a wait step takes no parameters (got "
                                      f"{', '.join(names)})")
         return
-    allowed = known.allowed_params()
     for name in names:
         if name not in allowed:
             raise ConfigurationError(f"{where} unknown parameter {name!r} of {action} "
