@@ -101,12 +101,13 @@ def _run(args: argparse.Namespace) -> int:
 
 async def _device(args: argparse.Namespace) -> int:
     from ..kernel.errors import ConfigurationError, UsageError
+    from ..kernel.realtime import stop_on_signals
     from ..kernel.trace import TraceRecord
     from ..system.network import WifiCredentials
     from ..system.radio import AccessPoint
     from ..testbed import DeviceSpec, LinkSpec, Testbed, TestbedSpec
     from ..testbed.adapters import surface_for
-    from ..testbed.serving import EdgeContext, run_edge, stop_on_signals
+    from ..testbed.serving import EdgeContext, run_edge
 
     home = AccessPoint("HomeNet", "home-pass-1")
     spec = DeviceSpec(args.name, profile=args.profile, device_id=args.device_id,

@@ -98,10 +98,11 @@ def describe_device(device: object) -> str:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from ..kernel.realtime import stop_on_signals
     from ..testbed import Testbed
     from ..testbed.adapters import surface_for
     from ..testbed.clouds.particle import ParticlePlug
-    from ..testbed.serving import EdgeContext, run_edge, stop_on_signals
+    from ..testbed.serving import EdgeContext, run_edge
 
     testbed = build_testbed(args)
     assert isinstance(testbed, Testbed)

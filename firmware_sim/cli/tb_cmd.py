@@ -120,6 +120,7 @@ def serve(args: argparse.Namespace, prefix: str, *, edges: bool = False) -> int:
 
 async def _serve(args: argparse.Namespace, prefix: str) -> int:
     from ..claim_button import ButtonConfig
+    from ..kernel.realtime import stop_on_signals
     from ..testbed import CloudSpec, ServeOptions, Testbed, TestbedSpec
     from ..testbed.clouds.thingsboard import (
         ReclaimBody,
@@ -127,7 +128,6 @@ async def _serve(args: argparse.Namespace, prefix: str) -> int:
         ThingsBoardPlug,
         ThingsBoardSettings,
     )
-    from ..testbed.serving import stop_on_signals
 
     if args.seed is None:
         args.seed = secrets.randbits(62)

@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import secrets
-import signal
 import sys
 from typing import TYPE_CHECKING
 
@@ -165,20 +163,13 @@ def seed_cloud(cloud: Cloud, args: argparse.Namespace, devices: list[Device]) ->
 
 
 async def _up_async(args: argparse.Namespace) -> int:
+    from ..kernel.realtime import stop_on_signals
+
     stop = asyncio.Event()
-    # from the very start, before any import: a Ctrl-C while the world is being built stops it
-    # as well (asyncio's own handler would cancel the start-up, which went on regardless)
-    loop = asyncio.get_running_loop()
-    installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(sig, stop.set)
-            installed.append(sig)
-    try:
+    # from the very start: a Ctrl-C while the world is being built stops it as well (asyncio's
+    # own handler would cancel the start-up, which went on regardless)
+    with stop_on_signals(stop):
         return await _up_started(args, stop)
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
 
 
 async def _up_started(args: argparse.Namespace, stop: asyncio.Event) -> int:

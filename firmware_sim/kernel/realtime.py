@@ -180,6 +180,22 @@ class _WallMapping:
         return max(0.0, min(wait, _MAX_SLEEP_S))
 
 
+@contextlib.contextmanager
+def stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
+    """SIGINT/SIGTERM set ``stop`` (where the loop supports signal handlers)."""
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
 class RealtimeDriver(_WallMapping):
     """Blocking driver: ``run(seconds)`` runs the world for that many wall seconds (failing
     callbacks propagate unless ``contain_errors``)."""

@@ -31,8 +31,7 @@ import argparse
 import asyncio
 import contextlib
 import importlib
-import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -86,22 +85,6 @@ def add_edge_arguments(parser: argparse.ArgumentParser) -> None:
         module.add_arguments(parser)
 
 
-@contextlib.contextmanager
-def stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
-    """SIGINT/SIGTERM set ``stop`` (where the loop supports signal handlers)."""
-    loop = asyncio.get_running_loop()
-    installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(sig, stop.set)
-            installed.append(sig)
-    try:
-        yield
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
-
-
 async def run_edge(ctx: EdgeContext, args: argparse.Namespace, *,
                    duration_s: float | None, announce: Callable[[str], None],
                    stop_event: asyncio.Event | None = None) -> None:
@@ -130,4 +113,4 @@ async def run_edge(ctx: EdgeContext, args: argparse.Namespace, *,
 
 
 __all__ = ["EDGE_SERVICES", "EdgeContext", "EdgeHandle", "add_edge_arguments", "edge_modules",
-           "run_edge", "stop_on_signals"]
+           "run_edge"]
