@@ -83,13 +83,20 @@ class FleetResult:
                f"({self.backend} backend), cloud in its own process over UDP"]
         for s in self.shards:
             out.append(f"  shard {s.index}: {s.cleared}/{s.devices} claimed, built in "
-                       f"{s.build_s:.2f} s, ran {s.run_s:.2f} s ({s.devices_per_s:.0f} devices/s), "
-                       f"cpu {s.cpu_s:.2f} s, {s.steps} steps")
+                       f"{s.build_s:.2f} s, ran {s.run_s:.2f} s "
+                       f"({_rate(s.devices_per_s)} devices/s), cpu {s.cpu_s:.2f} s, "
+                       f"{s.steps} steps")
         out.append(f"  claimed (cloud): {self.consumed}/{self.plan.devices}; confirmed on "
                    f"devices: {self.cleared}; window {self.window_s:.2f} s; "
-                   f"{self.devices_per_s:.0f} devices/s; cloud process cpu "
+                   f"{_rate(self.devices_per_s)} devices/s; cloud process cpu "
                    f"{self.cloud_cpu_s:.2f} s; total wall {self.wall_s:.1f} s")
         return out
+
+
+def _rate(per_s: float) -> str:
+    """A devices/s figure: whole numbers from 10 up, two significant digits below (0.56, not
+    a rounded-up 1)."""
+    return f"{per_s:.0f}" if per_s >= 10 else f"{per_s:.2g}"
 
 
 def _start_cloud(plan: FleetPlan, token: str) -> tuple[subprocess.Popen[str], dict[str, object]]:
