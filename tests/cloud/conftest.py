@@ -15,6 +15,7 @@ from cloud_sim.http.client import AsgiApiClient
 from cloud_sim.sqlite_store import SqliteStore
 from cloud_sim.store import CloudStore, MemoryStore
 from firmware_sim.kernel import World
+from firmware_sim.system.app import Firmware, Particle
 from firmware_sim.testbed.served import open_served_cloud
 
 DEVICE = "e00fce68aabbccddeeff0011"
@@ -85,3 +86,11 @@ def tokens(api: AsgiApiClient) -> Tokens:
 def open_cloud(db: str, *, seed: int, epoch: int) -> Cloud:
     """A cloud as the serving commands open it (SQLite, wall-clock epoch, CSPRNG secrets)."""
     return open_served_cloud(db, seed=seed, epoch=epoch)
+
+
+class Lamp(Firmware):
+    """A device firmware with one function and one variable (the call and read tests)."""
+
+    def setup(self, particle: Particle) -> None:
+        particle.function("brightness", lambda argument: len(argument))
+        particle.variable("label", "kitchen")

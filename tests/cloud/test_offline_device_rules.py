@@ -31,13 +31,9 @@ from firmware_sim.testbed import Testbed, TestbedSpec, provisioned
 from firmware_sim.testbed.clouds.particle import ParticlePlug, ParticleSettings
 from firmware_sim.testbed.spec import CloudSpec
 
+from .conftest import Lamp
+
 QUIET_AFTER_S = 10.0
-
-
-class Lamp(Firmware):
-    def setup(self, particle: Particle) -> None:
-        particle.function("brightness", lambda argument: len(argument))
-        particle.variable("label", "kitchen")
 
 
 @dataclass

@@ -26,12 +26,11 @@ from hypothesis import strategies as st
 from cloud_sim import Cloud
 from cloud_sim.http.client import AsgiApiClient
 from cloud_sim.model import DeviceRecord, Principal
-from firmware_sim.system.app import Firmware, Particle
 from firmware_sim.testbed import Testbed, TestbedSpec, provisioned
 from firmware_sim.testbed.clouds.particle import ParticlePlug, ParticleSettings
 from firmware_sim.testbed.spec import CloudSpec
 
-from .conftest import DEVICE, OTHER_DEVICE, PRODUCT_ID, Tokens
+from .conftest import DEVICE, OTHER_DEVICE, PRODUCT_ID, Lamp, Tokens
 
 SUPPRESS = list(HealthCheck)
 
@@ -120,12 +119,6 @@ def test_no_path_token_makes_a_server_error(api: AsgiApiClient, tokens: Tokens,
 
 
 # -- 3: an offline device whose session the cloud keeps -------------------------------------------
-
-class Lamp(Firmware):
-    def setup(self, particle: Particle) -> None:
-        particle.function("brightness", lambda argument: len(argument))
-        particle.variable("label", "kitchen")
-
 
 @dataclass
 class Quiet:
