@@ -59,8 +59,8 @@ MAX_ROWS = 200
 EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,190}\.[A-Za-z]{2,63}")
 #: a device's own records worth keeping (the log, the flow, the why)
 _DEVICE_KINDS = frozenset({
-    "log", "device.boot", "device.reset", "device.power_off", "publish.lost", "cloud.state",
-    "handshake.full", "handshake.resumed", "control.request", "control.done"})
+    "log", "device.boot", "device.panic", "device.reset", "device.power_off", "publish.lost",
+    "cloud.state", "handshake.full", "handshake.resumed", "control.request", "control.done"})
 #: the cloud's records about a device worth keeping
 _CLOUD_KINDS = frozenset({
     "dtls.client_hello", "handshake.full", "session.resumed", "event", "session.unknown",

@@ -25,8 +25,8 @@ from ..hal.dct import FIELDS
 from ..kernel.trace import TraceRecord
 
 #: the states a device row shows, in the order a device goes through them
-STATES = ("off", "dfu", "listening", "disconnected", "connecting", "handshake", "connected",
-          "offline", "idle", "closed")
+STATES = ("off", "panic", "dfu", "listening", "disconnected", "connecting", "handshake",
+          "connected", "offline", "idle", "closed")
 #: the DCT field of the claim code, and of the claimed flag
 CLAIM_CODE_FIELD = FIELDS["claim_code"]
 CLAIMED_FIELD = FIELDS["claimed"]

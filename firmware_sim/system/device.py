@@ -170,6 +170,17 @@ class DeviceState(Enum):
     DFU = "dfu"
     #: the bootloader is starting DFU mode (between the reset and the enumeration)
     ENTERING_DFU = "entering_dfu"
+    #: a panic is flashing its SOS pattern (interrupts off: nothing runs) before the reset
+    PANIC = "panic"
+
+
+def panic_sos_s(code: int) -> float:
+    """How long a panic flashes its pattern before the reset (``panic_internal`` in Device OS's
+    ``services/src/panic.c``): twice the SOS preamble (3 x 250 ms + 100, 3 x 400 ms + 100,
+    3 x 250 ms + 900) and then ``code`` pulses of 600 ms and an 800 ms pause - 10.4 s for a
+    hard fault (code 1)."""
+    sos_ms = 3 * 250 + 100 + 3 * 400 + 100 + 3 * 250 + 900
+    return 2 * (sos_ms + code * 600 + 800) / 1000
 
 
 class _HandshakeAnswers:
@@ -219,7 +230,7 @@ class Device:
 
     __slots__ = (
         "__dict__", "__weakref__", "_boot_us", "_connector", "_control", "_firmware_update",
-        "_installed_modules", "_listening", "_power_lost", "_safe_mode_next_boot",
+        "_installed_modules", "_last_failure", "_listening", "_power_lost", "_safe_mode_next_boot",
         "app_setup_done", "boot_count", "boot_hooks",
         "claiming", "cloud", "credentials", "dct", "device_id", "dfu", "events", "firmware",
         "firmware_factory", "key_errors", "log", "name", "network", "options", "particle",
@@ -264,6 +275,7 @@ class Device:
         for creds in wifi or []:
             self.credentials.set(creds)
         self.retained = RetainedMemory()
+        self._last_failure: tuple[str, str] | None = None
         self.session = SessionPersist(self.retained)
         self.firmware_factory: FirmwareFactory = firmware or Firmware
         self.tracer = world.trace.bind(self.name, "system")
@@ -617,6 +629,10 @@ class Device:
         if self.state is DeviceState.DFU:
             self._leave_dfu(reason)
             return
+        if self.state is DeviceState.PANIC:
+            self._safe_mode_next_boot = safe_mode
+            self._panic_reset(reason)
+            return
         if self.state is not DeviceState.RUNNING:
             return
         self._safe_mode_next_boot = safe_mode
@@ -633,12 +649,32 @@ class Device:
         self.world.scheduler.call_later(self.timing.boot_delay_s, self._boot, label="boot")
 
     def panic(self, code: int) -> None:
-        """A system panic (``panic_``): reset at once with the reason ``panic`` and the panic
-        code, published after the next handshake as ``panic, <name or code>``."""
+        """A system panic (``panic_``): everything stops at once (interrupts off: no network,
+        no cloud, no control requests), the LED flashes SOS and the code
+        (:func:`panic_sos_s`, 10.4 s for a hard fault), then the device resets with the reason
+        ``panic`` and the code, published after the next handshake as ``panic, <name or
+        code>``. A power cut or a reset during the pattern ends it sooner."""
         if self.state is not DeviceState.RUNNING:
             return
-        self.tracer.emit("device.panic", code=code)
-        self._do_reset("panic", code)
+        self.tracer.emit("device.panic", code=code, sos_s=panic_sos_s(code))
+        self.retained.reset_reason = "panic"
+        self.retained.reset_data = code
+        self._shutdown()
+        self.state = DeviceState.PANIC
+        self.world.scheduler.call_later(panic_sos_s(code), self._panic_reset, "panic",
+                                        label="panic-reset")
+
+    def _panic_reset(self, reason: str) -> None:
+        """The reset that ends a panic's pattern (``HAL_Core_System_Reset_Ex``), or a reset
+        asked for while the pattern flashes."""
+        if self.state is not DeviceState.PANIC:
+            return
+        self.tracer.emit("device.reset", reason=reason)
+        self.retained.reset_reason = reason
+        if reason != "panic":
+            self.retained.reset_data = 0
+        self.state = DeviceState.OFF
+        self.world.scheduler.call_later(self.timing.boot_delay_s, self._boot, label="boot")
 
     def firmware_failed(self, exc: BaseException, where: str) -> None:
         """The user firmware raised ``exc`` in ``where`` (``Particle.run_user``): return to let
@@ -656,8 +692,13 @@ class Device:
         frames = traceback.format_exception(exc)
         self.tracer.emit("app.failed", where=where, error=error,
                          traceback="".join(frames)[-4000:])
-        _log.error("device %s: the firmware's %s %s %s; %s", self.name, where,
-                   "hung:" if hung else "raised", error, outcome, exc_info=exc)
+        # a firmware that fails the same way on every boot logs its traceback once
+        repeated = self._last_failure == (where, error)
+        self._last_failure = (where, error)
+        _log.error("device %s: the firmware's %s %s %s; %s%s", self.name, where,
+                   "hung:" if hung else "raised", error, outcome,
+                   " (as the last time: the traceback is in the trace's app.failed)"
+                   if repeated else "", exc_info=None if repeated else exc)
         if hung:
             self.tracer.emit("device.watchdog")
             self._do_reset("watchdog")

@@ -34,7 +34,7 @@ from .actors import ControlRequestProvisioning, Operator
 from .testbed import Testbed
 
 #: the states :meth:`Steering.state` reports, in the order a device goes through them
-DEVICE_STATES = ("off", "dfu", "listening", "disconnected", "connecting", "handshake",
+DEVICE_STATES = ("off", "panic", "dfu", "listening", "disconnected", "connecting", "handshake",
                  "connected")
 
 
@@ -156,8 +156,10 @@ class Steering:
         return {"device": device.name, "off_s": off_s}
 
     def reset(self, key: str) -> dict[str, Any]:
+        """Reset the device (a panicking one too, as its RESET button does)."""
         device = self.device(key)
-        self._require_running(device)
+        if device.state is not DeviceState.PANIC:
+            self._require_running(device)
         self.operator.reset(device)
         return {"device": device.name}
 
@@ -223,6 +225,9 @@ class Steering:
 
     @staticmethod
     def _require_running(device: Device) -> None:
+        if device.state is DeviceState.PANIC:
+            raise UsageError(f"device {device.name} is panicking (flashing SOS until it resets "
+                             "itself; reset or power-cycle it to end that sooner)")
         if not device.running:
             raise UsageError(f"device {device.name} is off (power-cycle it first)")
 
@@ -237,6 +242,8 @@ def device_state(device: Device) -> str:
     """One word for where the device is (:data:`DEVICE_STATES`)."""
     if device.state in (DeviceState.DFU, DeviceState.ENTERING_DFU):
         return "dfu"
+    if device.state is DeviceState.PANIC:
+        return "panic"
     if not device.running:
         return "off"
     if device.listening.active:
