@@ -631,7 +631,7 @@ class Device:
             return
         if self.state is DeviceState.PANIC:
             self._safe_mode_next_boot = safe_mode
-            self._panic_reset(reason)
+            self._panic_reset(reason, self.boot_count)
             return
         if self.state is not DeviceState.RUNNING:
             return
@@ -662,12 +662,13 @@ class Device:
         self._shutdown()
         self.state = DeviceState.PANIC
         self.world.scheduler.call_later(panic_sos_s(code), self._panic_reset, "panic",
-                                        label="panic-reset")
+                                        self.boot_count, label="panic-reset")
 
-    def _panic_reset(self, reason: str) -> None:
-        """The reset that ends a panic's pattern (``HAL_Core_System_Reset_Ex``), or a reset
-        asked for while the pattern flashes."""
-        if self.state is not DeviceState.PANIC:
+    def _panic_reset(self, reason: str, boot: int) -> None:
+        """The reset that ends the panic of boot ``boot`` (``HAL_Core_System_Reset_Ex``), or a
+        reset asked for while the pattern flashes. The pattern's own reset does nothing once
+        the device has booted again (a reset or power cycle ended that panic sooner)."""
+        if self.state is not DeviceState.PANIC or boot != self.boot_count:
             return
         self.tracer.emit("device.reset", reason=reason)
         self.retained.reset_reason = reason

@@ -347,9 +347,13 @@ class Operator:
         self.tracer.emit("operator.power_cut", device=device.name, off_s=off_s)
         device.power_cycle(off_s)
 
-    def reset(self, device: Device) -> None:
-        self.tracer.emit("operator.reset", device=device.name)
-        device.reset("user")
+    def reset(self, device: Device, reason: str = "user") -> None:
+        """``reason`` ``user``: as ``System.reset()``; ``pin_reset``: the RESET button."""
+        if reason == "user":
+            self.tracer.emit("operator.reset", device=device.name)
+        else:
+            self.tracer.emit("operator.reset", device=device.name, reason=reason)
+        device.reset(reason)
 
     def listening(self, device: Device, active: bool) -> None:
         self.tracer.emit("operator.listening", device=device.name, active=active)

@@ -156,10 +156,13 @@ class Steering:
         return {"device": device.name, "off_s": off_s}
 
     def reset(self, key: str) -> dict[str, Any]:
-        """Reset the device (a panicking one too, as its RESET button does)."""
+        """Reset the device: ``System.reset()`` (reason ``user``), or - a panicking device runs
+        no code - its RESET button (``pin_reset``)."""
         device = self.device(key)
-        if device.state is not DeviceState.PANIC:
-            self._require_running(device)
+        if device.state is DeviceState.PANIC:
+            self.operator.reset(device, "pin_reset")
+            return {"device": device.name}
+        self._require_running(device)
         self.operator.reset(device)
         return {"device": device.name}
 

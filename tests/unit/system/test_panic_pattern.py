@@ -113,6 +113,27 @@ def test_steering_resets_a_panicking_device_and_names_its_state() -> None:
         device.panic(1)
         with pytest.raises(UsageError, match="d is panicking"):
             steering.publish("d", "x")
-        steering.reset("d")
+        steering.reset("d")  # the RESET button: the panicking device runs no System.reset()
         assert bed.run_until(lambda: device.cloud_connected, 30)
-        assert [r.get("reason") for r in bed.world.trace.find("device.reset")] == ["user"]
+        assert [r.get("reason") for r in bed.world.trace.find("device.reset")] == ["pin_reset"]
+        assert device.cloud.inputs.reset_reason == "pin_reset"
+
+
+def test_an_earlier_panic_s_reset_does_not_cut_a_later_panic_short() -> None:
+    """QA: a reset during a boot loop's pattern left that pattern's reset scheduled, and it cut
+    the next boot's pattern short - the loop ran faster and faster."""
+    with _bed(FailsInSetup) as bed:
+        device = bed.devices["d"]
+        bed.power_on()
+        assert bed.run_until(lambda: device.state is DeviceState.PANIC, 30)
+        bed.run_for(2)
+        device.reset("pin_reset")  # ends this pattern; the next boot panics again at once
+        bed.run_for(60)
+        panics = [r.t_us for r in bed.world.trace.find("device.panic")]
+        resets = [(r.t_us, r.get("reason")) for r in bed.world.trace.find("device.reset")]
+        assert resets[0][1] == "pin_reset"
+        # every later pattern runs its full 10.4 s
+        later = [t for t, reason in resets[1:]]
+        assert later and all(reason == "panic" for _, reason in resets[1:])
+        for panic_at, reset_at in zip(panics[1:], later, strict=False):
+            assert reset_at - panic_at == 10_400_000
