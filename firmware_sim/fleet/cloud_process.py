@@ -6,7 +6,8 @@ How this works
 testbed holding only the cloud, makes ``N`` claim codes for ``U`` users in process (no request
 per code), serves the cloud (REST with the ``/fwsim`` namespace behind the admin token, and the
 device link over UDP, remembering enough peers for the whole fleet) and prints one JSON line:
-``{"http": ..., "coap": ..., "codes": [...]}``. It runs its world with the real-time driver
+``{"http": ..., "coap": ..., "codes": [...]}`` (or ``{"error": ...}`` when it cannot serve, e.g.
+without the ``cloud`` extra). It runs its world with the real-time driver
 until its standard input closes or it gets SIGTERM.
 """
 
@@ -19,6 +20,7 @@ import json
 import signal
 import sys
 
+from ..kernel.errors import FwSimError
 from ..testbed import CloudSpec, ServeOptions, Testbed, TestbedSpec
 from . import loop
 
@@ -59,7 +61,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args(argv)
-    loop.run(serve(args.codes, max(1, args.users), args.admin_token, args.seed, args.host))
+    try:
+        loop.run(serve(args.codes, max(1, args.users), args.admin_token, args.seed, args.host))
+    except FwSimError as exc:
+        # an error fwsim expects (a missing extra, a port in use): one JSON line for the parent
+        # (``runner._start_cloud``), which reports it as its own one-line error
+        print(json.dumps({"error": str(exc)}), flush=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -111,7 +111,11 @@ def _start_cloud(plan: FleetPlan, token: str) -> tuple[subprocess.Popen[str], di
     if not line:
         proc.wait(timeout=30)
         raise ConfigurationError(f"the fleet's cloud did not start (exit {proc.returncode})")
-    return proc, json.loads(line)
+    started = json.loads(line)
+    if "error" in started:
+        proc.wait(timeout=30)
+        raise ConfigurationError(str(started["error"]))
+    return proc, started
 
 
 def process_cpu_s(pid: int) -> float:

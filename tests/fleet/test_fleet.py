@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -56,3 +59,19 @@ def test_the_same_shards_run_as_ray_tasks_on_a_local_ray() -> None:
                        RayBackend(num_cpus=2, include_dashboard=False))
     assert result.ok and result.backend == "ray"
     assert [shard.index for shard in result.shards] == [0, 1]
+
+
+def test_without_the_cloud_extra_the_fleet_says_which_in_one_line(tmp_path: Path) -> None:
+    """QA (base install): the cloud process's traceback reached the terminal and the last line
+    said only "the fleet's cloud did not start (exit 1)"."""
+    hidden = tmp_path / "no-uvicorn" / "uvicorn"
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'uvicorn'\", name='uvicorn')\n")
+    env = dict(os.environ, PYTHONPATH=str(hidden.parent))
+    done = subprocess.run([sys.executable, "-m", "firmware_sim.cli", "fleet", "run",
+                           "--devices", "2", "--shards", "1"], capture_output=True, text=True,
+                          env=env, timeout=120, check=False)
+    assert done.returncode == 2
+    assert done.stderr.strip() == ("fwsim: error: this needs the Particle cloud's REST API, "
+                                   "which needs uvicorn: install fwsim[cloud]")
