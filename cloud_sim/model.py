@@ -1,5 +1,9 @@
-"""Plain records of the emulated cloud: accounts, tokens, products, devices, claim codes,
-transfers and the simulated email outbox.
+"""Plain records of the emulated cloud: accounts, tokens, products, device groups, devices, claim
+codes, transfers and the simulated email outbox.
+
+A product device's group memberships live on its record (``DeviceRecord.groups``, names of
+the product's :class:`DeviceGroup` records); a store that renames or deletes a group rewrites
+the memberships with it.
 
 Owners are :class:`Principal` values - a developer user or a product customer - because
 Particle's ownership rules differ between the two (cloud.md A3-A5). Every timestamp a store keeps
@@ -87,6 +91,20 @@ class DeviceRecord:
     last_handshake_us: int | None = None
     system_version: int | None = None
     notes: str | None = None
+    #: the names of the product groups the device is in, in the order they were assigned
+    #: (a tuple: records are copied shallowly)
+    groups: tuple[str, ...] = ()
+
+
+@dataclass
+class DeviceGroup:
+    """A device group of a product (Particle's "Device groups"): a name unique in the product,
+    an optional description and an optional colour (``#rrggbb``)."""
+
+    product_id: int
+    name: str
+    description: str | None = None
+    color: str | None = None
 
 
 @dataclass

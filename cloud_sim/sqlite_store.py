@@ -22,6 +22,7 @@ Every read still returns a fresh row object.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from dataclasses import replace
 from pathlib import Path
@@ -30,6 +31,7 @@ from typing import Any
 from .model import (
     ClaimCode,
     Customer,
+    DeviceGroup,
     DeviceRecord,
     Email,
     OAuthClient,
@@ -42,7 +44,7 @@ from .model import (
     User,
 )
 from .sqlite_db import SqliteDatabase
-from .store import StoreInputError
+from .store import StoreInputError, renamed_membership
 
 MIGRATIONS: list[str] = [
     # 0 -> 1: the initial schema
@@ -139,6 +141,18 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE transfers ADD COLUMN approval_token TEXT NOT NULL DEFAULT '';
     """,
+    # 3 -> 4: product device groups; a device's memberships (a JSON array of group names,
+    # NULL for none: the column every device row of an older database gets)
+    """
+    CREATE TABLE device_groups (
+        product_id INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        description TEXT,
+        color TEXT,
+        PRIMARY KEY (product_id, name)
+    );
+    ALTER TABLE devices ADD COLUMN group_names TEXT;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -149,6 +163,14 @@ def _principal(text: str | None) -> Principal | None:
 
 def _text(principal: Principal | None) -> str | None:
     return str(principal) if principal is not None else None
+
+
+def _group_names(text: str | None) -> tuple[str, ...]:
+    return tuple(json.loads(text)) if text else ()
+
+
+def _group_text(groups: tuple[str, ...]) -> str | None:
+    return json.dumps(list(groups)) if groups else None
 
 
 #: rows kept per read cache at most (a full cache starts over)
@@ -346,12 +368,12 @@ class SqliteStore(SqliteDatabase):
     # -- devices -------------------------------------------------------------------------------
 
     _DEVICE = ("SELECT id, platform_id, product_id, owner, name, online, last_heard_us, "
-               "last_handshake_us, system_version, notes FROM devices")
+               "last_handshake_us, system_version, notes, group_names FROM devices")
 
     @staticmethod
     def _device(row: Any) -> DeviceRecord:
         return DeviceRecord(row[0], row[1], row[2], _principal(row[3]), row[4], bool(row[5]),
-                            row[6], row[7], row[8], row[9])
+                            row[6], row[7], row[8], row[9], _group_names(row[10]))
 
     def get_device(self, device_id: str) -> DeviceRecord | None:
         row = self._row(f"{self._DEVICE} WHERE id = ?", (device_id,))
@@ -360,16 +382,18 @@ class SqliteStore(SqliteDatabase):
     def put_device(self, device: DeviceRecord) -> None:
         # an upsert that updates the row in place: INSERT OR REPLACE deletes and re-inserts it,
         # rewriting every index entry (a served claim's transaction 122 -> 80 us CPU)
-        self._write("INSERT INTO devices VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        self._write("INSERT INTO devices VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                     "ON CONFLICT(id) DO UPDATE SET platform_id = excluded.platform_id, "
                     "product_id = excluded.product_id, owner = excluded.owner, "
                     "name = excluded.name, online = excluded.online, "
                     "last_heard_us = excluded.last_heard_us, "
                     "last_handshake_us = excluded.last_handshake_us, "
-                    "system_version = excluded.system_version, notes = excluded.notes",
+                    "system_version = excluded.system_version, notes = excluded.notes, "
+                    "group_names = excluded.group_names",
                     (device.id, device.platform_id, device.product_id, _text(device.owner),
                      device.name, int(device.online), device.last_heard_us,
-                     device.last_handshake_us, device.system_version, device.notes))
+                     device.last_handshake_us, device.system_version, device.notes,
+                     _group_text(device.groups)))
 
     def touch_device(self, device_id: str, last_heard_us: int) -> None:
         self._write("INSERT INTO devices (id, online, last_heard_us) VALUES (?, 0, ?) "
@@ -386,6 +410,50 @@ class SqliteStore(SqliteDatabase):
     def devices_in_product(self, product_id: int) -> list[DeviceRecord]:
         return [self._device(r) for r in
                 self._rows(f"{self._DEVICE} WHERE product_id = ? ORDER BY id", (product_id,))]
+
+    # -- device groups -------------------------------------------------------------------------
+
+    _GROUP = "SELECT product_id, name, description, color FROM device_groups"
+
+    def add_group(self, group: DeviceGroup) -> None:
+        self._write("INSERT INTO device_groups VALUES (?, ?, ?, ?)",
+                    (group.product_id, group.name, group.description, group.color))
+
+    def get_group(self, product_id: int, name: str) -> DeviceGroup | None:
+        if not -2**63 <= product_id < 2**63:
+            return None
+        row = self._row(f"{self._GROUP} WHERE product_id = ? AND name = ?", (product_id, name))
+        return DeviceGroup(*row) if row else None
+
+    def list_groups(self, product_id: int) -> list[DeviceGroup]:
+        if not -2**63 <= product_id < 2**63:
+            return []
+        return [DeviceGroup(*r) for r in self._rows(
+            f"{self._GROUP} WHERE product_id = ? ORDER BY name", (product_id,))]
+
+    def update_group(self, name: str, group: DeviceGroup) -> None:
+        with self.transaction():
+            self._write("DELETE FROM device_groups WHERE product_id = ? AND name = ?",
+                        (group.product_id, name))
+            self.add_group(group)
+            if group.name != name:
+                self._rewrite_memberships(group.product_id, name, group.name)
+
+    def delete_group(self, product_id: int, name: str) -> None:
+        with self.transaction():
+            self._write("DELETE FROM device_groups WHERE product_id = ? AND name = ?",
+                        (product_id, name))
+            self._rewrite_memberships(product_id, name, None)
+
+    def _rewrite_memberships(self, product_id: int, name: str, new_name: str | None) -> None:
+        for device_id, text in self._rows("SELECT id, group_names FROM devices WHERE "
+                                          "product_id = ? AND group_names IS NOT NULL",
+                                          (product_id,)):
+            groups = _group_names(text)
+            if name in groups:
+                self._write("UPDATE devices SET group_names = ? WHERE id = ?",
+                            (_group_text(renamed_membership(groups, name, new_name)),
+                             device_id))
 
     # -- claim codes ---------------------------------------------------------------------------
 

@@ -8,6 +8,11 @@ and benchmarks); :class:`cloud_sim.sqlite_store.SqliteStore` keeps it in SQLite 
 Records go in and come out as copies: changing a record a store returned changes nothing until
 it is written back with the matching ``put``/``update`` method. ``transaction()`` groups writes
 (SQLite commits once at the end; nested transactions join the outer one).
+
+Device groups: a product's groups are :class:`DeviceGroup` records; a device's memberships are
+its record's ``groups`` (written with ``put_device``). ``update_group`` (which may rename) and
+``delete_group`` also rewrite the memberships of the product's devices, so that no device is
+left in a group that no longer exists.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from firmware_sim.kernel.errors import UsageError
 from .model import (
     ClaimCode,
     Customer,
+    DeviceGroup,
     DeviceRecord,
     Email,
     OAuthClient,
@@ -78,6 +84,16 @@ class CloudStore(Protocol):
     def list_devices(self) -> list[DeviceRecord]: ...
     def devices_owned_by(self, owner: Principal) -> list[DeviceRecord]: ...
     def devices_in_product(self, product_id: int) -> list[DeviceRecord]: ...
+    # device groups
+    def add_group(self, group: DeviceGroup) -> None: ...
+    def get_group(self, product_id: int, name: str) -> DeviceGroup | None: ...
+    def list_groups(self, product_id: int) -> list[DeviceGroup]:
+        """The product's groups, by name."""
+    def update_group(self, name: str, group: DeviceGroup) -> None:
+        """Replace the product's group ``name`` with ``group`` (a new name renames it in its
+        devices' memberships too)."""
+    def delete_group(self, product_id: int, name: str) -> None:
+        """Delete the group and take it out of every device of the product."""
     # claim codes
     def add_claim_code(self, claim: ClaimCode) -> None: ...
     def get_claim_code(self, code: str) -> ClaimCode | None: ...
@@ -94,6 +110,17 @@ class CloudStore(Protocol):
     def list_emails(self) -> list[Email]: ...
 
 
+def renamed_membership(groups: tuple[str, ...], name: str, new_name: str | None
+                       ) -> tuple[str, ...]:
+    """``groups`` with ``name`` renamed to ``new_name`` (``None``: removed), each name once."""
+    kept: list[str] = []
+    for group in groups:
+        renamed = new_name if group == name else group
+        if renamed is not None and renamed not in kept:
+            kept.append(renamed)
+    return tuple(kept)
+
+
 def _copy(value: _T) -> _T:
     return copy.copy(value)
 
@@ -108,6 +135,7 @@ class MemoryStore:
         self.products: dict[int, Product] = {}
         self.customers: dict[str, Customer] = {}
         self.devices: dict[str, DeviceRecord] = {}
+        self.groups: dict[tuple[int, str], DeviceGroup] = {}
         self.claim_codes: dict[str, ClaimCode] = {}
         self.transfers: dict[str, Transfer] = {}
         self.emails: list[Email] = []
@@ -229,6 +257,32 @@ class MemoryStore:
 
     def devices_in_product(self, product_id: int) -> list[DeviceRecord]:
         return [d for d in self.list_devices() if d.product_id == product_id]
+
+    # device groups
+    def add_group(self, group: DeviceGroup) -> None:
+        self.groups[(group.product_id, group.name)] = _copy(group)
+
+    def get_group(self, product_id: int, name: str) -> DeviceGroup | None:
+        group = self.groups.get((product_id, name))
+        return _copy(group) if group else None
+
+    def list_groups(self, product_id: int) -> list[DeviceGroup]:
+        return [_copy(g) for key, g in sorted(self.groups.items()) if key[0] == product_id]
+
+    def update_group(self, name: str, group: DeviceGroup) -> None:
+        self.groups.pop((group.product_id, name), None)
+        self.groups[(group.product_id, group.name)] = _copy(group)
+        if group.name != name:
+            self._rewrite_memberships(group.product_id, name, group.name)
+
+    def delete_group(self, product_id: int, name: str) -> None:
+        self.groups.pop((product_id, name), None)
+        self._rewrite_memberships(product_id, name, None)
+
+    def _rewrite_memberships(self, product_id: int, name: str, new_name: str | None) -> None:
+        for device in self.devices.values():
+            if device.product_id == product_id and name in device.groups:
+                device.groups = renamed_membership(device.groups, name, new_name)
 
     # claim codes
     def add_claim_code(self, claim: ClaimCode) -> None:

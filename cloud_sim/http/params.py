@@ -2,9 +2,11 @@
 
 The real API takes JSON or ``application/x-www-form-urlencoded`` bodies (cloud.md A0) and, for
 a few parameters (``access_token``, ``request_transfer``), the query string. :func:`read_params`
-merges them - body over query - into one ``dict``. Everything malformed is a 400 with a JSON
-body; a body over the size limit is a 413, checked both against ``Content-Length`` and while
-streaming (chunked uploads); a body that does not arrive within ``timeout_s`` is a 408.
+merges them - body over query - into one ``dict``; in a form body, a field named ``x[]``
+collects every value it is given into a list (``groups[]=a&groups[]=b``). Everything malformed
+is a 400 with a JSON body; a body over the size limit is a 413, checked both against
+``Content-Length`` and while streaming (chunked uploads); a body that does not arrive within
+``timeout_s`` is a 408.
 
 Text is validated once, here: a JSON string (or key) holding a lone surrogate (``"\\ud800"``,
 which JSON can escape but UTF-8 cannot encode) is a 400, as are ``NaN``/``Infinity``; numbers in
@@ -136,7 +138,13 @@ def parse_form_body(body: bytes) -> Params:
                           max_num_fields=MAX_FIELDS)
     except ValueError:
         raise bad_request("Malformed form body") from None
-    return dict(pairs)
+    params: Params = {}
+    for key, value in pairs:
+        if key.endswith("[]"):  # an array, one value a field: groups[]=a&groups[]=b
+            params.setdefault(key, []).append(value)
+        else:
+            params[key] = value
+    return params
 
 
 def parse_multipart_body(body: bytes, content_type: str) -> Params:

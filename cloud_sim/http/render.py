@@ -7,7 +7,7 @@ from typing import Any
 
 from ..claims import ApiClaimOutcome
 from ..device_endpoint import AppInterface
-from ..model import ClaimCode, DeviceRecord, Email, Product, Transfer
+from ..model import ClaimCode, DeviceGroup, DeviceRecord, Email, Product, Transfer
 from ..ownership import ApiClaimResult, transfer_links
 from ..store import CloudStore
 from .errors import ApiError, api_error, errors_list
@@ -52,10 +52,20 @@ def api_variables(interface: AppInterface) -> dict[str, str]:
 
 
 def device_groups(device: DeviceRecord) -> tuple[str, ...]:
-    """The product groups a device is in (the product device view's ``groups``, what the
-    device list's ``groups`` filter matches). fwsim has no group assignment yet -
-    ``DeviceRecord`` holds no groups - so every device is in none."""
-    return ()
+    """The product groups a device is in, in the order they were assigned (the product device
+    view's ``groups``, what the device list's ``groups`` filter matches)."""
+    return device.groups if device.product_id is not None else ()
+
+
+def group_json(group: DeviceGroup, device_count: int | None = None) -> dict[str, Any]:
+    """A device group as the reference's examples show it; ``device_count`` where they do (get
+    and edit). ``fw_version`` (the product firmware released to the group) is left out: fwsim
+    releases no product firmware."""
+    body: dict[str, Any] = {"name": group.name, "description": group.description,
+                            "color": group.color}
+    if device_count is not None:
+        body["device_count"] = device_count
+    return body
 
 
 def device_json(device: DeviceRecord, store: CloudStore, *, product_view: bool = False,
@@ -96,10 +106,11 @@ def _version_text(module_version: int | None) -> str | None:
     return f"{module_version // 1000}.{module_version // 100 % 10}.{module_version % 100}"
 
 
-def product_json(product: Product) -> dict[str, Any]:
+def product_json(product: Product, groups: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``groups``: the names of the product's device groups."""
     return {"id": product.id, "slug": product.slug, "name": product.name,
             "platform_id": product.platform_id, "description": "", "subscription_id": None,
-            "groups": [], "settings": {}, "mfa_required": False}
+            "groups": list(groups), "settings": {}, "mfa_required": False}
 
 
 def claim_code_json(claim: ClaimCode, now_us: int) -> dict[str, Any]:

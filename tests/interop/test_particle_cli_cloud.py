@@ -321,7 +321,8 @@ def test_particle_cli_token_create_and_revoke(node: str, cloud_url: str, tmp_pat
 def test_particle_cli_product_device_list_groups(node: str, cloud_url: str,
                                                  tmp_path: Path) -> None:
     """``particle product device list 4242 --groups foo bar`` lists the devices in either group:
-    fwsim's devices are in none, so none (every device was listed before)."""
+    the seeded device is in none, so none (every device was listed before); assigning groups is
+    tests/interop/test_particle_cli_groups.py."""
     with httpx.Client(base_url=cloud_url,
                       headers={"X-Fwsim-Admin-Token": ADMIN_TOKEN}) as http:
         seed = {"users": SEED["users"][:1],
