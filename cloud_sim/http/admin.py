@@ -184,9 +184,12 @@ def _seed_device(ctx: ApiContext, item: dict[str, Any]) -> dict[str, Any]:
     store = ctx.cloud.store
     device = store.get_device(device_id) or DeviceRecord(device_id)
     platform_id = _int(item, "platform_id", device.platform_id)
-    device = replace(device, product_id=product.id if product else device.product_id,
+    product_id = product.id if product else device.product_id
+    device = replace(device, product_id=product_id,
                      owner=owner if owner_text else device.owner, platform_id=platform_id,
-                     online=bool(item.get("online", device.online)))
+                     online=bool(item.get("online", device.online)),
+                     # groups belong to a product: a device seeded into another leaves them
+                     groups=device.groups if product_id == device.product_id else ())
     store.put_device(device)
     return {"id": device.id, "product_id": device.product_id,
             "owner": str(device.owner) if device.owner else None}

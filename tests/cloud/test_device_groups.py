@@ -209,6 +209,20 @@ def test_a_device_leaving_the_product_leaves_its_groups(api: AsgiApiClient, dev:
     assert call(api, "GET", f"{GROUPS}/beta", token=dev)[1]["group"]["device_count"] == 0
 
 
+def test_a_device_seeded_into_another_product_leaves_its_groups(
+        api: AsgiApiClient, dev: str, cloud: Cloud) -> None:
+    call(api, "PUT", f"{DEVICES}/{SECOND}", token=dev, json={"groups": ["beta"]})
+    assert call(api, "POST", "/fwsim/seed", json={"devices": [
+        {"id": SECOND, "product": SLUG}]})[0] == 200  # the same product: kept
+    assert call(api, "GET", f"{DEVICES}/{SECOND}", token=dev)[1]["groups"] == ["beta"]
+    status, body = call(api, "POST", "/fwsim/seed", json={
+        "products": [{"id": 5151, "slug": "other-co"}],
+        "devices": [{"id": SECOND, "product": "other-co"}]})
+    assert status == 200, body
+    moved = cloud.store.get_device(SECOND)
+    assert moved is not None and moved.product_id == 5151 and moved.groups == ()
+
+
 def test_only_the_product_team_reaches_its_groups(api: AsgiApiClient, dev: str,
                                                   tokens: Tokens) -> None:
     call(api, "POST", GROUPS, token=dev, json={"name": "beta"})
