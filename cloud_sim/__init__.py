@@ -26,6 +26,7 @@ from .events import CloudEvent, EventBus
 from .model import (
     ClaimCode,
     Customer,
+    DeviceGroup,
     DeviceRecord,
     Email,
     OAuthClient,
@@ -56,6 +57,7 @@ __all__ = [
     "CloudStore",
     "Customer",
     "DeviceEndpoint",
+    "DeviceGroup",
     "DeviceRecord",
     "Email",
     "EndpointOptions",
