@@ -7,6 +7,10 @@ id. Against ``fwsim cloud serve`` (a cloud without simulated devices) ``drop-ses
 ``key-change``, ``state``, ``call`` and ``get`` work by device id; the device operations need
 ``fwsim up``. ``--json`` prints the server's decoded answer as one JSON document. Standard
 library only (no extra needed).
+
+Every argument must be text: one that is not (bytes that are not UTF-8 reach Python as lone
+surrogates) is a one-line error before anything is sent, as is a token that cannot travel in an
+HTTP header. A 401 says whether a token was sent (and refused) or none was.
 """
 
 from __future__ import annotations
@@ -134,6 +138,34 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 # -- HTTP ----------------------------------------------------------------------------------------
 
 
+def _checked_text(what: str, value: str) -> str:
+    """``value`` if it is text (encodes as UTF-8), else a one-line error naming ``what``."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        try:  # the bytes given on the command line (Python keeps them as lone surrogates)
+            shown = repr(value.encode("utf-8", "surrogateescape"))
+        except UnicodeEncodeError:
+            shown = ascii(value)
+        raise CtlError(f"{what} is not valid text: {shown} (bytes that are not UTF-8, or a "
+                       "lone surrogate)") from None
+    return value
+
+
+def _check_arguments(args: argparse.Namespace) -> None:
+    """Refuse, in one line, any argument that is not text and a token that cannot be sent."""
+    for key, what in (("url", "--url"), ("token", "--token"), ("device", "device"),
+                      ("function", "function"), ("argument", "argument"),
+                      ("variable", "variable"), ("name", "event name"), ("data", "event data"),
+                      ("code", "claim code")):
+        value = getattr(args, key, None)
+        if isinstance(value, str):
+            _checked_text(what, value)
+    token = getattr(args, "token", None)
+    if token and not (token.isascii() and token.isprintable()):
+        raise CtlError("--token must be printable ASCII (the admin token printed by `fwsim up`)")
+
+
 def _request(args: argparse.Namespace, method: str, path: str,
              body: dict[str, Any] | None = None, *,
              timeout_s: float = TIMEOUT_S) -> tuple[int, Any]:
@@ -152,7 +184,11 @@ def _request(args: argparse.Namespace, method: str, path: str,
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
             return response.status, _decode(response.read())
     except urllib.error.HTTPError as exc:
+        if exc.code == 401:
+            raise _unauthorized(token_sent=bool(args.token)) from None
         return exc.code, _decode(exc.read())
+    except UnicodeError as exc:  # a URL the HTTP client cannot encode
+        raise CtlError(f"invalid --url {args.url!r}: {exc}") from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise CtlError(f"cannot reach {base}: {reason} (is `fwsim up` running? --url or "
@@ -166,10 +202,16 @@ def _decode(raw: bytes) -> Any:
         return raw.decode("utf-8", "replace")
 
 
+def _unauthorized(*, token_sent: bool) -> CtlError:
+    """A 401: a token was sent and refused, or none was sent."""
+    if token_sent:
+        return CtlError("401: the admin token given was refused: the server wants its admin "
+                        "token, the one `fwsim up` printed (--token or FWSIM_ADMIN_TOKEN)")
+    return CtlError("the server wants its admin token: --token or FWSIM_ADMIN_TOKEN (printed "
+                    "by `fwsim up`); none was given")
+
+
 def _check(status: int, body: Any) -> Any:
-    if status == 401:
-        raise CtlError("the server wants its admin token: --token or FWSIM_ADMIN_TOKEN (printed "
-                       "by `fwsim up`)")
     if status >= 400:
         message = body.get("error_description") or body.get("error") if isinstance(
             body, dict) else body
@@ -191,8 +233,8 @@ def _has_devices(args: argparse.Namespace) -> bool:
     return True
 
 
-def _quote(device: str) -> str:
-    return urllib.parse.quote(device, safe="")
+def _quote(text: str) -> str:
+    return urllib.parse.quote(_checked_text("argument", text), safe="")
 
 
 # -- commands ------------------------------------------------------------------------------------
@@ -200,6 +242,7 @@ def _quote(device: str) -> str:
 
 def _run(args: argparse.Namespace) -> int:
     command = args.ctl_command
+    _check_arguments(args)
     if not _has_devices(args):
         return _cloud_only(args)
     if command == "devices":
@@ -317,32 +360,64 @@ def _print(args: argparse.Namespace, body: Any, text: str) -> int:
     return 0 if ok else 1
 
 
+def _owner(body: dict[str, Any]) -> str | None:
+    """The owner as people know it (username or e-mail), else the cloud's principal."""
+    owner = body.get("owner_name") or body.get("owner")
+    return None if owner is None else str(owner)
+
+
 def _devices_text(body: Any) -> str:
     rows = body.get("devices", []) if isinstance(body, dict) else []
     if not rows:
         return "no devices"
-    lines = [f"{'name':<8} {'id':<24} {'profile':<8} {'state':<12} {'sessions':<14} "
-             f"{'claim code':<10} owner"]
+    lines = [f"{'name':<8} {'id':<24} {'profile':<8} {'state':<12} {'cloud name':<12} "
+             f"{'sessions':<14} {'claim code':<10} owner"]
     for row in rows:
         sessions = row.get("sessions", {})
+        counts = f"full {sessions.get('full', 0)} res {sessions.get('resumed', 0)}"
         lines.append(f"{row.get('name', ''):<8} {row.get('device_id', ''):<24} "
                      f"{row.get('profile', ''):<8} {row.get('state', ''):<12} "
-                     f"{'full ' + str(sessions.get('full', 0)) + ' res ' + str(sessions.get('resumed', 0)):<14} "  # noqa: E501
+                     f"{row.get('cloud_name') or '-':<12} "
+                     f"{counts:<14} "
                      f"{'pending' if row.get('claim_code_pending') else '-':<10} "
-                     f"{row.get('owner') or '-'}")
+                     f"{_owner(row) or '-'}")
     return "\n".join(lines)
+
+
+def _panic_text(panic: dict[str, Any]) -> str:
+    """``hard_fault (code 1): setup() raised KeyError: 'x'; resets in 7.5 s``."""
+    text = f"{panic.get('name')} (code {panic.get('code')})"
+    why = panic.get("why")
+    if isinstance(why, dict):
+        text += f": {why.get('where')} raised {why.get('error')}"
+    return text + f"; resets itself in {panic.get('resets_in_s')} s (virtual)"
 
 
 def _state_text(body: dict[str, Any]) -> str:
     lines = []
-    for key in ("name", "device_id", "profile", "firmware", "state", "listening", "network",
-                "cloud", "sessions", "last_session", "claim_code_pending", "claim_code",
-                "claimed_flag", "owner", "product_id", "online", "cloud_session"):
-        if key in body:
-            value = body[key]
-            if isinstance(value, dict):
-                value = ", ".join(f"{k} {v}" for k, v in value.items())
-            lines.append(f"{key.replace('_', ' '):<19} {'-' if value is None else value}")
+    shown = dict(body)
+    if "owner" in shown:
+        shown["owner"] = _owner(body)
+    for key in ("name", "device_id", "cloud_name", "profile", "firmware", "state", "panic",
+                "boots_in_s", "boot_count", "last_reset_reason", "uptime_ms", "listening",
+                "network", "cloud", "sessions", "last_session", "claim_code_pending",
+                "claim_code", "claimed_flag", "owner", "product_id", "online", "cloud_session"):
+        if key not in shown:
+            continue
+        value = shown[key]
+        if key == "panic":
+            if value is None:
+                continue
+            value = _panic_text(value)
+        elif key == "boots_in_s":
+            if value is None:
+                continue
+            value = f"{value} (virtual; a power cycle or reset is under way)"
+        elif isinstance(value, dict):
+            value = ", ".join(f"{k} {v}" for k, v in value.items())
+        label = {"boots_in_s": "boots in s", "uptime_ms": "uptime ms"}.get(
+            key, key.replace("_", " "))
+        lines.append(f"{label:<19} {'-' if value is None else value}")
     return "\n".join(lines)
 
 

@@ -11,7 +11,10 @@ every endpoint, the developer account and a ready-made access token, then runs u
 The cloud is seeded on every start (idempotently, so a persistent ``--db`` keeps working): a
 developer account, and with ``--product`` a product whose team is that developer, with an OAuth
 client for creating customers and the devices imported into it. Devices start unclaimed and
-online, so ``particle device add <id>`` or ``claimDevice`` works at once.
+online, so ``particle device add <id>`` or ``claimDevice`` works at once. A device the cloud
+has no name for is named as here (``lamp``: ``particle call lamp ...`` works once it is
+claimed) when that is a valid Particle device name no other device of the cloud has; else it
+keeps the cloud's ``fwsim_<last 6 hex of its id>``. The banner prints the cloud's name.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from .tb_cmd import serve as serve_thingsboard
 
 if TYPE_CHECKING:
     from cloud_sim.cloud import Cloud
-    from cloud_sim.model import Principal
+    from cloud_sim.model import DeviceRecord, Principal
 
     from ..dashboard import Dashboard
     from ..system.device import Device
@@ -126,7 +129,8 @@ def _up(args: argparse.Namespace) -> int:
 
 def seed_cloud(cloud: Cloud, args: argparse.Namespace, devices: list[Device]) -> str:
     """Developer account (+ product); returns the access token to print (fresh per start)."""
-    from cloud_sim import accounts
+    from cloud_sim import accounts, ownership
+    from cloud_sim.http.devices import is_device_name
     from cloud_sim.model import DeviceRecord, Principal
     from cloud_sim.security import start_token
 
@@ -153,13 +157,28 @@ def seed_cloud(cloud: Cloud, args: argparse.Namespace, devices: list[Device]) ->
             store.update_product(product)
             cloud.create_product_client(product, PRODUCT_CLIENT_ID, args.product_client_secret,
                                         owner=user.id)
+        ids = {device.device_id for device in devices}
+        taken = {cloud_name(record) for record in store.list_devices() if record.id not in ids}
         for device in devices:
             record = store.get_device(device.device_id) or DeviceRecord(device.device_id)
             record.platform_id = device.profile.platform_id
             if product_id is not None:
                 record.product_id = product_id
+            if record.name is None and device.name not in taken and is_device_name(
+                    device.name) and len(device.name) <= 64 and not ownership.is_device_id(
+                    device.name.lower()):
+                record.name = device.name
+            taken.add(cloud_name(record))
             store.put_device(record)
     return start_token(cloud, Principal.user(user.id), "fwsim-up", args.token)
+
+
+def cloud_name(record: DeviceRecord) -> str:
+    """The name the cloud's REST API shows and finds a device by (``display_name`` of
+    ``cloud_sim/http/render.py``)."""
+    from cloud_sim.http.render import display_name
+
+    return display_name(record)
 
 
 async def _up_async(args: argparse.Namespace) -> int:
@@ -208,7 +227,7 @@ async def _up_started(args: argparse.Namespace, stop: asyncio.Event) -> int:
         code = plug.create_claim_code(
             _developer(plug, args),
             product_id=args.product[0] if args.product is not None else None)
-        _announce(args, served, token, code, list(testbed))
+        _announce(args, served, token, code, list(testbed), plug)
         for label, value in dashboard.lines if dashboard is not None else ():
             say(PREFIX, label, value)
         start_live_log(args, testbed.world, devices=list(testbed.devices),
@@ -273,7 +292,7 @@ def _print_line(line: str) -> None:
 
 
 def _announce(args: argparse.Namespace, served: ServedCloud, token: str, code: str,
-              devices: list[Device]) -> None:
+              devices: list[Device], plug: ParticlePlug) -> None:
     from ..apps import firmware_name
 
     http_url = served.http_url
@@ -293,9 +312,11 @@ def _announce(args: argparse.Namespace, served: ServedCloud, token: str, code: s
         say(PREFIX, "product", f"{product_id} ({slug}); OAuth client {PRODUCT_CLIENT_ID} / "
             f"{args.product_client_secret}")
     for device in devices:
+        record = plug.cloud.store.get_device(device.device_id)
+        named = cloud_name(record) if record is not None else "-"
         say(PREFIX, f"device {device.name}", f"{device.device_id} ({device.profile.name}, "
-            f"firmware {firmware_name(device.firmware_factory)}), cloud link "
-            f"{served.device_url}")
+            f"firmware {firmware_name(device.firmware_factory)}), cloud name {named}, cloud "
+            f"link {served.device_url}")
         say(PREFIX, "", f"serial {device.serial_number}  mobile secret {device.mobile_secret}"
             f"  setup code {device.setup_code}")
     say(PREFIX, "claim code", f"{code}  (for {args.username}"

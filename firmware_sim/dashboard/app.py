@@ -78,6 +78,9 @@ BODY_TIMEOUT_S = 10.0
 #: log lines and events a page shows at most
 LOG_LINES = 400
 EVENT_ROWS = 100
+#: the tooltip of a button that cannot work on a panicking device
+PANIC_NOTE = ("the device is panicking (flashing SOS): it runs no code until it resets; only "
+              "Reset and Power-cycle work now")
 STATIC_TYPES = {"dashboard.css": "text/css; charset=utf-8",
                 "dashboard.js": "text/javascript; charset=utf-8"}
 SECURITY_HEADERS = [
@@ -316,6 +319,7 @@ class DashboardApp:
         events = backend.events(name)[-EVENT_ROWS:]
         diagram = backend.diagram(name)
         return {"row": row, "panels": backend.panels(name), "reasons": backend.reasons(name),
+                "panic_note": PANIC_NOTE,
                 "log": log_lines, "events": events, "diagram_svg": to_svg(diagram),
                 "diagram_text": to_mermaid(diagram),
                 "log_seq": log_lines[-1]["seq"] if log_lines else 0,

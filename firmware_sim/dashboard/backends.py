@@ -56,6 +56,11 @@ CONTROL_TIMEOUT_S = 10.0
 TRANSITION_TIMEOUT_S = 60.0
 #: rows in the device list at most
 MAX_ROWS = 200
+#: a claim code as the admin route and ``fwsim ctl`` take it: ``SetClaimCodeRequest.code`` is
+#: nanopb max_length 64 (over USB too); the HAL keeps 63 of them
+MAX_CLAIM_CODE = 64
+#: how long a power cycle may keep the power off (the admin route's range)
+MIN_OFF_S, MAX_OFF_S = 0.001, 3600.0
 EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,190}\.[A-Za-z]{2,63}")
 #: a device's own records worth keeping (the log, the flow, the why)
 _DEVICE_KINDS = frozenset({
@@ -102,18 +107,46 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
-def _flag(params: dict[str, Any], key: str) -> bool:
+def _flag(params: dict[str, Any], key: str, default: bool | None = None) -> bool:
+    """A JSON boolean: ``true`` or ``false`` only (``"yes"`` or 1 are a 400); ``default``
+    when the key is absent (None: it is required)."""
+    if key not in params and default is not None:
+        return default
     value = params.get(key)
     if not isinstance(value, bool):
         raise ActionError(400, f"{key} must be true or false")
     return value
 
 
-def _text(params: dict[str, Any], key: str, *, max_length: int, required: bool = True) -> str:
+def _seconds(params: dict[str, Any], key: str, *, default: float, minimum: float,
+             maximum: float) -> float:
+    """A JSON number of seconds in ``minimum..maximum`` (the admin route's range), or
+    ``default`` when the key is absent."""
+    if key not in params:
+        return default
+    value = params[key]
+    if isinstance(value, bool) or not isinstance(value, int | float) \
+            or not minimum <= value <= maximum:
+        raise ActionError(400, f"{key} must be a number of seconds between {minimum:g} and "
+                          f"{maximum:g}")
+    return float(value)
+
+
+def _text(params: dict[str, Any], key: str, *, max_length: int, required: bool = True,
+          printable: bool = False) -> str:
+    """A text field: a JSON string of Unicode text (no lone surrogate, which no UTF-8 can
+    carry), stripped, at most ``max_length`` characters; ``printable``: no control or other
+    non-printable characters either (an e-mail address, a customer letter)."""
     value = params.get(key, "")
     if not isinstance(value, str):
         raise ActionError(400, f"{key} must be text")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ActionError(400, f"{key} must be Unicode text (no lone surrogates)") from None
     value = value.strip()
+    if printable and not value.isprintable():
+        raise ActionError(400, f"{key} must be printable text (no control characters)")
     if required and not value:
         raise ActionError(400, f"{key} is required")
     if len(value) > max_length:
@@ -333,8 +366,14 @@ class ParticleBackend:
              f"{cloud_session['full_handshakes']} full handshakes, "
              f"{cloud_session['resumes']} resumes"),
             ("Online (cloud)", views.yes_no(state.get("online"))),
-            ("Uptime", "off" if state["uptime_ms"] is None else f"{state['uptime_ms']} ms"),
+            ("Uptime", views.uptime_text(state)),
+            ("Boots", f"{state.get('boot_count', 0)} (last reset reason "
+             f"{state.get('last_reset_reason') or 'unknown'})"),
         ]
+        panic = state.get("panic")
+        if isinstance(panic, dict):
+            items.insert(0, ("Panic", f"{panic['name']} (code {panic['code']}), SOS for "
+                             f"{panic['sos_s']:g} s; resets in {panic['resets_in_s']:g} s"))
         raw = device.claim.stored_code()
         claimed = device.dct.read(views.CLAIMED_FIELD.offset, 1)[0]
         return {"session": items, "busy": self.transitions.current(name), "dct": {
@@ -355,8 +394,10 @@ class ParticleBackend:
                                       device_id=row.device_id, owners=owners)
 
     def log(self, name: str, after: int = 0) -> list[dict[str, Any]]:
-        return [views.log_entry(r) for r in self.feed.device_records(name)
-                if r.kind == "log" and r.seq > after and r.node == name]
+        """The device's Device OS log, a separator line at every boot."""
+        return [views.log_entry(r) if r.kind == "log" else views.boot_entry(r)
+                for r in self.feed.device_records(name)
+                if r.kind in ("log", "device.boot") and r.seq > after and r.node == name]
 
     def events(self, name: str, after: int = 0) -> list[EventRow]:
         return [EventRow(seq, item.t, item.direction, item.name, item.data)
@@ -397,8 +438,10 @@ class ParticleBackend:
         self.transitions.check(name)
         steering = self.steering
         if action == "power-cycle":
-            result = self._run(lambda: steering.power_cycle(name, 1.0))
-            self.transitions.start(name, "power-cycle")
+            off_s = _seconds(params, "off_s", default=1.0, minimum=MIN_OFF_S,
+                             maximum=MAX_OFF_S)
+            result = self._run(lambda: steering.power_cycle(name, off_s))
+            self.transitions.start(name, "power-cycle", TRANSITION_TIMEOUT_S + off_s)
         elif action == "reset":
             result = self._run(lambda: steering.reset(name))
             self.transitions.start(name, "reset")
@@ -409,7 +452,7 @@ class ParticleBackend:
             up = _flag(params, "up")
             result = self._run(lambda: steering.network(name, up))
         elif action == "drop-session":
-            reconnect = bool(params.get("reconnect", False))
+            reconnect = _flag(params, "reconnect", default=False)
             result = self._run(lambda: steering.drop_session(name))
             if reconnect:
                 self._run(lambda: steering.network(name, False))
@@ -418,9 +461,11 @@ class ParticleBackend:
         elif action == "key-change":
             result = self._run(lambda: steering.key_change(name))
         elif action == "claim-code":
-            result = await self._set_claim_code(name, _text(params, "code", max_length=63))
+            result = await self._set_claim_code(name, _text(params, "code",
+                                                            max_length=MAX_CLAIM_CODE))
         elif action == "new-claim-code":
-            result = self._new_claim_code(name, _text(params, "owner", max_length=254))
+            result = self._new_claim_code(name, _text(params, "owner", max_length=254,
+                                                      printable=True))
         else:
             raise ActionError(404, f"no action {action!r} for a Particle device")
         self.runtime.wake()
@@ -435,10 +480,9 @@ class ParticleBackend:
         if not isinstance(argument, str):
             raise ActionError(400, "arg must be text")
         try:
-            target.encode("utf-8")
             argument_size = len(argument.encode("utf-8"))
         except UnicodeEncodeError:
-            raise ActionError(400, "name and arg must be text (no lone surrogates)") from None
+            raise ActionError(400, "arg must be Unicode text (no lone surrogates)") from None
         if argument_size > MAX_FUNCTION_ARG_LENGTH:
             raise ActionError(400, f"arg is too long (at most {MAX_FUNCTION_ARG_LENGTH} bytes)")
         what = "function" if action == "call" else "variable"
@@ -681,7 +725,7 @@ class ThingsBoardBackend:
                 self.service.press(name)
                 result: dict[str, Any] = {"device": name, "pressed": True}
             elif action == "claim":
-                letter = _text(params, "customer", max_length=1).upper()
+                letter = _text(params, "customer", max_length=1, printable=True).upper()
                 secret = _text(params, "secret", max_length=255, required=False)
                 try:
                     user = self.plug.customer_user(letter)

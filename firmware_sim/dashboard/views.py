@@ -4,12 +4,15 @@ records, with no I/O (the unit tests drive these directly).
 * :class:`DeviceRow` - one line of the device list (and the headline of a device page): name,
   id, profile, firmware, state, the last session kind with counts, the claim code pending
   (masked: only its length is in the row), the claimed flag, owner and product, and a one-line
-  :attr:`~DeviceRow.summary` such as ``resumed, claim code pending``;
+  :attr:`~DeviceRow.summary` such as ``resumed, claim code pending`` - or, for a device that
+  is not running, why and until when (``panicked: setup() raised KeyError: 'x'; resets in
+  7 s``, ``off: a power cycle is in progress; boots in 3 s``);
 * :func:`dct_dump` - the DCT bytes of the claim code as hex + ASCII lines at their offsets;
 * :class:`Reason` and :func:`particle_reasons` / :func:`thingsboard_reasons` - the "why" panel:
   what refused or failed a claim (and what went right), from the trace (Particle) or the
   service's claim history (ThingsBoard);
-* :func:`log_entry`, :class:`EventRow` - the live log and the event stream.
+* :func:`log_entry`, :func:`boot_entry`, :class:`EventRow` - the live log (a separator line
+  at every boot) and the event stream.
 """
 
 from __future__ import annotations
@@ -79,6 +82,8 @@ class DeviceRow:
     cloud: str = "particle"
     #: which actions the device page offers (``particle``, ``remote``, ``button``)
     kind: str = "particle"
+    #: why a device is not running and until when (None: nothing to say), for the summary
+    detail: str | None = None
 
     @property
     def session(self) -> str:
@@ -103,6 +108,8 @@ class DeviceRow:
     def summary(self) -> str:
         """One line: where the device is and whether a claim is stuck (``resumed, claim code
         pending`` is the forum thread's bug seen from outside)."""
+        if self.detail:
+            return self.detail
         parts = [self.state]
         if self.state == "connected" and self.last_session is not None:
             parts = [self.last_session]
@@ -119,6 +126,36 @@ class DeviceRow:
         return data
 
 
+def _seconds(value: Any) -> str:
+    return f"{float(value):.0f} s" if isinstance(value, int | float) else "a moment"
+
+
+def state_detail(state: Mapping[str, Any]) -> str | None:
+    """Why a device is not running and until when, from its steering state: a panic (what
+    raised, the panic's name, when it resets itself), or a boot under way (a power cycle or
+    reset); None for a running device."""
+    panic = state.get("panic")
+    if state.get("state") == "panic":
+        if not isinstance(panic, Mapping):
+            return "panicked (flashing SOS)"
+        why = panic.get("why")
+        cause = (f"{why.get('where')} raised {why.get('error')}" if isinstance(why, Mapping)
+                 else f"panic {panic.get('name')} (code {panic.get('code')})")
+        return f"panicked: {cause}; resets in {_seconds(panic.get('resets_in_s'))}"
+    boots_in = state.get("boots_in_s")
+    if state.get("state") == "off" and boots_in is not None:
+        return f"off: booting again in {_seconds(boots_in)} (a power cycle or reset)"
+    return None
+
+
+def uptime_text(state: Mapping[str, Any]) -> str:
+    """The session panel's uptime: ms since the boot, ``panic (SOS)`` or ``off``."""
+    if state.get("state") == "panic":
+        return "panic (SOS)"
+    uptime = state.get("uptime_ms")
+    return "off" if uptime is None else f"{uptime} ms"
+
+
 def yes_no(value: bool | None) -> str:
     return "unknown" if value is None else ("yes" if value else "no")
 
@@ -129,7 +166,7 @@ def particle_row(state: Mapping[str, Any], *, owner: str | None,
     (``owner``/``product``: display names the caller resolved from the store)."""
     sessions = state.get("sessions") or {}
     code = state.get("claim_code")
-    return DeviceRow(
+    return DeviceRow(detail=state_detail(state),
         name=str(state["name"]), device_id=str(state["device_id"]),
         profile=str(state.get("profile") or "\u2014"),
         firmware=str(state.get("firmware") or "\u2014"), state=str(state["state"]),
@@ -273,6 +310,15 @@ def log_entry(record: TraceRecord) -> dict[str, Any]:
                     f"{f.get('level')}: {f.get('message')}"}
 
 
+def boot_entry(record: TraceRecord) -> dict[str, Any]:
+    """The separator the live log shows where the device booted (``device.boot``)."""
+    f = record.fields
+    return {"seq": record.seq, "level": "boot",
+            "text": f"\u2500\u2500\u2500\u2500 boot {f.get('boot')} (reset reason "
+                    f"{f.get('reset_reason')}) at world {record.t_us / 1e6:.3f} s "
+                    "\u2500\u2500\u2500\u2500"}
+
+
 def button_log_entry(record: TraceRecord) -> dict[str, Any]:
     """A claim button's trace record as a log line (it has no Device OS log)."""
     fields = {k: v for k, v in record.fields.items() if k != "secret"}
@@ -306,6 +352,6 @@ def event_data(name: str, data: str, limit: int = 200) -> str:
 
 
 __all__ = ["CLAIMED_FIELD", "CLAIM_CODE_FIELD", "STATES", "DeviceRow", "DumpLine", "EventRow",
-           "Reason", "button_log_entry", "claimed_byte_text", "dct_dump", "event_data",
-           "log_entry", "mask", "particle_reasons", "particle_row", "result_name",
-           "thingsboard_reasons", "yes_no"]
+           "Reason", "boot_entry", "button_log_entry", "claimed_byte_text", "dct_dump",
+           "event_data", "log_entry", "mask", "particle_reasons", "particle_row", "result_name",
+           "state_detail", "thingsboard_reasons", "uptime_text", "yes_no"]

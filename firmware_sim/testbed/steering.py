@@ -17,7 +17,12 @@ driver after. Operations that complete later (the control request) take a ``done
 
 Session counts are counted here from the trace (``handshake.full`` / ``handshake.resumed`` of
 the device's ``cloud`` layer) since the steering started, so they survive reboots - the
-device's own ``CloudConnection.handshakes`` restarts at every boot.
+device's own ``CloudConnection.handshakes`` restarts at every boot. The same watch keeps what
+explains a device that is not running: its last panic (``device.panic``: code, SOS length) and
+the firmware failure that caused it (``app.failed`` of the same boot: where, error), and when an
+off device boots again (a power cycle steered from here: its off time; a ``device.reset``: the
+profile's boot delay) - so :meth:`Steering.state` says why and until when, and an operation on
+an off device says "a power cycle is in progress; it boots in 3 s" rather than "off".
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from typing import Any
 from ..apps import firmware_name
 from ..kernel.errors import ConfigurationError, UsageError
 from ..kernel.trace import TraceRecord
-from ..system.cloud import CloudState
+from ..system.cloud import CloudState, reset_reason_event_data
 from ..system.device import Device, DeviceState
 from .actors import ControlRequestProvisioning, Operator
 from .testbed import Testbed
@@ -52,6 +57,12 @@ class Steering:
         self._counts: dict[str, dict[str, int]] = {name: {"full": 0, "resumed": 0}
                                                    for name in testbed.devices}
         self._last: dict[str, str | None] = {name: None for name in testbed.devices}
+        #: per device: its last firmware failure (boot, where, error) and panic (boot, t_us,
+        #: code, sos_s), and the boot it waits for (world µs, what it waits through)
+        self._failures: dict[str, tuple[int, str, str]] = {}
+        self._panics: dict[str, tuple[int, int, int, float]] = {}
+        self._boots: dict[str, tuple[int, str]] = {}
+        self._reset_reasons: dict[str, str] = {}
         self._unsubscribe = self.world.trace.subscribe(self._watch)
 
     def close(self) -> None:
@@ -64,6 +75,31 @@ class Steering:
                 kind = "full" if record.kind == "handshake.full" else "resumed"
                 counts[kind] += 1
                 self._last[record.node] = kind
+            return
+        device = self.testbed.devices.get(record.node)
+        if device is None:
+            return
+        fields = record.fields
+        if record.kind == "app.failed":
+            self._failures[device.name] = (device.boot_count, str(fields.get("where")),
+                                           str(fields.get("error")))
+        elif record.kind == "device.panic":
+            code, sos_s = fields.get("code"), fields.get("sos_s")
+            self._panics[device.name] = (
+                device.boot_count, record.t_us, code if isinstance(code, int) else 0,
+                float(sos_s) if isinstance(sos_s, int | float) else 0.0)
+        elif record.kind == "device.reset":
+            boot_at = record.t_us + round(device.timing.boot_delay_s * 1e6)
+            what = "a panic reset" if fields.get("reason") == "panic" else "a reset"
+            self._expect_boot(device.name, boot_at, what)
+        elif record.kind == "device.boot":
+            self._boots.pop(device.name, None)
+            self._reset_reasons[device.name] = str(fields.get("reset_reason"))
+
+    def _expect_boot(self, name: str, at_us: int, what: str) -> None:
+        pending = self._boots.get(name)
+        if pending is None or at_us < pending[0]:  # the device boots at the first of them
+            self._boots[name] = (at_us, what)
 
     # -- finding devices -----------------------------------------------------------------------
 
@@ -112,20 +148,54 @@ class Steering:
             "claim_code_pending": pending is not None,
             "claim_code": pending,
             "claimed_flag": device.claim.is_device_claimed(),
+            "boot_count": device.boot_count,
+            # the last boot's reason (System.resetReason()), seen since the steering started
+            "last_reset_reason": self._reset_reasons.get(device.name),
+            "panic": self._panic_view(device),
+            "boots_in_s": self._boots_in_s(device),
         }
         state.update(self._cloud_view(device))
         return state
+
+    def _panic_view(self, device: Device) -> dict[str, Any] | None:
+        """A panicking device's panic: code, name, virtual seconds until its own reset, and
+        why (the firmware failure that caused it, if one did)."""
+        panic = self._panics.get(device.name)
+        if device.state is not DeviceState.PANIC or panic is None:
+            return None
+        boot, t_us, code, sos_s = panic
+        left_s = max(0.0, (t_us + sos_s * 1e6 - self.world.clock.now_us) / 1e6)
+        failure = self._failures.get(device.name)
+        why = None
+        if failure is not None and failure[0] == boot:
+            why = {"where": failure[1], "error": failure[2]}
+        return {"code": code, "name": reset_reason_event_data("panic", code).split(", ", 1)[1],
+                "sos_s": sos_s, "resets_in_s": round(left_s, 1), "why": why}
+
+    def _boots_in_s(self, device: Device) -> float | None:
+        """Virtual seconds until an off device boots (a power cycle or reset under way)."""
+        pending = self._boots.get(device.name)
+        if device.state is not DeviceState.OFF or pending is None:
+            return None
+        return round(max(0.0, (pending[0] - self.world.clock.now_us) / 1e6), 1)
 
     def _cloud_view(self, device: Device) -> dict[str, Any]:
         """What the testbed's cloud knows of the device (the Particle cloud only)."""
         plug = self.testbed.cloud
         cloud = getattr(plug, "cloud", None)
         if cloud is None or not hasattr(cloud, "store"):
-            return {"owner": None, "product_id": None, "online": None, "cloud_session": None}
+            return {"owner": None, "owner_name": None, "cloud_name": None, "product_id": None,
+                    "online": None, "cloud_session": None}
         record = cloud.store.get_device(device.device_id)
         session = cloud.endpoint.session_for_device(device.device_id)
+        owner = record.owner if record is not None else None
         return {
-            "owner": str(record.owner) if record is not None and record.owner else None,
+            "owner": str(owner) if owner else None,
+            "owner_name": owner_name(cloud.store, str(owner)) if owner else None,
+            # the name the cloud's API knows it by (particle call NAME ...): the REST API's
+            # display name, cloud_sim/http/render.py
+            "cloud_name": (record.name or f"fwsim_{record.id[-6:]}")
+            if record is not None else None,
             "product_id": record.product_id if record is not None else None,
             "online": bool(record.online) if record is not None else False,
             "cloud_session": None if session is None else {
@@ -153,6 +223,9 @@ class Steering:
             raise ConfigurationError("off_s must be between 0 and 3600 seconds")
         device = self.device(key)
         self.operator.power_cut(device, off_s)
+        self._boots.pop(device.name, None)  # the power cut cancels any boot under way
+        self._expect_boot(device.name, self.world.clock.now_us + round(off_s * 1e6),
+                          "a power cycle")
         return {"device": device.name, "off_s": off_s}
 
     def reset(self, key: str) -> dict[str, Any]:
@@ -226,12 +299,18 @@ class Steering:
 
     # -- helpers -------------------------------------------------------------------------------
 
-    @staticmethod
-    def _require_running(device: Device) -> None:
+    def _require_running(self, device: Device) -> None:
         if device.state is DeviceState.PANIC:
+            panic = self._panic_view(device)
+            until = f" in {panic['resets_in_s']:g} s" if panic is not None else ""
             raise UsageError(f"device {device.name} is panicking (flashing SOS until it resets "
-                             "itself; reset or power-cycle it to end that sooner)")
+                             f"itself{until}; reset or power-cycle it to end that sooner)")
         if not device.running:
+            pending = self._boots.get(device.name)
+            boots_in = self._boots_in_s(device)
+            if pending is not None and boots_in is not None:
+                raise UsageError(f"device {device.name} is off: {pending[1]} is in progress; "
+                                 f"it boots in {boots_in:g} s")
             raise UsageError(f"device {device.name} is off (power-cycle it first)")
 
     def _cloud_control(self) -> Any:
@@ -239,6 +318,20 @@ class Steering:
         if cloud is None or not hasattr(cloud, "forget_session"):
             raise ConfigurationError("this testbed's cloud cannot do that (no Particle cloud)")
         return cloud
+
+
+def owner_name(store: Any, principal: str) -> str:
+    """``user:<id>`` as the user's username (an e-mail address), ``customer:<id>`` as the
+    customer's e-mail with ``(customer)``; the principal itself when the store has no such
+    account."""
+    kind, _, ident = principal.partition(":")
+    if kind == "user":
+        user = store.get_user(ident)
+        return str(user.username) if user is not None else principal
+    if kind == "customer":
+        customer = store.get_customer(ident)
+        return f"{customer.email} (customer)" if customer is not None else principal
+    return principal
 
 
 def device_state(device: Device) -> str:
@@ -261,4 +354,4 @@ def device_state(device: Device) -> str:
     return "disconnected"
 
 
-__all__ = ["DEVICE_STATES", "Steering", "UnknownDevice", "device_state"]
+__all__ = ["DEVICE_STATES", "Steering", "UnknownDevice", "device_state", "owner_name"]

@@ -171,7 +171,7 @@ def test_listening_to_connected_then_a_claim_code_and_the_owner_change(page: Any
     page.keyboard.press("Enter")  # by keyboard: the button keeps the focus through the request
     check(page.locator("#state-badge")).to_have_text("listening")
     check(enter).to_be_focused()
-    check(page.locator("#status")).to_have_text("dev1: listening done")
+    check(page.locator("#status")).to_have_text("dev1: listening mode entered")
     page.keyboard.press("Tab")
     check(page.get_by_role("button", name="Leave listening")).to_be_focused()
     page.keyboard.press("Enter")

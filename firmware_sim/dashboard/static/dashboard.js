@@ -221,11 +221,24 @@
     if (wrap && atEnd) wrap.scrollTop = wrap.scrollHeight;
   }
 
+  // A panicking device runs no code: every button but Reset, Power-cycle (and the cloud's
+  // "Issue a claim code") is disabled, with the reason as its tooltip.
+  function showPanic(panicking) {
+    const note = body.dataset.panicNote || "";
+    for (const button of document.querySelectorAll(".actions button:not([data-panic-ok])")) {
+      if (button.disabled === panicking) continue;
+      button.disabled = panicking;
+      if (panicking) button.title = note;
+      else if (button.title === note) button.removeAttribute("title");
+    }
+  }
+
   function updateDevice(payload) {
     if (payload.row) {
       setState(document.getElementById("state-badge"), payload.row.state);
       setText(document, "summary", payload.row.summary);
       updateClaim(payload.row);
+      if (payload.row.kind === "particle") showPanic(payload.row.state === "panic");
     }
     if (payload.session_html !== undefined) document.getElementById("session").innerHTML = payload.session_html;
     if (payload.why_html !== undefined) document.getElementById("why").innerHTML = payload.why_html;
@@ -262,6 +275,29 @@
     appendEvents(payload.events || []);
   }
 
+  // What an action did, in words (the buttons of one action differ by their body).
+  function doneText(action, sent, data) {
+    switch (action) {
+      case "power-cycle":
+        return "power cut for " + (data.off_s === undefined ? 1 : data.off_s) + " s; it boots again";
+      case "reset": return "reset; it boots again";
+      case "listening":
+        return "listening mode " + (data.listening ? "entered" : "left");
+      case "network":
+        return sent.up ? "network restored (it joins its access point again)"
+          : "network cut (it left its access point)";
+      case "drop-session":
+        if (!data.dropped) return "the cloud had no session to drop";
+        return "session dropped by the cloud; " + (data.reconnect ? "the device reconnects now"
+          : "the device notices at its next message");
+      case "key-change":
+        return data.sent ? "key change sent; the device starts a full session"
+          : "no key change sent (the device has no session)";
+      case "reclaim": return "reclaimed (unassigned)";
+      default: return action + " done";
+    }
+  }
+
   function actionButtons() {
     return Array.from(document.querySelectorAll(".actions button"));
   }
@@ -281,9 +317,13 @@
       const result = await api("POST", "/api/devices/" + encodeURIComponent(name) + "/" + action, payload);
       if (result.ok) {
         if (after) after(result.data);
-        else say(name + ": " + action + " done");
+        else say(name + ": " + doneText(action, payload || {}, result.data));
       } else {
-        say(name + ": " + errorText(result), true);
+        const error = errorText(result);
+        // the server's messages often name the device already ("lamp: power-cycle in
+        // progress", "lamp is not connected to the cloud")
+        const named = error.startsWith(name + ": ") || error.startsWith(name + " ");
+        say(named ? error : name + ": " + error, true);
       }
       return result;
     } finally {
@@ -338,8 +378,9 @@
     });
     openStream("?device=" + encodeURIComponent(body.dataset.device) + "&after=" + body.dataset.after,
       { device: updateDevice });
-    for (const id of ["log", "diagram"]) {
-      const element = document.getElementById(id);
+    // the newest in view, as the live updates keep it: the log, the diagram and the events
+    for (const element of [document.getElementById("log"), document.getElementById("diagram"),
+      document.querySelector(".events-wrap")]) {
       if (element) element.scrollTop = element.scrollHeight;
     }
   }
