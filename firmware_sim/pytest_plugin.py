@@ -26,7 +26,9 @@ Options: ``--fwsim-seed N``, ``--fwsim-seeds A..B[,C...]``, ``--fwsim-trace-dir 
 
 When a test that used a testbed fails, the report gets a section with the seed, the command to
 rerun with it, each device's Device OS timeline (its last lines) and the last cloud records,
-and the full trace is written as JSON lines to the trace directory. The simulator is imported
+and the full trace is written as JSON lines to the trace directory. A failing test that ran
+``fwsim_explore`` gets, per search, its seed, the command to rerun it and the replay command
+of each finding. The simulator is imported
 inside the fixtures, so loading the plugin costs nothing for test suites that do not use it.
 """
 
@@ -54,6 +56,8 @@ if TYPE_CHECKING:
     from .testbed import Phone, Testbed
 
 _WORLD_KEY = pytest.StashKey[list[Any]]()
+#: the searches a test ran with ``fwsim_explore``: (seed, whether it is the fixture's, report)
+_EXPLORE_KEY = pytest.StashKey[list[tuple[int, bool, Any]]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -243,6 +247,7 @@ def fwsim_explore(request: pytest.FixtureRequest, fwsim_seed: int
 
     def run(scenario: Any = "p2-provisioning", *, expect_violation: bool = False,
             **options: Any) -> ExploreReport:
+        own_seed = "seed" not in options
         options.setdefault("seed", fwsim_seed)
         options.setdefault("progress", False)
         out = Path(request.config.getoption("--fwsim-trace-dir")) / _safe_name(
@@ -251,6 +256,8 @@ def fwsim_explore(request: pytest.FixtureRequest, fwsim_seed: int
             options.setdefault("out", out)
             options.setdefault("diagram", True)
         report = explore(scenario, **options)
+        request.node.stash.setdefault(_EXPLORE_KEY, []).append(
+            (options["seed"], own_seed, report))
         if not report.ok and not expect_violation:
             pytest.fail(f"fwsim explore found property violations\n{report.summary()}",
                         pytrace=False)
@@ -450,7 +457,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
     outcome = yield
     report: pytest.TestReport = outcome.get_result()
     worlds = item.stash.get(_WORLD_KEY, [])
-    if not worlds or not report.failed:
+    searches = item.stash.get(_EXPLORE_KEY, [])
+    if not (worlds or searches) or not report.failed:
         return
     import shlex
 
@@ -482,4 +490,28 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
         sections.append(
             f"seed: {world.seed}  (rerun: pytest {shlex.quote(item.nodeid)} {seed_option} "
             f"{world.seed})\n{written}\n{failure_section(world, lines_wanted)}")
+    for seed, own_seed, found in searches:
+        sections.append(explore_section(item.nodeid, seed, own_seed, found,
+                                        "--fwsim-seeds" if swept else "--fwsim-seed"))
     report.sections.append(("fwsim", "\n\n".join(sections)))
+
+
+def explore_section(nodeid: str, seed: int, own_seed: bool, report: ExploreReport,
+                    seed_option: str = "--fwsim-seed") -> str:
+    """A search's part of the failure report: its seed, how to rerun it, what it found and
+    the command replaying each finding."""
+    import shlex
+
+    rerun = (f"rerun: pytest {shlex.quote(nodeid)} {seed_option} {seed}" if own_seed
+             else "the test gives this seed itself")
+    lines = [f"explore {report.scenario} ({report.strategy}), seed: {seed}  ({rerun}); "
+             f"{report.runs} run{'' if report.runs == 1 else 's'}, "
+             + ("no violation" if report.ok else
+                f"{len(report.findings)} distinct violation"
+                f"{'' if len(report.findings) == 1 else 's'}")]
+    for finding in report.findings:
+        lines.append(f"- {finding.name}: {finding.violation.message}")
+        replay = finding.files.get("replay")
+        if replay is not None:
+            lines.append(f"  replay: fwsim scenario run --file {shlex.quote(str(replay))}")
+    return "\n".join(lines)

@@ -15,7 +15,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Run a scenario many times, each time with other actions, orders, waits "
         "and faults, check properties, shrink every distinct violation to a minimal schedule "
         "and write it as a replay file (fwsim scenario run --file). Exit status 1 when a "
-        "property was violated. See docs/explore.md.")
+        "property was violated (or the firmware raised); Ctrl-C stops the search, prints "
+        "what was found so far and writes it unshrunk to --out (exit status 130). See "
+        "docs/explore.md.")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--scenario", metavar="NAME",
                         help="a built-in exploration scenario (default p2-provisioning; "
@@ -123,4 +125,6 @@ def _explore(args: argparse.Namespace) -> int:
                      firmware=args.firmware, options=parse_options(args.option) or None,
                      depth=args.depth, pct_depth=args.pct_depth, progress=args.progress)
     print(report.summary(), file=sys.stdout)
+    if report.interrupted:
+        return 130  # Ctrl-C, as the shell reports a SIGINT (128 + 2)
     return 0 if report.ok else 1

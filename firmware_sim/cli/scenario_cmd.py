@@ -4,7 +4,6 @@ world, timed actions, fault firings and properties in TOML; what ``fwsim explore
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Any
 
@@ -82,6 +81,7 @@ def _run(args: argparse.Namespace) -> int:
         if args.json or args.trace_dir or args.firmware:
             raise UsageError("--json, --trace-dir and --firmware apply to catalog scenarios, "
                              "not to --file")
+        _check_outputs(args.trace, None, args.diagram)
         return _run_file(args.file, args.seed, args.trace, args.diagram, args.quiet)
     seed = 0 if args.seed is None else args.seed
     if args.all == (args.name is not None):
@@ -92,6 +92,7 @@ def _run(args: argparse.Namespace) -> int:
                          "writes one trace per scenario)")
     if args.trace and args.trace_dir:
         raise UsageError("give --trace or --trace-dir, not both")
+    _check_outputs(args.trace, args.trace_dir, args.diagram)
     reports = []
     for name in names:
         trace = args.trace
@@ -138,34 +139,17 @@ class FirmwareError(UsageError):
     """The user's ``--firmware`` raised: reported with its file and line (exit status 2)."""
 
 
-def _source_file(factory: object) -> str | None:
-    """The source file of a firmware class given with ``--firmware`` (None: a built-in one, or
-    no file)."""
-    import inspect
+def _check_outputs(trace: str | None, trace_dir: str | None, diagram: str | None) -> None:
+    """A trace or diagram path that cannot be written fails before the run, in one line."""
+    from ..explore.output_paths import check_output_file, output_folder
 
-    module = getattr(factory, "__module__", "")
-    if module.startswith("firmware_sim."):
-        return None
-    try:
-        source = inspect.getsourcefile(factory)  # type: ignore[arg-type]
-    except TypeError:
-        return None
-    return os.path.realpath(source) if source else None
-
-
-def _user_frame(exc: BaseException, source: str | None) -> str | None:
-    """``file:line, in function`` of the deepest frame of ``exc`` in the firmware's file."""
-    if source is None:
-        return None
-    import traceback
-
-    found = None
-    for frame in traceback.extract_tb(exc.__traceback__):
-        if os.path.realpath(frame.filename) == source:
-            found = frame
-    if found is None:
-        return None
-    return f"{os.path.basename(found.filename)}:{found.lineno}, in {found.name}"
+    if trace:
+        check_output_file(trace, "trace file")
+    if trace_dir:
+        output_folder(trace_dir, "--trace-dir")
+    if diagram:
+        for suffix in (".mmd", ".html"):
+            check_output_file(f"{diagram}{suffix}", "the diagram")
 
 
 def _run_one(name: str, seed: int, trace: str | None, quiet: bool,
@@ -175,6 +159,7 @@ def _run_one(name: str, seed: int, trace: str | None, quiet: bool,
     import time
 
     from ..apps import resolve_firmware
+    from ..explore.user_code import raised, source_file, user_frame
     from ..kernel.errors import FwSimError
     from ..scenarios import Scenario, get_story
 
@@ -190,7 +175,7 @@ def _run_one(name: str, seed: int, trace: str | None, quiet: bool,
                     "firmware": firmware}
         story = _with_firmware(story, firmware)
         # a bad reference is a one-line error before the run
-        user_code = _source_file(resolve_firmware(firmware))
+        user_code = source_file(resolve_firmware(firmware))
     started = time.perf_counter()
     try:
         result = (story.run(seed, trace_path=trace, timing=timing)
@@ -198,11 +183,10 @@ def _run_one(name: str, seed: int, trace: str | None, quiet: bool,
     except FwSimError:
         raise
     except Exception as exc:
-        where = _user_frame(exc, user_code)
+        where = user_frame(exc, user_code)
         if where is None:
             raise
-        raise FirmwareError(f"firmware {firmware} raised {type(exc).__name__}: {exc} ({where})"
-                            ) from None
+        raise FirmwareError(raised(f"firmware {firmware}", exc, where)) from None
     wall = time.perf_counter() - started
     report: dict[str, Any] = {"name": result.name, "seed": result.seed, "passed": True,
                               "skipped": result.skipped, "verdict": None, "checks": [],
@@ -251,6 +235,7 @@ def _run_file(path: str, seed: int | None, trace: str | None, diagram: str | Non
     from dataclasses import replace
 
     from ..explore import execute, load_scenario, resolve_all
+    from ..explore.user_code import FIRMWARE_RAISED
     from ..services.log import log_lines
 
     scenario = load_scenario(path)
@@ -259,11 +244,15 @@ def _run_file(path: str, seed: int | None, trace: str | None, diagram: str | Non
     properties = resolve_all(scenario.properties)
     if scenario.expect is not None:
         names = [spec.name for spec in properties]
-        if scenario.expect[0] not in names:
+        if scenario.expect[0] not in (*names, FIRMWARE_RAISED):
             raise UsageError(f"{path}: [expect] violation: unknown property "
                              f"{scenario.expect[0]!r} (the file's [properties]: "
                              f"{', '.join(names) or 'none'})")
     outcome = execute(scenario, properties, trace_path=trace, keep_records=True)
+    expected = scenario.expect[0] if scenario.expect is not None else None
+    for violation in outcome.violations:
+        if violation.prop == FIRMWARE_RAISED and expected != FIRMWARE_RAISED:
+            raise FirmwareError(violation.message)
     records = outcome.records
     out = sys.stdout
     if not quiet:

@@ -121,10 +121,12 @@ def _follow(args: argparse.Namespace) -> int:
 def _diagram(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..diagram import build_diagram, to_html, to_mermaid
+    from ..diagram import build_diagram, to_html, to_mermaid, write_private_text
     from ..kernel.errors import ConfigurationError
 
     records = read_jsonl(args.file)
+    if not records:
+        raise ConfigurationError(f"{args.file} holds no trace record: nothing to draw")
     source = Path(args.file)
     title = args.title or source.name
     diagram = build_diagram(records, title=title, include_log=not args.no_log)
@@ -135,17 +137,15 @@ def _diagram(args: argparse.Namespace) -> int:
         return 0
     stem = Path(args.out) if args.out else source.with_suffix("")
     written = []
-    try:
-        if args.format in ("both", "mermaid"):
-            path = stem.parent / f"{stem.name}.mmd"
-            path.write_text(to_mermaid(diagram), encoding="utf-8", errors="backslashreplace")
-            written.append(path)
-        if args.format in ("both", "html"):
-            path = stem.parent / f"{stem.name}.html"
-            path.write_text(to_html(diagram), encoding="utf-8", errors="backslashreplace")
-            written.append(path)
-    except OSError as exc:
-        raise ConfigurationError(f"cannot write the diagram: {exc.strerror or exc}") from None
+    # mode 0600, as the trace: a diagram shows its claim codes; an error names the file
+    if args.format in ("both", "mermaid"):
+        path = stem.parent / f"{stem.name}.mmd"
+        write_private_text(path, to_mermaid(diagram))
+        written.append(path)
+    if args.format in ("both", "html"):
+        path = stem.parent / f"{stem.name}.html"
+        write_private_text(path, to_html(diagram))
+        written.append(path)
     rows = len(diagram.rows)
     marks = diagram.violation_rows()
     print(f"{rows} rows, {len(diagram.lanes)} lanes"

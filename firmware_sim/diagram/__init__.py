@@ -8,7 +8,8 @@ and ``fwsim scenario run``, and any later dashboard)::
     diagram = build_diagram(read_jsonl("run.jsonl"), title="resume bug")
     Path("run.html").write_text(to_html(diagram))
 
-:func:`write_diagrams` writes both files next to each other.
+:func:`write_diagrams` writes both files next to each other, mode 0600 like the trace they are
+drawn from (they show its claim codes).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from ..kernel.errors import ConfigurationError
+from ..kernel.private_files import open_private_text
 from ..kernel.trace import TraceRecord
 from .mermaid import to_mermaid
 from .model import Diagram, Lane, Row, build_diagram
@@ -31,16 +33,25 @@ def write_diagrams(records: Iterable[TraceRecord], stem: str | Path, *, title: s
     mermaid, html = base.parent / f"{base.name}.mmd", base.parent / f"{base.name}.html"
     try:
         base.parent.mkdir(parents=True, exist_ok=True)
-        # backslashreplace: a lone surrogate (a hand-made trace, a non-UTF-8 file name as the
-        # title) is written as \udcff rather than failing
-        mermaid.write_text(to_mermaid(diagram), encoding="utf-8", errors="backslashreplace")
-        html.write_text(to_html(diagram, summary=summary), encoding="utf-8",
-                        errors="backslashreplace")
     except OSError as exc:
         raise ConfigurationError(f"cannot write the diagram {base}: {exc.strerror or exc}"
                                  ) from None
+    write_private_text(mermaid, to_mermaid(diagram))
+    write_private_text(html, to_html(diagram, summary=summary))
     return mermaid, html
 
 
+def write_private_text(path: Path, text: str) -> None:
+    """Write a diagram file with mode 0600, as the trace it is drawn from: it shows the claim
+    codes. A lone surrogate (a hand-made trace, a non-UTF-8 file name as the title) is written
+    as ``\\udcff`` rather than failing. An error names the file."""
+    try:
+        with open_private_text(path) as stream:
+            stream.write(text)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot write the diagram {path}: {exc.strerror or exc}"
+                                 ) from None
+
+
 __all__ = ["Diagram", "Lane", "Row", "build_diagram", "to_html", "to_mermaid", "to_svg",
-           "write_diagrams"]
+           "write_diagrams", "write_private_text"]

@@ -150,7 +150,7 @@ class _Builder:
         f = record.fields
         lane = self.lane("explorer", "explorer")
         if record.kind == "explore.step":
-            args = " ".join(f"{k}={_short(v, 16)}" for k, v in f.items()
+            args = " ".join(f"{k}={_short(v, 32)}" for k, v in f.items()
                             if k not in ("index", "action", "code"))
             self.add(record, "note", f"step {f.get('index')}: {f.get('action')} {args}".strip(),
                      lane, style="step")
@@ -233,6 +233,13 @@ class _Builder:
         elif kind == "claim.api":
             self.add(record, "note", f"API claim by {f.get('caller')}: {f.get('outcome')}",
                      cloud)
+        elif kind.endswith(".undeliverable"):
+            # the cloud had something for the device (spark/device/claim/confirm, a key change,
+            # a signal) but no session to send it on: it is lost, the cause of code-refused
+            what = f.get("name") or kind.removesuffix(".undeliverable").replace("_", " ")
+            reason = f.get("reason") or "no session to send on"
+            self.add(record, "note", f"{what} to {self.device_for(record)} NOT SENT: {reason}",
+                     cloud, style="alert")
 
     def _device(self, record: TraceRecord) -> None:
         f, kind, node = record.fields, record.kind, record.node

@@ -4,7 +4,9 @@ The SVG needs nothing but a browser: lanes are columns with a header, every row 
 (times on the left, the Device OS log lines in a column on the right), arrows carry their label,
 notes are boxes, the row of a violation is red and spans every lane. Each row is a ``<g>`` with
 ``id="seq-N"`` (N: the trace record's sequence number), so ``diagram.html#seq-N`` opens at the
-step a report names. Long labels are cut to fit; the full text is the row's tooltip (``<title>``).
+step a report names. A row holds one thing, so an arrow's label may run past the arrow's ends
+and a note's box over the log column; what is still too long is cut, and the full text is the
+row's tooltip (``<title>``).
 :func:`to_html` wraps the SVG with a title, summary lines, a legend and the Mermaid source, with
 no script and no external resource.
 """
@@ -22,7 +24,8 @@ LANE_W = 178
 LOG_W = 620
 HEAD_H = 54
 ROW_H = 20
-CHAR_W = 6.1
+#: the advance of one character of the 11 px monospace font (0.6 em): labels are cut to it
+CHAR_W = 6.7
 
 _COLORS = {"request": "#1f5fa8", "reply": "#2e7d32", "alert": "#c62828", "info": "#455a64",
            "step": "#6a1b9a", "violation": "#b71c1c"}
@@ -86,7 +89,10 @@ def to_svg(diagram: Diagram) -> str:
                        f'stroke="{color}" stroke-width="1.4"{dash} '
                        f'marker-end="url(#head-{row.style if row.style in _COLORS else "info"})"'
                        "/>")
-            span = max(abs(x2 - x1), LANE_W * 0.9)
+            # an arrow's row holds nothing else: its label may reach past the arrow's ends
+            middle = (x1 + x2) / 2
+            room = 2 * min(middle - TIME_W, width - 8 - middle)
+            span = max(abs(x2 - x1), min(LANE_W * 2, room))
             out.append(f'<text x="{(x1 + x2) / 2:.1f}" y="{y + 1:.1f}" text-anchor="middle" '
                        f'fill="{color}">{escape(_fit(row.text, span))}</text>')
         elif row.kind == "note" and row.source in centers:
@@ -96,9 +102,9 @@ def to_svg(diagram: Diagram) -> str:
                            f'font-weight="bold">{escape(_fit(row.text, width - TIME_W - 8))}'
                            "</text>")
             else:
-                box_w = min(max(len(row.text) * CHAR_W + 12, 60), lanes_right - x + LANE_W / 2
-                            - 8)
                 left = x - LANE_W / 2 + 4
+                # a note's row has no log line: its box may run on over the log column
+                box_w = min(max(len(row.text) * CHAR_W + 12, 60), width - left - 8)
                 out.append(f'<rect x="{left:.1f}" y="{y - ROW_H / 2 + 2:.1f}" '
                            f'width="{box_w:.1f}" height="{ROW_H - 4}" rx="3" fill="#fffde7" '
                            f'stroke="{color}"/>')

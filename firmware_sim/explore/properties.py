@@ -17,8 +17,10 @@ Built-in properties (``PROPERTIES``; parameters in brackets):
 * ``claim-liveness`` [``within_s`` = 60]: a claim code stored on a device is delivered and
   confirmed (the device clears it on the cloud's ``spark/device/claim/confirm``) within
   ``within_s`` seconds of the next *stable* connection - a connection made after the code was
-  stored that stays up ``within_s`` seconds - unless the code was replaced or cleared first.
-  Each violation gets a signature saying why (``resumed-without-code``, ``session-end-lost``,
+  stored that stays up ``within_s`` seconds, or, when the code was stored while the device was
+  connected, that connection if it stays up ``within_s`` seconds from the storing - unless the
+  code was replaced or cleared first. Each violation gets a signature saying why
+  (``set-while-connected``, ``resumed-without-code``, ``session-end-lost``,
   ``set-during-handshake``, ``code-refused``, ``confirm-lost``, ...).
 * ``ownership``: a device's owner changes only by a valid claim code (issued by the cloud, not
   used before, not expired, its creator becomes the owner) or by an API claim the rules allow
@@ -129,6 +131,10 @@ class _Obligation:
     confirm_skipped: bool = False
     dct: object = None
     writes: int = -1
+    #: the device's cloud connection is up (its last cloud.state was "connected")
+    online: bool = False
+    #: the code was stored while the device was connected: the obligation started then
+    set_while_connected: bool = False
 
 
 class ClaimLiveness(Checker):
@@ -166,6 +172,11 @@ class ClaimLiveness(Checker):
             ob.sent_us = None
             ob.redeemed = None
             ob.confirm_skipped = False
+            ob.set_while_connected = ob.online
+            if ob.online:  # stored on a live session: the connection it must go out on is up
+                ob.connected_us = now_us
+                ob.deadline_us = now_us + self.within_us
+                self.wake_at(ob.deadline_us)
 
     def on_record(self, record: TraceRecord) -> None:
         ob = self._devices.get(record.node)
@@ -174,7 +185,8 @@ class ClaimLiveness(Checker):
             self._refresh(ob, now)
             kind = record.kind
             if kind == "cloud.state":
-                if record.fields.get("state") == "connected":
+                ob.online = record.fields.get("state") == "connected"
+                if ob.online:
                     ob.connected_us = now
                     if ob.code is not None:
                         ob.deadline_us = now + self.within_us
@@ -191,6 +203,7 @@ class ClaimLiveness(Checker):
                     f"Send {CLAIM_CODE_EVENT} event"):
                 ob.sent_us = now
             elif kind == "device.boot":
+                ob.online = False
                 ob.connected_us = None
                 ob.deadline_us = None
             return
@@ -217,9 +230,15 @@ class ClaimLiveness(Checker):
 
     def _diagnose(self, ob: _Obligation) -> tuple[str, str]:
         device = ob.device.name
-        head = (f"the claim code set on {device} at {seconds(ob.set_us):.3f} s was not confirmed "
-                f"within {self.within_us / 1e6:g} s of the stable connection made at "
-                f"{seconds(ob.connected_us or 0):.3f} s")
+        on_live_session = ob.set_while_connected and ob.connected_us == ob.set_us
+        if on_live_session:
+            head = (f"the claim code set on {device} at {seconds(ob.set_us):.3f} s, while it "
+                    f"was connected to the cloud, was not confirmed within "
+                    f"{self.within_us / 1e6:g} s")
+        else:
+            head = (f"the claim code set on {device} at {seconds(ob.set_us):.3f} s was not "
+                    f"confirmed within {self.within_us / 1e6:g} s of the stable connection "
+                    f"made at {seconds(ob.connected_us or 0):.3f} s")
         if ob.sent_us is not None:
             if ob.redeemed is None:
                 return "code-not-redeemed", (f"{head}: the device sent it at "
@@ -234,6 +253,10 @@ class ClaimLiveness(Checker):
                 return "confirm-not-sent", f"{head}: the cloud claimed it but sent no confirm"
             return "confirm-lost", (f"{head}: the cloud claimed it but the device never got "
                                     f"{CLAIM_CONFIRM_EVENT}")
+        if on_live_session:
+            return "set-while-connected", (
+                f"{head}: the session that was up never ended, and Device OS publishes "
+                f"{CLAIM_CODE_EVENT} only after a full handshake (a new session)")
         before = [h for h in ob.handshakes if h[0] <= (ob.connected_us or 0)]
         if not before:
             return "set-during-handshake", (
@@ -480,9 +503,21 @@ class TraceFunction(Checker):
         if result is False:
             self.violate(f"{self.name} returned False")
             return
-        messages = [result] if isinstance(result, str) else list(result)
+        messages = [result] if isinstance(result, str) else result
+        if not isinstance(messages, list | tuple) or not all(
+                isinstance(m, str) for m in messages):
+            from .user_code import PropertyError
+
+            raise PropertyError(f"property {self.name} must return str or None (or a list of "
+                                f"str, or a bool), not {type(result).__name__}: "
+                                f"{_short_repr(result)}")
         for message in messages:
-            self.violate(str(message))
+            self.violate(message)
+
+
+def _short_repr(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 # -- the registry ----------------------------------------------------------------------------------
@@ -537,6 +572,8 @@ def _builtin(name: str, params: Mapping[str, Any]) -> PropertySpec:
                 default, bool):
             raise ConfigurationError(f"property {name}: {key} must be "
                                      f"{type(default).__name__}, not {value!r}")
+        elif isinstance(value, str) and not value.strip() and default:  # "" is not a name
+            raise ConfigurationError(f"property {name}: {key} must not be empty")
     factory = builtin.factory
     return PropertySpec(name, lambda: factory(**merged), merged, builtin.summary)
 
@@ -570,7 +607,16 @@ def user_property(name: str, target: Any, params: Mapping[str, Any] | None = Non
 
         return PropertySpec(name, make_checker, params, (cls.__doc__ or "").strip()
                             .split("\n")[0])
+    if inspect.isclass(target):
+        raise ConfigurationError(f"property {name}: the class {target.__name__} is not a "
+                                 "firmware_sim.explore.Checker subclass")
     if callable(target):
+        if not (inspect.isfunction(target) or inspect.ismethod(target)) or not _takes_one(
+                target):
+            raise ConfigurationError(
+                f"property {name}: {getattr(target, '__name__', type(target).__name__)} is not "
+                "a property: give a Checker subclass or a Python function fn(records) that "
+                "returns None or a violation message (str)")
         if params:
             raise ConfigurationError(f"property {name}: a trace function takes no parameters")
         function = target
@@ -578,6 +624,15 @@ def user_property(name: str, target: Any, params: Mapping[str, Any] | None = Non
                             (getattr(function, "__doc__", None) or "").strip().split("\n")[0])
     raise ConfigurationError(f"property {name}: {target!r} is neither a Checker subclass nor "
                              "a function")
+
+
+def _takes_one(function: Callable[..., Any]) -> bool:
+    """Whether ``function`` can be called with one positional argument (the records)."""
+    try:
+        inspect.signature(function).bind(())
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def resolve(name: str, params: Mapping[str, Any] | None = None) -> list[PropertySpec]:

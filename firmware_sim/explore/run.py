@@ -20,6 +20,10 @@ byte-identical traces.
   Every decision is recorded as a :class:`~firmware_sim.explore.model.Step` and every firing as
   a :class:`~firmware_sim.explore.model.FaultFiring`: the schedule replays the run.
 
+An exception from a device's user firmware (a frame in the file of its class) ends the run with
+a violation of the pseudo-property ``firmware-raised`` (``user_code``); one from a user property
+is a one-line ``PropertyError``.
+
 A run ends at the first violation, at the horizon, or early - at least a second after the last
 action - once no decision is left, nothing an action started is under way and every property
 is settled. A replay without any step (a world left alone) never ends early: it lasts to the
@@ -35,7 +39,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ..kernel.errors import PowerCut
+from ..apps import BUILTIN_FIRMWARE, resolve_firmware
+from ..kernel.errors import FwSimError, PowerCut
 from ..kernel.trace import TraceRecord
 from ..system.device import Device
 from ..testbed import Testbed
@@ -58,6 +63,7 @@ from .scenario_file import ExploreDesc, ScenarioFile
 from .thingsboard_actions import TB_ACTIONS  # noqa: F401  (registers the ThingsBoard actions)
 from .thingsboard_properties import TB_PROPERTIES  # noqa: F401  (and its properties)
 from .thingsboard_world import add_buttons, power_on_buttons
+from .user_code import FIRMWARE_RAISED, PropertyError, raised, source_file, user_frame
 
 #: with no action left, how often (virtual time) the run loop asks whether it may end early
 SETTLE_CHECK_US = 1_000_000
@@ -127,7 +133,7 @@ class _Runner:
             checker.name = prop.name
             checker._sink = self._violated  # type: ignore[attr-defined]
             checker._alarm = self._alarm  # type: ignore[attr-defined]
-            checker.start(self.ctx)
+            self._user(checker, checker.start, self.ctx)
             self.checkers.append(checker)
         self._install_dct_faults()
         self.world.trace.subscribe(self._on_record)
@@ -136,7 +142,30 @@ class _Runner:
 
     def _on_record(self, record: TraceRecord) -> None:
         for checker in self.checkers:
-            checker.on_record(record)
+            try:
+                checker.on_record(record)
+            except FwSimError:
+                raise
+            except Exception as exc:
+                raise self._property_error(checker, exc) from None
+
+    def _user(self, checker: Checker, call: Callable[..., object], *args: object) -> object:
+        """``call(*args)``, a method of ``checker``: a user property's exception becomes a
+        one-line :class:`PropertyError` naming its file and line."""
+        try:
+            return call(*args)
+        except FwSimError:
+            raise
+        except Exception as exc:
+            raise self._property_error(checker, exc) from None
+
+    @staticmethod
+    def _property_error(checker: Checker, exc: Exception) -> Exception:
+        target = getattr(checker, "function", None) or type(checker)
+        source = source_file(target)
+        if source is None:  # a built-in property: fwsim's own bug, reported as such
+            return exc
+        return PropertyError(raised(f"property {checker.name}", exc, user_frame(exc, source)))
 
     def _violated(self, name: str, message: str, signature: str) -> None:
         if self.stopped and self.stop_on_violation:
@@ -158,7 +187,7 @@ class _Runner:
             if checker not in woken:
                 woken.append(checker)
         for checker in woken:
-            checker.at_time(now)
+            self._user(checker, checker.at_time, now)
 
     # -- faults --------------------------------------------------------------------------------
 
@@ -193,6 +222,31 @@ class _Runner:
                 raise
             for name in cut:
                 self.ctx.operator.power_lost(self.testbed.devices[name])
+        except FwSimError:
+            raise
+        except Exception as exc:
+            message = self._firmware_raised(exc)
+            if message is None:
+                raise
+            # a firmware bug the run found: a violation that ends the run
+            self._violated(FIRMWARE_RAISED, message, type(exc).__name__)
+            self.stopped = True
+
+    def _firmware_raised(self, exc: Exception) -> str | None:
+        """``firmware REF raised ... (file.py:LINE, in f)`` when ``exc`` comes from a device's
+        user firmware (a frame in the file that defines its class); None otherwise."""
+        for desc in self.scenario.world.devices:
+            ref = desc.firmware
+            if not ref or ref in BUILTIN_FIRMWARE:
+                continue
+            try:
+                factory = resolve_firmware(ref)
+            except FwSimError:
+                continue
+            where = user_frame(exc, source_file(factory))
+            if where is not None:
+                return raised(f"firmware {ref}", exc, where)
+        return None
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -202,7 +256,7 @@ class _Runner:
         horizon = micros(self.scenario.horizon_s)
         for desc in self.scenario.world.devices:
             if desc.power_on:
-                self.testbed.devices[desc.name].power_on()
+                self._guard(self.testbed.devices[desc.name].power_on)
         power_on_buttons(self.testbed, self.scenario.world.buttons)
         # a replay without actions (a world left alone, faults only) watches it to the horizon
         may_end_early = self.decider is not None or bool(self.scenario.schedule.steps)
@@ -251,11 +305,12 @@ class _Runner:
                 break
             if (may_end_early and next_us is None
                     and now >= self._last_action_us + SETTLE_CHECK_US
-                    and not self.ctx.busy() and all(c.settled() for c in self.checkers)):
+                    and not self.ctx.busy()
+                    and all(self._user(c, c.settled) for c in self.checkers)):
                 break
         if not self.stopped:
             for checker in self.checkers:
-                checker.finish()
+                self._user(checker, checker.finish)
                 if self.stopped:
                     break
         end_us = clock.now_us

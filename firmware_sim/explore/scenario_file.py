@@ -84,6 +84,9 @@ from .tomlio import TomlWriter
 
 #: default virtual length of a run
 DEFAULT_HORIZON_S = 150.0
+#: the longest run a scenario file may ask for: one virtual day (the catalog's run 120-300 s; a
+#: quiet world takes about 5 wall seconds per virtual day, so nothing runs unbounded)
+MAX_HORIZON_S = 86_400.0
 
 
 @dataclass(frozen=True)
@@ -374,6 +377,9 @@ def loads(text: str, source: str = "<scenario>") -> ScenarioFile:
     horizon = head.get("horizon_s", float, DEFAULT_HORIZON_S)
     if not horizon > 0:
         raise ConfigurationError(f"{source}: [scenario] horizon_s must be positive")
+    if not horizon <= MAX_HORIZON_S:
+        raise ConfigurationError(f"{source}: [scenario] horizon_s must be at most "
+                                 f"{MAX_HORIZON_S:g} (one virtual day), not {horizon:g}")
     tiebreak_kind = head.get("tiebreak", str, "seeded")
     if tiebreak_kind not in ("seeded", "pct"):
         raise ConfigurationError(f"{source}: [scenario] tiebreak must be \"seeded\" or \"pct\"")
@@ -622,5 +628,6 @@ def dump(scenario: ScenarioFile, path: str | Path) -> Path:
     return target
 
 
-__all__ = ["DEFAULT_HORIZON_S", "ApDesc", "ButtonDesc", "DeviceDesc", "ExploreDesc", "ScenarioFile",
-           "WorldDesc", "dump", "dumps", "firmware_options", "load", "loads"]
+__all__ = ["DEFAULT_HORIZON_S", "MAX_HORIZON_S", "ApDesc", "ButtonDesc", "DeviceDesc",
+           "ExploreDesc", "ScenarioFile", "WorldDesc", "dump", "dumps", "firmware_options",
+           "load", "loads"]
