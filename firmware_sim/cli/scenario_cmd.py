@@ -141,7 +141,7 @@ class FirmwareError(UsageError):
 
 def _check_outputs(trace: str | None, trace_dir: str | None, diagram: str | None) -> None:
     """A trace or diagram path that cannot be written fails before the run, in one line."""
-    from ..explore.output_paths import check_output_file, output_folder
+    from ..kernel.output_paths import check_output_file, output_folder
 
     if trace:
         check_output_file(trace, "trace file")

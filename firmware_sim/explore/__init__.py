@@ -12,9 +12,9 @@ faults (strategies), shrinks what breaks to a minimal schedule, and hands back a
 Modules: ``model`` (steps, schedules, violations), ``scenario_file`` (the TOML format),
 ``actions`` (the vocabulary), ``choosers`` (the explorer as the world's chooser), ``run`` (one
 run), ``properties``, ``strategies``, ``shrink``, ``api`` (``explore``), ``user_code`` (a
-firmware or property that raises, named by its file and line), ``output_paths`` (``--out``,
-``--trace`` checked before any work), ``pytest`` helpers in ``firmware_sim.pytest_plugin``
-(``fwsim_explore``).
+firmware or property that raises, named by its file and line), ``pytest`` helpers in
+``firmware_sim.pytest_plugin`` (``fwsim_explore``). ``--out`` and ``--trace`` are checked before
+any work by ``firmware_sim.kernel.output_paths``.
 """
 
 from __future__ import annotations

@@ -35,9 +35,9 @@ from typing import IO, Any
 
 from ..apps import resolve_firmware
 from ..kernel.errors import ConfigurationError
+from ..kernel.output_paths import output_folder
 from ..kernel.trace import read_jsonl
 from .model import Coverage, Violation, seconds
-from .output_paths import output_folder
 from .properties import DEFAULT_PROPERTIES, PropertyLike, PropertySpec, resolve_all
 from .run import RunOutcome, execute
 from .scenario_file import ExploreDesc, ScenarioFile, dump, firmware_options, load, loads

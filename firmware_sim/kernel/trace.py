@@ -25,6 +25,7 @@ from typing import IO, Any, NamedTuple, Protocol
 
 from .clock import Clock
 from .errors import ConfigurationError
+from .output_paths import check_output_file
 from .private_files import open_private_text
 
 TRACE_FORMAT_VERSION = 1
@@ -108,6 +109,7 @@ class JsonlSink:
     def __init__(self, target: str | Path | IO[str]) -> None:
         if isinstance(target, str | Path):
             path = Path(target)
+            check_output_file(path, "trace file")  # "not a directory", not "File exists"
             try:
                 # a trace holds the claim codes and tokens it saw
                 self._stream: IO[str] = open_private_text(path)

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from ..apps import resolve_firmware
 from ..kernel.errors import ConfigurationError, UsageError
 from ..kernel.link import DatagramPort, Receiver
+from ..kernel.output_paths import check_output_file
 from ..kernel.private_files import make_private_dir, open_private_text
 from ..kernel.trace import JsonlSink, TraceRecord, TraceSink
 from ..kernel.world import World, check_node_name
@@ -249,6 +250,7 @@ class LiveJsonlSink:
 
     def __init__(self, path: str | Path) -> None:
         target = Path(path)
+        check_output_file(target, "trace file")  # "not a directory", not "File exists"
         try:
             if target.parent != Path():
                 target.parent.mkdir(parents=True, exist_ok=True)

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..kernel.errors import ConfigurationError
-from ..kernel.private_files import make_private_dir
+from .errors import ConfigurationError
+from .private_files import make_private_dir
 
 
 def _not_a_folder(path: Path) -> Path | None:
