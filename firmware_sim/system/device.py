@@ -427,10 +427,16 @@ class Device:
 
     @property
     def control(self) -> ControlDispatcher:
-        """The control-request dispatcher of this boot (built when a request first comes)."""
+        """The control-request dispatcher of this boot (built when a request first comes). A
+        device that is not running - off, panicking (interrupts off), in DFU mode - runs no
+        Device OS, so its dispatcher is a closed one: a request is traced and dropped, and the
+        host times out."""
         control = self._control
-        if control is None:
+        running = self.state is DeviceState.RUNNING
+        if control is None or (control.closed and running):
             control = self._control = build_dispatcher(self)
+            if not running:
+                control.close()
         return control
 
     @property

@@ -137,3 +137,29 @@ def test_an_earlier_panic_s_reset_does_not_cut_a_later_panic_short() -> None:
         assert later and all(reason == "panic" for _, reason in resets[1:])
         for panic_at, reset_at in zip(panics[1:], later, strict=False):
             assert reset_at - panic_at == 10_400_000
+
+
+@pytest.mark.parametrize("stop", ["panic", "power_off"])
+def test_a_device_that_is_not_running_answers_no_control_request(stop: str) -> None:
+    """Fidelity audit: a panicking device (interrupts off) or one without power answered
+    SET_CLAIM_CODE at once and wrote its DCT when a request came in process."""
+    from control_requests import RequestType
+
+    with _bed() as bed:
+        _connected(bed)
+        device = bed.devices["d"]
+        device.panic(1) if stop == "panic" else device.power_off()
+        answers: list[tuple[int, bytes]] = []
+        device.control.submit("control", int(RequestType.DEVICE_ID), b"",
+                              lambda result, reply: answers.append((result, reply)))
+        bed.run_for(1)
+        assert answers == []
+        assert bed.world.trace.find("control.dropped")
+        # after the next boot the device answers again
+        if stop == "power_off":
+            device.power_on()
+        assert bed.run_until(lambda: device.running, 30)
+        device.control.submit("control", int(RequestType.DEVICE_ID), b"",
+                              lambda result, reply: answers.append((result, reply)))
+        bed.run_for(1)
+        assert [result for result, _ in answers] == [0]
