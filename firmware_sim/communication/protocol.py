@@ -8,25 +8,31 @@ session restore is ``communication/src/dtls_message_channel.cpp``):
 1. log ``Establish secure connection`` and try to restore the persisted session;
 2. **resume** (restore COMPLETE): log ``restored session from persisted session data.
    next_msg_id=N``, move the session, compare the app-state CRC; if equal log ``Skipping HELLO
-   message``, send a CoAP ping and report ``SESSION_RESUMED`` at once (the ping's ACK is awaited
-   like any other handshake message, not by ``begin``); if different fall through to HELLO on
-   the restored session;
+   message``, send a CoAP ping (``ping(true)``: true is ``forceCoAP``, not synchronous) and
+   report ``SESSION_RESUMED`` ``resume_send_s`` later (the ping's ACK is awaited like any other
+   handshake message, not by ``begin``); if different fall through to HELLO on the restored
+   session;
 3. **full handshake** (NO_SESSION): a DTLS handshake of two round trips (see ``wire.py``), then
-   log ``Sending HELLO message``, send HELLO, log ``Handshake completed``, persist the session
-   and send the forced system DESCRIBE, and report ``NO_ERROR``.
+   log ``Sending HELLO message`` and send HELLO (the platform's flags, ``wire.hello_flags_for``)
+   **synchronously**: ``begin`` waits for its ACK (``send_synchronous``, ``coap_channel.h``),
+   dropping requests from the cloud meanwhile; a timeout (MESSAGE_TIMEOUT) or an RST for it
+   (MESSAGE_RESET) logs ``Could not send HELLO message: N`` and is the begin result. Once
+   acknowledged: log ``Handshake completed``, persist the session, send the forced system
+   DESCRIBE, and report ``NO_ERROR``.
 
-Phases: IDLE -> DTLS_HELLO -> DTLS_FINISHED -> ESTABLISHED (or straight to ESTABLISHED on a
-resume) -> CLOSED. The DTLS stand-in's handshake messages are retransmitted after
-``dtls_retransmit_s``, doubling, and the attempt fails (``MESSAGE_TIMEOUT``) after
-``dtls_max_retransmit`` retransmissions. CoAP messages go through a :class:`CoapExchange`
-(``coap_exchange.py``): every confirmable message is tracked until its ACK and retransmitted with
-a doubling timeout; one still unanswered after ``max_retransmit`` retransmissions fails the
-connection (``MESSAGE_TIMEOUT``, ``PING_TIMEOUT`` for pings). A CoAP RST (whatever its id) logs
-``Received RST message; discarding session``, forgets the persisted session and fails the
-connection with ``IO_ERROR_DISCARD_SESSION``, so the next attempt is a full handshake. Requests
-from the cloud are ACKed (again, when repeated) and handed on once. The first message received on
-a resumed session resets the session's use counter. Once established, a keepalive ping is sent
-after ``keepalive_s`` without traffic.
+Phases: IDLE -> DTLS_HELLO -> DTLS_FINISHED -> HELLO -> ESTABLISHED (or straight to ESTABLISHED on
+a resume; HELLO -> ESTABLISHED on a resume whose app state changed) -> CLOSED. The DTLS stand-in's
+handshake messages are retransmitted after ``dtls_retransmit_s``, doubling, and the attempt fails
+(``MESSAGE_TIMEOUT``) after ``dtls_max_retransmit`` retransmissions. CoAP messages go through a
+:class:`CoapExchange` (``coap_exchange.py``): every confirmable message is tracked until its ACK
+and retransmitted with a doubling timeout; one still unanswered after ``max_retransmit``
+retransmissions fails the connection (``MESSAGE_TIMEOUT``, ``PING_TIMEOUT`` for pings). A CoAP RST
+(whatever its id, except while the HELLO awaits its ACK) logs ``Received RST message; discarding
+session``, forgets the persisted session and fails the connection with
+``IO_ERROR_DISCARD_SESSION``, so the next attempt is a full handshake. Requests from the cloud are
+ACKed (again, when repeated) and handed on once. The first message received on a resumed session
+resets the session's use counter. Once established, a keepalive ping is sent after ``keepalive_s``
+without traffic.
 
 Function calls (POST ``f/<name>``, the argument in the Uri-Query) and variable requests (GET
 ``v/<name>``) are ACKed (empty; a call whose argument is longer than
@@ -93,6 +99,8 @@ class Phase(Enum):
     IDLE = "idle"
     DTLS_HELLO = "dtls_hello"
     DTLS_FINISHED = "dtls_finished"
+    #: the HELLO is out, ``begin`` waits for its ACK (``send_synchronous``)
+    HELLO = "hello"
     ESTABLISHED = "established"
     CLOSED = "closed"
 
@@ -120,17 +128,31 @@ class DeviceIdentity:
     system_module_version: int
     product_id: int = 0xFFFF
     product_version: int = 0xFFFF
-    hello_flags: int = int(wire.DEFAULT_HELLO_FLAGS)
+    #: the HELLO's flags; None: what Device OS sets on this platform (``wire.hello_flags_for``)
+    hello_flags: int | None = None
     #: checksum of the device keys; a change invalidates the persisted session
     keys_checksum: int = 0
     #: UDP/DTLS platforms persist the session; TCP (Gen2 Photon) never resumes.
     persists_session: bool = True
+    #: decides COMPRESSED_OTA; fwsim's installed bootloader (``hal/modules.py``
+    #: ``BOOTLOADER_VERSION``)
+    bootloader_version: int = 2300
+
+    def __post_init__(self) -> None:
+        if self.hello_flags is None:
+            flags = wire.hello_flags_for(self.platform_id, self.bootloader_version)
+            object.__setattr__(self, "hello_flags", int(flags))
+
+    @property
+    def flags(self) -> int:
+        """The HELLO's flags (``hello_flags`` once resolved)."""
+        return self.hello_flags if self.hello_flags is not None else 0
 
     def app_state_crc(self, describe: bytes) -> int:
         """CRC over what Device OS compares on resume: the system describe, the HELLO flags,
         the system module version, the maximum binary size and the OTA chunk size (fwsim leaves
         out the maximum message size, which it never changes)."""
-        header = struct.pack(">HHIH", self.hello_flags, self.system_module_version,
+        header = struct.pack(">HHIH", self.flags, self.system_module_version,
                              0x180000, 512)
         return zlib.crc32(header + describe)
 
@@ -198,7 +220,8 @@ class DeviceProtocol:
 
     __slots__ = (
         "_begin_reported", "_begin_timer", "_dtls_attempts", "_dtls_timer", "_exchange",
-        "_heard_on_resumed", "_held", "_keepalive", "_listener", "_log", "_next_token", "_port",
+        "_heard_on_resumed", "_held", "_hello_mid", "_keepalive", "_listener", "_log",
+        "_next_token", "_port",
         "_resumed", "_scheduler", "_session", "_session_id", "_subscription_mids",
         "_subscriptions_crc", "_system_describe", "_tracer", "identity", "options", "phase",
     )
@@ -220,6 +243,8 @@ class DeviceProtocol:
         self._resumed = False
         self._heard_on_resumed = False
         self._next_token = 1
+        #: the HELLO's message id while ``begin`` waits for its ACK
+        self._hello_mid: int | None = None
         self._exchange = CoapExchange(
             scheduler, self._send_raw, frame=self._frame_coap, ids=MessageIds(1, 0xFFFF),
             policy=_retransmit_policy(options.ack_timeout_s, options.max_retransmit),
@@ -380,6 +405,7 @@ class DeviceProtocol:
         self._session_id = b""
         self._dtls_attempts = 0
         self._begin_reported = False
+        self._hello_mid = None
 
     def _resume(self, data: SessionData) -> None:
         self._session_id = data.session_id
@@ -398,7 +424,7 @@ class DeviceProtocol:
             self._report_begin(ProtocolResult.SESSION_RESUMED, self.options.resume_send_s)
         else:
             self._tracer.emit("session.app_state_changed", cached=data.app_state_crc)
-            self._hello_and_describe()
+            self._send_hello()
 
     def _start_dtls_handshake(self) -> None:
         self.phase = Phase.DTLS_HELLO
@@ -424,14 +450,24 @@ class DeviceProtocol:
                                                       self._transmit_dtls, datagram,
                                                       label="dtls-retransmit")
 
-    def _hello_and_describe(self) -> None:
-        self.phase = Phase.ESTABLISHED
+    def _send_hello(self) -> None:
+        """``Protocol::hello``: the HELLO is sent synchronously (``set_confirm_received(true)``,
+        ``CoAPReliableChannel::send_synchronous``): ``begin`` goes on only once its ACK came."""
+        self.phase = Phase.HELLO
         self._log.info(LOG_HANDSHAKE, "Sending HELLO message")
         ident = self.identity
-        hello = wire.Hello(ident.product_id, ident.product_version, ident.hello_flags,
+        hello = wire.Hello(ident.product_id, ident.product_version, ident.flags,
                            ident.platform_id, ident.device_id, ident.system_module_version)
-        self._send_con(wire.POST, (wire.URI_HELLO,), hello.encode(), what="hello")
+        self._hello_mid = self._send_con(wire.POST, (wire.URI_HELLO,), hello.encode(),
+                                         what="hello", on_ack=self._hello_acked)
+
+    def _hello_acked(self, _ack: CoapMessage) -> None:
+        """The rest of ``begin`` (any ACK delivers the HELLO): log ``Handshake completed``,
+        persist the session, send the forced system DESCRIBE, return NO_ERROR."""
+        self._hello_mid = None
+        self.phase = Phase.ESTABLISHED
         self._log.info(LOG_HANDSHAKE, "Handshake completed")
+        ident = self.identity
         describe = self._system_describe()
         if ident.persists_session:
             self._session.save(SessionData(self._session_id, ident.keys_checksum, 0,
@@ -441,6 +477,13 @@ class DeviceProtocol:
         self._send_con(wire.POST, (wire.URI_DESCRIBE,), describe, what="system describe")
         self._arm_keepalive()
         self._report_begin(ProtocolResult.NO_ERROR)
+
+    def _hello_failed(self, code: ProtocolResult) -> None:
+        """``send_synchronous`` gave up on the HELLO (MESSAGE_TIMEOUT: never acknowledged;
+        MESSAGE_RESET: an RST for it): ``begin`` logs it and returns the error."""
+        self._hello_mid = None
+        self._log.error(LOG_HANDSHAKE, f"Could not send HELLO message: {int(code)}")
+        self._fail(code)
 
     def _report_begin(self, code: ProtocolResult, delay_s: float = 0.0) -> None:
         if self._begin_reported:
@@ -503,6 +546,9 @@ class DeviceProtocol:
 
     def _coap_timeout(self, pending: Confirmable) -> None:
         self._tracer.emit("coap.timeout", mid=pending.mid, what=pending.what)
+        if self.phase is Phase.HELLO:
+            self._hello_failed(ProtocolResult.MESSAGE_TIMEOUT)
+            return
         is_ping = pending.what in ("ping", "resume ping")
         self._fail(ProtocolResult.PING_TIMEOUT if is_ping else ProtocolResult.MESSAGE_TIMEOUT)
 
@@ -549,7 +595,8 @@ class DeviceProtocol:
             self._tracer.emit("dtls.alert", code=record.subtype)
             if self.phase in (Phase.DTLS_HELLO, Phase.DTLS_FINISHED):
                 self._fail(ProtocolResult.AUTHENTICATION_ERROR)
-        elif record.session_id == self._session_id and self.phase is Phase.ESTABLISHED:
+        elif (record.session_id == self._session_id
+              and self.phase in (Phase.ESTABLISHED, Phase.HELLO)):
             try:
                 message = CoapMessage.decode(record.body)
             except PeerProtocolError as exc:
@@ -574,7 +621,7 @@ class DeviceProtocol:
             self._session_id = body
             self._exchange.ids.restart(1)
             self._tracer.emit("dtls.handshake_done", session_id=body)
-            self._hello_and_describe()
+            self._send_hello()
         else:
             self._tracer.emit("dtls.unexpected", message=htype.name, phase=self.phase.value)
 
@@ -584,23 +631,16 @@ class DeviceProtocol:
             self._session.cancel_move()
             self._tracer.emit("session.use_counter_reset")
         self._touch()
+        if self.phase is Phase.HELLO:
+            self._on_coap_awaiting_hello(message)
+            return
         if message.mtype is CoapType.RST:
             self._log.warn(LOG_COAP, "Received RST message; discarding session")
             self._session.discard()
             self._fail(ProtocolResult.IO_ERROR_DISCARD_SESSION)
             return
         if message.mtype is CoapType.ACK:
-            pending = self._exchange.acknowledge(message)
-            if pending is None:
-                self._tracer.emit("coap.unexpected_ack", mid=message.mid)
-                return
-            self._tracer.emit("coap.acked", mid=message.mid, what=pending.what,
-                              code=message.code_text)
-            self._session.update_coap_id(self._exchange.ids.next)
-            if pending.on_ack is not None:
-                pending.on_ack(message)
-            if self._exchange.idle:
-                self._scheduler.call_soon(self._listener.protocol_idle, label="protocol-idle")
+            self._on_ack(message)
             return
         # A request from the cloud (CON or NON).
         if message.code == wire.POST and message.uri_path == (wire.URI_SERVER_MOVED,):
@@ -642,6 +682,35 @@ class DeviceProtocol:
         else:
             self._tracer.emit("coap.unhandled_request", code=message.code_text,
                               uri="/".join(message.uri_path))
+
+    def _on_ack(self, message: CoapMessage) -> None:
+        pending = self._exchange.acknowledge(message)
+        if pending is None:
+            self._tracer.emit("coap.unexpected_ack", mid=message.mid)
+            return
+        self._tracer.emit("coap.acked", mid=message.mid, what=pending.what,
+                          code=message.code_text)
+        self._session.update_coap_id(self._exchange.ids.next)
+        if pending.on_ack is not None:
+            pending.on_ack(message)
+        if self._exchange.idle:
+            self._scheduler.call_soon(self._listener.protocol_idle, label="protocol-idle")
+
+    def _on_coap_awaiting_hello(self, message: CoapMessage) -> None:
+        """``send_synchronous``'s loop: ACKs and RSTs go to the message store (an RST, whatever
+        its id, logs and discards the session; one for the HELLO fails it with MESSAGE_RESET);
+        requests from the cloud are dropped unanswered ("drop CON messages on the floor")."""
+        if message.mtype is CoapType.RST:
+            self._log.warn(LOG_COAP, "Received RST message; discarding session")
+            self._session.discard()
+            if message.mid == self._hello_mid:
+                self._tracer.emit("coap.reset", mid=message.mid, what="hello")
+                self._hello_failed(ProtocolResult.MESSAGE_RESET)
+            return
+        if message.mtype is CoapType.ACK:
+            self._on_ack(message)
+            return
+        self._tracer.emit("coap.dropped", mid=message.mid, reason="awaiting the HELLO's ACK")
 
     def _on_app_request(self, message: CoapMessage, duplicate: bool) -> None:
         """A function call (POST ``f/<name>``) or variable request (GET ``v/<name>``)."""

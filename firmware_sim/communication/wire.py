@@ -384,10 +384,33 @@ class HelloFlag(IntFlag):
     OTA_PROTOCOL_V3 = 0x80
 
 
-#: Device OS always sets these (``communication/src/protocol.cpp``; DEVICE_INITIATED_DESCRIBE
-#: because the system enables it).
+#: Device OS always sets these (``Protocol::hello``, ``communication/src/protocol.cpp``;
+#: DEVICE_INITIATED_DESCRIBE because ``system_cloud_internal.cpp`` enables it on every platform).
 DEFAULT_HELLO_FLAGS = (HelloFlag.DIAGNOSTICS_SUPPORT | HelloFlag.IMMEDIATE_UPDATES_SUPPORT
                        | HelloFlag.GOODBYE_SUPPORT | HelloFlag.DEVICE_INITIATED_DESCRIBE)
+
+#: Platforms whose HAL sets ``HAL_PLATFORM_OTA_PROTOCOL_V3`` and ``HAL_PLATFORM_COMPRESSED_OTA``
+#: in Device OS 6.2.0: 32 (P2, Photon 2: ``hal/src/rtl872x/hal_platform_rtl8721x_config.h``) and
+#: 12 (Argon: ``hal/src/nRF52840/hal_platform_nrf52840_config.h``). The Photon (6) of Device OS
+#: 2.3.1 sets neither (``hal/inc/hal_platform.h`` defaults both to 0).
+OTA_V3_PLATFORM_IDS = frozenset({12, 32})
+
+#: ``COMPRESSED_OTA_MIN_BOOTLOADER_VERSION`` (``system/src/system_cloud_internal.cpp``): 2.0.0
+COMPRESSED_OTA_MIN_BOOTLOADER_VERSION = 1000
+
+
+def hello_flags_for(platform_id: int, bootloader_version: int) -> HelloFlag:
+    """The flags a device of ``platform_id`` sets in its HELLO: DEFAULT_HELLO_FLAGS, plus
+    OTA_PROTOCOL_V3 where the HAL sets ``HAL_PLATFORM_OTA_PROTOCOL_V3`` (``Protocol::hello``),
+    plus COMPRESSED_OTA where it sets ``HAL_PLATFORM_COMPRESSED_OTA`` and the bootloader is at
+    least 1000 (the system enables ``Connection::COMPRESSED_OTA`` then). OTA_UPGRADE_SUCCESSFUL
+    (after a successful OTA) is not modelled."""
+    flags = DEFAULT_HELLO_FLAGS
+    if platform_id in OTA_V3_PLATFORM_IDS:
+        flags |= HelloFlag.OTA_PROTOCOL_V3
+        if bootloader_version >= COMPRESSED_OTA_MIN_BOOTLOADER_VERSION:
+            flags |= HelloFlag.COMPRESSED_OTA
+    return flags
 
 _HELLO = struct.Struct(">HHHHBB12sHHIH")
 

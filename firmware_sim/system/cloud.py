@@ -11,7 +11,9 @@ States (all transitions live in this file):
 
 ``cloud_status`` events: ``connecting`` (1, with log ``Cloud: connecting``) when an attempt
 starts; ``handshake`` (2) or ``session_resume`` (3) when the protocol reports how it
-established; ``connected`` (8, log ``Cloud connected``) once every handshake message is acked.
+established; ``connected`` (8, log ``Cloud connected``) once every handshake message is acked,
+preceded by ``All handshake messages have been processed`` when ``Spark_Handshake`` ended with
+messages still awaiting their ACK (``clientMessagesProcessed``; not when none was left).
 On the way down ``disconnecting`` (9) only if it was connected, then ``disconnected`` (0).
 
 After the protocol reports (``Spark_Handshake`` in Device OS
@@ -381,6 +383,10 @@ class CloudConnection:
 
     def protocol_idle(self) -> None:
         if self.state is CloudState.HANDSHAKE_PENDING:
+            # ``clientMessagesProcessed`` (the protocol's ``notify_client_messages_processed``
+            # when its last awaited message is acknowledged): only while the handshake waits for
+            # them; ``handle_cloud_connection`` then logs ``Cloud connected``
+            self._log.info(LOG, "All handshake messages have been processed")
             self._set_connected()
 
     # -- handshake steps -----------------------------------------------------------------------

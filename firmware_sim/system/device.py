@@ -421,7 +421,7 @@ class Device:
         if listening is None:
             listening = self._listening = ListeningMode(
                 self.tracer.child("listening"), self.events, self.cloud.set_blocked,
-                allowed=self._listening_allowed)
+                allowed=self._listening_allowed, log=self.log)
             listening.on_change(self._listening_changed)
         return listening
 

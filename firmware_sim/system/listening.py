@@ -9,7 +9,10 @@ pauses the cloud connection (it is torn down and not retried while listening) an
 listening-mode consoles (USB serial commands, SoftAP on the Photon). ``exit()`` raises
 ``setup_end`` and lets the cloud connect again. A device without Wi-Fi credentials enters
 listening mode at boot. Entering while already listening is a no-op (START_LISTENING maps
-INVALID_STATE to 0); so is exiting while not listening.
+INVALID_STATE to 0); so is exiting while not listening. Given a device log, entering logs
+``[system.listen] INFO: Entering listening mode`` before the cloud is paused and exiting logs
+``[system.listen] INFO: Exiting listening mode`` before ``setup_end``
+(``ListeningModeHandler::enter``/``exit``, ``LOG_SOURCE_CATEGORY("system.listen")``).
 
 UNVERIFIED choice (documented in docs/device-model.md): entering listening mode leaves the Wi-Fi
 interface as it was; only the cloud connection is paused.
@@ -20,16 +23,22 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..kernel.trace import Tracer
+from ..services.log import DeviceLog
 from .events import SystemEvent, SystemEventBus
+
+LOG = "system.listen"
 
 
 class ListeningMode:
-    __slots__ = ("_allowed", "_events", "_listeners", "_pause_cloud", "_tracer", "active")
+    __slots__ = ("_allowed", "_events", "_listeners", "_log", "_pause_cloud", "_tracer",
+                 "active")
 
     def __init__(self, tracer: Tracer, events: SystemEventBus,
                  pause_cloud: Callable[[bool], None],
-                 allowed: Callable[[], bool] = lambda: True) -> None:
+                 allowed: Callable[[], bool] = lambda: True,
+                 log: DeviceLog | None = None) -> None:
         self._tracer = tracer
+        self._log = log
         self._events = events
         self._pause_cloud = pause_cloud
         self._allowed = allowed
@@ -55,6 +64,8 @@ class ListeningMode:
             return False
         self.active = True
         self._tracer.emit("listening.enter")
+        if self._log is not None:
+            self._log.info(LOG, "Entering listening mode")
         self._events.notify(SystemEvent.SETUP_BEGIN, 0)
         self._pause_cloud(True)
         for listener in list(self._listeners):
@@ -66,6 +77,8 @@ class ListeningMode:
             return False
         self.active = False
         self._tracer.emit("listening.exit")
+        if self._log is not None:
+            self._log.info(LOG, "Exiting listening mode")
         self._events.notify(SystemEvent.SETUP_END, 0)
         for listener in list(self._listeners):
             listener(False)

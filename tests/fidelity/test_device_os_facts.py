@@ -274,6 +274,34 @@ def test_order_inside_the_full_handshake_branch() -> None:
         ("coap.send", "event particle/device/updates/enabled")]
 
 
+def test_handshake_completed_only_after_the_hello_ack_and_all_processed_before_connected() -> None:
+    """``Protocol::begin``: ``Handshake completed`` once the HELLO (sent synchronously) is
+    acknowledged, then ``Spark_Handshake`` publishes; ``clientMessagesProcessed`` logs ``All
+    handshake messages have been processed`` when the last of them is acknowledged, right
+    before ``Cloud connected`` - on a full handshake and on a resume."""
+    world, device, cloud = make()
+    device.claim.set_claim_code(cloud.create_claim_code(Principal.user("u")).code)
+    device.power_on()
+    assert world.run_until(lambda: device.cloud_connected, 60)
+    order = [(r.kind, r.get("what") or r.get("message")) for r in world.trace.records
+             if r.node == "dev" and r.kind in ("coap.send", "coap.acked", "log")]
+    hello_acked = order.index(("coap.acked", "hello"))
+    assert order[hello_acked - 1] == ("coap.send", "hello")  # nothing sent meanwhile
+    assert order[hello_acked + 1] == ("log", "Handshake completed")
+    assert order.index(("coap.send", "event spark/device/claim/code")) > hello_acked
+    for boot in (1, 2):
+        text = lines(device)
+        connected_at = len(text) - 1 - text[::-1].index("[system] INFO: Cloud connected")
+        assert text[connected_at - 1] == (
+            "[system] INFO: All handshake messages have been processed")
+        assert text.count("[system] INFO: All handshake messages have been processed") == boot
+        if boot == 1:
+            device.reset("user")
+            assert world.run_until(
+                lambda: device.cloud_connected and device.boot_count == 2, 60)
+    assert "[comm.protocol.handshake] INFO: Skipping HELLO message" in lines(device)
+
+
 def test_claim_code_event_is_private_with_ttl_60() -> None:
     world, device, cloud = make()
     device.claim.set_claim_code(cloud.create_claim_code(Principal.user("u")).code)

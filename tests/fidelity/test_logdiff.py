@@ -172,7 +172,8 @@ def test_absolute_mode_compares_uptimes() -> None:
 
 def test_strict_mode_counts_model_lines_within_the_span() -> None:
     diff = diff_logs(real(POWER_UP), cached("fresh-claim"), strict=True)
-    assert not diff.agree and len(diff.only_model_in_span) == 5
+    # 6: ... and ``All handshake messages have been processed`` before ``Cloud connected``
+    assert not diff.agree and len(diff.only_model_in_span) == 6
 
 
 # -- renderings and the CLI ------------------------------------------------------------------

@@ -349,7 +349,7 @@ def test_thread_profile_crypto_time_and_resume_gap() -> None:
     """The ``thread`` timing knobs: the device's DTLS crypto time delays its answer to the
     server's flight; on a resume ``begin()`` reports SESSION_RESUMED ``resume_send_s`` after
     ``Skipping HELLO message``, and the ping's ACK arriving meanwhile is read only after."""
-    options = ProtocolOptions(dtls_crypto_s=4.665, resume_send_s=0.183)
+    options = ProtocolOptions(dtls_crypto_s=4.485, resume_send_s=0.183)
     pair = Pair(options=options)
     reported: list[float] = []
     pair.listener.protocol_begin_result = (  # type: ignore[method-assign]
@@ -357,7 +357,8 @@ def test_thread_profile_crypto_time_and_resume_gap() -> None:
     pair.connect()
     pair.run(10)
     assert pair.listener.results == [ProtocolResult.NO_ERROR]
-    assert reported[0] == pytest.approx(4 * LATENCY_S + 4.665)  # two round trips + crypto
+    # two DTLS round trips, the crypto, then the HELLO's round trip (``send_synchronous``)
+    assert reported[0] == pytest.approx(6 * LATENCY_S + 4.485)
     pair.disconnect()
     pair.listener.results.clear()
     start = pair.world.now
@@ -371,3 +372,88 @@ def test_thread_profile_crypto_time_and_resume_gap() -> None:
     assert reported[1] - start == pytest.approx(0.183)
     acked = [r.get("what") for r in pair.world.trace.find("coap.acked", node="dev")]
     assert acked[-1] == "resume ping"  # processed after the begin result
+
+
+# -- the HELLO is sent synchronously (``Protocol::hello``: ``set_confirm_received(true)``) ----
+
+
+def log_messages(pair: Pair) -> list[str]:
+    return [str(r.get("message")) for r in pair.world.trace.find("log", node="dev")]
+
+
+def test_begin_waits_for_the_hello_ack_before_handshake_completed() -> None:
+    pair = Pair()
+    pair.connect()
+    pair.world.run_until(lambda: "Sending HELLO message" in log_messages(pair), 5)
+    hello_sent = pair.world.now
+    pair.run(2 * LATENCY_S - 1e-6)
+    assert "Handshake completed" not in log_messages(pair) and pair.listener.results == []
+    assert pair.session.load() is None  # nothing persisted before the ACK
+    assert [m.uri_path for m in pair.sent_to("cloud", CoapType.CON)] == [(wire.URI_HELLO,)]
+    pair.run(1e-3)
+    assert log_messages(pair)[-1] == "Handshake completed"
+    assert pair.world.now - hello_sent == pytest.approx(2 * LATENCY_S, abs=2e-3)
+    pair.run(1)
+    assert pair.listener.results == [ProtocolResult.NO_ERROR]
+    # the system describe goes out only after the HELLO's ACK
+    assert [m.uri_path for m in pair.sent_to("cloud", CoapType.CON)] == [
+        (wire.URI_HELLO,), (wire.URI_DESCRIBE,)]
+
+
+def test_a_hello_never_acknowledged_fails_begin_with_message_timeout() -> None:
+    pair = Pair()
+    pair.drop_to_cloud = lambda m: m.uri_path == (wire.URI_HELLO,)
+    pair.connect()
+    pair.run(70)  # 4 s, doubling, 3 retransmissions
+    assert pair.listener.results == [ProtocolResult.MESSAGE_TIMEOUT]
+    assert len(pair.dropped["cloud"]) == 4  # the HELLO and its 3 retransmissions
+    logs = log_messages(pair)
+    assert "Could not send HELLO message: 10" in logs and "Handshake completed" not in logs
+    assert pair.session.load() is None and not pair.protocol.established
+
+
+def test_an_rst_for_the_hello_fails_begin_with_message_reset_and_discards_the_session() -> None:
+    pair = Pair()
+    pair.drop_to_cloud = lambda m: m.uri_path == (wire.URI_HELLO,)
+    pair.connect()
+    pair.world.run_until(lambda: bool(pair.dropped["cloud"]), 5)
+    cloud_session = pair.endpoint.session_for_device(pair.device_id)
+    assert cloud_session is not None
+    hello = pair.dropped["cloud"][0]
+    rst = CoapMessage(CoapType.RST, wire.EMPTY, hello.mid)
+    pair.protocol.datagram_received(wire.encode_app_data(cloud_session.session_id, rst.encode()))
+    pair.run(1)
+    assert pair.listener.results == [ProtocolResult.MESSAGE_RESET]
+    assert log_messages(pair)[-2:] == ["Received RST message; discarding session",
+                                       "Could not send HELLO message: 12"]
+    assert pair.session.load() is None
+
+
+def test_requests_from_the_cloud_are_dropped_while_the_hello_awaits_its_ack() -> None:
+    pair = Pair()
+    pair.drop_to_cloud = first(lambda m: m.uri_path == (wire.URI_HELLO,))
+    pair.connect()
+    pair.world.run_until(lambda: bool(pair.dropped["cloud"]), 5)
+    cloud_session = pair.endpoint.session_for_device(pair.device_id)
+    assert cloud_session is not None
+    request = CoapMessage(CoapType.CON, wire.POST, 0x8000, b"", wire.event_uri("x", True))
+    pair.protocol.datagram_received(
+        wire.encode_app_data(cloud_session.session_id, request.encode()))
+    assert pair.world.trace.count("coap.dropped", node="dev") == 1
+    pair.run(10)  # the HELLO's retransmission is acknowledged
+    assert pair.listener.results == [ProtocolResult.NO_ERROR]
+    assert pair.listener.events == [] and not any(m.mid == 0x8000 for m in pair.carried["cloud"])
+
+
+def test_hello_flags_follow_the_platform() -> None:
+    from firmware_sim.hal.modules import BOOTLOADER_VERSION
+
+    p2 = DeviceIdentity(DEVICE_ID, 32, 6200)
+    assert p2.bootloader_version == BOOTLOADER_VERSION
+    assert p2.flags == 0xF6  # + COMPRESSED_OTA, OTA_PROTOCOL_V3
+    assert DeviceIdentity(DEVICE_ID, 12, 6200).flags == 0xF6  # Argon (nRF52840)
+    assert DeviceIdentity(DEVICE_ID, 6, 2302).flags == 0x36  # Photon, Device OS 2.3.1
+    assert DeviceIdentity(DEVICE_ID, 32, 6200, hello_flags=0x37).flags == 0x37
+    pair = Pair().established()
+    hello = wire.Hello.decode(pair.carried["cloud"][0].payload)
+    assert hello.flags == 0xF6

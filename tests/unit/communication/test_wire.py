@@ -26,6 +26,16 @@ def test_hello_layout_is_device_os_big_endian() -> None:
     assert int(wire.DEFAULT_HELLO_FLAGS) == 0x02 | 0x04 | 0x10 | 0x20
 
 
+def test_hello_flags_for_each_platform() -> None:
+    """``Protocol::hello`` (OTA_PROTOCOL_V3 under ``HAL_PLATFORM_OTA_PROTOCOL_V3``) and
+    ``system_cloud_internal.cpp`` (COMPRESSED_OTA under ``HAL_PLATFORM_COMPRESSED_OTA`` with a
+    bootloader >= 1000)."""
+    assert wire.hello_flags_for(32, 2300) == 0x02 | 0x04 | 0x10 | 0x20 | 0x40 | 0x80
+    assert wire.hello_flags_for(12, 1000) == 0xF6
+    assert wire.hello_flags_for(32, 999) == 0xB6  # an old bootloader: no compressed OTA
+    assert wire.hello_flags_for(6, 2300) == wire.DEFAULT_HELLO_FLAGS  # Photon: neither
+
+
 def test_event_uris() -> None:
     assert wire.event_uri("spark/device/claim/code", True) == ("E", "spark/device/claim/code")
     assert wire.event_uri("x", False) == ("e", "x")
