@@ -84,7 +84,8 @@ def build_testbed(args: argparse.Namespace) -> object:
     return Testbed(TestbedSpec(seed=args.seed, access_points=access_points,
                                cloud=CloudSpec("particle"), devices=(device,),
                                timing=args.timing, firmware_errors=args.firmware_errors,
-                               trace_path=args.trace, trace_memory_limit=10_000))
+                               trace_path=args.trace, trace_memory_limit=10_000,
+                               secrets_from_os=True))
 
 
 def describe_device(device: object) -> str:

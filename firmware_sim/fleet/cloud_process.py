@@ -2,7 +2,8 @@
 
 How this works
 --------------
-``python -m firmware_sim.fleet.cloud_process --codes N --users U --admin-token T`` builds a
+``FWSIM_FLEET_ADMIN_TOKEN=T python -m firmware_sim.fleet.cloud_process --codes N --users U``
+(the token in the environment: a command line is readable by every local user) builds a
 testbed holding only the cloud, makes ``N`` claim codes for ``U`` users in process (no request
 per code), serves the cloud (REST with the ``/fwsim`` namespace behind the admin token, and the
 device link over UDP, remembering enough peers for the whole fleet) and prints one JSON line:
@@ -17,12 +18,15 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import sys
 
 from ..kernel.errors import FwSimError
 from ..testbed import CloudSpec, ServeOptions, Testbed, TestbedSpec
+from ..testbed.clouds.particle import ParticleSettings
 from . import loop
+from .runner import ADMIN_TOKEN_ENV
 
 
 def user_email(number: int) -> str:
@@ -30,7 +34,10 @@ def user_email(number: int) -> str:
 
 
 async def serve(codes: int, users: int, admin_token: str, seed: int, host: str) -> None:
-    bed = Testbed(TestbedSpec(seed=seed, cloud=CloudSpec("particle"), trace_memory_limit=0))
+    # served on sockets: tokens, salts and claim codes from the OS CSPRNG, not the seed
+    settings = ParticleSettings(unpredictable=True)
+    bed = Testbed(TestbedSpec(seed=seed, cloud=CloudSpec("particle", settings=settings),
+                              trace_memory_limit=0))
     plug = bed.cloud
     assert plug is not None
     made = [plug.create_claim_code(plug.user(user_email(n % users)), ttl_s=3600)  # type: ignore[attr-defined]
@@ -57,10 +64,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--codes", type=int, required=True)
     parser.add_argument("--users", type=int, default=100)
-    parser.add_argument("--admin-token", required=True)
+    # the admin token comes in the environment (``ADMIN_TOKEN_ENV``), which only this user can
+    # read (/proc/PID/environ is 0400); a command line is readable by every local user
+    parser.add_argument("--admin-token", default=os.environ.get(ADMIN_TOKEN_ENV),
+                        help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args(argv)
+    if not args.admin_token:
+        parser.error(f"the admin token is missing: set {ADMIN_TOKEN_ENV}")
     try:
         loop.run(serve(args.codes, max(1, args.users), args.admin_token, args.seed, args.host))
     except FwSimError as exc:

@@ -26,6 +26,9 @@ from ..system.timing import FAST
 from .backends import ProcessBackend, ShardBackend
 from .shard import ShardResult, ShardTask
 
+#: the environment variable that carries the admin token to the cloud process
+ADMIN_TOKEN_ENV = "FWSIM_FLEET_ADMIN_TOKEN"
+
 
 @dataclass(frozen=True)
 class FleetPlan:
@@ -102,10 +105,10 @@ def _rate(per_s: float) -> str:
 def _start_cloud(plan: FleetPlan, token: str) -> tuple[subprocess.Popen[str], dict[str, object]]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "firmware_sim.fleet.cloud_process", "--codes", str(plan.devices),
-         "--users", str(plan.users), "--admin-token", token, "--seed", str(plan.seed),
-         "--host", plan.host],
+         "--users", str(plan.users), "--seed", str(plan.seed), "--host", plan.host],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        # the token in the environment, not on the command line every local user can read
+        env={**os.environ, "PYTHONUNBUFFERED": "1", ADMIN_TOKEN_ENV: token})
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if not line:

@@ -692,7 +692,11 @@ class Device:
         if self.options.firmware_errors != "panic" or self.state is not DeviceState.RUNNING:
             return
         hung = isinstance(exc, WatchdogExpired)
-        error = f"{type(exc).__name__}: {exc}"[:300]
+        try:
+            text = str(exc)
+        except Exception:  # an exception whose __str__ raises is still the firmware's
+            text = "(its str() raised)"
+        error = f"{type(exc).__name__}: {text}"[:300]
         outcome = "watchdog reset" if hung else "panic (hard_fault)"
         self.log.log(LogLevel.ERROR, "app",
                      f"{where} {'hung' if hung else 'raised'} {error}; {outcome}")
@@ -702,7 +706,8 @@ class Device:
         # a firmware that fails the same way on every boot logs its traceback once
         repeated = self._last_failure == (where, error)
         self._last_failure = (where, error)
-        _log.error("device %s: the firmware's %s %s %s; %s%s", self.name, where,
+        _log.error("device %s: %s %s %s; %s%s", self.name,
+                   where if where.startswith("the firmware") else f"the firmware's {where}",
                    "hung:" if hung else "raised", error, outcome,
                    " (as the last time: the traceback is in the trace's app.failed)"
                    if repeated else "", exc_info=None if repeated else exc)

@@ -99,6 +99,11 @@ class TestbedSpec:
     #: what an exception in a device's user firmware does (``FirmwareOptions.firmware_errors``:
     #: "raise" or "panic") for every device; None: each device's own options decide
     firmware_errors: str | None = None
+    #: devices draw their secrets (DTLS key pair, BLE mobile secret, SoftAP RSA key) from the
+    #: OS CSPRNG even without a cloud link: a world that serves its devices' edges on sockets
+    #: (``fwsim serve``), where a seeded secret could be computed by anyone knowing the seed.
+    #: A device with a cloud link on a socket always does.
+    secrets_from_os: bool = False
 
 
 def provisioned(*names: str, profile: str = "p2", network: AccessPoint = HOME_NETWORK,

@@ -100,9 +100,10 @@ class Testbed:
         if self.spec.firmware_errors is not None:
             options = replace(options, firmware_errors=self.spec.firmware_errors)
         link = spec.link or self.spec.link
-        # a device on a socket gets its key pair from the OS CSPRNG (a seeded key could be
+        # a device on a socket gets its secrets from the OS CSPRNG (a seeded key could be
         # computed by anyone who knows the seed); in process from the seeded stream
-        key_random = secrets.token_bytes if link.cloud_url is not None else None
+        served = link.cloud_url is not None or self.spec.secrets_from_os
+        key_random = secrets.token_bytes if served else None
         device = Device(self.world, spec.name, profile=spec.profile, device_id=spec.device_id,
                         serial_number=spec.serial_number, mobile_secret=spec.mobile_secret,
                         storage_dir=storage, firmware=resolve_firmware(spec.firmware),

@@ -75,3 +75,21 @@ def test_without_the_cloud_extra_the_fleet_says_which_in_one_line(tmp_path: Path
     assert done.returncode == 2
     assert done.stderr.strip() == ("fwsim: error: this needs the Particle cloud's REST API, "
                                    "which needs uvicorn: install fwsim[cloud]")
+
+
+def test_the_cloud_process_keeps_its_admin_token_off_the_command_line() -> None:
+    """Security QA: any local user read the fleet cloud's admin token from /proc/PID/cmdline
+    and took over the cloud (seeded an account, read every claim code)."""
+    from firmware_sim.fleet.runner import _start_cloud
+
+    token = "fleet-token-" + "0123456789abcdef" * 2
+    proc, started = _start_cloud(FleetPlan(devices=2), token)
+    try:
+        command_line = Path(f"/proc/{proc.pid}/cmdline").read_bytes()
+        assert token.encode() not in command_line
+        assert started["codes"] and isinstance(started["http"], str)
+    finally:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.close()
+        proc.wait(timeout=30)
+        proc.stdout.close()

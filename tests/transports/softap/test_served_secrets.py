@@ -30,3 +30,22 @@ def test_served_the_secrets_come_from_the_os() -> None:
     assert first[0] != second[0] and first[1] != second[1]
     assert seeded[0] not in (first[0], second[0]) and seeded[1] not in (first[1], second[1])
     assert len(first[0]) == len(seeded[0]) == 15
+
+
+def test_fwsim_serve_draws_them_from_the_os_too() -> None:
+    """Security QA: ``fwsim serve`` (in-process cloud, edges on sockets) printed the same mobile
+    secret and served the same SoftAP key on every run with the default seed."""
+    from firmware_sim.cli import build_parser
+    from firmware_sim.cli.serve_cmd import build_testbed
+    from firmware_sim.testbed import Testbed
+
+    def served_secret() -> tuple[str, bool]:
+        args = build_parser("serve").parse_args(["serve", "--profile", "photon"])
+        bed = build_testbed(args)
+        assert isinstance(bed, Testbed)
+        with bed:
+            device = bed.devices["dev"]
+            return device.mobile_secret, device.secrets_from_os
+
+    (first, from_os), (second, _) = served_secret(), served_secret()
+    assert from_os and first != second

@@ -163,3 +163,27 @@ def test_a_device_that_is_not_running_answers_no_control_request(stop: str) -> N
                               lambda result, reply: answers.append((result, reply)))
         bed.run_for(1)
         assert [result for result, _ in answers] == [0]
+
+
+def test_an_exception_whose_str_raises_still_panics_its_device(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Security QA: formatting such an exception raised inside the guard, so the device neither
+    panicked nor got an app.failed record."""
+
+    class Odd(Exception):
+        def __str__(self) -> str:
+            raise ValueError("str of the exception raises")
+
+    def bad_timer() -> None:
+        raise Odd
+
+    with caplog.at_level(logging.ERROR), _bed() as bed:
+        _connected(bed)
+        device = bed.devices["d"]
+        device.particle.after(1, bad_timer)
+        bed.run_for(2)
+        [failed] = bed.world.trace.find("app.failed")
+        assert failed.get("error") == "Odd: (its str() raised)"
+        assert device.state is DeviceState.PANIC
+    assert any("device d: the firmware's a timer raised Odd" in r.getMessage()
+               for r in caplog.records)
