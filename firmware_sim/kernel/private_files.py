@@ -45,8 +45,12 @@ def private_file(path: str | Path) -> None:
 
 
 def make_private_dir(path: str | Path) -> None:
-    """``mkdir -p``; the folders made here get mode 0700 (existing ones are left alone)."""
-    Path(path).mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    """``mkdir -p``; every folder made here gets mode 0700, the missing parents too (``mkdir``
+    with ``parents=True`` makes those with the default mode); existing ones are left alone."""
+    target = Path(path)
+    missing = [p for p in (target, *target.parents) if not p.exists()]
+    for folder in reversed(missing):
+        folder.mkdir(mode=DIR_MODE, exist_ok=True)
 
 
 __all__ = ["DIR_MODE", "FILE_MODE", "make_private_dir", "open_private", "open_private_text",

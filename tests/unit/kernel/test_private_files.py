@@ -73,3 +73,14 @@ def test_an_existing_file_is_narrowed_and_a_trace_sink_is_private(tmp_path: Path
     sink = JsonlSink(tmp_path / "t.jsonl")
     sink.close()
     assert mode(tmp_path / "t.jsonl") == 0o600
+
+
+def test_the_missing_parents_of_a_private_folder_are_private_too(tmp_path: Path) -> None:
+    """Security QA: ``--state-dir s`` made ``s`` 0755 (only the device folders in it were
+    0700): ``mkdir(parents=True)`` gives the parents the default mode."""
+    from firmware_sim.kernel.private_files import make_private_dir
+
+    make_private_dir(tmp_path / "state" / "dev1")
+    assert (tmp_path / "state").stat().st_mode & 0o777 == 0o700
+    assert (tmp_path / "state" / "dev1").stat().st_mode & 0o777 == 0o700
+    make_private_dir(tmp_path / "state" / "dev1")  # existing: no error, left alone
