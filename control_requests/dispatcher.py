@@ -7,8 +7,13 @@ gets a :class:`RequestHandle`; the result and the reply bytes arrive through the
 completion callback, possibly later on the world clock (joining a Wi-Fi network takes seconds).
 The order of checks is Device OS's (``system_control_internal.cpp``):
 
-1. the security / protected-state check: a protected device refuses all but a few requests with
-   ``PROTECTED`` (-1801);
+1. the security / protected-state check (``security_mode_check_control_request``,
+   ``services/src/security_mode.cpp``): a protected device refuses all but a few requests with
+   ``PROTECTED`` (-1801). This is the one check that depends on the carrier: Device OS allows
+   more over BLE than over USB, and counts every channel that is not its BLE channel as USB, so
+   the channel name ``"ble"`` gets the BLE allow-list and every other name (``"usb"``, the
+   testbed's in-process ``"direct"``/``"control"``/``"steering"``) the USB one. Handlers never
+   see the distinction;
 2. the request filter (``system_ctrl_set_request_filter``): DENY gives ``NOT_ALLOWED`` (-130);
 3. the handler of a type the platform implements; a payload that does not decode gives
    ``BAD_DATA`` (-280) - and runs the type's ``on_bad_data`` action first, for the handlers
@@ -78,18 +83,37 @@ class AppRequest:
 
 AppHandler = Callable[[AppRequest], None]
 
-#: What a protected device still answers (UNVERIFIED; docs/control-requests.md).
+#: The channel name of the BLE transport (``transports/ble``): the only carrier Device OS treats
+#: as BLE in its protected-state check; every other channel counts as USB.
+BLE_CHANNEL = "ble"
+
+#: What a protected device still answers over USB - and over every channel that is not BLE
+#: (``security_mode_check_control_request``, ``services/src/security_mode.cpp``). APP_CUSTOM
+#: passes the check and goes on to the application's handler.
 ALLOWED_WHEN_PROTECTED = frozenset(
     {
-        RequestType.DEVICE_ID,
-        RequestType.SERIAL_NUMBER,
-        RequestType.SYSTEM_VERSION,
-        RequestType.GET_SYSTEM_CAPABILITIES,
-        RequestType.GET_PROTECTED_STATE,
         RequestType.SET_PROTECTED_STATE,
-        RequestType.GET_DEVICE_MODE,
+        RequestType.GET_PROTECTED_STATE,
+        RequestType.DEVICE_ID,
+        RequestType.APP_CUSTOM,
     }
 )
+
+#: What a protected device answers over BLE: the USB list plus what Wi-Fi provisioning over BLE
+#: needs (the same function of ``security_mode.cpp``).
+ALLOWED_WHEN_PROTECTED_OVER_BLE = ALLOWED_WHEN_PROTECTED | frozenset(
+    {
+        RequestType.WIFI_SCAN_NETWORKS,
+        RequestType.WIFI_JOIN_NEW_NETWORK,
+        RequestType.WIFI_CLEAR_KNOWN_NETWORKS,
+    }
+)
+
+
+def allowed_when_protected(channel: str, request_type: int) -> bool:
+    """Whether a protected device lets ``request_type`` arriving on ``channel`` through."""
+    allowed = ALLOWED_WHEN_PROTECTED_OVER_BLE if channel == BLE_CHANNEL else ALLOWED_WHEN_PROTECTED
+    return request_type in allowed
 
 
 @dataclass
@@ -245,7 +269,7 @@ class ControlDispatcher:
             return
         number = handle.type
         known = _known_type(number)
-        if self._protected() and known not in ALLOWED_WHEN_PROTECTED:
+        if self._protected() and not allowed_when_protected(handle.channel, number):
             handle._complete(int(ResultCode.PROTECTED), b"")
             return
         if (

@@ -2,7 +2,8 @@
 
 ``HANDLERS`` maps every simulated request type to its handler. ``supported_types(platform)``
 says which of them a platform answers itself; a simulated type outside that set answers
-NOT_SUPPORTED (e.g. SET_SECURITY_KEY and SET_SOFTAP_SSID on P2-class platforms).
+NOT_SUPPORTED (e.g. SET_SECURITY_KEY, SET_SOFTAP_SSID and the server settings on Device OS 6
+platforms).
 ``ON_BAD_DATA`` is what a type does when its payload does not decode (the dispatcher's
 ``on_bad_data``). The firmware update requests are answered on every platform (Device OS builds
 ``storage.cpp`` for Gen2 as for Gen3 and the P2).
@@ -19,7 +20,16 @@ HANDLERS: dict[RequestType, Handler] = {**config.HANDLERS, **cloud.HANDLERS, **m
                                         **wifi.HANDLERS}
 ON_BAD_DATA: dict[RequestType, BadDataAction] = dict(firmware_update.ON_BAD_DATA)
 
-_COMMON = frozenset(HANDLERS) - {
+#: The cloud server settings: Device OS 6 answers NOT_SUPPORTED to all four
+#: (``system/src/control/config.cpp``); Device OS 2.3.1 implements them outside the nRF52840.
+_SERVER_SETTINGS = frozenset({
+    RequestType.SET_SERVER_ADDRESS, RequestType.GET_SERVER_ADDRESS,
+    RequestType.SET_SERVER_PROTOCOL, RequestType.GET_SERVER_PROTOCOL,
+})
+#: The setup-done flag: Device OS 2.3.1 builds it only with ``HAL_PLATFORM_DCT_SETUP_DONE``
+#: (the nRF52840), so the Photon answers NOT_SUPPORTED; Device OS 6 has it on every platform.
+_SETUP_DONE = frozenset({RequestType.SET_DEVICE_SETUP_DONE, RequestType.IS_DEVICE_SETUP_DONE})
+_COMMON = frozenset(HANDLERS) - _SERVER_SETTINGS - {
     RequestType.SET_SECURITY_KEY, RequestType.GET_SECURITY_KEY, RequestType.SET_SOFTAP_SSID,
     RequestType.NCP_FIRMWARE_VERSION,
 }
@@ -33,12 +43,13 @@ SUPPORTED: dict[str, frozenset[RequestType]] = {
     "photon2": _COMMON,
     # The Argon's Wi-Fi is an ESP32 NCP whose firmware version is reported.
     "argon": _COMMON | {RequestType.NCP_FIRMWARE_VERSION},
-    # Gen2 (Device OS 2.3.1): SoftAP SSID settable; Wi-Fi is configured through SoftAP and the
-    # listening-mode console, not the wifi_new requests; no interface API (UNVERIFIED: the
+    # Gen2 (Device OS 2.3.1): SoftAP SSID and the server settings settable, no setup-done
+    # flag; Wi-Fi is configured through SoftAP and the listening-mode console, not the
+    # wifi_new requests; no interface API (UNVERIFIED: the
     # Photon's WICED HAL is taken to build network.cpp without HAL_PLATFORM_IFAPI) and no
     # assets (Device OS 5.5 brought them, to the Gen3 and P2-class platforms).
-    "photon": (_COMMON - _WIFI_NEW - _IFAPI - {RequestType.GET_ASSET_INFO})
-    | {RequestType.SET_SOFTAP_SSID},
+    "photon": (_COMMON - _WIFI_NEW - _IFAPI - _SETUP_DONE - {RequestType.GET_ASSET_INFO})
+    | _SERVER_SETTINGS | {RequestType.SET_SOFTAP_SSID},
 }
 
 

@@ -4,10 +4,14 @@ Behaviour per device-os.md §3: DEVICE_ID is 24 lowercase hex (UNKNOWN if the id
 bytes); SET_CLAIM_CODE passes the decoded code's bytes, unchanged, to ``HAL_Set_Claim_Code``
 (NUL-padded, cut at 63, an empty code means "no code"; a code starting with 0xFF is stored as
 0xFF and therefore never published); SET_DEVICE_SETUP_DONE(true) is 0 and (false) NOT_SUPPORTED with
-nothing written; START_LISTENING while listening is 0, and NOT_ALLOWED when the feature
+nothing written, IS_DEVICE_SETUP_DONE always replies done (both deprecated in Device OS 6);
+GET_SYSTEM_CAPABILITIES replies no flags; SET_FEATURE / GET_FEATURE know ETHERNET_DETECTION only
+(NOT_SUPPORTED otherwise); SET_STARTUP_MODE with any mode but LISTENING clears the startup flag;
+START_LISTENING while listening is 0, and NOT_ALLOWED when the feature
 DISABLE_LISTENING_MODE is set (outside safe mode); the reset family replies 0 and acts 1000 ms
 after the reply is delivered; ECHO returns the request bytes; DIAGNOSTIC_INFO answers only an
-empty request.
+empty request. The SET/GET_SERVER_ADDRESS and SET/GET_SERVER_PROTOCOL handlers serve the Photon
+(Device OS 2.3.1); Device OS 6 answers NOT_SUPPORTED to them (``handlers/__init__.py``).
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from .fields import raw, text
 
 DEVICE_MODE_NORMAL = 0
 DEVICE_MODE_LISTENING = 1
+#: ``particle.ctrl.Feature``: the one feature SET_FEATURE / GET_FEATURE know
+FEATURE_ETHERNET_DETECTION = 1
 
 
 def echo(ctx: HandlerContext) -> None:
@@ -56,16 +62,24 @@ def ncp_firmware_version(ctx: HandlerContext) -> None:
 
 
 def system_capabilities(ctx: HandlerContext) -> None:
-    ctx.done(0, config_pb2.GetSystemCapabilitiesReply(flags=ctx.services.capabilities()))
+    # ``getSystemCapabilities`` (system/src/control/config.cpp) encodes an empty reply: no
+    # platform sets a flag since COMPRESSED_OTA's ``HAL_PLATFORM_COMPRESSED_BINARIES`` went.
+    ctx.done(0, config_pb2.GetSystemCapabilitiesReply())
 
 
 def set_feature(ctx: HandlerContext) -> None:
     msg = cast(config_pb2.SetFeatureRequest, ctx.message)
+    if msg.feature != FEATURE_ETHERNET_DETECTION:
+        ctx.done(int(ResultCode.NOT_SUPPORTED))
+        return
     ctx.done(ctx.services.set_feature(msg.feature, msg.enabled))
 
 
 def get_feature(ctx: HandlerContext) -> None:
     msg = cast(config_pb2.GetFeatureRequest, ctx.message)
+    if msg.feature != FEATURE_ETHERNET_DETECTION:
+        ctx.done(int(ResultCode.NOT_SUPPORTED))
+        return
     ctx.done(0, config_pb2.GetFeatureReply(enabled=ctx.services.get_feature(msg.feature)))
 
 
@@ -119,14 +133,14 @@ def set_device_setup_done(ctx: HandlerContext) -> None:
 
 
 def is_device_setup_done(ctx: HandlerContext) -> None:
-    ctx.done(0, config_pb2.IsDeviceSetupDoneReply(done=ctx.services.is_setup_done()))
+    # Deprecated in Device OS 6: hard-coded "done", no DCT read (config.cpp ``isDeviceSetupDone``).
+    ctx.done(0, config_pb2.IsDeviceSetupDoneReply(done=True))
 
 
 def set_startup_mode(ctx: HandlerContext) -> None:
+    # LISTENING sets SYSTEM_FLAG_STARTUP_LISTEN_MODE; every other mode (NORMAL, or a number the
+    # enum does not have) takes the default branch and clears it.
     msg = cast(config_pb2.SetStartupModeRequest, ctx.message)
-    if msg.mode not in (DEVICE_MODE_NORMAL, DEVICE_MODE_LISTENING):
-        ctx.done(int(ResultCode.INVALID_ARGUMENT))
-        return
     ctx.services.set_startup_listening(msg.mode == DEVICE_MODE_LISTENING)
     ctx.done(0)
 

@@ -45,8 +45,30 @@ _CLOUD_STATUS = {
     CloudState.HANDSHAKE_PENDING: 1,
     CloudState.CONNECTED: 2,
 }
-COMPRESSED_OTA = 0x01
 ETHERNET_DETECTION = 1
+
+#: ``NetworkDiagnostics::Status`` (``system/src/system_network_diagnostics.h``): ``net:stat``
+#: (TURNING_ON 1 and TURNING_OFF 7 are not states of fwsim's interface)
+_NET_DIAG_STATUS = {
+    NetState.OFF: 0,  # TURNED_OFF
+    NetState.ON: 2,  # DISCONNECTED: powered, not connected
+    NetState.CONNECTING: 3,
+    NetState.CONNECTED: 4,
+    NetState.DISCONNECTING: 5,
+}
+#: ``CloudDiagnostics::Status`` (``system/src/system_cloud_internal.h``): ``cloud:stat``
+_CLOUD_DIAG_STATUS = {
+    CloudState.DISCONNECTED: 0,
+    CloudState.SOCKET_CONNECTING: 1,  # CONNECTING
+    CloudState.HANDSHAKING: 1,
+    CloudState.HANDSHAKE_PENDING: 1,
+    CloudState.CONNECTED: 2,
+}
+#: ``module_info_security_mode`` (``dynalib/inc/module_info.h``): ``sys:protected``
+_SECURITY_MODE_NONE, _SECURITY_MODE_PROTECTED = 0, 1
+#: Device OS 6.0.0 (module version 6000) brought device protection and its ``sys:protected``
+#: diagnostic source; the Photon's 2.3.1 has neither
+_SECURITY_MODE_SINCE_MODULE_VERSION = 6000
 
 
 class ControlledOptions(Protocol):
@@ -155,9 +177,6 @@ class DeviceControlServices:
     def ncp_firmware_version(self) -> tuple[str, int] | None:
         return ("0.0.7", 7) if self.device.profile.name == "argon" else None
 
-    def capabilities(self) -> int:
-        return COMPRESSED_OTA
-
     # claim ------------------------------------------------------------------------------------
     def set_claim_code(self, code: bytes) -> int:
         return self.device.claim.set_claim_code(code)
@@ -179,9 +198,6 @@ class DeviceControlServices:
     def stop_listening(self) -> None:
         self.device.listening.exit()
 
-    def is_setup_done(self) -> bool:
-        return self.device.config.setup_done()
-
     def set_startup_listening(self, listening: bool) -> None:
         self.device.dct.write(STARTUP_MODE_FLAG_OFFSET, bytes([1 if listening else 0]))
 
@@ -189,10 +205,10 @@ class DeviceControlServices:
         return self.device.options.device_protected, False
 
     def set_feature(self, feature: int, enabled: bool) -> int:
-        """SET_FEATURE takes ``Feature`` ETHERNET_DETECTION (1) only; the DCT keeps it with
-        inverted logic (``system/features.py``)."""
+        """SET_FEATURE takes ``Feature`` ETHERNET_DETECTION (1) only (the handler answers
+        NOT_SUPPORTED to others); the DCT keeps it with inverted logic (``system/features.py``)."""
         if feature != ETHERNET_DETECTION:
-            return int(ResultCode.INVALID_ARGUMENT)
+            return int(ResultCode.NOT_SUPPORTED)
         return self.device.set_feature(Feature.ETHERNET_DETECTION, enabled)
 
     def get_feature(self, feature: int) -> bool:
@@ -324,12 +340,20 @@ class DeviceControlServices:
 
     # diagnostics ------------------------------------------------------------------------------
     def diagnostics(self) -> bytes:
+        """The diagnostic sources fwsim can fill honestly, in Device OS's source-id order
+        (``services/inc/diagnostics.h``): ``sys:uptime`` (6, seconds), ``net:stat`` (8),
+        ``cloud:stat`` (10), ``sys:protected`` (60, Device OS 6 only). Device OS registers
+        more (memory, loop counts, connection attempts and errors, signal, CoAP counters) that
+        a simulated device has no true value for; they are left out rather than invented."""
         device = self.device
         data = {"sys:uptime": device.uptime_ms() // 1000,
-                "cloud:stat": self.cloud_status(),
-                "net:stat": device.network.state.value,
-                "device:claimed": int(device.claim.is_device_claimed())}
-        return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+                "net:stat": _NET_DIAG_STATUS[device.network.state],
+                "cloud:stat": _CLOUD_DIAG_STATUS[device.cloud.state]}
+        if device.profile.system_module_version >= _SECURITY_MODE_SINCE_MODULE_VERSION:
+            protected = device.options.device_protected
+            data["sys:protected"] = (_SECURITY_MODE_PROTECTED if protected
+                                     else _SECURITY_MODE_NONE)
+        return json.dumps(data, separators=(",", ":")).encode()
 
 
 def build_dispatcher(device: ControlledDevice) -> ControlDispatcher:

@@ -58,6 +58,63 @@ def test_protected_device_checks_before_the_filter() -> None:
     assert send(world, device, T.GET_PROTECTED_STATE) == (0, b"\x08\x01")
 
 
+#: ``security_mode_check_control_request`` (services/src/security_mode.cpp): over USB (every
+#: channel that is not BLE) and BLE ...
+PROTECTED_ALLOWED = {T.SET_PROTECTED_STATE, T.GET_PROTECTED_STATE, T.DEVICE_ID, T.APP_CUSTOM}
+#: ... and over BLE only
+PROTECTED_ALLOWED_BLE = {T.WIFI_SCAN_NETWORKS, T.WIFI_JOIN_NEW_NETWORK,
+                         T.WIFI_CLEAR_KNOWN_NETWORKS}
+
+
+@pytest.mark.parametrize("channel", ["usb", "ble", "direct", "control", "steering"])
+def test_protected_device_allow_list_per_transport(channel: str) -> None:
+    """Device OS's allow-list, by carrier: BLE adds the Wi-Fi provisioning requests; every
+    other channel (the in-process ones too) counts as USB, as Device OS counts every channel
+    that is not its BLE channel."""
+    world, device, _ = make_device(options=FirmwareOptions(device_protected=True))
+    allowed = PROTECTED_ALLOWED | (PROTECTED_ALLOWED_BLE if channel == "ble" else set())
+    for request_type in T:
+        result, _ = send(world, device, request_type, channel=channel)
+        assert (result == PROTECTED) is (request_type not in allowed), (request_type, result)
+    assert send(world, device, T.DEVICE_ID, channel=channel)[0] == 0
+    assert send(world, device, T.GET_PROTECTED_STATE, channel=channel) == (0, b"\x08\x01")
+
+
+def test_protected_device_passes_app_custom_to_the_app_but_not_unknown_types() -> None:
+    world, device, _ = make_device(options=FirmwareOptions(device_protected=True))
+    seen: list[int] = []
+
+    def app(request: AppRequest) -> None:
+        seen.append(request.type)
+        request.reply(0, b"ok")
+
+    device.control.set_app_handler(app)
+    for channel in ("usb", "ble"):
+        assert send(world, device, T.APP_CUSTOM, b"x", channel=channel) == (0, b"ok")
+        assert send(world, device, 4321, b"y", channel=channel) == (PROTECTED, b"")
+    assert seen == [10, 10]
+
+
+def test_protected_device_provisions_wifi_over_ble_only() -> None:
+    world, device, _ = make_device(options=FirmwareOptions(device_protected=True))
+    assert send(world, device, T.WIFI_CLEAR_KNOWN_NETWORKS) == (PROTECTED, b"")
+    assert len(device.credentials) == 1
+    assert send(world, device, T.WIFI_CLEAR_KNOWN_NETWORKS, channel="ble") == (0, b"")
+    assert len(device.credentials) == 0
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(number=st.integers(min_value=0, max_value=0xFFFF).filter(
+    lambda n: n not in {int(t) for t in PROTECTED_ALLOWED | PROTECTED_ALLOWED_BLE}),
+    channel=st.sampled_from(["usb", "ble", "direct"]))
+def test_protected_device_refuses_every_other_number(number: int, channel: str) -> None:
+    world, device, _ = _PROTECTED_DEVICE
+    assert send(world, device, number, b"\x00", channel=channel) == (PROTECTED, b"")
+
+
+_PROTECTED_DEVICE = make_device(connected=False, options=FirmwareOptions(device_protected=True))
+
+
 def test_undecodable_payload_is_bad_data(p2: tuple) -> None:  # type: ignore[type-arg]
     world, device, _ = p2
     assert send(world, device, T.SET_CLAIM_CODE, b"\x0a\xff") == (BAD_DATA, b"")

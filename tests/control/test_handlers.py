@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -9,9 +11,12 @@ from hypothesis import strategies as st
 from control_requests import RequestType as T
 from control_requests import requests
 from control_requests._pb import cloud_pb2, config_pb2, wifi_pb2
+from firmware_sim.hal.dct import STARTUP_MODE_FLAG_OFFSET
 from firmware_sim.kernel import World
 from firmware_sim.system import Device
 from firmware_sim.system.cloud import CloudState
+from firmware_sim.system.control_services import DeviceControlServices
+from firmware_sim.system.device import FirmwareOptions
 
 from .conftest import make_device, send
 
@@ -52,13 +57,19 @@ def test_identity_requests(p2: tuple) -> None:  # type: ignore[type-arg]
     assert config_pb2.GetSerialNumberReply.FromString(reply).serial == "P046AB1234ABC12"
     result, reply = send(world, device, T.SYSTEM_VERSION)
     assert config_pb2.GetSystemVersionReply.FromString(reply).version == "6.2.0"
-    result, reply = send(world, device, T.GET_SYSTEM_CAPABILITIES)
-    assert config_pb2.GetSystemCapabilitiesReply.FromString(reply).flags == 1
     assert send(world, device, T.ECHO, b"\x00\x01hello") == (OK, b"\x00\x01hello")
     assert send(world, device, T.NCP_FIRMWARE_VERSION)[0] == NOT_SUPPORTED
     aworld, argon, _ = make_device("argon")
     result, reply = send(aworld, argon, T.NCP_FIRMWARE_VERSION)
     assert result == OK and config_pb2.GetNcpFirmwareVersionReply.FromString(reply).version
+
+
+@pytest.mark.parametrize("profile", ["p2", "argon", "photon"])
+def test_system_capabilities_reply_is_empty(profile: str) -> None:
+    """``getSystemCapabilities`` (system/src/control/config.cpp) encodes an empty reply: no
+    flag (COMPRESSED_OTA went with ``HAL_PLATFORM_COMPRESSED_BINARIES``)."""
+    world, device, _ = make_device(profile)
+    assert send(world, device, T.GET_SYSTEM_CAPABILITIES) == (OK, b"")
 
 
 def test_listening_mode_requests(p2: tuple) -> None:  # type: ignore[type-arg]
@@ -81,11 +92,46 @@ def test_setup_done_and_startup_mode(p2: tuple) -> None:  # type: ignore[type-ar
     assert send(world, device, T.SET_DEVICE_SETUP_DONE,
                 requests.set_device_setup_done(False).request.payload)[0] == NOT_SUPPORTED
     assert device.dct.image() == before  # nothing written
-    assert send(world, device, T.IS_DEVICE_SETUP_DONE) == (OK, b"")
     assert send(world, device, T.SET_STARTUP_MODE, b"\x08\x01")[0] == OK
     device.reset("user")
     world.run_for(2)
     assert device.listening.active  # booted into listening mode once
+
+
+@pytest.mark.parametrize("stored", [b"\x00", b"\x01", b"\xff"])
+def test_is_device_setup_done_is_always_done_whatever_the_dct_holds(stored: bytes) -> None:
+    """Device OS 6 hard-codes ``done = true`` (config.cpp ``isDeviceSetupDone``): the DCT's
+    setup_done byte is not read."""
+    world, device, _ = make_device()
+    device.dct.write_field("setup_done", stored)
+    assert send(world, device, T.IS_DEVICE_SETUP_DONE) == (OK, b"\x08\x01")
+
+
+def test_photon_has_no_setup_done_flag() -> None:
+    """Device OS 2.3.1 builds SET/IS_DEVICE_SETUP_DONE only with HAL_PLATFORM_DCT_SETUP_DONE
+    (the nRF52840 platforms): the Photon answers NOT_SUPPORTED to both."""
+    world, device, _ = make_device("photon")
+    assert send(world, device, T.IS_DEVICE_SETUP_DONE) == (NOT_SUPPORTED, b"")
+    assert send(world, device, T.SET_DEVICE_SETUP_DONE,
+                requests.set_device_setup_done(True).request.payload) == (NOT_SUPPORTED, b"")
+
+
+def _startup_flag(device: Device) -> int:
+    return device.dct.read(STARTUP_MODE_FLAG_OFFSET, 1)[0]
+
+
+@settings(max_examples=25, deadline=None)
+@given(mode=st.integers(min_value=0, max_value=255))  # what the device's 1-byte enum holds
+def test_set_startup_mode_sets_the_flag_for_listening_and_clears_it_otherwise(
+        mode: int) -> None:
+    """``setStartupMode``: LISTENING sets SYSTEM_FLAG_STARTUP_LISTEN_MODE; every other mode
+    (NORMAL or a number the enum lacks) takes the default branch, clears the flag, answers 0."""
+    world, device, _ = _IDLE_DEVICE
+    send(world, device, T.SET_STARTUP_MODE, b"\x08\x01")
+    assert _startup_flag(device) == 1
+    payload = config_pb2.SetStartupModeRequest(mode=mode).SerializeToString()  # type: ignore[arg-type]
+    assert send(world, device, T.SET_STARTUP_MODE, payload) == (OK, b"")
+    assert _startup_flag(device) == (1 if mode == 1 else 0)
 
 
 def test_reset_family_acts_1000_ms_after_the_reply() -> None:
@@ -247,22 +293,78 @@ def test_photon_supports_softap_ssid_but_not_wifi_new() -> None:
 
 def test_diagnostic_info_and_nyan(p2: tuple) -> None:  # type: ignore[type-arg]
     world, device, _ = p2
-    result, reply = send(world, device, T.DIAGNOSTIC_INFO)
-    assert result == OK and b'"cloud:stat":2' in reply
+    uptime = device.uptime_ms() // 1000
+    # system_format_diag_data's JSON: a flat object, sources in id order (sys:uptime 6,
+    # net:stat 8 CONNECTED=4, cloud:stat 10 CONNECTED=2, sys:protected 60), integers only
+    assert send(world, device, T.DIAGNOSTIC_INFO) == (
+        OK, b'{"sys:uptime":%d,"net:stat":4,"cloud:stat":2,"sys:protected":0}' % uptime)
     assert send(world, device, T.DIAGNOSTIC_INFO, b"\x01")[0] == NOT_SUPPORTED
     assert send(world, device, T.START_NYAN_SIGNAL) == (OK, b"")
     assert send(world, device, T.STOP_NYAN_SIGNAL) == (OK, b"")
     assert world.trace.count("led.nyan") == 2
 
 
-def test_features_server_and_protected_state(p2: tuple) -> None:  # type: ignore[type-arg]
+#: ``NetworkDiagnostics::Status`` (system/src/system_network_diagnostics.h) per fwsim NetState
+NET_STAT = {"off": 0, "on": 2, "connecting": 3, "connected": 4, "disconnecting": 5}
+#: ``CloudDiagnostics::Status`` (system/src/system_cloud_internal.h) per fwsim CloudState
+CLOUD_STAT = {"disconnected": 0, "socket_connecting": 1, "handshaking": 1,
+              "handshake_pending": 1, "connected": 2}
+
+
+def test_diagnostic_sources_follow_the_device_through_a_boot() -> None:
+    world, device, _ = make_device(connected=False)
+    seen: set[tuple[int, int]] = set()
+    while not device.cloud_connected:
+        assert world.now < 60, "never connected"
+        result, reply = send(world, device, T.DIAGNOSTIC_INFO)
+        data = json.loads(reply)
+        assert result == OK and list(data) == ["sys:uptime", "net:stat", "cloud:stat",
+                                               "sys:protected"]
+        assert all(type(value) is int for value in data.values())
+        assert data["net:stat"] == NET_STAT[device.network.state.value]
+        assert data["cloud:stat"] == CLOUD_STAT[device.cloud.state.value]
+        assert data["sys:uptime"] == device.uptime_ms() // 1000
+        seen.add((data["net:stat"], data["cloud:stat"]))
+        world.run_for(0.25)
+    assert {(0, 0), (3, 0), (4, 1)} <= seen  # radio off, joining, the cloud handshake
+    assert json.loads(send(world, device, T.DIAGNOSTIC_INFO)[1])["cloud:stat"] == 2
+
+
+def test_sys_protected_reports_the_security_mode() -> None:
+    _, device, _ = make_device(options=FirmwareOptions(device_protected=True))
+    data = json.loads(DeviceControlServices(device).diagnostics())
+    assert data["sys:protected"] == 1  # MODULE_INFO_SECURITY_MODE_PROTECTED
+
+
+def test_photon_diagnostics_have_no_protected_state_source() -> None:
+    """Device OS 2.3.1 predates device protection (6.0.0) and its ``sys:protected`` source."""
+    world, device, _ = make_device("photon")
+    result, reply = send(world, device, T.DIAGNOSTIC_INFO)
+    assert result == OK and list(json.loads(reply)) == ["sys:uptime", "net:stat", "cloud:stat"]
+
+
+def test_features_and_protected_state(p2: tuple) -> None:  # type: ignore[type-arg]
     world, device, _ = p2
     assert send(world, device, T.SET_FEATURE, b"\x08\x01\x10\x01") == (OK, b"")
     assert send(world, device, T.GET_FEATURE, b"\x08\x01") == (OK, b"\x08\x01")
-    result, reply = send(world, device, T.GET_SERVER_ADDRESS, b"\x08\x02")
-    assert result == OK
-    assert config_pb2.GetServerAddressReply.FromString(reply).port == 5684
     assert send(world, device, T.GET_PROTECTED_STATE) == (OK, b"")
+
+
+@settings(max_examples=25, deadline=None)
+@given(feature=st.integers(min_value=0, max_value=255).filter(lambda f: f != 1),
+       enabled=st.booleans())
+def test_features_other_than_ethernet_detection_are_not_supported(
+        feature: int, enabled: bool) -> None:
+    """``setFeature`` / ``getFeature`` (config.cpp): any feature but ETHERNET_DETECTION takes
+    the default branch, NOT_SUPPORTED, for both; nothing is written."""
+    world, device, _ = _IDLE_DEVICE
+    before = device.dct.image()
+    set_payload = config_pb2.SetFeatureRequest(
+        feature=feature, enabled=enabled).SerializeToString()  # type: ignore[arg-type]
+    get_payload = config_pb2.GetFeatureRequest(feature=feature).SerializeToString()  # type: ignore[arg-type]
+    assert send(world, device, T.SET_FEATURE, set_payload) == (NOT_SUPPORTED, b"")
+    assert send(world, device, T.GET_FEATURE, get_payload) == (NOT_SUPPORTED, b"")
+    assert device.dct.image() == before
 
 
 def _world_device(profile: str = "p2") -> tuple[World, Device]:
@@ -270,19 +372,42 @@ def _world_device(profile: str = "p2") -> tuple[World, Device]:
     return world, device
 
 
-def test_server_address_protocol_and_protected_state_requests(p2: tuple) -> None:  # type: ignore[type-arg]
-    world, device, _ = p2
-    set_address = config_pb2.SetServerAddressRequest(protocol=2, address="cloud.local", port=5699)
+SERVER_SETTINGS = (
+    (T.SET_SERVER_ADDRESS, config_pb2.SetServerAddressRequest(
+        protocol=2, address="cloud.local", port=5699).SerializeToString()),
+    (T.GET_SERVER_ADDRESS, b"\x08\x02"),
+    (T.SET_SERVER_PROTOCOL, b"\x08\x02"),
+    (T.GET_SERVER_PROTOCOL, b""),
+)
+
+
+@pytest.mark.parametrize("profile", ["p2", "photon2", "argon"])
+def test_device_os_6_does_not_support_the_server_settings(profile: str) -> None:
+    """config.cpp's handleSet/GetServerAddressRequest and handleSet/GetServerProtocolRequest
+    return SYSTEM_ERROR_NOT_SUPPORTED unconditionally in Device OS 6.2."""
+    world, device, _ = make_device(profile)
+    for request_type, payload in SERVER_SETTINGS:
+        assert send(world, device, request_type, payload) == (NOT_SUPPORTED, b"")
+
+
+def test_photon_server_address_and_protocol_requests() -> None:
+    """Device OS 2.3.1 implements the four outside the nRF52840: the Photon answers them."""
+    world, device, _ = make_device("photon")
+    set_address = config_pb2.SetServerAddressRequest(protocol=1, address="cloud.local", port=5699)
     assert send(world, device, T.SET_SERVER_ADDRESS, set_address.SerializeToString()) == (OK, b"")
-    result, reply = send(world, device, T.GET_SERVER_ADDRESS, b"\x08\x02")
+    result, reply = send(world, device, T.GET_SERVER_ADDRESS, b"\x08\x01")
     assert result == OK
     got = config_pb2.GetServerAddressReply.FromString(reply)
     assert (got.address, got.port) == ("cloud.local", 5699)
     bad = config_pb2.SetServerAddressRequest(protocol=7, address="x", port=1)
     assert send(world, device, T.SET_SERVER_ADDRESS, bad.SerializeToString())[0] == -270
-    assert send(world, device, T.GET_SERVER_PROTOCOL) == (OK, b"\x08\x02")  # UDP_PROTOCOL
-    assert send(world, device, T.SET_SERVER_PROTOCOL, b"\x08\x02") == (OK, b"")
-    assert send(world, device, T.SET_SERVER_PROTOCOL, b"\x08\x01")[0] == NOT_SUPPORTED
+    assert send(world, device, T.GET_SERVER_PROTOCOL) == (OK, b"\x08\x01")  # TCP_PROTOCOL
+    assert send(world, device, T.SET_SERVER_PROTOCOL, b"\x08\x01") == (OK, b"")
+    assert send(world, device, T.SET_SERVER_PROTOCOL, b"\x08\x02")[0] == NOT_SUPPORTED
+
+
+def test_set_protected_state_is_not_simulated(p2: tuple) -> None:  # type: ignore[type-arg]
+    world, device, _ = p2
     assert send(world, device, T.SET_PROTECTED_STATE, b"\x08\x01")[0] == NOT_SUPPORTED
 
 

@@ -102,6 +102,22 @@ def test_no_output_outside_listening_mode() -> None:
     handle.close()
 
 
+def test_d_prints_the_diagnostic_json(port: tuple[World, Device, serial.SerialBase]) -> None:
+    """Device OS's ``d`` (system_setup.cpp) writes system_format_diag_data's JSON - the bytes
+    DIAGNOSTIC_INFO replies - then CR LF: listening mode, no credentials, the Wi-Fi interface
+    off (net:stat TURNED_OFF 0), cloud DISCONNECTED (0)."""
+    world, device, handle = port
+    handle.write(b"d")
+    line = handle.read_until(b"\r\n")
+    uptime = device.uptime_ms() // 1000
+    assert line == (b'{"sys:uptime":%d,"net:stat":0,"cloud:stat":0,"sys:protected":0}\r\n'
+                    % uptime)
+    replies: list[tuple[int, bytes]] = []
+    device.control.submit("usb", 100, b"", lambda result, reply: replies.append((result, reply)))
+    world.run_for(0.01)
+    assert replies == [(0, line[:-2])]
+
+
 def test_x_and_l(port: tuple[World, Device, serial.SerialBase]) -> None:
     world, device, handle = port
     boots = device.boot_count
