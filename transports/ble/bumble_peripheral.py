@@ -56,6 +56,7 @@ from .gatt import (
     cccd_value,
 )
 from .peripheral import BlePeripheral
+from .tcp_listener import open_tcp_server_transport
 
 __all__ = [
     "BumblePeripheral",
@@ -68,6 +69,7 @@ __all__ = [
 T = TypeVar("T")
 #: Advertising interval used on bumble (ms); bumble's default is about a second.
 ADVERTISING_INTERVAL_MS = 100.0
+_TCP_SERVER = "tcp-server:"
 
 
 class ScanResponseController(Controller):
@@ -133,7 +135,10 @@ async def serve_controllers(link: LocalLink, specs: list[str]) -> list[Transport
     """
     transports: list[Transport] = []
     for index, spec in enumerate(specs):
-        transport = await open_transport(spec)
+        # fwsim's own listener for tcp-server: one host at a time, no traceback per failing
+        # accept at the open-file limit (tcp_listener)
+        transport = (await open_tcp_server_transport(spec[len(_TCP_SERVER):])
+                     if spec.startswith(_TCP_SERVER) else await open_transport(spec))
         transports.append(transport)
         ScanResponseController(f"fwsim-ext{index}", host_source=transport.source,
                                host_sink=transport.sink, link=link)
