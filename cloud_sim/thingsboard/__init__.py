@@ -35,6 +35,7 @@ _EXPORTS = {
     "PayloadType": "model",
     "seed_demo": "demo",
     "DemoWorld": "demo",
+    "set_demo_passwords": "demo",
     "MqttServerSession": "mqtt_session",
     "ThingsBoardServer": "server",
     "TbServerConfig": "server",

@@ -13,6 +13,15 @@ one whose option should be text but is not UTF-8 escapes its parser as a ``Unico
 that asyncio prints with a traceback - 20,000 fuzz datagrams printed 350 tracebacks and 7,304
 warnings. :func:`serve_coap` rate-limits aiocoap's warnings (about what it ignores) to one line
 a minute, with the count so far, and turns that escaped error into the same count.
+
+aiocoap remembers every request it answered - the response included, about 2 KB - for
+EXCHANGE_LIFETIME (247 s), to answer a retransmitted duplicate with the same response; it has
+no cap, so 20,243 requests grew the server from 130 to 172 MB. :func:`bound_duplicate_window`
+caps that window at :data:`MAX_RECENT_MESSAGES` requests, forgetting the oldest first: a
+duplicate of a forgotten request is handled again, which a claim message tolerates (the claim
+cache keeps the first secret, B3). The check itself is aiocoap's, on that window, without
+aiocoap's timer per request (which alone kept ~0.9 KB a request for 247 s): expired requests
+are dropped as new ones arrive.
 """
 
 from __future__ import annotations
@@ -22,15 +31,20 @@ import logging
 import sys
 import time
 import traceback
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import aiocoap
 import aiocoap.resource as resource
+from aiocoap.numbers.types import CON
 
 from ..runtime import Runtime
 from .service import DeviceAck, ThingsBoardService
 
 MAX_PAYLOAD_BYTES = 64 * 1024
+#: requests (and their responses, ~2 KB each) kept in aiocoap's duplicate-detection window
+MAX_RECENT_MESSAGES = 2048
 #: aiocoap's UDP server transport: ``udp6`` where aiocoap supports it (Linux), else the simple
 #: socket server (its own defaults make the same split)
 COAP_TRANSPORTS = ["udp6"] if sys.platform == "linux" else ["simplesocketserver"]
@@ -130,10 +144,82 @@ def quiet_garbage(loop: asyncio.AbstractEventLoop, log: logging.Logger) -> Unpar
     return limiter
 
 
+class BoundedRecentMessages(OrderedDict[Hashable, Any]):
+    """aiocoap's ``MessageManager._recent_messages`` (request key -> its response, None until
+    answered) at most ``limit`` long, each key for its lifetime: adding a key first drops the
+    expired ones and, at the limit, the oldest (module header). Keys arrive in time order with
+    one lifetime, so the oldest are at the front."""
+
+    def __init__(self, limit: int, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.limit = limit
+        self.clock = clock
+        #: keys dropped at the limit before their lifetime was over
+        self.forgotten = 0
+        self._expires: dict[Hashable, float] = {}
+
+    def add(self, key: Hashable, lifetime_s: float) -> None:
+        now = self.clock()
+        self.expire(now)
+        while len(self) >= self.limit:
+            oldest, _ = self.popitem(last=False)
+            del self._expires[oldest]
+            self.forgotten += 1
+        super().__setitem__(key, None)
+        self._expires[key] = now + lifetime_s
+
+    def expire(self, now: float) -> None:
+        while self:
+            oldest = next(iter(self))
+            if self._expires[oldest] > now:
+                return
+            del self[oldest]
+            del self._expires[oldest]
+
+
+def bound_duplicate_window(context: aiocoap.Context, limit: int | None = None) -> int:
+    """Give each of ``context``'s message managers a :class:`BoundedRecentMessages` of
+    ``limit`` requests (default :data:`MAX_RECENT_MESSAGES`) and a duplicate check that uses it
+    without aiocoap's timer per request; returns how many managers it changed (0 would mean
+    aiocoap's internals moved: the test pins aiocoap's)."""
+    limit = MAX_RECENT_MESSAGES if limit is None else limit
+    changed = 0
+    for interface in context.request_interfaces:
+        manager = getattr(interface, "token_interface", None)
+        if manager is None or not isinstance(getattr(manager, "_recent_messages", None), dict):
+            continue
+        window = BoundedRecentMessages(limit)
+        manager._recent_messages = window
+        manager._deduplicate_message = _duplicate_check(manager, window)
+        changed += 1
+    return changed
+
+
+def _duplicate_check(manager: Any, window: BoundedRecentMessages) -> Callable[[Any], bool]:
+    """aiocoap's ``MessageManager._deduplicate_message`` on ``window``: True for a message
+    seen within its exchange lifetime (a CON is answered again with the stored response, if
+    any); else the message is remembered. aiocoap stores the response itself
+    (``_store_response_for_duplicates``: ``window[key] = response`` for a key it holds)."""
+
+    def is_duplicate(message: Any) -> bool:
+        key = (message.remote, message.mid)
+        window.expire(window.clock())
+        if key in window:
+            if message.mtype is CON and window[key] is not None:
+                manager._send_initially(window[key])
+            return True
+        window.add(key, message.transport_tuning.EXCHANGE_LIFETIME)
+        return False
+
+    return is_duplicate
+
+
 async def serve_coap(service: ThingsBoardService, runtime: Runtime, host: str,
                      port: int) -> aiocoap.Context:
     context = await aiocoap.Context.create_server_context(ClaimApi(service, runtime),
                                                           bind=(host, port),
                                                           transports=list(COAP_TRANSPORTS))
     quiet_garbage(asyncio.get_running_loop(), context.log)
+    if not bound_duplicate_window(context):
+        context.log.warning("aiocoap's duplicate-detection window could not be capped")
     return context

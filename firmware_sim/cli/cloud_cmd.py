@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from .common import port_arg, positive_float, seed_arg, speed_arg
 from .live import add_live_log_arguments, start_live_log
-from .tb_cmd import add_serve_arguments
+from .tb_cmd import add_serve_arguments, refuse_thingsboard_options
 from .tb_cmd import serve as serve_thingsboard
 
 if TYPE_CHECKING:
@@ -110,6 +110,7 @@ def say(prefix: str, label: str, value: str) -> None:
 def _serve(args: argparse.Namespace) -> int:
     if args.cloud_kind == "thingsboard":
         return serve_thingsboard(args, "fwsim cloud")
+    refuse_thingsboard_options(args)
     return asyncio.run(_serve_async(args))
 
 

@@ -5,11 +5,14 @@
   ``up``: ``--devices N`` claim buttons linked in process), served on loopback - REST + device
   HTTP API, MQTT 3.1.1/5, CoAP - printing every endpoint, login and device token, then running
   until Ctrl-C or ``--for SECONDS``. The options they share are added by
-  :func:`add_serve_arguments`. Device tokens, ids and button secrets of a served world come from
-  the OS CSPRNG (``TbCloudSettings.unpredictable``), whatever the seed; ``--allow-host`` names
-  the HTTP API answers to besides the bound address.
+  :func:`add_serve_arguments`. The demo accounts' passwords are fresh from the OS CSPRNG on
+  every start (printed; ``--tb-password`` fixes them): ThingsBoard's published ones would let
+  anyone who reaches the port in as the tenant administrator. Device tokens, ids and button
+  secrets of a served world come from the OS CSPRNG (``TbCloudSettings.unpredictable``),
+  whatever the seed; ``--allow-host`` names the HTTP API answers to besides the bound address.
 * ``fwsim tb why DEVICE`` / ``fwsim tb press DEVICE``: a running server's admin API
-  (``/fwsim/devices/{name}/why`` and ``/press``), logged in as the tenant administrator;
+  (``/fwsim/devices/{name}/why`` and ``/press``), logged in as the tenant administrator (the
+  password printed at start: ``FWSIM_TB_PASSWORD`` or ``--password``);
 * ``fwsim tb scenario [NAME | --all]``: the ThingsBoard claiming scenarios;
 * ``fwsim tb button --token T [--mqtt HOST:PORT | --http URL | --coap HOST:PORT]``: one
   simulated claim button against any ThingsBoard-style server, a real one included
@@ -25,6 +28,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import secrets
 import sys
 import time
@@ -41,6 +45,9 @@ if TYPE_CHECKING:
 DEFAULT_URL = "http://127.0.0.1:8080"
 #: ``--db`` left at the Particle cloud's default means this file for ThingsBoard
 PARTICLE_DB, THINGSBOARD_DB = "fwsim-cloud.db", "fwsim-thingsboard.db"
+#: the tenant administrator's password for ``fwsim tb why`` / ``press`` when ``--password`` is not
+#: given (the environment is private to the user; a command line is not)
+PASSWORD_ENV = "FWSIM_TB_PASSWORD"
 #: at most this many device tokens are printed at start
 MAX_DEVICE_LINES = 50
 #: options of ``fwsim up`` that concern Particle devices only
@@ -54,11 +61,25 @@ PARTICLE_ONLY_VALUES = (("claim_code_ttl", "--claim-code-ttl", 3600.0),
                         ("firmware_errors", "--firmware-errors", "panic"),
                         ("username", "--username", "developer@fwsim.local"),
                         ("password", "--password", None), ("token", "--token", None))
+#: what to use instead of a refused Particle option, where ThingsBoard has an equivalent
+INSTEAD = {"--password": " (the demo accounts' password is --tb-password)"}
 
 
 def say(prefix: str, label: str, value: str) -> None:
     """One line of a serving command's announcement (the layout of ``fwsim up``'s lines)."""
     print(f"{prefix}: {label:<12} {value}", flush=True)
+
+
+def _password(text: str) -> str:
+    if not text:
+        raise argparse.ArgumentTypeError("the password must not be empty")
+    if len(text) > 256:
+        raise argparse.ArgumentTypeError("the password must be at most 256 characters")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError("the password must be valid UTF-8") from None
+    return text
 
 
 def _duration_ms(text: str) -> int:
@@ -94,6 +115,19 @@ def add_serve_arguments(parser: argparse.ArgumentParser, flag: str) -> None:
                        help="security.claim.allowClaimingByDefault=false")
     group.add_argument("--documented-reclaim-body", action="store_true",
                        help='answer DELETE .../claim with {"result":{},"setOrExpired":true}')
+    group.add_argument("--tb-password", type=_password, default=None, metavar="PASSWORD",
+                       help="the password of every demo account (sysadmin, tenant, customers "
+                       "A-C), set on every start (default: a fresh random one per account, "
+                       "printed at start: ThingsBoard's published demo passwords would let any "
+                       "local user in as the tenant administrator)")
+
+
+def refuse_thingsboard_options(args: argparse.Namespace) -> None:
+    """The Particle cloud is chosen: a ThingsBoard password given would be silently unused."""
+    from . import CliError
+
+    if getattr(args, "tb_password", None) is not None:
+        raise CliError("--tb-password applies to the thingsboard cloud's demo accounts")
 
 
 def serve(args: argparse.Namespace, prefix: str, *, edges: bool = False) -> int:
@@ -106,7 +140,8 @@ def serve(args: argparse.Namespace, prefix: str, *, edges: bool = False) -> int:
             raise CliError(f"{flag} applies to Particle devices, not to the thingsboard cloud")
     for attribute, flag, default in PARTICLE_ONLY_VALUES:
         if getattr(args, attribute, default) != default:
-            raise CliError(f"{flag} applies to the Particle cloud, not to the thingsboard cloud")
+            raise CliError(f"{flag} applies to the Particle cloud, not to the thingsboard cloud"
+                           + INSTEAD.get(flag, ""))
     if getattr(args, "profile", "p2") != "p2":
         raise CliError("--profile applies to Particle devices, not to the thingsboard cloud")
     from ..testbed.serving import edge_modules
@@ -119,6 +154,8 @@ def serve(args: argparse.Namespace, prefix: str, *, edges: bool = False) -> int:
 
 
 async def _serve(args: argparse.Namespace, prefix: str) -> int:
+    from cloud_sim.thingsboard.demo import TENANT_ADMIN, set_demo_passwords
+
     from ..claim_button import ButtonConfig
     from ..kernel.realtime import stop_on_signals
     from ..testbed import CloudSpec, ServeOptions, Testbed, TestbedSpec
@@ -147,6 +184,10 @@ async def _serve(args: argparse.Namespace, prefix: str) -> int:
                                   cloud=CloudSpec("thingsboard", settings=settings)))
     plug = testbed.cloud
     assert isinstance(plug, ThingsBoardPlug)
+    assert plug.demo is not None
+    # ThingsBoard's published demo passwords would let anyone who reaches the port in: fresh
+    # ones on every start (printed below), or --tb-password
+    set_demo_passwords(plug.service, plug.demo, args.tb_password)
 
     names = {button.node: name for name, button in plug.buttons.items()}
 
@@ -180,7 +221,6 @@ async def _serve(args: argparse.Namespace, prefix: str) -> int:
                 say(prefix, label, value)
             say(prefix, "database", db)
             say(prefix, "seed", f"{args.seed}, speed {args.speed:g}x")
-            assert plug.demo is not None
             for role, email, password in plug.demo.logins():
                 say(prefix, "login", f"{role:<13} {email} / {password}")
             devices = plug.service.store.list_devices(plug.demo.tenant.id)
@@ -196,7 +236,8 @@ async def _serve(args: argparse.Namespace, prefix: str) -> int:
             driver.wake()
             if plug.buttons:
                 first = next(iter(plug.buttons))
-                say(prefix, "try", f"fwsim tb press {first!r} --url {served.http_url}")
+                say(prefix, "try", f"{PASSWORD_ENV}={plug.demo.passwords[TENANT_ADMIN[0]]} "
+                    f"fwsim tb press {first!r} --url {served.http_url}")
             say(prefix, "ready", "Ctrl-C to stop" if args.duration is None
                 else f"stopping after {args.duration:g} s")
             with contextlib.suppress(TimeoutError):
@@ -230,8 +271,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         command = commands.add_parser(name, help=text, description=text)
         command.add_argument("device", help="device name")
         command.add_argument("--url", default=DEFAULT_URL, help=f"server (default {DEFAULT_URL})")
-        command.add_argument("--user", default="tenant@thingsboard.org")
-        command.add_argument("--password", default="tenant")
+        command.add_argument("--user", default="tenant@thingsboard.org",
+                             help="a tenant administrator (default tenant@thingsboard.org)")
+        command.add_argument("--password", help="its password, as the server printed it at "
+                             f"start (default: ${PASSWORD_ENV}; a command line is visible to "
+                             "other local users, the environment is not)")
         command.add_argument("--json", action="store_true", help="print the raw JSON")
         command.set_defaults(handler=_why if name == "why" else _press)
     scenario = commands.add_parser("scenario", help="run ThingsBoard claiming scenarios")
@@ -281,8 +325,14 @@ def _request(method: str, url: str, body: Any = None, token: str | None = None) 
 
 
 def _login(args: argparse.Namespace) -> str:
+    from . import CliError
+
+    password = args.password if args.password is not None else os.environ.get(PASSWORD_ENV)
+    if not password:
+        raise CliError(f"give the password of {args.user}: set {PASSWORD_ENV} (or --password) "
+                       "to the one the server printed at start (its 'login' lines)")
     tokens = _request("POST", f"{args.url.rstrip('/')}/api/auth/login",
-                      {"username": args.user, "password": args.password})
+                      {"username": args.user, "password": password})
     token: str = tokens["token"]
     return token
 
@@ -343,4 +393,4 @@ def _scenario(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-__all__ = ["add_serve_arguments", "register", "serve"]
+__all__ = ["add_serve_arguments", "refuse_thingsboard_options", "register", "serve"]

@@ -34,7 +34,7 @@ from .common import (
     load_device_config,
 )
 from .live import add_live_log_arguments, start_live_log
-from .tb_cmd import add_serve_arguments
+from .tb_cmd import add_serve_arguments, refuse_thingsboard_options
 from .tb_cmd import serve as serve_thingsboard
 
 if TYPE_CHECKING:
@@ -124,6 +124,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _up(args: argparse.Namespace) -> int:
     if args.cloud_kind == "thingsboard":
         return serve_thingsboard(args, PREFIX, edges=True)
+    refuse_thingsboard_options(args)
     return asyncio.run(_up_async(args))
 
 

@@ -82,6 +82,9 @@ RULES: list[tuple[str, str]] = [
     (r"^curl -X POST .*api/v1/<device token>/claim", "no: the device HTTP API; "
      "tests/interop/test_tb_clients.py and tests/thingsboard post the same request"),
     (r"^export FWSIM_ADMIN_TOKEN=\$\(python3", "run"),
+    (r"^export FWSIM_TB_PASSWORD=<tenant password>", "no: sets the tenant administrator's "
+     "printed password for the fwsim tb commands; the test passes the printed one to them in "
+     "their environment (TB_PASSWORD)"),
     (r"^fwsim cloud serve .*&$", "no: backgrounded for the next command; "
      "tests/cloud/test_cli_cloud.py runs cloud serve + device run --scenario across processes"),
     (r"^fwsim device run --cloud coap://127\.0\.0\.1:5683 --api", "no: needs the cloud of the "
@@ -118,6 +121,9 @@ SERVERS: dict[str, tuple[list[str], dict[str, str]]] = {
     "tb": (["up", "--cloud", "thingsboard", "--devices", "3"],
            {"TOKEN": r"'Claim Button 2' token (\S+)"}),
 }
+#: the tenant administrator's password a ThingsBoard server printed (fresh on every start),
+#: which the docs export as FWSIM_TB_PASSWORD for the ``fwsim tb`` commands
+TB_PASSWORD = r"tenant@thingsboard\.org / (\S+)$"
 
 
 def rule_for(command: Command) -> str:
@@ -244,6 +250,8 @@ def _client_commands(name: str, scratch: Path) -> None:
             for placeholder, pattern in fills.items():
                 text = text.replace(placeholder, server.value(pattern))
             env = dict(_env(), FWSIM_URL="http://127.0.0.1:8080", FWSIM_ADMIN_TOKEN=UP_TOKEN)
+            if name == "tb":
+                env["FWSIM_TB_PASSWORD"] = server.value(TB_PASSWORD)
             done = subprocess.run(["bash", "-c", text], cwd=scratch, env=env,
                                   capture_output=True, text=True, timeout=120, check=False)
             assert done.returncode == 0, f"{command}\n{text}\n{done.stdout}\n{done.stderr}"

@@ -136,7 +136,9 @@ SERVERS: dict[str, tuple[list[str], dict[str, str]]] = {
                     {"8080": r"REST API\s+http://127\.0\.0\.1:(\d+)",
                      "1883": r"MQTT\s+mqtt://127\.0\.0\.1:(\d+)",
                      "<device token>": r"'Claim Button 1' token (\S+)",
-                     "<button secret>": r"button\s+'Claim Button 1' secret (\S+)"}),
+                     "<button secret>": r"button\s+'Claim Button 1' secret (\S+)",
+                     # the demo passwords are fresh on every start
+                     "<customer A password>": r"customerA@thingsboard\.org / (\S+)$"}),
 }
 
 ALL = [block for path in DOCS for block in extract(path)]

@@ -23,6 +23,8 @@ import pytest
 from tb.served import REPO, ServedTb
 
 pytestmark = pytest.mark.interop
+#: the demo tenant administrator; every demo password is fresh on each start (printed)
+TENANT = "tenant@thingsboard.org"
 HERE = Path(__file__).resolve().parent / "tb"
 PAHO_VERSION = "2.2.0"
 
@@ -47,12 +49,13 @@ def login(served: ServedTb, email: str, password: str) -> dict[str, str]:
 def customer_claim(served: ServedTb, device: str, secret: str,
                    customer: str = "customerA@thingsboard.org") -> httpx.Response:
     return httpx.post(f"{served.http_url}/api/customer/device/{device}/claim",
-                      json={"secretKey": secret}, headers=login(served, customer, "customer"))
+                      json={"secretKey": secret},
+                      headers=login(served, customer, served.password(customer)))
 
 
 def why(served: ServedTb, device: str) -> dict[str, Any]:
     response = httpx.get(f"{served.http_url}/fwsim/devices/{device}/why",
-                         headers=login(served, "tenant@thingsboard.org", "tenant"))
+                         headers=login(served, TENANT, served.password(TENANT)))
     assert response.status_code == 200
     result: dict[str, Any] = response.json()
     return result
@@ -78,7 +81,7 @@ def test_tb_mqtt_client_claims_then_customer_claims(served: ServedTb) -> None:
 def test_tb_gateway_client_claims_two_devices(served: ServedTb) -> None:
     from tb_gateway_mqtt import TBGatewayMqttClient
 
-    tenant = login(served, "tenant@thingsboard.org", "tenant")
+    tenant = login(served, TENANT, served.password(TENANT))
     gateway = httpx.post(f"{served.http_url}/api/device?accessToken=GW-TOKEN-1", headers=tenant,
                          json={"name": "Gateway 1", "additionalInfo": {"gateway": True}})
     assert gateway.status_code == 200, gateway.text
@@ -130,7 +133,7 @@ def test_tb_rest_client_sets_up_claims_and_reclaims(served: ServedTb) -> None:
     from tb_rest_client.rest_client import ClaimRequest, Customer, Device, RestClient
 
     with RestClient(base_url=served.http_url) as tenant:
-        tenant.login(username="tenant@thingsboard.org", password="tenant")
+        tenant.login(username=TENANT, password=served.password(TENANT))
         customer = tenant.save_customer(Customer(title="Interop Customer"))
         device = tenant.save_device(Device(name="REST Device", type="default"))
         credentials = tenant.get_device_credentials_by_device_id(device.id)
@@ -139,7 +142,8 @@ def test_tb_rest_client_sets_up_claims_and_reclaims(served: ServedTb) -> None:
             "claimingData": {"secretKey": "from-box", "expirationTime": 4_102_444_800_000}})
         assert customer.id.id
     with RestClient(base_url=served.http_url) as user:
-        user.login(username="customerC@thingsboard.org", password="customer")
+        user.login(username="customerC@thingsboard.org",
+                   password=served.password("customerC@thingsboard.org"))
         with pytest.raises(ApiException) as failed:
             user.claim_device_by_name("REST Device", ClaimRequest(secret_key="wrong"))
         assert failed.value.status == 400
@@ -147,7 +151,7 @@ def test_tb_rest_client_sets_up_claims_and_reclaims(served: ServedTb) -> None:
         assert result["response"] == "SUCCESS"
         user.re_claim_device("REST Device")
     with RestClient(base_url=served.http_url) as tenant:
-        tenant.login(username="tenant@thingsboard.org", password="tenant")
+        tenant.login(username=TENANT, password=served.password(TENANT))
         assert tenant.get_tenant_device("REST Device").customer_id.id == (
             "13814000-1dd2-11b2-8080-808080808080")
 
@@ -157,7 +161,7 @@ def test_tb_rest_client_pages_devices_and_logs_out(served: ServedTb) -> None:
     from tb_rest_client.rest_client import RestClient
 
     with RestClient(base_url=served.http_url) as tenant:
-        tenant.login(username="tenant@thingsboard.org", password="tenant")
+        tenant.login(username=TENANT, password=served.password(TENANT))
         page = tenant.get_tenant_devices(page_size=2, page=0, text_search="claim button")
         assert len(page.data) == 2 and page.has_next is True
         assert page.total_elements == 4 and page.total_pages == 2

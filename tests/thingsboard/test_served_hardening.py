@@ -24,6 +24,8 @@ from tests.processes import ReadyServer
 SPEED = 60
 ALLOWED = "tb.fwsim.test"
 BUTTON = "Claim Button 1"
+#: the tenant administrator's password the served fixture printed
+TENANT_PASSWORD: list[str] = []
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +36,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReadyServer]:
          "1", "--no-boot-press", "--http", "0", "--mqtt", "0", "--coap", "0", "--db",
          ":memory:", "--for", "120", "--speed", str(SPEED), "--allow-host", ALLOWED],
         tmp_path_factory.mktemp("tb"), dict(os.environ, PYTHONUNBUFFERED="1"))
+    # fresh on every start: the one this start printed
+    TENANT_PASSWORD[:] = [server.value(r"tenant@thingsboard\.org / (\S+)$")]
     yield server
     server.stop()
 
@@ -48,7 +52,7 @@ def port_of(served: ReadyServer, label: str) -> int:
 
 def login(base: str, **headers: str) -> httpx.Response:
     return httpx.post(f"{base}/api/auth/login", json={"username": "tenant@thingsboard.org",
-                                                      "password": "tenant"},
+                                                      "password": TENANT_PASSWORD[0]},
                       headers=headers, timeout=10)
 
 

@@ -41,7 +41,8 @@ def token(served: ReadyServer, device: str) -> str:
 def customer_claim(served: ReadyServer, device: str, secret: str) -> httpx.Response:
     rest = served.value(r"REST API\s+(\S+)")
     login = httpx.post(f"{rest}/api/auth/login", json={
-        "username": "customerA@thingsboard.org", "password": "customer"}, timeout=10)
+        "username": "customerA@thingsboard.org",
+        "password": served.value(r"customerA@thingsboard\.org / (\S+)$")}, timeout=10)
     return httpx.post(f"{rest}/api/customer/device/{device}/claim",
                       json={"secretKey": secret}, timeout=10,
                       headers={"X-Authorization": f"Bearer {login.json()['token']}"})

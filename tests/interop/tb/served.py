@@ -67,6 +67,10 @@ class ServedTb:
     def token(self, device: str) -> str:
         return self._find(rf"^{PREFIX} device\s+'{re.escape(device)}' token (\S+)").group(1)
 
+    def password(self, email: str) -> str:
+        """The demo account's password this start printed (fresh on every start)."""
+        return self._find(rf"^{PREFIX} login\s.*\s{re.escape(email)} / (\S+)$").group(1)
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
