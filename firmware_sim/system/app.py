@@ -23,6 +23,18 @@ hardware and abandons the current step (a served world keeps running); see
 ``FirmwareOptions.firmware_errors``. That includes ``SystemExit`` and ``KeyboardInterrupt``
 raised by the firmware: a firmware cannot end the process that serves other devices.
 
+Software timers (``after``, ``every``; Device OS's ``Timer`` on FreeRTOS software timers, 1 ms
+tick: ``configTICK_RATE_HZ`` 1000 in ``hal/src/rtl872x/freertos/FreeRTOSConfig.h``): a period
+must be a finite number > 0 - FreeRTOS's ``prvInitialiseNewTimer`` asserts
+``xTimerPeriodInTicks > 0`` (``timers.c``) - so ``every`` with a period <= 0 raises
+``ValueError`` in the firmware (with ``firmware_errors="panic"`` the device panics, as the
+assert would); a positive period shorter than the tick is one tick. ``after`` takes a delay >= 0
+(negative or not finite: ``ValueError``) and a delay shorter than the tick, 0 included, is one
+tick: a firmware that re-arms ``after(0, f)`` from ``f`` advances the virtual clock 1 ms per
+call instead of holding every other device on one instant. Each timer keeps one handle in the
+boot's table (``every``: its control and its one re-armed entry, until it is cancelled;
+``after``: until it fires or is cancelled), so a long-running timer holds no growing list.
+
 Example - the forum workaround::
 
     class SessionEndWorkaround(Firmware):
@@ -34,6 +46,7 @@ Example - the forum workaround::
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Protocol, TypeVar
 
@@ -60,6 +73,8 @@ VariableSource = VariableValue | Callable[[], VariableValue]
 #: ``USER_FUNC_MAX_COUNT`` / ``USER_VAR_MAX_COUNT`` (``system/inc/system_cloud.h``)
 MAX_FUNCTIONS = 100
 MAX_VARIABLES = 100
+#: one FreeRTOS tick (``configTICK_RATE_HZ`` 1000): the shortest period or delay of a timer
+TICK_S = 0.001
 _TYPE_NAMES = {"bool": VariableType.BOOLEAN, "int": VariableType.INT,
                "double": VariableType.DOUBLE, "string": VariableType.STRING}
 
@@ -90,6 +105,19 @@ def _valid_key(name: object, limit: int) -> bool:
         return len(name.encode("utf-8")) <= limit
     except UnicodeEncodeError:
         return False
+
+
+def _timer_period(seconds: object, api: str, what: str, *, allow_zero: bool) -> float:
+    """``seconds`` as a timer's period or delay: at least one tick (module header); a
+    ``ValueError`` for a value Device OS's timers cannot take."""
+    valid = (isinstance(seconds, int | float) and not isinstance(seconds, bool)
+             and math.isfinite(seconds) and (seconds >= 0 if allow_zero else seconds > 0))
+    if not valid:
+        bound = ">= 0" if allow_zero else "> 0 (a FreeRTOS timer's period is at least 1 tick)"
+        raise ValueError(f"Particle.{api}: the {what} must be a finite number of seconds "
+                         f"{bound}, not {seconds!r}"[:200])
+    assert isinstance(seconds, int | float)
+    return TICK_S if seconds < TICK_S else seconds
 
 
 class ApplicationHost(Protocol):
@@ -135,6 +163,55 @@ class Firmware:
         """Called once per boot, like the Wiring ``setup()``."""
 
 
+class _OneShotTimer(TimerHandle):
+    """The handle of ``Particle.after``: leaves its boot's timer table when it fires or is
+    cancelled."""
+
+    __slots__ = ("_particle", "_user_callback")
+
+    def __init__(self, particle: Particle, callback: Callable[[], None]) -> None:
+        super().__init__(_OneShotTimer._fire, None, "app-timer")
+        self._particle = particle
+        self._user_callback = callback
+
+    def _fire(self) -> None:
+        particle = self._particle
+        particle._timers.pop(self, None)
+        particle.run_user("a timer", self._user_callback)
+
+    def cancel(self) -> None:
+        self._particle._timers.pop(self, None)
+        self._user_callback = _nothing  # kept alive no longer (``TimerHandle.cancel``)
+        super().cancel()
+
+
+class _PeriodicControl(TimerHandle):
+    """The handle ``Particle.every`` returns (never scheduled itself): cancelling it cancels the
+    timer's one re-armed entry and takes both out of the boot's timer table."""
+
+    __slots__ = ("_particle", "entry")
+
+    def __init__(self, particle: Particle, callback: Callable[[], None]) -> None:
+        super().__init__(callback, (), "app-periodic")
+        self._particle = particle
+        #: the scheduler entry re-armed on each tick
+        self.entry: TimerHandle | None = None
+
+    def cancel(self) -> None:
+        timers = self._particle._timers
+        timers.pop(self, None)
+        entry = self.entry
+        if entry is not None:
+            timers.pop(entry, None)
+            entry.cancel()
+            self.entry = None
+        super().cancel()
+
+
+def _nothing() -> None:
+    """What a cancelled one-shot holds instead of the firmware's callback."""
+
+
 class Particle:
     """The user API of one device for one boot."""
 
@@ -143,7 +220,8 @@ class Particle:
     def __init__(self, device: ApplicationHost) -> None:
         self._device = device
         self._subscriptions: list[tuple[str, EventHandler]] = []
-        self._timers: list[TimerHandle] = []
+        #: this boot's timer handles (an ordered set): cancelled by ``stop``
+        self._timers: dict[TimerHandle, None] = {}
         #: registered functions and variables, in registration order (None until the first)
         self._functions: dict[str, FunctionHandler] | None = None
         self._variables: dict[str, tuple[VariableType, VariableSource]] | None = None
@@ -235,24 +313,33 @@ class Particle:
     # -- timers --------------------------------------------------------------------------------
 
     def after(self, seconds: float, callback: Callable[[], None]) -> TimerHandle:
-        handle = self._device.world.scheduler.call_later(seconds, self.run_user, "a timer",
-                                                         callback, label="app-timer")
-        self._timers.append(handle)
+        """Call ``callback`` once, ``seconds`` from now (at least one tick: module header);
+        cancel the returned handle to stop it."""
+        delay_s = _timer_period(seconds, "after", "delay", allow_zero=True)
+        handle = _OneShotTimer(self, callback)
+        self._timers[handle] = None
+        self._device.world.scheduler.schedule(handle, delay_s)
         return handle
 
     def every(self, seconds: float, callback: Callable[[], None]) -> TimerHandle:
-        """Call ``callback`` every ``seconds``; cancel the returned handle to stop."""
+        """Call ``callback`` every ``seconds`` (> 0; at least one tick: module header); cancel
+        the returned handle to stop."""
+        period_s = _timer_period(seconds, "every", "period", allow_zero=False)
         scheduler = self._device.world.scheduler
-        control = TimerHandle(callback, (), "app-periodic")
+        control = _PeriodicControl(self, callback)
 
-        def tick() -> None:
+        def tick(entry: TimerHandle) -> None:
             if control.cancelled:
                 return
             self.run_user("a timer", callback)
             if not control.cancelled:
-                self._timers.append(scheduler.call_later(seconds, tick, label="app-periodic"))
+                scheduler.schedule(entry, period_s)  # the same entry, re-armed
 
-        self._timers.append(scheduler.call_later(seconds, tick, label="app-periodic"))
+        # one entry re-armed on each tick: the same tie-break draw as a new ``call_later``
+        entry = control.entry = TimerHandle(tick, None, "app-periodic")
+        self._timers[control] = None
+        self._timers[entry] = None
+        scheduler.schedule(entry, period_s)
         return control
 
     # -- internal ------------------------------------------------------------------------------
@@ -312,7 +399,7 @@ class Particle:
         return prefixes
 
     def stop(self) -> None:
-        for timer in self._timers:
+        for timer in list(self._timers):  # a one-shot leaves the table as it is cancelled
             timer.cancel()
         self._timers.clear()
         self._subscriptions.clear()
