@@ -7,9 +7,7 @@ QA finding: bumble's own ``tcp-server`` accepted without limit (1,100 connection
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
-import socket
 
 import pytest
 
@@ -20,6 +18,8 @@ from transports.ble.tcp_listener import (
     TcpServerTransport,
     open_tcp_server_transport,
 )
+
+from ..open_file_limit import FailingAccepts
 
 HCI_RESET = bytes([0x01, 0x03, 0x0C, 0x00])
 HCI_READ_BD_ADDR = bytes([0x01, 0x09, 0x10, 0x00])
@@ -93,22 +93,11 @@ def test_connections_past_the_one_host_are_closed_and_the_host_keeps_its_link() 
 def test_accept_failing_at_the_open_file_limit_logs_one_line_and_recovers(
         caplog: pytest.LogCaptureFixture) -> None:
     async def main() -> None:
-        loop = asyncio.get_running_loop()
-        real_accept = loop.sock_accept
-        failures = 200
-
-        async def accept(sock: socket.socket) -> tuple[socket.socket, object]:
-            nonlocal failures
-            if failures:
-                failures -= 1
-                raise OSError(errno.EMFILE, "Too many open files")
-            return await real_accept(sock)
-
-        loop.sock_accept = accept  # type: ignore[method-assign]
+        accepts = FailingAccepts(200)
         transport: TcpServerTransport = await open_tcp_server_transport(
             "127.0.0.1:0", TcpListenerLimits(retry_delay_s=0.001, log_interval_s=60.0))
         try:
-            await _until(lambda: failures == 0)
+            await _until(lambda: accepts.left == 0)
             _, writer = await asyncio.open_connection(*transport.address)
             await _until(lambda: transport.host_attached)
             writer.close()

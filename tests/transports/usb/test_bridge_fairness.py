@@ -9,7 +9,6 @@ each wrote a trace record as fast as they came.
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
 import socket
 import threading
@@ -24,6 +23,7 @@ from transports.usb import bridge_protocol as bp
 from transports.usb.bridge_server import BridgeLimits, UsbBridgeServer
 from transports.usb.protocol import SetupPacket
 
+from ..open_file_limit import FailingAccepts
 from .conftest import DEVICE_ID, make_device
 from .test_bridge_limits import bridge
 
@@ -161,23 +161,12 @@ def test_accept_failing_at_the_open_file_limit_logs_one_line_and_recovers(
     _, device, _ = make_device()
 
     async def main() -> None:
-        loop = asyncio.get_running_loop()
-        real_accept = loop.sock_accept
-        failures = 100
-
-        async def accept(sock: socket.socket) -> tuple[socket.socket, object]:
-            nonlocal failures
-            if failures:
-                failures -= 1
-                raise OSError(errno.EMFILE, "Too many open files")
-            return await real_accept(sock)
-
-        loop.sock_accept = accept  # type: ignore[method-assign]
+        accepts = FailingAccepts(100)
         async with bridge(device, limits) as (_, host, port):
             connection = await UsbBridgeConnection.connect(f"{host}:{port}")
             assert len(await asyncio.wait_for(connection.list_devices(), 10)) == 1
             await connection.close()
-        assert failures == 0
+        assert accepts.left == 0
 
     with caplog.at_level(logging.WARNING):
         asyncio.run(main())
