@@ -602,9 +602,15 @@ class Device:
             self.network.connect()
 
     def _listening_changed(self, active: bool) -> None:
-        """Leaving listening mode, the system connects again when the cloud is wanted - or,
-        without any Wi-Fi credentials, goes straight back to listening mode."""
-        if active or self.state is not DeviceState.RUNNING or not self.cloud.want_connected:
+        """Entering listening mode takes the network down too (``ListeningModeHandler::enter``:
+        ``cloud_disconnect`` then ``NetworkManager::deactivateConnections``; the interface stays
+        powered, so it can scan and join). Leaving it, the system connects again when the cloud
+        is wanted - or, without any Wi-Fi credentials, goes straight back to listening mode."""
+        if active:
+            if self.network.ready or self.network.connecting:
+                self.network.disconnect()
+            return
+        if self.state is not DeviceState.RUNNING or not self.cloud.want_connected:
             return
         if len(self.credentials) == 0:
             self.tracer.emit("listening.no_credentials", action="listening mode again")

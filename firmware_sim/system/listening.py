@@ -14,8 +14,9 @@ INVALID_STATE to 0); so is exiting while not listening. Given a device log, ente
 ``[system.listen] INFO: Exiting listening mode`` before ``setup_end``
 (``ListeningModeHandler::enter``/``exit``, ``LOG_SOURCE_CATEGORY("system.listen")``).
 
-UNVERIFIED choice (documented in docs/device-model.md): entering listening mode leaves the Wi-Fi
-interface as it was; only the cloud connection is paused.
+The device (``Device._listening_changed``) also leaves its network on entering, as
+``ListeningModeHandler::enter`` does (``NetworkManager::deactivateConnections``), and joins it
+again on leaving (docs/device-model.md, "Network and listening mode").
 """
 
 from __future__ import annotations

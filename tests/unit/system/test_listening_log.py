@@ -30,3 +30,21 @@ def test_enter_and_exit_log_like_device_os() -> None:
         "0000001234 [system.listen] INFO: Entering listening mode",
         "0000001234 [system.listen] INFO: Exiting listening mode"]
     assert paused == [(True, 1), (False, 2)]  # each line comes before the cloud's pause/resume
+
+
+def test_entering_listening_mode_takes_the_network_down_and_leaving_brings_it_back() -> None:
+    """``ListeningModeHandler::enter`` (system/src/system_listening_mode.cpp): cloud_disconnect,
+    then NetworkManager::deactivateConnections; the interface stays powered (it can scan)."""
+    from firmware_sim.testbed import Testbed, TestbedSpec, provisioned
+
+    with Testbed(TestbedSpec(seed=2, devices=tuple(provisioned("d")), timing="fast")) as bed:
+        device = bed.devices["d"]
+        bed.power_on()
+        assert bed.run_until(lambda: device.cloud_connected, 30)
+        device.listening.enter()
+        bed.run_for(1)
+        assert device.listening.active and not device.network.ready
+        assert not device.network.connecting and not device.cloud_connected
+        device.listening.exit()
+        assert bed.run_until(lambda: device.cloud_connected, 30)
+        assert device.network.ready
