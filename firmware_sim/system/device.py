@@ -643,7 +643,7 @@ class Device:
             return
         if self.state is DeviceState.PANIC:
             self._safe_mode_next_boot = safe_mode
-            self._panic_reset(reason, self.boot_count)
+            self._panic_reset(reason, data, self.boot_count)
             return
         if self.state is not DeviceState.RUNNING:
             return
@@ -654,10 +654,17 @@ class Device:
     def _do_reset(self, reason: str, data: int = 0) -> None:
         if self.state is not DeviceState.RUNNING:
             return
+        self._reset_now(reason, data)
+
+    def _reset_now(self, reason: str, data: int) -> None:
+        """The reset itself (``HAL_Core_System_Reset_Ex``): the reason and its data kept in
+        retained RAM for the next boot, which comes after the bootloader's delay."""
         self.tracer.emit("device.reset", reason=reason)
         self.retained.reset_reason = reason
         self.retained.reset_data = data
-        self._shutdown()
+        if self.state is DeviceState.RUNNING:
+            self._shutdown()
+        self.state = DeviceState.OFF
         self.world.scheduler.call_later(self.timing.boot_delay_s, self._boot, label="boot")
 
     def panic(self, code: int) -> None:
@@ -668,26 +675,19 @@ class Device:
         code>``. A power cut or a reset during the pattern ends it sooner."""
         if self.state is not DeviceState.RUNNING:
             return
-        self.tracer.emit("device.panic", code=code, sos_s=panic_sos_s(code))
-        self.retained.reset_reason = "panic"
-        self.retained.reset_data = code
+        sos_s = panic_sos_s(code)
+        self.tracer.emit("device.panic", code=code, sos_s=sos_s)
         self._shutdown()
         self.state = DeviceState.PANIC
-        self.world.scheduler.call_later(panic_sos_s(code), self._panic_reset, "panic",
+        self.world.scheduler.call_later(sos_s, self._panic_reset, "panic", code,
                                         self.boot_count, label="panic-reset")
 
-    def _panic_reset(self, reason: str, boot: int) -> None:
-        """The reset that ends the panic of boot ``boot`` (``HAL_Core_System_Reset_Ex``), or a
-        reset asked for while the pattern flashes. The pattern's own reset does nothing once
-        the device has booted again (a reset or power cycle ended that panic sooner)."""
-        if self.state is not DeviceState.PANIC or boot != self.boot_count:
-            return
-        self.tracer.emit("device.reset", reason=reason)
-        self.retained.reset_reason = reason
-        if reason != "panic":
-            self.retained.reset_data = 0
-        self.state = DeviceState.OFF
-        self.world.scheduler.call_later(self.timing.boot_delay_s, self._boot, label="boot")
+    def _panic_reset(self, reason: str, data: int, boot: int) -> None:
+        """The reset that ends the panic of boot ``boot``, or a reset asked for while the
+        pattern flashes. The pattern's own reset does nothing once the device has booted again
+        (a reset or power cycle ended that panic sooner)."""
+        if self.state is DeviceState.PANIC and boot == self.boot_count:
+            self._reset_now(reason, data)
 
     def firmware_failed(self, exc: BaseException, where: str) -> None:
         """The user firmware raised ``exc`` in ``where`` (``Particle.run_user``): return to let

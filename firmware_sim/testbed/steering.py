@@ -186,16 +186,16 @@ class Steering:
         if cloud is None or not hasattr(cloud, "store"):
             return {"owner": None, "owner_name": None, "cloud_name": None, "product_id": None,
                     "online": None, "cloud_session": None}
+        from cloud_sim.http.render import display_name
+
         record = cloud.store.get_device(device.device_id)
         session = cloud.endpoint.session_for_device(device.device_id)
         owner = record.owner if record is not None else None
         return {
             "owner": str(owner) if owner else None,
-            "owner_name": owner_name(cloud.store, str(owner)) if owner else None,
-            # the name the cloud's API knows it by (particle call NAME ...): the REST API's
-            # display name, cloud_sim/http/render.py
-            "cloud_name": (record.name or f"fwsim_{record.id[-6:]}")
-            if record is not None else None,
+            "owner_name": owner_name(cloud.store, record) if record is not None else None,
+            # the name the cloud's API knows it by (particle call NAME ...)
+            "cloud_name": display_name(record) if record is not None else None,
             "product_id": record.product_id if record is not None else None,
             "online": bool(record.online) if record is not None else False,
             "cloud_session": None if session is None else {
@@ -320,18 +320,19 @@ class Steering:
         return cloud
 
 
-def owner_name(store: Any, principal: str) -> str:
-    """``user:<id>`` as the user's username (an e-mail address), ``customer:<id>`` as the
-    customer's e-mail with ``(customer)``; the principal itself when the store has no such
-    account."""
-    kind, _, ident = principal.partition(":")
-    if kind == "user":
-        user = store.get_user(ident)
-        return str(user.username) if user is not None else principal
-    if kind == "customer":
-        customer = store.get_customer(ident)
-        return f"{customer.email} (customer)" if customer is not None else principal
-    return principal
+def owner_name(store: Any, record: Any) -> str | None:
+    """A device record's owner as the REST API names it (``owner_email``: a user's username, a
+    customer's e-mail, here with ``(customer)``); the principal itself when the store has no
+    such account; None when nobody owns the device."""
+    from cloud_sim.http.render import owner_email
+
+    owner = record.owner
+    if owner is None:
+        return None
+    email = owner_email(store, record)
+    if email is None:
+        return str(owner)
+    return email if owner.is_user else f"{email} (customer)"
 
 
 def device_state(device: Device) -> str:
